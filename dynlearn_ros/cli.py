@@ -1,0 +1,51 @@
+"""``dynlearn-ros``: the package's command line.
+
+Each sub-command lives in ``dynlearn_ros/commands/<name>.py`` and exposes
+``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when their
+command runs, so ``dynlearn-ros launch`` never pays for torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: command -> (module under dynlearn_ros.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "launch": ("launch", "start a launch graph without launch_ros (each node its own process)"),
+    "collect": ("collect", "simulate exciting trajectories and write a data set (.npz)"),
+    "train": ("train", "train a dynamics model on a data set"),
+    "eval": ("eval", "evaluate trained models and write JSON + a markdown table"),
+    "export": ("export", "export a trained model to an ONNX model directory"),
+    "bench": ("bench", "benchmarks writing JSON (loop, model, train)"),
+    "report": ("report", "reproduce a results table or scenario (see docs/results.md)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dynlearn-ros", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        try:
+            mod = importlib.import_module(f"dynlearn_ros.commands.{module}")
+        except ImportError as exc:  # a command whose dependencies are missing still lists
+            p.set_defaults(_import_error=exc)
+            continue
+        mod.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_import_error", None) is not None:
+        parser.error(f"command '{args.command}' is unavailable: {args._import_error}")
+    mod = importlib.import_module(f"dynlearn_ros.commands.{args._module}")
+    return int(mod.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

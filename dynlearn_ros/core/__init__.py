@@ -1,0 +1,1 @@
+"""Control-side logic with numpy and pinocchio only (no rclpy, no torch)."""

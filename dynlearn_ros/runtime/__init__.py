@@ -1,0 +1,1 @@
+"""onnxruntime-backed predictors (no rclpy, no torch on the control path)."""

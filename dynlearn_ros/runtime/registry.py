@@ -1,0 +1,46 @@
+"""Model kinds the controller can load by name (the ``model_kind`` parameter).
+
+Each learned kind lives in its own module and exposes a class with
+``from_directory(model_dir: Path, joint_names: Sequence[str]) -> InverseModel``; a model
+directory holds ``model.onnx`` and ``metadata.json``. Modules are imported lazily so the
+controller pays only for the kind it uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from dynlearn_ros.core.inverse_model import InverseModel
+
+#: learned kinds -> "module:Class"; "analytic" is built by the controller from the URDF
+LEARNED_KINDS: dict[str, str] = {
+    "acrkn": "dynlearn_ros.runtime.acrkn:AcrknInversePredictor",
+    "svdkl": "dynlearn_ros.runtime.svdkl:SvdklPredictor",
+}
+ALL_KINDS = ("analytic", *LEARNED_KINDS)
+
+
+class ModelLoadError(RuntimeError):
+    """A model directory that cannot be used (missing, corrupt, wrong joints, failed checks)."""
+
+
+def load_inverse_model(kind: str, model_dir: str | Path, joint_names: Sequence[str]) -> InverseModel:
+    """Load a learned inverse model; raise :class:`ModelLoadError` with the reason if unusable."""
+    if kind not in LEARNED_KINDS:
+        raise ModelLoadError(f"unknown learned model kind '{kind}'; choose from {sorted(LEARNED_KINDS)}")
+    model_dir = Path(model_dir)
+    if not (model_dir / "model.onnx").is_file() or not (model_dir / "metadata.json").is_file():
+        raise ModelLoadError(f"{model_dir}: a model directory needs model.onnx and metadata.json")
+    module_name, cls_name = LEARNED_KINDS[kind].split(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise ModelLoadError(f"model kind '{kind}' is not available: {exc}") from exc
+    try:
+        return cls.from_directory(model_dir, tuple(joint_names))
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # corrupt files surface as many exception types; report them all
+        raise ModelLoadError(f"{model_dir}: cannot load {kind} model: {type(exc).__name__}: {exc}") from exc
