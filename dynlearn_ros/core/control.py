@@ -1,0 +1,216 @@
+"""Computed-torque control with a learned feed-forward term and variance-scheduled gains.
+
+    tau = tau_ff + K_P (q_d - q) + K_D (qd_d - qd),        clamped to +-tau_max
+
+tau_ff and its per-joint std sigma come from an :class:`InverseModel` evaluated at the measured
+state with the reference acceleration; K_P, K_D come from :class:`GainSchedule` (Eq. 7-8).
+
+Safe behaviour (each mode counted; the node logs them throttled):
+
+* ``NORMAL``: the law above.
+* ``MODEL_FALLBACK``: the learned model returned nothing usable (False, NaN/inf): tau_ff from the
+  analytic rigid-body model and the gains for maximal uncertainty (K -> K_max): safe, not limp.
+* ``HOLD``: no trustworthy state (older than ``stale_timeout_s``), or the law produced a
+  non-finite torque: tau = g(q_last) - the analytic gravity torque at the last valid position,
+  no feedback on data we do not trust. It keeps a resting arm where it is, and it is what a
+  driver's own hold would do; zero torque would drop the arm under gravity.
+* No command at all before the first valid joint state.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dynlearn_ros.core.analytic import AnalyticInverseModel
+from dynlearn_ros.core.inverse_model import InverseModel, InverseQuery
+from dynlearn_ros.core.safety import clamp_torque
+from dynlearn_ros.core.schedule import GainSchedule
+from dynlearn_ros.core.trajectories import Reference
+
+
+class Mode(enum.IntEnum):
+    NORMAL = 0
+    MODEL_FALLBACK = 1
+    HOLD = 2
+
+
+@dataclass
+class Counters:
+    """Safety and bookkeeping counters (cumulative)."""
+
+    ticks: int = 0
+    model_fallback: int = 0
+    stale_hold: int = 0
+    nonfinite_torque: int = 0
+    clamped_joints: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "ticks": self.ticks, "model_fallback": self.model_fallback, "stale_hold": self.stale_hold,
+            "nonfinite_torque": self.nonfinite_torque, "clamped_joints": self.clamped_joints,
+            **{f"rejected_{k}": v for k, v in sorted(self.rejected.items())},
+        }
+
+
+class TrackingStats:
+    """Running per-joint sums for RMSE / mean gain summaries (no per-tick allocation)."""
+
+    def __init__(self, n: int) -> None:
+        self.count = 0
+        self.sq_err = np.zeros(n)
+        self.sum_kp = np.zeros(n)
+        self.sum_std = np.zeros(n)
+        self.max_abs_err = np.zeros(n)
+        self._tmp = np.zeros(n)
+
+    def add(self, err: np.ndarray, kp: np.ndarray, std: np.ndarray) -> None:
+        self.count += 1
+        np.multiply(err, err, out=self._tmp)
+        self.sq_err += self._tmp
+        self.sum_kp += kp
+        self.sum_std += std
+        np.abs(err, out=self._tmp)
+        np.maximum(self.max_abs_err, self._tmp, out=self.max_abs_err)
+
+    def summary(self) -> dict:
+        c = max(self.count, 1)
+        return {
+            "ticks_counted": self.count,
+            "joint_rmse_rad": np.sqrt(self.sq_err / c).tolist(),
+            "joint_max_abs_err_rad": self.max_abs_err.tolist(),
+            "rmse_rad_all": float(np.sqrt(self.sq_err.sum() / (c * self.sq_err.size))),
+            "mean_kp": (self.sum_kp / c).tolist(),
+            "mean_std": (self.sum_std / c).tolist(),
+        }
+
+
+class ComputedTorqueController:
+    """The control law and its safety modes; one instance per controller node.
+
+    analytic: the URDF model (always present: the fallback feed-forward and the hold torque)
+    model: the feed-forward model in use (may be ``analytic`` itself)
+    tau_max: (n,) N*m torque limits;  dt: control period (s);  settle_s: time after start
+    excluded from the tracking statistics (s).
+    """
+
+    def __init__(self, analytic: AnalyticInverseModel, model: InverseModel, schedule: GainSchedule,
+                 reference: Reference | None, tau_max: np.ndarray, dt: float = 1e-3,
+                 stale_timeout_s: float = 0.05, settle_s: float = 0.0) -> None:
+        n = analytic.n
+        if model.n != n or schedule.n != n or np.asarray(tau_max).shape != (n,):
+            raise ValueError(f"size mismatch: analytic {n}, model {model.n}, schedule {schedule.n}, "
+                             f"tau_max {np.asarray(tau_max).shape}")
+        if not np.all(np.asarray(tau_max) > 0):
+            raise ValueError(f"torque limits must be > 0, got {tau_max}")
+        self.n = n
+        self.analytic, self.model, self.schedule = analytic, model, schedule
+        self.reference = reference
+        self.tau_max = np.asarray(tau_max, dtype=np.float64).copy()
+        self.dt, self.stale_timeout_s, self.settle_s = float(dt), float(stale_timeout_s), float(settle_s)
+        self.query = InverseQuery(n, dt=self.dt)
+        # outputs of the last tick, (n,) each
+        self.tau = np.zeros(n)
+        self.tau_ff = np.zeros(n)
+        self.std = np.zeros(n)
+        self.kp = np.zeros(n)
+        self.kd = np.zeros(n)
+        self.err = np.zeros(n)
+        self._derr = np.zeros(n)
+        self._scratch = np.zeros(n)
+        self.mode = Mode.HOLD
+        self.counters = Counters()
+        self.stats = TrackingStats(n)
+        self.t0: float | None = None  # state time of the first valid state
+        self.t_ref = 0.0
+        self.q_last = np.zeros(n)
+        self.have_state = False
+        self.last_state_wall = -np.inf
+
+    # -- inputs -------------------------------------------------------------------------
+    def set_reference(self, reference: Reference, t_start: float | None = None) -> None:
+        """Switch to ``reference``; its t=0 is ``t_start`` (state time, s) or now."""
+        self.reference = reference
+        if t_start is not None and self.t0 is not None:
+            self.t0 = t_start
+
+    def swap_model(self, model: InverseModel) -> InverseModel:
+        """Replace the feed-forward model (one reference swap); returns the previous one."""
+        if model.n != self.n:
+            raise ValueError(f"model has {model.n} joints, controller {self.n}")
+        old, self.model = self.model, model
+        model.reset()
+        return old
+
+    # -- the tick ---------------------------------------------------------------------------
+    def step(self, q: np.ndarray, qd: np.ndarray, t_state: float, wall_now: float) -> Mode:
+        """One control tick for a valid, fresh state (q, qd) measured at ``t_state`` (s).
+
+        Fills ``self.tau`` (the command) and the status arrays; returns the mode used."""
+        c = self.counters
+        c.ticks += 1
+        self.have_state = True
+        self.last_state_wall = wall_now
+        self.q_last[:] = q
+        if self.t0 is None:
+            self.t0 = t_state
+            if self.reference is None:
+                raise RuntimeError("no reference set")
+        self.t_ref = t_state - self.t0
+        qr = self.query
+        qr.q[:] = q
+        qr.qd[:] = qd
+        self.reference.sample(self.t_ref, qr.q_des, qr.qd_des, qr.qdd_des)
+        self.reference.sample(self.t_ref + self.dt, qr.q_des_next, qr.qd_des_next, self._scratch)
+        qr.tau_prev[:] = self.tau
+
+        ok = self.model.predict(qr, self.tau_ff, self.std)
+        if ok and np.isfinite(self.tau_ff).all() and np.isfinite(self.std).all():
+            self.mode = Mode.NORMAL
+            self.schedule.gains(self.std, self.kp, self.kd)
+        else:
+            c.model_fallback += 1
+            self.mode = Mode.MODEL_FALLBACK
+            self.analytic.predict(qr, self.tau_ff, self._scratch)
+            self.std[:] = self.schedule.sigma_f  # maximal uncertainty
+            self.schedule.max_gains(self.kp, self.kd)
+
+        np.subtract(qr.q_des, q, out=self.err)
+        np.subtract(qr.qd_des, qd, out=self._derr)
+        tau = self.tau
+        np.multiply(self.kp, self.err, out=tau)
+        self._derr *= self.kd
+        tau += self._derr
+        tau += self.tau_ff
+        if not np.isfinite(tau).all():
+            c.nonfinite_torque += 1
+            return self._hold()
+        c.clamped_joints += clamp_torque(tau, self.tau_max)
+        self.model.commit(tau)
+        if self.t_ref >= self.settle_s:
+            self.stats.add(self.err, self.kp, self.std)
+        return self.mode
+
+    def is_stale(self, wall_now: float) -> bool:
+        """True when a state was received once but not within ``stale_timeout_s`` of ``wall_now``."""
+        return self.have_state and (wall_now - self.last_state_wall) > self.stale_timeout_s
+
+    def stale_hold(self) -> Mode:
+        """The command to send when the state is stale: gravity hold at the last valid q."""
+        self.counters.stale_hold += 1
+        self.model.reset()
+        return self._hold()
+
+    def _hold(self) -> Mode:
+        self.analytic.rbd.gravity(self.q_last, self.tau)
+        clamp_torque(self.tau, self.tau_max)
+        self.kp.fill(0.0)
+        self.kd.fill(0.0)
+        self.mode = Mode.HOLD
+        return self.mode
+
+    def summary(self) -> dict:
+        return {**self.stats.summary(), "counters": self.counters.as_dict()}

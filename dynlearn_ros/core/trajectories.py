@@ -1,0 +1,200 @@
+"""Joint-space references: q_d(t), qd_d(t), qdd_d(t), each (n,) in rad, rad/s, rad/s^2.
+
+All references fill caller-owned arrays (``sample(t, q, qd, qdd)``) so the control tick does not
+allocate. ``t`` is seconds since the reference started.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def min_jerk(tau: float) -> tuple[float, float, float]:
+    """Min-jerk blend s(tau) = 10 tau^3 - 15 tau^4 + 6 tau^5 on [0, 1] and its first and second
+    derivatives with respect to tau; tau outside [0, 1] is clipped (s = 0 or 1, derivatives 0)."""
+    if tau <= 0.0:
+        return 0.0, 0.0, 0.0
+    if tau >= 1.0:
+        return 1.0, 0.0, 0.0
+    t2 = tau * tau
+    t3 = t2 * tau
+    return (
+        t3 * (10.0 - 15.0 * tau + 6.0 * t2),
+        30.0 * t2 * (1.0 - 2.0 * tau + t2),
+        60.0 * tau * (1.0 - 3.0 * tau + 2.0 * t2),
+    )
+
+
+class Reference(abc.ABC):
+    """A joint-space reference trajectory of ``n`` joints."""
+
+    n: int
+
+    @abc.abstractmethod
+    def sample(self, t: float, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray) -> None:
+        """Fill q, qd, qdd (n,) with the reference at time t (s)."""
+
+
+class HoldReference(Reference):
+    """Hold a fixed configuration q0 (n,) rad."""
+
+    def __init__(self, q0: np.ndarray) -> None:
+        self.q0 = np.asarray(q0, dtype=np.float64).copy()
+        self.n = self.q0.size
+
+    def sample(self, t: float, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray) -> None:
+        q[:] = self.q0
+        qd.fill(0.0)
+        qdd.fill(0.0)
+
+
+class SineReference(Reference):
+    """q_d = center + A * s(t / ramp_s) * sin(2 pi f t + phase), per joint.
+
+    The amplitude is faded in over ``ramp_s`` seconds with the min-jerk blend s, so the reference
+    starts at rest at ``center`` (the robot's start pose) and its acceleration is continuous.
+
+    center (n,) rad, amplitude (n,) rad, freq_hz (n,) Hz, phase (n,) rad, ramp_s >= 0 s.
+    """
+
+    def __init__(self, center: np.ndarray, amplitude: np.ndarray, freq_hz: np.ndarray,
+                 phase: np.ndarray | float = 0.0, ramp_s: float = 1.0) -> None:
+        self.center = np.asarray(center, dtype=np.float64).copy()
+        self.n = self.center.size
+        shape = (self.n,)
+        self.amplitude = np.broadcast_to(np.asarray(amplitude, dtype=np.float64), shape).copy()
+        self.omega = 2.0 * np.pi * np.broadcast_to(np.asarray(freq_hz, dtype=np.float64), shape)
+        self.phase = np.broadcast_to(np.asarray(phase, dtype=np.float64), shape).copy()
+        if ramp_s < 0:
+            raise ValueError(f"ramp_s must be >= 0, got {ramp_s}")
+        self.ramp_s = float(ramp_s)
+        self._s = np.zeros(self.n)
+        self._c = np.zeros(self.n)
+
+    def sample(self, t: float, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray) -> None:
+        if self.ramp_s > 0:
+            s, ds, dds = min_jerk(t / self.ramp_s)
+            ds /= self.ramp_s
+            dds /= self.ramp_s * self.ramp_s
+        else:
+            s, ds, dds = 1.0, 0.0, 0.0
+        sn, cs, w, a = self._s, self._c, self.omega, self.amplitude
+        np.multiply(w, t, out=sn)
+        sn += self.phase
+        np.cos(sn, out=cs)
+        np.sin(sn, out=sn)
+        # q = c + A s sin
+        np.multiply(sn, a * s, out=q)
+        q += self.center
+        # qd = A (s' sin + s w cos)
+        np.multiply(sn, ds, out=qd)
+        qd += s * w * cs
+        qd *= a
+        # qdd = A (s'' sin + 2 s' w cos - s w^2 sin)
+        np.multiply(sn, dds, out=qdd)
+        qdd += 2.0 * ds * w * cs
+        qdd -= s * w * w * sn
+        qdd *= a
+
+
+class WaypointReference(Reference):
+    """Point-to-point min-jerk moves through joint-space waypoints (pick-and-place style).
+
+    waypoints (m, n) rad, visited in order from waypoints[0]; each move lasts ``move_s`` seconds
+    and is followed by ``dwell_s`` seconds at rest. With ``loop`` the sequence restarts at
+    waypoints[0] (a move back is appended), otherwise the last waypoint is held.
+    """
+
+    def __init__(self, waypoints: np.ndarray, move_s: float = 2.0, dwell_s: float = 0.5,
+                 loop: bool = True) -> None:
+        wp = np.atleast_2d(np.asarray(waypoints, dtype=np.float64))
+        if wp.shape[0] < 2:
+            raise ValueError("need at least 2 waypoints")
+        if move_s <= 0 or dwell_s < 0:
+            raise ValueError(f"move_s must be > 0 and dwell_s >= 0 (got {move_s}, {dwell_s})")
+        if loop:
+            wp = np.vstack([wp, wp[:1]])
+        self.wp = wp
+        self.n = wp.shape[1]
+        self.move_s, self.dwell_s, self.loop = float(move_s), float(dwell_s), loop
+        self.segment_s = self.move_s + self.dwell_s
+        self.n_moves = wp.shape[0] - 1
+        self._delta = np.diff(wp, axis=0)
+
+    def sample(self, t: float, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray) -> None:
+        t = max(t, 0.0)
+        period = self.n_moves * self.segment_s
+        if self.loop:
+            t = t % period
+        elif t >= period:
+            q[:] = self.wp[-1]
+            qd.fill(0.0)
+            qdd.fill(0.0)
+            return
+        k = min(int(t // self.segment_s), self.n_moves - 1)
+        s, ds, dds = min_jerk((t - k * self.segment_s) / self.move_s)
+        d = self._delta[k]
+        np.multiply(d, s, out=q)
+        q += self.wp[k]
+        np.multiply(d, ds / self.move_s, out=qd)
+        np.multiply(d, dds / (self.move_s * self.move_s), out=qdd)
+
+
+class SplineReference(Reference):
+    """Piecewise cubic Hermite through timed points (a trajectory_msgs/JointTrajectory).
+
+    times (m,) s strictly increasing, positions (m, n) rad, velocities (m, n) rad/s or None.
+    Missing velocities are estimated by central differences (zero at both ends), so the curve is
+    C1 and the acceleration is piecewise linear. Before times[0] the first point is held, after
+    times[-1] the last. To start from the current reference, pass it as the first point at t=0.
+    """
+
+    def __init__(self, times: Sequence[float], positions: np.ndarray,
+                 velocities: np.ndarray | None = None) -> None:
+        t = np.asarray(times, dtype=np.float64).reshape(-1)
+        p = np.atleast_2d(np.asarray(positions, dtype=np.float64))
+        if p.shape[0] != t.size or t.size < 1:
+            raise ValueError(f"{t.size} times for {p.shape[0]} points")
+        if np.any(np.diff(t) <= 0):
+            raise ValueError("trajectory times must be strictly increasing")
+        if not (np.all(np.isfinite(t)) and np.all(np.isfinite(p))):
+            raise ValueError("trajectory contains non-finite times or positions")
+        if velocities is None:
+            v = np.zeros_like(p)
+            if t.size > 2:
+                v[1:-1] = (p[2:] - p[:-2]) / (t[2:] - t[:-2])[:, None]
+        else:
+            v = np.atleast_2d(np.asarray(velocities, dtype=np.float64))
+            if v.shape != p.shape or not np.all(np.isfinite(v)):
+                raise ValueError(f"velocities must be finite with shape {p.shape}, got {v.shape}")
+        self.t, self.p, self.v = t, p, v
+        self.n = p.shape[1]
+
+    @property
+    def duration(self) -> float:
+        return float(self.t[-1])
+
+    def sample(self, t: float, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray) -> None:
+        if t <= self.t[0] or t >= self.t[-1]:
+            q[:] = self.p[0] if t <= self.t[0] else self.p[-1]
+            qd.fill(0.0)
+            qdd.fill(0.0)
+            return
+        k = int(np.searchsorted(self.t, t, side="right")) - 1
+        h = self.t[k + 1] - self.t[k]
+        s = (t - self.t[k]) / h
+        p0, p1, m0, m1 = self.p[k], self.p[k + 1], self.v[k] * h, self.v[k + 1] * h
+        s2, s3 = s * s, s * s * s
+        # cubic Hermite basis and derivatives (w.r.t. s)
+        h00, h10, h01, h11 = 2 * s3 - 3 * s2 + 1, s3 - 2 * s2 + s, -2 * s3 + 3 * s2, s3 - s2
+        d00, d10, d01, d11 = 6 * s2 - 6 * s, 3 * s2 - 4 * s + 1, -6 * s2 + 6 * s, 3 * s2 - 2 * s
+        e00, e10, e01, e11 = 12 * s - 6, 6 * s - 4, -12 * s + 6, 6 * s - 2
+        np.multiply(p0, h00, out=q)
+        q += h10 * m0 + h01 * p1 + h11 * m1
+        np.multiply(p0, d00 / h, out=qd)
+        qd += (d10 * m0 + d01 * p1 + d11 * m1) / h
+        np.multiply(p0, e00 / (h * h), out=qdd)
+        qdd += (e10 * m0 + e01 * p1 + e11 * m1) / (h * h)

@@ -1,0 +1,170 @@
+"""Computed-torque law, safety modes and the joint-state mapper, against real Pinocchio."""
+
+import numpy as np
+import pinocchio as pin
+import pytest
+
+from dynlearn_ros.core.analytic import AnalyticInverseModel
+from dynlearn_ros.core.control import ComputedTorqueController, Mode
+from dynlearn_ros.core.inverse_model import InverseModel
+from dynlearn_ros.core.robots import robot_spec
+from dynlearn_ros.core.safety import NON_FINITE, OK, SHORT, UNKNOWN_NAMES, JointStateMapper, clamp_torque
+from dynlearn_ros.core.schedule import GainSchedule
+from dynlearn_ros.core.trajectories import SineReference
+
+SPEC = robot_spec("iiwa")
+N = SPEC.n
+
+
+def schedule(fixed=False):
+    return GainSchedule(k_min=np.full(N, 10.0), k_max=np.full(N, 100.0), sigma_n=np.full(N, 0.1),
+                        sigma_f=np.full(N, 2.0), c=np.full(N, 3.0), zeta=np.full(N, 1.5), fixed=fixed)
+
+
+class ScriptedModel(InverseModel):
+    """A learned-model stand-in whose outputs the test dictates (checks the controller's handling)."""
+
+    kind = "scripted"
+
+    def __init__(self, mean, std, ok=True):
+        super().__init__(SPEC.joint_names)
+        self.mean, self.std, self.ok = np.asarray(mean, float), np.asarray(std, float), ok
+        self.committed = []
+        self.resets = 0
+
+    def predict(self, query, mean_out, std_out):
+        mean_out[:] = self.mean
+        std_out[:] = self.std
+        return self.ok
+
+    def commit(self, tau_applied):
+        self.committed.append(tau_applied.copy())
+
+    def reset(self):
+        self.resets += 1
+
+
+def controller(model=None, fixed=False, tau_max=None):
+    analytic = AnalyticInverseModel(SPEC.urdf_path, SPEC.joint_names, std=0.5)
+    ref = SineReference(SPEC.home, amplitude=0.2, freq_hz=0.5, ramp_s=0.5)
+    return ComputedTorqueController(analytic, model or analytic, schedule(fixed), ref,
+                                    SPEC.effort_limits if tau_max is None else tau_max,
+                                    dt=1e-3, stale_timeout_s=0.05)
+
+
+def test_law_equals_rnea_plus_pd():
+    ctl = controller()
+    rng = np.random.default_rng(0)
+    model = pin.buildModelFromUrdf(str(SPEC.urdf_path))
+    data = model.createData()
+    ctl.step(SPEC.home, np.zeros(N), t_state=10.0, wall_now=0.0)  # sets t0
+    for k in range(1, 50):
+        q = SPEC.home + rng.normal(0, 0.05, N)
+        qd = rng.normal(0, 0.3, N)
+        t = 10.0 + 0.37 * k
+        assert ctl.step(q, qd, t_state=t, wall_now=0.0) is Mode.NORMAL
+        qdes, qddes, qdddes = np.zeros(N), np.zeros(N), np.zeros(N)
+        ctl.reference.sample(0.37 * k, qdes, qddes, qdddes)
+        kp, kd = np.zeros(N), np.zeros(N)
+        schedule().gains(np.full(N, 0.5), kp, kd)
+        expected = pin.rnea(model, data, q, qd, qdddes) + kp * (qdes - q) + kd * (qddes - qd)
+        expected = np.clip(expected, -SPEC.effort_limits, SPEC.effort_limits)
+        np.testing.assert_allclose(ctl.tau, expected, rtol=1e-12, atol=1e-9)
+
+
+def test_learned_model_feeds_forward_and_sees_executed_torque():
+    mean = np.linspace(-3, 3, N)
+    model = ScriptedModel(mean, np.full(N, 0.1))
+    ctl = controller(model)
+    q = SPEC.home.copy()
+    ctl.step(q, np.zeros(N), 0.0, 0.0)
+    # at t=0 the sine reference equals home at rest -> PD terms vanish, tau = tau_ff
+    np.testing.assert_allclose(ctl.tau, mean, atol=1e-12)
+    np.testing.assert_allclose(ctl.kp, 10.0)  # sigma = sigma_n -> K_min
+    np.testing.assert_allclose(model.committed[-1], ctl.tau)
+
+
+@pytest.mark.parametrize("mean,std,ok", [
+    (np.full(N, np.nan), np.full(N, 0.1), True),
+    (np.zeros(N), np.full(N, np.inf), True),
+    (np.zeros(N), np.full(N, 0.1), False),
+])
+def test_unusable_model_output_falls_back_to_analytic_with_max_gains(mean, std, ok):
+    ctl = controller(ScriptedModel(mean, std, ok))
+    q = SPEC.home + 0.01
+    assert ctl.step(q, np.zeros(N), 0.0, 0.0) is Mode.MODEL_FALLBACK
+    assert ctl.counters.model_fallback == 1
+    kp_max, kd_max = np.zeros(N), np.zeros(N)
+    ctl.schedule.max_gains(kp_max, kd_max)
+    np.testing.assert_allclose(ctl.kp, kp_max)
+    ff, s = np.zeros(N), np.zeros(N)
+    ctl.analytic.predict(ctl.query, ff, s)
+    np.testing.assert_allclose(ctl.tau, np.clip(ff + kp_max * (SPEC.home - q), -300, 300), atol=1e-9)
+    assert np.isfinite(ctl.tau).all()
+
+
+def test_stale_state_gives_gravity_hold_at_last_position():
+    ctl = controller()
+    q = SPEC.home + 0.1
+    ctl.step(q, np.zeros(N), 0.0, wall_now=1.0)
+    assert not ctl.is_stale(1.04)
+    assert ctl.is_stale(1.06)
+    assert ctl.stale_hold() is Mode.HOLD
+    g = np.zeros(N)
+    ctl.analytic.rbd.gravity(q, g)
+    np.testing.assert_allclose(ctl.tau, g, atol=1e-12)
+    assert ctl.counters.stale_hold == 1
+
+
+def test_never_stale_before_first_state():
+    assert not controller().is_stale(1e9)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_nonfinite_torque_becomes_hold():
+    huge = ScriptedModel(np.full(N, np.inf), np.full(N, 0.1))  # inf mean is caught as fallback
+    ctl = controller(huge)
+    ctl.step(SPEC.home, np.zeros(N), 0.0, 0.0)
+    assert np.isfinite(ctl.tau).all()
+    # a state so extreme that the PD term overflows to inf: held, counted
+    ctl2 = controller()
+    assert ctl2.step(SPEC.home, np.full(N, 1e308), 0.0, 0.0) is Mode.HOLD
+    assert ctl2.counters.nonfinite_torque == 1
+    assert np.isfinite(ctl2.tau).all()
+
+
+def test_torque_clamped_and_counted():
+    ctl = controller(ScriptedModel(np.full(N, 1e4), np.full(N, 0.1)), tau_max=np.full(N, 50.0))
+    ctl.step(SPEC.home, np.zeros(N), 0.0, 0.0)
+    np.testing.assert_allclose(ctl.tau, 50.0)
+    assert ctl.counters.clamped_joints == N
+    tau = np.array([1.0, -60.0, 60.0])
+    assert clamp_torque(tau, np.full(3, 50.0)) == 2
+    np.testing.assert_allclose(tau, [1.0, -50.0, 50.0])
+
+
+def test_mapper_accepts_reordered_and_extra_names():
+    m = JointStateMapper(["a", "b", "c"])
+    assert m.update(["a", "b", "c"], [1, 2, 3], [4, 5, 6]) == OK
+    np.testing.assert_allclose(m.q, [1, 2, 3])
+    assert m.update(["c", "finger", "a", "b"], [30, 99, 10, 20], [60, 99, 40, 50]) == OK
+    np.testing.assert_allclose(m.q, [10, 20, 30])
+    np.testing.assert_allclose(m.qd, [40, 50, 60])
+    assert m.reorders == 2
+
+
+@pytest.mark.parametrize("names,pos,vel,reason", [
+    (["a", "b"], [1, 2], [1, 2], UNKNOWN_NAMES),
+    (["a", "b", "x"], [1, 2, 3], [1, 2, 3], UNKNOWN_NAMES),
+    (["a", "a", "b", "c"], [1, 1, 2, 3], [1, 1, 2, 3], UNKNOWN_NAMES),
+    (["a", "b", "c"], [1, 2], [1, 2, 3], SHORT),
+    (["a", "b", "c"], [1, 2, 3], [], SHORT),
+    ([], [], [], SHORT),
+    (["a", "b", "c"], [1, np.nan, 3], [1, 2, 3], NON_FINITE),
+    (["a", "b", "c"], [1, 2, 3], [1, 2, np.inf], NON_FINITE),
+])
+def test_mapper_rejects_and_keeps_last_good(names, pos, vel, reason):
+    m = JointStateMapper(["a", "b", "c"])
+    assert m.update(["a", "b", "c"], [7, 8, 9], [0, 0, 0]) == OK
+    assert m.update(names, pos, vel) == reason
+    np.testing.assert_allclose(m.q, [7, 8, 9])
