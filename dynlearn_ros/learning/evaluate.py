@@ -1,0 +1,115 @@
+"""Evaluation in physical units on a held-out split.
+
+Forward (multi-step): windows of ``context + max(horizons)`` rows; the first ``context``
+observations are given, the rest are removed; the model rolls forward on the actions alone and
+o_hat_{t+1} = o~_t + delta_t, o~_t = o_t if observed else o_hat_t. RMSE at horizon h (rad for
+joint angles) pools every joint and window. The previous-state predictor (o_hat = last observed
+o) is computed on the same windows. NLL: Gaussian NLL per dimension of the normalized one-step
+difference with every observation given (natural log, including 0.5 log 2 pi).
+
+Inverse: each test episode is run from the initial belief, one step per row, with the measured
+previous torque fed back (as the controller does through ``commit``); torque RMSE (N*m) per joint
+and pooled over joints, for rows t = 1 .. T-2 of every episode.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from dynlearn_ros.datasets.format import TrajectoryData
+from dynlearn_ros.learning.data import Stats, arrays, episode_slices, gather, window_index
+
+HORIZONS = (1, 3, 5, 7, 10)
+
+
+def _t(x: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(x, dtype=torch.float32)
+
+
+@torch.no_grad()
+def forward_multistep(model: torch.nn.Module, stats: Stats, data: TrajectoryData, obs_qd: bool = False,
+                      context: int = 30, horizons: tuple[int, ...] = HORIZONS, stride: int = 5,
+                      batch: int = 512) -> dict:
+    """Multi-step RMSE per horizon (physical units) for ``model`` and the previous-state predictor."""
+    model.eval()
+    obs, act = arrays(data, "forward", obs_qd)
+    H = max(horizons)
+    W = context + H
+    starts = window_index(data.episode, W, stride)
+    if len(starts) == 0:
+        raise ValueError(f"no test window of {W} rows fits")
+    sq = np.zeros((H, obs.shape[1]))
+    sq_prev = np.zeros((H, obs.shape[1]))
+    nll_sum, nll_n = 0.0, 0
+    for b in range(0, len(starts), batch):
+        s = starts[b:b + batch]
+        ow, aw = gather(obs, s, W), gather(act, s, W)
+        on = _t((ow - stats.obs_mean) / stats.obs_std)
+        an = _t((aw - stats.act_mean) / stats.act_std)
+        valid = torch.zeros(len(s), W - 1, 1)
+        valid[:, :context] = 1.0
+        mu, _ = model.seq(on[:, :-1], an[:, :-1], valid)
+        delta = mu.double().numpy() * stats.dobs_std + stats.dobs_mean      # (k, W-1, d)
+        o_tilde = ow[:, context - 1].copy()
+        for h in range(H):
+            t = context - 1 + h
+            o_hat = o_tilde + delta[:, t]
+            sq[h] += ((o_hat - ow[:, t + 1]) ** 2).sum(0)
+            sq_prev[h] += ((ow[:, context - 1] - ow[:, t + 1]) ** 2).sum(0)
+            o_tilde = o_hat
+        # one-step NLL with everything observed
+        mu1, var1 = model.seq(on[:, :-1], an[:, :-1], torch.ones(len(s), W - 1, 1))
+        y = (np.diff(ow, axis=1) - stats.dobs_mean) / stats.dobs_std
+        v = var1.double().numpy()
+        nll = 0.5 * (np.log(2 * math.pi * v) + (y - mu1.double().numpy()) ** 2 / v)
+        nll_sum += float(nll.sum())
+        nll_n += nll.size
+    n = len(starts)
+    out = {"windows": int(n), "context": context, "rmse": {}, "rmse_per_joint": {}, "prev_state_rmse": {}}
+    for h in horizons:
+        out["rmse"][str(h)] = float(np.sqrt(sq[h - 1].sum() / (n * obs.shape[1])))
+        out["rmse_per_joint"][str(h)] = np.sqrt(sq[h - 1] / n).tolist()
+        out["prev_state_rmse"][str(h)] = float(np.sqrt(sq_prev[h - 1].sum() / (n * obs.shape[1])))
+    out["nll_1step"] = nll_sum / nll_n
+    return out
+
+
+@torch.no_grad()
+def inverse_predict(model: torch.nn.Module, stats: Stats, data: TrajectoryData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tau_hat (M, n), tau_std (M, n), row index (M,)) over every test episode's rows 1..T-2."""
+    model.eval()
+    obs, act = arrays(data, "inverse")
+    means, stds, rows = [], [], []
+    for sl in episode_slices(data.episode):
+        if sl.stop - sl.start < 3:
+            continue
+        on = _t((obs[sl] - stats.obs_mean) / stats.obs_std)[None]
+        an = _t((act[sl] - stats.act_mean) / stats.act_std)[None]
+        mu, var, _ = model.seq(on, an)
+        d_mu = mu[0].double().numpy() * stats.dact_std + stats.dact_mean
+        means.append(act[sl][:-2] + d_mu)
+        stds.append(np.sqrt(var[0].double().numpy()) * stats.dact_std)
+        rows.append(np.arange(sl.start + 1, sl.stop - 1))
+    return np.concatenate(means), np.concatenate(stds), np.concatenate(rows)
+
+
+def torque_errors(tau_hat: np.ndarray, tau: np.ndarray, std: np.ndarray | None = None) -> dict:
+    """RMSE per joint and pooled (N*m); with a std, also the mean Gaussian NLL per joint value and
+    the fraction of errors inside +-2 std (calibration)."""
+    err = tau_hat - tau
+    out = {"rmse_per_joint": np.sqrt((err ** 2).mean(0)).tolist(),
+           "rmse": float(np.sqrt((err ** 2).mean())),
+           "nmse_per_joint": ((err ** 2).mean(0) / tau.var(0)).tolist(),
+           "rows": int(len(tau))}
+    if std is not None:
+        out["nll"] = float(np.mean(0.5 * np.log(2 * math.pi * std ** 2) + 0.5 * (err / std) ** 2))
+        out["within_2std"] = float(np.mean(np.abs(err) <= 2 * std))
+    return out
+
+
+def inverse_eval(model: torch.nn.Module, stats: Stats, data: TrajectoryData) -> dict:
+    tau_hat, std, rows = inverse_predict(model, stats, data)
+    return torque_errors(tau_hat, data.tau[rows], std)

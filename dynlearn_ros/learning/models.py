@@ -1,0 +1,301 @@
+"""Forward and inverse dynamics models (torch), all in normalized units.
+
+Forward models map observations o_t (B, T, d_o), actions a_t (B, T, d_a) and an observation
+valid mask (B, T, 1) to the normalized next difference ``o_{t+1} - o_t`` (mean and variance,
+(B, T, d_o)). A masked step sees no observation: the RKN models skip the Kalman update, the
+recurrent baselines read their own last prediction instead.
+
+Inverse models read a window of W rows, obs (B, W, d_o) and actions (B, W, d_a), and predict the
+normalized action difference ``a_t - a_{t-1}`` for t = 1 .. W-2 from o_t, the desired next
+observation o_{t+1} and the executed previous action a_{t-1} ((B, W-2, d_a), mean and variance).
+
+Every model also exposes ``step(...)`` with an explicit recurrent state, used for the ONNX export
+and checked against ``seq`` in the unit tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from dynlearn_ros.learning.rkn import Belief, Encoder, RKNCell, elup1, mlp
+
+FORWARD_KINDS = ("acrkn-fwd", "rkn", "lstm", "gru")
+INVERSE_KINDS = ("acrkn-inv", "lstm", "gru", "ffnn")
+
+
+@dataclass
+class ModelConfig:
+    """Sizes shared by the ac-RKN and the baselines (same encoder/decoder widths)."""
+
+    kind: str
+    direction: str            # "forward" | "inverse"
+    obs_dim: int
+    act_dim: int
+    lod: int = 15             # latent observation size m (RNN hidden size = 2m for the baselines)
+    num_basis: int = 15
+    bandwidth: int = 3
+    enc_hidden: tuple[int, ...] = (120,)
+    dec_hidden: tuple[int, ...] = (120,)
+    ctrl_hidden: tuple[int, ...] = (120,)
+    init_trans_cov: float = 0.1
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("enc_hidden", "dec_hidden", "ctrl_hidden"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        d = dict(d)
+        for k in ("enc_hidden", "dec_hidden", "ctrl_hidden"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+class _VarHead(nn.Module):
+    """features (B, f) -> variance (B, out) = elu(MLP)+1, floored at 1e-4 (normalized units)."""
+
+    def __init__(self, in_dim: int, hidden: tuple[int, ...], out_dim: int) -> None:
+        super().__init__()
+        self.net = mlp(in_dim, hidden, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return elup1(self.net(x)) + 1e-4
+
+
+# ---------------------------------------------------------------------------------------------
+# forward models
+# ---------------------------------------------------------------------------------------------
+class AcRknForward(nn.Module):
+    """ac-RKN forward model: z-_{t+1} = A z+_t + b(a_t); decodes the next prior into the
+    normalized difference o_{t+1} - o_t. With ``concat_actions`` it becomes the plain RKN
+    baseline: actions are concatenated to the observation and there is no control model."""
+
+    def __init__(self, cfg: ModelConfig, concat_actions: bool = False) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.concat = concat_actions
+        m = cfg.lod
+        enc_in = cfg.obs_dim + (cfg.act_dim if concat_actions else 0)
+        self.encoder = Encoder(enc_in, m, cfg.enc_hidden)
+        self.cell = RKNCell(m, cfg.num_basis, cfg.bandwidth, init_trans_cov=cfg.init_trans_cov)
+        self.control = None if concat_actions else mlp(cfg.act_dim, cfg.ctrl_hidden, 2 * m)
+        self.dec_mean = mlp(2 * m, cfg.dec_hidden, cfg.obs_dim)
+        self.dec_var = _VarHead(3 * m, cfg.dec_hidden, cfg.obs_dim)
+
+    def initial_state(self, batch: int) -> Belief:
+        return self.cell.initial_belief(batch)
+
+    def step(self, obs: Tensor, valid: Tensor, act: Tensor, state: Belief) -> tuple[Tensor, Tensor, Belief]:
+        """obs (B, d_o), valid (B, 1), act (B, d_a), state = prior belief at t
+        -> delta mean, delta var (B, d_o), prior belief at t+1."""
+        enc_in = torch.cat([obs, act], -1) if self.concat else obs
+        w, w_var = self.encoder(enc_in)
+        post = self.cell.update(state, w, w_var, valid)
+        ctrl = None if self.control is None else self.control(act)
+        prior = self.cell.predict(post, ctrl)
+        z, cu, cl, cs = prior
+        return self.dec_mean(z), self.dec_var(torch.cat([cu, cl, cs], -1)), prior
+
+    def seq(self, obs: Tensor, act: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        state = self.initial_state(obs.shape[0])
+        means, vars_ = [], []
+        for t in range(obs.shape[1]):
+            mu, var, state = self.step(obs[:, t], valid[:, t], act[:, t], state)
+            means.append(mu)
+            vars_.append(var)
+        return torch.stack(means, 1), torch.stack(vars_, 1)
+
+
+class RnnForward(nn.Module):
+    """LSTM / GRU forward baseline. Input [enc(o~_t), a_t] where o~_t is the observation if valid,
+    else the model's own previous prediction of it; output the normalized next difference.
+
+    ``delta_scale``, ``delta_shift`` (d_o,) convert a normalized difference into normalized
+    observation units (o_n += mu * delta_scale + delta_shift, i.e. std_d / std_o and
+    mean_d / std_o); set by the trainer from the training statistics."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        hidden = 2 * cfg.lod
+        self.encoder = mlp(cfg.obs_dim, cfg.enc_hidden)
+        enc_out = cfg.enc_hidden[-1] if cfg.enc_hidden else cfg.obs_dim
+        self.lstm = cfg.kind == "lstm"
+        cell_cls = nn.LSTMCell if self.lstm else nn.GRUCell
+        self.rnn = cell_cls(enc_out + cfg.act_dim, hidden)
+        self.dec_mean = mlp(hidden, cfg.dec_hidden, cfg.obs_dim)
+        self.dec_var = _VarHead(hidden, cfg.dec_hidden, cfg.obs_dim)
+        self.register_buffer("delta_scale", torch.ones(cfg.obs_dim))
+        self.register_buffer("delta_shift", torch.zeros(cfg.obs_dim))
+        self.hidden = hidden
+
+    def initial_state(self, batch: int) -> tuple[Tensor, ...]:
+        """(h, c, o_hat) for the LSTM, (h, o_hat) for the GRU."""
+        h = torch.zeros(batch, self.hidden)
+        o_hat = torch.zeros(batch, self.cfg.obs_dim)
+        return (h, h.clone(), o_hat) if self.lstm else (h, o_hat)
+
+    def step(self, obs: Tensor, valid: Tensor, act: Tensor, state: tuple[Tensor, ...]):
+        o_hat = state[-1]
+        o_in = valid * obs + (1 - valid) * o_hat
+        x = torch.cat([self.encoder(o_in), act], -1)
+        if self.lstm:
+            h, c = self.rnn(x, (state[0], state[1]))
+            hid: tuple[Tensor, ...] = (h, c)
+        else:
+            h = self.rnn(x, state[0])
+            hid = (h,)
+        mu = self.dec_mean(h)
+        var = self.dec_var(h)
+        return mu, var, (*hid, o_in + mu * self.delta_scale + self.delta_shift)
+
+    def seq(self, obs: Tensor, act: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        state = self.initial_state(obs.shape[0])
+        means, vars_ = [], []
+        for t in range(obs.shape[1]):
+            mu, var, state = self.step(obs[:, t], valid[:, t], act[:, t], state)
+            means.append(mu)
+            vars_.append(var)
+        return torch.stack(means, 1), torch.stack(vars_, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# inverse models
+# ---------------------------------------------------------------------------------------------
+class AcRknInverse(nn.Module):
+    """ac-RKN inverse model.
+
+    One step t: prior_t = A z+_{t-1} + b(a_{t-1}) (the executed action fed back);
+    forward head decodes prior_t into o_t - o_{t-1} (auxiliary loss); posterior z+_t after the
+    update with o_t; the action decoder reads [z+_t, o_{t+1}^des] and predicts a_t - a_{t-1};
+    a variance head reads the posterior covariance [cu, cl, cs] and gives var(a_t - a_{t-1}).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        m = cfg.lod
+        self.encoder = Encoder(cfg.obs_dim, m, cfg.enc_hidden)
+        self.cell = RKNCell(m, cfg.num_basis, cfg.bandwidth, init_trans_cov=cfg.init_trans_cov)
+        self.control = mlp(cfg.act_dim, cfg.ctrl_hidden, 2 * m)
+        self.dec_fwd = mlp(2 * m, cfg.dec_hidden, cfg.obs_dim)
+        self.dec_act = mlp(2 * m + cfg.obs_dim, cfg.dec_hidden, cfg.act_dim)
+        self.dec_var = _VarHead(3 * m, cfg.dec_hidden, cfg.act_dim)
+
+    def initial_state(self, batch: int) -> Belief:
+        return self.cell.initial_belief(batch)
+
+    def step(self, obs: Tensor, obs_next: Tensor, act_prev: Tensor, state: Belief,
+             with_fwd: bool = False):
+        """obs, obs_next (B, d_o), act_prev (B, d_a), state = posterior at t-1
+        -> action-difference mean, var (B, d_a), posterior at t [, forward difference (B, d_o)]."""
+        prior = self.cell.predict(state, self.control(act_prev))
+        w, w_var = self.encoder(obs)
+        post = self.cell.update(prior, w, w_var)
+        z, cu, cl, cs = post
+        mu = self.dec_act(torch.cat([z, obs_next], -1))
+        var = self.dec_var(torch.cat([cu, cl, cs], -1))
+        if with_fwd:
+            return mu, var, post, self.dec_fwd(prior[0])
+        return mu, var, post
+
+    def seq(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        state = self.initial_state(obs.shape[0])
+        means, vars_, fwds = [], [], []
+        for t in range(1, obs.shape[1] - 1):
+            mu, var, state, fwd = self.step(obs[:, t], obs[:, t + 1], act[:, t - 1], state, with_fwd=True)
+            means.append(mu)
+            vars_.append(var)
+            fwds.append(fwd)
+        return torch.stack(means, 1), torch.stack(vars_, 1), torch.stack(fwds, 1)
+
+
+class RnnInverse(nn.Module):
+    """LSTM / GRU inverse baseline: input [enc(o_t, o_{t+1}^des), a_{t-1}] per step."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        hidden = 2 * cfg.lod
+        self.encoder = mlp(2 * cfg.obs_dim, cfg.enc_hidden)
+        enc_out = cfg.enc_hidden[-1] if cfg.enc_hidden else 2 * cfg.obs_dim
+        self.lstm = cfg.kind == "lstm"
+        self.rnn = (nn.LSTMCell if self.lstm else nn.GRUCell)(enc_out + cfg.act_dim, hidden)
+        self.dec_act = mlp(hidden, cfg.dec_hidden, cfg.act_dim)
+        self.dec_var = _VarHead(hidden, cfg.dec_hidden, cfg.act_dim)
+        self.hidden = hidden
+
+    def initial_state(self, batch: int) -> tuple[Tensor, ...]:
+        h = torch.zeros(batch, self.hidden)
+        return (h, h.clone()) if self.lstm else (h,)
+
+    def step(self, obs: Tensor, obs_next: Tensor, act_prev: Tensor, state: tuple[Tensor, ...]):
+        x = torch.cat([self.encoder(torch.cat([obs, obs_next], -1)), act_prev], -1)
+        if self.lstm:
+            h, c = self.rnn(x, (state[0], state[1]))
+            new: tuple[Tensor, ...] = (h, c)
+        else:
+            h = self.rnn(x, state[0])
+            new = (h,)
+        return self.dec_act(h), self.dec_var(h), new
+
+    def seq(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor, None]:
+        state = self.initial_state(obs.shape[0])
+        means, vars_ = [], []
+        for t in range(1, obs.shape[1] - 1):
+            mu, var, state = self.step(obs[:, t], obs[:, t + 1], act[:, t - 1], state)
+            means.append(mu)
+            vars_.append(var)
+        return torch.stack(means, 1), torch.stack(vars_, 1), None
+
+
+class FfnnInverse(nn.Module):
+    """Feed-forward baseline: [o_t, o_{t+1}^des, a_{t-1}] -> a_t - a_{t-1} (no memory)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        in_dim = 2 * cfg.obs_dim + cfg.act_dim
+        hid = (*cfg.enc_hidden, *cfg.dec_hidden)
+        self.body = mlp(in_dim, hid)
+        self.dec_act = nn.Linear(hid[-1], cfg.act_dim)
+        self.dec_var = _VarHead(hid[-1], (), cfg.act_dim)
+
+    def initial_state(self, batch: int) -> tuple[Tensor, ...]:
+        return ()
+
+    def step(self, obs: Tensor, obs_next: Tensor, act_prev: Tensor, state: tuple = ()):
+        h = self.body(torch.cat([obs, obs_next, act_prev], -1))
+        return self.dec_act(h), self.dec_var(h), ()
+
+    def seq(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor, None]:
+        mu, var, _ = self.step(obs[:, 1:-1], obs[:, 2:], act[:, :-2])
+        return mu, var, None
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """Model for ``cfg.kind`` and ``cfg.direction``."""
+    if cfg.direction == "forward":
+        if cfg.kind == "acrkn-fwd":
+            return AcRknForward(cfg)
+        if cfg.kind == "rkn":
+            return AcRknForward(cfg, concat_actions=True)
+        if cfg.kind in ("lstm", "gru"):
+            return RnnForward(cfg)
+        raise ValueError(f"no forward model '{cfg.kind}'; choose from {FORWARD_KINDS}")
+    if cfg.direction == "inverse":
+        if cfg.kind == "acrkn-inv":
+            return AcRknInverse(cfg)
+        if cfg.kind in ("lstm", "gru"):
+            return RnnInverse(cfg)
+        if cfg.kind == "ffnn":
+            return FfnnInverse(cfg)
+        raise ValueError(f"no inverse model '{cfg.kind}'; choose from {INVERSE_KINDS}")
+    raise ValueError(f"direction must be 'forward' or 'inverse', got {cfg.direction!r}")
