@@ -1,0 +1,104 @@
+"""Train / validation / test splits without leakage: whole episodes, or contiguous time blocks.
+
+Rows are never shuffled individually: neighbouring rows of a robot log are nearly identical, so
+a random-row split puts near copies of every test row into the training set.
+Each returned part records how it was made in ``meta["split"]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dynlearn_ros.datasets.format import TrajectoryData
+
+#: fewest episodes for which :func:`train_val_test` splits by episode
+MIN_EPISODES_FOR_EPISODE_SPLIT = 5
+
+
+def _check_fractions(fractions: tuple[float, float, float]) -> np.ndarray:
+    f = np.asarray(fractions, dtype=np.float64)
+    if f.shape != (3,) or np.any(f < 0) or not np.isclose(f.sum(), 1.0):
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
+    return f
+
+
+def _counts(total: int, f: np.ndarray) -> tuple[int, int, int]:
+    """Split ``total`` items into three counts proportional to ``f`` (largest remainder)."""
+    raw = f * total
+    n = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - n), kind="stable")[: total - int(n.sum())]:
+        n[i] += 1
+    return int(n[0]), int(n[1]), int(n[2])
+
+
+def _tag(data: TrajectoryData, part: str, info: dict) -> TrajectoryData:
+    data.meta = dict(data.meta)
+    data.meta["split"] = {"part": part, **info}
+    return data
+
+
+def split_by_episode(
+    data: TrajectoryData, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0
+) -> tuple[TrajectoryData, TrajectoryData, TrajectoryData]:
+    """(train, val, test): whole episodes assigned at random (``seed``) in the given proportions
+    of the episode count; rows keep their original order. With at least 3 episodes and non-zero
+    fractions every part gets at least one episode."""
+    f = _check_fractions(fractions)
+    episodes = data.episodes()
+    n_ep = episodes.size
+    n_train, n_val, n_test = _counts(n_ep, f)
+    if n_ep >= 3:  # never leave a requested part empty
+        n = [n_train, n_val, n_test]
+        for i in range(3):
+            if f[i] > 0 and n[i] == 0:
+                j = int(np.argmax(n))
+                n[j] -= 1
+                n[i] += 1
+        n_train, n_val, n_test = n
+    order = np.random.default_rng(seed).permutation(episodes)
+    groups = (order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:])
+    info = {"method": "episode", "seed": int(seed), "fractions": [float(x) for x in f]}
+    parts = []
+    for name, ids in zip(("train", "val", "test"), groups, strict=True):
+        sub = data.select(np.isin(data.episode, ids))
+        parts.append(_tag(sub, name, {**info, "episodes": sorted(int(e) for e in ids)}))
+    return parts[0], parts[1], parts[2]
+
+
+def split_contiguous(
+    data: TrajectoryData, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), gap: int = 0
+) -> tuple[TrajectoryData, TrajectoryData, TrajectoryData]:
+    """(train, val, test): three consecutive blocks of rows in time order (train first).
+
+    ``gap`` rows are dropped before the validation and before the test block, so that a model
+    reading a history of up to ``gap`` rows never sees the rows of the preceding part.
+    """
+    f = _check_fractions(fractions)
+    if gap < 0:
+        raise ValueError(f"gap must be >= 0, got {gap}")
+    n_rows = len(data)
+    usable = n_rows - 2 * gap
+    if usable < 3:
+        raise ValueError(f"{n_rows} rows are too few for three blocks with gap {gap}")
+    n_train, n_val, _ = _counts(usable, f)
+    bounds = (
+        (0, n_train),
+        (n_train + gap, n_train + gap + n_val),
+        (n_train + 2 * gap + n_val, n_rows),
+    )
+    info = {"method": "contiguous", "fractions": [float(x) for x in f], "gap": int(gap)}
+    parts = []
+    rows = np.arange(n_rows)
+    for name, (a, b) in zip(("train", "val", "test"), bounds, strict=True):
+        sub = data.select((rows >= a) & (rows < b))
+        parts.append(_tag(sub, name, {**info, "rows": [int(a), int(b)]}))
+    return parts[0], parts[1], parts[2]
+
+
+def train_val_test(
+    data: TrajectoryData, seed: int = 0, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+) -> tuple[TrajectoryData, TrajectoryData, TrajectoryData]:
+    """By episode when the data has at least 5 episodes, else contiguous blocks in time."""
+    if data.episodes().size >= MIN_EPISODES_FOR_EPISODE_SPLIT:
+        return split_by_episode(data, fractions, seed)
+    return split_contiguous(data, fractions)
