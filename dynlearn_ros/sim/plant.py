@@ -77,6 +77,41 @@ def pybullet_urdf(spec: RobotSpec) -> Path:
     return out
 
 
+def ee_com_local(spec: RobotSpec) -> np.ndarray:
+    """Centre of mass (3,) m of ``spec.ee_link`` in that link's frame (its URDF inertial origin)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(spec.urdf_path).getroot()
+    for link in root.findall("link"):
+        if link.get("name") == spec.ee_link:
+            origin = link.find("inertial/origin")
+            xyz = "0 0 0" if origin is None else origin.get("xyz", "0 0 0")
+            return np.array([float(v) for v in xyz.split()])
+    raise ValueError(f"link {spec.ee_link} not in {spec.urdf_path}")
+
+
+def payload_model(robot: str, payload_kg: float, joint_names: Sequence[str] | None = None):
+    """The URDF's :class:`~dynlearn_ros.core.analytic.RigidBodyModel` plus the plant's payload.
+
+    Adds a point mass ``payload_kg`` at the end-effector link's centre of mass, exactly the change
+    :meth:`SimPlant.set_payload` makes: the ground truth of the sim plant without friction (an
+    "oracle" for tests and baselines). ``joint_names`` default: the robot's URDF order."""
+    import pinocchio as pin
+
+    from dynlearn_ros.core.analytic import RigidBodyModel
+
+    spec = robot_spec(robot)
+    rbd = RigidBodyModel(spec.urdf_path, spec.joint_names if joint_names is None else joint_names)
+    if payload_kg:
+        model = rbd.model
+        frame = model.frames[model.getFrameId(spec.ee_link)]
+        com_in_joint = frame.placement.act(ee_com_local(spec))
+        model.inertias[frame.parentJoint] = model.inertias[frame.parentJoint] + pin.Inertia(
+            float(payload_kg), com_in_joint, np.zeros((3, 3)))
+        rbd.data = model.createData()
+    return rbd
+
+
 class SimPlant:
     """One torque-controlled arm in its own PyBullet DIRECT client.
 
@@ -168,6 +203,8 @@ class SimPlant:
         self._ee_mass0 = float(info[0])
         self._ee_inertia0 = tuple(float(v) for v in info[2])
         self.ee_com_local = np.array(info[3], dtype=np.float64)  # link frame, m (URDF inertial origin)
+        if not np.allclose(self.ee_com_local, ee_com_local(self.spec), atol=1e-12):
+            raise RuntimeError(f"PyBullet's centre of mass of {self.spec.ee_link} differs from the URDF's")
 
         self.payload_kg = 0.0
         self.set_payload(payload_kg)

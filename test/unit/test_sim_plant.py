@@ -16,26 +16,16 @@ import subprocess
 import sys
 
 import numpy as np
-import pinocchio as pin
 import pytest
 
 from dynlearn_ros.core.analytic import RigidBodyModel
-from dynlearn_ros.sim.plant import SimPlant, per_joint
+from dynlearn_ros.sim.plant import SimPlant, payload_model, per_joint
 
 ACC_TOL = 1e-8  # rad/s^2, see module docstring
 
 
 def rbd_with_payload(plant: SimPlant, kg: float) -> RigidBodyModel:
-    """The URDF model with a point mass ``kg`` at the end-effector link's centre of mass."""
-    rbd = RigidBodyModel(plant.spec.urdf_path, plant.joint_names)
-    if kg:
-        model = rbd.model
-        frame = model.frames[model.getFrameId(plant.spec.ee_link)]
-        com_in_joint = frame.placement.act(plant.ee_com_local)
-        model.inertias[frame.parentJoint] = model.inertias[frame.parentJoint] + pin.Inertia(
-            kg, com_in_joint, np.zeros((3, 3)))
-        rbd.data = model.createData()
-    return rbd
+    return payload_model(plant.robot, kg, plant.joint_names)
 
 
 def random_states(plant: SimPlant, rng: np.random.Generator, count: int):
