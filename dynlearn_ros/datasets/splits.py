@@ -70,6 +70,9 @@ def split_contiguous(
 ) -> tuple[TrajectoryData, TrajectoryData, TrajectoryData]:
     """(train, val, test): three consecutive blocks of rows in time order (train first).
 
+    With several episodes the blocks follow the row order, so a block boundary may cut one
+    episode in two (the two pieces then sit in different parts, without overlapping rows).
+
     ``gap`` rows are dropped before the validation and before the test block, so that a model
     reading a history of up to ``gap`` rows never sees the rows of the preceding part.
     """
