@@ -1,0 +1,226 @@
+"""ONNX export of an SVDKL / SVGP inverse model: predictive mean and variance, batch 1.
+
+The graph is built directly with ``onnx.helper`` from caches precomputed in float64 from the
+trained model (whitened variational strategy, one GP per joint j, M inducing points Z_j):
+
+    L_j = chol(K_uu,j + jitter I)          (jitter as gpytorch used it while training)
+    alpha_j = L_j^{-T} m_j                 (m_j: whitened variational mean)
+    A_j = [L_j^{-T} | L_j^{-T} L_S,j]      (L_S,j: Cholesky factor of the variational covariance)
+
+and at run time, for raw input x = [q, qd, qdd] (1, 3n) in float32:
+
+    z   = phi((x - x_mean) / x_std)                       deep features (1, D) (identity for SVGP)
+    k_j = sf2_j exp(-|z/l_j - Z_j/l_j|^2 / 2)             (1, M), computed as exp(z'.Z' + c_j - |z'|^2/2)
+    [a_j | c_j] = k_j A_j                                  a_j = (L_j^{-1} k_j)^T, c_j = (L_S,j^T a_j)^T
+    mean_j = y_std_j (mu_j + k_j alpha_j) + y_mean_j                         (N*m)
+    var_j  = y_std_j^2 (sf2_j + jitter - |a_j|^2 + |c_j|^2 + noise_j)         ((N*m)^2)
+
+``var`` includes the likelihood noise: it is the variance of a newly measured torque. The form
+with two separate squared norms (instead of one quadratic form k^T B k) keeps float32 accurate:
+B = L^{-T}(S - I)L^{-1} would square the conditioning of L.
+
+Graph I/O: input ``x`` float32 (1, 3n); outputs ``mean`` float32 (1, n) N*m and ``var``
+float32 (1, n) (N*m)^2. Opset 17, IR version 8 (onnxruntime 1.31 accepts IR <= 13).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import gpytorch
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from dynlearn_ros.learning.gp.models import GPInverseModel
+
+OPSET = 17
+IR_VERSION = 8
+FORMAT_VERSION = 1
+INPUT_NAME = "x"
+OUTPUT_NAMES = ("mean", "var")
+
+
+def precompute_caches(model: GPInverseModel) -> dict[str, np.ndarray]:
+    """float64 caches of a trained SVDKL/SVGP model (all per joint j, n joints, M inducing, D dims).
+
+    Returns inv_l (n, 1, D) inverse lengthscales, zt (n, D, M) scaled inducing points
+    transposed, logk_c (n, 1, M) = log sf2 - |Z/l|^2 / 2, aw (n, M, 2M), alpha (n, M, 1),
+    prior_var (n,) = sf2 + jitter + noise, mu (n,) constant means (normalized units), and
+    jitter (scalar)."""
+    if model.cfg.kind not in ("svdkl", "svgp"):
+        raise ValueError(f"only svdkl and svgp export to ONNX, not {model.cfg.kind}")
+    base = model.gp.variational_strategy.base_variational_strategy
+    jitter = float(base.jitter_val)  # the value gpytorch adds (depends on the training dtype)
+    z = base.inducing_points.detach().double()  # (n, M, D)
+    kern = model.gp.covar_module
+    ls = kern.base_kernel.lengthscale.detach().double()  # (n, 1, D)
+    sf2 = kern.outputscale.detach().double().reshape(-1)  # (n,)
+    zs = z / ls
+    d2 = (zs.unsqueeze(-2) - zs.unsqueeze(-3)).pow(2).sum(-1)  # (n, M, M)
+    kuu = sf2[:, None, None] * torch.exp(-0.5 * d2)
+    eye = torch.eye(kuu.shape[-1], dtype=torch.float64)
+    lchol = torch.linalg.cholesky(kuu + jitter * eye)
+    linv = torch.linalg.solve_triangular(lchol, eye.expand_as(lchol), upper=False)  # L^{-1}
+    vd = base._variational_distribution
+    l_s = (vd.chol_variational_covar.detach().double()).tril()  # (n, M, M)
+    m = vd.variational_mean.detach().double()  # (n, M)
+    w = l_s.mT @ linv  # L_S^T L^{-1}
+    aw = torch.cat([linv.mT, w.mT], dim=-1)  # k^T aw = [a^T, c^T]
+    alpha = linv.mT @ m.unsqueeze(-1)  # (n, M, 1)
+    noise = model.noise_var().double()
+    mu = model.gp.mean_module.constant.detach().double().reshape(-1)
+    return {
+        "inv_l": (1.0 / ls).numpy(),
+        "zt": zs.mT.contiguous().numpy(),
+        "logk_c": (torch.log(sf2)[:, None, None] - 0.5 * zs.pow(2).sum(-1).unsqueeze(-2)).numpy(),
+        "aw": aw.numpy(),
+        "alpha": alpha.numpy(),
+        "prior_var": (sf2 + jitter + noise).numpy(),
+        "mu": mu.numpy(),
+        "jitter": np.float64(jitter),
+    }
+
+
+def _const(name: str, arr: np.ndarray) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.ascontiguousarray(arr, dtype=np.float32), name)
+
+
+def build_onnx(model: GPInverseModel) -> onnx.ModelProto:
+    """The batch-1 mean+variance graph of ``model`` (see module docstring)."""
+    c = precompute_caches(model)
+    n, m = c["aw"].shape[0], c["aw"].shape[1]
+    x_mean = model.x_mean.numpy()
+    x_std = model.x_std.numpy()
+    y_mean = model.y_mean.numpy()
+    y_std = model.y_std.numpy()
+    inits = [
+        _const("x_mean", x_mean[None, :]), _const("x_inv_std", 1.0 / x_std[None, :]),
+        _const("inv_l", c["inv_l"]), _const("zt", c["zt"]), _const("logk_c", c["logk_c"]),
+        _const("aw", c["aw"]), _const("alpha", c["alpha"]),
+        _const("sign", np.concatenate([-np.ones(m), np.ones(m)])[:, None]),
+        _const("minus_half", np.array(-0.5)),
+        _const("y_scale", y_std[None, :]), _const("y_bias", (c["mu"] * y_std + y_mean)[None, :]),
+        _const("v_scale", (y_std**2)[None, :]), _const("v_bias", (c["prior_var"] * y_std**2)[None, :]),
+        _const("v_floor", np.array(1e-12)),
+        numpy_helper.from_array(np.array([1, n], dtype=np.int64), "out_shape"),
+    ]
+    nodes = [
+        helper.make_node("Sub", [INPUT_NAME, "x_mean"], ["xc"]),
+        helper.make_node("Mul", ["xc", "x_inv_std"], ["h0"]),
+    ]
+    h = "h0"
+    if model.extractor is not None:
+        linears = [mod for mod in model.extractor if isinstance(mod, torch.nn.Linear)]
+        for i, lin in enumerate(linears):
+            inits += [_const(f"W{i}", lin.weight.detach().double().numpy()),
+                      _const(f"b{i}", lin.bias.detach().double().numpy())]
+            nodes.append(helper.make_node("Gemm", [h, f"W{i}", f"b{i}"], [f"g{i}"], transB=1))
+            h = f"g{i}"
+            if i < len(linears) - 1:
+                nodes.append(helper.make_node("Relu", [h], [f"r{i}"]))
+                h = f"r{i}"
+    nodes += [
+        helper.make_node("Mul", [h, "inv_l"], ["zs"]),  # (n, 1, D)
+        helper.make_node("MatMul", ["zs", "zt"], ["cross"]),  # (n, 1, M)
+        helper.make_node("ReduceSumSquare", ["zs"], ["zs2"], axes=[-1], keepdims=1),  # (n, 1, 1)
+        helper.make_node("Mul", ["zs2", "minus_half"], ["zs2h"]),
+        helper.make_node("Add", ["cross", "logk_c"], ["lk0"]),
+        helper.make_node("Add", ["lk0", "zs2h"], ["logk"]),
+        helper.make_node("Exp", ["logk"], ["k"]),  # (n, 1, M)
+        helper.make_node("MatMul", ["k", "aw"], ["ac"]),  # (n, 1, 2M)
+        helper.make_node("Mul", ["ac", "ac"], ["ac2"]),
+        helper.make_node("MatMul", ["ac2", "sign"], ["dvar"]),  # (n, 1, 1)
+        helper.make_node("MatMul", ["k", "alpha"], ["kalpha"]),  # (n, 1, 1)
+        helper.make_node("Reshape", ["kalpha", "out_shape"], ["mean_n"]),
+        helper.make_node("Reshape", ["dvar", "out_shape"], ["dvar_n"]),
+        helper.make_node("Mul", ["mean_n", "y_scale"], ["mean_s"]),
+        helper.make_node("Add", ["mean_s", "y_bias"], [OUTPUT_NAMES[0]]),
+        helper.make_node("Mul", ["dvar_n", "v_scale"], ["var_s"]),
+        helper.make_node("Add", ["var_s", "v_bias"], ["var_raw"]),
+        helper.make_node("Max", ["var_raw", "v_floor"], [OUTPUT_NAMES[1]]),
+    ]
+    graph = helper.make_graph(
+        nodes, f"{model.cfg.kind}_mean_var",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [1, model.cfg.input_dim])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, n]) for name in OUTPUT_NAMES],
+        initializer=inits,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="dynlearn_ros")
+    proto.ir_version = IR_VERSION
+    onnx.checker.check_model(proto)
+    return proto
+
+
+@torch.no_grad()
+def gpytorch_mean_var(model: GPInverseModel, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """gpytorch's own predictive mean (N*m) and variance ((N*m)^2, likelihood noise included)
+    for raw inputs x (B, 3n), float64 arrays (B, n). The reference for the parity test."""
+    model.eval()
+    with gpytorch.settings.fast_pred_var(False):
+        f = model.latent(model.normalize_x(x))
+        mean = f.mean.double() * model.y_std + model.y_mean
+        var = (f.variance.double() + model.noise_var().double()) * model.y_std**2
+    return mean.numpy(), var.numpy()
+
+
+def export_model_dir(model: GPInverseModel, out_dir: str | Path, joint_names: tuple[str, ...],
+                     extra_meta: dict | None = None, golden_x: np.ndarray | None = None) -> Path:
+    """Write ``model.onnx`` + ``metadata.json`` atomically (temporary directory, then rename).
+
+    metadata.json: kind, version, joint_names, inputs/outputs (names, shapes, order of the input
+    columns), opset, ir_version, normalization (applied inside the graph), sigma_n / sigma_f per
+    joint (N*m), caches' jitter, a golden batch (inputs and gpytorch's outputs) that loaders
+    replay, plus ``extra_meta`` (training data hash, metrics, command, ...)."""
+    out_dir = Path(out_dir)
+    proto = build_onnx(model)
+    sigma_n, sigma_f = model.sigma_n_f()
+    if golden_x is None:  # inputs near the training distribution: the normalization means
+        golden_x = model.x_mean.numpy()[None, :]
+    golden_x = np.asarray(golden_x, dtype=np.float64).reshape(-1, model.cfg.input_dim)
+    g_mean, g_var = gpytorch_mean_var(model, golden_x)
+    meta = {
+        "kind": "svdkl",
+        "model_type": model.cfg.kind,
+        "format_version": FORMAT_VERSION,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "joint_names": list(joint_names),
+        "inputs": {INPUT_NAME: {"shape": [1, model.cfg.input_dim], "dtype": "float32",
+                                "columns": "q (rad), qd (rad/s), qdd (rad/s^2), each in joint_names order"}},
+        "outputs": {OUTPUT_NAMES[0]: {"shape": [1, model.cfg.n_joints], "unit": "N*m"},
+                    OUTPUT_NAMES[1]: {"shape": [1, model.cfg.n_joints], "unit": "(N*m)^2",
+                                      "note": "predictive variance including likelihood noise"}},
+        "opset": OPSET,
+        "ir_version": IR_VERSION,
+        "normalization": {"applied_in_graph": True,
+                          "x_mean": model.x_mean.tolist(), "x_std": model.x_std.tolist(),
+                          "y_mean": model.y_mean.tolist(), "y_std": model.y_std.tolist()},
+        "sigma_n": sigma_n.tolist(),
+        "sigma_f": sigma_f.tolist(),
+        "config": model.cfg.to_dict(),
+        "jitter": float(precompute_caches(model)["jitter"]),
+        "golden": {"x": golden_x.tolist(), "mean": g_mean.tolist(), "var": g_var.tolist()},
+    }
+    meta.update(extra_meta or {})
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        onnx.save_model(proto, str(tmp / "model.onnx"))
+        (tmp / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old.{os.getpid()}")
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

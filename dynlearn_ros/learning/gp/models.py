@@ -1,0 +1,215 @@
+"""Gaussian-process inverse-dynamics models: SVDKL, SVGP and DKL (gpytorch).
+
+All three map normalized inputs ``x = [q, qd, qdd]`` (shape (B, 3n), each column standardized)
+to a normalized torque per joint (shape (B, n)), with independent outputs per joint:
+
+* **SVDKL**: MLP feature extractor ``phi: R^{3n} -> R^D`` followed by a sparse variational GP
+  per joint (M learned inducing points in feature space, whitened variational strategy with a
+  full-rank Cholesky variational covariance), RBF kernel with ARD lengthscales, constant mean,
+  Gaussian likelihood with one noise variance per joint. Trained on the ELBO with minibatches.
+* **SVGP**: the same without the feature extractor (inducing points in input space).
+* **DKL**: the same extractor followed by an *exact* GP per joint (trained on a subset).
+
+For joint ``j`` the predictive distribution of the torque at one input is Gaussian with
+
+    mean_j = mu_j + a_j^T m_j,      a_j = L_j^{-1} k_j(x),   K_uu,j + jitter I = L_j L_j^T
+    var_j  = sf2_j + jitter - |a_j|^2 + |L_S,j^T a_j|^2 + noise_j
+
+(whitened strategy: q(v_j) = N(m_j, L_S,j L_S,j^T), u_j = L_j v_j). ``export.py`` evaluates the
+same formula in ONNX from float64 caches.
+
+Normalization (means and stds of inputs and targets, float64) lives in buffers of the model and
+travels with every checkpoint and exported model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import gpytorch
+import numpy as np
+import torch
+from torch import nn
+
+KINDS = ("svdkl", "svgp", "dkl")
+
+
+@dataclass
+class GPConfig:
+    """Architecture of a GP inverse model.
+
+    kind:          "svdkl" | "svgp" | "dkl"
+    n_joints:      number of outputs n (torques, N*m)
+    input_dim:     3n for (q, qd, qdd)
+    hidden:        widths of the extractor's hidden ReLU layers (svdkl, dkl)
+    feature_dim:   D, output width of the extractor (svdkl, dkl)
+    num_inducing:  M inducing points per joint (svdkl, svgp)
+    """
+
+    kind: str = "svdkl"
+    n_joints: int = 7
+    input_dim: int = 21
+    hidden: tuple[int, ...] = (128, 128)
+    feature_dim: int = 8
+    num_inducing: int = 128
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GPConfig:
+        d = dict(d)
+        d["hidden"] = tuple(d.get("hidden", ()))
+        return cls(**d)
+
+
+def make_extractor(input_dim: int, hidden: tuple[int, ...], feature_dim: int) -> nn.Sequential:
+    """ReLU MLP ``(B, input_dim) -> (B, feature_dim)``, linear last layer."""
+    layers: list[nn.Module] = []
+    width = input_dim
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, feature_dim))
+    return nn.Sequential(*layers)
+
+
+class IndependentSVGP(gpytorch.models.ApproximateGP):
+    """One sparse variational GP per output, batched over outputs.
+
+    inducing: (n_out, M, D) initial inducing locations (in feature or input space).
+    Calling the model on ``z`` (B, D) returns a MultitaskMultivariateNormal over (B, n_out).
+    """
+
+    def __init__(self, inducing: torch.Tensor) -> None:
+        n_out, m, d = inducing.shape
+        batch = torch.Size([n_out])
+        var_dist = gpytorch.variational.CholeskyVariationalDistribution(m, batch_shape=batch)
+        base = gpytorch.variational.VariationalStrategy(
+            self, inducing, var_dist, learn_inducing_locations=True
+        )
+        strategy = gpytorch.variational.IndependentMultitaskVariationalStrategy(base, num_tasks=n_out)
+        super().__init__(strategy)
+        self.mean_module = gpytorch.means.ConstantMean(batch_shape=batch)
+        self.covar_module = gpytorch.kernels.ScaleKernel(
+            gpytorch.kernels.RBFKernel(ard_num_dims=d, batch_shape=batch), batch_shape=batch
+        )
+
+    def forward(self, z: torch.Tensor) -> gpytorch.distributions.MultivariateNormal:
+        return gpytorch.distributions.MultivariateNormal(self.mean_module(z), self.covar_module(z))
+
+
+class ExactBatchGP(gpytorch.models.ExactGP):
+    """Exact GP per output on deep features (DKL). train_x (N, input_dim), train_y (N, n_out)."""
+
+    def __init__(self, train_x: torch.Tensor, train_y: torch.Tensor, likelihood, extractor: nn.Module,
+                 feature_dim: int) -> None:
+        super().__init__(train_x, train_y, likelihood)
+        n_out = train_y.shape[-1]
+        batch = torch.Size([n_out])
+        self.extractor = extractor
+        self.mean_module = gpytorch.means.ConstantMean(batch_shape=batch)
+        self.covar_module = gpytorch.kernels.ScaleKernel(
+            gpytorch.kernels.RBFKernel(ard_num_dims=feature_dim, batch_shape=batch), batch_shape=batch
+        )
+
+    def forward(self, x: torch.Tensor):
+        z = self.extractor(x)
+        mvn = gpytorch.distributions.MultivariateNormal(self.mean_module(z), self.covar_module(z))
+        return gpytorch.distributions.MultitaskMultivariateNormal.from_batch_mvn(mvn)
+
+
+class GPInverseModel(nn.Module):
+    """Inverse-dynamics GP: ``(q, qd, qdd) -> tau`` with predictive variance.
+
+    Holds the normalization as float64 buffers ``x_mean, x_std`` (input_dim,) and
+    ``y_mean, y_std`` (n_joints,), the optional extractor, the GP and the likelihood.
+    For "dkl" the GP is built by :meth:`set_dkl_data` (it needs its training set).
+    """
+
+    def __init__(self, cfg: GPConfig, x_mean: np.ndarray, x_std: np.ndarray, y_mean: np.ndarray,
+                 y_std: np.ndarray, inducing: torch.Tensor | None = None) -> None:
+        super().__init__()
+        if cfg.kind not in KINDS:
+            raise ValueError(f"unknown GP kind {cfg.kind!r}; choose from {KINDS}")
+        self.cfg = cfg
+        for name, arr in (("x_mean", x_mean), ("x_std", x_std), ("y_mean", y_mean), ("y_std", y_std)):
+            self.register_buffer(name, torch.as_tensor(np.asarray(arr, dtype=np.float64)))
+        n = cfg.n_joints
+        self.extractor = (
+            make_extractor(cfg.input_dim, cfg.hidden, cfg.feature_dim) if cfg.kind in ("svdkl", "dkl") else None
+        )
+        self.likelihood = gpytorch.likelihoods.MultitaskGaussianLikelihood(
+            num_tasks=n, rank=0, has_global_noise=False
+        )
+        # start with noise std ~0.2 of the target std: the ELBO then shrinks or grows it from a
+        # value typical of torque sensors, instead of gpytorch's default of std 0.83
+        self.likelihood.task_noises = torch.full((n,), 0.04)
+        self.gp: gpytorch.models.GP | None = None
+        if cfg.kind in ("svdkl", "svgp"):
+            d = cfg.feature_dim if cfg.kind == "svdkl" else cfg.input_dim
+            if inducing is None:
+                inducing = torch.randn(n, cfg.num_inducing, d)
+            self.gp = IndependentSVGP(inducing)
+
+    # ----------------------------------------------------------------- helpers
+    def normalize_x(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Raw inputs (B, input_dim) -> standardized float32 tensor (B, input_dim)."""
+        x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        return ((x - self.x_mean) / self.x_std).float()
+
+    def normalize_y(self, y: np.ndarray | torch.Tensor) -> torch.Tensor:
+        y = torch.as_tensor(np.asarray(y, dtype=np.float64))
+        return ((y - self.y_mean) / self.y_std).float()
+
+    def set_dkl_data(self, xn: torch.Tensor, yn: torch.Tensor) -> None:
+        """DKL only: attach the (normalized) training subset, xn (N, input_dim), yn (N, n)."""
+        assert self.cfg.kind == "dkl" and self.extractor is not None
+        if self.gp is None:
+            self.gp = ExactBatchGP(xn, yn, self.likelihood, self.extractor, self.cfg.feature_dim)
+            self.gp.covar_module.outputscale = torch.ones(self.cfg.n_joints)
+        else:
+            self.gp.set_train_data(xn, yn, strict=False)
+
+    def latent(self, xn: torch.Tensor):
+        """Latent function distribution (MultitaskMultivariateNormal over (B, n)) at xn."""
+        if self.cfg.kind == "dkl":
+            return self.gp(xn)
+        z = self.extractor(xn) if self.extractor is not None else xn
+        return self.gp(z)
+
+    def noise_var(self) -> torch.Tensor:
+        """Likelihood noise variance per joint, normalized units, (n,)."""
+        return self.likelihood.task_noises.detach().reshape(-1)
+
+    def signal_var(self) -> torch.Tensor:
+        """Kernel outputscale per joint, normalized units, (n,)."""
+        return self.gp.covar_module.outputscale.detach().reshape(-1)
+
+    def sigma_n_f(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sigma_n, sigma_f) per joint in N*m: likelihood noise std and kernel signal std."""
+        ys = self.y_std.numpy()
+        return (np.sqrt(self.noise_var().double().numpy()) * ys,
+                np.sqrt(self.signal_var().double().numpy()) * ys)
+
+    @torch.no_grad()
+    def predict(self, x: np.ndarray, batch_size: int = 2048, include_noise: bool = True
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Predictive mean and std of tau (N*m), both (B, n) float64, for raw inputs x (B, 3n).
+
+        ``include_noise`` adds the likelihood noise (the std of a new measured torque)."""
+        self.eval()
+        means, stds = [], []
+        xn_all = self.normalize_x(x)
+        noise = self.noise_var()
+        with gpytorch.settings.fast_pred_var(False), gpytorch.settings.max_cholesky_size(10**5):
+            for i in range(0, xn_all.shape[0], batch_size):
+                f = self.latent(xn_all[i:i + batch_size])
+                var = f.variance + (noise if include_noise else 0.0)
+                means.append(f.mean.double())
+                stds.append(var.clamp_min(0).double().sqrt())
+        mean = torch.cat(means) * self.y_std + self.y_mean
+        std = torch.cat(stds) * self.y_std
+        return mean.numpy(), std.numpy()
