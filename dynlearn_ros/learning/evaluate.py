@@ -31,7 +31,7 @@ def _t(x: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def forward_multistep(model: torch.nn.Module, stats: Stats, data: TrajectoryData, obs_qd: bool = False,
-                      context: int = 30, horizons: tuple[int, ...] = HORIZONS, stride: int = 5,
+                      context: int = 30, horizons: tuple[int, ...] = HORIZONS, stride: int = 10,
                       batch: int = 512) -> dict:
     """Multi-step RMSE per horizon (physical units) for ``model`` and the previous-state predictor."""
     model.eval()

@@ -7,7 +7,8 @@ recurrent baselines read their own last prediction instead.
 
 Inverse models read a window of W rows, obs (B, W, d_o) and actions (B, W, d_a), and predict the
 normalized action difference ``a_t - a_{t-1}`` for t = 1 .. W-2 from o_t, the desired next
-observation o_{t+1} and the executed previous action a_{t-1} ((B, W-2, d_a), mean and variance).
+observation o_{t+1} (entering as the normalized change, see ``_DesiredChange``) and the executed
+previous action a_{t-1} ((B, W-2, d_a), mean and variance).
 
 Every model also exposes ``step(...)`` with an explicit recurrent state, used for the ONNX export
 and checked against ``seq`` in the unit tests.
@@ -169,7 +170,22 @@ class RnnForward(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # inverse models
 # ---------------------------------------------------------------------------------------------
-class AcRknInverse(nn.Module):
+class _DesiredChange(nn.Module):
+    """The desired next observation enters every inverse model as the normalized change
+    d = ((o_{t+1} - o_t) * std_o - mean_d) / std_d: at 1 kHz o_{t+1} and o_t differ by ~1e-3 of
+    their spread, so handing the network both raw values would bury the information that fixes
+    the acceleration (and hence the torque) in rounding. ``dnext_scale`` = std_o / std_d and
+    ``dnext_shift`` = mean_d / std_d (d_o,) are set by the trainer from the training statistics."""
+
+    def _init_desired(self, obs_dim: int) -> None:
+        self.register_buffer("dnext_scale", torch.ones(obs_dim))
+        self.register_buffer("dnext_shift", torch.zeros(obs_dim))
+
+    def desired_change(self, obs: Tensor, obs_next: Tensor) -> Tensor:
+        return (obs_next - obs) * self.dnext_scale - self.dnext_shift
+
+
+class AcRknInverse(_DesiredChange):
     """ac-RKN inverse model.
 
     One step t: prior_t = A z+_{t-1} + b(a_{t-1}) (the executed action fed back);
@@ -188,6 +204,7 @@ class AcRknInverse(nn.Module):
         self.dec_fwd = mlp(2 * m, cfg.dec_hidden, cfg.obs_dim)
         self.dec_act = mlp(2 * m + cfg.obs_dim, cfg.dec_hidden, cfg.act_dim)
         self.dec_var = _VarHead(3 * m, cfg.dec_hidden, cfg.act_dim)
+        self._init_desired(cfg.obs_dim)
 
     def initial_state(self, batch: int) -> Belief:
         return self.cell.initial_belief(batch)
@@ -200,7 +217,7 @@ class AcRknInverse(nn.Module):
         w, w_var = self.encoder(obs)
         post = self.cell.update(prior, w, w_var)
         z, cu, cl, cs = post
-        mu = self.dec_act(torch.cat([z, obs_next], -1))
+        mu = self.dec_act(torch.cat([z, self.desired_change(obs, obs_next)], -1))
         var = self.dec_var(torch.cat([cu, cl, cs], -1))
         if with_fwd:
             return mu, var, post, self.dec_fwd(prior[0])
@@ -217,7 +234,7 @@ class AcRknInverse(nn.Module):
         return torch.stack(means, 1), torch.stack(vars_, 1), torch.stack(fwds, 1)
 
 
-class RnnInverse(nn.Module):
+class RnnInverse(_DesiredChange):
     """LSTM / GRU inverse baseline: input [enc(o_t, o_{t+1}^des), a_{t-1}] per step."""
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -231,13 +248,14 @@ class RnnInverse(nn.Module):
         self.dec_act = mlp(hidden, cfg.dec_hidden, cfg.act_dim)
         self.dec_var = _VarHead(hidden, cfg.dec_hidden, cfg.act_dim)
         self.hidden = hidden
+        self._init_desired(cfg.obs_dim)
 
     def initial_state(self, batch: int) -> tuple[Tensor, ...]:
         h = torch.zeros(batch, self.hidden)
         return (h, h.clone()) if self.lstm else (h,)
 
     def step(self, obs: Tensor, obs_next: Tensor, act_prev: Tensor, state: tuple[Tensor, ...]):
-        x = torch.cat([self.encoder(torch.cat([obs, obs_next], -1)), act_prev], -1)
+        x = torch.cat([self.encoder(torch.cat([obs, self.desired_change(obs, obs_next)], -1)), act_prev], -1)
         if self.lstm:
             h, c = self.rnn(x, (state[0], state[1]))
             new: tuple[Tensor, ...] = (h, c)
@@ -256,7 +274,7 @@ class RnnInverse(nn.Module):
         return torch.stack(means, 1), torch.stack(vars_, 1), None
 
 
-class FfnnInverse(nn.Module):
+class FfnnInverse(_DesiredChange):
     """Feed-forward baseline: [o_t, o_{t+1}^des, a_{t-1}] -> a_t - a_{t-1} (no memory)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -267,12 +285,13 @@ class FfnnInverse(nn.Module):
         self.body = mlp(in_dim, hid)
         self.dec_act = nn.Linear(hid[-1], cfg.act_dim)
         self.dec_var = _VarHead(hid[-1], (), cfg.act_dim)
+        self._init_desired(cfg.obs_dim)
 
     def initial_state(self, batch: int) -> tuple[Tensor, ...]:
         return ()
 
     def step(self, obs: Tensor, obs_next: Tensor, act_prev: Tensor, state: tuple = ()):
-        h = self.body(torch.cat([obs, obs_next, act_prev], -1))
+        h = self.body(torch.cat([obs, self.desired_change(obs, obs_next), act_prev], -1))
         return self.dec_act(h), self.dec_var(h), ()
 
     def seq(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor, None]:

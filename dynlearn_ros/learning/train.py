@@ -119,7 +119,10 @@ def model_config(tcfg: TrainConfig, obs_dim: int, act_dim: int) -> ModelConfig:
 
 
 def set_delta_buffers(model: torch.nn.Module, stats: Stats) -> None:
-    """RNN forward baselines feed their own prediction back: give them the unit conversion."""
+    """Unit conversions from the training statistics (RNN forward feedback, inverse desired change)."""
+    if hasattr(model, "dnext_scale"):
+        model.dnext_scale.copy_(torch.as_tensor(stats.obs_std / stats.dobs_std, dtype=torch.float32))
+        model.dnext_shift.copy_(torch.as_tensor(stats.dobs_mean / stats.dobs_std, dtype=torch.float32))
     if hasattr(model, "delta_scale"):
         model.delta_scale.copy_(torch.as_tensor(stats.dobs_std / stats.obs_std, dtype=torch.float32))
         model.delta_shift.copy_(torch.as_tensor(stats.dobs_mean / stats.obs_std, dtype=torch.float32))

@@ -1,0 +1,59 @@
+"""``dynlearn-ros export``: a trained run -> ONNX model directory (model.onnx + metadata.json).
+
+    dynlearn-ros export --model acrkn-inv --run runs/panda_gaz2019/acrkn-inv-s0 --out models/acrkn_panda
+
+The test split of the run's data set is evaluated and stored in the metadata (``metrics``; for
+inverse models also ``sigma_n`` / ``sigma_f``, the 5th / 95th percentiles of the predicted std
+per joint, which the gain schedule uses as its bounds) unless ``--no-metrics``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dynlearn_ros.commands._common import GP_KINDS, add_common, gp_dispatch
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common(parser)
+    parser.set_defaults(data=None)
+    parser.add_argument("--run", default=None, help="run directory written by train (checkpoint.pt)")
+    parser.add_argument("--no-metrics", action="store_true", help="skip the test-split evaluation")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.model in GP_KINDS:
+        return gp_dispatch(args, "export")
+    if not args.run or not args.out:
+        raise SystemExit("export needs --run (a train output directory) and --out (the model directory)")
+    from dynlearn_ros.learning.data import Stats, load_data, split
+    from dynlearn_ros.learning.evaluate import forward_multistep, inverse_predict, torque_errors
+    from dynlearn_ros.learning.export import write_model_dir
+    from dynlearn_ros.learning.train import load_checkpoint
+
+    model, ckpt = load_checkpoint(Path(args.run) / "checkpoint.pt")
+    if args.model and args.model != ckpt["model_config"]["kind"]:
+        raise SystemExit(f"--model {args.model} but the run holds a {ckpt['model_config']['kind']} model")
+    metrics: dict = {}
+    if not args.no_metrics:
+        data_name = args.data or ckpt.get("data")
+        _tr, _va, test = split(load_data(data_name), seed=ckpt["train_config"]["seed"])
+        stats = Stats.from_dict(ckpt["stats"])
+        if ckpt["model_config"]["direction"] == "inverse":
+            tau_hat, std, rows = inverse_predict(model, stats, test)
+            metrics = torque_errors(tau_hat, test.tau[rows], std)
+            metrics["std_p05"] = np.percentile(std, 5, axis=0).tolist()
+            metrics["std_p95"] = np.percentile(std, 95, axis=0).tolist()
+        else:
+            metrics = forward_multistep(model, stats, test, obs_qd=ckpt["train_config"]["obs_qd"])
+        metrics["split"] = f"test split of {data_name}, seed {ckpt['train_config']['seed']}"
+    how = ("dynlearn-ros " + " ".join(shlex.quote(a) for a in sys.argv[1:])) if sys.argv else ""
+    out = write_model_dir(model, ckpt, Path(args.out), metrics=metrics,
+                          how=f"trained: {ckpt.get('train_command', '')} | exported: {how}")
+    print(f"exported {ckpt['model_config']['kind']} -> {out} ({(out / 'model.onnx').stat().st_size / 1e3:.0f} kB)")
+    return 0

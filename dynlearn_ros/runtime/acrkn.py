@@ -1,0 +1,197 @@
+"""ac-RKN predictors over onnxruntime: the controller's inverse model and a forward predictor.
+
+Both load a model directory written by ``dynlearn-ros export`` (``model.onnx`` + ``metadata.json``,
+see ``dynlearn_ros.learning.export``), keep the packed belief between calls, and allocate nothing
+per step (IOBinding onto preallocated float32 buffers, one intra-op thread).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dynlearn_ros.core.inverse_model import InverseModel, InverseQuery
+from dynlearn_ros.runtime.onnx_step import OnnxStep
+from dynlearn_ros.runtime.registry import ModelLoadError
+
+
+def _read_metadata(model_dir: Path, direction: str) -> dict:
+    model_dir = Path(model_dir)
+    if not (model_dir / "model.onnx").is_file() or not (model_dir / "metadata.json").is_file():
+        raise ModelLoadError(f"{model_dir}: a model directory needs model.onnx and metadata.json")
+    try:
+        meta = json.loads((model_dir / "metadata.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{model_dir}/metadata.json unreadable: {exc}") from exc
+    if meta.get("kind") != "acrkn":
+        raise ModelLoadError(f"{model_dir}: metadata kind is {meta.get('kind')!r}, expected 'acrkn'")
+    if meta.get("direction") != direction:
+        raise ModelLoadError(f"{model_dir}: a {meta.get('direction')} model, expected {direction}")
+    return meta
+
+
+def joint_permutation(model_names: Sequence[str], requested: Sequence[str]) -> np.ndarray:
+    """perm (n,) with requested[perm[j]] == model_names[j]; ModelLoadError if the sets differ."""
+    model_names, requested = list(model_names), list(requested)
+    if sorted(model_names) != sorted(requested) or len(set(requested)) != len(requested):
+        raise ModelLoadError(f"model joints {model_names} do not match the requested joints {requested}")
+    return np.array([requested.index(name) for name in model_names], dtype=np.int64)
+
+
+class AcrknInversePredictor(InverseModel):
+    """tau_t = ac-RKN(q_t, qd_t, q_des_{t+1}, qd_des_{t+1}, tau_{t-1}; belief) (N*m) with its std.
+
+    The step reads the belief (posterior at t-1) and the torque executed at t-1: the one passed
+    to :meth:`commit` since the last prediction, else ``query.tau_prev``. A finite result
+    advances the belief; a non-finite one leaves the belief untouched and returns False.
+    """
+
+    kind = "acrkn"
+
+    def __init__(self, model_dir: Path, joint_names: Sequence[str], meta: dict) -> None:
+        super().__init__(tuple(joint_names))
+        self.model_dir = Path(model_dir)
+        self.meta = meta
+        n = self.n
+        self.perm = joint_permutation(meta["joint_names"], self.joint_names)
+        self.step = OnnxStep(self.model_dir / "model.onnx")
+        need = {"obs": (1, 2 * n), "obs_next": (1, 2 * n), "act_prev": (1, n)}
+        for name, shape in need.items():
+            if self.step.inputs.get(name) is None or self.step.inputs[name].shape != shape:
+                raise ModelLoadError(f"{model_dir}: input '{name}' missing or not of shape {shape}")
+        self._obs = self.step.inputs["obs"][0]
+        self._obs_next = self.step.inputs["obs_next"][0]
+        self._act = self.step.inputs["act_prev"][0]
+        self._belief = self.step.inputs["belief"][0]
+        self._tau = self.step.outputs["tau_mean"][0]
+        self._var = self.step.outputs["tau_var"][0]
+        self._belief_out = self.step.outputs["belief_out"][0]
+        self._init_belief = np.asarray(meta["initial_belief"], dtype=np.float32)
+        if self._init_belief.shape != self._belief.shape:
+            raise ModelLoadError(f"{model_dir}: initial_belief {self._init_belief.shape} vs input {self._belief.shape}")
+        self._committed = np.zeros(n)
+        self._has_commit = False
+        self._tmp = np.zeros(n)
+        self.reset()
+
+    @classmethod
+    def from_directory(cls, model_dir: Path, joint_names: Sequence[str]) -> AcrknInversePredictor:
+        meta = _read_metadata(Path(model_dir), "inverse")
+        return cls(Path(model_dir), joint_names, meta)
+
+    def reset(self) -> None:
+        self._belief[:] = self._init_belief
+        self._has_commit = False
+
+    def commit(self, tau_applied: np.ndarray) -> None:
+        """Torque (n,) N*m actually sent this tick; used as tau_{t-1} by the next prediction."""
+        self._committed[:] = tau_applied
+        self._has_commit = True
+
+    def predict(self, query: InverseQuery, mean_out: np.ndarray, std_out: np.ndarray) -> bool:
+        n, p = self.n, self.perm
+        # model order j <- requested order p[j]
+        np.take(query.q, p, out=self._tmp)
+        self._obs[:n] = self._tmp
+        np.take(query.qd, p, out=self._tmp)
+        self._obs[n:] = self._tmp
+        np.take(query.q_des_next, p, out=self._tmp)
+        self._obs_next[:n] = self._tmp
+        np.take(query.qd_des_next, p, out=self._tmp)
+        self._obs_next[n:] = self._tmp
+        np.take(self._committed if self._has_commit else query.tau_prev, p, out=self._tmp)
+        self._act[:] = self._tmp
+        self._has_commit = False
+        self.step.run()
+        if not (np.isfinite(self._tau).all() and np.isfinite(self._var).all()
+                and np.isfinite(self._belief_out).all()):
+            return False
+        self._belief[:] = self._belief_out
+        mean_out[p] = self._tau
+        np.sqrt(self._var, out=self._var)
+        std_out[p] = self._var
+        return True
+
+    def noise_and_signal_std(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if "sigma_n" not in self.meta or "sigma_f" not in self.meta:
+            return None
+        sn, sf = np.zeros(self.n), np.zeros(self.n)
+        sn[self.perm] = self.meta["sigma_n"]
+        sf[self.perm] = self.meta["sigma_f"]
+        return sn, sf
+
+
+class AcrknForwardPredictor:
+    """Streaming forward prediction: o_hat_{t+1} = ac-RKN(o_t, a_t; belief), mean and variance.
+
+    A missing observation (``valid=False``) is replaced by the last prediction and the variance
+    accumulates (sum of one-step variances since the last observation); an observation resets it.
+    Observation layout and order as in metadata (``obs_layout``, ``joint_names``); ``joint_names``
+    given to :meth:`from_directory` reorders the per-joint observation blocks.
+    """
+
+    def __init__(self, model_dir: Path, meta: dict, joint_names: Sequence[str] | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        self.meta = meta
+        self.step = OnnxStep(self.model_dir / "model.onnx")
+        self._obs = self.step.inputs["obs"][0]
+        self._valid = self.step.inputs["valid"][0]
+        self._act = self.step.inputs["act"][0]
+        self._belief = self.step.inputs["belief"][0]
+        self._mean = self.step.outputs["obs_next_mean"][0]
+        self._var = self.step.outputs["obs_next_var"][0]
+        self._belief_out = self.step.outputs["belief_out"][0]
+        self.obs_dim = self._obs.shape[0]
+        self.act_dim = self._act.shape[0]
+        names = list(meta["joint_names"])
+        blocks = self.obs_dim // len(names)
+        if joint_names is None:
+            joint_names = names
+        perm = joint_permutation(names, joint_names)
+        self.perm = np.concatenate([perm + k * len(names) for k in range(blocks)])
+        self._init_belief = np.asarray(meta["initial_belief"], dtype=np.float32)
+        self._last = np.zeros(self.obs_dim, dtype=np.float32)
+        self._var_acc = np.zeros(self.obs_dim, dtype=np.float32)
+        self._has_last = False
+        self.reset()
+
+    @classmethod
+    def from_directory(cls, model_dir: Path, joint_names: Sequence[str] | None = None) -> AcrknForwardPredictor:
+        meta = _read_metadata(Path(model_dir), "forward")
+        return cls(Path(model_dir), meta, joint_names)
+
+    def reset(self) -> None:
+        self._belief[:] = self._init_belief
+        self._var_acc[:] = 0.0
+        self._has_last = False
+
+    def predict(self, obs: np.ndarray | None, action: np.ndarray, mean_out: np.ndarray,
+                var_out: np.ndarray) -> bool:
+        """obs (d_o,) in the requested joint order or None (missing), action (d_a,) in model order
+        -> mean_out / var_out (d_o,) of the next observation (requested order). False if the
+        output is not finite (belief unchanged) or no observation was ever given."""
+        p = self.perm
+        if obs is not None:
+            self._obs[:] = obs[p]
+            self._valid[0] = 1.0
+            self._var_acc[:] = 0.0
+        elif self._has_last:
+            self._obs[:] = self._last
+            self._valid[0] = 0.0
+        else:
+            return False
+        self._act[:] = action
+        self.step.run()
+        if not (np.isfinite(self._mean).all() and np.isfinite(self._var).all()
+                and np.isfinite(self._belief_out).all()):
+            return False
+        self._belief[:] = self._belief_out
+        self._last[:] = self._mean
+        self._var_acc += self._var
+        self._has_last = True
+        mean_out[p] = self._mean
+        var_out[p] = self._var_acc
+        return True

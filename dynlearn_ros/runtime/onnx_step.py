@@ -1,0 +1,56 @@
+"""A stateful batch-1 onnxruntime step with preallocated float32 buffers bound once (IOBinding).
+
+Inputs and outputs are numpy arrays owned by this object; callers write the inputs in place,
+call :meth:`OnnxStep.run` and read the outputs in place: nothing is allocated per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+
+def make_session(path: Path | str, threads: int = 1) -> ort.InferenceSession:
+    """CPU session, ``threads`` intra-op threads, one inter-op thread, sequential execution."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+class OnnxStep:
+    """One session with every input and output preallocated (float32, static shapes)."""
+
+    def __init__(self, path: Path | str, threads: int = 1) -> None:
+        self.session = make_session(path, threads)
+        self.inputs: dict[str, np.ndarray] = {}
+        self.outputs: dict[str, np.ndarray] = {}
+        self._binding = self.session.io_binding()
+        self._keep = []  # OrtValues must outlive the binding
+        for arg in self.session.get_inputs():
+            arr = np.zeros(self._shape(arg.shape, arg.name), dtype=np.float32)
+            self.inputs[arg.name] = arr
+            ov = ort.OrtValue.ortvalue_from_numpy(arr)
+            self._keep.append(ov)
+            self._binding.bind_ortvalue_input(arg.name, ov)
+        for arg in self.session.get_outputs():
+            arr = np.zeros(self._shape(arg.shape, arg.name), dtype=np.float32)
+            self.outputs[arg.name] = arr
+            ov = ort.OrtValue.ortvalue_from_numpy(arr)
+            self._keep.append(ov)
+            self._binding.bind_ortvalue_output(arg.name, ov)
+
+    @staticmethod
+    def _shape(shape: Sequence, name: str) -> tuple[int, ...]:
+        if not all(isinstance(s, int) for s in shape):
+            raise ValueError(f"ONNX tensor '{name}' has a dynamic shape {shape}; export with static batch-1 shapes")
+        return tuple(int(s) for s in shape)
+
+    def run(self) -> None:
+        """Run once: reads ``self.inputs``, fills ``self.outputs`` in place."""
+        self.session.run_with_iobinding(self._binding)
