@@ -1,0 +1,426 @@
+"""``sim_bridge``: the PyBullet plant (:class:`dynlearn_ros.sim.plant.SimPlant`) as a ROS 2 robot.
+
+Publishes ``joint_states`` (sensor_msgs/JointState, reliable depth 10; header.stamp = sim time,
+effort = the clamped command applied during the step that led to this state), ``/clock``
+(rosgraph_msgs/Clock, sim time) and ``/diagnostics`` (1 Hz, counters). Subscribes
+``effort_controller/commands`` (std_msgs/Float64MultiArray, n torques in N*m in URDF joint order,
+reliable depth 1) and ``~/payload_kg`` (std_msgs/Float64, sets the ``payload_kg`` parameter).
+
+Stepping (parameter ``stepping``):
+
+* ``lockstep``: publish state k (stamp k*dt) -> wait for the next command -> apply it for one
+  step -> publish state k+1. The first valid command is awaited without time limit (state 0 is
+  re-sent every second until then, so a controller started later still gets it); afterwards, a
+  command missing for ``lockstep_timeout_ms`` counts a timeout and the last valid command is held
+  for that step. Deterministic: same commands, same trajectory.
+* ``realtime``: after the first valid command, one step per 1/rate_hz on absolute wall-clock
+  deadlines with the latest valid command; no new command since the last state = deadline miss.
+
+A command of the wrong length or with a non-finite value is rejected (counter, throttled warning,
+last valid command kept; in lockstep it still answers the pending state). Values beyond the
+URDF effort limits are clamped (counter). Run ``python -m dynlearn_ros.nodes.sim_bridge --ros-args
+-p robot:=panda`` or the ``sim_bridge`` console script; see docs/sim.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64, Float64MultiArray
+
+from dynlearn_ros.core.robots import ROBOTS, robot_spec
+from dynlearn_ros.sim.plant import SimPlant, per_joint
+from dynlearn_ros.sim.stats import LatencyRecorder
+
+STEPPING = ("lockstep", "realtime")
+FIRST_STATE_REPEAT_S = 1.0  # lockstep/realtime: re-send state 0 this often until the first command
+
+
+class ParameterError(ValueError):
+    """A start-up parameter is invalid (message names the parameter and the accepted values)."""
+
+
+def _descriptor(description: str, lo: float | None = None, hi: float | None = None, constraints: str = "",
+                read_only: bool = True, dynamic: bool = False) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=description, additional_constraints=constraints, read_only=read_only,
+                            dynamic_typing=dynamic)
+    if lo is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+    return d
+
+
+class SimBridgeNode(Node):
+    """Holds the ROS handles and one :class:`SimPlant`; :meth:`run` steps it until done."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("sim_bridge", **kwargs)
+        self._declare()
+        cfg = self._validated()
+        self.cfg = cfg
+        self.dt_ns = int(round(1e9 / cfg["rate_hz"]))
+        try:
+            self.plant = SimPlant(cfg["robot"], dt=self.dt_ns * 1e-9, friction_viscous=cfg["friction_viscous"],
+                                  friction_coulomb=cfg["friction_coulomb"],
+                                  coulomb_velocity_eps=cfg["coulomb_velocity_eps"], payload_kg=cfg["payload_kg"],
+                                  initial_q=cfg["initial_positions"])
+        except ValueError as exc:
+            raise ParameterError(f"invalid plant parameters: {exc}") from exc
+        n = self.n = self.plant.n
+        # state shared between callbacks and the loop (single-threaded executor: no locks)
+        self._cmd = np.zeros(n)  # last valid command (N*m), URDF order
+        self._have_cmd = False  # a valid command has ever arrived
+        self._fresh = False  # a command (valid or rejected) arrived since the last published state
+        self._t_pub_ns = 0
+        self._awaiting_reply = False
+        self.k = 0  # index of the last published state
+        self.timeouts = 0
+        self.deadline_misses = 0
+        self.rejected = 0
+        self.payload_msgs = 0
+        self.round_trip = LatencyRecorder()
+        self._q = np.zeros(n)
+        self._qd = np.zeros(n)
+        self._wall0 = time.perf_counter()
+        self._cpu0 = 0.0
+        self._loop_t0 = None
+
+        self._js = JointState()
+        self._js.name = list(cfg["joint_names"])
+        self._clock_msg = Clock()
+        self.pub_js = self.create_publisher(JointState, "joint_states",
+                                            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self.pub_clock = self.create_publisher(Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.sub_cmd = self.create_subscription(Float64MultiArray, "effort_controller/commands", self._on_command,
+                                                QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        self.sub_payload = self.create_subscription(Float64, "~/payload_kg", self._on_payload_msg, 10)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.get_logger().info(
+            f"{cfg['robot']} ({n} joints) at {cfg['rate_hz']:g} Hz, {cfg['stepping']}, payload {cfg['payload_kg']:g} kg, "
+            f"friction b={self.plant.friction_viscous.tolist()} fc={self.plant.friction_coulomb.tolist()}; "
+            f"publishing {self.pub_js.topic_name}, commands on {self.sub_cmd.topic_name}")
+
+    # ------------------------------------------------------------------ parameters
+    def _declare(self) -> None:
+        dec = self.declare_parameter
+        dec("robot", "iiwa", _descriptor("robot model (pybullet_data URDF)", constraints=" | ".join(ROBOTS)))
+        dec("rate_hz", 1000.0, _descriptor("physics and publish rate, Hz (one step per tick)", 1.0, 10000.0))
+        dec("stepping", "lockstep", _descriptor("lockstep: one step per command; realtime: wall-clock rate",
+                                                constraints=" | ".join(STEPPING)))
+        dec("lockstep_timeout_ms", 500.0, _descriptor(
+            "lockstep: after the first command, step holding the last command if none arrives within this", 1.0, 600000.0))
+        dec("joint_names", None, _descriptor(
+            "names published and expected instead of the URDF names, same order; empty = URDF names", dynamic=True))
+        dec("initial_positions", None, _descriptor("start position, rad, n values; empty = the robot's home",
+                                                   dynamic=True))
+        dec("friction_viscous", 0.0, _descriptor("unmodelled viscous friction b, N*m*s/rad: one value or n",
+                                                 dynamic=True))
+        dec("friction_coulomb", 0.0, _descriptor("unmodelled Coulomb friction f_c, N*m: one value or n", dynamic=True))
+        dec("coulomb_velocity_eps", 0.1, _descriptor("tanh smoothing velocity of the Coulomb term, rad/s", 1e-4, 100.0))
+        dec("payload_kg", 0.0, _descriptor(
+            "point mass at the end-effector link's centre of mass, kg; settable at run time (also ~/payload_kg)",
+            0.0, 100.0, read_only=False))
+        dec("duration_s", 0.0, _descriptor("sim seconds after which the node exits with code 0; 0 = forever",
+                                           0.0, 1e9))
+        dec("stats_path", "", _descriptor("JSON file written at exit with counters and round-trip stats; empty = none"))
+
+    def _validated(self) -> dict:
+        g = self.get_parameter
+        cfg: dict = {}
+        robot = g("robot").value
+        if robot not in ROBOTS:
+            raise ParameterError(f"parameter 'robot' = {robot!r}: must be one of {list(ROBOTS)}")
+        cfg["robot"] = robot
+        spec = robot_spec(robot)
+        n = spec.n
+        stepping = g("stepping").value
+        if stepping not in STEPPING:
+            raise ParameterError(f"parameter 'stepping' = {stepping!r}: must be one of {list(STEPPING)}")
+        cfg["stepping"] = stepping
+        for name in ("rate_hz", "lockstep_timeout_ms", "coulomb_velocity_eps", "payload_kg", "duration_s"):
+            v = g(name).value
+            if not isinstance(v, float) or not math.isfinite(v):
+                raise ParameterError(f"parameter '{name}' = {v!r}: must be a finite float")
+            cfg[name] = v
+        names = g("joint_names").value
+        if names is None or len(names) == 0:
+            cfg["joint_names"] = spec.joint_names
+        else:
+            if not isinstance(names, list | tuple) or not all(isinstance(s, str) and s for s in names):
+                raise ParameterError(f"parameter 'joint_names' = {names!r}: must be a list of non-empty strings")
+            if len(names) != n or len(set(names)) != n:
+                raise ParameterError(f"parameter 'joint_names': need {n} distinct names (URDF order "
+                                     f"{list(spec.joint_names)}), got {list(names)}")
+            cfg["joint_names"] = tuple(names)
+        q0 = g("initial_positions").value
+        if q0 is None or (isinstance(q0, list | tuple) and len(q0) == 0):
+            cfg["initial_positions"] = spec.home.copy()
+        else:
+            arr = self._float_array("initial_positions", q0)
+            if arr.size != n:
+                raise ParameterError(f"parameter 'initial_positions': need {n} values (rad), got {arr.size}")
+            outside = np.nonzero((arr < spec.lower) | (arr > spec.upper))[0]
+            if outside.size:
+                j = int(outside[0])
+                raise ParameterError(f"parameter 'initial_positions': joint {spec.joint_names[j]} = {arr[j]} rad is "
+                                     f"outside its limits [{spec.lower[j]}, {spec.upper[j]}]")
+            cfg["initial_positions"] = arr
+        for name in ("friction_viscous", "friction_coulomb"):
+            arr = self._float_array(name, g(name).value)
+            try:
+                cfg[name] = per_joint(arr, n, f"'{name}'")
+            except ValueError as exc:
+                raise ParameterError(f"parameter {exc}") from exc
+        path = g("stats_path").value
+        if not isinstance(path, str):
+            raise ParameterError(f"parameter 'stats_path' = {path!r}: must be a string")
+        if path and not Path(path).expanduser().resolve().parent.is_dir():
+            raise ParameterError(f"parameter 'stats_path' = {path!r}: its directory does not exist")
+        cfg["stats_path"] = path
+        return cfg
+
+    @staticmethod
+    def _float_array(name: str, value) -> np.ndarray:
+        vals = value if isinstance(value, list | tuple) else [value]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
+            raise ParameterError(f"parameter '{name}' = {value!r}: must be a number or a list of numbers")
+        arr = np.asarray(vals, dtype=np.float64)
+        if not np.all(np.isfinite(arr)):
+            raise ParameterError(f"parameter '{name}' = {value!r}: values must be finite")
+        return arr
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Run-time changes: only ``payload_kg`` (read-only ones are refused by rclpy)."""
+        for p in params:
+            if p.name == "payload_kg":
+                v = p.value
+                if not isinstance(v, float) or not (math.isfinite(v) and 0.0 <= v <= 100.0):
+                    return SetParametersResult(successful=False, reason=f"payload_kg must be a float in [0, 100], got {v!r}")
+        for p in params:
+            if p.name == "payload_kg":
+                self.plant.set_payload(p.value)
+                self.get_logger().info(f"payload set to {p.value:g} kg at t = {self.k * self.dt_ns * 1e-9:.3f} s")
+        return SetParametersResult(successful=True)
+
+    def _on_payload_msg(self, msg: Float64) -> None:
+        self.payload_msgs += 1
+        result = self.set_parameters([Parameter("payload_kg", Parameter.Type.DOUBLE, float(msg.data))])[0]
+        if not result.successful:
+            self.get_logger().warning(f"~/payload_kg {msg.data}: {result.reason}")
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        if self._awaiting_reply:
+            self.round_trip.add(time.perf_counter_ns() - self._t_pub_ns)
+            self._awaiting_reply = False
+        data = msg.data
+        if len(data) != self.n:
+            self.rejected += 1
+            self.get_logger().warning(f"rejected command: {len(data)} values, expected {self.n}",
+                                      throttle_duration_sec=1.0)
+        else:
+            vals = np.frombuffer(data, dtype=np.float64) if hasattr(data, "typecode") else np.asarray(data, dtype=np.float64)
+            if not np.all(np.isfinite(vals)):
+                self.rejected += 1
+                self.get_logger().warning("rejected command: non-finite value", throttle_duration_sec=1.0)
+            else:
+                self._cmd[:] = vals
+                self._have_cmd = True
+        self._fresh = True
+
+    def _publish_state(self) -> None:
+        stamp_ns = self.k * self.dt_ns
+        sec, nsec = divmod(stamp_ns, 1_000_000_000)
+        self.plant.state_into(self._q, self._qd)
+        js = self._js
+        js.header.stamp.sec = sec
+        js.header.stamp.nanosec = nsec
+        js.position = self._q.tolist()
+        js.velocity = self._qd.tolist()
+        js.effort = self.plant.applied_torque.tolist()
+        self._clock_msg.clock.sec = sec
+        self._clock_msg.clock.nanosec = nsec
+        self._fresh = False
+        self._awaiting_reply = True
+        self._t_pub_ns = time.perf_counter_ns()
+        self.pub_js.publish(js)
+        self.pub_clock.publish(self._clock_msg)
+
+    def _publish_diagnostics(self) -> None:
+        st = DiagnosticStatus()
+        st.name = f"{self.get_name()}: sim plant"
+        st.hardware_id = f"pybullet/{self.cfg['robot']}"
+        problems = self.timeouts + self.deadline_misses + self.rejected
+        st.level = DiagnosticStatus.OK if problems == 0 else DiagnosticStatus.WARN
+        st.message = "running" if self._have_cmd else "waiting for the first command"
+        rt = self.round_trip.summary_us()
+        st.values = [KeyValue(key=k, value=str(v)) for k, v in (
+            ("ticks", self.k), ("sim_time_s", f"{self.k * self.dt_ns * 1e-9:.3f}"),
+            ("clamps", self.plant.clamped_steps), ("timeouts", self.timeouts),
+            ("deadline_misses", self.deadline_misses), ("rejected_commands", self.rejected),
+            ("payload_kg", self.plant.payload_kg), ("round_trip_p99_us", rt["p99"]))]
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        arr.status = [st]
+        self.pub_diag.publish(arr)
+
+    # ------------------------------------------------------------------ loop
+    def _wait_first_command(self, executor) -> bool:
+        """Publish state 0 (again every FIRST_STATE_REPEAT_S) until a valid command arrives."""
+        self._publish_state()
+        last = time.monotonic()
+        while rclpy.ok(context=self.context) and not self._have_cmd:
+            executor.spin_once(timeout_sec=0.05)
+            if not self._have_cmd and time.monotonic() - last >= FIRST_STATE_REPEAT_S:
+                self._publish_state()
+                last = time.monotonic()
+        return self._have_cmd
+
+    def _done(self) -> bool:
+        dur = self.cfg["duration_s"]
+        return dur > 0 and self.k * self.dt_ns >= int(round(dur * 1e9))
+
+    def run(self, executor) -> int:
+        """Step until duration_s of sim time has passed (or shutdown); returns the exit code 0."""
+        import psutil
+
+        proc = psutil.Process()
+        cpu = proc.cpu_times()
+        self._cpu0 = cpu.user + cpu.system
+        self._wall0 = time.perf_counter()
+        if self._done() or not self._wait_first_command(executor):
+            return 0
+        self._loop_t0 = time.perf_counter()
+        if self.cfg["stepping"] == "lockstep":
+            self._run_lockstep(executor)
+        else:
+            self._run_realtime(executor)
+        return 0
+
+    def _step_and_publish(self) -> None:
+        self.plant.step(self._cmd)
+        self.k += 1
+        self._publish_state()
+
+    def _run_lockstep(self, executor) -> None:
+        timeout_ns = int(self.cfg["lockstep_timeout_ms"] * 1e6)
+        ok = rclpy.ok
+        ctx = self.context
+        while not self._done() and ok(context=ctx):
+            if not self._fresh:
+                deadline = time.perf_counter_ns() + timeout_ns
+                while not self._fresh:
+                    remaining = deadline - time.perf_counter_ns()
+                    if remaining <= 0:
+                        self.timeouts += 1
+                        self.get_logger().warning("lockstep: no command in time, holding the last one",
+                                                  throttle_duration_sec=1.0)
+                        break
+                    executor.spin_once(timeout_sec=remaining * 1e-9)
+                    if not ok(context=ctx):
+                        return
+            self._step_and_publish()
+
+    def _run_realtime(self, executor) -> None:
+        period_ns = self.dt_ns
+        clock = time.perf_counter_ns
+        next_tick = clock() + period_ns
+        ok = rclpy.ok
+        ctx = self.context
+        while not self._done() and ok(context=ctx):
+            while True:
+                remaining = next_tick - clock()
+                if remaining <= 0:
+                    break
+                executor.spin_once(timeout_sec=remaining * 1e-9)
+            if not self._fresh:
+                self.deadline_misses += 1
+            self._step_and_publish()
+            next_tick += period_ns
+            late = clock() - next_tick
+            if late > 100 * period_ns:  # stalled (e.g. suspended): re-anchor instead of bursting
+                next_tick = clock() + period_ns
+
+    # ------------------------------------------------------------------ exit
+    def stats(self) -> dict:
+        import psutil
+
+        wall = time.perf_counter() - self._wall0
+        cpu = psutil.Process().cpu_times()
+        cpu_s = cpu.user + cpu.system - self._cpu0
+        ticks = self.k
+        return {
+            "robot": self.cfg["robot"], "stepping": self.cfg["stepping"], "rate_hz": self.cfg["rate_hz"],
+            "ticks": ticks, "sim_time_s": ticks * self.dt_ns * 1e-9,
+            "wall_time_s": wall,
+            "loop_wall_time_s": None if self._loop_t0 is None else time.perf_counter() - self._loop_t0,
+            "clamps": int(self.plant.clamped_steps), "clamps_per_joint": self.plant.clamp_counts.tolist(),
+            "timeouts": self.timeouts, "rejected_commands": self.rejected,
+            "deadline_misses": self.deadline_misses,
+            "deadline_miss_ratio": (self.deadline_misses / ticks if ticks else 0.0)
+            if self.cfg["stepping"] == "realtime" else None,
+            "round_trip_us": self.round_trip.summary_us(),
+            "cpu_percent": 100.0 * cpu_s / wall if wall > 0 else None,
+            "payload_kg": self.plant.payload_kg, "pid": os.getpid(),
+        }
+
+    def write_stats(self) -> None:
+        path = self.cfg["stats_path"]
+        if path:
+            p = Path(path).expanduser()
+            tmp = p.with_name(p.name + ".tmp")
+            tmp.write_text(json.dumps(self.stats(), indent=2))
+            tmp.replace(p)
+
+    def destroy_node(self) -> None:
+        plant = getattr(self, "plant", None)
+        if plant is not None:
+            plant.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point: ``sim_bridge --ros-args -p robot:=panda ...``; exit 0 when done or on Ctrl-C,
+    2 on invalid parameters."""
+    from rclpy.experimental import EventsExecutor
+
+    node = None
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = SimBridgeNode()
+            except ParameterError as exc:
+                rclpy.logging.get_logger("sim_bridge").error(str(exc))
+                return 2
+            executor = EventsExecutor()
+            executor.add_node(node)
+            try:
+                return node.run(executor)
+            finally:
+                node.write_stats()
+                executor.shutdown()
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        if node is not None and node.cfg.get("stats_path") and not Path(node.cfg["stats_path"]).exists():
+            node.write_stats()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
