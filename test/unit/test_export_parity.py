@@ -1,0 +1,174 @@
+"""ONNX step export vs torch over 250 recurrent steps, through the runtime predictors.
+
+Tolerance: torch and onnxruntime both compute in float32 but may fuse / reorder operations
+(Gemm vs MatMul+Add, softmax), which changes results at the level of float32 rounding, ~1e-7
+relative per operation. A step is ~30 dependent operations and the belief carries errors from
+step to step; the Kalman update contracts them (gain < 1) instead of compounding, so after 250
+steps we expect ~1e-5 relative. We assert 2e-4 relative to each output's scale (the training
+statistics: std of tau differences, of the observation differences): 10x margin over the
+expected drift, still 1000x below the model's own errors on real data.
+"""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from dynlearn_ros.core.inverse_model import InverseQuery
+from dynlearn_ros.learning.data import Stats
+from dynlearn_ros.learning.export import ForwardStep, InverseStep, initial_belief, write_model_dir
+from dynlearn_ros.learning.models import ModelConfig, build_model
+from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor, AcrknInversePredictor
+from dynlearn_ros.runtime.registry import ModelLoadError, load_inverse_model
+
+torch.set_num_threads(1)
+N = 3
+JOINTS = ("a", "b", "c")
+
+
+def _stats(d_o, d_a, rng):
+    return Stats(obs_mean=rng.normal(0, 1, d_o), obs_std=rng.uniform(0.5, 2, d_o),
+                 act_mean=rng.normal(0, 5, d_a), act_std=rng.uniform(2, 10, d_a),
+                 dobs_mean=rng.normal(0, 1e-4, d_o), dobs_std=rng.uniform(1e-3, 1e-2, d_o),
+                 dact_mean=rng.normal(0, 1e-3, d_a), dact_std=rng.uniform(0.05, 0.2, d_a))
+
+
+def _ckpt(model, stats, direction):
+    cfg = model.cfg
+    return {"stats": stats.to_dict(), "model_config": cfg.to_dict(), "joint_names": list(JOINTS), "dt": 1e-3,
+            "train_config": {"kind": cfg.kind, "direction": direction, "obs_qd": False, "seed": 0},
+            "data": "synthetic", "data_hash": "0"}
+
+
+def _model(kind, direction, d_o, d_a):
+    torch.manual_seed(1)
+    m = build_model(ModelConfig(kind, direction, d_o, d_a, lod=8, num_basis=5, enc_hidden=(32,),
+                                dec_hidden=(32,), ctrl_hidden=(32,)))
+    with torch.no_grad():
+        m.cell.basis.add_(0.05 * torch.randn_like(m.cell.basis))   # leave the symmetric init
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def inverse_dir(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    model = _model("acrkn-inv", "inverse", 2 * N, N)
+    stats = _stats(2 * N, N, rng)
+    with torch.no_grad():   # the trainer sets these from the statistics
+        model.dnext_scale.copy_(torch.as_tensor(stats.obs_std / stats.dobs_std, dtype=torch.float32))
+        model.dnext_shift.copy_(torch.as_tensor(stats.dobs_mean / stats.dobs_std, dtype=torch.float32))
+    out = write_model_dir(model, _ckpt(model, stats, "inverse"), tmp_path_factory.mktemp("m") / "inv",
+                          metrics={"std_p05": [0.1, 0.2, 0.3], "std_p95": [1.0, 2.0, 3.0]})
+    return out, model, stats
+
+
+def test_model_directory_is_self_contained(inverse_dir):
+    out, _, _ = inverse_dir
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "model.onnx"]
+    proto = onnx.load(out / "model.onnx")
+    onnx.checker.check_model(proto)
+    assert proto.ir_version <= 13
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [18]
+    meta = json.loads((out / "metadata.json").read_text())
+    for key in ("kind", "joint_names", "dt", "normalization", "inputs", "outputs", "opset", "data_hash",
+                "metrics", "initial_belief", "created"):
+        assert key in meta
+    assert meta["kind"] == "acrkn" and meta["joint_names"] == list(JOINTS)
+
+
+def test_inverse_parity_250_steps_with_joint_reordering(inverse_dir):
+    out, model, stats = inverse_dir
+    requested = ("c", "a", "b")                       # same set, other order
+    pred = load_inverse_model("acrkn", out, requested)
+    assert isinstance(pred, AcrknInversePredictor)
+    perm = np.array([requested.index(j) for j in JOINTS])  # model j <- requested perm[j]
+    step = InverseStep(model, stats).eval()
+    belief = initial_belief(model)[None]
+    rng = np.random.default_rng(3)
+    q = InverseQuery(N)
+    mean, std = np.zeros(N), np.zeros(N)
+    obs_m = stats.obs_mean.copy()
+    tau_prev = stats.act_mean.copy()
+    taus = []
+    for _ in range(250):
+        obs_next = obs_m + rng.normal(0, 1e-2, 2 * N) * stats.obs_std
+        q.q[perm], q.qd[perm] = obs_m[:N], obs_m[N:]
+        q.q_des_next[perm], q.qd_des_next[perm] = obs_next[:N], obs_next[N:]
+        q.tau_prev[perm] = tau_prev
+        assert pred.predict(q, mean, std)
+        with torch.no_grad():
+            f = lambda x: torch.as_tensor(x, dtype=torch.float32)[None]  # noqa: E731
+            tau_t, var_t, belief = step(f(obs_m), f(obs_next), f(tau_prev), belief)
+        scale = stats.dact_std
+        np.testing.assert_allclose(mean[perm], tau_t[0].numpy(), rtol=0, atol=2e-4 * scale.max() + 1e-5 * np.abs(tau_t[0].numpy()).max())
+        np.testing.assert_allclose(std[perm] ** 2, var_t[0].numpy(), rtol=2e-4, atol=1e-7 * scale.max() ** 2)
+        taus.append(mean[perm].copy())
+        pred.commit(mean)                                 # executed = predicted (requested order)
+        tau_prev = mean[perm].copy()
+        obs_m = obs_next
+    taus = np.array(taus)
+    assert taus.std(0).min() > 1e-3                       # the comparison saw a moving signal
+    sn, sf = pred.noise_and_signal_std()
+    np.testing.assert_allclose(sn[perm], [0.1, 0.2, 0.3])
+    np.testing.assert_allclose(sf[perm], [1.0, 2.0, 3.0])
+
+
+def test_nonfinite_input_returns_false_and_keeps_the_belief(inverse_dir):
+    out, _, _ = inverse_dir
+    a = AcrknInversePredictor.from_directory(out, JOINTS)
+    b = AcrknInversePredictor.from_directory(out, JOINTS)
+    q = InverseQuery(N)
+    q.q[:] = 0.1
+    m1, s1, m2, s2 = (np.zeros(N) for _ in range(4))
+    assert a.predict(q, m1, s1) and b.predict(q, m2, s2)
+    q.qd[1] = np.nan
+    assert not a.predict(q, m1, s1)
+    q.qd[1] = 0.0
+    assert a.predict(q, m1, s1) and b.predict(q, m2, s2)
+    np.testing.assert_array_equal(m1, m2)                 # the NaN tick left no trace
+    a.reset()
+    b.reset()
+    assert a.predict(q, m1, s1) and b.predict(q, m2, s2)
+    np.testing.assert_array_equal(m1, m2)
+
+
+def test_wrong_joints_are_rejected(inverse_dir):
+    out, _, _ = inverse_dir
+    with pytest.raises(ModelLoadError):
+        AcrknInversePredictor.from_directory(out, ("a", "b", "x"))
+    with pytest.raises(ModelLoadError):
+        load_inverse_model("acrkn", out, ("a", "b"))
+    with pytest.raises(ModelLoadError):
+        AcrknForwardPredictor.from_directory(out)         # an inverse model is not a forward one
+
+
+def test_forward_parity_250_steps_with_missing_observations(tmp_path):
+    rng = np.random.default_rng(1)
+    model = _model("acrkn-fwd", "forward", N, 2)
+    stats = _stats(N, 2, rng)
+    out = write_model_dir(model, _ckpt(model, stats, "forward"), tmp_path / "fwd")
+    pred = AcrknForwardPredictor.from_directory(out)
+    step = ForwardStep(model, stats).eval()
+    belief = initial_belief(model)[None]
+    mean, var = np.zeros(N), np.zeros(N)
+    o = stats.obs_mean.copy()
+    last = None
+    var_acc = np.zeros(N)
+    means = []
+    for t in range(250):
+        observed = (t % 4 == 0)                          # 3 of 4 observations removed
+        o = o + rng.normal(0, 1, N) * stats.dobs_std
+        act = stats.act_mean + rng.normal(0, 1, 2) * stats.act_std
+        assert pred.predict(o if observed else None, act, mean, var)
+        x = o if observed else last
+        with torch.no_grad():
+            f = lambda v: torch.as_tensor(v, dtype=torch.float32)[None]  # noqa: E731
+            mu_t, var_t, belief = step(f(x), torch.tensor([[1.0 if observed else 0.0]]), f(act), belief)
+        var_acc = (0 if observed else var_acc) + var_t[0].numpy()
+        np.testing.assert_allclose(mean, mu_t[0].numpy(), rtol=0, atol=2e-4 * stats.dobs_std.max() + 1e-6 * np.abs(x).max())
+        np.testing.assert_allclose(var, var_acc, rtol=2e-4)
+        last = mu_t[0].numpy().astype(np.float64)
+        means.append(mean.copy())
+    assert np.std(np.diff(np.array(means), axis=0)) > 1e-5
