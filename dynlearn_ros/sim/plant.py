@@ -159,6 +159,7 @@ class SimPlant:
         self.friction_viscous = per_joint(friction_viscous, n, "friction_viscous")
         self.friction_coulomb = per_joint(friction_coulomb, n, "friction_coulomb")
         self.coulomb_velocity_eps = float(coulomb_velocity_eps)
+        self._has_friction = bool(np.any(self.friction_viscous > 0) or np.any(self.friction_coulomb > 0))
         q0 = self.spec.home if initial_q is None else np.asarray(initial_q, dtype=np.float64)
         if q0.shape != (n,) or not np.all(np.isfinite(q0)):
             raise ValueError(f"initial_q: expected {n} finite values (rad), got {np.shape(q0)}")
@@ -316,14 +317,17 @@ class SimPlant:
         if clamped.any():
             self.clamp_counts += clamped
             self.clamped_steps += 1
-        qd = self._qd
-        f = self.friction_torque
-        np.multiply(self.friction_viscous, qd, out=f)
-        f += self.friction_coulomb * np.tanh(qd / self.coulomb_velocity_eps)
-        np.negative(f, out=f)
+        if self._has_friction:
+            qd = self._qd
+            f = self.friction_torque
+            np.multiply(self.friction_viscous, qd, out=f)
+            f += self.friction_coulomb * np.tanh(qd / self.coulomb_velocity_eps)
+            np.negative(f, out=f)
+            forces = (self.applied_torque + f).tolist()
+        else:
+            forces = self.applied_torque.tolist()
         self._pb.setJointMotorControlArray(
-            self._body, self._idx, self._pb.TORQUE_CONTROL, forces=(self.applied_torque + f).tolist(),
-            physicsClientId=self._cid,
+            self._body, self._idx, self._pb.TORQUE_CONTROL, forces=forces, physicsClientId=self._cid,
         )
         self._pb.stepSimulation(physicsClientId=self._cid)
         self.steps += 1
