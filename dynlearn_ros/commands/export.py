@@ -21,7 +21,7 @@ from dynlearn_ros.commands._common import GP_KINDS, add_common, gp_dispatch
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
-    parser.set_defaults(data=None)
+    parser.set_defaults(data=None, model=None)
     parser.add_argument("--run", default=None, help="run directory written by train (checkpoint.pt)")
     parser.add_argument("--no-metrics", action="store_true", help="skip the test-split evaluation")
 
