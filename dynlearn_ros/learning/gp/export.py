@@ -10,9 +10,10 @@ trained model (whitened variational strategy, one GP per joint j, M inducing poi
 and at run time, for raw input x = [q, qd, qdd] (1, 3n) in float32:
 
     z   = phi((x - x_mean) / x_std)                       deep features (1, D) (identity for SVGP)
+    (w_j, mu_j: the GP's linear prior mean; w_j = 0 for a constant mean)
     k_j = sf2_j exp(-|z/l_j - Z_j/l_j|^2 / 2)             (1, M), computed as exp(z'.Z' + c_j - |z'|^2/2)
     [a_j | c_j] = k_j A_j                                  a_j = (L_j^{-1} k_j)^T, c_j = (L_S,j^T a_j)^T
-    mean_j = y_std_j (mu_j + k_j alpha_j) + y_mean_j                         (N*m)
+    mean_j = y_std_j (w_j^T z + mu_j + k_j alpha_j) + y_mean_j               (N*m)
     var_j  = y_std_j^2 (sf2_j + jitter - |a_j|^2 + |c_j|^2 + noise_j)         ((N*m)^2)
 
 ``var`` includes the likelihood noise: it is the variance of a newly measured torque. The form
@@ -52,8 +53,8 @@ def precompute_caches(model: GPInverseModel) -> dict[str, np.ndarray]:
 
     Returns inv_l (n, 1, D) inverse lengthscales, zt (n, D, M) scaled inducing points
     transposed, logk_c (n, 1, M) = log sf2 - |Z/l|^2 / 2, aw (n, M, 2M), alpha (n, M, 1),
-    prior_var (n,) = sf2 + jitter + noise, mu (n,) constant means (normalized units), and
-    jitter (scalar)."""
+    prior_var (n,) = sf2 + jitter + noise, mu (n,) prior-mean biases and w_mean (D, n) prior-mean
+    weights (zero for a constant mean; normalized units), and jitter (scalar)."""
     if model.cfg.kind not in ("svdkl", "svgp"):
         raise ValueError(f"only svdkl and svgp export to ONNX, not {model.cfg.kind}")
     base = model.gp.variational_strategy.base_variational_strategy
@@ -75,7 +76,13 @@ def precompute_caches(model: GPInverseModel) -> dict[str, np.ndarray]:
     aw = torch.cat([linv.mT, w.mT], dim=-1)  # k^T aw = [a^T, c^T]
     alpha = linv.mT @ m.unsqueeze(-1)  # (n, M, 1)
     noise = model.noise_var().double()
-    mu = model.gp.mean_module.constant.detach().double().reshape(-1)
+    mean_mod = model.gp.mean_module
+    if isinstance(mean_mod, gpytorch.means.LinearMean):
+        mu = mean_mod.bias.detach().double().reshape(-1)
+        w_mean = mean_mod.weights.detach().double().squeeze(-1).mT.contiguous()  # (D, n)
+    else:
+        mu = mean_mod.constant.detach().double().reshape(-1)
+        w_mean = torch.zeros(z.shape[-1], z.shape[0], dtype=torch.float64)
     return {
         "inv_l": (1.0 / ls).numpy(),
         "zt": zs.mT.contiguous().numpy(),
@@ -84,6 +91,7 @@ def precompute_caches(model: GPInverseModel) -> dict[str, np.ndarray]:
         "alpha": alpha.numpy(),
         "prior_var": (sf2 + jitter + noise).numpy(),
         "mu": mu.numpy(),
+        "w_mean": w_mean.numpy(),
         "jitter": np.float64(jitter),
     }
 
@@ -104,6 +112,7 @@ def build_onnx(model: GPInverseModel) -> onnx.ModelProto:
         _const("x_mean", x_mean[None, :]), _const("x_inv_std", 1.0 / x_std[None, :]),
         _const("inv_l", c["inv_l"]), _const("zt", c["zt"]), _const("logk_c", c["logk_c"]),
         _const("aw", c["aw"]), _const("alpha", c["alpha"]),
+        _const("w_mean", c["w_mean"]),
         _const("sign", np.concatenate([-np.ones(m), np.ones(m)])[:, None]),
         _const("minus_half", np.array(-0.5)),
         _const("y_scale", y_std[None, :]), _const("y_bias", (c["mu"] * y_std + y_mean)[None, :]),
@@ -138,7 +147,9 @@ def build_onnx(model: GPInverseModel) -> onnx.ModelProto:
         helper.make_node("Mul", ["ac", "ac"], ["ac2"]),
         helper.make_node("MatMul", ["ac2", "sign"], ["dvar"]),  # (n, 1, 1)
         helper.make_node("MatMul", ["k", "alpha"], ["kalpha"]),  # (n, 1, 1)
-        helper.make_node("Reshape", ["kalpha", "out_shape"], ["mean_n"]),
+        helper.make_node("Reshape", ["kalpha", "out_shape"], ["mean_k"]),
+        helper.make_node("MatMul", [h, "w_mean"], ["mean_lin"]),  # (1, n) linear prior mean
+        helper.make_node("Add", ["mean_k", "mean_lin"], ["mean_n"]),
         helper.make_node("Reshape", ["dvar", "out_shape"], ["dvar_n"]),
         helper.make_node("Mul", ["mean_n", "y_scale"], ["mean_s"]),
         helper.make_node("Add", ["mean_s", "y_bias"], [OUTPUT_NAMES[0]]),

@@ -44,6 +44,9 @@ class GPConfig:
     hidden:        widths of the extractor's hidden ReLU layers (svdkl, dkl)
     feature_dim:   D, output width of the extractor (svdkl, dkl)
     num_inducing:  M inducing points per joint (svdkl, svgp)
+    mean:          GP prior mean per joint: "linear" (w_j^T z + b_j on the GP's input z, i.e. the
+                   deep features for svdkl/dkl: far from the data the prediction reverts to a
+                   linear model of the features instead of a constant) or "constant"
     """
 
     kind: str = "svdkl"
@@ -52,6 +55,7 @@ class GPConfig:
     hidden: tuple[int, ...] = (128, 128)
     feature_dim: int = 8
     num_inducing: int = 128
+    mean: str = "linear"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -76,6 +80,15 @@ def make_extractor(input_dim: int, hidden: tuple[int, ...], feature_dim: int) ->
     return nn.Sequential(*layers)
 
 
+def make_mean(kind: str, dim: int, batch: torch.Size) -> gpytorch.means.Mean:
+    """Prior mean per output: "constant" (b_j) or "linear" (w_j^T z + b_j, z of width ``dim``)."""
+    if kind == "constant":
+        return gpytorch.means.ConstantMean(batch_shape=batch)
+    if kind == "linear":
+        return gpytorch.means.LinearMean(dim, batch_shape=batch)
+    raise ValueError(f"unknown GP mean {kind!r}; choose 'linear' or 'constant'")
+
+
 class IndependentSVGP(gpytorch.models.ApproximateGP):
     """One sparse variational GP per output, batched over outputs.
 
@@ -83,7 +96,7 @@ class IndependentSVGP(gpytorch.models.ApproximateGP):
     Calling the model on ``z`` (B, D) returns a MultitaskMultivariateNormal over (B, n_out).
     """
 
-    def __init__(self, inducing: torch.Tensor) -> None:
+    def __init__(self, inducing: torch.Tensor, mean: str = "constant") -> None:
         n_out, m, d = inducing.shape
         batch = torch.Size([n_out])
         var_dist = gpytorch.variational.CholeskyVariationalDistribution(m, batch_shape=batch)
@@ -92,7 +105,7 @@ class IndependentSVGP(gpytorch.models.ApproximateGP):
         )
         strategy = gpytorch.variational.IndependentMultitaskVariationalStrategy(base, num_tasks=n_out)
         super().__init__(strategy)
-        self.mean_module = gpytorch.means.ConstantMean(batch_shape=batch)
+        self.mean_module = make_mean(mean, d, batch)
         self.covar_module = gpytorch.kernels.ScaleKernel(
             gpytorch.kernels.RBFKernel(ard_num_dims=d, batch_shape=batch), batch_shape=batch
         )
@@ -105,12 +118,12 @@ class ExactBatchGP(gpytorch.models.ExactGP):
     """Exact GP per output on deep features (DKL). train_x (N, input_dim), train_y (N, n_out)."""
 
     def __init__(self, train_x: torch.Tensor, train_y: torch.Tensor, likelihood, extractor: nn.Module,
-                 feature_dim: int) -> None:
+                 feature_dim: int, mean: str = "constant") -> None:
         super().__init__(train_x, train_y, likelihood)
         n_out = train_y.shape[-1]
         batch = torch.Size([n_out])
         self.extractor = extractor
-        self.mean_module = gpytorch.means.ConstantMean(batch_shape=batch)
+        self.mean_module = make_mean(mean, feature_dim, batch)
         self.covar_module = gpytorch.kernels.ScaleKernel(
             gpytorch.kernels.RBFKernel(ard_num_dims=feature_dim, batch_shape=batch), batch_shape=batch
         )
@@ -152,7 +165,7 @@ class GPInverseModel(nn.Module):
             d = cfg.feature_dim if cfg.kind == "svdkl" else cfg.input_dim
             if inducing is None:
                 inducing = torch.randn(n, cfg.num_inducing, d)
-            self.gp = IndependentSVGP(inducing)
+            self.gp = IndependentSVGP(inducing, cfg.mean)
 
     # ----------------------------------------------------------------- helpers
     def normalize_x(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -168,7 +181,7 @@ class GPInverseModel(nn.Module):
         """DKL only: attach the (normalized) training subset, xn (N, input_dim), yn (N, n)."""
         assert self.cfg.kind == "dkl" and self.extractor is not None
         if self.gp is None:
-            self.gp = ExactBatchGP(xn, yn, self.likelihood, self.extractor, self.cfg.feature_dim)
+            self.gp = ExactBatchGP(xn, yn, self.likelihood, self.extractor, self.cfg.feature_dim, self.cfg.mean)
             self.gp.covar_module.outputscale = torch.ones(self.cfg.n_joints)
         else:
             self.gp.set_train_data(xn, yn, strict=False)

@@ -1,0 +1,176 @@
+"""Latency of one SVDKL mean+variance prediction (batch 1, one thread).
+
+Measured in the same run, for the same model:
+
+* ``onnx_predictor``: :class:`dynlearn_ros.runtime.svdkl.SvdklPredictor.predict` (onnxruntime
+  with IOBinding, includes copying q, qd, qdd in and sqrt of the variance) - what the controller
+  pays per tick;
+* ``onnx_session_run``: plain ``session.run`` with a feed dict (no IOBinding);
+* ``numpy``: the same cached formulas in numpy float32 (see ``export.py``);
+* ``gpytorch``: the trained model's own prediction (eval mode, caches warm).
+
+Two architectures: ``default`` (the shipped one, :class:`GPConfig` defaults) and
+``design_ref`` (21-256-256-16 extractor, 256 inducing points: the "straightforward export" of the
+design notes, ~128 us p50 there). The figures do not depend on trained values, so the models are
+freshly initialized (seeded). Goal: p99 <= 60 us for ``default.onnx_predictor``.
+
+    python -m dynlearn_ros.learning.gp.bench --json bench_svdkl.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dynlearn_ros.learning.gp.models import GPConfig, GPInverseModel
+
+GOAL_P99_US = 60.0
+
+
+def _stats(samples_ns: list[int]) -> dict:
+    us = np.asarray(samples_ns, dtype=np.float64) / 1e3
+    return {"p50_us": round(float(np.percentile(us, 50)), 2), "p99_us": round(float(np.percentile(us, 99)), 2),
+            "mean_us": round(float(us.mean()), 2), "n": int(us.size)}
+
+
+def _time(fn, n: int) -> dict:
+    for _ in range(min(200, n)):
+        fn()
+    out = []
+    pc = time.perf_counter_ns
+    for _ in range(n):
+        t0 = pc()
+        fn()
+        out.append(pc() - t0)
+    return _stats(out)
+
+
+def _model(cfg: GPConfig, seed: int) -> GPInverseModel:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    n, d_in = cfg.n_joints, cfg.input_dim
+    model = GPInverseModel(cfg, np.zeros(d_in), np.ones(d_in), np.zeros(n), np.ones(n))
+    d = cfg.feature_dim if cfg.kind == "svdkl" else d_in
+    with torch.no_grad():
+        base = model.gp.variational_strategy.base_variational_strategy
+        base.inducing_points.copy_(torch.as_tensor(rng.normal(0, 1, (n, cfg.num_inducing, d)), dtype=torch.float32))
+        base._variational_distribution.variational_mean.copy_(torch.randn(n, cfg.num_inducing))
+        base.variational_params_initialized.fill_(1)  # else gpytorch's first call re-initializes them
+    return model.eval()
+
+
+def _numpy_fn(model: GPInverseModel, x: np.ndarray):
+    from dynlearn_ros.learning.gp.export import precompute_caches
+
+    c = {k: np.asarray(v, dtype=np.float32) for k, v in precompute_caches(model).items()}
+    f32 = np.float32
+    xm, xis = model.x_mean.numpy().astype(f32), (1 / model.x_std.numpy()).astype(f32)
+    ys, ym = model.y_std.numpy().astype(f32), model.y_mean.numpy().astype(f32)
+    lin = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy()) for m in model.extractor
+           if isinstance(m, torch.nn.Linear)]
+    mcount = c["aw"].shape[1]
+    bias = c["mu"] * ys + ym
+    w_mean = c["w_mean"]
+    vbias = c["prior_var"] * ys**2
+
+    def run():
+        h = (x - xm) * xis
+        for i, (w, b) in enumerate(lin):
+            h = h @ w + b
+            if i < len(lin) - 1:
+                np.maximum(h, 0, out=h)
+        zs = h * c["inv_l"]
+        k = np.exp(zs @ c["zt"] + c["logk_c"] - 0.5 * np.sum(zs * zs, axis=-1, keepdims=True))
+        ac = k @ c["aw"]
+        ac *= ac
+        dvar = ac[..., mcount:].sum(-1) - ac[..., :mcount].sum(-1)
+        mean = ((k @ c["alpha"]).reshape(-1) + (h @ w_mean).reshape(-1)) * ys + bias
+        var = dvar.reshape(-1) * ys**2 + vbias
+        return mean, var
+
+    return run
+
+
+def bench_config(cfg: GPConfig, n_calls: int, seed: int = 0) -> dict:
+    """Latencies (us) of the four implementations for one architecture; also checks that the
+    numpy and ONNX results agree with gpytorch on the benchmark input (sanity, not a test)."""
+    from dynlearn_ros.core.inverse_model import InverseQuery
+    from dynlearn_ros.learning.gp.export import export_model_dir, gpytorch_mean_var
+    from dynlearn_ros.runtime.svdkl import SvdklPredictor
+
+    model = _model(cfg, seed)
+    n = cfg.n_joints
+    names = tuple(f"joint{i + 1}" for i in range(n))
+    rng = np.random.default_rng(seed + 1)
+    x = rng.normal(0, 1, (1, cfg.input_dim))
+    with tempfile.TemporaryDirectory() as tmp:
+        mdir = export_model_dir(model, Path(tmp) / "m", names, golden_x=x)
+        pred = SvdklPredictor.from_directory(mdir, names)
+        onnx_bytes = (mdir / "model.onnx").stat().st_size
+    query = InverseQuery(n=n)
+    query.q[:], query.qd[:], query.qdd_des[:] = x[0, :n], x[0, n:2 * n], x[0, 2 * n:]
+    mean_out, std_out = np.zeros(n), np.zeros(n)
+    res: dict = {"config": cfg.to_dict(), "onnx_bytes": onnx_bytes}
+    res["onnx_predictor"] = _time(lambda: pred.predict(query, mean_out, std_out), n_calls)
+    sess = pred.session
+    feed = {"x": x.astype(np.float32)}
+    res["onnx_session_run"] = _time(lambda: sess.run(None, feed), n_calls)
+    np_fn = _numpy_fn(model, x.astype(np.float32))
+    res["numpy"] = _time(np_fn, n_calls)
+    xt = model.normalize_x(x)
+    with torch.no_grad():
+        model.latent(xt)
+        res["gpytorch"] = _time(lambda: model.latent(xt).variance, max(50, n_calls // 20))
+    ref_m, ref_v = gpytorch_mean_var(model, x)
+    npm, npv = np_fn()
+    res["max_abs_diff_vs_gpytorch"] = {
+        "onnx_mean": float(np.abs(mean_out - ref_m[0]).max()),
+        "onnx_std": float(np.abs(std_out - np.sqrt(ref_v[0])).max()),
+        "numpy_mean": float(np.abs(npm - ref_m[0]).max()),
+        "numpy_var": float(np.abs(npv - ref_v[0]).max()),
+    }
+    base = res["onnx_predictor"]["p50_us"]
+    res["ratio_p50_vs_onnx_predictor"] = {k: round(res[k]["p50_us"] / base, 2)
+                                          for k in ("onnx_session_run", "numpy", "gpytorch")}
+    return res
+
+
+def bench(args: argparse.Namespace | None = None) -> dict:
+    """Run the benchmark; returns the dict that ``dynlearn-ros bench model`` stores under "svdkl".
+
+    args (optional): n_calls (int, default 5000)."""
+    torch.set_num_threads(1)
+    n_calls = int(getattr(args, "n_calls", None) or 5000)
+    out = {
+        "what": "per-call latency, batch 1, one thread: SVDKL mean+variance (7 joints, inputs q,qd,qdd)",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "goal_p99_us": GOAL_P99_US,
+        "default": bench_config(GPConfig(), n_calls),
+        "design_ref": bench_config(GPConfig(hidden=(256, 256), feature_dim=16, num_inducing=256), n_calls),
+    }
+    out["goal_met"] = out["default"]["onnx_predictor"]["p99_us"] <= GOAL_P99_US
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--json", default=None, help="write the result here")
+    p.add_argument("--n-calls", type=int, default=5000)
+    args = p.parse_args(argv)
+    res = bench(args)
+    text = json.dumps(res, indent=1)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Reproduce the tables and the plot of docs/results_svdkl.md.
+
+    # inverse-dynamics quality + calibration (test split) for svdkl, svgp, dkl and the analytic model
+    python -m dynlearn_ros.learning.gp.report quality --data panda_gaz2019 ur10 iiwa.npz \
+        --models svdkl svgp dkl --epochs 40 --runs-root runs/gp --json q.json --md q.md
+
+    # predictive std on the test trajectory vs fraction of the training split; PNG of mean +- 2 std
+    python -m dynlearn_ros.learning.gp.report fractions --data panda_gaz2019 --model svdkl \
+        --fractions 0.2 0.4 0.6 0.8 1.0 --epochs 40 --png docs/img/svdkl_variance_vs_data.png --json f.json
+
+Runs are trained through :func:`dynlearn_ros.learning.gp.cli.train` (the same code as
+``dynlearn-ros train --model ...``) into ``<runs-root>/<data>/<model>-s<seed>[-f<fraction>]`` and
+reused when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dynlearn_ros.learning.gp import cli
+from dynlearn_ros.learning.gp.training import (
+    evaluate_model,
+    gaussian_metrics,
+    inputs_targets,
+    load_checkpoint,
+)
+
+ANALYTIC_URDF_ROBOTS = {"panda": "panda", "ur10": "ur10"}  # example-robot-data URDFs
+
+
+def _run(data: str, model: str, seed: int, epochs: int | None, root: Path, max_rows: int | None = None,
+         tag: str = "") -> Path:
+    run = root / Path(data).stem / f"{model}-s{seed}{tag}"
+    if not (run / "checkpoint.pt").is_file():
+        ns = argparse.Namespace(data=data, model=model, seed=seed, epochs=epochs, out=str(run), batch_size=None,
+                                lr=None, max_train_samples=max_rows, no_progress=True, threads=1)
+        cli.train(ns)
+    return run
+
+
+def analytic_metrics(test, robot: str | None) -> dict | None:
+    """RMSE of the rigid-body model (Pinocchio RNEA) on the test split, or None if no URDF."""
+    out = None
+    if robot in ANALYTIC_URDF_ROBOTS:
+        from dynlearn_ros.datasets.analytic import analytic_torque
+
+        out = np.asarray(analytic_torque(test, ANALYTIC_URDF_ROBOTS[robot]))
+    elif robot == "iiwa":
+        from dynlearn_ros.core.analytic import RigidBodyModel
+        from dynlearn_ros.core.robots import robot_spec
+
+        rb = RigidBodyModel(robot_spec("iiwa").urdf_path, test.joint_names)
+        out = np.empty_like(test.tau)
+        for i in range(len(test)):
+            rb.rnea(test.q[i], test.qd[i], test.qdd[i], out[i])
+    if out is None:
+        return None
+    err = out - test.tau
+    rmse = np.sqrt(np.mean(err**2, axis=0))
+    return {"rmse": float(rmse.mean()), "rmse_per_joint": rmse.tolist()}
+
+
+def quality(args: argparse.Namespace) -> dict:
+    root = Path(args.runs_root)
+    res: dict = {"command": cli.command_line(), "seed": args.seed, "epochs": args.epochs, "data": {}}
+    for data_name in args.data:
+        data, _tr, _va, te = cli.load_splits(data_name, args.seed)
+        xte, yte = inputs_targets(te)
+        entry: dict = {"test_rows": len(te), "joint_names": list(data.joint_names),
+                       "robot": data.meta.get("robot"), "models": {}}
+        for model in args.models:
+            run = _run(data_name, model, args.seed, args.epochs, root)
+            m, extra = load_checkpoint(run / "checkpoint.pt")
+            met = evaluate_model(m, xte, yte)
+            met.update({"train_rows": extra.get("train_rows"), "train_wall_s": extra.get("wall_s"),
+                        "best_epoch": extra.get("best_epoch"), "epochs": extra.get("epochs")})
+            entry["models"][model] = met
+            print(f"{data_name} {model}: rmse {met['rmse']:.3f} nll {met['nll']:.3f} cov {met['coverage95']:.3f}",
+                  flush=True)
+        an = analytic_metrics(te, data.meta.get("robot"))
+        if an is not None:
+            entry["models"]["analytic (Pinocchio)"] = an
+        res["data"][data_name] = entry
+    return res
+
+
+def quality_markdown(res: dict) -> str:
+    lines = []
+    for data_name, entry in res["data"].items():
+        names = entry["joint_names"]
+        lines += [f"**{data_name}** (test rows: {entry['test_rows']})", "",
+                  "| model | " + " | ".join(n.replace("_joint", " j").replace("joint", "j") for n in names)
+                  + " | mean RMSE | NLL | 95 % coverage | train rows | train s |",
+                  "|---" * (len(names) + 6) + "|"]
+        for model, m in entry["models"].items():
+            cells = " | ".join(f"{v:.3f}" for v in m["rmse_per_joint"])
+            nll = f"{m['nll']:.3f}" if "nll" in m else "-"
+            cov = f"{m['coverage95']:.3f}" if "coverage95" in m else "-"
+            rows = m.get("train_rows", "-")
+            secs = m.get("train_wall_s", "-")
+            lines.append(f"| {model} | {cells} | {m['rmse']:.3f} | {nll} | {cov} | {rows} | {secs} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def fractions(args: argparse.Namespace) -> dict:
+    root = Path(args.runs_root)
+    data, tr, _va, te = cli.load_splits(args.data[0], args.seed)
+    xte, yte = inputs_targets(te)
+    rows = min(len(te), args.plot_rows)
+    res: dict = {"command": cli.command_line(), "data": args.data[0], "model": args.model, "seed": args.seed,
+                 "train_rows_total": len(tr), "test_rows": len(te), "fractions": {}}
+    preds = {}
+    for f in args.fractions:
+        n_rows = max(1, int(round(f * len(tr))))
+        run = _run(args.data[0], args.model, args.seed, args.epochs, root, max_rows=n_rows, tag=f"-f{int(round(f * 100))}")
+        m, _ = load_checkpoint(run / "checkpoint.pt")
+        mean, std = m.predict(xte)
+        _, std_latent = m.predict(xte, include_noise=False)
+        met = gaussian_metrics(yte, mean, std, m.y_std.numpy())
+        sn, sf = m.sigma_n_f()
+        res["fractions"][str(f)] = {
+            "train_rows": n_rows, "mean_std": met["mean_std"], "mean_std_per_joint": std.mean(0).tolist(),
+            "mean_latent_std": float(std_latent.mean()), "rmse": met["rmse"], "nll": met["nll"],
+            "coverage95": met["coverage95"], "sigma_n": sn.tolist(), "sigma_f": sf.tolist(),
+        }
+        preds[f] = (mean[:rows], std[:rows])
+        print(f"fraction {f}: rows {n_rows} mean std {met['mean_std']:.3f} latent {std_latent.mean():.3f} "
+              f"rmse {met['rmse']:.3f} cov {met['coverage95']:.3f}", flush=True)
+    stds = [res["fractions"][str(f)]["mean_std"] for f in args.fractions]
+    res["std_decreasing"] = bool(all(b < a for a, b in zip(stds, stds[1:], strict=False)))
+    if args.png:
+        plot(args.png, te, preds, rows, args.joints, data.joint_names, args.model)
+        res["png"] = args.png
+    return res
+
+
+def plot(path: str, te, preds: dict, rows: int, joints: list[int], names, model: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = te.t[:rows] - te.t[0]
+    fr = sorted(preds)
+    fig, axes = plt.subplots(len(joints), len(fr), figsize=(2.6 * len(fr), 1.9 * len(joints)), sharex=True,
+                             squeeze=False)
+    for c, f in enumerate(fr):
+        mean, std = preds[f]
+        for r, j in enumerate(joints):
+            ax = axes[r, c]
+            ax.fill_between(t, mean[:, j] - 2 * std[:, j], mean[:, j] + 2 * std[:, j], color="tab:blue", alpha=0.3,
+                            lw=0, label="mean +- 2 std")
+            ax.plot(t, te.tau[:rows, j], color="k", lw=0.6, label="measured")
+            ax.plot(t, mean[:, j], color="tab:blue", lw=0.8, label="mean")
+            ax.tick_params(labelsize=6)
+            if r == 0:
+                ax.set_title(f"{int(round(f * 100))} % of train", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(f"{names[j]}\nN*m", fontsize=7)
+            if r == len(joints) - 1:
+                ax.set_xlabel("t (s, test)", fontsize=7)
+    axes[0, 0].legend(fontsize=5, loc="upper right")
+    fig.suptitle(f"{model}: predictive mean +- 2 std on the test trajectory vs training data", fontsize=9)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=("quality", "fractions"))
+    p.add_argument("--data", nargs="+", default=["panda_gaz2019"])
+    p.add_argument("--models", nargs="+", default=["svdkl", "svgp", "dkl"])
+    p.add_argument("--model", default="svdkl", help="fractions: the model kind")
+    p.add_argument("--fractions", type=float, nargs="+", default=[0.2, 0.4, 0.6, 0.8, 1.0])
+    p.add_argument("--epochs", type=int, default=None, help="default: the GP defaults of cli.py")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs-root", default="runs/gp")
+    p.add_argument("--plot-rows", type=int, default=3000, help="fractions: test rows in the plot")
+    p.add_argument("--joints", type=int, nargs="+", default=[0, 1, 3], help="fractions: joints to plot (0-based)")
+    p.add_argument("--png", default=None)
+    p.add_argument("--json", default=None)
+    p.add_argument("--md", default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    res = quality(args) if args.what == "quality" else fractions(args)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
+    if args.what == "quality":
+        md = quality_markdown(res)
+        if args.md:
+            Path(args.md).write_text(md)
+        print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
