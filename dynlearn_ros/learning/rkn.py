@@ -58,6 +58,7 @@ class RKNCell(nn.Module):
         band = ((idx[:, None] - idx[None, :]).abs() <= bandwidth).float()
         self.register_buffer("band_mask", band, persistent=False)
         self.register_buffer("eye", torch.eye(m), persistent=False)
+        self.register_buffer("eye2", torch.eye(2 * m), persistent=False)
         # basis (K, 4, m, m): blocks 11, 12, 21, 22; every basis starts at the same matrices so the
         # softmax mix equals B11=B22=0, B12=0.2 I, B21=-0.2 I whatever alpha is.
         init = torch.zeros(4, m, m)
@@ -112,24 +113,42 @@ class RKNCell(nn.Module):
         mix = (alpha @ basis).reshape(-1, 4, m, m)
         return mix[:, 0] + self.eye, mix[:, 1], mix[:, 2], mix[:, 3] + self.eye
 
+    def transition_matrix(self, z: Tensor) -> Tensor:
+        """Full A (B, n, n) = [[I + B11, B12], [B21, I + B22]] for posterior mean z (B, n)."""
+        m = self.lod
+        alpha = torch.softmax(self.coef_net(z), dim=-1)                        # (B, K)
+        # (K, 4, m, m) -> (K, 2, 2, m, m) -> (K, 2, m, 2, m) = row-major (K, n, n); parameter-only
+        # work, folded into a constant by onnxruntime at session creation
+        basis = (self.basis * self.band_mask).reshape(self.num_basis, 2, 2, m, m)
+        basis = basis.permute(0, 1, 3, 2, 4).reshape(self.num_basis, 4 * m * m)
+        return (alpha @ basis).reshape(-1, 2 * m, 2 * m) + self.eye2
+
     def predict(self, belief: Belief, control: Tensor | None = None) -> Belief:
-        """Prior of the next step; control (B, n) is the additive control-model output b(a)."""
+        """Prior of the next step; control (B, n) is the additive control-model output b(a).
+
+        The factorized covariance propagation is one matrix product
+        [cu'; cl'; cs'] = M [cu; cs; cl] + [q_u; q_l; 0] with
+        M = [[a11^2, 2 a11 a12, a12^2], [a21^2, 2 a21 a22, a22^2], [a21 a11, a22 a11 + a21 a12, a22 a12]]
+        (elementwise products), i.e. the diagonals of the blocks of A Sigma A^T + Q."""
         z, cu, cl, cs = belief
         m = self.lod
-        a11, a12, a21, a22 = self.transition(z)
-        zu, zl = z[:, :m].unsqueeze(-1), z[:, m:].unsqueeze(-1)
-        z_new = torch.cat([(a11 @ zu + a12 @ zl).squeeze(-1), (a21 @ zu + a22 @ zl).squeeze(-1)], dim=-1)
+        A = self.transition_matrix(z)
+        z_new = (A @ z.unsqueeze(-1)).squeeze(-1)
         if control is not None:
             z_new = z_new + control
+        top, bot = A[:, :m], A[:, m:]                  # (B, m, n): [a11 a12], [a21 a22]
+        a11, a12, a21, a22 = top[..., :m], top[..., m:], bot[..., :m], bot[..., m:]
+        mat = torch.cat([
+            torch.cat([a11 * a11, 2.0 * a11 * a12, a12 * a12], -1),
+            torch.cat([a21 * a21, 2.0 * a21 * a22, a22 * a22], -1),
+            torch.cat([a21 * a11, a22 * a11 + a21 * a12, a22 * a12], -1),
+        ], 1)                                          # (B, 3m, 3m)
+        c = (mat @ torch.cat([cu, cs, cl], -1).unsqueeze(-1)).squeeze(-1) + self._trans_cov3()
+        return z_new, c[:, :m], c[:, m:2 * m], c[:, 2 * m:]
 
-        def mv(mat: Tensor, vec: Tensor) -> Tensor:
-            return (mat @ vec.unsqueeze(-1)).squeeze(-1)
-
-        tc = elup1(self.log_trans_cov)
-        cu_new = mv(a11 * a11, cu) + 2.0 * mv(a11 * a12, cs) + mv(a12 * a12, cl) + tc[:m]
-        cl_new = mv(a21 * a21, cu) + 2.0 * mv(a21 * a22, cs) + mv(a22 * a22, cl) + tc[m:]
-        cs_new = mv(a21 * a11, cu) + mv(a22 * a11, cs) + mv(a21 * a12, cs) + mv(a22 * a12, cl)
-        return z_new, cu_new, cl_new, cs_new
+    def _trans_cov3(self) -> Tensor:
+        """[q_u; q_l; 0] (3m,): learned transition noise added to cu, cl (none on cs)."""
+        return torch.cat([elup1(self.log_trans_cov), torch.zeros_like(self.log_trans_cov[: self.lod])])
 
 
 class Encoder(nn.Module):

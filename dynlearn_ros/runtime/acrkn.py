@@ -75,6 +75,7 @@ class AcrknInversePredictor(InverseModel):
         self._committed = np.zeros(n)
         self._has_commit = False
         self._tmp = np.zeros(n)
+        self._identity = bool(np.array_equal(self.perm, np.arange(n)))
         self.reset()
 
     @classmethod
@@ -93,26 +94,36 @@ class AcrknInversePredictor(InverseModel):
 
     def predict(self, query: InverseQuery, mean_out: np.ndarray, std_out: np.ndarray) -> bool:
         n, p = self.n, self.perm
-        # model order j <- requested order p[j]
-        np.take(query.q, p, out=self._tmp)
-        self._obs[:n] = self._tmp
-        np.take(query.qd, p, out=self._tmp)
-        self._obs[n:] = self._tmp
-        np.take(query.q_des_next, p, out=self._tmp)
-        self._obs_next[:n] = self._tmp
-        np.take(query.qd_des_next, p, out=self._tmp)
-        self._obs_next[n:] = self._tmp
-        np.take(self._committed if self._has_commit else query.tau_prev, p, out=self._tmp)
-        self._act[:] = self._tmp
+        prev = self._committed if self._has_commit else query.tau_prev
         self._has_commit = False
+        if self._identity:
+            self._obs[:n] = query.q
+            self._obs[n:] = query.qd
+            self._obs_next[:n] = query.q_des_next
+            self._obs_next[n:] = query.qd_des_next
+            self._act[:] = prev
+        else:  # model order j <- requested order p[j]
+            np.take(query.q, p, out=self._tmp)
+            self._obs[:n] = self._tmp
+            np.take(query.qd, p, out=self._tmp)
+            self._obs[n:] = self._tmp
+            np.take(query.q_des_next, p, out=self._tmp)
+            self._obs_next[:n] = self._tmp
+            np.take(query.qd_des_next, p, out=self._tmp)
+            self._obs_next[n:] = self._tmp
+            np.take(prev, p, out=self._tmp)
+            self._act[:] = self._tmp
         self.step.run()
-        if not (np.isfinite(self._tau).all() and np.isfinite(self._var).all()
-                and np.isfinite(self._belief_out).all()):
+        if not np.isfinite(self.step.out_buf).all():   # tau, var and belief in one scan
             return False
         self._belief[:] = self._belief_out
-        mean_out[p] = self._tau
         np.sqrt(self._var, out=self._var)
-        std_out[p] = self._var
+        if self._identity:
+            mean_out[:] = self._tau
+            std_out[:] = self._var
+        else:
+            mean_out[p] = self._tau
+            std_out[p] = self._var
         return True
 
     def noise_and_signal_std(self) -> tuple[np.ndarray, np.ndarray] | None:

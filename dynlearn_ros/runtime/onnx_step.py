@@ -32,18 +32,24 @@ class OnnxStep:
         self.outputs: dict[str, np.ndarray] = {}
         self._binding = self.session.io_binding()
         self._keep = []  # OrtValues must outlive the binding
-        for arg in self.session.get_inputs():
-            arr = np.zeros(self._shape(arg.shape, arg.name), dtype=np.float32)
-            self.inputs[arg.name] = arr
-            ov = ort.OrtValue.ortvalue_from_numpy(arr)
-            self._keep.append(ov)
-            self._binding.bind_ortvalue_input(arg.name, ov)
-        for arg in self.session.get_outputs():
-            arr = np.zeros(self._shape(arg.shape, arg.name), dtype=np.float32)
-            self.outputs[arg.name] = arr
-            ov = ort.OrtValue.ortvalue_from_numpy(arr)
-            self._keep.append(ov)
-            self._binding.bind_ortvalue_output(arg.name, ov)
+        ins, outs = self.session.get_inputs(), self.session.get_outputs()
+        in_shapes = [self._shape(a.shape, a.name) for a in ins]
+        out_shapes = [self._shape(a.shape, a.name) for a in outs]
+        #: all inputs / all outputs as one contiguous float32 vector each (in graph order), so a
+        #: caller can scan or copy them with one numpy call
+        self.in_buf = np.zeros(sum(int(np.prod(s)) for s in in_shapes), dtype=np.float32)
+        self.out_buf = np.zeros(sum(int(np.prod(s)) for s in out_shapes), dtype=np.float32)
+        for args, shapes, buf, table, bind in ((ins, in_shapes, self.in_buf, self.inputs, self._binding.bind_ortvalue_input),
+                                               (outs, out_shapes, self.out_buf, self.outputs, self._binding.bind_ortvalue_output)):
+            off = 0
+            for arg, shape in zip(args, shapes, strict=True):
+                size = int(np.prod(shape))
+                view = buf[off:off + size].reshape(shape)   # a view: the session reads/writes buf
+                off += size
+                table[arg.name] = view
+                ov = ort.OrtValue.ortvalue_from_numpy(view)
+                self._keep.append(ov)
+                bind(arg.name, ov)
 
     @staticmethod
     def _shape(shape: Sequence, name: str) -> tuple[int, ...]:
