@@ -67,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
     if args.model == "analytic":
         results["models"]["analytic (Pinocchio)"] = _analytic(str(args.data), test)
         direction = "inverse"
+    if direction == "inverse":
+        # the reference every learned inverse model must beat: it is handed tau_{t-1}
+        from dynlearn_ros.learning.data import episode_slices
+        from dynlearn_ros.learning.evaluate import torque_errors
+
+        rows = np.concatenate([np.arange(sl.start + 1, sl.stop - 1) for sl in episode_slices(test.episode)])
+        results["models"]["previous torque"] = torque_errors(test.tau[rows - 1], test.tau[rows])
     if not results["models"]:
         raise SystemExit("nothing to evaluate: give --runs and/or --model analytic")
     text = json.dumps(results, indent=1)

@@ -33,7 +33,7 @@ def test_inverse_train_eval_export(npz, tmp_path):
     js, md = tmp_path / "r.json", tmp_path / "r.md"
     assert main(["eval", "--data", npz, "--runs", str(run), str(ffnn), "--json", str(js), "--md", str(md)]) == 0
     res = json.loads(js.read_text())
-    assert set(res["models"]) == {"acrkn-inv s0", "ffnn s0"}
+    assert set(res["models"]) == {"acrkn-inv s0", "ffnn s0", "previous torque"}
     for r in res["models"].values():
         assert len(r["rmse_per_joint"]) == 2 and np.isfinite(r["rmse"]) and r["rmse"] > 0
     assert "| acrkn-inv s0 |" in md.read_text()
