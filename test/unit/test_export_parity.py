@@ -78,9 +78,9 @@ def test_model_directory_is_self_contained(inverse_dir):
     assert meta["kind"] == "acrkn" and meta["joint_names"] == list(JOINTS)
 
 
-def test_inverse_parity_250_steps_with_joint_reordering(inverse_dir):
+@pytest.mark.parametrize("requested", [JOINTS, ("c", "a", "b")])   # identity and reordered paths
+def test_inverse_parity_250_steps_with_joint_reordering(inverse_dir, requested):
     out, model, stats = inverse_dir
-    requested = ("c", "a", "b")                       # same set, other order
     pred = load_inverse_model("acrkn", out, requested)
     assert isinstance(pred, AcrknInversePredictor)
     perm = np.array([requested.index(j) for j in JOINTS])  # model j <- requested perm[j]
