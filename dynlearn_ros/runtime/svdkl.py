@@ -14,6 +14,7 @@ motion at the measured state.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,8 +66,10 @@ class SvdklPredictor(InverseModel):
         self.meta = meta
         self.session = session
         self._x = np.zeros((1, 3 * n), dtype=np.float32)
-        self._mean = np.zeros((1, n), dtype=np.float32)
-        self._var = np.zeros((1, n), dtype=np.float32)
+        self._x0 = self._x[0]
+        self._out = np.zeros((2, n), dtype=np.float32)  # rows: mean, var (one buffer: one NaN scan)
+        self._mean = self._out[0:1]
+        self._var = self._out[1:2]
         self._tmp = np.zeros(n)  # float64 scratch for reordering
         self._std = np.zeros(n)
         self._binding = session.io_binding()
@@ -135,31 +138,32 @@ class SvdklPredictor(InverseModel):
         for _ in range(runs):
             self.session.run_with_iobinding(self._binding)
 
-    def _load_input(self, block: int, values: np.ndarray) -> None:
-        dst = self._x[0, block * self.n:(block + 1) * self.n]
-        if self._in_idx is None:
-            np.copyto(dst, values, casting="same_kind")
-        else:
-            np.take(values, self._in_idx, out=self._tmp)
-            np.copyto(dst, self._tmp, casting="same_kind")
-
     def predict(self, query: InverseQuery, mean_out: np.ndarray, std_out: np.ndarray) -> bool:
         """mean_out (n,) N*m: feed-forward torque for (q, qd, qdd_des); std_out (n,) N*m:
         predictive std including the likelihood noise. False if any output is not finite."""
-        self._load_input(0, query.q)
-        self._load_input(1, query.qd)
-        self._load_input(2, query.qdd_des)
+        n, x = self.n, self._x0
+        if self._in_idx is None:
+            x[:n] = query.q
+            x[n:2 * n] = query.qd
+            x[2 * n:] = query.qdd_des
+        else:
+            idx = self._in_idx
+            np.take(query.q, idx, out=self._tmp)
+            x[:n] = self._tmp
+            np.take(query.qd, idx, out=self._tmp)
+            x[n:2 * n] = self._tmp
+            np.take(query.qdd_des, idx, out=self._tmp)
+            x[2 * n:] = self._tmp
         self.session.run_with_iobinding(self._binding)
-        if not np.isfinite(self._mean.sum() + self._var.sum()):
+        if not math.isfinite(self._out.sum()):
             return False
         if self._out_idx is None:
-            np.copyto(mean_out, self._mean[0], casting="same_kind")
-            np.sqrt(self._var[0], out=self._std)
-            np.copyto(std_out, self._std)
+            mean_out[:] = self._out[0]
+            np.sqrt(self._out[1], out=std_out)
         else:
-            np.copyto(self._tmp, self._mean[0], casting="same_kind")
+            self._tmp[:] = self._out[0]
             np.take(self._tmp, self._out_idx, out=mean_out)
-            np.sqrt(self._var[0], out=self._std)
+            np.sqrt(self._out[1], out=self._std)
             np.take(self._std, self._out_idx, out=std_out)
         return True
 

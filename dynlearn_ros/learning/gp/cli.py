@@ -31,7 +31,7 @@ import torch
 from dynlearn_ros.learning.gp.models import GPConfig
 
 #: GP defaults: (epochs, batch_size, lr); DKL "epochs" are full-batch iterations
-GP_DEFAULTS = {"svdkl": (60, 256, 1e-2), "svgp": (60, 256, 1e-2), "dkl": (150, 0, 1e-2)}
+GP_DEFAULTS = {"svdkl": (40, 256, 1e-2), "svgp": (40, 256, 1e-2), "dkl": (150, 0, 1e-2)}
 #: size of the random training subset the exact GP (DKL) sees
 DKL_SUBSET = 1000
 
@@ -92,7 +92,11 @@ def load_splits(data_name: str, seed: int, max_train_samples: int | None = None)
 def command_line() -> str:
     """The command that is running, for metadata (``dynlearn-ros`` when run through the CLI)."""
     argv = list(sys.argv)
-    if argv and argv[0].endswith(("dynlearn-ros", "cli.py", "__main__.py")):
+    if argv and argv[0].endswith("dynlearn_ros/learning/gp/cli.py"):
+        argv[0] = "python -m dynlearn_ros.learning.gp.cli"
+    elif argv and argv[0].endswith("dynlearn_ros/learning/gp/report.py"):
+        argv[0] = "python -m dynlearn_ros.learning.gp.report"
+    elif argv and argv[0].endswith(("dynlearn-ros", "dynlearn_ros/cli.py", "__main__.py")):
         argv[0] = "dynlearn-ros"
     return shlex.join(argv)
 
@@ -212,3 +216,36 @@ def export(args: argparse.Namespace) -> int:
     print(f"exported {model.cfg.kind} -> {out} (test RMSE {metrics['rmse']:.3f} N*m, "
           f"coverage {metrics['coverage95']:.3f})")
     return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Stand-alone parser (``python -m dynlearn_ros.learning.gp.cli``): the same options as
+    ``dynlearn-ros train|eval|export`` for the GP models plus the architecture options."""
+    p = argparse.ArgumentParser(prog="python -m dynlearn_ros.learning.gp.cli", description=__doc__.splitlines()[0])
+    p.add_argument("command", choices=("train", "eval", "export"))
+    p.add_argument("--data", default="panda_gaz2019", help="data set name or generic .npz path")
+    p.add_argument("--model", choices=("svdkl", "svgp", "dkl"), default="svdkl")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None, help="default: GP_DEFAULTS")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--max-train-samples", type=int, default=None)
+    p.add_argument("--out", default=None, help="train: run directory; export: model directory")
+    p.add_argument("--runs", nargs="*", default=[], help="eval/export: run directories")
+    p.add_argument("--json", default=None)
+    p.add_argument("--md", default=None)
+    p.add_argument("--gp-hidden", default=None, help="extractor hidden widths, e.g. 128,128")
+    p.add_argument("--gp-features", type=int, default=None, help="feature dimension D")
+    p.add_argument("--gp-inducing", type=int, default=None, help="inducing points M per joint")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return {"train": train, "eval": evaluate, "export": export}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -119,7 +119,8 @@ def fractions(args: argparse.Namespace) -> dict:
     preds = {}
     for f in args.fractions:
         n_rows = max(1, int(round(f * len(tr))))
-        run = _run(args.data[0], args.model, args.seed, args.epochs, root, max_rows=n_rows, tag=f"-f{int(round(f * 100))}")
+        tag = "" if n_rows == len(tr) else f"-f{int(round(f * 100))}"  # 100 %: the quality run
+        run = _run(args.data[0], args.model, args.seed, args.epochs, root, max_rows=n_rows, tag=tag)
         m, _ = load_checkpoint(run / "checkpoint.pt")
         mean, std = m.predict(xte)
         _, std_latent = m.predict(xte, include_noise=False)
