@@ -5,8 +5,9 @@
   sets it with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a temporary ROS_LOG_DIR in
   ``os.environ`` (for this process's rclpy) and returns the environment for child processes.
 * ``ros_context`` (session): rclpy initialised once for the test-side nodes.
-* ``start_node`` (function): ``start_node(module, params, remaps=None, name=None) -> NodeProcess``
-  runs ``python -m dynlearn_ros.nodes.<module> --ros-args -p k:=v ... -r from:=to`` in that
+* ``start_node`` (function): ``start_node(module, params, remaps=None, name=None, params_file=None)
+  -> NodeProcess`` runs ``python -m dynlearn_ros.nodes.<module> --ros-args [--params-file F]
+  -p k:=v ... -r from:=to`` in that
   environment with its output in a log file, shown when the test fails; every node still running
   at teardown is stopped (SIGINT, then SIGKILL after a timeout).
 * ``spin_until`` (fixture giving a function): ``spin_until(executor, predicate, timeout_s)`` spins
@@ -92,9 +93,11 @@ class NodeProcess:
     """A node started as its own process; ``stop()`` returns its exit code."""
 
     def __init__(self, module: str, params: dict, remaps: dict | None, name: str | None,
-                 env: dict[str, str], log_dir: Path) -> None:
+                 env: dict[str, str], log_dir: Path, params_file: str | Path | None = None) -> None:
         target = module if "." in module else f"dynlearn_ros.nodes.{module}"
         cmd = [sys.executable, "-m", target, "--ros-args"]
+        if params_file is not None:
+            cmd += ["--params-file", str(params_file)]
         for k, v in params.items():
             cmd += ["-p", f"{k}:={_format_value(v)}"]
         for src, dst in (remaps or {}).items():
@@ -145,12 +148,14 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def start_node(ros_env, tmp_path, request) -> Callable[..., NodeProcess]:
-    """Factory: start_node(module, params, remaps=None, name=None) -> NodeProcess."""
+    """Factory: start_node(module, params, remaps=None, name=None, params_file=None) -> NodeProcess.
+
+    ``params`` (-p) override values from ``params_file`` (--params-file)."""
     started: list[NodeProcess] = []
 
     def _start(module: str, params: dict | None = None, remaps: dict | None = None,
-               name: str | None = None) -> NodeProcess:
-        handle = NodeProcess(module, params or {}, remaps, name, ros_env, tmp_path)
+               name: str | None = None, params_file: str | Path | None = None) -> NodeProcess:
+        handle = NodeProcess(module, params or {}, remaps, name, ros_env, tmp_path, params_file)
         started.append(handle)
         return handle
 

@@ -196,9 +196,12 @@ def test_panda_namespace_renamed_joints_payload_topic(ros_context, start_node, s
 
 
 def test_realtime_runs_at_wall_clock_rate(ros_context, start_node, spin_until, tmp_path):
+    from dynlearn_ros.paths import config_file
+
     stats_path = tmp_path / "stats.json"
-    bridge = start_node("sim_bridge", {"robot": "iiwa", "stepping": "realtime", "rate_hz": 1000.0,
-                                       "duration_s": 0.5, "stats_path": str(stats_path)})
+    # the shipped parameter file, with overrides
+    bridge = start_node("sim_bridge", {"stepping": "realtime", "duration_s": 0.5, "stats_path": str(stats_path)},
+                        params_file=config_file("sim_bridge.yaml"))
     peer = Peer("iiwa")
     try:
         assert spin_until(peer.executor, lambda: bridge.poll() is not None, 30.0), "bridge did not finish"
