@@ -229,3 +229,20 @@ def test_bad_parameters_fail_startup_with_a_precise_message(start_node):
     assert "parameter 'robot' = 'ur5': must be one of ['iiwa', 'panda']" in bad_robot.output()
     assert "parameter 'friction_viscous': expected one value or 7" in bad_friction.output()
     assert "joint lbr_iiwa_joint_2 = 5.0 rad is outside its limits" in bad_q0.output()
+
+
+def test_waits_for_the_first_command_and_stops_cleanly_on_sigint(ros_context, start_node, spin_until, tmp_path):
+    stats_path = tmp_path / "stats.json"
+    bridge = start_node("sim_bridge", {"robot": "iiwa", "lockstep_timeout_ms": 5.0, "stats_path": str(stats_path)})
+    peer = Peer("iiwa", policy=lambda k, q: None)  # never answers
+    try:
+        assert spin_until(peer.executor, lambda: 0 in peer.states, 30.0), "no state 0"
+        # without a first command the bridge never steps, whatever its timeout (5 ms here): it
+        # only re-sends state 0 (every 1 s)
+        assert spin_until(peer.executor, lambda: peer.duplicates >= 1, 10.0), "state 0 not re-sent"
+        assert sorted(peer.states) == [0]
+    finally:
+        peer.close()
+    assert bridge.stop() == 0  # SIGINT: clean exit, stats still written
+    stats = json.loads(stats_path.read_text())
+    assert stats["ticks"] == 0 and stats["timeouts"] == 0 and stats["round_trip_us"]["n"] == 0
