@@ -235,12 +235,21 @@ def test_waits_for_the_first_command_and_stops_cleanly_on_sigint(ros_context, st
     stats_path = tmp_path / "stats.json"
     bridge = start_node("sim_bridge", {"robot": "iiwa", "lockstep_timeout_ms": 5.0, "stats_path": str(stats_path)})
     peer = Peer("iiwa", policy=lambda k, q: None)  # never answers
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    diags: list = []
+    peer.node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
     try:
         assert spin_until(peer.executor, lambda: 0 in peer.states, 30.0), "no state 0"
         # without a first command the bridge never steps, whatever its timeout (5 ms here): it
         # only re-sends state 0 (every 1 s)
         assert spin_until(peer.executor, lambda: peer.duplicates >= 1, 10.0), "state 0 not re-sent"
         assert sorted(peer.states) == [0]
+        assert spin_until(peer.executor, lambda: len(diags) > 0, 5.0), "no /diagnostics at 1 Hz"
+        status = diags[-1].status[0]
+        values = {kv.key: kv.value for kv in status.values}
+        assert status.message == "waiting for the first command" and values["ticks"] == "0"
+        assert {"clamps", "timeouts", "deadline_misses", "rejected_commands", "payload_kg"} <= set(values)
     finally:
         peer.close()
     assert bridge.stop() == 0  # SIGINT: clean exit, stats still written
