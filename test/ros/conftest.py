@@ -71,12 +71,18 @@ def ros_env(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def ros_context(ros_env):
-    """rclpy initialised (default context) for the test-side nodes; shut down at the end."""
+    """rclpy initialised (default context) for the test-side nodes; shut down at the end.
+
+    Tests should take this fixture instead of calling rclpy.init() (a second init raises); if
+    the default context is already initialised it is reused and left to its owner."""
     import rclpy
 
-    rclpy.init()
+    owner = not rclpy.ok()
+    if owner:
+        rclpy.init()
     yield rclpy.get_default_context()
-    rclpy.try_shutdown()
+    if owner:
+        rclpy.try_shutdown()
 
 
 def _format_value(v) -> str:
