@@ -92,13 +92,25 @@ def load_splits(data_name: str, seed: int, max_train_samples: int | None = None)
 def command_line() -> str:
     """The command that is running, for metadata (``dynlearn-ros`` when run through the CLI)."""
     argv = list(sys.argv)
-    if argv and argv[0].endswith("dynlearn_ros/learning/gp/cli.py"):
-        argv[0] = "python -m dynlearn_ros.learning.gp.cli"
-    elif argv and argv[0].endswith("dynlearn_ros/learning/gp/report.py"):
-        argv[0] = "python -m dynlearn_ros.learning.gp.report"
-    elif argv and argv[0].endswith(("dynlearn-ros", "dynlearn_ros/cli.py", "__main__.py")):
-        argv[0] = "dynlearn-ros"
-    return shlex.join(argv)
+    prog = argv[0] if argv else ""
+    if prog.endswith("dynlearn_ros/learning/gp/cli.py"):
+        prog = "python -m dynlearn_ros.learning.gp.cli"
+    elif prog.endswith("dynlearn_ros/learning/gp/report.py"):
+        prog = "python -m dynlearn_ros.learning.gp.report"
+    elif prog.endswith(("dynlearn-ros", "dynlearn_ros/cli.py", "__main__.py")):
+        prog = "dynlearn-ros"
+    else:
+        prog = shlex.quote(prog)
+    return " ".join([prog, shlex.join(argv[1:])]).strip()
+
+
+def _unquote_prog(cmd: str | None) -> str | None:
+    """Commands recorded before command_line() stopped quoting the ``python -m`` prefix."""
+    if cmd is None:
+        return None
+    for prog in ("python -m dynlearn_ros.learning.gp.cli", "python -m dynlearn_ros.learning.gp.report"):
+        cmd = cmd.replace(f"'{prog}'", prog)
+    return cmd
 
 
 def train(args: argparse.Namespace) -> int:
@@ -202,6 +214,7 @@ def export(args: argparse.Namespace) -> int:
     xte, yte = inputs_targets(te)
     metrics = evaluate_model(model, xte, yte)
     out = Path(args.out) if getattr(args, "out", None) else Path("models") / f"{args.model}_{Path(str(args.data)).stem}"
+    extra["command"] = _unquote_prog(extra.get("command"))
     meta = {
         "training": {k: extra.get(k) for k in ("data", "data_hash", "seed", "epochs", "batch_size", "lr",
                                                "train_rows", "best_epoch", "wall_s", "command", "date")},

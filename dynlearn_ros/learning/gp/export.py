@@ -222,6 +222,7 @@ def export_model_dir(model: GPInverseModel, out_dir: str | Path, joint_names: tu
     meta.update(extra_meta or {})
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model directory is readable by all
     try:
         onnx.save_model(proto, str(tmp / "model.onnx"))
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
