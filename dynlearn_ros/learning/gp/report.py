@@ -70,14 +70,17 @@ def quality(args: argparse.Namespace) -> dict:
     root = Path(args.runs_root)
     res: dict = {"command": cli.command_line(), "seed": args.seed, "epochs": args.epochs, "data": {}}
     for data_name in args.data:
-        data, _tr, _va, te = cli.load_splits(data_name, args.seed)
+        data, _tr, va, te = cli.load_splits(data_name, args.seed)
         xte, yte = inputs_targets(te)
-        entry: dict = {"test_rows": len(te), "joint_names": list(data.joint_names),
+        xva, yva = inputs_targets(va)
+        entry: dict = {"test_rows": len(te), "val_rows": len(va), "joint_names": list(data.joint_names),
                        "robot": data.meta.get("robot"), "models": {}}
         for model in args.models:
             run = _run(data_name, model, args.seed, args.epochs, root)
             m, extra = load_checkpoint(run / "checkpoint.pt")
             met = evaluate_model(m, xte, yte)
+            val = evaluate_model(m, xva, yva)
+            met.update({"val_rmse": val["rmse"], "val_nll": val["nll"], "val_coverage95": val["coverage95"]})
             met.update({"train_rows": extra.get("train_rows"), "train_wall_s": extra.get("wall_s"),
                         "best_epoch": extra.get("best_epoch"), "epochs": extra.get("epochs")})
             entry["models"][model] = met
@@ -96,15 +99,16 @@ def quality_markdown(res: dict) -> str:
         names = entry["joint_names"]
         lines += [f"**{data_name}** (test rows: {entry['test_rows']})", "",
                   "| model | " + " | ".join(n.replace("_joint", " j").replace("joint", "j") for n in names)
-                  + " | mean RMSE | NLL | 95 % coverage | train rows | train s |",
-                  "|---" * (len(names) + 6) + "|"]
+                  + " | mean RMSE | NLL | 95 % cov. | val RMSE | val NLL | val 95 % cov. | train rows | train s |",
+                  "|---" * (len(names) + 9) + "|"]
         for model, m in entry["models"].items():
             cells = " | ".join(f"{v:.3f}" for v in m["rmse_per_joint"])
             nll = f"{m['nll']:.3f}" if "nll" in m else "-"
             cov = f"{m['coverage95']:.3f}" if "coverage95" in m else "-"
             rows = m.get("train_rows", "-")
             secs = m.get("train_wall_s", "-")
-            lines.append(f"| {model} | {cells} | {m['rmse']:.3f} | {nll} | {cov} | {rows} | {secs} |")
+            val = " | ".join(f"{m[k]:.3f}" if k in m else "-" for k in ("val_rmse", "val_nll", "val_coverage95"))
+            lines.append(f"| {model} | {cells} | {m['rmse']:.3f} | {nll} | {cov} | {val} | {rows} | {secs} |")
         lines.append("")
     return "\n".join(lines)
 
