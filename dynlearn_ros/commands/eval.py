@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
     parser.set_defaults(model=None)
     parser.add_argument("--runs", nargs="*", default=[], help="run directories written by train")
+    parser.add_argument("--subsample", type=int, default=1,
+                        help="rate of the analytic / previous-torque rows (each run uses its own)")
 
 
 def _analytic(data_name: str, test) -> dict:
@@ -43,7 +45,7 @@ def _analytic(data_name: str, test) -> dict:
 def run(args: argparse.Namespace) -> int:
     if args.model in GP_KINDS:
         return gp_dispatch(args, "evaluate")
-    from dynlearn_ros.learning.data import Stats, load_data, split
+    from dynlearn_ros.learning.data import Stats, load_data, split, subsample
     from dynlearn_ros.learning.evaluate import forward_multistep, inverse_eval
     from dynlearn_ros.learning.train import load_checkpoint
 
@@ -57,13 +59,16 @@ def run(args: argparse.Namespace) -> int:
         stats = Stats.from_dict(ckpt["stats"])
         tc = ckpt["train_config"]
         direction = tc["direction"]
+        k = int(ckpt.get("subsample", 1))
         if direction == "forward":
-            res = forward_multistep(model, stats, test, obs_qd=tc["obs_qd"])
+            res = forward_multistep(model, stats, subsample(test, k), obs_qd=tc["obs_qd"])
         else:
-            res = inverse_eval(model, stats, test)
-        res.update({"run": str(run_dir), "seed": tc["seed"], "epochs": tc["epochs"], "best_epoch": ckpt["best_epoch"],
+            res = inverse_eval(model, stats, subsample(test, k))
+        res.update({"run": str(run_dir), "subsample": k, "seed": tc["seed"], "epochs": tc["epochs"], "best_epoch": ckpt["best_epoch"],
                     "train_rows": ckpt["train_rows"], "train_wall_s": round(ckpt["wall_s"], 1)})
-        results["models"][f"{tc['kind']} s{tc['seed']}"] = res
+        results["models"][f"{tc['kind']} s{tc['seed']}" + (f" (1/{k} rate)" if k > 1 else "")] = res
+    k = int(getattr(args, "subsample", 1) or 1)
+    test = subsample(test, k)
     if args.model == "analytic":
         results["models"]["analytic (Pinocchio)"] = _analytic(str(args.data), test)
         direction = "inverse"

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         return gp_dispatch(args, "export")
     if not args.run or not args.out:
         raise SystemExit("export needs --run (a train output directory) and --out (the model directory)")
-    from dynlearn_ros.learning.data import Stats, load_data, split
+    from dynlearn_ros.learning.data import Stats, load_data, split, subsample
     from dynlearn_ros.learning.evaluate import forward_multistep, inverse_predict, torque_errors
     from dynlearn_ros.learning.export import write_model_dir
     from dynlearn_ros.learning.train import load_checkpoint
@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_metrics:
         data_name = args.data or ckpt.get("data")
         _tr, _va, test = split(load_data(data_name), seed=ckpt["train_config"]["seed"])
+        test = subsample(test, int(ckpt.get("subsample", 1)))
         stats = Stats.from_dict(ckpt["stats"])
         if ckpt["model_config"]["direction"] == "inverse":
             tau_hat, std, rows = inverse_predict(model, stats, test)

@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lam", type=float, default=0.1, help="inverse: weight of the forward RMSE")
     parser.add_argument("--obs-qd", action="store_true", help="forward: observe [q, qd] instead of q")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--subsample", type=int, default=1,
+                        help="keep every k-th row of each episode (after the split; dt *= k)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model == "analytic":
         print("analytic: nothing to train (Pinocchio RNEA); use `dynlearn-ros eval --model analytic`")
         return 0
-    from dynlearn_ros.learning.data import load_data, split
+    from dynlearn_ros.learning.data import load_data, split, subsample
     from dynlearn_ros.learning.train import TrainConfig, data_hash, fit, save_checkpoint
 
     direction = direction_of(args)
@@ -47,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
     )
     data = load_data(args.data)
     train, val, _test = split(data, seed=args.seed)
+    train, val = subsample(train, args.subsample), subsample(val, args.subsample)
     ckpt = fit(train, val, tcfg, progress=not args.no_progress, data_name=str(args.data))
     ckpt["data_hash"] = data_hash(data)
+    ckpt["subsample"] = args.subsample
     ckpt["train_command"] = "dynlearn-ros " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     out = Path(args.out or f"runs/{Path(str(args.data)).stem}/{args.model}-{direction}-s{args.seed}")
     out.mkdir(parents=True, exist_ok=True)

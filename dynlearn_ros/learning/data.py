@@ -43,6 +43,23 @@ def split(data: TrajectoryData, seed: int = 0) -> tuple[TrajectoryData, Trajecto
     return tuple(out)  # type: ignore[return-value]
 
 
+def subsample(data: TrajectoryData, k: int) -> TrajectoryData:
+    """Every k-th row of each episode (dt becomes k * dt); k = 1 returns ``data`` unchanged.
+
+    qd and qdd are kept as measured (instantaneous values); tau is the applied torque at the kept
+    rows. Used to train inverse models at a lower rate, where one step's torque change is larger
+    than the sensor noise."""
+    if k <= 1:
+        return data
+    mask = np.zeros(len(data), dtype=bool)
+    for sl in episode_slices(data.episode):
+        mask[sl.start:sl.stop:k] = True
+    out = data.select(mask)
+    out.dt = data.dt * k
+    out.meta = {**data.meta, "subsample": k}
+    return out
+
+
 def arrays(data: TrajectoryData, direction: str, obs_qd: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(obs (N, d_o), act (N, d_a)) float64 for ``direction`` 'forward' | 'inverse'."""
     if direction == "inverse" or obs_qd:
