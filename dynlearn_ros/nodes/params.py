@@ -1,0 +1,41 @@
+"""Parameter declaration helpers shared by the nodes: declare once, with a description."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+
+
+class ParameterError(ValueError):
+    """A parameter value that fails validation; start-up stops with this message."""
+
+
+def declare(node: Node, name: str, default, description: str, *, lo: float | None = None,
+            hi: float | None = None, choices: Sequence[str] | None = None, read_only: bool = False):
+    """Declare ``name`` with a descriptor (description, range, choices) and return its value."""
+    desc = ParameterDescriptor(description=description, read_only=read_only)
+    if choices:
+        desc.additional_constraints = "one of: " + ", ".join(choices)
+    if lo is not None and hi is not None and isinstance(default, float):
+        desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi))]
+    elif lo is not None and hi is not None and isinstance(default, int) and not isinstance(default, bool):
+        desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi))]
+    value = node.declare_parameter(name, default, desc).value
+    if choices and value not in choices:
+        raise ParameterError(f"parameter '{name}' = {value!r}: must be one of {list(choices)}")
+    return value
+
+
+def per_joint(name: str, values: Sequence[float], n: int) -> np.ndarray:
+    """A double-array parameter as (n,): one value broadcasts, n values pass, else an error."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    if arr.size == 1:
+        arr = np.full(n, arr[0])
+    if arr.shape != (n,):
+        raise ParameterError(f"parameter '{name}': expected 1 or {n} values (one per joint), got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise ParameterError(f"parameter '{name}': values must be finite, got {arr.tolist()}")
+    return arr

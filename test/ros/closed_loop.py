@@ -1,0 +1,29 @@
+"""Run the sim_bridge and computed_torque nodes as two processes in lockstep and return the
+controller's summary (shared by the closed-loop ROS tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+
+def run_closed_loop(start_node, tmp_path: Path, *, robot: str = "iiwa", duration_s: float = 3.0,
+                    bridge: dict | None = None, controller: dict | None = None,
+                    timeout_s: float = 120.0) -> dict:
+    """Bridge (lockstep, exits after ``duration_s`` sim seconds) + controller; returns
+    {"controller": summary dict, "bridge": stats dict}."""
+    tag = f"{robot}-{len(list(tmp_path.glob('ctl-*.json')))}"
+    ctl_json, bridge_json = tmp_path / f"ctl-{tag}.json", tmp_path / f"bridge-{tag}.json"
+    ctl = start_node("computed_torque", {"robot": robot, "summary_path": str(ctl_json),
+                                         **(controller or {})})
+    br = start_node("sim_bridge", {"robot": robot, "stepping": "lockstep", "duration_s": duration_s,
+                                   "stats_path": str(bridge_json), **(bridge or {})})
+    try:
+        rc = br.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"bridge did not finish {duration_s} s of sim time in {timeout_s} s") from exc
+    assert rc == 0, f"bridge exit code {rc}"
+    assert ctl.poll() is None, f"controller died (exit {ctl.poll()})"
+    assert ctl.stop() == 0
+    return {"controller": json.loads(ctl_json.read_text()), "bridge": json.loads(bridge_json.read_text())}
