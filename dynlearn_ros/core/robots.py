@@ -57,8 +57,10 @@ def _panda_fixed_fingers_urdf() -> Path:
         r'(<joint\s+name="panda_finger_joint[12]"\s+type=)"prismatic"', r'\1"fixed"', text
     )
     mesh_root = src.parent
+    # mesh paths are relative or package://-relative to the URDF's folder: make them absolute
     text = re.sub(
-        r'filename="(?!/)([^"]+)"', lambda m: f'filename="{(mesh_root / m.group(1)).as_posix()}"', text
+        r'filename="(?:package://)?(?!/)([^"]+)"',
+        lambda m: f'filename="{(mesh_root / m.group(1)).as_posix()}"', text,
     )
     out = cache_dir() / "urdf" / "panda_fixed_fingers.urdf"
     out.parent.mkdir(parents=True, exist_ok=True)
