@@ -1,0 +1,464 @@
+"""Control-loop benchmark: sim_bridge (realtime, 1 kHz) <-> computed_torque over DDS.
+
+One *run* measures, one after the other on the same machine:
+
+1. ``realtime``: ``sim_bridge`` with ``stepping:=realtime`` for ``seconds`` of sim time and the
+   ``computed_torque`` node, each its own process on a claimed ROS_DOMAIN_ID. Round trip (us) =
+   bridge publishes joint_states k -> bridge receives the first command after it (the bridge's
+   own ``round_trip_us``); a tick whose command has not arrived by the next 1 ms deadline is a
+   deadline miss. ``controller_tick_us`` = the controller's callback duration (its summary).
+2. ``lockstep`` (baseline): the same pair with ``stepping:=lockstep`` for the same sim time: the
+   same DDS path and controller work with no wall-clock pacing (the bridge publishes the next
+   state as soon as the command arrives), so ratio realtime/lockstep isolates the cost of
+   sleeping between ticks and being woken late on a loaded machine.
+3. ``pipe_echo`` (baseline): a 1 kHz absolute-deadline loop that writes 8 bytes to a child
+   Python process over a pipe and waits (``select``) for the echo: the operating system's
+   wake-up and scheduling latency right now, with no DDS and no ROS. ratio realtime/pipe_echo is
+   the part of the round trip DDS + rclpy + the controller add on top of the machine's noise.
+
+CPU percent (100 = one core) of both nodes is sampled from outside with psutil every 0.1 s over
+the bridge's stepping window (start-up excluded); the bridge's self-reported figure is kept too.
+
+No rclpy import here: nodes are subprocesses and their JSON files are read back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import select
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from dynlearn_ros.benchmarks.domain import claim_domain_id
+
+#: goals from the project issue (section 6)
+GOAL_ROUND_TRIP_P99_US = 1000.0
+GOAL_DEADLINE_MISS_RATIO = 0.001
+RATE_HZ = 1000.0
+EXECUTORS = ("events", "single")
+STARTUP_TIMEOUT_S = 90.0  # imports of pybullet / pinocchio on a loaded 2-core machine
+STOP_TIMEOUT_S = 15.0
+SAMPLE_PERIOD_S = 0.1
+LOG_TAIL_LINES = 25
+
+
+class LoopBenchError(RuntimeError):
+    """A node died, hung or wrote no JSON; the message carries the log tails."""
+
+
+@dataclass
+class LoopBenchConfig:
+    """seconds: sim seconds per measured phase (1 kHz -> 1000 ticks per second);
+    robot: iiwa | panda; executor: controller executor (events | single);
+    repeat: runs whose medians are reported; controller_params: extra ``-p`` overrides."""
+
+    seconds: float = 30.0
+    robot: str = "iiwa"
+    executor: str = "events"
+    repeat: int = 1
+    controller_params: dict[str, str] = field(default_factory=dict)
+    baselines: tuple[str, ...] = ("lockstep", "pipe_echo")
+
+
+# ---------------------------------------------------------------------------- processes
+class NodeProc:
+    """``python -m dynlearn_ros.nodes.<module> --ros-args -p k:=v ...`` with output in a log file."""
+
+    def __init__(self, module: str, params: dict[str, str], env: dict[str, str], log_path: Path) -> None:
+        self.name = module
+        self.cmd = [sys.executable, "-m", f"dynlearn_ros.nodes.{module}", "--ros-args"]
+        for k, v in params.items():
+            self.cmd += ["-p", f"{k}:={v}"]
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()/wait()
+        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> tuple[int, bool]:
+        """SIGINT, then SIGKILL after ``timeout`` s; returns (exit code, killed)."""
+        killed = False
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+                killed = True
+        self._log.close()
+        return self.proc.returncode, killed
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.rstrip().splitlines()[-lines:]) or "(empty log)"
+
+    def describe(self) -> str:
+        return f"--- {self.name} (exit {self.proc.returncode}), last lines of {self.log_path}:\n{self.tail()}"
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    import psutil
+
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return None
+    return t.user + t.system
+
+
+def window_cpu_percent(samples: Sequence[tuple[float, float | None]], t_start: float, t_end: float) -> float | None:
+    """CPU percent (100 = one core) between the first and last sample inside [t_start, t_end].
+
+    samples: (monotonic time s, cumulative CPU s or None when unreadable). None if fewer than two
+    usable samples fall in the window."""
+    inside = [(t, c) for t, c in samples if t_start <= t <= t_end and c is not None]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return None
+    (t0, c0), (t1, c1) = inside[0], inside[-1]
+    return 100.0 * (c1 - c0) / (t1 - t0)
+
+
+def _read_json(path: Path, what: str, procs: Iterable[NodeProc]) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LoopBenchError(f"{what} wrote no readable JSON at {path} ({exc})\n"
+                             + "\n".join(p.describe() for p in procs)) from exc
+
+
+def run_pair(stepping: str, cfg: LoopBenchConfig, env: dict[str, str], workdir: Path, tag: str) -> dict:
+    """Bridge (``stepping``) + controller for ``cfg.seconds`` of sim time; returns
+    {"bridge": stats JSON, "controller": summary JSON, "cpu_percent": {...}, "wall_s": s}.
+
+    Raises LoopBenchError (with the log tails) when a node exits early or with an error, hangs,
+    or leaves no JSON."""
+    bridge_json = workdir / f"{tag}_bridge.json"
+    ctl_json = workdir / f"{tag}_controller.json"
+    ctl_env = dict(env)
+    ctl_env["DYNLEARN_EXECUTOR"] = cfg.executor
+    ctl_params = {"robot": cfg.robot, "summary_path": str(ctl_json), **cfg.controller_params}
+    bridge_params = {"robot": cfg.robot, "stepping": stepping, "rate_hz": repr(RATE_HZ),
+                     "duration_s": repr(float(cfg.seconds)), "stats_path": str(bridge_json)}
+    # lockstep needs no pacing but may run slower than real time on a loaded machine
+    run_limit_s = STARTUP_TIMEOUT_S + cfg.seconds * (2.0 if stepping == "realtime" else 10.0)
+    ctl = NodeProc("computed_torque", ctl_params, ctl_env, workdir / f"{tag}_computed_torque.log")
+    bridge = NodeProc("sim_bridge", bridge_params, env, workdir / f"{tag}_sim_bridge.log")
+    procs = (bridge, ctl)
+    samples_b: list[tuple[float, float | None]] = []
+    samples_c: list[tuple[float, float | None]] = []
+    t0 = time.monotonic()
+    t_last_alive = t0
+    try:
+        while True:
+            now = time.monotonic()
+            rc_b = bridge.poll()
+            if rc_b is not None:
+                break
+            t_last_alive = now
+            samples_b.append((now, _cpu_seconds(bridge.pid)))
+            samples_c.append((now, _cpu_seconds(ctl.pid)))
+            if ctl.poll() is not None:
+                raise LoopBenchError(f"{tag}: computed_torque exited (code {ctl.poll()}) while the bridge was "
+                                     "running\n" + "\n".join(p.describe() for p in procs))
+            if now - t0 > run_limit_s:
+                raise LoopBenchError(f"{tag}: sim_bridge still running after {run_limit_s:.0f} s "
+                                     f"({cfg.seconds:g} s of sim time expected)\n"
+                                     + "\n".join(p.describe() for p in procs))
+            time.sleep(SAMPLE_PERIOD_S)
+        wall = time.monotonic() - t0
+        if rc_b != 0:
+            raise LoopBenchError(f"{tag}: sim_bridge exited with code {rc_b}\n"
+                                 + "\n".join(p.describe() for p in procs))
+    finally:
+        rc_c, killed = ctl.stop()
+        bridge.stop()
+    if killed or rc_c != 0:
+        raise LoopBenchError(f"{tag}: computed_torque did not stop cleanly on SIGINT (exit {rc_c}, "
+                             f"killed={killed})\n" + ctl.describe())
+    bstats = _read_json(bridge_json, f"{tag}: sim_bridge", procs)
+    csum = _read_json(ctl_json, f"{tag}: computed_torque", procs)
+    loop_s = bstats.get("loop_wall_time_s") or 0.0
+    # stepping window: it ended at most one sample period before the exit was seen
+    w_start = t_last_alive - loop_s + 2 * SAMPLE_PERIOD_S
+    cpu = {"sim_bridge": window_cpu_percent(samples_b, w_start, t_last_alive),
+           "computed_torque": window_cpu_percent(samples_c, w_start, t_last_alive),
+           "sim_bridge_self_reported": bstats.get("cpu_percent")}
+    return {"bridge": bstats, "controller": csum, "cpu_percent": cpu, "wall_s": wall}
+
+
+# ---------------------------------------------------------------------------- pipe echo
+_ECHO_CHILD = "import os\nwhile True:\n    b = os.read(0, 4096)\n    if not b:\n        break\n    os.write(1, b)\n"
+
+
+def pipe_echo(seconds: float, rate_hz: float = RATE_HZ) -> dict:
+    """1 kHz absolute-deadline ping over a pipe to a child process that echoes 8 bytes.
+
+    Returns {"round_trip_us": {p50, p99, max, n}, "deadline_misses", "deadline_miss_ratio",
+    "ticks"} with the same definitions as the bridge (send -> echo read; no echo before the next
+    deadline = miss)."""
+    child = subprocess.Popen([sys.executable, "-c", _ECHO_CHILD], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, bufsize=0)
+    assert child.stdin is not None and child.stdout is not None
+    wfd, rfd = child.stdin.fileno(), child.stdout.fileno()
+    clock = time.perf_counter_ns
+    pack = struct.Struct("<q")
+    try:
+        os.write(wfd, pack.pack(clock()))  # start-up: wait for the first echo
+        r, _, _ = select.select([rfd], [], [], STARTUP_TIMEOUT_S)
+        if not r or len(os.read(rfd, 4096)) == 0:
+            raise LoopBenchError("pipe_echo: the echo child did not answer")
+        n_ticks = int(round(seconds * rate_hz))
+        period = int(round(1e9 / rate_hz))
+        rts = np.zeros(n_ticks, dtype=np.int64)
+        n_rt = 0
+        misses = 0
+        awaiting = False
+        pending = b""
+        next_tick = clock() + period
+
+        def drain(timeout_ns: int) -> None:
+            nonlocal n_rt, awaiting, pending
+            r, _, _ = select.select([rfd], [], [], max(timeout_ns, 0) * 1e-9)
+            if not r:
+                return
+            data = os.read(rfd, 4096)
+            now = clock()
+            if not data:
+                raise LoopBenchError("pipe_echo: the echo child exited")
+            pending += data
+            while len(pending) >= 8:
+                (ts,) = pack.unpack_from(pending)
+                pending = pending[8:]
+                if n_rt < rts.size:
+                    rts[n_rt] = now - ts
+                    n_rt += 1
+                awaiting = False
+
+        for _ in range(n_ticks):
+            while (remaining := next_tick - clock()) > 0:
+                drain(remaining)
+            if awaiting:
+                misses += 1
+            os.write(wfd, pack.pack(clock()))
+            awaiting = True
+            next_tick += period
+            if clock() - next_tick > 100 * period:  # stalled: re-anchor, as the bridge does
+                next_tick = clock() + period
+        deadline = clock() + 100 * period
+        while awaiting and clock() < deadline:
+            drain(deadline - clock())
+    finally:
+        child.stdin.close()
+        try:
+            child.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        child.stdout.close()
+    kept = rts[:n_rt] / 1e3
+    rt = ({"p50": float(np.percentile(kept, 50)), "p99": float(np.percentile(kept, 99)),
+           "max": float(kept.max()), "n": int(n_rt)} if n_rt else {"p50": None, "p99": None, "max": None, "n": 0})
+    return {"round_trip_us": rt, "ticks": n_ticks, "deadline_misses": misses,
+            "deadline_miss_ratio": misses / n_ticks if n_ticks else 0.0}
+
+
+# ---------------------------------------------------------------------------- aggregation
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b <= 0:
+        return None
+    return a / b
+
+
+def run_metrics(run: dict) -> dict[str, float | None]:
+    """Flat headline figures of one run (keys are stable; used for the medians)."""
+    rt = run["realtime"]
+    b = rt["bridge"]
+    m: dict[str, float | None] = {
+        "round_trip_p50_us": b["round_trip_us"]["p50"], "round_trip_p99_us": b["round_trip_us"]["p99"],
+        "round_trip_max_us": b["round_trip_us"]["max"], "round_trip_n": b["round_trip_us"]["n"],
+        "deadline_miss_ratio": b["deadline_miss_ratio"], "ticks": b["ticks"],
+        "controller_tick_p50_us": rt["controller"]["controller_tick_us"]["p50"],
+        "controller_tick_p99_us": rt["controller"]["controller_tick_us"]["p99"],
+        "controller_tick_n": rt["controller"]["controller_tick_us"]["n"],
+        "cpu_percent_sim_bridge": rt["cpu_percent"]["sim_bridge"],
+        "cpu_percent_computed_torque": rt["cpu_percent"]["computed_torque"],
+    }
+    if "lockstep" in run:
+        lb = run["lockstep"]["bridge"]
+        loop_s = lb.get("loop_wall_time_s")
+        m.update({"lockstep_round_trip_p50_us": lb["round_trip_us"]["p50"],
+                  "lockstep_round_trip_p99_us": lb["round_trip_us"]["p99"],
+                  "lockstep_ticks_per_s": lb["ticks"] / loop_s if loop_s else None,
+                  "ratio_p50_realtime_to_lockstep": _ratio(m["round_trip_p50_us"], lb["round_trip_us"]["p50"]),
+                  "ratio_p99_realtime_to_lockstep": _ratio(m["round_trip_p99_us"], lb["round_trip_us"]["p99"])})
+    if "pipe_echo" in run:
+        pe = run["pipe_echo"]
+        m.update({"pipe_echo_round_trip_p50_us": pe["round_trip_us"]["p50"],
+                  "pipe_echo_round_trip_p99_us": pe["round_trip_us"]["p99"],
+                  "pipe_echo_deadline_miss_ratio": pe["deadline_miss_ratio"],
+                  "ratio_p50_realtime_to_pipe_echo": _ratio(m["round_trip_p50_us"], pe["round_trip_us"]["p50"]),
+                  "ratio_p99_realtime_to_pipe_echo": _ratio(m["round_trip_p99_us"], pe["round_trip_us"]["p99"])})
+    return m
+
+
+def median_metrics(per_run: Sequence[dict[str, float | None]]) -> dict[str, float | None]:
+    """Per key, the median over runs of the values that are not None (None if all are)."""
+    out: dict[str, float | None] = {}
+    for key in per_run[0]:
+        vals = [r[key] for r in per_run if r.get(key) is not None]
+        out[key] = float(np.median(vals)) if vals else None
+    return out
+
+
+def machine_facts() -> dict:
+    """nproc, CPU affinity, niceness (inherited by the nodes), Python, platform, RMW, git commit."""
+    facts = {"nproc": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+             "python": platform.python_version(), "platform": platform.platform(),
+             "rmw_implementation": os.environ.get("RMW_IMPLEMENTATION", "default (rmw_fastrtps_cpp)"),
+             "nice": os.nice(0), "git_commit": None, "git_dirty": None}
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        facts["git_commit"] = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                                             text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+        facts["git_dirty"] = bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return facts
+
+
+def bench_loop(cfg: LoopBenchConfig, progress=print) -> dict:
+    """Run ``cfg.repeat`` runs (realtime + baselines) and return the JSON-ready result.
+
+    Headline keys (medians over runs): round_trip_us {p50, p99, max, n}, deadline_miss_ratio,
+    controller_tick_us {p50, p99, n}, cpu_percent {sim_bridge, computed_torque} (100 = a core),
+    baseline {lockstep, pipe_echo}, ratios, goals, meets_goals; per-run details under "runs".
+    Raises LoopBenchError when a node fails."""
+    import psutil
+
+    if cfg.executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {cfg.executor!r}")
+    if cfg.seconds <= 0 or cfg.repeat < 1:
+        raise ValueError("seconds must be > 0 and repeat >= 1")
+    facts = machine_facts()
+    facts["loadavg_before"] = list(os.getloadavg())
+    psutil.cpu_percent(interval=None)  # start the system-wide utilisation interval
+    t_start = time.monotonic()
+    runs: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="dynlearn_bench_loop_") as tmpd, claim_domain_id() as claim:
+        work = Path(tmpd)
+        (work / "ros_log").mkdir()
+        env = claim.env(work / "ros_log")
+        for i in range(cfg.repeat):
+            run: dict = {}
+            progress(f"run {i + 1}/{cfg.repeat}: realtime {cfg.seconds:g} s (domain {claim.domain})")
+            run["realtime"] = run_pair("realtime", cfg, env, work, f"run{i}_realtime")
+            if "lockstep" in cfg.baselines:
+                progress(f"run {i + 1}/{cfg.repeat}: lockstep baseline {cfg.seconds:g} s of sim time")
+                run["lockstep"] = run_pair("lockstep", cfg, env, work, f"run{i}_lockstep")
+            if "pipe_echo" in cfg.baselines:
+                progress(f"run {i + 1}/{cfg.repeat}: pipe echo baseline {cfg.seconds:g} s")
+                run["pipe_echo"] = pipe_echo(cfg.seconds)
+            run["metrics"] = run_metrics(run)
+            runs.append(run)
+    facts["loadavg_after"] = list(os.getloadavg())
+    facts["system_cpu_percent_during"] = psutil.cpu_percent(interval=None)
+    facts["bench_wall_s"] = time.monotonic() - t_start
+    med = median_metrics([r["metrics"] for r in runs])
+    result = {
+        "benchmark": "loop",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": {"seconds": cfg.seconds, "robot": cfg.robot, "rate_hz": RATE_HZ, "repeat": cfg.repeat,
+                   "controller_executor": cfg.executor,
+                   "bridge_executor": "events (sim_bridge.py always uses the EventsExecutor)",
+                   "controller_params": cfg.controller_params, "baselines": list(cfg.baselines)},
+        "machine": facts,
+        "aggregate": "median over runs" if cfg.repeat > 1 else "single run",
+        "round_trip_us": {"p50": med["round_trip_p50_us"], "p99": med["round_trip_p99_us"],
+                          "max": med["round_trip_max_us"], "n": med["round_trip_n"]},
+        "deadline_miss_ratio": med["deadline_miss_ratio"],
+        "ticks": med["ticks"],
+        "controller_tick_us": {"p50": med["controller_tick_p50_us"], "p99": med["controller_tick_p99_us"],
+                               "n": med["controller_tick_n"]},
+        "cpu_percent": {"sim_bridge": med["cpu_percent_sim_bridge"],
+                        "computed_torque": med["cpu_percent_computed_torque"]},
+        "baseline": {},
+        "ratios": {k: v for k, v in med.items() if k.startswith("ratio_")},
+        "goals": {"round_trip_p99_us_max": GOAL_ROUND_TRIP_P99_US,
+                  "deadline_miss_ratio_max": GOAL_DEADLINE_MISS_RATIO},
+        "meets_goals": {
+            "round_trip_p99": med["round_trip_p99_us"] is not None and med["round_trip_p99_us"] <= GOAL_ROUND_TRIP_P99_US,
+            "deadline_miss_ratio": med["deadline_miss_ratio"] is not None
+            and med["deadline_miss_ratio"] <= GOAL_DEADLINE_MISS_RATIO},
+        "medians": med,
+        "runs": runs,
+    }
+    if "lockstep" in cfg.baselines:
+        result["baseline"]["lockstep"] = {"round_trip_us": {"p50": med["lockstep_round_trip_p50_us"],
+                                                            "p99": med["lockstep_round_trip_p99_us"]},
+                                          "ticks_per_s": med["lockstep_ticks_per_s"]}
+    if "pipe_echo" in cfg.baselines:
+        result["baseline"]["pipe_echo"] = {"round_trip_us": {"p50": med["pipe_echo_round_trip_p50_us"],
+                                                             "p99": med["pipe_echo_round_trip_p99_us"]},
+                                           "deadline_miss_ratio": med["pipe_echo_deadline_miss_ratio"]}
+    return result
+
+
+def _f(v: float | None, fmt: str = ".0f") -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+def format_summary(result: dict) -> str:
+    """A few human-readable lines of the headline figures of :func:`bench_loop`'s result."""
+    c, m, rt = result["config"], result["machine"], result["round_trip_us"]
+    ok = result["meets_goals"]
+    med = result["medians"]
+    lines = [
+        f"bench loop: {c['robot']}, {c['seconds']:g} s at {c['rate_hz']:g} Hz, realtime bridge <-> computed_torque "
+        f"(controller executor {c['controller_executor']}), {result['aggregate']} of {c['repeat']}",
+        f"  round trip      p50 {_f(rt['p50'])} us  p99 {_f(rt['p99'])} us  max {_f(rt['max'])} us  "
+        f"n {_f(rt['n'])}   goal p99 <= {GOAL_ROUND_TRIP_P99_US:.0f} us: {'met' if ok['round_trip_p99'] else 'MISSED'}",
+        f"  deadline misses {_f(100 * result['deadline_miss_ratio'] if result['deadline_miss_ratio'] is not None else None, '.2f')} %"
+        f"   goal <= {100 * GOAL_DEADLINE_MISS_RATIO:.1f} %: {'met' if ok['deadline_miss_ratio'] else 'MISSED'}",
+        f"  controller tick p50 {_f(result['controller_tick_us']['p50'])} us  p99 {_f(result['controller_tick_us']['p99'])} us",
+        f"  cpu (100 = one core): sim_bridge {_f(result['cpu_percent']['sim_bridge'])} %  "
+        f"computed_torque {_f(result['cpu_percent']['computed_torque'])} %",
+    ]
+    if "lockstep" in result["baseline"]:
+        lb = result["baseline"]["lockstep"]
+        lines.append(f"  baseline lockstep round trip p50 {_f(lb['round_trip_us']['p50'])} us  p99 "
+                     f"{_f(lb['round_trip_us']['p99'])} us ({_f(lb['ticks_per_s'])} ticks/s); realtime/lockstep "
+                     f"p50 x{_f(med['ratio_p50_realtime_to_lockstep'], '.2f')}  p99 "
+                     f"x{_f(med['ratio_p99_realtime_to_lockstep'], '.2f')}")
+    if "pipe_echo" in result["baseline"]:
+        pe = result["baseline"]["pipe_echo"]
+        lines.append(f"  baseline pipe echo round trip p50 {_f(pe['round_trip_us']['p50'])} us  p99 "
+                     f"{_f(pe['round_trip_us']['p99'])} us, misses {_f(100 * pe['deadline_miss_ratio'], '.2f')} %; "
+                     f"realtime/pipe p50 x{_f(med['ratio_p50_realtime_to_pipe_echo'], '.1f')}  p99 "
+                     f"x{_f(med['ratio_p99_realtime_to_pipe_echo'], '.1f')}")
+    la, lb_ = m["loadavg_before"], m["loadavg_after"]
+    lines.append(f"  machine: {m['nproc']} cpus, load average before {la[0]:.2f} after {lb_[0]:.2f}, system cpu "
+                 f"{_f(m['system_cpu_percent_during'])} %, python {m['python']}, commit {str(m['git_commit'])[:10]}")
+    return "\n".join(lines)
