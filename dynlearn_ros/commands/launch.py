@@ -1,0 +1,204 @@
+"""``dynlearn-ros launch GRAPH [name:=value ...] [--duration S]``: start a launch graph without
+launch_ros, each node its own process with standard ``--ros-args``.
+
+The graph comes from :mod:`dynlearn_ros.launch_graph`, the same definition
+``launch/<graph>.launch.py`` uses. The run stops when ``--duration`` wall seconds pass, when a
+node exits (the sim_bridge does after ``sim_duration_s``), or on Ctrl-C; the nodes get SIGINT and
+write their summaries. The run folder ``runs/<timestamp>-<graph>/`` holds each node's log, the
+nodes' JSON and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from dynlearn_ros.launch_graph import GRAPHS, NodeSpec, resolve_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("graph", choices=sorted(GRAPHS), help="launch graph to start")
+    parser.add_argument("launch_args", nargs="*", metavar="name:=value",
+                        help="launch arguments (see --show-args)")
+    parser.add_argument("--duration", type=float, default=0.0,
+                        help="stop after this many wall-clock seconds (0: until a node exits or Ctrl-C)")
+    parser.add_argument("--runs-root", type=Path, default=Path("runs"),
+                        help="parent of the run folder (default: ./runs)")
+    parser.add_argument("--show-args", action="store_true", help="list the graph's arguments and exit")
+    parser.add_argument("--quiet", action="store_true", help="do not echo node output to the console")
+
+
+def _format(v) -> str:
+    """A parameter value on the command line (-p name:=value), YAML-typed."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_format(x) for x in v) + "]"
+    if isinstance(v, str):
+        return f"'{v}'" if v == "" or any(c in v for c in ":[],{}#'\" ") else v
+    return repr(v)
+
+
+def node_command(spec: NodeSpec) -> list[str]:
+    """``python -m module --ros-args ...`` equivalent to launch_ros's Node(spec)."""
+    cmd = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
+    if spec.namespace:
+        cmd += ["-r", f"__ns:={spec.namespace if spec.namespace.startswith('/') else '/' + spec.namespace}"]
+    for p in spec.parameters:
+        if isinstance(p, dict):
+            for k, v in p.items():
+                cmd += ["-p", f"{k}:={_format(v)}"]
+        else:
+            cmd += ["--params-file", str(p)]
+    for src, dst in spec.remappings:
+        cmd += ["-r", f"{src}:={dst}"]
+    return cmd
+
+
+def _pump(proc: subprocess.Popen, log, prefix: str, echo: bool) -> None:
+    for raw in iter(proc.stdout.readline, b""):
+        log.write(raw)
+        log.flush()
+        if echo:
+            sys.stdout.write(f"[{prefix}] {raw.decode(errors='replace')}")
+            sys.stdout.flush()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def summarize(graph: str, args: dict, run_dir: Path, exit_codes: dict, wall_s: float) -> dict:
+    ctl = _load(run_dir / "computed_torque.json")
+    bridge = _load(run_dir / "sim_bridge.json")
+    counters = dict(ctl.get("counters", {}))
+    for key in ("clamps", "timeouts", "rejected_commands", "deadline_misses"):
+        if key in bridge:
+            counters[f"bridge_{key}"] = bridge[key]
+    return {
+        "graph": graph,
+        "args": args,
+        "robot": args.get("robot"),
+        "duration_s": ctl.get("sim_time_s"),
+        "wall_s": wall_s,
+        "joint_names": ctl.get("joint_names"),
+        "joint_rmse_rad": ctl.get("joint_rmse_rad"),
+        "joint_max_abs_err_rad": ctl.get("joint_max_abs_err_rad"),
+        "mean_kp": ctl.get("mean_kp"),
+        "mean_std": ctl.get("mean_std"),
+        "model_kind": ctl.get("model_kind"),
+        "safety_counters": counters,
+        "controller_tick_us": ctl.get("controller_tick_us"),
+        "round_trip_us": bridge.get("round_trip_us"),
+        "exit_codes": exit_codes,
+        "run_dir": str(run_dir),
+    }
+
+
+def run(ns: argparse.Namespace) -> int:
+    decls, factory = GRAPHS[ns.graph]
+    if ns.show_args:
+        for a in decls:
+            choices = f" (one of {', '.join(a.choices)})" if a.choices else ""
+            print(f"  {a.name}:={a.default!r}\n      {a.description}{choices}")
+        return 0
+    given = {}
+    for item in ns.launch_args:
+        if ":=" not in item:
+            raise SystemExit(f"launch argument '{item}' must be name:=value")
+        k, v = item.split(":=", 1)
+        given[k] = v
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = (ns.runs_root / f"{stamp}-{ns.graph}").resolve()
+    suffix = 1
+    while run_dir.exists():
+        run_dir = (ns.runs_root / f"{stamp}-{ns.graph}-{suffix}").resolve()
+        suffix += 1
+    given.setdefault("summary_dir", str(run_dir))
+    try:
+        args = resolve_args(decls, given)
+        specs = factory(args)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"dynlearn-ros launch {ns.graph}: {exc}") from exc
+    run_dir.mkdir(parents=True)
+    print(f"run folder: {run_dir}")
+
+    procs: dict[str, tuple[subprocess.Popen, Path]] = {}
+    stop = threading.Event()
+    handlers = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    t0 = time.monotonic()
+    try:
+        for spec in specs:
+            log_path = run_dir / f"{spec.name}.log"
+            cmd = node_command(spec)
+            (run_dir / f"{spec.name}.cmd").write_text(" ".join(cmd) + "\n")
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True)
+            log = open(log_path, "wb")  # noqa: SIM115 - closed by the pump thread's end
+            threading.Thread(target=_pump, args=(proc, log, spec.name, not ns.quiet), daemon=True).start()
+            procs[spec.name] = (proc, log_path)
+        reason = "interrupted"
+        while not stop.wait(0.01):  # poll fast: a node exiting stops the others within ~10 ms
+            exited = [name for name, (p, _) in procs.items() if p.poll() is not None]
+            if exited:
+                reason = f"{', '.join(exited)} exited"
+                break
+            if ns.duration and time.monotonic() - t0 >= ns.duration:
+                reason = f"--duration {ns.duration:g} s reached"
+                break
+        print(f"stopping ({reason})")
+    finally:
+        for p, _ in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 15.0
+        for p, _ in procs.values():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    wall_s = time.monotonic() - t0
+    exit_codes = {name: p.returncode for name, (p, _) in procs.items()}
+    summary = summarize(ns.graph, args, run_dir, exit_codes, wall_s)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    failed = {n: c for n, c in exit_codes.items() if c != 0}
+    for name in failed:
+        print(f"node {name} exited with code {failed[name]}; last lines of its log:\n"
+              f"{_tail(procs[name][1])}", file=sys.stderr)
+    _print_summary(summary)
+    return 1 if failed else 0
+
+
+def _print_summary(s: dict) -> None:
+    print(f"\n{s['graph']}: robot={s['robot']} model={s['model_kind']} sim time={s['duration_s']} s "
+          f"wall={s['wall_s']:.1f} s")
+    if s.get("joint_rmse_rad"):
+        names = s.get("joint_names") or [str(i) for i in range(len(s["joint_rmse_rad"]))]
+        print(f"  {'joint':<18}{'rmse (mrad)':>12}{'max (mrad)':>12}{'mean K_P':>12}")
+        for i, name in enumerate(names):
+            print(f"  {name:<18}{1e3 * s['joint_rmse_rad'][i]:>12.3f}"
+                  f"{1e3 * s['joint_max_abs_err_rad'][i]:>12.3f}{s['mean_kp'][i]:>12.2f}")
+    print(f"  safety counters: {s['safety_counters']}")
+    print(f"  summary: {s['run_dir']}/summary.json")

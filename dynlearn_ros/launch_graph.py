@@ -1,0 +1,135 @@
+"""Launch graphs as plain data: one definition for ``ros2 launch`` and for ``dynlearn-ros launch``.
+
+``launch/vgain_control.launch.py`` declares :data:`VGAIN_ARGS` as launch arguments and turns
+:func:`vgain_control` 's :class:`NodeSpec` list into ``launch_ros.actions.Node`` actions; the
+package's own launcher (``dynlearn_ros.commands.launch``, for machines without launch_ros) turns
+the same list into processes with standard ``--ros-args``. No ROS import here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dynlearn_ros.paths import share_dir
+
+PACKAGE = "dynlearn_ros"
+
+
+@dataclass(frozen=True)
+class LaunchArg:
+    name: str
+    default: str
+    description: str
+    choices: tuple[str, ...] = ()
+
+
+@dataclass
+class NodeSpec:
+    """One node: what ``launch_ros.actions.Node`` takes, plus the Python module to run it."""
+
+    executable: str
+    module: str
+    name: str
+    namespace: str = ""
+    parameters: list[str | dict] = field(default_factory=list)  # YAML file paths and dicts, in order
+    remappings: list[tuple[str, str]] = field(default_factory=list)
+    package: str = PACKAGE
+
+
+# driver presets for use_sim:=false: parameter file and default topics of each real-robot stack
+DRIVERS = {
+    "franka": ("driver_franka.yaml", "/joint_states", "/effort_controller/commands"),
+    "lbr": ("driver_lbr.yaml", "/lbr/joint_states", "/lbr/effort_controller/commands"),
+    "generic": (None, "/joint_states", "/effort_controller/commands"),
+}
+
+VGAIN_ARGS: tuple[LaunchArg, ...] = (
+    LaunchArg("robot", "iiwa", "robot model: URDF of the analytic model and of the simulated plant",
+              ("iiwa", "panda")),
+    LaunchArg("use_sim", "true", "true: start the PyBullet sim_bridge; false: drive a real robot "
+              "through its ros2_control driver (see 'driver')", ("true", "false")),
+    LaunchArg("driver", "generic", "with use_sim:=false, the real driver's conventions: franka "
+              "(franka_ros2, fr3_joint*), lbr (lbr_fri_ros2_stack, /lbr, lbr_A*), generic",
+              tuple(DRIVERS)),
+    LaunchArg("joint_states_topic", "", "remap joint_states to this topic (default: the driver's; "
+              "/joint_states in simulation)"),
+    LaunchArg("command_topic", "", "remap effort_controller/commands to this topic (default: the "
+              "driver's; /effort_controller/commands in simulation)"),
+    LaunchArg("gains_file", "", "controller parameter file (default: config/computed_torque_<robot>.yaml)"),
+    LaunchArg("model_kind", "analytic", "feed-forward model", ("analytic", "acrkn", "svdkl")),
+    LaunchArg("model_dir", "", "learned model directory (relative: under the package's models/)"),
+    LaunchArg("gain_mode", "scheduled", "scheduled: variance-scheduled K_P; fixed: K_P = k_max",
+              ("scheduled", "fixed")),
+    LaunchArg("reference", "sine", "built-in reference", ("sine", "pick_place", "hold")),
+    LaunchArg("stepping", "realtime", "sim_bridge stepping: realtime (wall clock) or lockstep "
+              "(one step per command, deterministic)", ("realtime", "lockstep")),
+    LaunchArg("payload_kg", "0.0", "payload at the simulated end effector (kg), unknown to the model"),
+    LaunchArg("sim_file", "", "sim_bridge parameter file (default: config/sim_bridge.yaml)"),
+    LaunchArg("sim_duration_s", "0.0", "simulated seconds after which the sim_bridge exits (0: run on)"),
+    LaunchArg("namespace", "", "namespace for all nodes"),
+    LaunchArg("summary_dir", "", "write the nodes' JSON summaries (controller, bridge) here at exit"),
+)
+
+
+def _config(name: str) -> str:
+    return str(share_dir() / "config" / name)
+
+
+def resolve_args(decls: tuple[LaunchArg, ...], given: dict[str, str]) -> dict[str, str]:
+    """Defaults filled in; unknown names and values outside ``choices`` raise ValueError."""
+    known = {a.name: a for a in decls}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ValueError(f"unknown launch argument(s) {unknown}; known: {sorted(known)}")
+    out = {a.name: given.get(a.name, a.default) for a in decls}
+    for name, value in out.items():
+        choices = known[name].choices
+        if choices and value not in choices:
+            raise ValueError(f"launch argument {name}:={value}: must be one of {list(choices)}")
+    return out
+
+
+def vgain_control(args: dict[str, str]) -> list[NodeSpec]:
+    """PyBullet bridge (or a real driver's topics) + the variance-scheduled computed-torque node."""
+    a = resolve_args(VGAIN_ARGS, args)
+    use_sim = a["use_sim"] == "true"
+    summary_dir = Path(a["summary_dir"]) if a["summary_dir"] else None
+    ns = a["namespace"]
+
+    ctl_params: list[str | dict] = [a["gains_file"] or _config(f"computed_torque_{a['robot']}.yaml")]
+    # topics: relative names (joint_states, effort_controller/commands) under the namespace in
+    # simulation; the driver's absolute topics for a real robot; explicit arguments win
+    state_topic = cmd_topic = ""
+    if not use_sim:
+        driver_file, state_topic, cmd_topic = DRIVERS[a["driver"]]
+        if driver_file:
+            ctl_params.append(_config(driver_file))
+    state_topic = a["joint_states_topic"] or state_topic
+    cmd_topic = a["command_topic"] or cmd_topic
+    remaps = [(src, dst) for src, dst in (("joint_states", state_topic),
+                                          ("effort_controller/commands", cmd_topic)) if dst]
+    ctl_over: dict = {"robot": a["robot"], "model_kind": a["model_kind"], "gain_mode": a["gain_mode"],
+                      "reference": a["reference"]}
+    if a["model_dir"]:
+        ctl_over["model_dir"] = a["model_dir"]
+    if summary_dir:
+        ctl_over["summary_path"] = str(summary_dir / "computed_torque.json")
+    ctl_params.append(ctl_over)
+    nodes = [NodeSpec("computed_torque", "dynlearn_ros.nodes.computed_torque", "computed_torque", ns,
+                      ctl_params, remaps)]
+    if use_sim:
+        sim_over: dict = {"robot": a["robot"], "stepping": a["stepping"],
+                          "payload_kg": float(a["payload_kg"]), "duration_s": float(a["sim_duration_s"])}
+        if summary_dir:
+            sim_over["stats_path"] = str(summary_dir / "sim_bridge.json")
+        nodes.insert(0, NodeSpec("sim_bridge", "dynlearn_ros.nodes.sim_bridge", "sim_bridge", ns,
+                                 [a["sim_file"] or _config("sim_bridge.yaml"), sim_over], remaps))
+    return nodes
+
+
+#: graph name -> (its launch arguments, its node factory)
+GRAPHS: dict[str, tuple[tuple[LaunchArg, ...], Callable[[dict[str, str]], list[NodeSpec]]]] = {
+    "vgain_control": (VGAIN_ARGS, vgain_control),
+}

@@ -1,0 +1,75 @@
+"""Launch definition and parameter files: consistent with the nodes that read them."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dynlearn_ros.commands.launch import node_command
+from dynlearn_ros.launch_graph import DRIVERS, VGAIN_ARGS, resolve_args, vgain_control
+from dynlearn_ros.paths import share_dir
+
+ROOT = share_dir()
+
+
+def declared_parameters(node_file: str) -> set[str]:
+    src = (ROOT / "dynlearn_ros" / "nodes" / node_file).read_text()
+    return set(re.findall(r'declare\(\s*self,\s*"(\w+)"', src)) | set(
+        re.findall(r'declare_parameter\(\s*"(\w+)"', src)) | set(re.findall(r'dec\(\s*"(\w+)"', src))
+
+
+def ros_parameter_files() -> list[str]:
+    """config/*.yaml files in ROS parameter-file form (node key -> ros__parameters)."""
+    return sorted(p.name for p in (ROOT / "config").glob("*.yaml") if "ros__parameters" in p.read_text())
+
+
+@pytest.mark.parametrize("cfg", ros_parameter_files())
+def test_config_keys_are_declared_parameters(cfg):
+    """rclpy silently ignores an undeclared key in a parameter file: catch typos here."""
+    data = yaml.safe_load((ROOT / "config" / cfg).read_text())
+    for key, body in data.items():
+        node = key.split("/")[-1]
+        params = set(body["ros__parameters"])
+        declared = declared_parameters(f"{node}.py")
+        assert declared, f"no declarations found for {node}"
+        assert params <= declared, f"{cfg}: {sorted(params - declared)} not declared by {node}"
+
+
+def test_launch_file_uses_the_shared_definition():
+    tree = ast.parse((ROOT / "launch" / "vgain_control.launch.py").read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert {"VGAIN_ARGS", "vgain_control", "DeclareLaunchArgument", "Node"} <= imported
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description"
+               for n in tree.body)
+
+
+def test_every_argument_has_a_description_and_valid_default():
+    for a in VGAIN_ARGS:
+        assert len(a.description) > 15, a.name
+        assert not a.choices or a.default in a.choices, a.name
+    resolve_args(VGAIN_ARGS, {})  # defaults are consistent
+
+
+def test_sim_graph_has_bridge_and_controller_on_the_same_topics():
+    specs = vgain_control({"robot": "panda", "payload_kg": "2.5", "namespace": "arm"})
+    assert [s.name for s in specs] == ["sim_bridge", "computed_torque"]
+    assert all(s.namespace == "arm" and s.remappings == [] for s in specs)
+    assert specs[0].parameters[-1]["payload_kg"] == 2.5
+    assert Path(specs[1].parameters[0]).name == "computed_torque_panda.yaml"
+    cmd = node_command(specs[1])
+    assert cmd[cmd.index("--ros-args") + 1:][:4] == ["-r", "__node:=computed_torque", "-r", "__ns:=/arm"]
+    assert "robot:=panda" in cmd
+
+
+@pytest.mark.parametrize("driver", sorted(DRIVERS))
+def test_real_driver_graph_starts_no_bridge_and_remaps(driver):
+    specs = vgain_control({"use_sim": "false", "driver": driver})
+    assert [s.name for s in specs] == ["computed_torque"]
+    _, state, cmd = DRIVERS[driver]
+    assert dict(specs[0].remappings) == {"joint_states": state, "effort_controller/commands": cmd}
+    over = vgain_control({"use_sim": "false", "driver": driver, "joint_states_topic": "/my/js"})
+    assert dict(over[0].remappings)["joint_states"] == "/my/js"
