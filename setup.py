@@ -35,7 +35,6 @@ setup(
     maintainer_email="dev@dynlearn-ros.invalid",
     description="Learned robot dynamics and variance-scheduled computed-torque control for ROS 2",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "sim_bridge = dynlearn_ros.nodes.sim_bridge:main",
