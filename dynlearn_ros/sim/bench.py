@@ -47,9 +47,8 @@ def _pybullet_defaults_plant(robot: str) -> SimPlant:
     pb.resetSimulation(physicsClientId=cid)
     pb.setGravity(0, 0, -9.81, physicsClientId=cid)
     pb.setTimeStep(plant.dt, physicsClientId=cid)
-    from dynlearn_ros.sim.plant import pybullet_urdf
 
-    body = pb.loadURDF(str(pybullet_urdf(plant.spec)), useFixedBase=True, physicsClientId=cid)
+    body = pb.loadURDF(str(plant.spec.urdf_path), useFixedBase=True, physicsClientId=cid)
     pb.setJointMotorControlArray(body, plant._idx, pb.VELOCITY_CONTROL, forces=[0.0] * plant.n,
                                  physicsClientId=cid)
     plant._body = body

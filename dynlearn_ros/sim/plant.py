@@ -30,7 +30,6 @@ interact, and the same inputs give bitwise the same trajectory.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -54,27 +53,6 @@ def per_joint(value: float | Sequence[float] | np.ndarray | None, n: int, name: 
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"{name}: values must be finite and >= 0, got {arr.tolist()}")
     return arr
-
-
-def pybullet_urdf(spec: RobotSpec) -> Path:
-    """A URDF path PyBullet can load for ``spec`` (the same file unless a fix-up is needed).
-
-    The cached Panda copy written by ``core.robots`` turned ``package://meshes/...`` into
-    ``<dir>/package:/meshes/...``, which PyBullet cannot open; this rewrites those mesh paths
-    into a sibling file. Only mesh file names change: Pinocchio and PyBullet still read the
-    same kinematics and inertias.
-    """
-    path = Path(spec.urdf_path)
-    text = path.read_text()
-    if "/package:/" not in text:
-        return path
-    fixed = text.replace("/package:/", "/")
-    out = path.with_name(path.stem + "_pybullet.urdf")
-    if not out.is_file() or out.read_text() != fixed:
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(fixed)
-        tmp.replace(out)
-    return out
 
 
 def ee_com_local(spec: RobotSpec) -> np.ndarray:
@@ -172,7 +150,7 @@ class SimPlant:
         pb.setGravity(0.0, 0.0, -GRAVITY, physicsClientId=cid)
         pb.setTimeStep(self.dt, physicsClientId=cid)
         self._body = pb.loadURDF(
-            str(pybullet_urdf(self.spec)), useFixedBase=True,
+            str(self.spec.urdf_path), useFixedBase=True,
             flags=pb.URDF_USE_INERTIA_FROM_FILE | pb.URDF_IGNORE_VISUAL_SHAPES, physicsClientId=cid,
         )
         by_name: dict[str, int] = {}
