@@ -38,6 +38,8 @@ class NodeSpec:
     package: str = PACKAGE
 
 
+LOCKSTEP_STALE_TIMEOUT_MS = 2000.0
+
 # driver presets for use_sim:=false: parameter file and default topics of each real-robot stack
 DRIVERS = {
     "franka": ("driver_franka.yaml", "/joint_states", "/effort_controller/commands"),
@@ -114,6 +116,10 @@ def vgain_control(args: dict[str, str]) -> list[NodeSpec]:
                       "reference": a["reference"]}
     if a["model_dir"]:
         ctl_over["model_dir"] = a["model_dir"]
+    if use_sim and a["stepping"] == "lockstep":
+        # a lockstep plant waits for our command and does not move meanwhile: a late state there
+        # is load, not danger, and a hold sent into the lockstep exchange would shift it by a tick
+        ctl_over["stale_timeout_ms"] = LOCKSTEP_STALE_TIMEOUT_MS
     if summary_dir:
         ctl_over["summary_path"] = str(summary_dir / "computed_torque.json")
     ctl_params.append(ctl_over)

@@ -7,6 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from dynlearn_ros.launch_graph import LOCKSTEP_STALE_TIMEOUT_MS
+
 
 def run_closed_loop(start_node, tmp_path: Path, *, robot: str = "iiwa", duration_s: float = 3.0,
                     bridge: dict | None = None, controller: dict | None = None,
@@ -16,7 +18,7 @@ def run_closed_loop(start_node, tmp_path: Path, *, robot: str = "iiwa", duration
     tag = f"{robot}-{len(list(tmp_path.glob('ctl-*.json')))}"
     ctl_json, bridge_json = tmp_path / f"ctl-{tag}.json", tmp_path / f"bridge-{tag}.json"
     ctl = start_node("computed_torque", {"robot": robot, "summary_path": str(ctl_json),
-                                         **(controller or {})})
+                                         "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS, **(controller or {})})
     br = start_node("sim_bridge", {"robot": robot, "stepping": "lockstep", "duration_s": duration_s,
                                    "stats_path": str(bridge_json), **(bridge or {})})
     try:
