@@ -62,7 +62,8 @@ class LoopBenchError(RuntimeError):
 class LoopBenchConfig:
     """seconds: sim seconds per measured phase (1 kHz -> 1000 ticks per second);
     robot: iiwa | panda; executor: controller executor (events | single);
-    repeat: runs whose medians are reported; controller_params: extra ``-p`` overrides."""
+    repeat: runs whose medians are reported; controller_params: extra ``-p`` overrides;
+    rt_priority: 0 = normal scheduling, 1..99 = SCHED_FIFO (needs CAP_SYS_NICE or an rtprio limit)."""
 
     seconds: float = 30.0
     robot: str = "iiwa"
@@ -70,15 +71,17 @@ class LoopBenchConfig:
     repeat: int = 1
     controller_params: dict[str, str] = field(default_factory=dict)
     baselines: tuple[str, ...] = ("lockstep", "pipe_echo")
+    rt_priority: int = 0
 
 
 # ---------------------------------------------------------------------------- processes
 class NodeProc:
     """``python -m dynlearn_ros.nodes.<module> --ros-args -p k:=v ...`` with output in a log file."""
 
-    def __init__(self, module: str, params: dict[str, str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, module: str, params: dict[str, str], env: dict[str, str], log_path: Path,
+                 rt_priority: int = 0) -> None:
         self.name = module
-        self.cmd = [sys.executable, "-m", f"dynlearn_ros.nodes.{module}", "--ros-args"]
+        self.cmd = _rt_prefix(rt_priority) + [sys.executable, "-m", f"dynlearn_ros.nodes.{module}", "--ros-args"]
         for k, v in params.items():
             self.cmd += ["-p", f"{k}:={v}"]
         self.log_path = log_path
@@ -115,6 +118,13 @@ class NodeProc:
 
     def describe(self) -> str:
         return f"--- {self.name} (exit {self.proc.returncode}), last lines of {self.log_path}:\n{self.tail()}"
+
+
+def _rt_prefix(rt_priority: int) -> list[str]:
+    """``chrt -f P`` (SCHED_FIFO) for P > 0, else nothing."""
+    if not 0 <= rt_priority <= 99:
+        raise ValueError(f"rt_priority must be in 0..99, got {rt_priority}")
+    return ["chrt", "-f", str(rt_priority)] if rt_priority > 0 else []
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -162,8 +172,8 @@ def run_pair(stepping: str, cfg: LoopBenchConfig, env: dict[str, str], workdir: 
                      "duration_s": repr(float(cfg.seconds)), "stats_path": str(bridge_json)}
     # lockstep needs no pacing but may run slower than real time on a loaded machine
     run_limit_s = STARTUP_TIMEOUT_S + cfg.seconds * (2.0 if stepping == "realtime" else 10.0)
-    ctl = NodeProc("computed_torque", ctl_params, ctl_env, workdir / f"{tag}_computed_torque.log")
-    bridge = NodeProc("sim_bridge", bridge_params, env, workdir / f"{tag}_sim_bridge.log")
+    ctl = NodeProc("computed_torque", ctl_params, ctl_env, workdir / f"{tag}_computed_torque.log", cfg.rt_priority)
+    bridge = NodeProc("sim_bridge", bridge_params, env, workdir / f"{tag}_sim_bridge.log", cfg.rt_priority)
     procs = (bridge, ctl)
     samples_b: list[tuple[float, float | None]] = []
     samples_c: list[tuple[float, float | None]] = []
@@ -211,14 +221,20 @@ def run_pair(stepping: str, cfg: LoopBenchConfig, env: dict[str, str], workdir: 
 _ECHO_CHILD = "import os\nwhile True:\n    b = os.read(0, 4096)\n    if not b:\n        break\n    os.write(1, b)\n"
 
 
-def pipe_echo(seconds: float, rate_hz: float = RATE_HZ) -> dict:
+def pipe_echo(seconds: float, rate_hz: float = RATE_HZ, rt_priority: int = 0) -> dict:
     """1 kHz absolute-deadline ping over a pipe to a child process that echoes 8 bytes.
 
     Returns {"round_trip_us": {p50, p99, max, n}, "deadline_misses", "deadline_miss_ratio",
-    "ticks"} with the same definitions as the bridge (send -> echo read; no echo before the next
-    deadline = miss)."""
-    child = subprocess.Popen([sys.executable, "-c", _ECHO_CHILD], stdin=subprocess.PIPE,
+    "ticks", "late_ticks", "late_tick_ratio"} with the same definitions as the bridge (send ->
+    echo read; no echo before the next deadline = miss). A late tick is one sent more than a
+    period after its scheduled time (the pacing loop itself woke too late); the tick after it
+    is usually a miss whatever the peer does, as in the bridge, which steps overdue ticks at once.
+    rt_priority > 0 runs both ends under SCHED_FIFO (restored afterwards for this process)."""
+    child = subprocess.Popen(_rt_prefix(rt_priority) + [sys.executable, "-c", _ECHO_CHILD], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, bufsize=0)
+    old_policy = os.sched_getscheduler(0), os.sched_getparam(0)
+    if rt_priority > 0:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rt_priority))
     assert child.stdin is not None and child.stdout is not None
     wfd, rfd = child.stdin.fileno(), child.stdout.fileno()
     clock = time.perf_counter_ns
@@ -233,6 +249,7 @@ def pipe_echo(seconds: float, rate_hz: float = RATE_HZ) -> dict:
         rts = np.zeros(n_ticks, dtype=np.int64)
         n_rt = 0
         misses = 0
+        late = 0
         awaiting = False
         pending = b""
         next_tick = clock() + period
@@ -260,7 +277,10 @@ def pipe_echo(seconds: float, rate_hz: float = RATE_HZ) -> dict:
                 drain(remaining)
             if awaiting:
                 misses += 1
-            os.write(wfd, pack.pack(clock()))
+            t_send = clock()
+            if t_send - next_tick > period:
+                late += 1
+            os.write(wfd, pack.pack(t_send))
             awaiting = True
             next_tick += period
             if clock() - next_tick > 100 * period:  # stalled: re-anchor, as the bridge does
@@ -269,6 +289,8 @@ def pipe_echo(seconds: float, rate_hz: float = RATE_HZ) -> dict:
         while awaiting and clock() < deadline:
             drain(deadline - clock())
     finally:
+        if rt_priority > 0:
+            os.sched_setscheduler(0, old_policy[0], old_policy[1])
         child.stdin.close()
         try:
             child.wait(timeout=STOP_TIMEOUT_S)
@@ -280,7 +302,8 @@ def pipe_echo(seconds: float, rate_hz: float = RATE_HZ) -> dict:
     rt = ({"p50": float(np.percentile(kept, 50)), "p99": float(np.percentile(kept, 99)),
            "max": float(kept.max()), "n": int(n_rt)} if n_rt else {"p50": None, "p99": None, "max": None, "n": 0})
     return {"round_trip_us": rt, "ticks": n_ticks, "deadline_misses": misses,
-            "deadline_miss_ratio": misses / n_ticks if n_ticks else 0.0}
+            "deadline_miss_ratio": misses / n_ticks if n_ticks else 0.0,
+            "late_ticks": late, "late_tick_ratio": late / n_ticks if n_ticks else 0.0}
 
 
 # ---------------------------------------------------------------------------- aggregation
@@ -317,6 +340,7 @@ def run_metrics(run: dict) -> dict[str, float | None]:
         m.update({"pipe_echo_round_trip_p50_us": pe["round_trip_us"]["p50"],
                   "pipe_echo_round_trip_p99_us": pe["round_trip_us"]["p99"],
                   "pipe_echo_deadline_miss_ratio": pe["deadline_miss_ratio"],
+                  "pipe_echo_late_tick_ratio": pe["late_tick_ratio"],
                   "ratio_p50_realtime_to_pipe_echo": _ratio(m["round_trip_p50_us"], pe["round_trip_us"]["p50"]),
                   "ratio_p99_realtime_to_pipe_echo": _ratio(m["round_trip_p99_us"], pe["round_trip_us"]["p99"])})
     return m
@@ -380,7 +404,7 @@ def bench_loop(cfg: LoopBenchConfig, progress=print) -> dict:
                 run["lockstep"] = run_pair("lockstep", cfg, env, work, f"run{i}_lockstep")
             if "pipe_echo" in cfg.baselines:
                 progress(f"run {i + 1}/{cfg.repeat}: pipe echo baseline {cfg.seconds:g} s")
-                run["pipe_echo"] = pipe_echo(cfg.seconds)
+                run["pipe_echo"] = pipe_echo(cfg.seconds, rt_priority=cfg.rt_priority)
             run["metrics"] = run_metrics(run)
             runs.append(run)
     facts["loadavg_after"] = list(os.getloadavg())
@@ -393,7 +417,9 @@ def bench_loop(cfg: LoopBenchConfig, progress=print) -> dict:
         "config": {"seconds": cfg.seconds, "robot": cfg.robot, "rate_hz": RATE_HZ, "repeat": cfg.repeat,
                    "controller_executor": cfg.executor,
                    "bridge_executor": "events (sim_bridge.py always uses the EventsExecutor)",
-                   "controller_params": cfg.controller_params, "baselines": list(cfg.baselines)},
+                   "controller_params": cfg.controller_params, "baselines": list(cfg.baselines),
+                   "rt_priority": cfg.rt_priority,
+                   "scheduling": f"SCHED_FIFO {cfg.rt_priority} (chrt -f)" if cfg.rt_priority else "normal (SCHED_OTHER)"},
         "machine": facts,
         "aggregate": "median over runs" if cfg.repeat > 1 else "single run",
         "round_trip_us": {"p50": med["round_trip_p50_us"], "p99": med["round_trip_p99_us"],
@@ -422,7 +448,8 @@ def bench_loop(cfg: LoopBenchConfig, progress=print) -> dict:
     if "pipe_echo" in cfg.baselines:
         result["baseline"]["pipe_echo"] = {"round_trip_us": {"p50": med["pipe_echo_round_trip_p50_us"],
                                                              "p99": med["pipe_echo_round_trip_p99_us"]},
-                                           "deadline_miss_ratio": med["pipe_echo_deadline_miss_ratio"]}
+                                           "deadline_miss_ratio": med["pipe_echo_deadline_miss_ratio"],
+                                           "late_tick_ratio": med["pipe_echo_late_tick_ratio"]}
     return result
 
 
@@ -437,7 +464,7 @@ def format_summary(result: dict) -> str:
     med = result["medians"]
     lines = [
         f"bench loop: {c['robot']}, {c['seconds']:g} s at {c['rate_hz']:g} Hz, realtime bridge <-> computed_torque "
-        f"(controller executor {c['controller_executor']}), {result['aggregate']} of {c['repeat']}",
+        f"(controller executor {c['controller_executor']}, {c['scheduling']}), {result['aggregate']} of {c['repeat']}",
         f"  round trip      p50 {_f(rt['p50'])} us  p99 {_f(rt['p99'])} us  max {_f(rt['max'])} us  "
         f"n {_f(rt['n'])}   goal p99 <= {GOAL_ROUND_TRIP_P99_US:.0f} us: {'met' if ok['round_trip_p99'] else 'MISSED'}",
         f"  deadline misses {_f(100 * result['deadline_miss_ratio'] if result['deadline_miss_ratio'] is not None else None, '.2f')} %"
@@ -455,7 +482,8 @@ def format_summary(result: dict) -> str:
     if "pipe_echo" in result["baseline"]:
         pe = result["baseline"]["pipe_echo"]
         lines.append(f"  baseline pipe echo round trip p50 {_f(pe['round_trip_us']['p50'])} us  p99 "
-                     f"{_f(pe['round_trip_us']['p99'])} us, misses {_f(100 * pe['deadline_miss_ratio'], '.2f')} %; "
+                     f"{_f(pe['round_trip_us']['p99'])} us, misses {_f(100 * pe['deadline_miss_ratio'], '.2f')} % "
+                     f"(late wake-ups {_f(100 * pe['late_tick_ratio'], '.2f')} %); "
                      f"realtime/pipe p50 x{_f(med['ratio_p50_realtime_to_pipe_echo'], '.1f')}  p99 "
                      f"x{_f(med['ratio_p99_realtime_to_pipe_echo'], '.1f')}")
     la, lb_ = m["loadavg_before"], m["loadavg_after"]

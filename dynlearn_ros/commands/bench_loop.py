@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs; medians are reported")
     parser.add_argument("--no-baseline", action="append", default=[], choices=["lockstep", "pipe_echo"],
                         help="skip a baseline (repeatable)")
+    parser.add_argument("--rt-priority", type=int, default=0, metavar="P",
+                        help="run the nodes and the pipe echo under SCHED_FIFO priority P (chrt -f; needs "
+                             "CAP_SYS_NICE); 0 = normal scheduling")
     parser.add_argument("--controller-param", action="append", default=[], metavar="NAME:=VALUE",
                         help="extra computed_torque parameter (repeatable), e.g. model_kind:=acrkn")
 
@@ -42,11 +45,11 @@ def run(args: argparse.Namespace) -> int:
         if not sep or not name:
             raise SystemExit(f"--controller-param {item!r}: expected NAME:=VALUE")
         params[name] = value
-    if args.seconds <= 0 or args.repeat < 1:
-        raise SystemExit("--seconds must be > 0 and --repeat >= 1")
+    if args.seconds <= 0 or args.repeat < 1 or not 0 <= args.rt_priority <= 99:
+        raise SystemExit("--seconds must be > 0, --repeat >= 1, --rt-priority in 0..99")
     baselines = tuple(b for b in ("lockstep", "pipe_echo") if b not in args.no_baseline)
     cfg = LoopBenchConfig(seconds=args.seconds, robot=args.robot, executor=args.executor, repeat=args.repeat,
-                          controller_params=params, baselines=baselines)
+                          controller_params=params, baselines=baselines, rt_priority=args.rt_priority)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -56,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     cmd = ["dynlearn-ros", "bench", "loop", "--seconds", f"{args.seconds:g}", "--robot", args.robot,
            "--executor", args.executor, "--repeat", str(args.repeat), "--json", str(out)]
+    if args.rt_priority:
+        cmd += ["--rt-priority", str(args.rt_priority)]
     cmd += [f"--no-baseline={b}" for b in args.no_baseline]
     cmd += [f"--controller-param={c}" for c in args.controller_param]
     result["command"] = " ".join(cmd)

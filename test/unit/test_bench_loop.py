@@ -48,6 +48,7 @@ def test_pipe_echo_answers_every_tick():
     assert rt["n"] == 300
     assert 0.0 < rt["p50"] <= rt["p99"] <= rt["max"]
     assert 0.0 <= res["deadline_miss_ratio"] <= 1.0
+    assert 0 <= res["late_ticks"] <= res["ticks"] and res["late_tick_ratio"] == res["late_ticks"] / 300
 
 
 @pytest.mark.ros
