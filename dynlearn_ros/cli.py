@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the command line as given, for provenance (metadata of data sets and models)
+    args.command_line = ["dynlearn-ros", *(sys.argv[1:] if argv is None else argv)]
     if getattr(args, "_import_error", None) is not None:
         parser.error(f"command '{args.command}' is unavailable: {args._import_error}")
     mod = importlib.import_module(f"dynlearn_ros.commands.{args._module}")

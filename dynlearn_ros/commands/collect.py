@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"collect: {exc}", file=sys.stderr)
         return 2
-    data.meta["command_line"] = shlex.join(["dynlearn-ros", *sys.argv[1:]]) if sys.argv else ""
+    data.meta["command_line"] = shlex.join(getattr(args, "command_line", ["dynlearn-ros", *sys.argv[1:]]))
     path = save_npz(args.out, data)
     wall = time.perf_counter() - t0
     stats = data.meta["episode_stats"]
