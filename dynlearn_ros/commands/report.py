@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", choices=TARGETS, help="which scenario to run")
     parser.add_argument("--config", default=None, help="scenario YAML (default: config/scenario_vgain.yaml)")
     parser.add_argument("--configs", default=None,
-                        help="comma-separated configuration keys to run (default: all in the YAML, e.g. a,b,c,d)")
+                        help="comma-separated configuration keys to run (default: those in the YAML without a skip reason)")
     parser.add_argument("--duration", type=float, default=None, help="sim seconds per configuration "
                         "(default: duration_s of the YAML)")
     parser.add_argument("--workdir", default=None, help="keep node logs, summaries and recordings here "
@@ -33,7 +33,13 @@ def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.scenarios.vgain_config import load_config
 
     cfg = load_config(args.config)
-    keys = args.configs.split(",") if args.configs else list(cfg.configurations)
+    if args.configs:
+        keys = args.configs.split(",")
+    else:
+        keys = [k for k, c in cfg.configurations.items() if not c.get("skip")]
+        for k, c in cfg.configurations.items():
+            if c.get("skip"):
+                print(f"skipping configuration {k}: {c['skip']} (select it with --configs)")
     unknown = [k for k in keys if k not in cfg.configurations]
     if unknown:
         raise SystemExit(f"unknown configuration(s) {unknown}; the YAML has {list(cfg.configurations)}")
