@@ -36,6 +36,7 @@ from dynlearn_ros.scenarios.vgain_config import ScenarioConfig
 
 STATUS_FIELDS = ("q_des", "q", "error", "kp", "kd", "std", "tau_ff", "tau_cmd")  # computed_torque
 N_TAIL = 3  # mode, tick_us, t_ref
+LOCKSTEP_STALE_TIMEOUT_MS = 2000.0
 
 
 # -- process handling ---------------------------------------------------------------------------
@@ -138,13 +139,16 @@ def home_inertia(cfg: ScenarioConfig) -> np.ndarray:
     return np.clip(np.diag(rbd.mass_matrix(s.home)), 1e-4, None)
 
 
-def controller_params(cfg: ScenarioConfig, key: str, duration_s: float | None = None) -> dict:
+def controller_params(cfg: ScenarioConfig, key: str) -> dict:
     """computed_torque parameters for configuration ``key`` (besides summary_path)."""
     c = cfg.configurations[key]
     p = {"robot": cfg.robot, "reference": "pick_place",
          "waypoints": cfg.waypoints_array().ravel().tolist(), "move_s": float(cfg.move_s),
          "dwell_s": float(cfg.dwell_s), "settle_s": float(cfg.settle_s),
-         "status_decimation": int(cfg.status_decimation), **c.get("controller", {})}
+         "status_decimation": int(cfg.status_decimation),
+         # lockstep: a stale hold sent into the exchange would shift every later command by a
+         # tick, so the wall-clock stale timeout is far above any scheduling hiccup here
+         "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS, **c.get("controller", {})}
     if c.get("k_max_from_k_min"):
         inertia = home_inertia(cfg)
         p["k_min"] = (inertia * 10.0**2).tolist()
