@@ -167,6 +167,7 @@ class AcrknForwardPredictor:
         self._last = np.zeros(self.obs_dim, dtype=np.float32)
         self._var_acc = np.zeros(self.obs_dim, dtype=np.float32)
         self._has_last = False
+        self._tmp = np.zeros(self.obs_dim)
         self.reset()
 
     @classmethod
@@ -186,7 +187,8 @@ class AcrknForwardPredictor:
         output is not finite (belief unchanged) or no observation was ever given."""
         p = self.perm
         if obs is not None:
-            self._obs[:] = obs[p]
+            np.take(obs, p, out=self._tmp)
+            self._obs[:] = self._tmp
             self._valid[0] = 1.0
             self._var_acc[:] = 0.0
         elif self._has_last:
