@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dynlearn_ros import __version__
 from dynlearn_ros.learning.data import Stats
 from dynlearn_ros.learning.models import AcRknForward, AcRknInverse
 
@@ -139,7 +140,8 @@ def write_model_dir(model: nn.Module, ckpt: dict, out_dir: Path, metrics: dict |
                     how: str = "") -> Path:
     """Export ``model`` to ``out_dir`` (model.onnx + metadata.json), atomically (temp dir + rename).
 
-    metadata.json keys: kind ("acrkn"), model, direction, format_version, joint_names, dt (s),
+    metadata.json keys: kind ("acrkn"), model, direction, format_version, version (package),
+    joint_names, dt (s),
     obs / act layout, normalization (training-split statistics), inputs / outputs (name, shape),
     belief_dim, initial_belief, opset, data, data_hash, train_config, metrics, sigma_n / sigma_f
     (N*m, inverse only, from ``metrics``), created, how.
@@ -158,7 +160,7 @@ def write_model_dir(model: nn.Module, ckpt: dict, out_dir: Path, metrics: dict |
         jn = list(ckpt["joint_names"])
         meta = {
             "kind": "acrkn", "model": ckpt["model_config"]["kind"], "direction": ckpt["model_config"]["direction"],
-            "format_version": FORMAT_VERSION, "joint_names": jn, "dt": ckpt["dt"],
+            "format_version": FORMAT_VERSION, "version": __version__, "joint_names": jn, "dt": ckpt["dt"],
             "obs_layout": ("[q (rad), qd (rad/s)] per joint in joint_names order" if inverse or
                            ckpt["train_config"].get("obs_qd") else "q per joint in joint_names order"),
             "act_layout": "tau (N*m) per joint" if inverse else "actions of the data set (tau column)",

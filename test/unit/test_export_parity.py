@@ -72,7 +72,7 @@ def test_model_directory_is_self_contained(inverse_dir):
     assert proto.ir_version <= 13
     assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [18]
     meta = json.loads((out / "metadata.json").read_text())
-    for key in ("kind", "joint_names", "dt", "normalization", "inputs", "outputs", "opset", "data_hash",
+    for key in ("kind", "version", "joint_names", "dt", "normalization", "inputs", "outputs", "opset", "data_hash",
                 "metrics", "initial_belief", "created"):
         assert key in meta
     assert meta["kind"] == "acrkn" and meta["joint_names"] == list(JOINTS)
