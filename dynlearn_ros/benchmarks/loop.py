@@ -360,6 +360,7 @@ def machine_facts() -> dict:
     facts = {"nproc": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
              "python": platform.python_version(), "platform": platform.platform(),
              "rmw_implementation": os.environ.get("RMW_IMPLEMENTATION", "default (rmw_fastrtps_cpp)"),
+             "rmw_fastrtps_publication_mode": os.environ.get("RMW_FASTRTPS_PUBLICATION_MODE", "default (synchronous)"),
              "nice": os.nice(0), "git_commit": None, "git_dirty": None}
     repo = Path(__file__).resolve().parents[2]
     try:
