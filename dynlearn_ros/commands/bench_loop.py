@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the nodes and the pipe echo under SCHED_FIFO priority P (chrt -f; needs "
                              "CAP_SYS_NICE); 0 = normal scheduling")
     parser.add_argument("--controller-param", action="append", default=[], metavar="NAME:=VALUE",
-                        help="extra computed_torque parameter (repeatable), e.g. model_kind:=acrkn")
+                        help="extra computed_torque parameter (repeatable), e.g. model_kind:=svdkl "
+                             "model_dir:=svdkl_iiwa_sim")
 
 
 def run(args: argparse.Namespace) -> int:
