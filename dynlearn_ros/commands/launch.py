@@ -2,8 +2,8 @@
 launch_ros, each node its own process with standard ``--ros-args``.
 
 The graph comes from :mod:`dynlearn_ros.launch_graph`, the same definition
-``launch/<graph>.launch.py`` uses. The run stops when ``--duration`` wall seconds pass, when a
-node exits (the sim_bridge does after ``sim_duration_s``), or on Ctrl-C; the nodes get SIGINT and
+``launch/<graph>.launch.py`` uses. The run stops ``--duration`` wall seconds after every node has logged its configuration
+(process start-up and imports take a few seconds and do not count), when a node exits (the sim_bridge does after ``sim_duration_s``), or on Ctrl-C; the nodes get SIGINT and
 write their summaries. The run folder ``runs/<timestamp>-<graph>/`` holds each node's log, the
 nodes' JSON and ``summary.json``.
 """
@@ -23,13 +23,16 @@ from pathlib import Path
 
 from dynlearn_ros.launch_graph import GRAPHS, NodeSpec, resolve_args
 
+STARTUP_LIMIT_S = 60.0  # --duration starts counting by then even if a node never logged
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("graph", choices=sorted(GRAPHS), help="launch graph to start")
     parser.add_argument("launch_args", nargs="*", metavar="name:=value",
                         help="launch arguments (see --show-args)")
     parser.add_argument("--duration", type=float, default=0.0,
-                        help="stop after this many wall-clock seconds (0: until a node exits or Ctrl-C)")
+                        help="stop this many wall-clock seconds after every node has started (logged its "
+                        "configuration); 0: run until a node exits or Ctrl-C")
     parser.add_argument("--runs-root", type=Path, default=Path("runs"),
                         help="parent of the run folder (default: ./runs)")
     parser.add_argument("--show-args", action="store_true", help="list the graph's arguments and exit")
@@ -63,8 +66,10 @@ def node_command(spec: NodeSpec) -> list[str]:
     return cmd
 
 
-def _pump(proc: subprocess.Popen, log, prefix: str, echo: bool) -> None:
+def _pump(proc: subprocess.Popen, log, prefix: str, echo: bool, configured: threading.Event) -> None:
     for raw in iter(proc.stdout.readline, b""):
+        if not configured.is_set() and b"[INFO]" in raw:
+            configured.set()  # a node logs its configuration once its parameters are validated
         log.write(raw)
         log.flush()
         if echo:
@@ -146,6 +151,7 @@ def run(ns: argparse.Namespace) -> int:
     handlers = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     t0 = time.monotonic()
+    ready: list[threading.Event] = []
     try:
         for spec in specs:
             log_path = run_dir / f"{spec.name}.log"
@@ -154,15 +160,22 @@ def run(ns: argparse.Namespace) -> int:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True)
             log = open(log_path, "wb")  # noqa: SIM115 - closed by the pump thread's end
-            threading.Thread(target=_pump, args=(proc, log, spec.name, not ns.quiet), daemon=True).start()
+            configured = threading.Event()
+            threading.Thread(target=_pump, args=(proc, log, spec.name, not ns.quiet, configured),
+                             daemon=True).start()
             procs[spec.name] = (proc, log_path)
+            ready.append(configured)
         reason = "interrupted"
+        t_ready = None
         while not stop.wait(0.01):  # poll fast: a node exiting stops the others within ~10 ms
             exited = [name for name, (p, _) in procs.items() if p.poll() is not None]
             if exited:
                 reason = f"{', '.join(exited)} exited"
                 break
-            if ns.duration and time.monotonic() - t0 >= ns.duration:
+            now = time.monotonic()
+            if t_ready is None and (all(e.is_set() for e in ready) or now - t0 > STARTUP_LIMIT_S):
+                t_ready = now
+            if ns.duration and t_ready is not None and now - t_ready >= ns.duration:
                 reason = f"--duration {ns.duration:g} s reached"
                 break
         print(f"stopping ({reason})")

@@ -159,6 +159,12 @@ class ComputedTorqueController:
             self.t0 = t_state
             if self.reference is None:
                 raise RuntimeError("no reference set")
+            # models that predict relative to the previous torque need a sensible first one:
+            # the analytic torque for the reference at the first state, not zero
+            self.reference.sample(0.0, self.query.q_des, self.query.qd_des, self.query.qdd_des)
+            self.query.q[:] = q
+            self.query.qd[:] = qd
+            self.analytic.predict(self.query, self.tau, self._scratch)
         self.t_ref = t_state - self.t0
         qr = self.query
         qr.q[:] = q

@@ -21,6 +21,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
@@ -47,6 +48,7 @@ STATUS_FIELDS = ("q_des", "q", "error", "kp", "kd", "std", "tau_ff", "tau_cmd")
 STATUS_TAIL = ("mode", "tick_us", "t_ref")
 REFERENCES = ("sine", "pick_place", "hold")
 LOG_THROTTLE_S = 2.0
+RCLError = _rclpy.RCLError
 
 
 class UnavailableModel(InverseModel):
@@ -62,6 +64,7 @@ class UnavailableModel(InverseModel):
 class ComputedTorqueNode(Node):
     def __init__(self) -> None:
         super().__init__("computed_torque")
+        self.fq_name = self.get_fully_qualified_name()
         self._configure()
         self._build_io()
 
@@ -216,7 +219,7 @@ class ComputedTorqueNode(Node):
         self.status_buf = np.zeros(len(STATUS_FIELDS) * n + len(STATUS_TAIL))
         self.tick_ns = np.zeros(1 << 18, dtype=np.int64)  # ring buffer of tick durations
         self.n_ticks = 0
-        self.rejected_log: dict[str, int] = {}
+        self.publish_errors = 0
         self.start_wall = time.monotonic()
 
     def _count_reject(self, reason: str) -> None:
@@ -293,9 +296,17 @@ class ComputedTorqueNode(Node):
                 f"valid position ({self.ctl.counters.stale_hold} times)", throttle_duration_sec=LOG_THROTTLE_S)
             self._publish_command()
 
+    def _publish(self, pub, msg) -> None:
+        try:
+            pub.publish(msg)
+        except RCLError as exc:  # the context is shutting down (SIGINT during a tick)
+            self.publish_errors += 1
+            self.get_logger().warning(f"{pub.topic_name}: not published: {exc}",
+                                      throttle_duration_sec=LOG_THROTTLE_S)
+
     def _publish_command(self) -> None:
         self.cmd_msg.data = self.ctl.tau.tolist()
-        self.cmd_pub.publish(self.cmd_msg)
+        self._publish(self.cmd_pub, self.cmd_msg)
 
     def _publish_status(self, tick_ns: int) -> None:
         c, n, b = self.ctl, self.ctl.n, self.status_buf
@@ -303,7 +314,7 @@ class ComputedTorqueNode(Node):
             b[i * n:(i + 1) * n] = arr
         b[-3:] = (float(c.mode), tick_ns * 1e-3, c.t_ref)
         self.status_msg.data = b.tolist()
-        self.status_pub.publish(self.status_msg)
+        self._publish(self.status_pub, self.status_msg)
 
     def _publish_diagnostics(self) -> None:
         counters = self.ctl.counters.as_dict()
@@ -316,16 +327,17 @@ class ComputedTorqueNode(Node):
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [status]
-        self.diag_pub.publish(msg)
+        self._publish(self.diag_pub, msg)
 
     # -- summary --------------------------------------------------------------------------------
     def summary(self) -> dict:
         ticks = self.tick_ns[: min(self.n_ticks, self.tick_ns.size)] * 1e-3
         out = {
-            "node": self.get_fully_qualified_name(),
+            "node": self.fq_name,
             "joint_names": self.joint_names,
             "model_kind": self.ctl.model.kind,
             "model_load_error": self.model_load_error,
+            "publish_errors": self.publish_errors,
             "sim_time_s": self.ctl.t_ref,
             "wall_time_s": time.monotonic() - self.start_wall,
             **self.ctl.summary(),
@@ -356,26 +368,23 @@ def make_executor():
 
 
 def main(args=None) -> int:
-    node = None
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = ComputedTorqueNode()
-            except (ParameterError, ParameterException, ValueError, FileNotFoundError) as exc:
-                rclpy.logging.get_logger("computed_torque").fatal(
-                    f"start-up failed: {type(exc).__name__}: {exc}")
-                return 2
+    with rclpy.init(args=args):
+        try:
+            node = ComputedTorqueNode()
+        except (ParameterError, ParameterException, ValueError, FileNotFoundError) as exc:
+            rclpy.logging.get_logger("computed_torque").fatal(f"start-up failed: {type(exc).__name__}: {exc}")
+            return 2
+        try:
             executor = make_executor()
             executor.add_node(node)
             # spin_once with a timeout: the EventsExecutor's blocking spin() does not return on
             # SIGINT here, and a timeout-less wait never returns (DESIGN.md)
             while rclpy.ok():
                 executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.write_summary()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            node.write_summary()  # plain data only: valid even after the context shut down
     return 0
 
 

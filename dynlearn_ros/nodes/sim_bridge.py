@@ -48,7 +48,7 @@ from dynlearn_ros.sim.plant import SimPlant, per_joint
 from dynlearn_ros.sim.stats import LatencyRecorder
 
 STEPPING = ("lockstep", "realtime")
-FIRST_STATE_REPEAT_S = 1.0  # lockstep/realtime: re-send state 0 this often until the first command
+FIRST_STATE_REPEAT_S = 0.1  # lockstep/realtime: re-send state 0 this often until the first command
 
 
 class ParameterError(ValueError):

@@ -168,3 +168,21 @@ def test_mapper_rejects_and_keeps_last_good(names, pos, vel, reason):
     assert m.update(["a", "b", "c"], [7, 8, 9], [0, 0, 0]) == OK
     assert m.update(names, pos, vel) == reason
     np.testing.assert_allclose(m.q, [7, 8, 9])
+
+
+class RecordingModel(ScriptedModel):
+    def predict(self, query, mean_out, std_out):
+        self.seen_tau_prev = query.tau_prev.copy()
+        return super().predict(query, mean_out, std_out)
+
+
+def test_first_tick_previous_torque_is_the_analytic_torque_not_zero():
+    """Models predicting relative to the previous torque must not start from zero (an arm
+    holding itself against gravity needs tens of N*m)."""
+    model = RecordingModel(np.zeros(N), np.full(N, 0.1))
+    ctl = controller(model)
+    ctl.step(SPEC.home, np.zeros(N), 0.0, 0.0)
+    g = np.zeros(N)
+    ctl.analytic.rbd.gravity(SPEC.home, g)  # reference at rest at home: RNEA = gravity
+    np.testing.assert_allclose(model.seen_tau_prev, g, atol=1e-9)
+    assert abs(g[1]) > 10.0
