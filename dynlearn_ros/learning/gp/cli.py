@@ -31,9 +31,9 @@ import torch
 from dynlearn_ros.learning.gp.models import GPConfig
 
 #: GP defaults: (epochs, batch_size, lr); DKL "epochs" are full-batch iterations
-GP_DEFAULTS = {"svdkl": (40, 256, 1e-2), "svgp": (40, 256, 1e-2), "dkl": (150, 0, 1e-2)}
+GP_DEFAULTS = {"svdkl": (40, 256, 1e-2), "svgp": (40, 256, 1e-2), "dkl": (100, 0, 2e-2)}
 #: size of the random training subset the exact GP (DKL) sees
-DKL_SUBSET = 1000
+DKL_SUBSET = 800
 
 
 def _common_defaults() -> dict:

@@ -214,6 +214,10 @@ class GPInverseModel(nn.Module):
 
         ``include_noise`` adds the likelihood noise (the std of a new measured torque)."""
         self.eval()
+        if self.cfg.kind == "dkl":
+            # gpytorch forms the exact GP's full (B x B) predictive covariance per joint before
+            # taking its diagonal: keep B small so that costs B * N_train, not B^2 * N_train
+            batch_size = min(batch_size, 128)
         means, stds = [], []
         xn_all = self.normalize_x(x)
         noise = self.noise_var()

@@ -76,6 +76,9 @@ def quality(args: argparse.Namespace) -> dict:
         entry: dict = {"test_rows": len(te), "val_rows": len(va), "joint_names": list(data.joint_names),
                        "robot": data.meta.get("robot"), "models": {}}
         for model in args.models:
+            if args.no_train and not (root / Path(data_name).stem / f"{model}-s{args.seed}" / "checkpoint.pt").is_file():
+                entry["models"][model] = {"not_run": True}
+                continue
             run = _run(data_name, model, args.seed, args.epochs, root)
             m, extra = load_checkpoint(run / "checkpoint.pt")
             met = evaluate_model(m, xte, yte)
@@ -102,6 +105,9 @@ def quality_markdown(res: dict) -> str:
                   + " | mean RMSE | NLL | 95 % cov. | val RMSE | val NLL | val 95 % cov. | train rows | train s |",
                   "|---" * (len(names) + 9) + "|"]
         for model, m in entry["models"].items():
+            if m.get("not_run"):
+                lines.append(f"| {model} | " + " | ".join("-" for _ in names) + " | not run |" + " - |" * 7)
+                continue
             cells = " | ".join(f"{v:.3f}" for v in m["rmse_per_joint"])
             nll = f"{m['nll']:.3f}" if "nll" in m else "-"
             cov = f"{m['coverage95']:.3f}" if "coverage95" in m else "-"
@@ -191,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-root", default="runs/gp")
     p.add_argument("--plot-rows", type=int, default=3000, help="fractions: test rows in the plot")
     p.add_argument("--joints", type=int, nargs="+", default=[0, 1, 3], help="fractions: joints to plot (0-based)")
+    p.add_argument("--no-train", action="store_true", help="quality: skip (do not train) missing runs")
     p.add_argument("--png", default=None)
     p.add_argument("--json", default=None)
     p.add_argument("--md", default=None)
