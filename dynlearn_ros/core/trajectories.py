@@ -198,3 +198,14 @@ class SplineReference(Reference):
         qd += (d10 * m0 + d01 * p1 + d11 * m1) / h
         np.multiply(p0, e00 / (h * h), out=qdd)
         qdd += (e10 * m0 + e01 * p1 + e11 * m1) / (h * h)
+
+
+def pick_place_waypoints(home: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Default pick-and-place waypoints (4, n) rad: above pick, at pick, above place, at place, as
+    offsets from ``home`` on the base (+-0.6 rad), shoulder and elbow, kept 0.1 rad inside the
+    joint limits ``lower``/``upper``."""
+    offsets = np.zeros((4, home.size))
+    offsets[:, 0] = [0.6, 0.6, -0.6, -0.6]
+    offsets[:, 1] = [0.25, 0.4, 0.25, 0.4]
+    offsets[:, 3] = [0.2, 0.35, 0.2, 0.35]
+    return np.clip(home + offsets, lower + 0.1, upper - 0.1)

@@ -40,25 +40,16 @@ from dynlearn_ros.core.trajectories import (
     SineReference,
     SplineReference,
     WaypointReference,
+    pick_place_waypoints,
 )
 from dynlearn_ros.nodes.params import ParameterError, declare, per_joint
-from dynlearn_ros.runtime.registry import ALL_KINDS, ModelLoadError, load_inverse_model
+from dynlearn_ros.runtime.registry import ALL_KINDS, ModelLoadError, UnavailableModel, load_inverse_model
 
 STATUS_FIELDS = ("q_des", "q", "error", "kp", "kd", "std", "tau_ff", "tau_cmd")
 STATUS_TAIL = ("mode", "tick_us", "t_ref")
 REFERENCES = ("sine", "pick_place", "hold")
 LOG_THROTTLE_S = 2.0
 RCLError = _rclpy.RCLError
-
-
-class UnavailableModel(InverseModel):
-    """Stands in when the configured learned model could not be loaded: every prediction is
-    unusable, so each tick counts a fallback and runs the analytic model with K_max gains."""
-
-    kind = "unavailable"
-
-    def predict(self, query, mean_out, std_out) -> bool:
-        return False
 
 
 class ComputedTorqueNode(Node):
@@ -141,7 +132,7 @@ class ComputedTorqueNode(Node):
         self.sine_freq = per_joint("sine_freq_hz", declare(
             self, "sine_freq_hz", np.linspace(0.25, 0.55, n).tolist(), "sine frequency per joint (Hz)"), n)
         self.ramp_s = declare(self, "ramp_s", 1.0, "sine amplitude fade-in (s)", lo=0.0, hi=60.0)
-        waypoints = np.asarray(declare(self, "waypoints", self._default_waypoints(spec).ravel().tolist(),
+        waypoints = np.asarray(declare(self, "waypoints", pick_place_waypoints(spec.home, spec.lower, spec.upper).ravel().tolist(),
                                        "pick-and-place waypoints, row-major (rows of one value per "
                                        "joint, rad); visited from the start pose and looped"), float)
         if waypoints.size == 0 or waypoints.size % n or not np.all(np.isfinite(waypoints)):
@@ -166,14 +157,6 @@ class ComputedTorqueNode(Node):
             f"robot={robot} model_kind={kind} gain_mode={gain_mode} reference={self.reference_type} "
             f"k_min={np.round(k_min, 3).tolist()} k_max={np.round(k_max, 3).tolist()} "
             f"sigma=[{np.round(sigma_n, 3).tolist()}, {np.round(sigma_f, 3).tolist()}]")
-
-    def _default_waypoints(self, spec) -> np.ndarray:
-        """Pick above/at and place above/at, as offsets from home on the base, shoulder and elbow."""
-        offsets = np.zeros((4, spec.n))
-        offsets[:, 0] = [0.6, 0.6, -0.6, -0.6]
-        offsets[:, 1] = [0.25, 0.4, 0.25, 0.4]
-        offsets[:, 3] = [0.2, 0.35, 0.2, 0.35]
-        return np.clip(spec.home + offsets, spec.lower + 0.1, spec.upper - 0.1)
 
     def _load_model(self, kind: str, model_dir: str) -> InverseModel:
         from dynlearn_ros.paths import models_dir

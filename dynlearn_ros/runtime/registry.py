@@ -22,6 +22,17 @@ LEARNED_KINDS: dict[str, str] = {
 ALL_KINDS = ("analytic", *LEARNED_KINDS)
 
 
+class UnavailableModel(InverseModel):
+    """Stands in when the configured learned model could not be loaded: every prediction is
+    unusable, so the controller counts a fallback each tick and runs the analytic model with the
+    gains for maximal uncertainty."""
+
+    kind = "unavailable"
+
+    def predict(self, query, mean_out, std_out) -> bool:
+        return False
+
+
 class ModelLoadError(RuntimeError):
     """A model directory that cannot be used (missing, corrupt, wrong joints, failed checks)."""
 
