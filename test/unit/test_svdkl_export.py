@@ -166,3 +166,14 @@ def test_predictor_reports_non_finite(model_dir):
     query.qd[1] = np.nan
     mean_out, std_out = np.zeros(3), np.zeros(3)
     assert pred.predict(query, mean_out, std_out) is False
+
+
+def test_bench_runs_and_its_implementations_agree():
+    """The benchmark's three implementations compute the same prediction (no timing asserted)."""
+    from dynlearn_ros.learning.gp.bench import bench_config
+
+    res = bench_config(GPConfig(hidden=(16,), feature_dim=4, num_inducing=16), n_calls=20)
+    for key in ("onnx_predictor", "onnx_session_run", "numpy", "gpytorch"):
+        assert res[key]["n"] >= 20 and res[key]["p50_us"] > 0
+    # untrained model with unit-scale outputs: float32 rounding of O(1) values, far below 1e-4
+    assert max(res["max_abs_diff_vs_gpytorch"].values()) < 1e-4

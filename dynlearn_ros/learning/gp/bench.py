@@ -156,6 +156,7 @@ def bench(args: argparse.Namespace | None = None) -> dict:
         "m64": bench_config(GPConfig(num_inducing=64), n_calls),
         "design_ref": bench_config(GPConfig(hidden=(256, 256), feature_dim=16, num_inducing=256), n_calls),
     }
+    out["onnx_identity"] = bench_identity(n_calls)
     shipped = bench_shipped(n_calls)
     if shipped is not None:
         out["shipped"] = shipped
@@ -163,6 +164,25 @@ def bench(args: argparse.Namespace | None = None) -> dict:
     out["goal_checked_on"] = key
     out["goal_met"] = out[key]["onnx_predictor"]["p99_us"] <= GOAL_P99_US
     return out
+
+
+def bench_identity(n_calls: int, width: int = 21) -> dict:
+    """An Identity graph of the same input size through session.run: the fixed cost of an
+    onnxruntime call and, in its p99, the scheduling noise of the machine during this run."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, width])])
+    proto = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    feed = {"x": np.zeros((1, width), np.float32)}
+    return _time(lambda: sess.run(None, feed), n_calls)
 
 
 def bench_shipped(n_calls: int, name: str = "svdkl_panda") -> dict | None:
