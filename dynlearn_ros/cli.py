@@ -40,7 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # name:=value launch arguments may follow options (argparse stops positionals at the first)
+    if extra and hasattr(args, "launch_args") and all(":=" in e and not e.startswith("-") for e in extra):
+        args.launch_args = [*args.launch_args, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # the command line as given, for provenance (metadata of data sets and models)
     args.command_line = ["dynlearn-ros", *(sys.argv[1:] if argv is None else argv)]
     if getattr(args, "_import_error", None) is not None:

@@ -121,9 +121,14 @@ def summarize(graph: str, args: dict, run_dir: Path, exit_codes: dict, wall_s: f
 def run(ns: argparse.Namespace) -> int:
     decls, factory = GRAPHS[ns.graph]
     if ns.show_args:
+        lines = []
         for a in decls:
             choices = f" (one of {', '.join(a.choices)})" if a.choices else ""
-            print(f"  {a.name}:={a.default!r}\n      {a.description}{choices}")
+            lines.append(f"  {a.name}:={a.default!r}\n      {a.description}{choices}")
+        try:
+            print("\n".join(lines))
+        except BrokenPipeError:  # e.g. piped into head
+            pass
         return 0
     given = {}
     for item in ns.launch_args:

@@ -62,3 +62,13 @@ def test_show_args_lists_every_argument(tmp_path, ros_env):
     assert out.returncode == 0
     for a in VGAIN_ARGS:
         assert f"{a.name}:=" in out.stdout
+
+
+def test_launch_arguments_may_follow_options(tmp_path, ros_env):
+    """scripts/dev run passes extra name:=value after --duration/--quiet."""
+    from dynlearn_ros.cli import main
+
+    with pytest.raises(SystemExit):  # unknown non-launch extras are still an error
+        main(["launch", "vgain_control", "--duration", "1", "--bogus"])
+    out = launch(tmp_path, ros_env, "--show-args", "robot:=panda")
+    assert out.returncode == 0
