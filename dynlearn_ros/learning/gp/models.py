@@ -115,12 +115,13 @@ class IndependentSVGP(gpytorch.models.ApproximateGP):
 
 
 class ExactBatchGP(gpytorch.models.ExactGP):
-    """Exact GP per output on deep features (DKL). train_x (N, input_dim), train_y (N, n_out)."""
+    """Exact GP per output on deep features (DKL). train_x (N, input_dim), train_y (n_out, N);
+    likelihood: a batch GaussianLikelihood (batch_shape [n_out])."""
 
     def __init__(self, train_x: torch.Tensor, train_y: torch.Tensor, likelihood, extractor: nn.Module,
                  feature_dim: int, mean: str = "constant") -> None:
         super().__init__(train_x, train_y, likelihood)
-        n_out = train_y.shape[-1]
+        n_out = train_y.shape[0]
         batch = torch.Size([n_out])
         self.extractor = extractor
         self.mean_module = make_mean(mean, feature_dim, batch)
@@ -130,8 +131,9 @@ class ExactBatchGP(gpytorch.models.ExactGP):
 
     def forward(self, x: torch.Tensor):
         z = self.extractor(x)
-        mvn = gpytorch.distributions.MultivariateNormal(self.mean_module(z), self.covar_module(z))
-        return gpytorch.distributions.MultitaskMultivariateNormal.from_batch_mvn(mvn)
+        # a batch of n_out independent MVNs over the N rows (targets are (n_out, N)): the
+        # multitask form would factor one (N n_out) x (N n_out) matrix instead of n_out N x N
+        return gpytorch.distributions.MultivariateNormal(self.mean_module(z), self.covar_module(z))
 
 
 class GPInverseModel(nn.Module):
@@ -154,12 +156,16 @@ class GPInverseModel(nn.Module):
         self.extractor = (
             make_extractor(cfg.input_dim, cfg.hidden, cfg.feature_dim) if cfg.kind in ("svdkl", "dkl") else None
         )
-        self.likelihood = gpytorch.likelihoods.MultitaskGaussianLikelihood(
-            num_tasks=n, rank=0, has_global_noise=False
-        )
         # start with noise std ~0.2 of the target std: the ELBO then shrinks or grows it from a
         # value typical of torque sensors, instead of gpytorch's default of std 0.83
-        self.likelihood.task_noises = torch.full((n,), 0.04)
+        if cfg.kind == "dkl":
+            self.likelihood = gpytorch.likelihoods.GaussianLikelihood(batch_shape=torch.Size([n]))
+            self.likelihood.noise = torch.full((n, 1), 0.04)
+        else:
+            self.likelihood = gpytorch.likelihoods.MultitaskGaussianLikelihood(
+                num_tasks=n, rank=0, has_global_noise=False
+            )
+            self.likelihood.task_noises = torch.full((n,), 0.04)
         self.gp: gpytorch.models.GP | None = None
         if cfg.kind in ("svdkl", "svgp"):
             d = cfg.feature_dim if cfg.kind == "svdkl" else cfg.input_dim
@@ -180,6 +186,7 @@ class GPInverseModel(nn.Module):
     def set_dkl_data(self, xn: torch.Tensor, yn: torch.Tensor) -> None:
         """DKL only: attach the (normalized) training subset, xn (N, input_dim), yn (N, n)."""
         assert self.cfg.kind == "dkl" and self.extractor is not None
+        yn = yn.mT.contiguous()  # (n, N): one independent GP per joint
         if self.gp is None:
             self.gp = ExactBatchGP(xn, yn, self.likelihood, self.extractor, self.cfg.feature_dim, self.cfg.mean)
             self.gp.covar_module.outputscale = torch.ones(self.cfg.n_joints)
@@ -187,7 +194,8 @@ class GPInverseModel(nn.Module):
             self.gp.set_train_data(xn, yn, strict=False)
 
     def latent(self, xn: torch.Tensor):
-        """Latent function distribution (MultitaskMultivariateNormal over (B, n)) at xn."""
+        """Latent function distribution at xn: MultitaskMultivariateNormal over (B, n) for
+        svdkl/svgp; for dkl a batch MultivariateNormal over (n, B) (use :meth:`predict`)."""
         if self.cfg.kind == "dkl":
             return self.gp(xn)
         z = self.extractor(xn) if self.extractor is not None else xn
@@ -195,6 +203,8 @@ class GPInverseModel(nn.Module):
 
     def noise_var(self) -> torch.Tensor:
         """Likelihood noise variance per joint, normalized units, (n,)."""
+        if self.cfg.kind == "dkl":
+            return self.likelihood.noise.detach().reshape(-1)
         return self.likelihood.task_noises.detach().reshape(-1)
 
     def signal_var(self) -> torch.Tensor:
@@ -224,8 +234,11 @@ class GPInverseModel(nn.Module):
         with gpytorch.settings.fast_pred_var(False), gpytorch.settings.max_cholesky_size(10**5):
             for i in range(0, xn_all.shape[0], batch_size):
                 f = self.latent(xn_all[i:i + batch_size])
-                var = f.variance + (noise if include_noise else 0.0)
-                means.append(f.mean.double())
+                mean, var = f.mean, f.variance
+                if self.cfg.kind == "dkl":  # (n, B) -> (B, n)
+                    mean, var = mean.mT, var.mT
+                var = var + (noise if include_noise else 0.0)
+                means.append(mean.double())
                 stds.append(var.clamp_min(0).double().sqrt())
         mean = torch.cat(means) * self.y_std + self.y_mean
         std = torch.cat(stds) * self.y_std

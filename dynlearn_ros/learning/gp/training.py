@@ -149,7 +149,7 @@ def train_gp(
             model.train()
             opt.zero_grad()
             with gpytorch.settings.max_cholesky_size(10**5):
-                loss = -mll(model.gp(xn[idx]), yn[idx])
+                loss = -mll(model.gp(xn[idx]), model.gp.train_targets).sum()
             loss.backward()
             opt.step()
             if it % every == 0 or it == epochs:
@@ -190,7 +190,7 @@ def save_checkpoint(path, model: GPInverseModel, extra: dict | None = None) -> N
     blob = {"config": model.cfg.to_dict(), "state_dict": model.state_dict(), "extra": extra or {}}
     if model.cfg.kind == "dkl":
         blob["dkl_train_x"] = model.gp.train_inputs[0]
-        blob["dkl_train_y"] = model.gp.train_targets
+        blob["dkl_train_y"] = model.gp.train_targets.mT  # (N, n), as set_dkl_data takes it
     torch.save(blob, path)
 
 
