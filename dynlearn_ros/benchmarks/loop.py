@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import select
-import signal
 import struct
 import subprocess
 import sys
@@ -40,8 +39,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import yaml
 
-from dynlearn_ros.benchmarks.domain import claim_domain_id
+from dynlearn_ros.procs import NodeProcess, claim_domain_id
 
 #: goals from the project issue (section 6)
 GOAL_ROUND_TRIP_P99_US = 1000.0
@@ -75,51 +75,6 @@ class LoopBenchConfig:
 
 
 # ---------------------------------------------------------------------------- processes
-class NodeProc:
-    """``python -m dynlearn_ros.nodes.<module> --ros-args -p k:=v ...`` with output in a log file."""
-
-    def __init__(self, module: str, params: dict[str, str], env: dict[str, str], log_path: Path,
-                 rt_priority: int = 0) -> None:
-        self.name = module
-        self.cmd = _rt_prefix(rt_priority) + [sys.executable, "-m", f"dynlearn_ros.nodes.{module}", "--ros-args"]
-        for k, v in params.items():
-            self.cmd += ["-p", f"{k}:={v}"]
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()/wait()
-        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def poll(self) -> int | None:
-        return self.proc.poll()
-
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> tuple[int, bool]:
-        """SIGINT, then SIGKILL after ``timeout`` s; returns (exit code, killed)."""
-        killed = False
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout)
-                killed = True
-        self._log.close()
-        return self.proc.returncode, killed
-
-    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.rstrip().splitlines()[-lines:]) or "(empty log)"
-
-    def describe(self) -> str:
-        return f"--- {self.name} (exit {self.proc.returncode}), last lines of {self.log_path}:\n{self.tail()}"
-
-
 def _rt_prefix(rt_priority: int) -> list[str]:
     """``chrt -f P`` (SCHED_FIFO) for P > 0, else nothing."""
     if not 0 <= rt_priority <= 99:
@@ -149,7 +104,7 @@ def window_cpu_percent(samples: Sequence[tuple[float, float | None]], t_start: f
     return 100.0 * (c1 - c0) / (t1 - t0)
 
 
-def _read_json(path: Path, what: str, procs: Iterable[NodeProc]) -> dict:
+def _read_json(path: Path, what: str, procs: Iterable[NodeProcess]) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -167,13 +122,16 @@ def run_pair(stepping: str, cfg: LoopBenchConfig, env: dict[str, str], workdir: 
     ctl_json = workdir / f"{tag}_controller.json"
     ctl_env = dict(env)
     ctl_env["DYNLEARN_EXECUTOR"] = cfg.executor
-    ctl_params = {"robot": cfg.robot, "summary_path": str(ctl_json), **cfg.controller_params}
-    bridge_params = {"robot": cfg.robot, "stepping": stepping, "rate_hz": repr(RATE_HZ),
-                     "duration_s": repr(float(cfg.seconds)), "stats_path": str(bridge_json)}
+    # --controller-param values are YAML text as on a ros2 command line (typed here, formatted back)
+    extra = {k: yaml.safe_load(v) for k, v in cfg.controller_params.items()}
+    ctl_params = {"robot": cfg.robot, "summary_path": str(ctl_json), **extra}
+    bridge_params = {"robot": cfg.robot, "stepping": stepping, "rate_hz": float(RATE_HZ),
+                     "duration_s": float(cfg.seconds), "stats_path": str(bridge_json)}
     # lockstep needs no pacing but may run slower than real time on a loaded machine
     run_limit_s = STARTUP_TIMEOUT_S + cfg.seconds * (2.0 if stepping == "realtime" else 10.0)
-    ctl = NodeProc("computed_torque", ctl_params, ctl_env, workdir / f"{tag}_computed_torque.log", cfg.rt_priority)
-    bridge = NodeProc("sim_bridge", bridge_params, env, workdir / f"{tag}_sim_bridge.log", cfg.rt_priority)
+    prefix = _rt_prefix(cfg.rt_priority)
+    ctl = NodeProcess("computed_torque", ctl_params, ctl_env, workdir / f"{tag}_computed_torque.log", prefix=prefix)
+    bridge = NodeProcess("sim_bridge", bridge_params, env, workdir / f"{tag}_sim_bridge.log", prefix=prefix)
     procs = (bridge, ctl)
     samples_b: list[tuple[float, float | None]] = []
     samples_c: list[tuple[float, float | None]] = []
@@ -201,8 +159,9 @@ def run_pair(stepping: str, cfg: LoopBenchConfig, env: dict[str, str], workdir: 
             raise LoopBenchError(f"{tag}: sim_bridge exited with code {rc_b}\n"
                                  + "\n".join(p.describe() for p in procs))
     finally:
-        rc_c, killed = ctl.stop()
-        bridge.stop()
+        rc_c = ctl.stop(timeout=STOP_TIMEOUT_S)
+        killed = ctl.killed
+        bridge.stop(timeout=STOP_TIMEOUT_S)
     if killed or rc_c != 0:
         raise LoopBenchError(f"{tag}: computed_torque did not stop cleanly on SIGINT (exit {rc_c}, "
                              f"killed={killed})\n" + ctl.describe())

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from dynlearn_ros.launch_graph import GRAPHS, NodeSpec, resolve_args
+from dynlearn_ros.procs import ros_args
 
 STARTUP_LIMIT_S = 60.0  # --duration starts counting by then even if a node never logged
 
@@ -39,31 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="do not echo node output to the console")
 
 
-def _format(v) -> str:
-    """A parameter value on the command line (-p name:=value), YAML-typed."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_format(x) for x in v) + "]"
-    if isinstance(v, str):
-        return f"'{v}'" if v == "" or any(c in v for c in ":[],{}#'\" ") else v
-    return repr(v)
-
-
 def node_command(spec: NodeSpec) -> list[str]:
     """``python -m module --ros-args ...`` equivalent to launch_ros's Node(spec)."""
-    cmd = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
-    if spec.namespace:
-        cmd += ["-r", f"__ns:={spec.namespace if spec.namespace.startswith('/') else '/' + spec.namespace}"]
-    for p in spec.parameters:
-        if isinstance(p, dict):
-            for k, v in p.items():
-                cmd += ["-p", f"{k}:={_format(v)}"]
-        else:
-            cmd += ["--params-file", str(p)]
-    for src, dst in spec.remappings:
-        cmd += ["-r", f"{src}:={dst}"]
-    return cmd
+    files = [p for p in spec.parameters if not isinstance(p, dict)]
+    params = {k: v for p in spec.parameters if isinstance(p, dict) for k, v in p.items()}
+    return [sys.executable, "-m", spec.module, *ros_args(params, spec.remappings, spec.name,
+                                                          spec.namespace, files)]
 
 
 def _pump(proc: subprocess.Popen, log, prefix: str, echo: bool, configured: threading.Event) -> None:

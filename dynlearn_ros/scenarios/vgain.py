@@ -18,12 +18,8 @@ std against time). No rclpy is imported here: the nodes are separate processes.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -32,93 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from dynlearn_ros.core.analytic import RigidBodyModel
+from dynlearn_ros.launch_graph import LOCKSTEP_STALE_TIMEOUT_MS
+from dynlearn_ros.procs import NodeProcess, claim_domain_id
 from dynlearn_ros.scenarios.vgain_config import ScenarioConfig
 
 STATUS_FIELDS = ("q_des", "q", "error", "kp", "kd", "std", "tau_ff", "tau_cmd")  # computed_torque
 N_TAIL = 3  # mode, tick_us, t_ref
-LOCKSTEP_STALE_TIMEOUT_MS = 2000.0
-
-
-# -- process handling ---------------------------------------------------------------------------
-def _fmt(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, list | tuple | np.ndarray):
-        return "[" + ", ".join(_fmt(float(x) if isinstance(x, np.floating) else x) for x in v) + "]"
-    if isinstance(v, str):
-        return f"'{v}'" if v == "" or any(c in v for c in ":[],{}#") else v
-    return repr(v)
-
-
-class NodeProc:
-    """``python -m dynlearn_ros.nodes.<module> --ros-args -p k:=v ... -r a:=b`` with its output
-    in ``log_path``."""
-
-    def __init__(self, module: str, params: dict, env: dict[str, str], log_path: Path,
-                 remaps: dict[str, str] | None = None) -> None:
-        cmd = [sys.executable, "-m", f"dynlearn_ros.nodes.{module}", "--ros-args"]
-        for k, v in params.items():
-            cmd += ["-p", f"{k}:={_fmt(v)}"]
-        for a, b in (remaps or {}).items():
-            cmd += ["-r", f"{a}:={b}"]
-        self.cmd, self.log_path = cmd, log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()/wait()
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
-
-    def wait(self, timeout: float) -> int:
-        rc = self.proc.wait(timeout=timeout)
-        self._log.close()
-        return rc
-
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGINT, then SIGKILL after ``timeout`` s; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout)
-        self._log.close()
-        return self.proc.returncode
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-class RosDomain:
-    """Claims a free ROS_DOMAIN_ID in 1..100 (flock on /tmp/dynlearn_ros_domain_<id>.lock, the
-    scheme of test/ros/conftest.py) and builds the environment for child processes
-    (LOCALHOST discovery, a private ROS_LOG_DIR). Use as a context manager."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self._lock = None
-        self.domain = -1
-
-    def __enter__(self) -> dict[str, str]:
-        start = os.getpid() % 100
-        for i in range(100):
-            domain = 1 + (start + i) % 100
-            f = open(f"/tmp/dynlearn_ros_domain_{domain}.lock", "w")  # noqa: SIM115 - held until exit
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.close()
-                continue
-            self._lock, self.domain = f, domain
-            break
-        else:
-            raise RuntimeError("no free ROS_DOMAIN_ID in 1..100")
-        env = dict(os.environ)
-        env.pop("ROS_LOCALHOST_ONLY", None)
-        env.update({"ROS_DOMAIN_ID": str(self.domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-                    "ROS_LOG_DIR": str(self.log_dir), "PYTHONUNBUFFERED": "1"})
-        return env
-
-    def __exit__(self, *exc) -> None:
-        if self._lock is not None:
-            self._lock.close()
 
 
 # -- one configuration ----------------------------------------------------------------------------
@@ -170,13 +85,13 @@ def run_configuration(cfg: ScenarioConfig, key: str, env: dict[str, str], workdi
     params = controller_params(cfg, key)
     if models_root is not None and params.get("model_dir") and not Path(params["model_dir"]).is_absolute():
         params["model_dir"] = str(models_root / params["model_dir"])
-    rec = NodeProc("scenario_recorder", {"out_path": str(rec_npy)}, env, workdir / f"recorder-{key}.log",
+    rec = NodeProcess("scenario_recorder", {"out_path": str(rec_npy)}, env, workdir / f"recorder-{key}.log",
                    remaps={"status": "/computed_torque/status"})
-    ctl = NodeProc("computed_torque", {**params, "summary_path": str(ctl_json)}, env, workdir / f"ctl-{key}.log")
+    ctl = NodeProcess("computed_torque", {**params, "summary_path": str(ctl_json)}, env, workdir / f"ctl-{key}.log")
     procs = [rec, ctl]
     try:
         time.sleep(1.5)  # let the recorder and the controller discover each other
-        br = NodeProc("sim_bridge", {**cfg.bridge_params(), "duration_s": duration, "stats_path": str(br_json)},
+        br = NodeProcess("sim_bridge", {**cfg.bridge_params(), "duration_s": duration, "stats_path": str(br_json)},
                       env, workdir / f"bridge-{key}.log")
         procs.append(br)
         try:
@@ -263,7 +178,8 @@ def run_scenario(cfg: ScenarioConfig, keys: list[str], duration_s: float | None 
     results: dict[str, dict] = {}
     runs: dict[str, RunResult] = {}
     wall0 = time.perf_counter()
-    with RosDomain(tmp / "ros_log") as env:
+    with claim_domain_id() as claim:
+        env = claim.env(tmp / "ros_log")
         for key in keys:
             t0 = time.perf_counter()
             runs[key] = run_configuration(cfg, key, env, tmp, duration_s)

@@ -16,57 +16,33 @@
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-_DOMAIN_LOCK = None
+from dynlearn_ros.procs import NodeProcess, claim_domain_id
+
 _counter = itertools.count()
-
-
-def _claim_domain_id() -> int:
-    global _DOMAIN_LOCK
-    start = os.getpid() % 100
-    for i in range(100):
-        domain = 1 + (start + i) % 100
-        f = open(f"/tmp/dynlearn_ros_domain_{domain}.lock", "w")  # noqa: SIM115 - held for the session
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.close()
-            continue
-        _DOMAIN_LOCK = f
-        return domain
-    raise RuntimeError("no free ROS_DOMAIN_ID in 1..100 (all locked by other test processes)")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def ros_env(tmp_path_factory) -> dict[str, str]:
     """Environment of this test process and of the nodes it starts (unique domain, localhost)."""
     saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR")}
-    domain = _claim_domain_id()
-    log_dir = tmp_path_factory.mktemp("ros_log")
-    os.environ.update({"ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-                       "ROS_LOG_DIR": str(log_dir)})
+    claim = claim_domain_id()
+    os.environ.update(claim.env(tmp_path_factory.mktemp("ros_log")))
     os.environ.pop("ROS_LOCALHOST_ONLY", None)  # deprecated variable, conflicts with the range
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    yield env
+    yield dict(os.environ)
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-    if _DOMAIN_LOCK is not None:
-        _DOMAIN_LOCK.close()
+    claim.close()
 
 
 @pytest.fixture(scope="session")
@@ -85,66 +61,6 @@ def ros_context(ros_env):
         rclpy.try_shutdown()
 
 
-def _format_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_format_value(x) for x in v) + "]"
-    if isinstance(v, str):
-        return f"'{v}'" if v == "" or any(c in v for c in ":[],{}#") else v
-    return repr(v)
-
-
-class NodeProcess:
-    """A node started as its own process; ``stop()`` returns its exit code."""
-
-    def __init__(self, module: str, params: dict, remaps: dict | None, name: str | None,
-                 env: dict[str, str], log_dir: Path, params_file: str | Path | None = None) -> None:
-        target = module if "." in module else f"dynlearn_ros.nodes.{module}"
-        cmd = [sys.executable, "-m", target, "--ros-args"]
-        if params_file is not None:
-            cmd += ["--params-file", str(params_file)]
-        for k, v in params.items():
-            cmd += ["-p", f"{k}:={_format_value(v)}"]
-        for src, dst in (remaps or {}).items():
-            cmd += ["-r", f"{src}:={dst}"]
-        if name:
-            cmd += ["-r", f"__node:={name}"]
-        self.cmd = cmd
-        self.log_path = log_dir / f"{target.rsplit('.', 1)[-1]}-{next(_counter)}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def poll(self) -> int | None:
-        return self.proc.poll()
-
-    def wait(self, timeout: float) -> int:
-        """Wait for the process to exit by itself; raises subprocess.TimeoutExpired."""
-        rc = self.proc.wait(timeout=timeout)
-        self._log.close()
-        return rc
-
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGINT, then SIGKILL if still running after ``timeout`` s; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout)
-        self._log.close()
-        return self.proc.returncode
-
-    def output(self) -> str:
-        """Everything the process printed so far (stdout and stderr)."""
-        return self.log_path.read_text(errors="replace")
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -161,7 +77,9 @@ def start_node(ros_env, tmp_path, request) -> Callable[..., NodeProcess]:
 
     def _start(module: str, params: dict | None = None, remaps: dict | None = None,
                name: str | None = None, params_file: str | Path | None = None) -> NodeProcess:
-        handle = NodeProcess(module, params or {}, remaps, name, ros_env, tmp_path, params_file)
+        target = module.rsplit(".", 1)[-1]
+        handle = NodeProcess(module, params or {}, ros_env, tmp_path / f"{target}-{next(_counter)}.log",
+                             remaps=remaps, name=name, params_file=params_file)
         started.append(handle)
         return handle
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from dynlearn_ros.benchmarks.domain import claim_domain_id
 from dynlearn_ros.benchmarks.loop import median_metrics, pipe_echo, window_cpu_percent
+from dynlearn_ros.procs import claim_domain_id
 
 
 def test_window_cpu_percent_uses_only_samples_inside_the_window():

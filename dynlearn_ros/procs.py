@@ -1,0 +1,164 @@
+"""This package's nodes as child processes, without launch_ros (no rclpy import here).
+
+* :func:`claim_domain_id`: an isolated ROS graph for child processes, a claimed ROS_DOMAIN_ID
+  and its environment. The claim is an exclusive ``flock`` on ``/tmp/dynlearn_ros_domain_<id>.lock`` (the same files
+test/ros/conftest.py uses, so benchmarks and ROS test sessions on one machine never share a
+domain). The lock is released when the returned :class:`DomainClaim` is closed or the process
+exits.
+* :func:`format_param`: a parameter value for ``-p name:=value`` (YAML-typed).
+* :class:`NodeProcess`: ``python -m <module> --ros-args ...`` with its output in a log file,
+  stopped with SIGINT (then SIGKILL), as the tests, the benchmarks and the scenarios run nodes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+LOCK_PATTERN = "/tmp/dynlearn_ros_domain_{}.lock"
+DOMAIN_RANGE = range(1, 101)  # ROS_DOMAIN_ID 1..100 (0 is the default graph: never claimed)
+
+
+class DomainClaim:
+    """A held ROS_DOMAIN_ID; use as a context manager or call :meth:`close`."""
+
+    def __init__(self, domain: int, lock_file: IO[str]) -> None:
+        self.domain = domain
+        self._lock_file: IO[str] | None = lock_file
+
+    def env(self, log_dir: str | Path, base: dict[str, str] | None = None) -> dict[str, str]:
+        """Environment for child nodes: this domain, discovery on localhost only, ROS logs in
+        ``log_dir``, unbuffered Python output. ``base`` defaults to ``os.environ``."""
+        env = dict(os.environ if base is None else base)
+        env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated, conflicts with the discovery range
+        env.update({"ROS_DOMAIN_ID": str(self.domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+                    "ROS_LOG_DIR": str(log_dir), "PYTHONUNBUFFERED": "1"})
+        return env
+
+    def close(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the descriptor releases the flock
+            self._lock_file = None
+
+    def __enter__(self) -> DomainClaim:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def claim_domain_id(start: int | None = None) -> DomainClaim:
+    """Claim the first free ROS_DOMAIN_ID in 1..100, scanning from ``start`` (default: the pid).
+
+    Raises RuntimeError when all 100 are held by other processes."""
+    first = os.getpid() if start is None else start
+    n = len(DOMAIN_RANGE)
+    for i in range(n):
+        domain = DOMAIN_RANGE[(first + i) % n]
+        f = open(LOCK_PATTERN.format(domain), "w")  # noqa: SIM115 - held until DomainClaim.close()
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            continue
+        return DomainClaim(domain, f)
+    raise RuntimeError("no free ROS_DOMAIN_ID in 1..100 (all locked by other processes)")
+
+
+def format_param(v) -> str:
+    """``v`` as the value of ``-p name:=value``: bools as true/false, sequences as [a, b],
+    strings quoted when YAML would read them otherwise, numpy scalars as Python numbers."""
+    if hasattr(v, "item") and not isinstance(v, list | tuple | str):
+        v = v.item() if getattr(v, "ndim", 0) == 0 else v.tolist()
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(format_param(x) for x in v) + "]"
+    if isinstance(v, str):
+        return f"'{v}'" if v == "" or any(c in v for c in ":[],{}#'\" ") else v
+    return repr(v)
+
+
+def ros_args(params: Mapping | None = None, remaps: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+             name: str | None = None, namespace: str = "", params_files: Sequence[str | Path] = ()) -> list[str]:
+    """``--ros-args`` and what follows, in launch_ros's order: node name, namespace, parameter
+    files, then single parameters (which override the files), then remappings."""
+    out = ["--ros-args"]
+    if name:
+        out += ["-r", f"__node:={name}"]
+    if namespace:
+        out += ["-r", f"__ns:={namespace if namespace.startswith('/') else '/' + namespace}"]
+    for f in params_files:
+        out += ["--params-file", str(f)]
+    for k, v in (params or {}).items():
+        out += ["-p", f"{k}:={format_param(v)}"]
+    pairs = remaps.items() if isinstance(remaps, Mapping) else (remaps or ())
+    for src, dst in pairs:
+        out += ["-r", f"{src}:={dst}"]
+    return out
+
+
+class NodeProcess:
+    """A node of this package in its own process, output to ``log_path``.
+
+    module: ``dynlearn_ros.nodes.<module>`` (a bare name) or a full module path; ``prefix``: a
+    command to run it under (e.g. ``["chrt", "-f", "50"]``)."""
+
+    def __init__(self, module: str, params: Mapping | None, env: Mapping[str, str] | None, log_path: Path,
+                 remaps: Mapping[str, str] | None = None, name: str | None = None,
+                 params_file: str | Path | None = None, prefix: Sequence[str] = ()) -> None:
+        target = module if "." in module else f"dynlearn_ros.nodes.{module}"
+        self.name = name or target.rsplit(".", 1)[-1]
+        self.cmd = [*prefix, sys.executable, "-m", target, *ros_args(
+            params, remaps, name, params_files=[params_file] if params_file else ())]
+        self.log_path = Path(log_path)
+        self.killed = False
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()/wait()
+        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=None if env is None else dict(env))
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the process to exit by itself; raises subprocess.TimeoutExpired."""
+        rc = self.proc.wait(timeout=timeout)
+        self._log.close()
+        return rc
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGINT, then SIGKILL if still running after ``timeout`` s (sets ``killed``); returns
+        the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+                self.killed = True
+        self._log.close()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        """Everything the process printed so far (stdout and stderr)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.output().rstrip().splitlines()[-lines:]) or "(empty log)"
+
+    def describe(self) -> str:
+        return f"--- {self.name} (exit {self.proc.returncode}), last lines of {self.log_path}:\n{self.tail()}"
