@@ -42,7 +42,7 @@ from dynlearn_ros.core.trajectories import (
     WaypointReference,
     pick_place_waypoints,
 )
-from dynlearn_ros.nodes.params import ParameterError, declare, per_joint
+from dynlearn_ros.nodes.params import ParameterError, declare, per_joint, spin_until_shutdown
 from dynlearn_ros.runtime.registry import ALL_KINDS, ModelLoadError, UnavailableModel, load_inverse_model
 
 STATUS_FIELDS = ("q_des", "q", "error", "kp", "kd", "std", "tau_ff", "tau_cmd")
@@ -360,10 +360,7 @@ def main(args=None) -> int:
         try:
             executor = make_executor()
             executor.add_node(node)
-            # spin_once with a timeout: the EventsExecutor's blocking spin() does not return on
-            # SIGINT here, and a timeout-less wait never returns (DESIGN.md)
-            while rclpy.ok():
-                executor.spin_once(timeout_sec=0.1)
+            spin_until_shutdown(executor)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:

@@ -1,10 +1,11 @@
-"""Parameter declaration helpers shared by the nodes: declare once, with a description."""
+"""Helpers shared by the nodes: parameters declared once with a description; spinning."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
+import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
@@ -39,3 +40,18 @@ def per_joint(name: str, values: Sequence[float], n: int) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ParameterError(f"parameter '{name}': values must be finite, got {arr.tolist()}")
     return arr
+
+
+def spin_until_shutdown(executor, context=None) -> None:
+    """``spin_once`` in 0.1 s slices until the context shuts down (SIGINT).
+
+    The EventsExecutor's blocking ``spin()`` does not return on SIGINT here, a timeout-less wait
+    never returns (DESIGN.md), and while the context is shutting down ``spin_once`` can raise a
+    RuntimeError from the binding: that ends the loop; the same error in a live context does not."""
+    while rclpy.ok(context=context):
+        try:
+            executor.spin_once(timeout_sec=0.1)
+        except RuntimeError:
+            if rclpy.ok(context=context):
+                raise
+            return

@@ -22,7 +22,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64MultiArray
 
-from dynlearn_ros.nodes.params import ParameterError, declare
+from dynlearn_ros.nodes.params import ParameterError, declare, spin_until_shutdown
 
 
 class ScenarioRecorderNode(Node):
@@ -77,8 +77,7 @@ def main(args=None) -> int:
 
             executor = EventsExecutor()
             executor.add_node(node)
-            while rclpy.ok():
-                executor.spin_once(timeout_sec=0.1)
+            spin_until_shutdown(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

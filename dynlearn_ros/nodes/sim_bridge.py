@@ -412,6 +412,10 @@ def main(args: list[str] | None = None) -> int:
             executor.add_node(node)
             try:
                 return node.run(executor)
+            except RuntimeError:
+                if rclpy.ok():
+                    raise
+                return 0  # the EventsExecutor raised while the context shut down (SIGINT)
             finally:
                 node.write_stats()
                 executor.shutdown()
