@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             metrics = forward_multistep(model, stats, test, obs_qd=ckpt["train_config"]["obs_qd"])
         metrics["split"] = f"test split of {data_name}, seed {ckpt['train_config']['seed']}"
-    how = ("dynlearn-ros " + " ".join(shlex.quote(a) for a in sys.argv[1:])) if sys.argv else ""
+    how = shlex.join(getattr(args, "command_line", ["dynlearn-ros", *sys.argv[1:]]))
     out = write_model_dir(model, ckpt, Path(args.out), metrics=metrics,
                           how=f"trained: {ckpt.get('train_command', '')} | exported: {how}")
     print(f"exported {ckpt['model_config']['kind']} -> {out} ({(out / 'model.onnx').stat().st_size / 1e3:.0f} kB)")

@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subsample", type=int, default=1,
                         help="keep every k-th row of each episode (after the split; dt *= k)")
     parser.add_argument("--no-progress", action="store_true")
+    gp = parser.add_argument_group("svdkl / svgp / dkl")
+    gp.add_argument("--gp-inducing", type=int, default=None, help="inducing points per joint")
+    gp.add_argument("--gp-hidden", default=None, help="feature extractor hidden widths, e.g. 64,64")
+    gp.add_argument("--gp-features", type=int, default=None, help="feature (GP input) dimension")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     ckpt = fit(train, val, tcfg, progress=not args.no_progress, data_name=str(args.data))
     ckpt["data_hash"] = data_hash(data)
     ckpt["subsample"] = args.subsample
-    ckpt["train_command"] = "dynlearn-ros " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    ckpt["train_command"] = shlex.join(getattr(args, "command_line", ["dynlearn-ros", *sys.argv[1:]]))
     out = Path(args.out or f"runs/{Path(str(args.data)).stem}/{args.model}-{direction}-s{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(ckpt, out / "checkpoint.pt")
