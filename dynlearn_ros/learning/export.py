@@ -23,10 +23,7 @@ A model directory is ``model.onnx`` (single file, ``external_data=False``, opset
 from __future__ import annotations
 
 import json
-import os
 import platform
-import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,6 +34,7 @@ from torch import Tensor, nn
 from dynlearn_ros import __version__
 from dynlearn_ros.learning.data import Stats
 from dynlearn_ros.learning.models import AcRknForward, AcRknInverse
+from dynlearn_ros.runtime.model_store import publish_model_dir
 
 OPSET = 18
 FORMAT_VERSION = 1
@@ -148,10 +146,8 @@ def write_model_dir(model: nn.Module, ckpt: dict, out_dir: Path, metrics: dict |
     """
     stats = Stats.from_dict(ckpt["stats"])
     step = step_module(model, stats)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         export_onnx(step, tmp / "model.onnx")
         ins = example_inputs(step)
         with torch.no_grad():
@@ -178,15 +174,5 @@ def write_model_dir(model: nn.Module, ckpt: dict, out_dir: Path, metrics: dict |
             meta["sigma_n"] = metrics["std_p05"]
             meta["sigma_f"] = metrics["std_p95"]
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=1))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model directory is shared read-only
-        if out_dir.exists():
-            old = out_dir.with_name(out_dir.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+
+    return publish_model_dir(out_dir, fill)

@@ -27,9 +27,6 @@ float32 (1, n) (N*m)^2. Opset 17, IR version 8 (onnxruntime 1.31 accepts IR <= 1
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +37,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from dynlearn_ros.learning.gp.models import GPInverseModel
+from dynlearn_ros.runtime.model_store import publish_model_dir
 
 OPSET = 17
 IR_VERSION = 8
@@ -220,19 +218,8 @@ def export_model_dir(model: GPInverseModel, out_dir: str | Path, joint_names: tu
         "golden": {"x": golden_x.tolist(), "mean": g_mean.tolist(), "var": g_var.tolist()},
     }
     meta.update(extra_meta or {})
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model directory is readable by all
-    try:
+    def fill(tmp: Path) -> None:
         onnx.save_model(proto, str(tmp / "model.onnx"))
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old.{os.getpid()}")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+
+    return publish_model_dir(out_dir, fill)
