@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
+from data_required import require
 
 from dynlearn_ros.datasets.analytic import analytic_torque, torque_rmse, urdf_for
 from dynlearn_ros.datasets.registry import load_dataset
-from dynlearn_ros.paths import data_root
 
 
 @pytest.fixture(scope="module")
 def panda():
-    if not (data_root() / "panda_gaz2019").is_dir():
-        msg = f"data set 'panda_gaz2019' missing under data root {data_root()} (set DYNLEARN_DATA)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    require("panda_gaz2019")
     return load_dataset("panda_gaz2019")
 
 

@@ -3,18 +3,17 @@ fails instead when CI is set)."""
 
 from __future__ import annotations
 
-import os
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from data_required import require
 
 from dynlearn_ros.datasets import pneumatic
 from dynlearn_ros.datasets.filtering import episode_bounds
 from dynlearn_ros.datasets.format import save_npz
 from dynlearn_ros.datasets.registry import DATASETS, list_datasets, load_dataset
-from dynlearn_ros.paths import data_root
 
 pytestmark = pytest.mark.data
 
@@ -31,20 +30,10 @@ EXPECTED = {
 }
 
 
-def need(folder: str) -> Path:
-    path = data_root() / folder
-    if not path.is_dir():
-        msg = f"data set '{folder}' missing under data root {data_root()} (set DYNLEARN_DATA)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
-
-
 @pytest.fixture(scope="session")
 def pneumatic_data():
     """The pneumatic set, converted once per session (first run extracts the archive, ~6 s)."""
-    need("acrkn_pneumatic_muscle_arm")
+    require("acrkn_pneumatic_muscle_arm")
     return load_dataset("pneumatic")
 
 
@@ -52,7 +41,7 @@ _cache: dict = {}
 
 
 def load(name: str):
-    need(EXPECTED[name][0])
+    require(EXPECTED[name][0])
     if name not in _cache:
         _cache[name] = load_dataset(name)
     return _cache[name]
@@ -128,7 +117,7 @@ def test_forward_sets_next_state_is_next_row():
     loses nothing); checked on the raw .mat."""
     from scipy.io import loadmat
 
-    folder = need("polydoros_robot_dynamics")
+    folder = require("polydoros_robot_dynamics")
     for fname, prefix in (("KukaDirectDynamics.mat", "kukatraj"), ("BaxterDirectDynamics.mat", "baxtertraj")):
         mat = loadmat(str(folder / fname))
         for i in (1, 10):

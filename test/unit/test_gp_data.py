@@ -5,23 +5,14 @@ fails instead when CI is set."""
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
+from data_required import require
 
-from dynlearn_ros.paths import data_root, models_dir
+from dynlearn_ros.paths import models_dir
 
 pytestmark = pytest.mark.data
-
-
-def need(folder: str) -> None:
-    path = data_root() / folder
-    if not path.is_dir():
-        msg = f"data set '{folder}' missing at {path} (set DYNLEARN_DATA)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
 
 
 def shipped_dir():
@@ -32,7 +23,7 @@ def shipped_dir():
 
 
 def test_shipped_svdkl_reproduces_its_recorded_test_metrics():
-    need("panda_gaz2019")
+    require("panda_gaz2019")
     from dynlearn_ros.core.inverse_model import InverseQuery
     from dynlearn_ros.learning.gp.cli import load_splits
     from dynlearn_ros.learning.gp.training import data_hash, gaussian_metrics
@@ -66,7 +57,7 @@ def test_shipped_svdkl_reproduces_its_recorded_test_metrics():
 
 @pytest.mark.slow
 def test_svdkl_learns_panda_inverse_dynamics():
-    need("panda_gaz2019")
+    require("panda_gaz2019")
     import torch
 
     from dynlearn_ros.learning.gp.cli import load_splits

@@ -3,15 +3,14 @@ and one short run on the real Panda data set (skipped with a reason when the dat
 failing under CI)."""
 
 import json
-import os
 
 import numpy as np
 import pytest
+from data_required import require
 
 from dynlearn_ros.cli import main
 from dynlearn_ros.datasets.format import save_npz
 from dynlearn_ros.learning.synthetic import pendulum_data
-from dynlearn_ros.paths import data_root
 from dynlearn_ros.runtime.acrkn import AcrknInversePredictor
 from dynlearn_ros.runtime.registry import load_inverse_model
 
@@ -69,10 +68,7 @@ def test_export_refuses_a_baseline(npz, tmp_path):
 
 @pytest.mark.data
 def test_real_panda_short_run(tmp_path):
-    if not (data_root() / "panda_gaz2019").is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"data set panda_gaz2019 missing under {data_root()}")
-        pytest.skip(f"data set panda_gaz2019 missing under {data_root()}")
+    require("panda_gaz2019")
     run = tmp_path / "panda"
     assert main(["train", "--data", "panda_gaz2019", "--model", "acrkn-inv", "--epochs", "1",
                  "--max-train-samples", "3000", "--out", str(run), "--no-progress"]) == 0
