@@ -73,7 +73,21 @@ class _VarHead(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # forward models
 # ---------------------------------------------------------------------------------------------
-class AcRknForward(nn.Module):
+class _ForwardUnroll(nn.Module):
+    """Shared unrolling of a forward model's ``step`` over a window."""
+
+    def seq(self, obs: Tensor, act: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        """Means and variances (B, T, d) of every step; ``valid`` (B, T, 1) masks observations."""
+        state = self.initial_state(obs.shape[0])
+        means, vars_ = [], []
+        for t in range(obs.shape[1]):
+            mu, var, state = self.step(obs[:, t], valid[:, t], act[:, t], state)
+            means.append(mu)
+            vars_.append(var)
+        return torch.stack(means, 1), torch.stack(vars_, 1)
+
+
+class AcRknForward(_ForwardUnroll):
     """ac-RKN forward model: z-_{t+1} = A z+_t + b(a_t); decodes the next prior into the
     normalized difference o_{t+1} - o_t. With ``concat_actions`` it becomes the plain RKN
     baseline: actions are concatenated to the observation and there is no control model."""
@@ -104,17 +118,8 @@ class AcRknForward(nn.Module):
         z, cu, cl, cs = prior
         return self.dec_mean(z), self.dec_var(torch.cat([cu, cl, cs], -1)), prior
 
-    def seq(self, obs: Tensor, act: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-        state = self.initial_state(obs.shape[0])
-        means, vars_ = [], []
-        for t in range(obs.shape[1]):
-            mu, var, state = self.step(obs[:, t], valid[:, t], act[:, t], state)
-            means.append(mu)
-            vars_.append(var)
-        return torch.stack(means, 1), torch.stack(vars_, 1)
 
-
-class RnnForward(nn.Module):
+class RnnForward(_ForwardUnroll):
     """LSTM / GRU forward baseline. Input [enc(o~_t), a_t] where o~_t is the observation if valid,
     else the model's own previous prediction of it; output the normalized next difference.
 
@@ -156,15 +161,6 @@ class RnnForward(nn.Module):
         mu = self.dec_mean(h)
         var = self.dec_var(h)
         return mu, var, (*hid, o_in + mu * self.delta_scale + self.delta_shift)
-
-    def seq(self, obs: Tensor, act: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-        state = self.initial_state(obs.shape[0])
-        means, vars_ = [], []
-        for t in range(obs.shape[1]):
-            mu, var, state = self.step(obs[:, t], valid[:, t], act[:, t], state)
-            means.append(mu)
-            vars_.append(var)
-        return torch.stack(means, 1), torch.stack(vars_, 1)
 
 
 # ---------------------------------------------------------------------------------------------
