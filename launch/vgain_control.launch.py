@@ -21,7 +21,7 @@ def _nodes(context, *args, **kwargs):
     return [
         Node(package=spec.package, executable=spec.executable, name=spec.name,
              namespace=spec.namespace, parameters=spec.parameters, remappings=spec.remappings,
-             output="screen", emulate_tty=True)
+             prefix=" ".join(spec.prefix) or None, output="screen", emulate_tty=True)
         for spec in vgain_control(values)
     ]
 

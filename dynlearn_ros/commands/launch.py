@@ -44,8 +44,8 @@ def node_command(spec: NodeSpec) -> list[str]:
     """``python -m module --ros-args ...`` equivalent to launch_ros's Node(spec)."""
     files = [p for p in spec.parameters if not isinstance(p, dict)]
     params = {k: v for p in spec.parameters if isinstance(p, dict) for k, v in p.items()}
-    return [sys.executable, "-m", spec.module, *ros_args(params, spec.remappings, spec.name,
-                                                          spec.namespace, files)]
+    return [*spec.prefix, sys.executable, "-m", spec.module,
+            *ros_args(params, spec.remappings, spec.name, spec.namespace, files)]
 
 
 def _pump(proc: subprocess.Popen, log, prefix: str, echo: bool, configured: threading.Event) -> None:

@@ -72,3 +72,12 @@ def test_launch_arguments_may_follow_options(tmp_path, ros_env):
         main(["launch", "vgain_control", "--duration", "1", "--bogus"])
     out = launch(tmp_path, ros_env, "--show-args", "robot:=panda")
     assert out.returncode == 0
+
+
+def test_rt_priority_starts_nodes_under_sched_fifo(tmp_path, ros_env):
+    out = launch(tmp_path, ros_env, "rt_priority:=10", "stepping:=lockstep", "--duration", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.name.endswith("-vgain_control")]
+    for node in ("sim_bridge", "computed_torque"):
+        assert (run_dir / f"{node}.cmd").read_text().startswith("chrt -f 10 ")
+    assert json.loads((run_dir / "summary.json").read_text())["exit_codes"] == {"sim_bridge": 0, "computed_torque": 0}

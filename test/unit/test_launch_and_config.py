@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,14 @@ def test_real_driver_graph_starts_no_bridge_and_remaps(driver):
     assert dict(specs[0].remappings) == {"joint_states": state, "effort_controller/commands": cmd}
     over = vgain_control({"use_sim": "false", "driver": driver, "joint_states_topic": "/my/js"})
     assert dict(over[0].remappings)["joint_states"] == "/my/js"
+
+
+def test_rt_priority_runs_both_nodes_under_chrt():
+    assert all(s.prefix == [] for s in vgain_control({}))
+    specs = vgain_control({"rt_priority": "50"})
+    assert all(s.prefix == ["chrt", "-f", "50"] for s in specs)
+    cmd = node_command(specs[1])
+    assert cmd[:3] == ["chrt", "-f", "50"] and cmd[3] == sys.executable
+    for bad in ("100", "-1", "high"):
+        with pytest.raises(ValueError, match="rt_priority"):
+            vgain_control({"rt_priority": bad})
