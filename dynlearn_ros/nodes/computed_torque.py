@@ -20,10 +20,10 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory
@@ -351,18 +351,18 @@ def make_executor():
 
 
 def main(args=None) -> int:
-    with rclpy.init(args=args):
+    with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
         try:
             node = ComputedTorqueNode()
         except (ParameterError, ParameterException, ValueError, FileNotFoundError) as exc:
             rclpy.logging.get_logger("computed_torque").fatal(f"start-up failed: {type(exc).__name__}: {exc}")
             return 2
+        except KeyboardInterrupt:  # Ctrl-C during start-up
+            return 0
         try:
             executor = make_executor()
             executor.add_node(node)
             spin_until_shutdown(executor)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
         finally:
             node.write_summary()  # plain data only: valid even after the context shut down
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -43,15 +45,24 @@ def per_joint(name: str, values: Sequence[float], n: int) -> np.ndarray:
 
 
 def spin_until_shutdown(executor, context=None) -> None:
-    """``spin_once`` in 0.1 s slices until the context shuts down (SIGINT).
+    """Spin until SIGINT / SIGTERM or the context shuts down, never interrupting a callback.
 
-    The EventsExecutor's blocking ``spin()`` does not return on SIGINT here, a timeout-less wait
-    never returns (DESIGN.md), and while the context is shutting down ``spin_once`` can raise a
-    RuntimeError from the binding: that ends the loop; the same error in a live context does not."""
-    while rclpy.ok(context=context):
-        try:
-            executor.spin_once(timeout_sec=0.1)
-        except RuntimeError:
-            if rclpy.ok(context=context):
-                raise
-            return
+    Use with ``rclpy.init(signal_handler_options=SignalHandlerOptions.NO)``: the signals only set
+    a flag here, so a control tick always runs to its end (rclpy's default handling raised
+    KeyboardInterrupt inside a callback, half-way through a tick). ``spin_once`` runs in 0.1 s
+    slices: the EventsExecutor's blocking ``spin()`` does not return on SIGINT, a timeout-less wait
+    never returns (DESIGN.md), and while the context shuts down ``spin_once`` can raise a
+    RuntimeError from the binding, which ends the loop (the same error in a live context does not)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.is_set() and rclpy.ok(context=context):
+            try:
+                executor.spin_once(timeout_sec=0.1)
+            except RuntimeError:
+                if rclpy.ok(context=context):
+                    raise
+                return
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

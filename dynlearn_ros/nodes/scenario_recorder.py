@@ -20,6 +20,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float64MultiArray
 
 from dynlearn_ros.nodes.params import ParameterError, declare, spin_until_shutdown
@@ -67,7 +68,7 @@ class ScenarioRecorderNode(Node):
 def main(args=None) -> int:
     node = None
     try:
-        with rclpy.init(args=args):
+        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
                 node = ScenarioRecorderNode()
             except ParameterError as exc:
