@@ -42,7 +42,7 @@ from dynlearn_ros.core.trajectories import (
     WaypointReference,
     pick_place_waypoints,
 )
-from dynlearn_ros.nodes.params import ParameterError, declare, per_joint, spin_until_shutdown
+from dynlearn_ros.nodes.params import ParameterError, declare, make_executor, per_joint, spin_until_shutdown
 from dynlearn_ros.runtime.registry import ALL_KINDS, ModelLoadError, UnavailableModel, load_inverse_model
 
 STATUS_FIELDS = ("q_des", "q", "error", "kp", "kd", "std", "tau_ff", "tau_cmd")
@@ -338,16 +338,6 @@ class ComputedTorqueNode(Node):
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.summary(), indent=2))
         os.replace(tmp, path)
-
-
-def make_executor():
-    """EventsExecutor (a third of the CPU of the SingleThreadedExecutor at 1 kHz, all messages
-    delivered); DYNLEARN_EXECUTOR=single selects the SingleThreadedExecutor."""
-    if os.environ.get("DYNLEARN_EXECUTOR", "events") == "single":
-        return rclpy.executors.SingleThreadedExecutor()
-    from rclpy.experimental import EventsExecutor
-
-    return EventsExecutor()
 
 
 def main(args=None) -> int:
