@@ -19,11 +19,12 @@ import importlib
 import json
 import platform
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
+from dynlearn_ros.benchmarks.timing import time_calls
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,24 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=5000, help="timed calls per entry")
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--n-calls", type=int, default=5000, help="calls per SVDKL entry (passed on)")
-
-
-def _pct(ts: list[float]) -> dict:
-    a = np.asarray(ts) * 1e6
-    return {"p50_us": float(np.percentile(a, 50)), "p99_us": float(np.percentile(a, 99)),
-            "mean_us": float(a.mean()), "n": int(a.size)}
-
-
-def _time(fn, steps: int, warmup: int) -> dict:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    pc = time.perf_counter
-    for _ in range(steps):
-        t0 = pc()
-        fn()
-        ts.append(pc() - t0)
-    return _pct(ts)
 
 
 def _fresh_model_dir(direction: str, tmp: Path) -> Path:
@@ -120,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         q = InverseQuery(n)
         q.q[:] = rng.normal(0, 0.3, n)
         mean, std = np.zeros(n), np.zeros(n)
-        out["acrkn_inverse_runtime"] = {**_time(lambda: pred.predict(q, mean, std), steps, warm),
+        out["acrkn_inverse_runtime"] = {**time_calls(lambda: pred.predict(q, mean, std), steps, warm),
                                         "model": str(inv_dir), "source": inv_src,
                                         "lod": meta["model_config"]["lod"]}
         # naive: a plain session.run with fresh feeds every call
@@ -131,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         def naive() -> None:
             f = {k: v.copy() for k, v in feeds.items()}
             sess.run(None, f)
-        out["acrkn_inverse_onnx_naive"] = _time(naive, steps, warm)
+        out["acrkn_inverse_onnx_naive"] = time_calls(naive, steps, warm)
         # torch eager, same step
         model = build_model(ModelConfig.from_dict(meta["model_config"])).eval()
         tstep = InverseStep(model, Stats.from_dict(meta["normalization"])).eval()
@@ -140,14 +123,14 @@ def run(args: argparse.Namespace) -> int:
         def eager() -> None:
             with torch.no_grad():
                 tstep(*ins)
-        out["acrkn_inverse_torch_eager"] = _time(eager, max(steps // 5, 200), warm // 5)
+        out["acrkn_inverse_torch_eager"] = time_calls(eager, max(steps // 5, 200), warm // 5)
         # forward step
         fmeta = json.loads((fwd_dir / "metadata.json").read_text())
         fpred = AcrknForwardPredictor.from_directory(fwd_dir)
         obs = np.zeros(fpred.obs_dim)
         act = np.zeros(fpred.act_dim)
         fm, fv = np.zeros(fpred.obs_dim), np.zeros(fpred.obs_dim)
-        out["acrkn_forward_runtime"] = {**_time(lambda: fpred.predict(obs, act, fm, fv), steps, warm),
+        out["acrkn_forward_runtime"] = {**time_calls(lambda: fpred.predict(obs, act, fm, fv), steps, warm),
                                         "model": str(fwd_dir), "source": fwd_src,
                                         "lod": fmeta["model_config"]["lod"]}
         # empty graph: the fixed onnxruntime per-call cost
@@ -158,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         onnx.save(mp, tmp / "empty.onnx")
         es = make_session(tmp / "empty.onnx")
         xe = {"x": np.zeros((1, 8), np.float32)}
-        out["onnx_empty_graph"] = _time(lambda: es.run(None, xe), steps, warm)
+        out["onnx_empty_graph"] = time_calls(lambda: es.run(None, xe), steps, warm)
     # Pinocchio RNEA on the iiwa (analytic floor)
     import pinocchio as pin
     import pybullet_data
@@ -167,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     pm = pin.buildModelFromUrdf(str(urdf))
     pd = pm.createData()
     qq, vv, aa = pin.neutral(pm), np.zeros(pm.nv), np.zeros(pm.nv)
-    out["pinocchio_rnea_iiwa"] = _time(lambda: pin.rnea(pm, pd, qq, vv, aa), steps, warm)
+    out["pinocchio_rnea_iiwa"] = time_calls(lambda: pin.rnea(pm, pd, qq, vv, aa), steps, warm)
     floor = out["pinocchio_rnea_iiwa"]["p50_us"]
     for v in list(out.values()):
         if isinstance(v, dict) and "p50_us" in v:

@@ -29,27 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dynlearn_ros.benchmarks.timing import time_calls
 from dynlearn_ros.learning.gp.models import GPConfig, GPInverseModel
 
 GOAL_P99_US = 60.0
 
 
-def _stats(samples_ns: list[int]) -> dict:
-    us = np.asarray(samples_ns, dtype=np.float64) / 1e3
-    return {"p50_us": round(float(np.percentile(us, 50)), 2), "p99_us": round(float(np.percentile(us, 99)), 2),
-            "mean_us": round(float(us.mean()), 2), "n": int(us.size)}
-
-
 def _time(fn, n: int) -> dict:
-    for _ in range(min(200, n)):
-        fn()
-    out = []
-    pc = time.perf_counter_ns
-    for _ in range(n):
-        t0 = pc()
-        fn()
-        out.append(pc() - t0)
-    return _stats(out)
+    """``n`` timed calls after min(200, n) warm-up calls."""
+    return time_calls(fn, n, min(200, n))
 
 
 def _model(cfg: GPConfig, seed: int) -> GPInverseModel:
