@@ -11,8 +11,6 @@ stop arriving.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
@@ -42,7 +40,14 @@ from dynlearn_ros.core.trajectories import (
     WaypointReference,
     pick_place_waypoints,
 )
-from dynlearn_ros.nodes.params import ParameterError, declare, make_executor, per_joint, spin_until_shutdown
+from dynlearn_ros.nodes.params import (
+    ParameterError,
+    declare,
+    make_executor,
+    per_joint,
+    spin_until_shutdown,
+    write_json_atomic,
+)
 from dynlearn_ros.runtime.registry import ALL_KINDS, ModelLoadError, UnavailableModel, load_inverse_model
 
 STATUS_FIELDS = ("q_des", "q", "error", "kp", "kd", "std", "tau_ff", "tau_cmd")
@@ -331,13 +336,8 @@ class ComputedTorqueNode(Node):
         return out
 
     def write_summary(self) -> None:
-        if not self.summary_path:
-            return
-        path = Path(self.summary_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.summary(), indent=2))
-        os.replace(tmp, path)
+        if self.summary_path:
+            write_json_atomic(self.summary_path, self.summary())
 
 
 def main(args=None) -> int:

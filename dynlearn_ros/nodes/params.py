@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -77,3 +79,14 @@ def make_executor():
     from rclpy.experimental import EventsExecutor
 
     return EventsExecutor()
+
+
+def write_json_atomic(path: str | Path, data: dict) -> Path:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename, so a reader
+    never sees half a summary; parent directories are created."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+    return path

@@ -24,7 +24,6 @@ URDF effort limits are clamped (counter). Run ``python -m dynlearn_ros.nodes.sim
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -44,15 +43,12 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
 
 from dynlearn_ros.core.robots import ROBOTS, robot_spec
+from dynlearn_ros.nodes.params import ParameterError, write_json_atomic
 from dynlearn_ros.sim.plant import SimPlant, per_joint
 from dynlearn_ros.sim.stats import LatencyRecorder
 
 STEPPING = ("lockstep", "realtime")
 FIRST_STATE_REPEAT_S = 0.1  # lockstep/realtime: re-send state 0 this often until the first command
-
-
-class ParameterError(ValueError):
-    """A start-up parameter is invalid (message names the parameter and the accepted values)."""
 
 
 def _descriptor(description: str, lo: float | None = None, hi: float | None = None, constraints: str = "",
@@ -381,12 +377,8 @@ class SimBridgeNode(Node):
         }
 
     def write_stats(self) -> None:
-        path = self.cfg["stats_path"]
-        if path:
-            p = Path(path).expanduser()
-            tmp = p.with_name(p.name + ".tmp")
-            tmp.write_text(json.dumps(self.stats(), indent=2))
-            tmp.replace(p)
+        if self.cfg["stats_path"]:
+            write_json_atomic(self.cfg["stats_path"], self.stats())
 
     def destroy_node(self) -> None:
         plant = getattr(self, "plant", None)
