@@ -137,3 +137,74 @@ def test_latent_std_shrinks_with_more_data(arm_data):
     # 8x the data: a GP's posterior std scales roughly like 1/sqrt(local density) -> ~1/2.8;
     # require a clear drop (a factor 1.5) rather than the ideal ratio
     assert stds[1] < stds[0] / 1.5, stds
+
+
+# --------------------------------------------------------------------------------------------
+# distance-aware option: z = [phi(x), x]
+
+
+def _on_line(n_rows: int, rng: np.random.Generator, off: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs on the line x2 = x1 (+ N(0, 0.05)), x1 ~ U(-1, 1), like states along trajectories;
+    ``off``: on the crossing line x2 = -x1 instead (inside the training data's bounding box, but
+    off its manifold). Two smooth targets of both inputs + noise std 0.05."""
+    x1 = rng.uniform(-1, 1, n_rows)
+    x2 = (-x1 if off else x1) + rng.normal(0, 0.05, n_rows)
+    y = np.stack([np.sin(2 * x1) + x2, np.cos(2 * x2) + 0.5 * x1], 1) + rng.normal(0, 0.05, (n_rows, 2))
+    return np.stack([x1, x2], 1), y
+
+
+@pytest.fixture(scope="module")
+def line_models():
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    (x, y), (xv, yv) = _on_line(600, rng), _on_line(200, rng)
+    near, _ = _on_line(200, rng)
+    off, _ = _on_line(400, rng, off=True)
+    off = off[np.abs(off[:, 0]) > 0.5]  # >= 0.7 from the training line (1.2 training stds)
+    out = {}
+    for gp_input in ("features", "features+x"):
+        cfg = GPConfig(kind="svdkl", hidden=(32, 32), feature_dim=2, num_inducing=32, gp_input=gp_input)
+        out[gp_input] = train_gp(cfg, x, y, xv, yv, epochs=60, batch_size=100, lr=2e-2, seed=0).model
+    return out, near, off
+
+
+def test_distance_aware_std_rises_off_the_data(line_models):
+    models, near, off = line_models
+    ratios = {}
+    for gp_input, model in models.items():
+        _, std_near = model.predict(near, include_noise=False)
+        _, std_off = model.predict(off, include_noise=False)
+        ratios[gp_input] = std_off.mean(0) / std_near.mean(0)
+    # [phi(x), x]: an off-line point is >= 1.2 training stds from every training row in raw
+    # input space, and the learned raw lengthscales stay ~2 (the ELBO sees the targets vary
+    # along the line on that scale), so each kernel value to the inducing points is <= ~0.8 of
+    # the prior and the latent std regains a large part of sigma_f (~0.5-0.8 sigma_f); near
+    # the data 600 rows pin the latent std to ~0.05 sigma_f. A ratio > 8 therefore leaves a
+    # factor ~2 of margin below what that argument gives (measured 14-15).
+    assert np.all(ratios["features+x"] > 8.0), ratios
+    # the plain deep kernel maps the crossing line onto features near the training ones (its
+    # ratio measured 2.6-5): the concatenated input must flag the novelty clearly more
+    assert np.all(ratios["features+x"] > 1.5 * ratios["features"]), ratios
+
+
+def test_distance_aware_config_round_trip(line_models, tmp_path):
+    models, near, _ = line_models
+    model = models["features+x"]
+    assert model.cfg.gp_dim == 2 + 2
+    save_checkpoint(tmp_path / "x.pt", model)
+    loaded, _ = load_checkpoint(tmp_path / "x.pt")
+    assert loaded.cfg.gp_input == "features+x"
+    np.testing.assert_array_equal(loaded.predict(near[:20])[1], model.predict(near[:20])[1])
+
+
+def test_old_config_dicts_load_with_the_plain_architecture():
+    # a checkpoint written before gp_input / lengthscale_max existed has neither key
+    old = {"kind": "svdkl", "n_joints": 7, "input_dim": 21, "hidden": [128, 128], "feature_dim": 8,
+           "num_inducing": 64, "mean": "linear"}
+    cfg = GPConfig.from_dict(old)
+    assert cfg.gp_input == "features" and cfg.lengthscale_max is None and cfg.gp_dim == 8
+    with pytest.raises(ValueError, match="needs a feature extractor"):
+        from dynlearn_ros.learning.gp.models import GPInverseModel
+
+        GPInverseModel(GPConfig(kind="svgp", gp_input="features+x"), np.zeros(21), np.ones(21), np.zeros(7),
+                       np.ones(7))

@@ -37,11 +37,12 @@ def models():
     x, y = toy_data(1500, rng)
     xt, _ = toy_data(300, rng)
     out = {}
-    for kind in ("svdkl", "svgp"):
-        cfg = GPConfig(kind=kind, hidden=(32, 32), feature_dim=6, num_inducing=48)
+    variants = {"svdkl": {}, "svgp": {}, "svdkl+x": {"gp_input": "features+x", "lengthscale_max": 5.0}}
+    for name, kw in variants.items():
+        cfg = GPConfig(kind=name.split("+")[0], hidden=(32, 32), feature_dim=6, num_inducing=48, **kw)
         # trained (not fresh) parameters: learned inducing points crowd together and the
         # variational covariance moves away from identity, which is what stresses the caches
-        out[kind] = train_gp(cfg, x, y, epochs=12, batch_size=128, lr=2e-2, seed=1).model
+        out[name] = train_gp(cfg, x, y, epochs=12, batch_size=128, lr=2e-2, seed=1).model
     # inputs spread beyond the training range too (2x), where the variance grows to the prior
     xt[:100] *= 2.0
     return out, xt
@@ -57,7 +58,7 @@ def ort_run(proto: onnx.ModelProto, x: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.array([o[0][0] for o in outs], np.float64), np.array([o[1][0] for o in outs], np.float64)
 
 
-@pytest.mark.parametrize("kind", ["svdkl", "svgp"])
+@pytest.mark.parametrize("kind", ["svdkl", "svgp", "svdkl+x"])
 def test_onnx_matches_gpytorch(models, kind):
     model_map, xt = models
     model = model_map[kind]

@@ -11,8 +11,10 @@ Measured in the same run, for the same model:
 
 Two architectures: ``default`` (the shipped one, :class:`GPConfig` defaults) and
 ``design_ref`` (21-256-256-16 extractor, 256 inducing points: the "straightforward export" of the
-design notes, ~128 us p50 there). The figures do not depend on trained values, so the models are
-freshly initialized (seeded). Goal: p99 <= 60 us for ``default.onnx_predictor``.
+design notes, ~128 us p50 there), plus ``m64`` and ``m64_x`` (64 inducing points; ``_x`` with the
+distance-aware GP input z = [phi(x), x]). The figures do not depend on trained values, so the
+models are freshly initialized (seeded). Goal: p99 <= 60 us for the shipped models
+(``models/svdkl_panda``, ``models/svdkl_iiwa_sim``) through ``onnx_predictor``.
 
     python -m dynlearn_ros.learning.gp.bench --json bench_svdkl.json
 """
@@ -45,7 +47,7 @@ def _model(cfg: GPConfig, seed: int) -> GPInverseModel:
     rng = np.random.default_rng(seed)
     n, d_in = cfg.n_joints, cfg.input_dim
     model = GPInverseModel(cfg, np.zeros(d_in), np.ones(d_in), np.zeros(n), np.ones(n))
-    d = cfg.feature_dim if cfg.kind == "svdkl" else d_in
+    d = cfg.gp_dim
     with torch.no_grad():
         base = model.gp.variational_strategy.base_variational_strategy
         base.inducing_points.copy_(torch.as_tensor(rng.normal(0, 1, (n, cfg.num_inducing, d)), dtype=torch.float32))
@@ -64,16 +66,19 @@ def _numpy_fn(model: GPInverseModel, x: np.ndarray):
     lin = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy()) for m in model.extractor
            if isinstance(m, torch.nn.Linear)]
     mcount = c["aw"].shape[1]
+    skip = model.cfg.gp_input == "features+x"
     bias = c["mu"] * ys + ym
     w_mean = c["w_mean"]
     vbias = c["prior_var"] * ys**2
 
     def run():
-        h = (x - xm) * xis
+        h = h0 = (x - xm) * xis
         for i, (w, b) in enumerate(lin):
             h = h @ w + b
             if i < len(lin) - 1:
                 np.maximum(h, 0, out=h)
+        if skip:
+            h = np.concatenate([h, h0], axis=-1)
         zs = h * c["inv_l"]
         k = np.exp(zs @ c["zt"] + c["logk_c"] - 0.5 * np.sum(zs * zs, axis=-1, keepdims=True))
         ac = k @ c["aw"]
@@ -142,15 +147,19 @@ def bench(args: argparse.Namespace | None = None) -> dict:
         "goal_p99_us": GOAL_P99_US,
         "default": bench_config(GPConfig(), n_calls),
         "m64": bench_config(GPConfig(num_inducing=64), n_calls),
+        "m64_x": bench_config(GPConfig(num_inducing=64, gp_input="features+x"), n_calls),
         "design_ref": bench_config(GPConfig(hidden=(256, 256), feature_dim=16, num_inducing=256), n_calls),
     }
     out["onnx_identity"] = bench_identity(n_calls)
     shipped = bench_shipped(n_calls)
     if shipped is not None:
         out["shipped"] = shipped
-    key = "shipped" if shipped is not None else "default"
-    out["goal_checked_on"] = key
-    out["goal_met"] = out[key]["onnx_predictor"]["p99_us"] <= GOAL_P99_US
+    shipped_iiwa = bench_shipped(n_calls, "svdkl_iiwa_sim")
+    if shipped_iiwa is not None:
+        out["shipped_iiwa_sim"] = shipped_iiwa
+    keys = [k for k in ("shipped", "shipped_iiwa_sim") if k in out] or ["default"]
+    out["goal_checked_on"] = keys if len(keys) > 1 else keys[0]
+    out["goal_met"] = all(out[k]["onnx_predictor"]["p99_us"] <= GOAL_P99_US for k in keys)
     return out
 
 

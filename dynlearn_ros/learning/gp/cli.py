@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dynlearn_ros.learning.gp.models import GPConfig
+from dynlearn_ros.learning.gp.models import GP_INPUTS, GPConfig
 
 #: GP defaults: (epochs, batch_size, lr); DKL "epochs" are full-batch iterations
 GP_DEFAULTS = {"svdkl": (40, 256, 1e-2), "svgp": (40, 256, 1e-2), "dkl": (100, 0, 2e-2)}
@@ -60,14 +60,31 @@ def resolve_hparams(args: argparse.Namespace) -> tuple[int, int, float]:
 
 
 def model_config(args: argparse.Namespace) -> GPConfig:
-    """Architecture from optional args (gp_hidden, gp_features, gp_inducing) or the defaults."""
+    """Architecture from optional args (gp_hidden, gp_features, gp_inducing, gp_input,
+    gp_lengthscale_max) or the defaults."""
     cfg = GPConfig(kind=args.model)
     hidden = getattr(args, "gp_hidden", None)
     if hidden:
         cfg.hidden = tuple(int(h) for h in str(hidden).split(","))
     cfg.feature_dim = int(getattr(args, "gp_features", None) or cfg.feature_dim)
     cfg.num_inducing = int(getattr(args, "gp_inducing", None) or cfg.num_inducing)
+    cfg.gp_input = str(getattr(args, "gp_input", None) or cfg.gp_input)
+    ls_max = getattr(args, "gp_lengthscale_max", None)
+    cfg.lengthscale_max = float(ls_max) if ls_max is not None else None
     return cfg
+
+
+def add_architecture_arguments(parser) -> None:
+    """The GP architecture options (an ArgumentParser or argument group): --gp-hidden,
+    --gp-features, --gp-inducing, --gp-input, --gp-lengthscale-max."""
+    parser.add_argument("--gp-hidden", default=None, help="extractor hidden widths, e.g. 128,128")
+    parser.add_argument("--gp-features", type=int, default=None, help="feature dimension D")
+    parser.add_argument("--gp-inducing", type=int, default=None, help="inducing points M per joint")
+    parser.add_argument("--gp-input", choices=GP_INPUTS, default=None,
+                        help="the GP's input: 'features' (phi(x), default) or 'features+x' ([phi(x), x]: "
+                             "distance-aware variance; svdkl/dkl)")
+    parser.add_argument("--gp-lengthscale-max", type=float, default=None,
+                        help="upper bound on the ARD lengthscales (standardized units; default none)")
 
 
 def default_run_dir(args: argparse.Namespace) -> Path:
@@ -253,9 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", nargs="*", default=[], help="eval/export: run directories")
     p.add_argument("--json", default=None)
     p.add_argument("--md", default=None)
-    p.add_argument("--gp-hidden", default=None, help="extractor hidden widths, e.g. 128,128")
-    p.add_argument("--gp-features", type=int, default=None, help="feature dimension D")
-    p.add_argument("--gp-inducing", type=int, default=None, help="inducing points M per joint")
+    add_architecture_arguments(p)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
     return p

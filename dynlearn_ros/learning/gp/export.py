@@ -9,7 +9,9 @@ trained model (whitened variational strategy, one GP per joint j, M inducing poi
 
 and at run time, for raw input x = [q, qd, qdd] (1, 3n) in float32:
 
-    z   = phi((x - x_mean) / x_std)                       deep features (1, D) (identity for SVGP)
+    x'  = (x - x_mean) / x_std                            standardized input (1, 3n)
+    z   = phi(x')                                          deep features (1, D) (identity for SVGP)
+    z   = [phi(x'), x']                                    (1, D + 3n) with gp_input "features+x"
     (w_j, mu_j: the GP's linear prior mean; w_j = 0 for a constant mean)
     k_j = sf2_j exp(-|z/l_j - Z_j/l_j|^2 / 2)             (1, M), computed as exp(z'.Z' + c_j - |z'|^2/2)
     [a_j | c_j] = k_j A_j                                  a_j = (L_j^{-1} k_j)^T, c_j = (L_S,j^T a_j)^T
@@ -133,6 +135,9 @@ def build_onnx(model: GPInverseModel) -> onnx.ModelProto:
             if i < len(linears) - 1:
                 nodes.append(helper.make_node("Relu", [h], [f"r{i}"]))
                 h = f"r{i}"
+        if model.cfg.gp_input == "features+x":  # distance-aware: the standardized input joins z
+            nodes.append(helper.make_node("Concat", [h, "h0"], ["zcat"], axis=1))
+            h = "zcat"
     nodes += [
         helper.make_node("Mul", [h, "inv_l"], ["zs"]),  # (n, 1, D)
         helper.make_node("MatMul", ["zs", "zt"], ["cross"]),  # (n, 1, M)

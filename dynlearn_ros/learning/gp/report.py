@@ -8,6 +8,11 @@
     python -m dynlearn_ros.learning.gp.report fractions --data panda_gaz2019 --model svdkl \
         --fractions 0.2 0.4 0.6 0.8 1.0 --epochs 40 --png docs/img/svdkl_variance_vs_data.png --json f.json
 
+    # existing runs side by side on the validation and test splits; for data sets whose episodes
+    # have kinds (the vgain scenario data: fourier / pick_place) also per test-episode kind
+    python -m dynlearn_ros.learning.gp.report compare --data vgain_iiwa2.npz \
+        --runs svdkl=runs/a svdkl+x=runs/b --json c.json --md c.md
+
 Runs are trained through :func:`dynlearn_ros.learning.gp.cli.train` (the same code as
 ``dynlearn-ros train --model ...``) into ``<runs-root>/<data>/<model>-s<seed>[-f<fraction>]`` and
 reused when present.
@@ -16,6 +21,7 @@ reused when present.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 from pathlib import Path
@@ -185,9 +191,89 @@ def plot(path: str, te, preds: dict, rows: int, joints: list[int], names, model:
     plt.close(fig)
 
 
+def episode_kinds(data) -> dict[int, str]:
+    """Episode index -> kind ("fourier", "pick_place", ...) from the data set's metadata
+    (``episode_stats``, written by dynlearn_ros.scenarios.vgain_data); empty when absent."""
+    stats = data.meta.get("episode_stats")
+    if isinstance(stats, str):
+        try:
+            stats = ast.literal_eval(stats)
+        except (ValueError, SyntaxError):
+            return {}
+    if not isinstance(stats, list):
+        return {}
+    return {int(e["episode"]): str(e["kind"]) for e in stats if isinstance(e, dict) and "kind" in e}
+
+
+def _group_stats(y: np.ndarray, mean: np.ndarray, std: np.ndarray, y_std: np.ndarray) -> dict:
+    met = gaussian_metrics(y, mean, std, y_std)
+    err = np.abs(y - mean)
+    met.update({"mean_abs_err_per_joint": err.mean(axis=0).tolist(), "mean_std_per_joint": std.mean(axis=0).tolist(),
+                "mean_abs_err": float(err.mean())})
+    return met
+
+
+def compare(args: argparse.Namespace) -> dict:
+    """Metrics of existing runs (``--runs name=dir``) on the validation and test splits of one
+    data set; with episode kinds, also per kind of test episode (the OOD check)."""
+    data_name = args.data[0]
+    data, _tr, va, te = cli.load_splits(data_name, args.seed)
+    xte, yte = inputs_targets(te)
+    xva, yva = inputs_targets(va)
+    kinds = episode_kinds(data)
+    res: dict = {"command": cli.command_line(), "data": data_name, "seed": args.seed, "test_rows": len(te),
+                 "val_rows": len(va), "joint_names": list(data.joint_names), "models": {}}
+    if kinds:
+        res["test_episodes"] = {int(e): kinds.get(int(e), "?") for e in np.unique(te.episode)}
+    for spec in args.runs:
+        name, _, run = spec.partition("=")
+        if not run:
+            name, run = Path(spec).name, spec
+        model, extra = load_checkpoint(Path(run) / "checkpoint.pt")
+        ys = model.y_std.numpy()
+        mean, std = model.predict(xte)
+        entry = {"run": run, "config": model.cfg.to_dict(), "best_epoch": extra.get("best_epoch"),
+                 "train_wall_s": extra.get("wall_s"), "train_command": extra.get("command"),
+                 "test": _group_stats(yte, mean, std, ys), "val": evaluate_model(model, xva, yva)}
+        if kinds:
+            ep_kind = np.array([kinds.get(int(e), "?") for e in te.episode])
+            entry["test_by_kind"] = {k: _group_stats(yte[ep_kind == k], mean[ep_kind == k], std[ep_kind == k], ys)
+                                     for k in sorted(set(ep_kind))}
+        res["models"][name] = entry
+        t = entry["test"]
+        print(f"{name}: test rmse {t['rmse']:.3f} nll {t['nll']:.3f} cov {t['coverage95']:.3f} | val rmse "
+              f"{entry['val']['rmse']:.3f} nll {entry['val']['nll']:.3f} cov {entry['val']['coverage95']:.3f}",
+              flush=True)
+    return res
+
+
+def compare_markdown(res: dict) -> str:
+    names = [n.replace("_joint", " j").replace("joint", "j") for n in res["joint_names"]]
+    lines = [f"**{res['data']}** (test rows {res['test_rows']}, val rows {res['val_rows']})", "",
+             "| model | test RMSE | test NLL | test 95 % cov. | test mean std | val RMSE | val NLL | val 95 % cov. "
+             "| best epoch | train s |", "|---" * 10 + "|"]
+    for name, m in res["models"].items():
+        t, v = m["test"], m["val"]
+        lines.append(f"| {name} | {t['rmse']:.3f} | {t['nll']:.3f} | {t['coverage95']:.3f} | {t['mean_std']:.3f} | "
+                     f"{v['rmse']:.3f} | {v['nll']:.3f} | {v['coverage95']:.3f} | {m['best_epoch']} | "
+                     f"{m['train_wall_s']} |")
+    if any("test_by_kind" in m for m in res["models"].values()):
+        lines += ["", "Per kind of test episode: per-joint mean |error| / mean predictive std (N*m), "
+                  "95 % coverage", "",
+                  "| model | episodes | rows | " + " | ".join(names) + " | 95 % cov. |",
+                  "|---" * (len(names) + 4) + "|"]
+        for name, m in res["models"].items():
+            for kind, g in m.get("test_by_kind", {}).items():
+                cells = " | ".join(f"{e:.2f} / {s:.2f}" for e, s in zip(g["mean_abs_err_per_joint"],
+                                                                       g["mean_std_per_joint"], strict=True))
+                lines.append(f"| {name} | {kind} | {g['n_samples']} | {cells} | {g['coverage95']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("quality", "fractions"))
+    p.add_argument("what", choices=("quality", "fractions", "compare"))
+    p.add_argument("--runs", nargs="+", default=[], help="compare: name=run_dir (or run_dir) of trained runs")
     p.add_argument("--data", nargs="+", default=["panda_gaz2019"])
     p.add_argument("--models", nargs="+", default=["svdkl", "svgp", "dkl"])
     p.add_argument("--model", default="svdkl", help="fractions: the model kind")
@@ -203,12 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--md", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    res = quality(args) if args.what == "quality" else fractions(args)
+    res = {"quality": quality, "fractions": fractions, "compare": compare}[args.what](args)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
-    if args.what == "quality":
-        md = quality_markdown(res)
+    if args.what in ("quality", "compare"):
+        md = (quality_markdown if args.what == "quality" else compare_markdown)(res)
         if args.md:
             Path(args.md).write_text(md)
         print(md)

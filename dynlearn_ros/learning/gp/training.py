@@ -158,7 +158,7 @@ def train_gp(
         # inducing points: features (or inputs) of random training rows, same start for every joint
         init_idx = torch.as_tensor(rng.choice(n_rows, size=cfg.num_inducing, replace=n_rows < cfg.num_inducing))
         with torch.no_grad():
-            z0 = model.extractor(xn[init_idx]) if model.extractor is not None else xn[init_idx]
+            z0 = model.gp_inputs(xn[init_idx])
         model.gp.variational_strategy.base_variational_strategy.inducing_points.data.copy_(
             z0.unsqueeze(0).expand(cfg.n_joints, -1, -1)
         )
