@@ -14,6 +14,15 @@ controller (:func:`dynlearn_ros.sim.collect.track_episode`: URDF RNEA + inertia-
 Rows are then decimated (every ``keep_every``-th row of each episode): SVDKL is a pointwise
 map (q, qd, qdd) -> tau, and neighbouring 1 kHz rows carry almost the same information.
 
+``noise_accel`` > 0 adds white exploration torque to every 1 kHz command, std
+``noise_accel * I_j`` N*m with I_j the joint's inertia at home (diag M(home)), i.e. about
+``noise_accel`` rad/s^2 of random acceleration per joint. The ac-RKN inverse model needs it: it
+reads the previously executed torque, and along smooth tracking data tau_{t-1} already predicts
+tau_t to ~0.1 N*m, so a model trained on such data copies its input. In closed loop that input
+also carries the PD torque, and copying it turns the PD term into an integrator (K_P summed
+1000 times a second), which is how the first ac-RKN-inv diverged. With exploration torque, only
+the observed change of state tells the model what torque was applied.
+
     python -m dynlearn_ros.scenarios.vgain_data --out /tmp/vgain_iiwa.npz
 """
 
@@ -77,7 +86,8 @@ def pick_place_episode(cfg: ScenarioConfig, rng: np.random.Generator, n_moves: i
 
 
 def build_dataset(cfg: ScenarioConfig, fourier_episodes: int, pick_place_episodes: int, seconds: float,
-                  keep_every: int, seed: int, omega: float = 30.0, log=print) -> TrajectoryData:
+                  keep_every: int, seed: int, omega: float = 30.0, noise_accel: float = 0.0,
+                  log=print) -> TrajectoryData:
     """Simulate the scenario plant (cfg's friction and payload) and return the decimated rows.
 
     Episode e uses ``SeedSequence(seed).spawn(...)[e]``; Fourier episodes first. Row columns as in
@@ -91,6 +101,9 @@ def build_dataset(cfg: ScenarioConfig, fourier_episodes: int, pick_place_episode
     parts, stats = [], []
     try:
         rbd = RigidBodyModel(plant.spec.urdf_path, plant.joint_names)
+        if not (np.isfinite(noise_accel) and noise_accel >= 0):
+            raise ValueError(f"noise_accel must be finite and >= 0, got {noise_accel}")
+        noise_std = noise_accel * np.diag(rbd.mass_matrix(plant.spec.home)) if noise_accel > 0 else None
         seqs = np.random.SeedSequence(seed).spawn(fourier_episodes + pick_place_episodes)
         for e, ss in enumerate(seqs):
             rng = np.random.default_rng(ss)
@@ -101,7 +114,7 @@ def build_dataset(cfg: ScenarioConfig, fourier_episodes: int, pick_place_episode
                 n_moves = max(1, int(np.ceil(seconds / (cfg.move_s + cfg.dwell_s))))
                 traj, kind = pick_place_episode(cfg, rng, n_moves), "pick_place"
                 steps = min(n_steps, int(round(traj.duration / dt)))
-            rec = track_episode(plant, rbd, traj, steps, omega=omega)
+            rec = track_episode(plant, rbd, traj, steps, omega=omega, torque_noise=noise_std, rng=rng)
             sel = slice(None, None, keep_every)
             rec = {k: v[sel] for k, v in rec.items()}
             rec["episode"] = np.full(rec["t"].shape[0], e, dtype=np.int64)
@@ -118,6 +131,8 @@ def build_dataset(cfg: ScenarioConfig, fourier_episodes: int, pick_place_episode
             "coulomb_velocity_eps": cfg.coulomb_velocity_eps, "fourier_episodes": fourier_episodes,
             "pick_place_episodes": pick_place_episodes, "seconds": seconds, "keep_every": keep_every,
             "seed": seed, "omega": omega, "data_jitter_rad": cfg.data_jitter_rad,
+            "noise_accel": noise_accel,
+            "torque_noise_std": None if noise_std is None else noise_std.tolist(),
             "episode_stats": stats, "wall_time_s": time.perf_counter() - wall0,
             "command": " ".join(["python -m dynlearn_ros.scenarios.vgain_data", *sys.argv[1:]])}
     return TrajectoryData(t=cat["t"], q=cat["q"], qd=cat["qd"], tau=cat["tau"], episode=cat["episode"],
@@ -133,10 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-every", type=int, default=10, help="keep every k-th 1 kHz row")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--omega", type=float, default=30.0, help="collector PD bandwidth, rad/s")
+    p.add_argument("--noise-accel", type=float, default=0.0,
+                   help="white exploration torque, std = this x joint inertia at home (rad/s^2); "
+                        "0 = none (needed > 0 for ac-RKN inverse training data)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     cfg = load_config(a.config)
-    data = build_dataset(cfg, a.fourier_episodes, a.pick_place_episodes, a.seconds, a.keep_every, a.seed, a.omega)
+    data = build_dataset(cfg, a.fourier_episodes, a.pick_place_episodes, a.seconds, a.keep_every, a.seed,
+                         a.omega, noise_accel=a.noise_accel)
     path = save_npz(a.out, data)
     print(json.dumps({"out": str(path), "rows": len(data), "wall_s": data.meta["wall_time_s"]}))
     return 0

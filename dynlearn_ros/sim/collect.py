@@ -41,8 +41,15 @@ def track_episode(
     n_steps: int,
     omega: float = 30.0,
     zeta: float = 1.0,
+    torque_noise: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
 ) -> dict[str, np.ndarray]:
     """Track ``traj`` for ``n_steps`` steps from t = 0; returns arrays of n_steps rows.
+
+    ``torque_noise`` (n,) N*m: std of white Gaussian exploration torque added to every step's
+    command (drawn from ``rng``). Without it consecutive torques are nearly equal, and a model
+    that reads the previous torque learns to copy it instead of the dynamics (see
+    :mod:`dynlearn_ros.scenarios.vgain_data`).
 
     Keys: t (N,) s, q (N, n) rad, qd (N, n) rad/s, qdd (N, n) rad/s^2, tau (N, n) N*m applied,
     q_des (N, n) rad. Raises RuntimeError if the state becomes non-finite."""
@@ -56,12 +63,20 @@ def track_episode(
     taus = np.empty((n_steps, n))
     tau = np.empty(n)
     w2, kd = omega * omega, 2.0 * zeta * omega
+    noise = None
+    if torque_noise is not None:
+        sd = np.broadcast_to(np.asarray(torque_noise, dtype=np.float64), (n,))
+        if not (np.all(np.isfinite(sd)) and np.all(sd >= 0)):
+            raise ValueError(f"torque_noise must be finite and >= 0, got {torque_noise}")
+        noise = (rng if rng is not None else np.random.default_rng(0)).standard_normal((n_steps, n)) * sd
     for k in range(n_steps):
         q, qd = qs[k], qds[k]
         plant.state_into(q, qd)
         m_eff = 1.0 / np.diag(np.linalg.inv(rbd.mass_matrix(q)))
         rbd.rnea(q, qd, qdd_ref[k], tau)
         tau += m_eff * (w2 * (q_ref[k] - q) + kd * (qd_ref[k] - qd))
+        if noise is not None:
+            tau += noise[k]
         plant.step(tau)
         taus[k] = plant.applied_torque
     plant.state_into(qs[n_steps], qds[n_steps])

@@ -116,3 +116,30 @@ def test_collect_cli_writes_the_documented_format(tmp_path, capsys):
     rc = cli_main(["collect", "--friction-viscous", "1", "2", "--seconds", "0.1", "--out", str(bad)])
     assert rc == 2 and not bad.exists()
     assert "friction_viscous" in capsys.readouterr().err
+
+
+def test_exploration_torque_noise_is_applied_and_seen_in_the_rows():
+    """With torque_noise, tau_k = (controller torque) + n_k with n_k ~ N(0, sd^2): against the
+    same episode without noise, the difference of the first step (same state, same controller
+    torque) is exactly n_0; over 2,000 steps the per-joint std of the applied-torque difference
+    must exceed the noise std itself (the controller reacts to the noise's effect, it cannot
+    cancel white noise it has not seen), and the rows still satisfy tau = M qdd + h."""
+    from dynlearn_ros.core.analytic import RigidBodyModel
+    from dynlearn_ros.sim.collect import track_episode
+    from dynlearn_ros.sim.plant import SimPlant
+
+    spec = robot_spec("iiwa")
+    traj = FourierTrajectory.random(spec, np.random.default_rng(0))
+    sd = np.array([2.0, 2.0, 1.0, 1.0, 0.1, 0.1, 0.01])
+    with SimPlant("iiwa") as plant:
+        rbd = RigidBodyModel(spec.urdf_path, plant.joint_names)
+        clean = track_episode(plant, rbd, traj, 2000)
+        noisy = track_episode(plant, rbd, traj, 2000, torque_noise=sd, rng=np.random.default_rng(1))
+        with pytest.raises(ValueError, match="torque_noise"):
+            track_episode(plant, rbd, traj, 10, torque_noise=[-1.0] * 7)
+    n0 = np.random.default_rng(1).standard_normal(7) * sd
+    np.testing.assert_allclose(noisy["tau"][0] - clean["tau"][0], n0, rtol=1e-9, atol=1e-9)
+    assert np.all((noisy["tau"] - clean["tau"]).std(0) > 0.9 * sd)
+    tau_model = np.array([rbd.rnea(q, qd, qdd, np.zeros(7)) for q, qd, qdd in
+                          zip(noisy["q"][:50], noisy["qd"][:50], noisy["qdd"][:50], strict=True)])
+    np.testing.assert_allclose(tau_model, noisy["tau"][:50], atol=1e-6)
