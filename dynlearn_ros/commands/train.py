@@ -23,6 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", type=int, default=120, help="encoder/decoder hidden width")
     parser.add_argument("--mask-frac", type=float, default=0.75, help="forward: observations removed")
     parser.add_argument("--lam", type=float, default=0.1, help="inverse: weight of the forward RMSE")
+    parser.add_argument("--act-target", choices=("difference", "absolute"), default="difference",
+                        help="inverse: predict a_t - a_{t-1} (paper) or a_t (closed-loop use, see "
+                             "learning/models.py)")
+    parser.add_argument("--own-action-frac", type=float, default=0.0,
+                        help="acrkn-inv with --act-target absolute: fraction of training windows "
+                             "that, from a random step on, read the model's own previous prediction "
+                             "instead of the recorded action (scheduled sampling, for closed-loop use)")
     parser.add_argument("--obs-qd", action="store_true", help="forward: observe [q, qd] instead of q")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--subsample", type=int, default=1,
@@ -49,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         kind=args.model, direction=direction, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         seed=args.seed, window=window, stride=args.stride or max(1, window // 4), mask_frac=args.mask_frac,
         lam=args.lam, obs_qd=args.obs_qd, lod=args.lod, num_basis=args.num_basis, hidden=args.hidden,
+        act_target=args.act_target, own_action_frac=args.own_action_frac,
         max_train_samples=args.max_train_samples, threads=args.threads,
     )
     data = load_data(args.data)

@@ -89,9 +89,13 @@ def inverse_predict(model: torch.nn.Module, stats: Stats, data: TrajectoryData) 
         on = _t((obs[sl] - stats.obs_mean) / stats.obs_std)[None]
         an = _t((act[sl] - stats.act_mean) / stats.act_std)[None]
         mu, var, _ = model.seq(on, an)
-        d_mu = mu[0].double().numpy() * stats.dact_std + stats.dact_mean
-        means.append(act[sl][:-2] + d_mu)
-        stds.append(np.sqrt(var[0].double().numpy()) * stats.dact_std)
+        if model.cfg.act_target == "absolute":
+            means.append(mu[0].double().numpy() * stats.act_std + stats.act_mean)
+            stds.append(np.sqrt(var[0].double().numpy()) * stats.act_std)
+        else:
+            d_mu = mu[0].double().numpy() * stats.dact_std + stats.dact_mean
+            means.append(act[sl][:-2] + d_mu)
+            stds.append(np.sqrt(var[0].double().numpy()) * stats.dact_std)
         rows.append(np.arange(sl.start + 1, sl.stop - 1))
     return np.concatenate(means), np.concatenate(stds), np.concatenate(rows)
 

@@ -67,6 +67,7 @@ class InverseStep(_Packed):
     def __init__(self, model: AcRknInverse, stats: Stats) -> None:
         super().__init__(model.cfg.lod)
         self.model = model
+        self.absolute = model.cfg.act_target == "absolute"
         for k in ("obs_mean", "obs_std", "act_mean", "act_std", "dact_mean", "dact_std"):
             self.register_buffer(k, _c(getattr(stats, k)))
 
@@ -75,6 +76,8 @@ class InverseStep(_Packed):
         nn_ = (obs_next - self.obs_mean) / self.obs_std
         an = (act_prev - self.act_mean) / self.act_std
         mu, var, post = self.model.step(on, nn_, an, self.unpack(belief))
+        if self.absolute:
+            return mu * self.act_std + self.act_mean, var * self.act_std * self.act_std, self.pack(post)
         tau = act_prev + mu * self.dact_std + self.dact_mean
         return tau, var * self.dact_std * self.dact_std, self.pack(post)
 
@@ -142,7 +145,8 @@ def write_model_dir(model: nn.Module, ckpt: dict, out_dir: Path, metrics: dict |
     joint_names, dt (s),
     obs / act layout, normalization (training-split statistics), inputs / outputs (name, shape),
     belief_dim, initial_belief, opset, data, data_hash, train_config, metrics, sigma_n / sigma_f
-    (N*m, inverse only, from ``metrics``), created, how.
+    (N*m, inverse only, from ``metrics``), desired_next (inverse only, see
+    ``runtime.acrkn.AcrknInversePredictor``), created, how.
     """
     stats = Stats.from_dict(ckpt["stats"])
     step = step_module(model, stats)
@@ -170,6 +174,9 @@ def write_model_dir(model: nn.Module, ckpt: dict, out_dir: Path, metrics: dict |
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "torch": torch.__version__, "python": platform.python_version(), "how": how,
         }
+        if inverse:
+            # how the runtime forms the desired next observation (runtime.acrkn.DESIRED_NEXT)
+            meta["desired_next"] = "increment"
         if inverse and metrics and "std_p05" in metrics:
             meta["sigma_n"] = metrics["std_p05"]
             meta["sigma_f"] = metrics["std_p95"]

@@ -5,10 +5,18 @@ valid mask (B, T, 1) to the normalized next difference ``o_{t+1} - o_t`` (mean a
 (B, T, d_o)). A masked step sees no observation: the RKN models skip the Kalman update, the
 recurrent baselines read their own last prediction instead.
 
-Inverse models read a window of W rows, obs (B, W, d_o) and actions (B, W, d_a), and predict the
-normalized action difference ``a_t - a_{t-1}`` for t = 1 .. W-2 from o_t, the desired next
-observation o_{t+1} (entering as the normalized change, see ``_DesiredChange``) and the executed
-previous action a_{t-1} ((B, W-2, d_a), mean and variance).
+Inverse models read a window of W rows, obs (B, W, d_o) and actions (B, W, d_a), and predict,
+for t = 1 .. W-2, from o_t, the desired next observation o_{t+1} (entering as the normalized
+change, see ``_DesiredChange``) and the executed previous action a_{t-1} ((B, W-2, d_a), mean and
+variance) either the normalized action difference ``a_t - a_{t-1}`` (``act_target`` =
+"difference", the ac-RKN paper's choice) or the normalized action a_t itself ("absolute").
+
+Why "absolute" exists: with "difference", the output is a_{t-1} + (network output), so the
+previous executed action reaches the output with gain exactly 1. In closed loop that action
+includes the controller's PD torque, and a network that learned small differences (smooth
+training data) hands the PD torque back every tick: the PD term becomes an integrator and the
+loop diverges. With "absolute", a_{t-1} reaches the output only through the latent state, so
+its gain is whatever the data taught.
 
 Every model also exposes ``step(...)`` with an explicit recurrent state, used for the ONNX export
 and checked against ``seq`` in the unit tests.
@@ -25,6 +33,7 @@ from dynlearn_ros.learning.rkn import Belief, Encoder, RKNCell, elup1, mlp
 
 FORWARD_KINDS = ("acrkn-fwd", "rkn", "lstm", "gru")
 INVERSE_KINDS = ("acrkn-inv", "lstm", "gru", "ffnn")
+ACT_TARGETS = ("difference", "absolute")
 
 
 @dataclass
@@ -42,7 +51,12 @@ class ModelConfig:
     dec_hidden: tuple[int, ...] = (120,)
     ctrl_hidden: tuple[int, ...] = (120,)
     init_trans_cov: float = 0.1
+    act_target: str = "difference"   # inverse: "difference" (a_t - a_{t-1}) | "absolute" (a_t)
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.act_target not in ACT_TARGETS:
+            raise ValueError(f"act_target must be one of {ACT_TARGETS}, got {self.act_target!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -186,8 +200,9 @@ class AcRknInverse(_DesiredChange):
 
     One step t: prior_t = A z+_{t-1} + b(a_{t-1}) (the executed action fed back);
     forward head decodes prior_t into o_t - o_{t-1} (auxiliary loss); posterior z+_t after the
-    update with o_t; the action decoder reads [z+_t, o_{t+1}^des] and predicts a_t - a_{t-1};
-    a variance head reads the posterior covariance [cu, cl, cs] and gives var(a_t - a_{t-1}).
+    update with o_t; the action decoder reads [z+_t, o_{t+1}^des] and predicts a_t - a_{t-1}
+    (or a_t, ``cfg.act_target``); a variance head reads the posterior covariance [cu, cl, cs] and
+    gives the variance of that prediction.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -219,11 +234,23 @@ class AcRknInverse(_DesiredChange):
             return mu, var, post, self.dec_fwd(prior[0])
         return mu, var, post
 
-    def seq(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    def seq(self, obs: Tensor, act: Tensor, own_mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Teacher-forced unroll; ``own_mask`` (B, W, 1) in {0, 1} (``act_target`` "absolute" only):
+        where 1, step t reads the model's own prediction of a_{t-1} instead of the recorded one
+        (scheduled sampling). In closed loop the action fed back is the model's own output plus the
+        PD correction; training on its own outputs makes the action -> belief -> action loop one
+        the model has seen, so it does not run away when nothing corrects it (the observation
+        update alone did not, for a model trained teacher-forced only)."""
+        if own_mask is not None and self.cfg.act_target != "absolute":
+            raise ValueError("own-action feedback needs act_target='absolute' (a prediction in action units)")
         state = self.initial_state(obs.shape[0])
         means, vars_, fwds = [], [], []
+        mu = None
         for t in range(1, obs.shape[1] - 1):
-            mu, var, state, fwd = self.step(obs[:, t], obs[:, t + 1], act[:, t - 1], state, with_fwd=True)
+            a_in = act[:, t - 1]
+            if own_mask is not None and mu is not None:
+                a_in = own_mask[:, t] * mu + (1.0 - own_mask[:, t]) * a_in
+            mu, var, state, fwd = self.step(obs[:, t], obs[:, t + 1], a_in, state, with_fwd=True)
             means.append(mu)
             vars_.append(var)
             fwds.append(fwd)

@@ -4,7 +4,8 @@ Losses (normalized units, y = target, mu / var = prediction):
     RMSE(mu, y) = sqrt(mean((mu - y)^2))
     NLL(var)    = 0.5 * mean(log var + (y - stopgrad(mu))^2 / var)   (trains only the variance head)
 Forward: RMSE(delta) + NLL, with a fraction ``mask_frac`` of observations removed (t = 0 always kept).
-Inverse: RMSE(action difference) + lambda * RMSE(forward difference) [ac-RKN] + NLL.
+Inverse: RMSE(action difference, or action with ``act_target="absolute"``)
+         + lambda * RMSE(forward difference) [ac-RKN] + NLL.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class TrainConfig:
     lod: int = 15
     num_basis: int = 15
     hidden: int = 120
+    act_target: str = "difference"
+    own_action_frac: float = 0.0   # ac-RKN inverse, absolute target: windows fed their own prediction
     max_train_samples: int | None = None
     threads: int = 1
 
@@ -100,8 +103,14 @@ def batch_loss(model: torch.nn.Module, ws: WindowSet, idx: Tensor, tcfg: TrainCo
         mu, var = model.seq(x_obs, x_act, valid)
         r, n = rmse(mu, y), nll(mu, var, y)
         return r + n, {"rmse": float(r.detach()), "nll": float(n.detach())}
-    mu, var, fwd = model.seq(obs, act)
-    y = ws.dact[idx][:, 1:]                      # a_t - a_{t-1}, t = 1..W-2
+    if tcfg.own_action_frac > 0:
+        mu, var, fwd = model.seq(obs, act, own_mask=own_action_mask(obs.shape[0], obs.shape[1], tcfg.own_action_frac, gen))
+    else:
+        mu, var, fwd = model.seq(obs, act)
+    if model.cfg.act_target == "absolute":
+        y = act[:, 1:-1]                         # a_t, t = 1..W-2
+    else:
+        y = ws.dact[idx][:, 1:]                  # a_t - a_{t-1}, t = 1..W-2
     r, n = rmse(mu, y), nll(mu, var, y)
     loss = r + n
     parts = {"rmse": float(r.detach()), "nll": float(n.detach())}
@@ -112,10 +121,22 @@ def batch_loss(model: torch.nn.Module, ws: WindowSet, idx: Tensor, tcfg: TrainCo
     return loss, parts
 
 
+def own_action_mask(batch: int, window: int, frac: float, gen: torch.Generator) -> Tensor:
+    """(batch, window, 1) in {0, 1}: a fraction ``frac`` of the windows feed the model its own
+    action predictions from a random step t0 in [2, window/2] to the window's end, the rest none.
+    Whole runs, not scattered steps: a belief -> action -> belief loop that runs away does so
+    over tens of steps, which scattered single steps would never show the loss."""
+    t = torch.arange(window)[None, :]
+    t0 = torch.randint(2, max(3, window // 2 + 1), (batch, 1), generator=gen)
+    chosen = torch.rand(batch, 1, generator=gen) < frac
+    return ((t >= t0) & chosen).float()[..., None]
+
+
 def model_config(tcfg: TrainConfig, obs_dim: int, act_dim: int) -> ModelConfig:
     h = (tcfg.hidden,)
     return ModelConfig(kind=tcfg.kind, direction=tcfg.direction, obs_dim=obs_dim, act_dim=act_dim,
-                       lod=tcfg.lod, num_basis=tcfg.num_basis, enc_hidden=h, dec_hidden=h, ctrl_hidden=h)
+                       lod=tcfg.lod, num_basis=tcfg.num_basis, enc_hidden=h, dec_hidden=h, ctrl_hidden=h,
+                       act_target=tcfg.act_target)
 
 
 def set_delta_buffers(model: torch.nn.Module, stats: Stats) -> None:
@@ -131,6 +152,10 @@ def set_delta_buffers(model: torch.nn.Module, stats: Stats) -> None:
 def fit(train: TrajectoryData, val: TrajectoryData, tcfg: TrainConfig, progress: bool = True,
         data_name: str = "") -> dict:
     """Train; return a checkpoint dict (best validation epoch's weights, config, statistics)."""
+    if tcfg.own_action_frac > 0 and (tcfg.kind != "acrkn-inv" or tcfg.act_target != "absolute"):
+        raise ValueError("own_action_frac > 0 needs kind acrkn-inv with act_target 'absolute'")
+    if not 0.0 <= tcfg.own_action_frac <= 1.0:
+        raise ValueError(f"own_action_frac must be in [0, 1], got {tcfg.own_action_frac}")
     torch.manual_seed(tcfg.seed)
     np.random.seed(tcfg.seed)
     torch.set_num_threads(max(1, tcfg.threads))

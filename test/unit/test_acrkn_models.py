@@ -1,13 +1,14 @@
 """ac-RKN forward / inverse models: step == seq, masking semantics, action feedback, learning."""
 
 import numpy as np
+import pytest
 import torch
 
 from dynlearn_ros.learning.data import Stats, split
 from dynlearn_ros.learning.evaluate import inverse_predict, torque_errors
 from dynlearn_ros.learning.models import ModelConfig, build_model
 from dynlearn_ros.learning.synthetic import pendulum_data
-from dynlearn_ros.learning.train import TrainConfig, fit, load_checkpoint, save_checkpoint
+from dynlearn_ros.learning.train import TrainConfig, fit, load_checkpoint, own_action_mask, save_checkpoint
 
 torch.set_num_threads(1)
 
@@ -93,3 +94,41 @@ def test_acrkn_inverse_learns_the_pendulum(tmp_path):
     prev = torque_errors(te.tau[rows - 1], te.tau[rows])
     assert res["rmse"] < 0.8 * prev["rmse"], (res["rmse"], prev["rmse"])
     assert np.all(std > 0)
+
+
+def test_act_target_is_validated_and_old_configs_load_as_difference():
+    with pytest.raises(ValueError, match="act_target"):
+        ModelConfig("acrkn-inv", "inverse", obs_dim=4, act_dim=2, act_target="delta")
+    d = ModelConfig("acrkn-inv", "inverse", obs_dim=4, act_dim=2).to_dict()
+    del d["act_target"]                       # a checkpoint written before the option existed
+    assert ModelConfig.from_dict(d).act_target == "difference"
+
+
+def test_own_action_mask_runs_from_a_start_step_to_the_end():
+    gen = torch.Generator().manual_seed(0)
+    m = own_action_mask(400, 50, 0.5, gen)[..., 0]
+    assert m.shape == (400, 50)
+    chosen = m.sum(1) > 0
+    assert 0.4 < chosen.float().mean() < 0.6          # binomial(400, 0.5): 5 sigma = 0.125
+    for row in m[chosen]:
+        t0 = int(torch.nonzero(row)[0])
+        assert 2 <= t0 <= 25 and bool(row[t0:].all()) and not bool(row[:t0].any())
+
+
+def test_own_action_feedback_unroll_equals_a_step_loop_fed_its_own_output():
+    torch.manual_seed(0)
+    m = build_model(ModelConfig("acrkn-inv", "inverse", obs_dim=4, act_dim=2, lod=6, num_basis=4,
+                                enc_hidden=(16,), dec_hidden=(16,), ctrl_hidden=(16,),
+                                act_target="absolute")).eval()
+    o, a = torch.randn(1, 12, 4), torch.randn(1, 12, 2)
+    mask = torch.zeros(1, 12, 1)
+    mask[:, 5:] = 1.0
+    mu, _, _ = m.seq(o, a, own_mask=mask)
+    state, prev = m.initial_state(1), None
+    for t in range(1, 11):
+        a_in = prev if t >= 5 else a[:, t - 1]
+        prev, _, state = m.step(o[:, t], o[:, t + 1], a_in, state)
+        torch.testing.assert_close(prev, mu[:, t - 1])
+    assert (mu - m.seq(o, a)[0]).abs().max() > 1e-6    # the feedback changed something
+    with pytest.raises(ValueError, match="absolute"):
+        build_model(ModelConfig("acrkn-inv", "inverse", obs_dim=4, act_dim=2)).seq(o, a, own_mask=mask)
