@@ -42,19 +42,19 @@ def _ckpt(model, stats, direction):
             "data": "synthetic", "data_hash": "0"}
 
 
-def _model(kind, direction, d_o, d_a):
+def _model(kind, direction, d_o, d_a, act_target="difference"):
     torch.manual_seed(1)
     m = build_model(ModelConfig(kind, direction, d_o, d_a, lod=8, num_basis=5, enc_hidden=(32,),
-                                dec_hidden=(32,), ctrl_hidden=(32,)))
+                                dec_hidden=(32,), ctrl_hidden=(32,), act_target=act_target))
     with torch.no_grad():
         m.cell.basis.add_(0.05 * torch.randn_like(m.cell.basis))   # leave the symmetric init
     return m.eval()
 
 
-@pytest.fixture(scope="module")
-def inverse_dir(tmp_path_factory):
+@pytest.fixture(scope="module", params=["difference", "absolute"])
+def inverse_dir(tmp_path_factory, request):
     rng = np.random.default_rng(0)
-    model = _model("acrkn-inv", "inverse", 2 * N, N)
+    model = _model("acrkn-inv", "inverse", 2 * N, N, act_target=request.param)
     stats = _stats(2 * N, N, rng)
     with torch.no_grad():   # the trainer sets these from the statistics
         model.dnext_scale.copy_(torch.as_tensor(stats.obs_std / stats.dobs_std, dtype=torch.float32))
@@ -76,6 +76,36 @@ def test_model_directory_is_self_contained(inverse_dir):
                 "metrics", "initial_belief", "created"):
         assert key in meta
     assert meta["kind"] == "acrkn" and meta["joint_names"] == list(JOINTS)
+    assert meta["desired_next"] == "increment"
+
+
+def test_desired_next_reference_mode_and_bad_value(inverse_dir, tmp_path):
+    """metadata desired_next="reference" hands (q_d, qd_d)(t+dt) to the model unchanged; an unknown
+    value is refused at load time (ModelLoadError), never guessed."""
+    out, model, stats = inverse_dir
+    meta = json.loads((out / "metadata.json").read_text())
+    for value in ("reference", "bogus"):
+        d = tmp_path / value
+        d.mkdir()
+        (d / "model.onnx").write_bytes((out / "model.onnx").read_bytes())
+        (d / "metadata.json").write_text(json.dumps({**meta, "desired_next": value}))
+    with pytest.raises(ModelLoadError, match="desired_next"):
+        load_inverse_model("acrkn", tmp_path / "bogus", JOINTS)
+    pred = load_inverse_model("acrkn", tmp_path / "reference", JOINTS)
+    q = InverseQuery(N)
+    rng = np.random.default_rng(5)
+    q.q[:], q.qd[:] = stats.obs_mean[:N], stats.obs_mean[N:]
+    ref_next = stats.obs_mean + rng.normal(0, 1e-2, 2 * N) * stats.obs_std
+    q.q_des_next[:], q.qd_des_next[:] = ref_next[:N], ref_next[N:]
+    q.tau_prev[:] = stats.act_mean
+    mean, std = np.zeros(N), np.zeros(N)
+    assert pred.predict(q, mean, std)
+    step = InverseStep(model, stats).eval()
+    f = lambda x: torch.as_tensor(x, dtype=torch.float32)[None]  # noqa: E731
+    with torch.no_grad():
+        tau_t, _, _ = step(f(stats.obs_mean), f(ref_next), f(stats.act_mean), initial_belief(model)[None])
+    scale = stats.dact_std if model.cfg.act_target == "difference" else stats.act_std
+    np.testing.assert_allclose(mean, tau_t[0].numpy(), rtol=0, atol=2e-4 * scale.max() + 1e-5 * np.abs(tau_t).max())
 
 
 @pytest.mark.parametrize("requested", [JOINTS, ("c", "a", "b")])   # identity and reordered paths
@@ -93,15 +123,22 @@ def test_inverse_parity_250_steps_with_joint_reordering(inverse_dir, requested):
     tau_prev = stats.act_mean.copy()
     taus = []
     for _ in range(250):
-        obs_next = obs_m + rng.normal(0, 1e-2, 2 * N) * stats.obs_std
+        # a reference and its one-step change; the predictor's "increment" target moves the
+        # measured state by that change: qd' = qd + (qd_d' - qd_d), q' = q + dt qd'
+        ref = obs_m + rng.normal(0, 1e-1, 2 * N) * stats.obs_std
+        ref_next = ref + rng.normal(0, 1e-2, 2 * N) * stats.obs_std
+        qd_next = obs_m[N:] + (ref_next[N:] - ref[N:])
+        obs_next = np.concatenate([obs_m[:N] + q.dt * qd_next, qd_next])
         q.q[perm], q.qd[perm] = obs_m[:N], obs_m[N:]
-        q.q_des_next[perm], q.qd_des_next[perm] = obs_next[:N], obs_next[N:]
+        q.q_des[perm], q.qd_des[perm] = ref[:N], ref[N:]
+        q.q_des_next[perm], q.qd_des_next[perm] = ref_next[:N], ref_next[N:]
         q.tau_prev[perm] = tau_prev
         assert pred.predict(q, mean, std)
         with torch.no_grad():
             f = lambda x: torch.as_tensor(x, dtype=torch.float32)[None]  # noqa: E731
             tau_t, var_t, belief = step(f(obs_m), f(obs_next), f(tau_prev), belief)
-        scale = stats.dact_std
+        # output scale of the network: tau = a_prev + mu * dact_std (difference) or mu * act_std
+        scale = stats.dact_std if model.cfg.act_target == "difference" else stats.act_std
         np.testing.assert_allclose(mean[perm], tau_t[0].numpy(), rtol=0, atol=2e-4 * scale.max() + 1e-5 * np.abs(tau_t[0].numpy()).max())
         np.testing.assert_allclose(std[perm] ** 2, var_t[0].numpy(), rtol=2e-4, atol=1e-7 * scale.max() ** 2)
         taus.append(mean[perm].copy())
