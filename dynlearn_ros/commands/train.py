@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from dynlearn_ros.commands._common import GP_KINDS, add_common, direction_of, gp_dispatch
+from dynlearn_ros.learning.gp.options import add_architecture_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,10 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subsample", type=int, default=1,
                         help="keep every k-th row of each episode (after the split; dt *= k)")
     parser.add_argument("--no-progress", action="store_true")
-    gp = parser.add_argument_group("svdkl / svgp / dkl")
-    gp.add_argument("--gp-inducing", type=int, default=None, help="inducing points per joint")
-    gp.add_argument("--gp-hidden", default=None, help="feature extractor hidden widths, e.g. 64,64")
-    gp.add_argument("--gp-features", type=int, default=None, help="feature (GP input) dimension")
+    add_architecture_arguments(parser.add_argument_group("svdkl / svgp / dkl"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dynlearn_ros.learning.gp.models import GP_INPUTS, GPConfig
+from dynlearn_ros.learning.gp.models import GPConfig
+from dynlearn_ros.learning.gp.options import add_architecture_arguments
 
 #: GP defaults: (epochs, batch_size, lr); DKL "epochs" are full-batch iterations
 GP_DEFAULTS = {"svdkl": (40, 256, 1e-2), "svgp": (40, 256, 1e-2), "dkl": (100, 0, 2e-2)}
@@ -72,19 +73,6 @@ def model_config(args: argparse.Namespace) -> GPConfig:
     ls_max = getattr(args, "gp_lengthscale_max", None)
     cfg.lengthscale_max = float(ls_max) if ls_max is not None else None
     return cfg
-
-
-def add_architecture_arguments(parser) -> None:
-    """The GP architecture options (an ArgumentParser or argument group): --gp-hidden,
-    --gp-features, --gp-inducing, --gp-input, --gp-lengthscale-max."""
-    parser.add_argument("--gp-hidden", default=None, help="extractor hidden widths, e.g. 128,128")
-    parser.add_argument("--gp-features", type=int, default=None, help="feature dimension D")
-    parser.add_argument("--gp-inducing", type=int, default=None, help="inducing points M per joint")
-    parser.add_argument("--gp-input", choices=GP_INPUTS, default=None,
-                        help="the GP's input: 'features' (phi(x), default) or 'features+x' ([phi(x), x]: "
-                             "distance-aware variance; svdkl/dkl)")
-    parser.add_argument("--gp-lengthscale-max", type=float, default=None,
-                        help="upper bound on the ARD lengthscales (standardized units; default none)")
 
 
 def default_run_dir(args: argparse.Namespace) -> Path:

@@ -41,8 +41,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from dynlearn_ros.learning.gp.options import GP_INPUTS
+
 KINDS = ("svdkl", "svgp", "dkl")
-GP_INPUTS = ("features", "features+x")
 
 
 @dataclass
