@@ -20,6 +20,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: the controller's default bandwidths (rad/s): K_min = I omega_min^2, K_max = I omega_max^2
+OMEGA_MIN, OMEGA_MAX = 10.0, 40.0
+
+
+def default_gains(inertia: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(k_min, k_max, zeta), each (n,), for joint inertias ``inertia`` (n,) kg*m^2: stiffness
+    scaled with the inertia (K = I omega^2, so the light wrist joints get gains they can take at
+    1 kHz) and zeta = 2 sqrt(I) (damping ratio 1 at every K_P). The computed_torque node's
+    parameter defaults, with I = diag M(home) clipped at 1e-4."""
+    inertia = np.asarray(inertia, dtype=np.float64)
+    return inertia * OMEGA_MIN**2, inertia * OMEGA_MAX**2, 2.0 * np.sqrt(inertia)
+
 
 @dataclass
 class GainSchedule:

@@ -31,7 +31,7 @@ from dynlearn_ros.core.control import ComputedTorqueController, Mode
 from dynlearn_ros.core.inverse_model import InverseModel
 from dynlearn_ros.core.robots import ROBOTS, robot_spec
 from dynlearn_ros.core.safety import OK, JointStateMapper
-from dynlearn_ros.core.schedule import GainSchedule
+from dynlearn_ros.core.schedule import GainSchedule, default_gains
 from dynlearn_ros.core.trajectories import (
     HoldReference,
     Reference,
@@ -96,11 +96,12 @@ class ComputedTorqueNode(Node):
 
         # gains: defaults scale with the joint inertia at home, K = I * omega^2, so the light
         # wrist joints get gains they can take at 1 kHz
-        k_min = per_joint("k_min", declare(self, "k_min", (inertia * 10.0**2).tolist(),
+        k_min0, k_max0, zeta0 = default_gains(inertia)
+        k_min = per_joint("k_min", declare(self, "k_min", k_min0.tolist(),
                           "stiffness at full confidence, per joint (N*m/rad)"), n)
-        k_max = per_joint("k_max", declare(self, "k_max", (inertia * 40.0**2).tolist(),
+        k_max = per_joint("k_max", declare(self, "k_max", k_max0.tolist(),
                           "stiffness at maximal uncertainty, per joint (N*m/rad)"), n)
-        zeta = per_joint("zeta", declare(self, "zeta", (2.0 * np.sqrt(inertia)).tolist(),
+        zeta = per_joint("zeta", declare(self, "zeta", zeta0.tolist(),
                          "K_D = zeta * sqrt(K_P); damping ratio = zeta / (2 sqrt(inertia))"), n)
         sigma_n = per_joint("sigma_n", declare(self, "sigma_n", [0.1], "std at which K_P = K_min "
                             "(N*m), per joint"), n)

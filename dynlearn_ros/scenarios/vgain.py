@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from dynlearn_ros.core.analytic import RigidBodyModel
+from dynlearn_ros.core.schedule import default_gains
 from dynlearn_ros.launch_graph import LOCKSTEP_STALE_TIMEOUT_MS
 from dynlearn_ros.procs import NodeProcess, claim_domain_id
 from dynlearn_ros.scenarios.vgain_config import ScenarioConfig
@@ -65,9 +66,9 @@ def controller_params(cfg: ScenarioConfig, key: str) -> dict:
          # tick, so the wall-clock stale timeout is far above any scheduling hiccup here
          "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS, **c.get("controller", {})}
     if c.get("k_max_from_k_min"):
-        inertia = home_inertia(cfg)
-        p["k_min"] = (inertia * 10.0**2).tolist()
-        p["k_max"] = (inertia * 10.0**2).tolist()
+        k_min = default_gains(home_inertia(cfg))[0]
+        p["k_min"] = k_min.tolist()
+        p["k_max"] = k_min.tolist()
     return p
 
 
