@@ -40,9 +40,12 @@ def run(args: argparse.Namespace) -> int:
     if args.model and args.model != ckpt["model_config"]["kind"]:
         raise SystemExit(f"--model {args.model} but the run holds a {ckpt['model_config']['kind']} model")
     metrics: dict = {}
+    data_command = ""
     if not args.no_metrics:
         data_name = args.data or ckpt.get("data")
-        _tr, _va, test = split(load_data(data_name), seed=ckpt["train_config"]["seed"])
+        data = load_data(data_name)
+        data_command = str((data.meta or {}).get("command", ""))   # how a generated .npz was made
+        _tr, _va, test = split(data, seed=ckpt["train_config"]["seed"])
         test = subsample(test, int(ckpt.get("subsample", 1)))
         stats = Stats.from_dict(ckpt["stats"])
         if ckpt["model_config"]["direction"] == "inverse":
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         metrics["split"] = f"test split of {data_name}, seed {ckpt['train_config']['seed']}"
     how = shlex.join(getattr(args, "command_line", ["dynlearn-ros", *sys.argv[1:]]))
     out = write_model_dir(model, ckpt, Path(args.out), metrics=metrics,
-                          how=f"trained: {ckpt.get('train_command', '')} | exported: {how}")
+                          how=(f"data: {data_command} | " if data_command else "")
+                          + f"trained: {ckpt.get('train_command', '')} | exported: {how}")
     print(f"exported {ckpt['model_config']['kind']} -> {out} ({(out / 'model.onnx').stat().st_size / 1e3:.0f} kB)")
     return 0
