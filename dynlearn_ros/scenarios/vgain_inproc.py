@@ -125,10 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         override = a.model_dir if a.model_dir and cfg.configurations[key].get("controller", {}).get(
             "model_kind", "analytic") != "analytic" else None
         rows[key] = r = run_inprocess(cfg, key, a.duration, model_dir=override)
+        if r["diverged"]:   # the statistics cover only what ran before; do not print them as a result
+            print(f"{r['label']}: DIVERGED at {r['sim_time_s']:.3f} s of sim time "
+                  f"(error > 3 rad or non-finite state), {r['wall_s']:.1f} s wall")
+            continue
         cut = f", K_P cut {100 * kp_cut(rows, key):.1f} %" if "a" in rows and key != "a" else ""
-        div = f", DIVERGED at {r['sim_time_s']:.3f} s" if r["diverged"] else ""
         print(f"{r['label']}: RMSE {1e3 * r['rmse_rad_all']:.2f} mrad "
-              f"(per joint {np.round(1e3 * np.asarray(r['joint_rmse_rad']), 2).tolist()}){cut}{div}, "
+              f"(per joint {np.round(1e3 * np.asarray(r['joint_rmse_rad']), 2).tolist()}){cut}, "
               f"fallbacks {r['counters']['model_fallback']}, {r['wall_s']:.1f} s wall")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))
