@@ -6,6 +6,12 @@ variance including the likelihood noise) and ``metadata.json`` (kind "svdkl", jo
 normalization - applied inside the graph -, sigma_n / sigma_f per joint, a golden batch).
 Written by ``dynlearn_ros.learning.gp.export``; this module needs only numpy and onnxruntime.
 
+A model may carry a novelty term inside its graph (metadata ``novelty``: K stored training
+inputs, per-joint alpha in N*m per standardized input unit, dead zone d0): then ``var`` is
+var_gp + (alpha_j max(d - d0, 0))^2 with d the distance of the standardized input to the nearest
+stored input, so the std the gain schedule reads grows where the state leaves the training data.
+Nothing changes here: the graph's signature and outputs are the same (``novelty`` property).
+
 Per tick (no allocation): x = [q, qd, qdd_des] -> session -> mean_out = mean, std_out = sqrt(var).
 ``qdd_des`` is the reference acceleration, so the mean is the feed-forward torque of the desired
 motion at the measured state.
@@ -166,6 +172,11 @@ class SvdklPredictor(InverseModel):
             np.sqrt(self._out[1], out=self._std)
             np.take(self._std, self._out_idx, out=std_out)
         return True
+
+    @property
+    def novelty(self) -> dict | None:
+        """The novelty term's record from metadata.json (k, d0, alpha, calibration) or None."""
+        return self.meta.get("novelty")
 
     def noise_and_signal_std(self) -> tuple[np.ndarray, np.ndarray]:
         """(sigma_n, sigma_f) per joint (N*m) in the caller's joint order, from metadata.json."""

@@ -12,7 +12,8 @@ Measured in the same run, for the same model:
 Two architectures: ``default`` (the shipped one, :class:`GPConfig` defaults) and
 ``design_ref`` (21-256-256-16 extractor, 256 inducing points: the "straightforward export" of the
 design notes, ~128 us p50 there), plus ``m64`` and ``m64_x`` (64 inducing points; ``_x`` with the
-distance-aware GP input z = [phi(x), x]). The figures do not depend on trained values, so the
+distance-aware GP input z = [phi(x), x]) and ``m64_nov512`` / ``m64_nov2048`` (``m64`` with a
+novelty term over 512 / 2048 stored inputs, ``novelty.py``). The figures do not depend on trained values, so the
 models are freshly initialized (seeded). Goal: p99 <= 60 us for the shipped models
 (``models/svdkl_panda``, ``models/svdkl_iiwa_sim``) through ``onnx_predictor``.
 
@@ -91,9 +92,13 @@ def _numpy_fn(model: GPInverseModel, x: np.ndarray):
     return run
 
 
-def bench_config(cfg: GPConfig, n_calls: int, seed: int = 0) -> dict:
+def bench_config(cfg: GPConfig, n_calls: int, seed: int = 0, novelty_k: int = 0) -> dict:
     """Latencies (us) of the four implementations for one architecture; also checks that the
-    numpy and ONNX results agree with gpytorch on the benchmark input (sanity, not a test)."""
+    numpy and ONNX results agree with gpytorch on the benchmark input (sanity, not a test).
+
+    novelty_k > 0: the ONNX graph also carries a novelty term over ``novelty_k`` stored inputs
+    (d0 > 0, so the Sqrt/Relu branch runs); its alpha is 0, so the outputs still compare with
+    gpytorch and numpy (the cost does not depend on the values). numpy and gpytorch omit it."""
     from dynlearn_ros.core.inverse_model import InverseQuery
     from dynlearn_ros.learning.gp.export import export_model_dir, gpytorch_mean_var
     from dynlearn_ros.runtime.svdkl import SvdklPredictor
@@ -103,14 +108,19 @@ def bench_config(cfg: GPConfig, n_calls: int, seed: int = 0) -> dict:
     names = tuple(f"joint{i + 1}" for i in range(n))
     rng = np.random.default_rng(seed + 1)
     x = rng.normal(0, 1, (1, cfg.input_dim))
+    term = None
+    if novelty_k:
+        from dynlearn_ros.learning.gp.novelty import NoveltyTerm
+
+        term = NoveltyTerm(store=rng.normal(0, 1, (novelty_k, cfg.input_dim)), alpha=np.zeros(n), d0=0.25)
     with tempfile.TemporaryDirectory() as tmp:
-        mdir = export_model_dir(model, Path(tmp) / "m", names, golden_x=x)
+        mdir = export_model_dir(model, Path(tmp) / "m", names, golden_x=x, novelty=term)
         pred = SvdklPredictor.from_directory(mdir, names)
         onnx_bytes = (mdir / "model.onnx").stat().st_size
     query = InverseQuery(n=n)
     query.q[:], query.qd[:], query.qdd_des[:] = x[0, :n], x[0, n:2 * n], x[0, 2 * n:]
     mean_out, std_out = np.zeros(n), np.zeros(n)
-    res: dict = {"config": cfg.to_dict(), "onnx_bytes": onnx_bytes}
+    res: dict = {"config": cfg.to_dict(), "onnx_bytes": onnx_bytes, "novelty_k": novelty_k}
     res["onnx_predictor"] = _time(lambda: pred.predict(query, mean_out, std_out), n_calls)
     sess = pred.session
     feed = {"x": x.astype(np.float32)}
@@ -148,6 +158,8 @@ def bench(args: argparse.Namespace | None = None) -> dict:
         "default": bench_config(GPConfig(), n_calls),
         "m64": bench_config(GPConfig(num_inducing=64), n_calls),
         "m64_x": bench_config(GPConfig(num_inducing=64, gp_input="features+x"), n_calls),
+        "m64_nov512": bench_config(GPConfig(num_inducing=64), n_calls, novelty_k=512),
+        "m64_nov2048": bench_config(GPConfig(num_inducing=64), n_calls, novelty_k=2048),
         "design_ref": bench_config(GPConfig(hidden=(256, 256), feature_dim=16, num_inducing=256), n_calls),
     }
     out["onnx_identity"] = bench_identity(n_calls)

@@ -207,7 +207,8 @@ def evaluate(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     """Export a trained SVDKL/SVGP run (``args.runs[0]``/``args.run``/default run dir) to the
     model directory ``args.out`` (model.onnx + metadata.json); test metrics of the run on
-    ``args.data`` go into the metadata. Returns 0."""
+    ``args.data`` go into the metadata (with ``args.novelty``: the run's calibrated novelty term,
+    ``<run>/novelty.json``, joins the graph's variance and the metrics). Returns 0."""
     from dynlearn_ros.learning.gp.export import export_model_dir
     from dynlearn_ros.learning.gp.training import evaluate_model, inputs_targets, load_checkpoint
 
@@ -215,10 +216,23 @@ def export(args: argparse.Namespace) -> int:
         raise SystemExit("--model dkl: the exact-GP baseline has no ONNX export (use svdkl or svgp)")
     run = _run_dirs(args)[0]
     model, extra = load_checkpoint(run / "checkpoint.pt")
-    _data, _tr, _va, te = load_splits(str(extra.get("data", args.data)), int(extra.get("seed", args.seed)))
+    _data, tr, _va, te = load_splits(str(extra.get("data", args.data)), int(extra.get("seed", args.seed)))
     xte, yte = inputs_targets(te)
+    term = None
+    if getattr(args, "novelty", False):
+        from dynlearn_ros.learning.gp.novelty import NOVELTY_FILE, load_term
+
+        term = load_term(run, model, inputs_targets(tr)[0])
+        if term is None:
+            raise SystemExit(f"--novelty: {run / NOVELTY_FILE} does not exist (run python -m "
+                             "dynlearn_ros.learning.gp.novelty --runs <run> first)")
     if getattr(args, "no_metrics", False):
         metrics = {k: None for k in ("rmse", "rmse_per_joint", "nll", "coverage95", "mean_std", "n_samples")}
+    elif term is not None:
+        from dynlearn_ros.learning.gp.novelty import predict_with_term
+        from dynlearn_ros.learning.gp.training import gaussian_metrics
+
+        metrics = gaussian_metrics(yte, *predict_with_term(model, term, xte), model.y_std.numpy())
     else:
         metrics = evaluate_model(model, xte, yte)
     out = Path(args.out) if getattr(args, "out", None) else Path("models") / f"{args.model}_{Path(str(args.data)).stem}"
@@ -233,7 +247,7 @@ def export(args: argparse.Namespace) -> int:
     }
     golden = xte[np.linspace(0, len(xte) - 1, 4).astype(int)]
     export_model_dir(model, out, tuple(extra.get("joint_names") or _data.joint_names), extra_meta=meta,
-                     golden_x=golden)
+                     golden_x=golden, novelty=term)
     if metrics["rmse"] is None:
         print(f"exported {model.cfg.kind} -> {out} (no test metrics)")
     else:
@@ -259,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None)
     p.add_argument("--md", default=None)
     add_architecture_arguments(p)
+    p.add_argument("--novelty", action="store_true",
+                   help="export: add the run's calibrated novelty term (<run>/novelty.json) to the variance")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
     return p

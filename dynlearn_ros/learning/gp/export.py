@@ -22,6 +22,14 @@ and at run time, for raw input x = [q, qd, qdd] (1, 3n) in float32:
 with two separate squared norms (instead of one quadratic form k^T B k) keeps float32 accurate:
 B = L^{-T}(S - I)L^{-1} would square the conditioning of L.
 
+Optional novelty term (``novelty.NoveltyTerm``; see that module for its calibration): K stored
+standardized training inputs S (K, 3n) and per-joint alpha_j, d0 (standardized units):
+
+    d2  = min_k sum_i (x'_i - S_ki)^2                      (direct differences: exactly 0 at a stored row)
+    g2  = d2                          if d0 == 0
+        = relu(sqrt(d2) - d0)^2       otherwise
+    var_j += alpha_j^2 g2                                  ((N*m)^2)
+
 Graph I/O: input ``x`` float32 (1, 3n); outputs ``mean`` float32 (1, n) N*m and ``var``
 float32 (1, n) (N*m)^2. Opset 17, IR version 8 (onnxruntime 1.31 accepts IR <= 13).
 """
@@ -100,8 +108,33 @@ def _const(name: str, arr: np.ndarray) -> onnx.TensorProto:
     return numpy_helper.from_array(np.ascontiguousarray(arr, dtype=np.float32), name)
 
 
-def build_onnx(model: GPInverseModel) -> onnx.ModelProto:
-    """The batch-1 mean+variance graph of ``model`` (see module docstring)."""
+def _novelty_nodes(novelty, inits: list, nodes: list, var_in: str, var_out: str) -> None:
+    """Append the novelty term: var_out = var_in + alpha^2 * g2 (module docstring)."""
+    inits += [_const("nov_store", novelty.store), _const("nov_alpha2", (np.asarray(novelty.alpha) ** 2)[None, :])]
+    nodes += [
+        helper.make_node("Sub", ["h0", "nov_store"], ["nov_diff"]),  # (K, 3n)
+        helper.make_node("ReduceSumSquare", ["nov_diff"], ["nov_d2k"], axes=[1], keepdims=0),  # (K,)
+        helper.make_node("ReduceMin", ["nov_d2k"], ["nov_d2"], axes=[0], keepdims=1),  # (1,)
+    ]
+    g2 = "nov_d2"
+    if novelty.d0 > 0:
+        inits.append(_const("nov_d0", np.array([novelty.d0])))
+        nodes += [
+            helper.make_node("Sqrt", ["nov_d2"], ["nov_d"]),
+            helper.make_node("Sub", ["nov_d", "nov_d0"], ["nov_dd"]),
+            helper.make_node("Relu", ["nov_dd"], ["nov_g"]),
+            helper.make_node("Mul", ["nov_g", "nov_g"], ["nov_g2"]),
+        ]
+        g2 = "nov_g2"
+    nodes += [
+        helper.make_node("Mul", [g2, "nov_alpha2"], ["nov_var"]),  # (1, n)
+        helper.make_node("Add", [var_in, "nov_var"], [var_out]),
+    ]
+
+
+def build_onnx(model: GPInverseModel, novelty=None) -> onnx.ModelProto:
+    """The batch-1 mean+variance graph of ``model`` (see module docstring), with the optional
+    novelty term (a ``novelty.NoveltyTerm`` in ``model``'s standardized units)."""
     c = precompute_caches(model)
     n, m = c["aw"].shape[0], c["aw"].shape[1]
     x_mean = model.x_mean.numpy()
@@ -157,9 +190,13 @@ def build_onnx(model: GPInverseModel) -> onnx.ModelProto:
         helper.make_node("Mul", ["mean_n", "y_scale"], ["mean_s"]),
         helper.make_node("Add", ["mean_s", "y_bias"], [OUTPUT_NAMES[0]]),
         helper.make_node("Mul", ["dvar_n", "v_scale"], ["var_s"]),
-        helper.make_node("Add", ["var_s", "v_bias"], ["var_raw"]),
-        helper.make_node("Max", ["var_raw", "v_floor"], [OUTPUT_NAMES[1]]),
+        helper.make_node("Add", ["var_s", "v_bias"], ["var_gp"]),
     ]
+    var_raw = "var_gp"
+    if novelty is not None:
+        _novelty_nodes(novelty, inits, nodes, "var_gp", "var_nov")
+        var_raw = "var_nov"
+    nodes.append(helper.make_node("Max", [var_raw, "v_floor"], [OUTPUT_NAMES[1]]))
     graph = helper.make_graph(
         nodes, f"{model.cfg.kind}_mean_var",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [1, model.cfg.input_dim])],
@@ -186,20 +223,26 @@ def gpytorch_mean_var(model: GPInverseModel, x: np.ndarray) -> tuple[np.ndarray,
 
 
 def export_model_dir(model: GPInverseModel, out_dir: str | Path, joint_names: tuple[str, ...],
-                     extra_meta: dict | None = None, golden_x: np.ndarray | None = None) -> Path:
+                     extra_meta: dict | None = None, golden_x: np.ndarray | None = None,
+                     novelty=None) -> Path:
     """Write ``model.onnx`` + ``metadata.json`` atomically (temporary directory, then rename).
 
     metadata.json: kind, version, joint_names, inputs/outputs (names, shapes, order of the input
     columns), opset, ir_version, normalization (applied inside the graph), sigma_n / sigma_f per
     joint (N*m), caches' jitter, a golden batch (inputs and gpytorch's outputs) that loaders
-    replay, plus ``extra_meta`` (training data hash, metrics, command, ...)."""
+    replay, plus ``extra_meta`` (training data hash, metrics, command, ...). With ``novelty`` (a
+    ``novelty.NoveltyTerm``) the graph's variance includes the term, the golden variances too
+    (gpytorch's variance + the term in float64), and metadata gets ``novelty`` (K, d0, alpha
+    in N*m per standardized unit, the calibration record)."""
     out_dir = Path(out_dir)
-    proto = build_onnx(model)
+    proto = build_onnx(model, novelty)
     sigma_n, sigma_f = model.sigma_n_f()
     if golden_x is None:  # inputs near the training distribution: the normalization means
         golden_x = model.x_mean.numpy()[None, :]
     golden_x = np.asarray(golden_x, dtype=np.float64).reshape(-1, model.cfg.input_dim)
     g_mean, g_var = gpytorch_mean_var(model, golden_x)
+    if novelty is not None:
+        g_var = g_var + novelty.extra_var(model.normalize_x(golden_x).double().numpy())
     meta = {
         "kind": "svdkl",
         "model_type": model.cfg.kind,
@@ -222,6 +265,8 @@ def export_model_dir(model: GPInverseModel, out_dir: str | Path, joint_names: tu
         "jitter": float(precompute_caches(model)["jitter"]),
         "golden": {"x": golden_x.tolist(), "mean": g_mean.tolist(), "var": g_var.tolist()},
     }
+    if novelty is not None:
+        meta["novelty"] = novelty.to_json()
     meta.update(extra_meta or {})
     def fill(tmp: Path) -> None:
         onnx.save_model(proto, str(tmp / "model.onnx"))

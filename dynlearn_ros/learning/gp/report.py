@@ -12,6 +12,8 @@
     # have kinds (the vgain scenario data: fourier / pick_place) also per test-episode kind
     python -m dynlearn_ros.learning.gp.report compare --data vgain_iiwa2.npz \
         --runs svdkl=runs/a svdkl+x=runs/b --json c.json --md c.md
+    # ... plus a '<name> + novelty' row for runs with a calibrated novelty term (novelty.py)
+    python -m dynlearn_ros.learning.gp.report compare --data panda_gaz2019 --runs svdkl=runs/a --novelty
 
 Runs are trained through :func:`dynlearn_ros.learning.gp.cli.train` (the same code as
 ``dynlearn-ros train --model ...``) into ``<runs-root>/<data>/<model>-s<seed>[-f<fraction>]`` and
@@ -217,7 +219,7 @@ def compare(args: argparse.Namespace) -> dict:
     """Metrics of existing runs (``--runs name=dir``) on the validation and test splits of one
     data set; with episode kinds, also per kind of test episode (the OOD check)."""
     data_name = args.data[0]
-    data, _tr, va, te = cli.load_splits(data_name, args.seed)
+    data, tr, va, te = cli.load_splits(data_name, args.seed)
     xte, yte = inputs_targets(te)
     xva, yva = inputs_targets(va)
     kinds = episode_kinds(data)
@@ -225,26 +227,62 @@ def compare(args: argparse.Namespace) -> dict:
                  "val_rows": len(va), "joint_names": list(data.joint_names), "models": {}}
     if kinds:
         res["test_episodes"] = {int(e): kinds.get(int(e), "?") for e in np.unique(te.episode)}
+    split_d = getattr(args, "split_distance", None)
+    xtr = inputs_targets(tr)[0] if (getattr(args, "novelty", False) or split_d is not None) else None
     for spec in args.runs:
         name, _, run = spec.partition("=")
         if not run:
             name, run = Path(spec).name, spec
         model, extra = load_checkpoint(Path(run) / "checkpoint.pt")
-        ys = model.y_std.numpy()
-        mean, std = model.predict(xte)
-        entry = {"run": run, "config": model.cfg.to_dict(), "best_epoch": extra.get("best_epoch"),
-                 "train_wall_s": extra.get("wall_s"), "train_command": extra.get("command"),
-                 "test": _group_stats(yte, mean, std, ys), "val": evaluate_model(model, xva, yva)}
-        if kinds:
-            ep_kind = np.array([kinds.get(int(e), "?") for e in te.episode])
-            entry["test_by_kind"] = {k: _group_stats(yte[ep_kind == k], mean[ep_kind == k], std[ep_kind == k], ys)
-                                     for k in sorted(set(ep_kind))}
-        res["models"][name] = entry
-        t = entry["test"]
-        print(f"{name}: test rmse {t['rmse']:.3f} nll {t['nll']:.3f} cov {t['coverage95']:.3f} | val rmse "
-              f"{entry['val']['rmse']:.3f} nll {entry['val']['nll']:.3f} cov {entry['val']['coverage95']:.3f}",
-              flush=True)
+        variants = [(name, None)]
+        if getattr(args, "novelty", False):
+            from dynlearn_ros.learning.gp.novelty import load_term
+
+            term = load_term(run, model, xtr)
+            if term is not None:
+                variants.append((f"{name} + novelty", term))
+        for vname, term in variants:
+            res["models"][vname] = _compare_entry(model, extra, run, term, (xte, yte), (xva, yva), te, kinds)
+            if split_d is not None:
+                res["split_distance"] = split_d
+                res["models"][vname]["test_by_distance"] = _by_distance(model, term, xtr, xte, yte, split_d)
+            t, v = res["models"][vname]["test"], res["models"][vname]["val"]
+            print(f"{vname}: test rmse {t['rmse']:.3f} nll {t['nll']:.3f} cov {t['coverage95']:.3f} | val rmse "
+                  f"{v['rmse']:.3f} nll {v['nll']:.3f} cov {v['coverage95']:.3f}", flush=True)
     return res
+
+
+def _by_distance(model, term, xtr: np.ndarray, xte: np.ndarray, yte: np.ndarray, split: float,
+                 k: int = 1024) -> dict:
+    """Test metrics of rows whose standardized input lies within ``split`` of the nearest of
+    ``k`` evenly spaced training rows (novelty.store_rows) and of the rows beyond."""
+    from dynlearn_ros.learning.gp.novelty import build_term, nn_sq_distance, predict_with_term
+
+    store = build_term(model, xtr, k, np.zeros(model.cfg.n_joints), 0.0).store
+    d = np.sqrt(nn_sq_distance(store, model.normalize_x(xte).double().numpy()))
+    mean, std = predict_with_term(model, term, xte)
+    ys = model.y_std.numpy()
+    return {f"d <= {split:g}": _group_stats(yte[d <= split], mean[d <= split], std[d <= split], ys),
+            f"d > {split:g}": _group_stats(yte[d > split], mean[d > split], std[d > split], ys)}
+
+
+def _compare_entry(model, extra: dict, run: str, term, test_xy, val_xy, te, kinds: dict) -> dict:
+    """Validation and test metrics of one run (with the novelty term ``term`` when not None)."""
+    from dynlearn_ros.learning.gp.novelty import predict_with_term
+
+    ys = model.y_std.numpy()
+    yte, yva = test_xy[1], val_xy[1]
+    mean, std = predict_with_term(model, term, test_xy[0])
+    mean_va, std_va = predict_with_term(model, term, val_xy[0])
+    entry = {"run": run, "config": model.cfg.to_dict(), "best_epoch": extra.get("best_epoch"),
+             "train_wall_s": extra.get("wall_s"), "train_command": extra.get("command"),
+             "novelty": None if term is None else term.to_json(),
+             "test": _group_stats(yte, mean, std, ys), "val": gaussian_metrics(yva, mean_va, std_va, ys)}
+    if kinds:
+        ep_kind = np.array([kinds.get(int(e), "?") for e in te.episode])
+        entry["test_by_kind"] = {k: _group_stats(yte[ep_kind == k], mean[ep_kind == k], std[ep_kind == k], ys)
+                                 for k in sorted(set(ep_kind))}
+    return entry
 
 
 def compare_markdown(res: dict) -> str:
@@ -267,6 +305,19 @@ def compare_markdown(res: dict) -> str:
                 cells = " | ".join(f"{e:.2f} / {s:.2f}" for e, s in zip(g["mean_abs_err_per_joint"],
                                                                        g["mean_std_per_joint"], strict=True))
                 lines.append(f"| {name} | {kind} | {g['n_samples']} | {cells} | {g['coverage95']:.3f} |")
+    if any("test_by_distance" in m for m in res["models"].values()):
+        lines += ["", "Test rows by distance d of the standardized input to the nearest of 1024 evenly spaced "
+                  "training rows: per-joint mean |error| / mean predictive std (N*m), NLL, 95 % coverage", "",
+                  "| model | test rows | n | " + " | ".join(names) + " | NLL | 95 % cov. |",
+                  "|---" * (len(names) + 5) + "|"]
+        for name, m in res["models"].items():
+            for part, g in m.get("test_by_distance", {}).items():
+                if not g["n_samples"]:
+                    continue
+                cells = " | ".join(f"{e:.2f} / {s:.2f}" for e, s in zip(g["mean_abs_err_per_joint"],
+                                                                       g["mean_std_per_joint"], strict=True))
+                lines.append(f"| {name} | {part} | {g['n_samples']} | {cells} | {g['nll']:.3f} | "
+                             f"{g['coverage95']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -284,6 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot-rows", type=int, default=3000, help="fractions: test rows in the plot")
     p.add_argument("--joints", type=int, nargs="+", default=[0, 1, 3], help="fractions: joints to plot (0-based)")
     p.add_argument("--no-train", action="store_true", help="quality: skip (do not train) missing runs")
+    p.add_argument("--split-distance", type=float, default=None,
+                   help="compare: also test metrics of rows within / beyond this distance (standardized units) "
+                        "of the training inputs")
+    p.add_argument("--novelty", action="store_true",
+                   help="compare: also a '<name> + novelty' row for runs with a calibrated novelty.json")
     p.add_argument("--png", default=None)
     p.add_argument("--json", default=None)
     p.add_argument("--md", default=None)
