@@ -102,6 +102,8 @@ def command_line() -> str:
         prog = "python -m dynlearn_ros.learning.gp.cli"
     elif prog.endswith("dynlearn_ros/learning/gp/report.py"):
         prog = "python -m dynlearn_ros.learning.gp.report"
+    elif prog.endswith("dynlearn_ros/learning/gp/novelty.py"):
+        prog = "python -m dynlearn_ros.learning.gp.novelty"
     elif prog.endswith(("dynlearn-ros", "dynlearn_ros/cli.py", "__main__.py")):
         prog = "dynlearn-ros"
     else:
@@ -245,6 +247,9 @@ def export(args: argparse.Namespace) -> int:
                                                     "n_samples")}},
         "export_command": command_line(),
     }
+    if term is not None and metrics["rmse"] is not None:  # the same run without the term, for reference
+        plain = evaluate_model(model, xte, yte)
+        meta["metrics"]["test_without_novelty"] = {k: plain[k] for k in ("nll", "coverage95", "mean_std")}
     golden = xte[np.linspace(0, len(xte) - 1, 4).astype(int)]
     export_model_dir(model, out, tuple(extra.get("joint_names") or _data.joint_names), extra_meta=meta,
                      golden_x=golden, novelty=term)
