@@ -25,7 +25,8 @@ B = L^{-T}(S - I)L^{-1} would square the conditioning of L.
 Optional novelty term (``novelty.NoveltyTerm``; see that module for its calibration): K stored
 standardized training inputs S (K, 3n) and per-joint alpha_j, d0 (standardized units):
 
-    d2  = min_k sum_i (x'_i - S_ki)^2                      (direct differences: exactly 0 at a stored row)
+    d2  = relu(min_k (|x'|^2 - 2 x'.S_k + |S_k|^2))     (one MatMul; float32 cancellation leaves
+                                                           ~1e-6 |x'|^2 at a stored row)
     g2  = d2                          if d0 == 0
         = relu(sqrt(d2) - d0)^2       otherwise
     var_j += alpha_j^2 g2                                  ((N*m)^2)
@@ -110,15 +111,20 @@ def _const(name: str, arr: np.ndarray) -> onnx.TensorProto:
 
 def _novelty_nodes(novelty, inits: list, nodes: list, var_in: str, var_out: str) -> None:
     """Append the novelty term: var_out = var_in + alpha^2 * g2 (module docstring)."""
-    inits += [_const("nov_store", novelty.store), _const("nov_alpha2", (np.asarray(novelty.alpha) ** 2)[None, :])]
-    nodes += [
-        helper.make_node("Sub", ["h0", "nov_store"], ["nov_diff"]),  # (K, 3n)
-        helper.make_node("ReduceSumSquare", ["nov_diff"], ["nov_d2k"], axes=[1], keepdims=0),  # (K,)
-        helper.make_node("ReduceMin", ["nov_d2k"], ["nov_d2"], axes=[0], keepdims=1),  # (1,)
+    store = np.asarray(novelty.store, dtype=np.float64)
+    inits += [_const("nov_st_m2", -2.0 * store.T), _const("nov_s2", (store**2).sum(1)[None, :]),
+              _const("nov_alpha2", (np.asarray(novelty.alpha) ** 2)[None, :])]
+    nodes += [  # d2_k = |x'|^2 - 2 x'.s_k + |s_k|^2: one (1, 3n) x (3n, K) product
+        helper.make_node("MatMul", ["h0", "nov_st_m2"], ["nov_cross"]),  # (1, K)
+        helper.make_node("ReduceSumSquare", ["h0"], ["nov_x2"], axes=[1], keepdims=1),  # (1, 1)
+        helper.make_node("Add", ["nov_cross", "nov_s2"], ["nov_d2a"]),
+        helper.make_node("Add", ["nov_d2a", "nov_x2"], ["nov_d2k"]),
+        helper.make_node("ReduceMin", ["nov_d2k"], ["nov_d2m"], axes=[1], keepdims=1),  # (1, 1)
+        helper.make_node("Relu", ["nov_d2m"], ["nov_d2"]),  # float32 cancellation can dip below 0
     ]
     g2 = "nov_d2"
     if novelty.d0 > 0:
-        inits.append(_const("nov_d0", np.array([novelty.d0])))
+        inits.append(_const("nov_d0", np.array([[novelty.d0]])))
         nodes += [
             helper.make_node("Sqrt", ["nov_d2"], ["nov_d"]),
             helper.make_node("Sub", ["nov_d", "nov_d0"], ["nov_dd"]),
