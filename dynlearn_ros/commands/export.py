@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(data=None, model=None)
     parser.add_argument("--run", default=None, help="run directory written by train (checkpoint.pt)")
     parser.add_argument("--no-metrics", action="store_true", help="skip the test-split evaluation")
+    parser.add_argument("--novelty", action="store_true",
+                        help="svdkl: add the run's calibrated novelty term to the exported variance "
+                             "(python -m dynlearn_ros.learning.gp.novelty first; docs/results_svdkl.md)")
 
 
 def run(args: argparse.Namespace) -> int:
