@@ -59,7 +59,7 @@ def controller_params(cfg: ScenarioConfig, key: str) -> dict:
     """computed_torque parameters for configuration ``key`` (besides summary_path)."""
     c = cfg.configurations[key]
     p = {"robot": cfg.robot, "reference": "pick_place",
-         "waypoints": cfg.waypoints_array().ravel().tolist(), "move_s": float(cfg.move_s),
+         "waypoints": cfg.waypoints_array(c.get("waypoint_offsets")).ravel().tolist(), "move_s": float(cfg.move_s),
          "dwell_s": float(cfg.dwell_s), "settle_s": float(cfg.settle_s),
          "status_decimation": int(cfg.status_decimation),
          # lockstep: a stale hold sent into the exchange would shift every later command by a
@@ -192,10 +192,11 @@ def run_scenario(cfg: ScenarioConfig, keys: list[str], duration_s: float | None 
               "settle_s": cfg.settle_s, "plant": cfg.bridge_params(),
               "waypoints_rad": cfg.waypoints_array().tolist(), "move_s": cfg.move_s, "dwell_s": cfg.dwell_s,
               "configurations": results, "wall_s": time.perf_counter() - wall0}
-    if "a" in results:
-        report["kp_cut_vs_a"] = {k: kp_cut(results, k) for k in results if k != "a"}
-        report["rmse_ratio_vs_a"] = {k: results[k]["rmse_rad_all"] / results["a"]["rmse_rad_all"]
-                                     for k in results if k != "a"}
+    base = {k: cfg.baseline(k) for k in results}
+    report["baseline"] = {k: b for k, b in base.items() if b in results and b != k}
+    report["kp_cut_vs_baseline"] = {k: kp_cut(results, k, b) for k, b in report["baseline"].items()}
+    report["rmse_ratio_vs_baseline"] = {k: results[k]["rmse_rad_all"] / results[b]["rmse_rad_all"]
+                                        for k, b in report["baseline"].items()}
     report["_runs"] = runs
     return report
 
@@ -204,14 +205,16 @@ def run_scenario(cfg: ScenarioConfig, keys: list[str], duration_s: float | None 
 def markdown(report: dict) -> str:
     rows = report["configurations"]
     n = len(next(iter(rows.values()))["joint_rmse_rad"])
+    base = report.get("baseline", {})
     lines = ["| configuration | " + " | ".join(f"RMSE j{j + 1} (mrad)" for j in range(n))
-             + " | RMSE all (mrad) | EE RMSE (mm) | mean K_P / K_P(a) | K_P cut vs (a) |",
-             "|---" * (n + 5) + "|"]
-    for r in rows.values():
-        ratio = np.mean(np.asarray(r["mean_kp"]) / np.asarray(rows["a"]["mean_kp"])) if "a" in rows else float("nan")
+             + " | RMSE all (mrad) | EE RMSE (mm) | baseline | mean K_P / K_P(baseline) | K_P cut |",
+             "|---" * (n + 6) + "|"]
+    for key, r in rows.items():
+        b = base.get(key, key)
+        ratio = np.mean(np.asarray(r["mean_kp"]) / np.asarray(rows[b]["mean_kp"]))
         ee = f"{r['ee_rmse_m'] * 1e3:.2f}" if r["ee_rmse_m"] is not None else "-"
         lines.append(f"| {r['label']} | " + " | ".join(f"{1e3 * v:.2f}" for v in r["joint_rmse_rad"])
-                     + f" | {1e3 * r['rmse_rad_all']:.2f} | {ee} | {ratio:.3f} | {100 * (1 - ratio):.1f} % |")
+                     + f" | {1e3 * r['rmse_rad_all']:.2f} | {ee} | ({b}) | {ratio:.3f} | {100 * (1 - ratio):.1f} % |")
     lines.append("")
     lines.append("| configuration | " + " | ".join(f"mean K_P j{j + 1}" for j in range(n))
                  + " | mean std (N*m), j1..j7 | fallbacks |")
@@ -225,33 +228,42 @@ def markdown(report: dict) -> str:
 
 def plot(report: dict, path: Path, cfg: ScenarioConfig) -> None:
     """PNG: per configuration the tracking error norm (mrad), mean K_P / K_max (joint average),
-    and std (N*m, joints 2 and 4) against sim time."""
+    and the std of joint 2 (N*m) against sim time; one column per baseline group (the
+    configurations compared against the same baseline share a reference path)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     runs: dict[str, RunResult] = report["_runs"]
-    fig, axes = plt.subplots(3, 1, figsize=(8, 7.5), sharex=True)
+    base = report.get("baseline", {})
+    groups: dict[str, list[str]] = {}
+    for key in runs:
+        groups.setdefault(base.get(key, key), []).append(key)
+    fig, axes = plt.subplots(3, len(groups), figsize=(8 * len(groups), 7.5), sharex=True, squeeze=False)
     k_max = home_inertia(cfg) * 40.0**2
-    for res in runs.values():
-        n = len(res.controller["joint_names"])
-        if not res.status.size:
-            continue
-        st = split_status(res.status, n)
-        order = np.argsort(st["t"])
-        t = st["t"][order]
-        axes[0].plot(t, 1e3 * np.linalg.norm(st["error"][order], axis=1), lw=0.8, label=res.label)
-        axes[1].plot(t, np.mean(st["kp"][order] / k_max, axis=1), lw=0.8, label=res.label)
-        axes[2].plot(t, st["std"][order][:, 1], lw=0.8, label=f"{res.label}, joint 2")
-    axes[0].set_ylabel("|q_des - q| (mrad)")
-    axes[0].set_yscale("log")
-    axes[1].set_ylabel("mean_j K_P / K_max")
-    axes[2].set_ylabel("std joint 2 (N*m)")
-    axes[2].set_yscale("log")
-    axes[2].set_xlabel("sim time (s)")
-    axes[0].legend(fontsize=7, loc="upper right")
-    axes[0].set_title(f"iiwa pick-and-place, payload {cfg.payload_kg:g} kg + friction (lockstep sim)")
+    for col, (b, keys) in enumerate(groups.items()):
+        ax = axes[:, col]
+        for key in keys:
+            res = runs[key]
+            n = len(res.controller["joint_names"])
+            if not res.status.size:
+                continue
+            st = split_status(res.status, n)
+            order = np.argsort(st["t"])
+            t = st["t"][order]
+            ax[0].plot(t, 1e3 * np.linalg.norm(st["error"][order], axis=1), lw=0.8, label=res.label)
+            ax[1].plot(t, np.mean(st["kp"][order] / k_max, axis=1), lw=0.8, label=res.label)
+            ax[2].plot(t, st["std"][order][:, 1], lw=0.8, label=f"{res.label}, joint 2")
+        ax[0].set_ylabel("|q_des - q| (mrad)")
+        ax[0].set_yscale("log")
+        ax[1].set_ylabel("mean_j K_P / K_max")
+        ax[2].set_ylabel("std joint 2 (N*m)")
+        ax[2].set_yscale("log")
+        ax[2].set_xlabel("sim time (s)")
+        ax[0].legend(fontsize=7, loc="upper right")
+        where = "scenario path" if "waypoint_offsets" not in cfg.configurations.get(b, {}) else "own path"
+        ax[0].set_title(f"iiwa, payload {cfg.payload_kg:g} kg + friction: configurations vs ({b}), {where}")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

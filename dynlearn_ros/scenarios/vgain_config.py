@@ -17,7 +17,11 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "scenario_vgai
 class ScenarioConfig:
     """Plant (payload kg, friction N*m*s/rad and N*m, eps rad/s), reference (waypoint offsets from
     home, rad; move/dwell s), run length (s) and the configurations {key: {label, controller
-    params, k_max_from_k_min}}."""
+    params, k_max_from_k_min, waypoint_offsets (own reference), baseline (key the K_P cut and
+    RMSE ratio compare against, default "a")}}."""
+
+    def baseline(self, key: str) -> str:
+        return str(self.configurations[key].get("baseline", "a"))
 
     robot: str
     payload_kg: float
@@ -37,10 +41,11 @@ class ScenarioConfig:
     def spec(self) -> RobotSpec:
         return robot_spec(self.robot)
 
-    def waypoints_array(self) -> np.ndarray:
-        """(m, n) rad: home + offsets, clipped 0.1 rad inside the joint limits."""
+    def waypoints_array(self, offsets: list[list[float]] | None = None) -> np.ndarray:
+        """(m, n) rad: home + offsets (default: the scenario's ``waypoint_offsets``), clipped
+        0.1 rad inside the joint limits."""
         s = self.spec
-        off = np.asarray(self.waypoint_offsets, dtype=np.float64)
+        off = np.asarray(self.waypoint_offsets if offsets is None else offsets, dtype=np.float64)
         if off.ndim != 2 or off.shape[1] != s.n:
             raise ValueError(f"waypoint_offsets: need rows of {s.n} values, got shape {off.shape}")
         return np.clip(s.home + off, s.lower + 0.1, s.upper - 0.1)

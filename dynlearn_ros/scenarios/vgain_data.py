@@ -16,12 +16,12 @@ map (q, qd, qdd) -> tau, and neighbouring 1 kHz rows carry almost the same infor
 
 ``noise_accel`` > 0 adds white exploration torque to every 1 kHz command, std
 ``noise_accel * I_j`` N*m with I_j the joint's inertia at home (diag M(home)), i.e. about
-``noise_accel`` rad/s^2 of random acceleration per joint. The ac-RKN inverse model needs it: it
-reads the previously executed torque, and along smooth tracking data tau_{t-1} already predicts
-tau_t to ~0.1 N*m, so a model trained on such data copies its input. In closed loop that input
-also carries the PD torque, and copying it turns the PD term into an integrator (K_P summed
-1000 times a second), which is how the first ac-RKN-inv diverged. With exploration torque, only
-the observed change of state tells the model what torque was applied.
+``noise_accel`` rad/s^2 of random acceleration per joint. It is for the ac-RKN inverse model,
+which reads the previously executed torque: along smooth tracking data tau_{t-1} already
+predicts tau_t to ~0.1 N*m, and a model trained on such data leans on its input. With
+exploration torque only the observed change of state tells the model what torque was applied;
+the model then tolerates executed torques that differ from its own (the PD term in closed loop)
+and gives a better feed-forward (ablation in docs/results_closed_loop.md, section (d)).
 
     python -m dynlearn_ros.scenarios.vgain_data --out /tmp/vgain_iiwa.npz
 """

@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['label']}: DIVERGED at {r['sim_time_s']:.3f} s of sim time "
                   f"(error > 3 rad or non-finite state), {r['wall_s']:.1f} s wall")
             continue
-        cut = f", K_P cut {100 * kp_cut(rows, key):.1f} %" if "a" in rows and key != "a" else ""
+        b = cfg.baseline(key)
+        cut = f", K_P cut {100 * kp_cut(rows, key, b):.1f} % vs ({b})" if b in rows and b != key else ""
         print(f"{r['label']}: RMSE {1e3 * r['rmse_rad_all']:.2f} mrad "
               f"(per joint {np.round(1e3 * np.asarray(r['joint_rmse_rad']), 2).tolist()}){cut}, "
               f"fallbacks {r['counters']['model_fallback']}, {r['wall_s']:.1f} s wall")

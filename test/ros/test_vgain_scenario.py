@@ -52,9 +52,10 @@ def test_scheduled_svdkl_cuts_gains_without_losing_tracking(rows):
     # Gains. K_P = K_min + (1 - z)(K_max - K_min) with K_max = 16 K_min, so the per-joint ratio
     # K_P(c)/K_P(a) lies in [1/16, 1]. On the pick-and-place region it was trained on, the
     # model's std stays near its noise std sigma_n (validation RMSE 0.16 N*m; sigma_f is only
-    # ~2.5 sigma_n for this distance-aware model, so the std does move z: the 20 s report measures
-    # K_P ~ 2.3 K_min, a 86 % cut). The goal - at least a 40 % cut - is asserted as is;
-    # falling short would mean the schedule no longer trusts the model on its own region.
+    # ~2.5 sigma_n for this distance-aware model with its novelty term, so the std does move z:
+    # the 20 s report measures K_P ~ 3 K_min, an 81 % cut). The goal - at least a 40 %
+    # cut - is asserted as is; falling short would mean the schedule no longer trusts the model
+    # on its own region.
     cut = kp_cut(rows, "c")
     assert cut >= 0.40, (cut, a["mean_kp"], c["mean_kp"])
 
