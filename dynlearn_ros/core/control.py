@@ -3,7 +3,8 @@
     tau = tau_ff + K_P (q_d - q) + K_D (qd_d - qd),        clamped to +-tau_max
 
 tau_ff and its per-joint std sigma come from an :class:`InverseModel` evaluated at the measured
-state with the reference acceleration; K_P, K_D come from :class:`GainSchedule` (Eq. 7-8).
+state with the reference acceleration; K_P, K_D come from :class:`GainSchedule` (Eq. 7-8), fed
+with sigma itself or its fast-attack / slow-release envelope (:class:`SigmaEnvelope`).
 
 Safe behaviour (each mode counted; the node logs them throttled):
 
@@ -88,18 +89,60 @@ class TrackingStats:
         }
 
 
+class SigmaEnvelope:
+    """Fast-attack / slow-release envelope of the predictive std, per joint (n,) N*m:
+
+        s_t = sigma_t                                  if sigma_t >= s_{t-1}
+        s_t = s_{t-1} + (1 - r) (sigma_t - s_{t-1})    otherwise,   r = exp(-dt / release_s)
+
+    A rise of the uncertainty reaches the gains at once (safety first); a return of confidence
+    lowers them with the time constant ``release_s``. It removes the gain ripple a recurrent
+    model's std can carry at 1 kHz without delaying any stiffening. ``release_s`` = 0: off
+    (s_t = sigma_t). No allocation per call."""
+
+    def __init__(self, n: int, dt: float, release_s: float = 0.0) -> None:
+        if not (np.isfinite(release_s) and release_s >= 0):
+            raise ValueError(f"release_s must be finite and >= 0, got {release_s}")
+        self.keep = float(np.exp(-dt / release_s)) if release_s > 0 else 0.0
+        self.state = np.zeros(n)
+        self._tmp = np.zeros(n)
+        self.primed = False
+
+    def reset(self, value: np.ndarray | None = None) -> None:
+        """Forget the history; with ``value`` (n,), continue from it (e.g. sigma_f after a fallback)."""
+        if value is None:
+            self.primed = False
+        else:
+            self.state[:] = value
+            self.primed = True
+
+    def apply(self, sigma: np.ndarray, out: np.ndarray) -> np.ndarray:
+        if self.keep == 0.0 or not self.primed:
+            self.state[:] = sigma
+            self.primed = True
+        else:
+            # released = keep * s + (1 - keep) * sigma, then the attack: max(released, sigma)
+            np.multiply(self.state, self.keep, out=self.state)
+            np.multiply(sigma, 1.0 - self.keep, out=self._tmp)
+            self.state += self._tmp
+            np.maximum(self.state, sigma, out=self.state)
+        out[:] = self.state
+        return out
+
+
 class ComputedTorqueController:
     """The control law and its safety modes; one instance per controller node.
 
     analytic: the URDF model (always present: the fallback feed-forward and the hold torque)
     model: the feed-forward model in use (may be ``analytic`` itself)
     tau_max: (n,) N*m torque limits;  dt: control period (s);  settle_s: time after start
-    excluded from the tracking statistics (s).
+    excluded from the tracking statistics (s);  sigma_release_s: release time constant of the
+    std envelope the schedule reads (:class:`SigmaEnvelope`; 0 = the raw std).
     """
 
     def __init__(self, analytic: AnalyticInverseModel, model: InverseModel, schedule: GainSchedule,
                  reference: Reference | None, tau_max: np.ndarray, dt: float = 1e-3,
-                 stale_timeout_s: float = 0.05, settle_s: float = 0.0) -> None:
+                 stale_timeout_s: float = 0.05, settle_s: float = 0.0, sigma_release_s: float = 0.0) -> None:
         n = analytic.n
         if model.n != n or schedule.n != n or np.asarray(tau_max).shape != (n,):
             raise ValueError(f"size mismatch: analytic {n}, model {model.n}, schedule {schedule.n}, "
@@ -116,6 +159,8 @@ class ComputedTorqueController:
         self.tau = np.zeros(n)
         self.tau_ff = np.zeros(n)
         self.std = np.zeros(n)
+        self.sigma_sched = np.zeros(n)   # what the schedule reads: the envelope of std
+        self.envelope = SigmaEnvelope(n, self.dt, sigma_release_s)
         self.kp = np.zeros(n)
         self.kd = np.zeros(n)
         self.err = np.zeros(n)
@@ -143,6 +188,7 @@ class ComputedTorqueController:
             raise ValueError(f"model has {model.n} joints, controller {self.n}")
         old, self.model = self.model, model
         model.reset()
+        self.envelope.reset()
         return old
 
     # -- the tick ---------------------------------------------------------------------------
@@ -176,12 +222,14 @@ class ComputedTorqueController:
         ok = self.model.predict(qr, self.tau_ff, self.std)
         if ok and np.isfinite(self.tau_ff).all() and np.isfinite(self.std).all():
             self.mode = Mode.NORMAL
-            self.schedule.gains(self.std, self.kp, self.kd)
+            self.envelope.apply(self.std, self.sigma_sched)
+            self.schedule.gains(self.sigma_sched, self.kp, self.kd)
         else:
             c.model_fallback += 1
             self.mode = Mode.MODEL_FALLBACK
             self.analytic.predict(qr, self.tau_ff, self._scratch)
             self.std[:] = self.schedule.sigma_f  # maximal uncertainty
+            self.envelope.reset(self.schedule.sigma_f)   # confidence returns gradually afterwards
             self.schedule.max_gains(self.kp, self.kd)
 
         np.subtract(qr.q_des, q, out=self.err)
@@ -208,6 +256,7 @@ class ComputedTorqueController:
         """The command to send when the state is stale: gravity hold at the last valid q."""
         self.counters.stale_hold += 1
         self.model.reset()
+        self.envelope.reset()
         return self._hold()
 
     def _hold(self) -> Mode:

@@ -108,6 +108,10 @@ class ComputedTorqueNode(Node):
         sigma_f = per_joint("sigma_f", declare(self, "sigma_f", [10.0], "std at which K_P reaches "
                             "its top (N*m), per joint"), n)
         c = per_joint("schedule_c", declare(self, "schedule_c", [3.0], "schedule steepness C (Eq. 8)"), n)
+        sigma_release_s = declare(self, "sigma_release_s", 0.0, "release time constant (s) of the "
+                                  "std envelope the schedule reads: a rising std raises the gains "
+                                  "at once, a falling one lowers them with this time constant; "
+                                  "0 = the raw std", lo=0.0, hi=60.0)
         gain_mode = declare(self, "gain_mode", "scheduled", "scheduled: Eq. 7-8; fixed: K_P = k_max",
                             choices=("scheduled", "fixed"))
         use_model_bounds = declare(self, "use_model_sigma_bounds", True, "take sigma_n, sigma_f "
@@ -157,7 +161,8 @@ class ComputedTorqueNode(Node):
         self.state_qos = declare(self, "state_qos", "reliable", "QoS of the joint_states "
                                  "subscription", choices=("reliable", "sensor_data"))
         self.ctl = ComputedTorqueController(self.analytic, model, schedule, None, tau_max, dt=self.dt,
-                                            stale_timeout_s=self.stale_timeout_s, settle_s=settle_s)
+                                            stale_timeout_s=self.stale_timeout_s, settle_s=settle_s,
+                                            sigma_release_s=sigma_release_s)
         self.mapper = JointStateMapper(self.joint_names)
         self.get_logger().info(
             f"robot={robot} model_kind={kind} gain_mode={gain_mode} reference={self.reference_type} "

@@ -35,7 +35,8 @@ from dynlearn_ros.sim.plant import SimPlant
 #: computed_torque parameters the loop honours; the others (status, stale timeout, ...) concern
 #: the ROS node only. Anything else in a configuration is refused rather than silently ignored.
 _USED = {"robot", "reference", "waypoints", "move_s", "dwell_s", "settle_s", "model_kind", "model_dir",
-         "gain_mode", "use_model_sigma_bounds", "schedule_c", "k_min", "k_max", "analytic_std"}
+         "gain_mode", "use_model_sigma_bounds", "schedule_c", "k_min", "k_max", "analytic_std",
+         "sigma_release_s"}
 _NODE_ONLY = {"status_decimation", "stale_timeout_ms", "summary_path"}
 #: the node's parameter defaults that the YAML may leave out
 _DEFAULTS = {"analytic_std": 10.0, "sigma_n": 0.1, "sigma_f": 10.0, "schedule_c": 3.0}
@@ -86,7 +87,8 @@ def run_inprocess(cfg: ScenarioConfig, key: str, duration_s: float | None = None
     reference = WaypointReference(np.vstack([spec.home, waypoints]), p["move_s"], p["dwell_s"], loop=True)
     dt = 1e-3
     ctl = ComputedTorqueController(analytic, model, schedule, reference, spec.effort_limits, dt=dt,
-                                   stale_timeout_s=np.inf, settle_s=p.get("settle_s", 0.0))
+                                   stale_timeout_s=np.inf, settle_s=p.get("settle_s", 0.0),
+                                   sigma_release_s=float(p.get("sigma_release_s", 0.0)))
     plant = SimPlant(cfg.robot, dt=dt, friction_viscous=cfg.friction_viscous,
                      friction_coulomb=cfg.friction_coulomb, coulomb_velocity_eps=cfg.coulomb_velocity_eps,
                      payload_kg=cfg.payload_kg)

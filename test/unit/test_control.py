@@ -186,3 +186,60 @@ def test_first_tick_previous_torque_is_the_analytic_torque_not_zero():
     ctl.analytic.rbd.gravity(SPEC.home, g)  # reference at rest at home: RNEA = gravity
     np.testing.assert_allclose(model.seen_tau_prev, g, atol=1e-9)
     assert abs(g[1]) > 10.0
+
+
+def test_sigma_envelope_attacks_at_once_and_releases_with_its_time_constant():
+    from dynlearn_ros.core.control import SigmaEnvelope
+
+    dt, release = 1e-3, 0.1
+    env, out = SigmaEnvelope(2, dt, release), np.zeros(2)
+    env.apply(np.array([1.0, 1.0]), out)
+    np.testing.assert_allclose(out, [1.0, 1.0])            # first value passes through
+    env.apply(np.array([5.0, 1.0]), out)
+    np.testing.assert_allclose(out, [5.0, 1.0])            # a rise is taken at once
+    for _ in range(100):                                   # one time constant of lower std
+        env.apply(np.array([1.0, 1.0]), out)
+    # first-order decay from 5 towards 1: 1 + 4 e^-1 after release_s (exact for the discrete
+    # recursion since keep = exp(-dt / release_s), 100 steps = release_s)
+    np.testing.assert_allclose(out, [1.0 + 4.0 * np.exp(-1.0), 1.0], rtol=1e-12)
+    env.reset(np.array([3.0, 3.0]))
+    env.apply(np.array([0.5, 4.0]), out)
+    assert 0.5 < out[0] < 3.0 and out[1] == 4.0
+    off, o2 = SigmaEnvelope(2, dt, 0.0), np.zeros(2)       # release 0: the raw std
+    for s in ([5.0, 1.0], [1.0, 2.0]):
+        off.apply(np.array(s), o2)
+        np.testing.assert_allclose(o2, s)
+    with pytest.raises(ValueError, match="release_s"):
+        SigmaEnvelope(2, dt, -1.0)
+
+
+def test_controller_gains_follow_the_envelope_and_fallback_leaves_them_high():
+    """A model whose std drops from sigma_f to sigma_n: with release 0.05 s the gains come down
+    over tens of ms instead of in one tick; after a fallback tick (max gains) they also start
+    from the top, never below what the raw std would give."""
+    analytic = AnalyticInverseModel(SPEC.urdf_path, SPEC.joint_names, std=0.5)
+    model = ScriptedModel(np.zeros(N), np.full(N, 2.0))   # sigma_f of schedule()
+    ref = SineReference(SPEC.home, amplitude=0.2, freq_hz=0.5, ramp_s=0.5)
+    ctl = ComputedTorqueController(analytic, model, schedule(False), ref, SPEC.effort_limits, dt=1e-3,
+                                   stale_timeout_s=0.05, sigma_release_s=0.05)
+    ctl.step(SPEC.home, np.zeros(N), t_state=0.0, wall_now=0.0)
+    kp_top = ctl.kp.copy()
+    model.std = np.full(N, 0.1)
+    kps = []
+    for k in range(1, 200):
+        ctl.step(SPEC.home, np.zeros(N), t_state=k * 1e-3, wall_now=k * 1e-3)
+        kps.append(ctl.kp.copy())
+    kps = np.array(kps)
+    raw = np.zeros(N), np.zeros(N)
+    ctl.schedule.gains(model.std, *raw)
+    assert np.all(kps[0] > raw[0] + 0.5 * (kp_top - raw[0]))     # one tick later: still high
+    assert np.all(np.diff(kps[:, 0]) <= 1e-9)                    # monotone release
+    # 199 ticks after the drop the envelope is exactly 0.1 + 1.9 exp(-0.199 / 0.05); the schedule
+    # turns that ~0.036 N*m above sigma_n into 1 - exp(-3 * 0.036 / 1.9) = 5.5 % of the span
+    np.testing.assert_allclose(ctl.sigma_sched, 0.1 + 1.9 * np.exp(-0.199 / 0.05), rtol=1e-9)
+    assert np.all(kps[-1] < raw[0] + 0.1 * (kp_top - raw[0]))
+    model.ok = False
+    ctl.step(SPEC.home, np.zeros(N), t_state=0.2, wall_now=0.2)  # fallback: max gains
+    model.ok = True
+    ctl.step(SPEC.home, np.zeros(N), t_state=0.201, wall_now=0.201)
+    assert np.all(ctl.kp > raw[0] + 0.9 * (kp_top - raw[0]))
