@@ -15,6 +15,11 @@ Safe behaviour (each mode counted; the node logs them throttled):
   non-finite torque: tau = g(q_last) - the analytic gravity torque at the last valid position,
   no feedback on data we do not trust. It keeps a resting arm where it is, and it is what a
   driver's own hold would do; zero torque would drop the arm under gravity.
+* ``FAULT``: a joint's tracking error exceeded its limit ``max_error`` (a following-error
+  fault: a diverging feed-forward, a collision, a reference the arm cannot follow). Latched: the
+  reference becomes a hold at the position where it tripped, the learned model is set aside and
+  the law runs with the analytic feed-forward and K_max (a stiff position hold on trusted data).
+  A new reference (:meth:`set_reference`) clears it.
 * No command at all before the first valid joint state.
 """
 
@@ -36,6 +41,12 @@ class Mode(enum.IntEnum):
     NORMAL = 0
     MODEL_FALLBACK = 1
     HOLD = 2
+    FAULT = 3
+
+
+#: default following-error limit per joint (rad): far above any error of the scenarios that track
+#: (<= 0.37 rad at K_min with the unknown payload), far below a run-away arm
+DEFAULT_MAX_TRACKING_ERROR = 0.5
 
 
 @dataclass
@@ -47,12 +58,14 @@ class Counters:
     stale_hold: int = 0
     nonfinite_torque: int = 0
     clamped_joints: int = 0
+    tracking_fault: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
             "ticks": self.ticks, "model_fallback": self.model_fallback, "stale_hold": self.stale_hold,
             "nonfinite_torque": self.nonfinite_torque, "clamped_joints": self.clamped_joints,
+            "tracking_fault": self.tracking_fault,
             **{f"rejected_{k}": v for k, v in sorted(self.rejected.items())},
         }
 
@@ -137,12 +150,14 @@ class ComputedTorqueController:
     model: the feed-forward model in use (may be ``analytic`` itself)
     tau_max: (n,) N*m torque limits;  dt: control period (s);  settle_s: time after start
     excluded from the tracking statistics (s);  sigma_release_s: release time constant of the
-    std envelope the schedule reads (:class:`SigmaEnvelope`; 0 = the raw std).
+    std envelope the schedule reads (:class:`SigmaEnvelope`; 0 = the raw std);  max_error: (n,)
+    or scalar following-error limit (rad), 0 or inf = none for that joint (``FAULT`` mode).
     """
 
     def __init__(self, analytic: AnalyticInverseModel, model: InverseModel, schedule: GainSchedule,
                  reference: Reference | None, tau_max: np.ndarray, dt: float = 1e-3,
-                 stale_timeout_s: float = 0.05, settle_s: float = 0.0, sigma_release_s: float = 0.0) -> None:
+                 stale_timeout_s: float = 0.05, settle_s: float = 0.0, sigma_release_s: float = 0.0,
+                 max_error: float | np.ndarray = 0.0) -> None:
         n = analytic.n
         if model.n != n or schedule.n != n or np.asarray(tau_max).shape != (n,):
             raise ValueError(f"size mismatch: analytic {n}, model {model.n}, schedule {schedule.n}, "
@@ -150,6 +165,13 @@ class ComputedTorqueController:
         if not np.all(np.asarray(tau_max) > 0):
             raise ValueError(f"torque limits must be > 0, got {tau_max}")
         self.n = n
+        max_error = np.broadcast_to(np.asarray(max_error, dtype=np.float64), (n,)).copy()
+        if np.any(np.isnan(max_error)) or np.any(max_error < 0):
+            raise ValueError(f"max_error must be >= 0 (0: no limit), got {max_error}")
+        self.max_error = np.where(max_error > 0, max_error, np.inf)
+        self._limit_on = bool(np.isfinite(self.max_error).any())
+        self.faulted = False
+        self.q_fault = np.zeros(n)
         self.analytic, self.model, self.schedule = analytic, model, schedule
         self.reference = reference
         self.tau_max = np.asarray(tau_max, dtype=np.float64).copy()
@@ -177,10 +199,25 @@ class ComputedTorqueController:
 
     # -- inputs -------------------------------------------------------------------------
     def set_reference(self, reference: Reference, t_start: float | None = None) -> None:
-        """Switch to ``reference``; its t=0 is ``t_start`` (state time, s) or now."""
+        """Switch to ``reference``; its t=0 is ``t_start`` (state time, s) or now. Clears a
+        following-error fault (the learned model restarts from its initial belief)."""
         self.reference = reference
         if t_start is not None and self.t0 is not None:
             self.t0 = t_start
+        if self.faulted:
+            self.faulted = False
+            self.model.reset()
+            self.envelope.reset()
+
+    def desired_now(self, q_out: np.ndarray, qd_out: np.ndarray, qdd_out: np.ndarray) -> None:
+        """The state the controller is steering to now (n,) each: the reference at t_ref, or the
+        hold position (at rest) after a fault. A new reference should start here."""
+        if self.faulted:
+            q_out[:] = self.q_fault
+            qd_out.fill(0.0)
+            qdd_out.fill(0.0)
+        else:
+            self.reference.sample(self.t_ref, q_out, qd_out, qdd_out)
 
     def swap_model(self, model: InverseModel) -> InverseModel:
         """Replace the feed-forward model (one reference swap); returns the previous one."""
@@ -212,6 +249,8 @@ class ComputedTorqueController:
             self.query.qd[:] = qd
             self.analytic.predict(self.query, self.tau, self._scratch)
         self.t_ref = t_state - self.t0
+        if self.faulted:
+            return self._fault_hold(q, qd)
         qr = self.query
         qr.q[:] = q
         qr.qd[:] = qd
@@ -233,6 +272,14 @@ class ComputedTorqueController:
             self.schedule.max_gains(self.kp, self.kd)
 
         np.subtract(qr.q_des, q, out=self.err)
+        if self._limit_on:
+            np.abs(self.err, out=self._scratch)
+            if np.any(self._scratch > self.max_error):
+                c.tracking_fault += 1
+                self.faulted = True
+                self.q_fault[:] = q
+                self.model.reset()
+                return self._fault_hold(q, qd)
         np.subtract(qr.qd_des, qd, out=self._derr)
         tau = self.tau
         np.multiply(self.kp, self.err, out=tau)
@@ -258,6 +305,34 @@ class ComputedTorqueController:
         self.model.reset()
         self.envelope.reset()
         return self._hold()
+
+    def _fault_hold(self, q: np.ndarray, qd: np.ndarray) -> Mode:
+        """Stiff hold at q_fault: tau = RNEA_urdf(q, qd, 0) + K_max (q_fault - q) - K_D,max qd."""
+        qr = self.query
+        qr.q[:] = q
+        qr.qd[:] = qd
+        qr.q_des[:] = self.q_fault
+        qr.qd_des.fill(0.0)
+        qr.qdd_des.fill(0.0)
+        qr.q_des_next[:] = self.q_fault
+        qr.qd_des_next.fill(0.0)
+        self.analytic.predict(qr, self.tau_ff, self._scratch)
+        self.std[:] = self.schedule.sigma_f
+        self.schedule.max_gains(self.kp, self.kd)
+        np.subtract(self.q_fault, q, out=self.err)
+        tau = self.tau
+        np.multiply(self.kp, self.err, out=tau)
+        np.multiply(self.kd, qd, out=self._derr)
+        tau -= self._derr
+        tau += self.tau_ff
+        self.mode = Mode.FAULT
+        if not np.isfinite(tau).all():
+            self.counters.nonfinite_torque += 1
+            return self._hold()
+        self.counters.clamped_joints += clamp_torque(tau, self.tau_max)
+        if self.t_ref >= self.settle_s:
+            self.stats.add(self.err, self.kp, self.std)
+        return self.mode
 
     def _hold(self) -> Mode:
         self.analytic.rbd.gravity(self.q_last, self.tau)

@@ -31,7 +31,7 @@ from dynlearn_ros.core.control import ComputedTorqueController, Mode
 from dynlearn_ros.core.inverse_model import InverseModel
 from dynlearn_ros.core.robots import ROBOTS, robot_spec
 from dynlearn_ros.core.safety import OK, JointStateMapper
-from dynlearn_ros.core.schedule import GainSchedule, default_gains
+from dynlearn_ros.core.schedule import GainSchedule
 from dynlearn_ros.core.trajectories import (
     HoldReference,
     Reference,
@@ -40,6 +40,7 @@ from dynlearn_ros.core.trajectories import (
     WaypointReference,
     pick_place_waypoints,
 )
+from dynlearn_ros.nodes.computed_torque_params import declare_gain_parameters
 from dynlearn_ros.nodes.params import (
     ParameterError,
     declare,
@@ -94,28 +95,10 @@ class ComputedTorqueNode(Node):
             "sets the analytic model's gains through the schedule"), n)
         self.analytic.std[:] = analytic_std
 
-        # gains: defaults scale with the joint inertia at home, K = I * omega^2, so the light
-        # wrist joints get gains they can take at 1 kHz
-        k_min0, k_max0, zeta0 = default_gains(inertia)
-        k_min = per_joint("k_min", declare(self, "k_min", k_min0.tolist(),
-                          "stiffness at full confidence, per joint (N*m/rad)"), n)
-        k_max = per_joint("k_max", declare(self, "k_max", k_max0.tolist(),
-                          "stiffness at maximal uncertainty, per joint (N*m/rad)"), n)
-        zeta = per_joint("zeta", declare(self, "zeta", zeta0.tolist(),
-                         "K_D = zeta * sqrt(K_P); damping ratio = zeta / (2 sqrt(inertia))"), n)
-        sigma_n = per_joint("sigma_n", declare(self, "sigma_n", [0.1], "std at which K_P = K_min "
-                            "(N*m), per joint"), n)
-        sigma_f = per_joint("sigma_f", declare(self, "sigma_f", [10.0], "std at which K_P reaches "
-                            "its top (N*m), per joint"), n)
-        c = per_joint("schedule_c", declare(self, "schedule_c", [3.0], "schedule steepness C (Eq. 8)"), n)
-        sigma_release_s = declare(self, "sigma_release_s", 0.0, "release time constant (s) of the "
-                                  "std envelope the schedule reads: a rising std raises the gains "
-                                  "at once, a falling one lowers them with this time constant; "
-                                  "0 = the raw std", lo=0.0, hi=60.0)
-        gain_mode = declare(self, "gain_mode", "scheduled", "scheduled: Eq. 7-8; fixed: K_P = k_max",
-                            choices=("scheduled", "fixed"))
-        use_model_bounds = declare(self, "use_model_sigma_bounds", True, "take sigma_n, sigma_f "
-                                   "from the learned model's metadata when it has them")
+        g = declare_gain_parameters(self, inertia, n)
+        k_min, k_max, zeta, sigma_n, sigma_f, c = g.k_min, g.k_max, g.zeta, g.sigma_n, g.sigma_f, g.c
+        max_err, sigma_release_s, gain_mode, use_model_bounds = (
+            g.max_tracking_error, g.sigma_release_s, g.gain_mode, g.use_model_sigma_bounds)
         tau_max = per_joint("torque_limits", declare(self, "torque_limits", spec.effort_limits.tolist(),
                             "symmetric torque limits (N*m); default: the URDF effort limits"), n)
 
@@ -162,7 +145,7 @@ class ComputedTorqueNode(Node):
                                  "subscription", choices=("reliable", "sensor_data"))
         self.ctl = ComputedTorqueController(self.analytic, model, schedule, None, tau_max, dt=self.dt,
                                             stale_timeout_s=self.stale_timeout_s, settle_s=settle_s,
-                                            sigma_release_s=sigma_release_s)
+                                            sigma_release_s=sigma_release_s, max_error=max_err)
         self.mapper = JointStateMapper(self.joint_names)
         self.get_logger().info(
             f"robot={robot} model_kind={kind} gain_mode={gain_mode} reference={self.reference_type} "
@@ -241,6 +224,11 @@ class ComputedTorqueNode(Node):
                 f"model prediction unusable: analytic feed-forward with maximal gains "
                 f"({self.ctl.counters.model_fallback} ticks){'; ' + self.model_load_error if self.model_load_error else ''}",
                 throttle_duration_sec=LOG_THROTTLE_S)
+        elif mode is Mode.FAULT:
+            self.get_logger().error(
+                f"tracking error beyond max_tracking_error: holding at {np.round(self.ctl.q_fault, 3).tolist()} "
+                "with the analytic model and K_max until a new reference_trajectory arrives "
+                f"({self.ctl.counters.tracking_fault} faults)", throttle_duration_sec=LOG_THROTTLE_S)
         elif mode is Mode.HOLD:
             self.get_logger().error("non-finite torque computed: gravity hold sent "
                                     f"({self.ctl.counters.nonfinite_torque} times)",
@@ -268,7 +256,7 @@ class ComputedTorqueNode(Node):
             q_now, qd_now, qdd_now = (np.zeros(self.ctl.n) for _ in range(3))
             if self.ctl.reference is None or self.ctl.t0 is None:
                 raise ValueError("no joint state received yet")
-            self.ctl.reference.sample(self.ctl.t_ref, q_now, qd_now, qdd_now)
+            self.ctl.desired_now(q_now, qd_now, qdd_now)   # the hold position after a fault
             times = [0.0] + [p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in msg.points]
             pos = [q_now] + [np.asarray(p.positions, dtype=float)[order] for p in msg.points]
             have_vel = all(len(p.velocities) == len(msg.joint_names) for p in msg.points)
@@ -279,8 +267,10 @@ class ComputedTorqueNode(Node):
             self.get_logger().warning(f"reference trajectory rejected: {exc}; keeping the current "
                                       "reference", throttle_duration_sec=LOG_THROTTLE_S)
             return
+        cleared = self.ctl.faulted
         self.ctl.set_reference(ref, t_start=self.ctl.t0 + self.ctl.t_ref)
-        self.get_logger().info(f"new reference trajectory: {len(msg.points)} points over {ref.duration:.2f} s")
+        self.get_logger().info(f"new reference trajectory: {len(msg.points)} points over {ref.duration:.2f} s"
+                               + ("; following-error fault cleared" if cleared else ""))
 
     def _watchdog(self) -> None:
         if self.ctl.is_stale(time.monotonic()):
@@ -315,6 +305,8 @@ class ComputedTorqueNode(Node):
         level = DiagnosticStatus.OK
         if self.ctl.mode is not Mode.NORMAL or self.model_load_error:
             level = DiagnosticStatus.WARN
+        if self.ctl.mode is Mode.FAULT:
+            level = DiagnosticStatus.ERROR
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: computed torque",
                                   message=f"mode={self.ctl.mode.name}", hardware_id=self.get_namespace())
         status.values = [KeyValue(key=k, value=str(v)) for k, v in counters.items()]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from dynlearn_ros.core.analytic import AnalyticInverseModel
-from dynlearn_ros.core.control import ComputedTorqueController
+from dynlearn_ros.core.control import DEFAULT_MAX_TRACKING_ERROR, ComputedTorqueController
 from dynlearn_ros.core.inverse_model import InverseModel
 from dynlearn_ros.core.schedule import GainSchedule, default_gains
 from dynlearn_ros.core.trajectories import WaypointReference
@@ -36,7 +36,7 @@ from dynlearn_ros.sim.plant import SimPlant
 #: the ROS node only. Anything else in a configuration is refused rather than silently ignored.
 _USED = {"robot", "reference", "waypoints", "move_s", "dwell_s", "settle_s", "model_kind", "model_dir",
          "gain_mode", "use_model_sigma_bounds", "schedule_c", "k_min", "k_max", "analytic_std",
-         "sigma_release_s"}
+         "sigma_release_s", "max_tracking_error"}
 _NODE_ONLY = {"status_decimation", "stale_timeout_ms", "summary_path"}
 #: the node's parameter defaults that the YAML may leave out
 _DEFAULTS = {"analytic_std": 10.0, "sigma_n": 0.1, "sigma_f": 10.0, "schedule_c": 3.0}
@@ -88,7 +88,8 @@ def run_inprocess(cfg: ScenarioConfig, key: str, duration_s: float | None = None
     dt = 1e-3
     ctl = ComputedTorqueController(analytic, model, schedule, reference, spec.effort_limits, dt=dt,
                                    stale_timeout_s=np.inf, settle_s=p.get("settle_s", 0.0),
-                                   sigma_release_s=float(p.get("sigma_release_s", 0.0)))
+                                   sigma_release_s=float(p.get("sigma_release_s", 0.0)),
+                                   max_error=np.asarray(p.get("max_tracking_error", DEFAULT_MAX_TRACKING_ERROR)))
     plant = SimPlant(cfg.robot, dt=dt, friction_viscous=cfg.friction_viscous,
                      friction_coulomb=cfg.friction_coulomb, coulomb_velocity_eps=cfg.coulomb_velocity_eps,
                      payload_kg=cfg.payload_kg)

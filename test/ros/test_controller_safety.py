@@ -205,3 +205,50 @@ def test_bad_parameters_fail_start_up_precisely(start_node, params, message):
     ctl = start_node("computed_torque", params)
     assert ctl.wait(timeout=30) == 2
     assert message in ctl.output()
+
+
+def test_following_error_latches_a_stiff_hold_until_a_new_reference(driver, start_node, tmp_path):
+    """A joint 0.4 rad from the reference (limit 0.3): the controller latches FAULT and holds the
+    position where it tripped - tau = RNEA(q, qd, 0) + K_max (q_trip - q) - K_D,max qd, not the
+    pull back to the old reference - until a reference_trajectory message clears it."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    summary = tmp_path / "summary.json"
+    ctl = start_node("computed_torque", {**GAINS, "max_tracking_error": [0.3], "stale_timeout_ms": 5000.0,
+                                         "summary_path": str(summary)})
+    traj_pub = driver.node.create_publisher(JointTrajectory, "reference_trajectory",
+                                            QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+    wait_connected(driver, ctl)
+    names, zero = list(SPEC.joint_names), np.zeros(N)
+    q0 = SPEC.home.copy()
+    driver.publish(names, q0, zero)
+    assert driver.wait_cmds(1, 10.0)
+    q_trip = q0.copy()
+    q_trip[3] += 0.4                                  # beyond the 0.3 rad limit
+    driver.publish(names, q_trip, zero)
+    assert driver.wait_cmds(2, 10.0)
+    np.testing.assert_allclose(driver.cmds[1][1], driver.gravity(q_trip), rtol=1e-9, atol=1e-9)
+    q3 = q_trip + 0.01                                # the hold pulls back to q_trip, not to q0
+    driver.publish(names, q3, zero)
+    assert driver.wait_cmds(3, 10.0)
+    np.testing.assert_allclose(driver.cmds[2][1], driver.expected(q3, zero, q_trip), rtol=1e-9, atol=1e-9)
+
+    end = time.monotonic() + 10.0                     # a new reference clears the fault
+    while traj_pub.get_subscription_count() == 0 and time.monotonic() < end:
+        driver.spin(0.05)
+    msg = JointTrajectory()
+    msg.joint_names = names
+    msg.points = [JointTrajectoryPoint(positions=list(map(float, q0)))]
+    msg.points[0].time_from_start.sec = 2
+    traj_pub.publish(msg)
+    end = time.monotonic() + 10.0
+    while "fault cleared" not in ctl.output() and time.monotonic() < end:
+        driver.spin(0.05)
+    driver.publish(names, q3, zero)                   # the new spline starts at the hold position
+    assert driver.wait_cmds(4, 10.0)
+    assert ctl.stop() == 0
+    s = json.loads(summary.read_text())
+    assert s["counters"]["tracking_fault"] == 1
+    log = ctl.output()
+    assert "tracking error beyond max_tracking_error" in log and "following-error fault cleared" in log

@@ -10,7 +10,7 @@ from dynlearn_ros.core.inverse_model import InverseModel
 from dynlearn_ros.core.robots import robot_spec
 from dynlearn_ros.core.safety import NON_FINITE, OK, SHORT, UNKNOWN_NAMES, JointStateMapper, clamp_torque
 from dynlearn_ros.core.schedule import GainSchedule
-from dynlearn_ros.core.trajectories import SineReference
+from dynlearn_ros.core.trajectories import HoldReference, SineReference
 
 SPEC = robot_spec("iiwa")
 N = SPEC.n
@@ -243,3 +243,36 @@ def test_controller_gains_follow_the_envelope_and_fallback_leaves_them_high():
     model.ok = True
     ctl.step(SPEC.home, np.zeros(N), t_state=0.201, wall_now=0.201)
     assert np.all(ctl.kp > raw[0] + 0.9 * (kp_top - raw[0]))
+
+
+def test_following_error_fault_latches_a_stiff_analytic_hold_and_a_new_reference_clears_it():
+    analytic = AnalyticInverseModel(SPEC.urdf_path, SPEC.joint_names, std=0.5)
+    model = ScriptedModel(np.full(N, 3.0), np.full(N, 0.1))
+    ref = HoldReference(SPEC.home)
+    ctl = ComputedTorqueController(analytic, model, schedule(False), ref, SPEC.effort_limits, dt=1e-3,
+                                   stale_timeout_s=0.05, max_error=[0.3] * 6 + [0.0])
+    zero = np.zeros(N)
+    assert ctl.step(SPEC.home, zero, 0.0, 0.0) is Mode.NORMAL
+    q7 = SPEC.home.copy()
+    q7[6] += 1.0                                   # joint 7 has no limit (0 = off)
+    assert ctl.step(q7, zero, 0.001, 0.0) is Mode.NORMAL
+    q_trip = SPEC.home.copy()
+    q_trip[1] += 0.31
+    assert ctl.step(q_trip, zero, 0.002, 0.0) is Mode.FAULT
+    assert ctl.counters.tracking_fault == 1 and model.resets == 1
+    kp_max, kd_max = np.zeros(N), np.zeros(N)
+    ctl.schedule.max_gains(kp_max, kd_max)
+    q, qd = q_trip + 0.02, np.full(N, 0.1)
+    assert ctl.step(q, qd, 0.003, 0.0) is Mode.FAULT   # latched: no new trip, hold at q_trip
+    expected = analytic.rbd.rnea(q, qd, zero, np.zeros(N)) + kp_max * (q_trip - q) - kd_max * qd
+    np.testing.assert_allclose(ctl.tau, expected, rtol=1e-12, atol=1e-9)
+    assert ctl.counters.tracking_fault == 1
+    qs = [np.zeros(N) for _ in range(3)]
+    ctl.desired_now(*qs)                              # where a new reference must start
+    np.testing.assert_allclose(qs[0], q_trip)
+    assert not qs[1].any() and not qs[2].any()
+    ctl.set_reference(HoldReference(q_trip), t_start=0.003)
+    assert ctl.step(q, zero, 0.004, 0.0) is Mode.NORMAL and model.resets == 2
+    np.testing.assert_allclose(ctl.tau_ff, 3.0)        # the learned model is back
+    with pytest.raises(ValueError, match="max_error"):
+        ComputedTorqueController(analytic, model, schedule(False), ref, SPEC.effort_limits, max_error=-1.0)

@@ -98,8 +98,8 @@ def test_off_region_the_svdkl_std_rises_and_the_schedule_stiffens():
     exp(-C) = 0.05 once sigma >= sigma_f: K_P = 0.95 K_max; asserted on the run's mean, > 0.9
     K_max, since the first move starts at home, inside the trained region); the stiff loop must track
     better than the analytic model at K_max (the feed-forward still knows the payload), while
-    the same model at fixed K_min (i) - a wrong feed-forward with nothing to catch it - either
-    diverges or tracks worse than the scheduled one."""
+    the same model at fixed K_min (i) - a wrong feed-forward with no stiffness to catch it - runs
+    away until the controller's following-error limit (default 0.5 rad) latches its hold."""
     cfg = load_config()
     rows = {k: run_inprocess(cfg, k, 6.0) for k in ("c", "g", "h", "i")}
     c, g, h, i = (rows[k] for k in "cghi")
@@ -108,4 +108,5 @@ def test_off_region_the_svdkl_std_rises_and_the_schedule_stiffens():
     ratio = np.asarray(h["mean_kp"]) / np.asarray(g["mean_kp"])   # g runs at K_max
     assert np.all(ratio > 0.9), ratio
     assert h["rmse_rad_all"] < g["rmse_rad_all"], (g["rmse_rad_all"], h["rmse_rad_all"])
-    assert i["diverged"] or i["rmse_rad_all"] > h["rmse_rad_all"]
+    assert i["counters"]["tracking_fault"] == 1 and not i["diverged"]
+    assert h["counters"]["tracking_fault"] == 0 and g["counters"]["tracking_fault"] == 0
