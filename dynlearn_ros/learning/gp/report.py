@@ -52,14 +52,14 @@ def _run(data: str, model: str, seed: int, epochs: int | None, root: Path, max_r
     return run
 
 
-def analytic_metrics(test, robot: str | None) -> dict | None:
-    """RMSE of the rigid-body model (Pinocchio RNEA) on the test split, or None if no URDF."""
-    out = None
+def analytic_torque(test, robot: str | None) -> np.ndarray | None:
+    """Rigid-body torque (N*m, (N, n)) of the nominal model (Pinocchio RNEA) on every row of
+    ``test`` from its q, qd, qdd, or None if there is no URDF for ``robot``."""
     if robot in ANALYTIC_URDF_ROBOTS:
-        from dynlearn_ros.datasets.analytic import analytic_torque
+        from dynlearn_ros.datasets.analytic import analytic_torque as _urdf_torque
 
-        out = np.asarray(analytic_torque(test, ANALYTIC_URDF_ROBOTS[robot]))
-    elif robot == "iiwa":
+        return np.asarray(_urdf_torque(test, ANALYTIC_URDF_ROBOTS[robot]))
+    if robot == "iiwa":
         from dynlearn_ros.core.analytic import RigidBodyModel
         from dynlearn_ros.core.robots import robot_spec
 
@@ -67,6 +67,13 @@ def analytic_metrics(test, robot: str | None) -> dict | None:
         out = np.empty_like(test.tau)
         for i in range(len(test)):
             rb.rnea(test.q[i], test.qd[i], test.qdd[i], out[i])
+        return out
+    return None
+
+
+def analytic_metrics(test, robot: str | None) -> dict | None:
+    """RMSE of the rigid-body model (Pinocchio RNEA) on the test split, or None if no URDF."""
+    out = analytic_torque(test, robot)
     if out is None:
         return None
     err = out - test.tau

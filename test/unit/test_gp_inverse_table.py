@@ -1,0 +1,138 @@
+"""dynlearn_ros.learning.inverse_table: learning-core and GP runs scored on the same rows with one
+NLL unit and one coverage definition."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dynlearn_ros.datasets.format import TrajectoryData, save_npz
+from dynlearn_ros.learning import inverse_table as it
+
+
+def test_eval_rows_drop_first_and_last_row_of_each_episode():
+    ep = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
+    assert it.eval_rows(ep).tolist() == [1, 2, 7]
+
+
+def test_score_coverage_uses_1_96_not_2_std():
+    y = np.zeros((4, 1))
+    std = np.ones((4, 1))
+    mean = np.array([[1.95], [1.97], [-1.97], [0.1]])
+    s = it.score(y, mean, std, np.ones(1))
+    assert s["coverage95"] == pytest.approx(0.5)      # 1.97 std is outside the 95 % interval
+    assert s["within_2std"] == pytest.approx(1.0)     # ... but inside 2 std
+
+
+def test_score_nll_is_standardized_and_unit_free():
+    rng = np.random.default_rng(0)
+    y = rng.normal(0, 1, (500, 3))
+    mean = y + rng.normal(0, 0.3, y.shape)
+    std = np.full(y.shape, 0.3)
+    y_std = np.array([1.0, 2.0, 5.0])
+    base = it.score(y, mean, std, y_std)
+    # the N*m NLL is the learning core's definition (evaluate.torque_errors)
+    from dynlearn_ros.learning.evaluate import torque_errors
+
+    assert base["nll_nm"] == pytest.approx(torque_errors(mean, y, std)["nll"], rel=1e-12)
+    assert base["nll"] == pytest.approx(base["nll_nm"] - np.log(y_std).mean(), rel=1e-12)
+    # torques 10x larger (N*m -> 0.1 N*m units): the standardized NLL does not move, the raw one does
+    c = 10.0
+    scaled = it.score(c * y, c * mean, c * std, c * y_std)
+    assert scaled["nll"] == pytest.approx(base["nll"], abs=1e-9)
+    assert scaled["nll_nm"] == pytest.approx(base["nll_nm"] + math.log(c), abs=1e-9)
+    assert scaled["rmse"] == pytest.approx(c * base["rmse"])
+    # ... and equals the GP report's NLL
+    from dynlearn_ros.learning.gp.training import gaussian_metrics
+
+    assert base["nll"] == pytest.approx(gaussian_metrics(y, mean, std, y_std)["nll"], rel=1e-12)
+
+
+def test_score_without_std_has_no_calibration_columns():
+    s = it.score(np.zeros((3, 2)), np.ones((3, 2)), None, np.ones(2))
+    assert s["rmse"] == pytest.approx(1.0) and "nll" not in s and "coverage95" not in s
+
+
+@pytest.fixture(scope="module")
+def arm(tmp_path_factory):
+    """10 episodes x 120 rows of a 2-joint arm (episode kinds: 0-4 fourier, 5-9 pick_place), one
+    tiny FFNN (learning core) and one tiny SVGP (GP helper) trained on its split."""
+    rng = np.random.default_rng(5)
+    n_ep, rows = 10, 120
+    t = np.tile(np.arange(rows) * 0.01, n_ep)
+    ep = np.repeat(np.arange(n_ep), rows)
+    phase = rng.uniform(0, 2 * np.pi, (n_ep, 2)).repeat(rows, axis=0)
+    w = np.array([2.3, 3.1])
+    q = 0.8 * np.sin(w * t[:, None] + phase)
+    qd = 0.8 * w * np.cos(w * t[:, None] + phase)
+    qdd = -0.8 * w**2 * np.sin(w * t[:, None] + phase)
+    tau = np.stack([1.5 * qdd[:, 0] + 6.0 * np.cos(q[:, 0]), 0.3 * qdd[:, 1] + 0.2 * qd[:, 1]], 1)
+    tau += rng.normal(0, 0.05, tau.shape)
+    stats = [{"episode": e, "kind": "fourier" if e < 5 else "pick_place"} for e in range(n_ep)]
+    data = TrajectoryData(t=t, q=q, qd=qd, qdd=qdd, tau=tau, episode=ep, joint_names=("a1", "a2"), dt=0.01,
+                          meta={"source": "test", "episode_stats": repr(stats)})
+    root = tmp_path_factory.mktemp("it")
+    path = str(save_npz(root / "arm.npz", data))
+
+    from dynlearn_ros.learning.data import split
+    from dynlearn_ros.learning.gp.cli import load_splits
+    from dynlearn_ros.learning.gp.models import GPConfig
+    from dynlearn_ros.learning.gp.training import inputs_targets, save_checkpoint, train_gp
+    from dynlearn_ros.learning.train import TrainConfig, fit
+    from dynlearn_ros.learning.train import save_checkpoint as save_core
+
+    _, tr, va, _te = load_splits(path, 0)
+    torch.set_num_threads(1)
+    ck = fit(*split(data, 0)[:2], TrainConfig(kind="ffnn", direction="inverse", epochs=2, window=20, stride=10,
+                                              hidden=16), progress=False)
+    (root / "ffnn").mkdir()
+    save_core(ck, root / "ffnn" / "checkpoint.pt")
+    res = train_gp(GPConfig(kind="svgp", num_inducing=16), *inputs_targets(tr), *inputs_targets(va), epochs=2,
+                   batch_size=128, lr=2e-2)
+    (root / "svgp").mkdir()
+    save_checkpoint(root / "svgp" / "checkpoint.pt", res.model, {"best_epoch": res.best_epoch, "epochs": 2})
+    return path, str(root / "ffnn"), str(root / "svgp")
+
+
+def test_table_scores_every_model_on_the_same_rows(arm):
+    path, ffnn, svgp = arm
+    from dynlearn_ros.learning.data import Stats, load_data, split
+    from dynlearn_ros.learning.evaluate import inverse_eval
+    from dynlearn_ros.learning.gp.training import load_checkpoint as load_gp
+    from dynlearn_ros.learning.train import load_checkpoint as load_core
+
+    assert it.run_family(ffnn) == "core" and it.run_family(svgp) == "gp"
+    res = it.build_table(path, [("ffnn", ffnn), ("svgp", svgp)], seed=0, analytic=False)
+    _tr, _va, te = split(load_data(path), 0)
+    n_test = sum(int((te.episode == e).sum()) - 2 for e in np.unique(te.episode))
+    assert res["test_rows"] == n_test
+    for m in res["models"].values():
+        assert m["test"]["rows"] == n_test
+        assert sum(g["rows"] for g in m["test_by_kind"].values()) == n_test
+    # the learning core's own evaluation: same per-joint RMSE and within-2-std, NLL = its N*m NLL
+    model, ck = load_core(f"{ffnn}/checkpoint.pt")
+    own = inverse_eval(model, Stats.from_dict(ck["stats"]), te)
+    got = res["models"]["ffnn"]["test"]
+    np.testing.assert_allclose(got["rmse_per_joint"], own["rmse_per_joint"], rtol=1e-10)
+    assert got["rmse_pooled"] == pytest.approx(own["rmse"], rel=1e-10)
+    assert got["within_2std"] == pytest.approx(own["within_2std"])
+    assert got["nll_nm"] == pytest.approx(own["nll"], rel=1e-10)
+    # the GP scored on rows 1..T-2 only (not on every test row), with its own y_std
+    gp, _ = load_gp(f"{svgp}/checkpoint.pt")
+    np.testing.assert_allclose(res["y_std"], gp.y_std.numpy(), rtol=1e-6)
+    rows = it.eval_rows(te.episode)
+    from dynlearn_ros.learning.gp.training import gaussian_metrics, inputs_targets
+
+    mean, std = gp.predict(inputs_targets(te)[0])
+    ref = gaussian_metrics(te.tau[rows], mean[rows], std[rows], gp.y_std.numpy())
+    assert res["models"]["svgp"]["test"]["nll"] == pytest.approx(ref["nll"], rel=1e-9)
+    assert res["models"]["svgp"]["test"]["coverage95"] == pytest.approx(ref["coverage95"])
+    # previous torque: tau_{t-1}
+    prev = res["models"]["previous torque"]["test"]
+    err = te.tau[rows - 1] - te.tau[rows]
+    assert prev["rmse"] == pytest.approx(float(np.sqrt((err**2).mean(0)).mean()))
+    md = it.markdown(res)
+    assert "| ffnn |" in md and "| svgp |" in md and "fourier RMSE" in md
