@@ -225,7 +225,7 @@ def markdown(res: dict) -> str:
              "RMSE in N*m, NLL standardized by the training torque std per joint", "",
              "| model | inputs | " + " | ".join(names) + " | mean RMSE | NLL | 95 % cov. | mean std | val RMSE "
              "| val NLL | val 95 % cov. | best epoch / epochs | train s |",
-             "|---" * (len(names) + 12) + "|"]
+             "|---" * (len(names) + 11) + "|"]
     for name, m in res["models"].items():
         t, v = m["test"], m.get("val", {})
         cells = " | ".join(f"{e:.3f}" for e in t["rmse_per_joint"])

@@ -136,3 +136,7 @@ def test_table_scores_every_model_on_the_same_rows(arm):
     assert prev["rmse"] == pytest.approx(float(np.sqrt((err**2).mean(0)).mean()))
     md = it.markdown(res)
     assert "| ffnn |" in md and "| svgp |" in md and "fourier RMSE" in md
+    # every table row has as many cells as its header
+    for block in md.split("\n\n"):
+        table = [ln for ln in block.splitlines() if ln.startswith("|")]
+        assert len({ln.count("|") for ln in table}) <= 1, table
