@@ -19,6 +19,9 @@ rows or on NLL units. This module puts them in one table with one definition of 
   learning core's column, 2 std) is also kept;
 * per kind of test episode (the vgain scenario data: ``fourier`` / ``pick_place``) as ``gp.report
   compare`` does;
+* optionally (``--own-action NAME``) a learning-core run trained with ``--act-target absolute``
+  evaluated free-running: its own previous prediction fed back instead of the measured tau_{t-1}
+  (as in closed loop, where no measured torque is read);
 * baselines without a std: the analytic rigid-body model (Pinocchio RNEA on the nominal URDF) and
   "previous torque" (tau_hat_t = tau_{t-1}, measured), the reference for every model handed
   tau_{t-1}.
@@ -92,9 +95,33 @@ def run_family(run: str | Path) -> str:
     raise ValueError(f"{run}: neither a learning-core nor a GP checkpoint")
 
 
-def predict_core(run: str | Path, part) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+@torch.no_grad()
+def own_action_predict(model, stats, part) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Like ``evaluate.inverse_predict`` for an ``act_target="absolute"`` model, but free-running:
+    from the second predicted row of each episode on, the model reads its *own* previous
+    prediction instead of the measured tau_{t-1} (only tau_0 of each episode is measured)."""
+    from dynlearn_ros.learning.data import arrays, episode_slices
+
+    if getattr(model.cfg, "act_target", "difference") != "absolute":
+        raise ValueError("own-action evaluation needs a model trained with --act-target absolute")
+    model.eval()
+    obs, act = arrays(part, "inverse")
+    means, stds, rows = [], [], []
+    for sl in episode_slices(part.episode):
+        if sl.stop - sl.start < 3:
+            continue
+        on = torch.as_tensor((obs[sl] - stats.obs_mean) / stats.obs_std, dtype=torch.float32)[None]
+        an = torch.as_tensor((act[sl] - stats.act_mean) / stats.act_std, dtype=torch.float32)[None]
+        mu, var, _ = model.seq(on, an, own_mask=torch.ones(1, on.shape[1], 1))
+        means.append(mu[0].double().numpy() * stats.act_std + stats.act_mean)
+        stds.append(np.sqrt(var[0].double().numpy()) * stats.act_std)
+        rows.append(np.arange(sl.start + 1, sl.stop - 1))
+    return np.concatenate(means), np.concatenate(stds), np.concatenate(rows)
+
+
+def predict_core(run: str | Path, part, own: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """(mean, std, rows, info) of a learning-core inverse run on a split ``part`` (rows as
-    :func:`eval_rows`)."""
+    :func:`eval_rows`); ``own``: free-running (:func:`own_action_predict`)."""
     from dynlearn_ros.learning.data import Stats
     from dynlearn_ros.learning.evaluate import inverse_predict
     from dynlearn_ros.learning.train import load_checkpoint
@@ -105,8 +132,11 @@ def predict_core(run: str | Path, part) -> tuple[np.ndarray, np.ndarray, np.ndar
         raise ValueError(f"{run}: a {tc['direction']} model; this table is for inverse dynamics")
     if int(ckpt.get("subsample", 1)) != 1:
         raise ValueError(f"{run}: trained with --subsample {ckpt['subsample']}; rows would not match")
-    mean, std, rows = inverse_predict(model, Stats.from_dict(ckpt["stats"]), part)
-    info = {"kind": tc["kind"], "family": "core", "inputs": CORE_INPUTS, "best_epoch": ckpt["best_epoch"],
+    stats = Stats.from_dict(ckpt["stats"])
+    mean, std, rows = (own_action_predict if own else inverse_predict)(model, stats, part)
+    inputs = CORE_INPUTS.replace("measured tau_{t-1}", "own previous prediction (tau_0 measured)") if own \
+        else CORE_INPUTS
+    info = {"kind": tc["kind"], "family": "core", "inputs": inputs, "best_epoch": ckpt["best_epoch"],
             "epochs": tc["epochs"], "window": tc["window"], "stride": tc["stride"],
             "train_wall_s": round(float(ckpt["wall_s"]), 1), "train_command": ckpt.get("train_command"),
             "act_target": tc.get("act_target", "difference")}
@@ -161,8 +191,9 @@ def _entry(y, mean, std, y_std, kinds, y_val=None, mean_val=None, std_val=None) 
 
 
 def build_table(data_name: str, runs: list[tuple[str, str]], seed: int = 0, novelty: bool = False,
-                analytic: bool = True) -> dict:
-    """Every run (name, directory) and the baselines on the same test rows of ``data_name``."""
+                analytic: bool = True, own_action: tuple[str, ...] = ()) -> dict:
+    """Every run (name, directory) and the baselines on the same test rows of ``data_name``;
+    learning-core runs named in ``own_action`` get a second, free-running row."""
     from dynlearn_ros.learning.gp.cli import load_splits
     from dynlearn_ros.learning.gp.training import data_hash, inputs_targets
 
@@ -180,12 +211,14 @@ def build_table(data_name: str, runs: list[tuple[str, str]], seed: int = 0, nove
         res["test_rows_by_kind"] = {k: int((kinds == k).sum()) for k in sorted(set(kinds))}
     for name, run in runs:
         if run_family(run) == "core":
-            mean, std, r, info = predict_core(run, te)
-            if not np.array_equal(r, rows):
-                raise AssertionError(f"{run}: the learning core's rows differ from eval_rows")
-            mean_va, std_va, _, _ = predict_core(run, va)
-            info["run"] = str(run)
-            res["models"][name] = {**info, **_entry(y, mean, std, y_std, kinds, y_va, mean_va, std_va)}
+            for own in (False, True) if name in own_action else (False,):
+                mean, std, r, info = predict_core(run, te, own)
+                if not np.array_equal(r, rows):
+                    raise AssertionError(f"{run}: the learning core's rows differ from eval_rows")
+                mean_va, std_va, _, _ = predict_core(run, va, own)
+                info.update({"run": str(run), "own_action": own})
+                res["models"][f"{name} (own tau fed back)" if own else name] = {
+                    **info, **_entry(y, mean, std, y_std, kinds, y_va, mean_va, std_va)}
             continue
         model, extra, term = load_gp(run, x_train, novelty)
         if not np.allclose(model.y_std.numpy(), y_std, rtol=1e-5):
@@ -254,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", nargs="+", required=True, help="name=run_dir (learning-core or GP runs)")
     p.add_argument("--seed", type=int, default=0, help="split seed")
     p.add_argument("--novelty", action="store_true", help="also '<name> + novelty' for GP runs with novelty.json")
+    p.add_argument("--own-action", nargs="*", default=[],
+                   help="names of learning-core runs (--act-target absolute) to also evaluate free-running: "
+                        "their own previous prediction fed back instead of the measured tau_{t-1}")
     p.add_argument("--no-analytic", action="store_true")
     p.add_argument("--json", default=None)
     p.add_argument("--md", default=None)
@@ -263,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.runs:
         name, _, run = spec.partition("=")
         runs.append((name, run) if run else (Path(spec).name, spec))
-    res = build_table(args.data, runs, args.seed, args.novelty, not args.no_analytic)
+    res = build_table(args.data, runs, args.seed, args.novelty, not args.no_analytic, tuple(args.own_action))
     res["command"] = shlex.join(["python", "-m", "dynlearn_ros.learning.inverse_table",
                                  *(sys.argv[1:] if argv is None else argv)])
     md = markdown(res)

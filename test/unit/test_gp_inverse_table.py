@@ -140,3 +140,35 @@ def test_table_scores_every_model_on_the_same_rows(arm):
     for block in md.split("\n\n"):
         table = [ln for ln in block.splitlines() if ln.startswith("|")]
         assert len({ln.count("|") for ln in table}) <= 1, table
+
+
+def test_own_action_mode_never_reads_the_measured_torque_after_tau0(arm, tmp_path):
+    path, ffnn, _svgp = arm
+    from dynlearn_ros.learning.data import load_data, split
+    from dynlearn_ros.learning.train import TrainConfig, fit
+    from dynlearn_ros.learning.train import save_checkpoint as save_core
+
+    data = load_data(path)
+    tr, va, te = split(data, 0)
+    torch.set_num_threads(1)
+    ck = fit(tr, va, TrainConfig(kind="acrkn-inv", direction="inverse", epochs=1, window=20, stride=10, lod=4,
+                                 num_basis=3, hidden=16, act_target="absolute", own_action_frac=0.5),
+             progress=False)
+    save_core(ck, tmp_path / "checkpoint.pt")
+    own = it.predict_core(tmp_path, te, own=True)
+    forced = it.predict_core(tmp_path, te, own=False)
+    assert np.array_equal(own[2], it.eval_rows(te.episode)) and "own previous" in own[3]["inputs"]
+    # measured torques replaced after the first row of every episode: free-running unchanged,
+    # teacher-forced not
+    first = np.zeros(len(te), dtype=bool)
+    first[np.flatnonzero(np.r_[True, np.diff(te.episode) != 0])] = True
+    te2 = te.select(np.ones(len(te), dtype=bool))
+    te2.tau = np.where(first[:, None], te.tau, te.tau + 3.0)
+    own2, forced2 = it.predict_core(tmp_path, te2, own=True), it.predict_core(tmp_path, te2, own=False)
+    np.testing.assert_allclose(own2[0], own[0], rtol=1e-6, atol=1e-6)
+    assert np.abs(forced2[0] - forced[0]).max() > 1e-3
+    # ... and the first predicted row of each episode is the same in both modes (both read tau_0)
+    starts = np.flatnonzero(np.r_[True, np.diff(te.episode[own[2]]) != 0])
+    np.testing.assert_allclose(own[0][starts], forced[0][starts], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="absolute"):
+        it.predict_core(ffnn, te, own=True)
