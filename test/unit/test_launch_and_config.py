@@ -18,8 +18,11 @@ ROOT = share_dir()
 
 
 def declared_parameters(node_file: str) -> set[str]:
-    src = (ROOT / "dynlearn_ros" / "nodes" / node_file).read_text()
-    return set(re.findall(r'declare\(\s*self,\s*"(\w+)"', src)) | set(
+    """Parameter names declared by a node file and by its ``<node>_params.py`` companion."""
+    nodes = ROOT / "dynlearn_ros" / "nodes"
+    files = [nodes / node_file, nodes / node_file.replace(".py", "_params.py")]
+    src = "\n".join(f.read_text() for f in files if f.exists())
+    return set(re.findall(r'declare\(\s*(?:self|node),\s*"(\w+)"', src)) | set(
         re.findall(r'declare_parameter\(\s*"(\w+)"', src)) | set(re.findall(r'dec\(\s*"(\w+)"', src))
 
 
