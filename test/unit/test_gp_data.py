@@ -26,14 +26,22 @@ def test_shipped_svdkl_reproduces_its_recorded_test_metrics():
     require("panda_gaz2019")
     from dynlearn_ros.core.inverse_model import InverseQuery
     from dynlearn_ros.learning.gp.cli import load_splits
-    from dynlearn_ros.learning.gp.training import data_hash, gaussian_metrics
+    from dynlearn_ros.learning.gp.training import fit_normalization, gaussian_metrics, inputs_targets
     from dynlearn_ros.runtime.registry import load_inverse_model
 
     mdir = shipped_dir()
     meta = json.loads((mdir / "metadata.json").read_text())
-    data, _tr, _va, te = load_splits("panda_gaz2019", int(meta["training"]["seed"]))
-    # the model was trained on exactly this data (same loader, same filtering of qdd)
-    assert meta["training_data_hash"] == data_hash(data)
+    data, tr, _va, te = load_splits("panda_gaz2019", int(meta["training"]["seed"]))
+    # the model was trained on this data (same loader, same filtering of qdd, same split): the
+    # training split's column statistics recorded at training time come out again. Not the
+    # recorded sha256 data_hash: that is bit-exact, and the zero-phase filter behind qdd differs
+    # in the last bits between CPUs (seen: two hashes on two machines of this workplace). Last-bit
+    # differences move a mean of 14,700 rows by ~1e-16 relative; any real change of data, filter
+    # or split moves it by far more than 1e-9
+    assert len(tr) == meta["training"]["train_rows"]
+    norm = fit_normalization(*inputs_targets(tr))
+    for key in ("x_mean", "x_std", "y_mean", "y_std"):
+        np.testing.assert_allclose(norm[key], meta["normalization"][key], rtol=1e-9, atol=1e-12, err_msg=key)
     pred = load_inverse_model("svdkl", mdir, data.joint_names)
     n = data.n_joints
     query = InverseQuery(n=n)
