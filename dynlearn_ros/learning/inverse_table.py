@@ -38,7 +38,6 @@ read [q, qd], the desired next observation and the *measured previous torque*; t
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 import sys
@@ -302,12 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     res = build_table(args.data, runs, args.seed, args.novelty, not args.no_analytic, tuple(args.own_action))
     res["command"] = shlex.join(["python", "-m", "dynlearn_ros.learning.inverse_table",
                                  *(sys.argv[1:] if argv is None else argv)])
-    md = markdown(res)
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
-    if args.md:
-        Path(args.md).write_text(md)
-    print(md)
+    from dynlearn_ros.learning.gp.report import write_outputs
+
+    write_outputs(res, markdown(res), args.json, args.md)
     return 0
 
 

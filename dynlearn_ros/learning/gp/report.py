@@ -353,15 +353,23 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     res = {"quality": quality, "fractions": fractions, "compare": compare}[args.what](args)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
+    md = None
     if args.what in ("quality", "compare"):
         md = (quality_markdown if args.what == "quality" else compare_markdown)(res)
-        if args.md:
-            Path(args.md).write_text(md)
-        print(md)
+    write_outputs(res, md, args.json, args.md)
     return 0
+
+
+def write_outputs(res: dict, md: str | None, json_path: str | None, md_path: str | None) -> None:
+    """Write ``res`` as JSON and ``md`` as markdown where paths are given; print ``md``."""
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(res, indent=1) + "\n")
+    if md is not None:
+        if md_path:
+            Path(md_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(md_path).write_text(md)
+        print(md)
 
 
 if __name__ == "__main__":
