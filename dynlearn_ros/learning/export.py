@@ -127,8 +127,32 @@ def initial_belief(model: nn.Module) -> Tensor:
     return torch.cat(model.cell.initial_belief(1), dim=-1)[0]
 
 
-def export_onnx(step: _Packed, path: Path) -> Path:
-    """Write the step graph to ``path`` (one file, opset 18, static batch-1 shapes)."""
+def lean_supported(step: _Packed) -> bool:
+    """An inverse step the hand-built graph of :mod:`dynlearn_ros.learning.acrkn_onnx` covers
+    (linear transition-coefficient net, one hidden encoder layer)."""
+    model = step.model
+    return (isinstance(step, InverseStep) and isinstance(model.cell.coef_net, nn.Linear)
+            and len(model.cfg.enc_hidden) == 1)
+
+
+def export_onnx(step: _Packed, path: Path, lean: bool = True) -> str:
+    """Write the step graph to ``path`` (one file, opset 18, static batch-1 shapes); returns which
+    graph: the lean hand-built inverse graph where :func:`lean_supported` (``lean``), else
+    ``torch.onnx.export`` of the step module."""
+    path = Path(path)
+    if lean and lean_supported(step):
+        import onnx
+
+        from dynlearn_ros.learning.acrkn_onnx import GRAPH_NAME, build_inverse_graph, weights_from_step
+
+        onnx.save(build_inverse_graph(weights_from_step(step)), str(path))
+        return GRAPH_NAME
+    export_torch_onnx(step, path)
+    return "torch_export"
+
+
+def export_torch_onnx(step: _Packed, path: Path) -> Path:
+    """``torch.onnx.export`` of the step module (dynamo, opset 18, one file)."""
     path = Path(path)
     with torch.no_grad():
         torch.onnx.export(step, example_inputs(step), str(path), input_names=list(step.input_names),
@@ -146,13 +170,14 @@ def write_model_dir(model: nn.Module, ckpt: dict, out_dir: Path, metrics: dict |
     obs / act layout, normalization (training-split statistics), inputs / outputs (name, shape),
     belief_dim, initial_belief, opset, data, data_hash, train_config, metrics, sigma_n / sigma_f
     (N*m, inverse only, from ``metrics``), desired_next (inverse only, see
-    ``runtime.acrkn.AcrknInversePredictor``), created, how.
+    ``runtime.acrkn.AcrknInversePredictor``), created, how, graph (which ONNX graph, see
+    :func:`export_onnx`).
     """
     stats = Stats.from_dict(ckpt["stats"])
     step = step_module(model, stats)
 
     def fill(tmp: Path) -> None:
-        export_onnx(step, tmp / "model.onnx")
+        graph = export_onnx(step, tmp / "model.onnx")
         ins = example_inputs(step)
         with torch.no_grad():
             outs = step(*ins)
@@ -172,7 +197,7 @@ def write_model_dir(model: nn.Module, ckpt: dict, out_dir: Path, metrics: dict |
             "train_config": ckpt["train_config"], "model_config": ckpt["model_config"],
             "best_epoch": ckpt.get("best_epoch"), "metrics": metrics or {},
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "torch": torch.__version__, "python": platform.python_version(), "how": how,
+            "torch": torch.__version__, "python": platform.python_version(), "how": how, "graph": graph,
         }
         if inverse:
             # how the runtime forms the desired next observation (runtime.acrkn.DESIRED_NEXT)

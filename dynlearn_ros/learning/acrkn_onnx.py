@@ -1,0 +1,390 @@
+"""A lean ONNX graph of one ac-RKN inverse step, built node by node.
+
+``torch.onnx.export`` of :class:`~dynlearn_ros.learning.export.InverseStep` gives ~100 nodes (82
+after onnxruntime's optimizer). At batch 1 almost every node is a few hundred floats, so the
+step's latency is onnxruntime's per-node cost times the node count, not arithmetic. This module
+writes the same function with about 60 nodes:
+
+* normalization folded into the first layer of the encoder and of the control model, and the
+  output's de-normalization into the last layer of the action decoder;
+* row-vector algebra (z A^T instead of A z: no Unsqueeze / Squeeze around the MatMuls);
+* the softmax weights sum to one, so A = sum_k alpha_k (B_k + I): the identity is folded into the
+  (masked, transposed) basis and A^T comes out of one MatMul;
+* the factorized covariance propagation matrix M (3m x 3m; see ``RKNCell.predict``), whose
+  blocks are sums of elementwise products of A's blocks, is one broadcast Mul of the blocks with
+  each other and one MatMul by a fixed (9, 16) mixing matrix (plus reshapes) instead of 6
+  Slices, 12 Muls and 4 Concats. (Gathering the products' factors by index tables was tried
+  first: fewer nodes, but onnxruntime's Gather over 4,050 indices cost more than all of them.)
+
+Weights come from a trained model (:func:`weights_from_step`) or from an exported ``model.onnx``
+of the torch exporter (:func:`weights_from_torch_onnx`), so shipped model directories can be
+rewritten without their checkpoints (``python -m dynlearn_ros.learning.acrkn_onnx --convert DIR``):
+the conversion is refused unless the new graph reproduces the old one over a 250-step rollout.
+
+Inputs and outputs are those of the torch export (names, shapes, packed belief), so the runtime
+predictor reads either graph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 18
+#: floor added to the variance head's output (``_VarHead``) and the encoder's normalization eps
+VAR_FLOOR = 1e-4
+ENC_EPS = 1e-8
+GRAPH_NAME = "acrkn_inverse_step_lean"
+
+
+# ---------------------------------------------------------------------------- weights
+def _layers(named: dict[str, np.ndarray], prefix: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Linear layers ``prefix.<i>.weight/bias`` in index order."""
+    idx = sorted({int(k[len(prefix) + 1:].split(".")[0]) for k in named
+                  if k.startswith(prefix + ".") and k.endswith(".weight") and k[len(prefix) + 1:].split(".")[0].isdigit()})
+    return [(named[f"{prefix}.{i}.weight"], named[f"{prefix}.{i}.bias"]) for i in idx]
+
+
+def _collect(named: dict[str, np.ndarray], absolute: bool, q3: np.ndarray, lod: int) -> dict:
+    """The builder's weight dict from parameter-named arrays (torch ``state_dict`` names)."""
+    def flat(k):
+        return np.asarray(named[k], dtype=np.float64).reshape(-1)
+
+    if "cell.coef_net.weight" not in named:
+        raise ValueError("lean export supports the linear transition-coefficient net only (trans_net_hidden = 0)")
+    w = {
+        "lod": int(lod), "absolute": bool(absolute),
+        "obs_mean": flat("obs_mean"), "obs_std": flat("obs_std"),
+        "act_mean": flat("act_mean"), "act_std": flat("act_std"),
+        "out_mean": flat("act_mean" if absolute else "dact_mean"),
+        "out_std": flat("act_std" if absolute else "dact_std"),
+        "dnext_scale": flat("dnext_scale"), "dnext_shift": flat("dnext_shift"),
+        "enc_body": _layers(named, "encoder.body"),
+        "enc_mean": (named["encoder.mean.weight"], named["encoder.mean.bias"]),
+        "enc_var": (named["encoder.var.weight"], named["encoder.var.bias"]),
+        "coef": (named["cell.coef_net.weight"], named["cell.coef_net.bias"]),
+        "basis": _masked_basis(named, lod),
+        "q3": np.asarray(q3, dtype=np.float64).reshape(-1),
+        "control": _layers(named, "control"),
+        "dec_act": _layers(named, "dec_act"),
+        "dec_var": _layers(named, "dec_var.net"),
+    }
+    w = {k: ([tuple(np.asarray(a, dtype=np.float64) for a in layer) for layer in v] if isinstance(v, list)
+             else tuple(np.asarray(a, dtype=np.float64) for a in v) if isinstance(v, tuple) else v) for k, v in w.items()}
+    if w["q3"].shape != (3 * lod,):
+        raise ValueError(f"transition noise: expected {3 * lod} values, got {w['q3'].shape}")
+    return w
+
+
+def _masked_basis(named: dict[str, np.ndarray], lod: int) -> np.ndarray:
+    """(K, 4, m, m) band-masked basis blocks 11, 12, 21, 22: from ``cell.basis`` and
+    ``cell.band_mask``, or from ``transition_flat`` (K, (2m)^2), the row-major A_k - I that the torch
+    exporter may have folded them into."""
+    if "cell.basis" in named:
+        return np.asarray(named["cell.basis"], dtype=np.float64) * np.asarray(named["cell.band_mask"], dtype=np.float64)
+    m, n = lod, 2 * lod
+    flat = np.asarray(named["transition_flat"], dtype=np.float64)
+    full = flat.reshape(flat.shape[0], n, n)
+    return np.stack([full[:, :m, :m], full[:, :m, m:], full[:, m:, :m], full[:, m:, m:]], axis=1)
+
+
+def weights_from_step(step) -> dict:
+    """From an :class:`~dynlearn_ros.learning.export.InverseStep` (trained model + statistics)."""
+    import torch
+
+    from dynlearn_ros.learning.rkn import elup1
+
+    model = step.model
+    named = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
+    named["cell.band_mask"] = model.cell.band_mask.double().numpy()
+    for k in ("dnext_scale", "dnext_shift"):
+        named[k] = getattr(model, k).double().numpy()
+    for k in ("obs_mean", "obs_std", "act_mean", "act_std", "dact_mean", "dact_std"):
+        named[k] = getattr(step, k).double().numpy()
+    with torch.no_grad():
+        q3 = torch.cat([elup1(model.cell.log_trans_cov.double()),
+                        torch.zeros(model.cfg.lod, dtype=torch.float64)]).numpy()
+    return _collect(named, step.absolute, q3, model.cfg.lod)
+
+
+def weights_from_torch_onnx(path: Path, absolute: bool, lod: int) -> dict:
+    """From a ``model.onnx`` written by the torch exporter (``learning.export``): parameters by
+    their initializer names (``model.<state_dict name>``), statistics by name, and the folded
+    transition noise ``[elu(q)+1 | 0]`` as the one 3m-vector added to the covariance product."""
+    m = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    named = {k[len("model."):] if k.startswith("model.") else k: v for k, v in inits.items()}
+    producers = {o: n for n in m.graph.node for o in n.output}
+    q3 = None
+    for n in m.graph.node:   # Add(<covariance product>, <3m constant>): the product comes from a MatMul
+        if n.op_type != "Add":
+            continue
+        consts = [i for i in n.input if i in inits and inits[i].size == 3 * lod]
+        others = [i for i in n.input if i not in inits]
+        src = producers.get(others[0]) if len(others) == 1 else None
+        while src is not None and src.op_type in ("Squeeze", "Reshape"):
+            src = producers.get(src.input[0])
+        if consts and src is not None and src.op_type == "MatMul":
+            q3 = inits[consts[0]]
+            break
+    if q3 is None:
+        raise ValueError(f"{path}: the transition-noise constant (3m = {3 * lod} values) was not found")
+    if "cell.basis" not in named:   # folded: MatMul(softmax(.), <(K, (2m)^2) constant>)
+        for n in m.graph.node:
+            src = producers.get(n.input[0])
+            if n.op_type == "MatMul" and src is not None and src.op_type == "Softmax" and n.input[1] in inits:
+                arr = inits[n.input[1]]
+                if arr.ndim == 2 and arr.shape[1] == 4 * lod * lod:
+                    named["transition_flat"] = arr
+                    break
+        else:
+            raise ValueError(f"{path}: neither cell.basis nor a folded transition basis was found")
+    return _collect(named, absolute, q3, lod)
+
+
+# ---------------------------------------------------------------------------- graph
+def _cov_mix() -> np.ndarray:
+    """(9, 16) weights: block (rb, cb) of M (rows cu', cl', cs'; columns cu, cs, cl) as a
+    combination of the 16 elementwise products B_p * B_q of A's blocks (p, q in 11, 12, 21, 22),
+    M as in ``RKNCell.predict``:
+
+        M = [[a11^2, 2 a11 a12, a12^2], [a21^2, 2 a21 a22, a22^2], [a21 a11, a22 a11 + a21 a12, a22 a12]]
+    """
+    b = {"11": 0, "12": 1, "21": 2, "22": 3}
+    terms = {(0, 0): [("11", "11")], (0, 1): [("11", "12"), ("11", "12")], (0, 2): [("12", "12")],
+             (1, 0): [("21", "21")], (1, 1): [("21", "22"), ("21", "22")], (1, 2): [("22", "22")],
+             (2, 0): [("21", "11")], (2, 1): [("22", "11"), ("21", "12")], (2, 2): [("22", "12")]}
+    mix = np.zeros((9, 16))
+    for (rb, cb), pairs in terms.items():
+        for p, q in pairs:
+            mix[rb * 3 + cb, b[p] * 4 + b[q]] += 1.0
+    return mix
+
+
+class _G:
+    """Tiny graph writer: float32 constants, unique names."""
+
+    def __init__(self) -> None:
+        self.nodes: list = []
+        self.inits: list = []
+        self._k = 0
+
+    def const(self, name: str, arr, dtype=np.float32) -> str:
+        self.inits.append(numpy_helper.from_array(np.asarray(arr, dtype=dtype), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], n_out: int = 1, out: str | list[str] | None = None, **attrs):
+        if out is None:
+            self._k += 1
+            outs = [f"{op_type.lower()}_{self._k}_{i}" for i in range(n_out)]
+        else:
+            outs = [out] if isinstance(out, str) else list(out)
+        self.nodes.append(helper.make_node(op_type, inputs, outs, **attrs))
+        return outs[0] if len(outs) == 1 else outs
+
+    def mlp(self, x: str, layers: list[tuple[np.ndarray, np.ndarray]], name: str, out: str | None = None) -> str:
+        """ReLU between layers, none after the last; Gemm with B transposed (torch layout)."""
+        for i, (W, b) in enumerate(layers):
+            last = i == len(layers) - 1
+            x = self.op("Gemm", [x, self.const(f"{name}.{i}.W", W), self.const(f"{name}.{i}.b", b.reshape(-1))],
+                        transB=1, out=out if last else None)
+            if not last:
+                x = self.op("Relu", [x])
+        return x
+
+
+def build_inverse_graph(w: dict) -> onnx.ModelProto:
+    """The step graph from :func:`weights_from_step` / :func:`weights_from_torch_onnx` weights."""
+    m = w["lod"]
+    n = 2 * m
+    d_o, d_a = w["obs_mean"].size, w["act_mean"].size
+    g = _G()
+    # -- desired change: ((o_next - o) / std_o) * scale - shift
+    dn = g.op("Sub", [g.op("Mul", [g.op("Sub", ["obs_next", "obs"]), g.const("dnext_gain", (w["dnext_scale"] / w["obs_std"])[None])]),
+                      g.const("dnext_shift", w["dnext_shift"][None])])
+    # -- control b(a_{t-1}) with the action normalization in its first layer
+    ctrl_layers = list(w["control"])
+    W0, b0 = ctrl_layers[0]
+    ctrl_layers[0] = (W0 / w["act_std"][None, :], b0 - (W0 / w["act_std"][None, :]) @ w["act_mean"])
+    ctrl = g.mlp("act_prev", ctrl_layers, "control")
+    # -- belief
+    z, cu, cl, cs = g.op("Split", ["belief", g.const("split_belief", [n, m, m, m], np.int64)], n_out=4, axis=1)
+    # -- transition: alpha = softmax(coef(z)); A^T = sum_k alpha_k (B_k + I)^T, flattened, with a trailing 0
+    Wc, bc = w["coef"]
+    alpha = g.op("Softmax", [g.mlp(z, [(Wc, bc)], "coef")], axis=1)
+    K = w["basis"].shape[0]
+    full = np.zeros((K, n, n))
+    full[:, :m, :m], full[:, :m, m:] = w["basis"][:, 0], w["basis"][:, 1]
+    full[:, m:, :m], full[:, m:, m:] = w["basis"][:, 2], w["basis"][:, 3]
+    full += np.eye(n)[None]
+    # one MatMul gives vec(A^T) (row-major, for z A^T) and the four m x m blocks of A (block-major,
+    # entries [j, i] within a block) for the covariance products
+    vec_at = np.transpose(full, (0, 2, 1)).reshape(K, n * n)
+    blocks = np.transpose(full.reshape(K, 2, m, 2, m), (0, 1, 3, 4, 2)).reshape(K, 4 * m * m)
+    at_flat, blk = g.op("Split", [g.op("MatMul", [alpha, g.const("basis_t", np.concatenate([vec_at, blocks], 1))]),
+                                  g.const("split_at", [n * n, 4 * m * m], np.int64)], n_out=2, axis=1)
+    at = g.op("Reshape", [at_flat, g.const("shape_nn", [n, n], np.int64)])
+    z_prior = g.op("Add", [g.op("MatMul", [z, at]), ctrl])                                   # (1, n)
+    # products of every pair of blocks (16, m*m), then M's nine blocks as fixed combinations of them
+    prod = g.op("Reshape", [g.op("Mul", [g.op("Reshape", [blk, g.const("shape_p1", [4, 1, m * m], np.int64)]),
+                                         g.op("Reshape", [blk, g.const("shape_p2", [1, 4, m * m], np.int64)])]),
+                            g.const("shape_p", [16, m * m], np.int64)])
+    mix = g.op("MatMul", [g.const("cov_mix", _cov_mix()), prod])                               # (9, m*m): [rb, cb] x [j, i]
+    m_t = g.op("Reshape", [g.op("Transpose", [g.op("Reshape", [mix, g.const("shape_m4", [3, 3, m, m], np.int64)])],
+                                perm=[1, 2, 0, 3]), g.const("shape_3m", [3 * m, 3 * m], np.int64)])  # M^T
+    c = g.op("Add", [g.op("MatMul", [g.op("Concat", [cu, cs, cl], axis=1), m_t]), g.const("q3", w["q3"][None])])
+    cu_p, cl_p, cs_p = g.op("Split", [c, g.const("split_c", [m, m, m], np.int64)], n_out=3, axis=1)
+    # -- encoder with the observation normalization in its first layer
+    enc = list(w["enc_body"])
+    W0, b0 = enc[0]
+    enc[0] = (W0 / w["obs_std"][None, :], b0 - (W0 / w["obs_std"][None, :]) @ w["obs_mean"])
+    h = g.op("Relu", [g.mlp("obs", enc, "enc_body")]) if enc else "obs"
+    if len(enc) > 1:
+        raise ValueError("lean export: encoder with one hidden layer only")
+    wm = g.mlp(h, [w["enc_mean"]], "enc_mean")
+    wlat = g.op("Div", [wm, g.op("Sqrt", [g.op("Add", [g.op("ReduceSumSquare", [wm, g.const("ax_last", [1], np.int64)], keepdims=1),
+                                                        g.const("enc_eps", [ENC_EPS])])])])
+    wvar = g.op("Add", [g.op("Elu", [g.mlp(h, [w["enc_var"]], "enc_var")]), g.const("one", [1.0])])
+    # -- Kalman update
+    denom = g.op("Add", [cu_p, wvar])
+    q_u = g.op("Div", [cu_p, denom])
+    q_l = g.op("Div", [cs_p, denom])
+    res = g.op("Sub", [wlat, g.op("Slice", [z_prior, g.const("s0b", [0], np.int64), g.const("s_m", [m], np.int64),
+                                            g.const("ax1b", [1], np.int64)])])
+    z_post = g.op("Add", [z_prior, g.op("Concat", [g.op("Mul", [q_u, res]), g.op("Mul", [q_l, res])], axis=1)])
+    keep = g.op("Sub", ["one", q_u])
+    cu_post = g.op("Mul", [keep, cu_p])
+    cs_post = g.op("Mul", [keep, cs_p])
+    cl_post = g.op("Sub", [cl_p, g.op("Mul", [q_l, cs_p])])
+    # -- action decoder, de-normalization in its last layer
+    dec = list(w["dec_act"])
+    Wl, bl = dec[-1]
+    dec[-1] = (Wl * w["out_std"][:, None], bl * w["out_std"] + w["out_mean"])
+    if w["absolute"]:
+        g.mlp(g.op("Concat", [z_post, dn], axis=1), dec, "dec_act", out="tau_mean")
+    else:
+        g.op("Add", ["act_prev", g.mlp(g.op("Concat", [z_post, dn], axis=1), dec, "dec_act")], out="tau_mean")
+    # -- variance head: (elu(.) + 1 + floor) * out_std^2
+    v = g.op("Elu", [g.mlp(g.op("Concat", [cu_post, cl_post, cs_post], axis=1), w["dec_var"], "dec_var")])
+    g.op("Mul", [g.op("Add", [v, g.const("one_floor", [1.0 + VAR_FLOOR])]), g.const("out_var", (w["out_std"] ** 2)[None])],
+         out="tau_var")
+    g.op("Concat", [z_post, cu_post, cl_post, cs_post], axis=1, out="belief_out")
+    f32 = TensorProto.FLOAT
+    graph = helper.make_graph(
+        g.nodes, GRAPH_NAME,
+        [helper.make_tensor_value_info("obs", f32, [1, d_o]), helper.make_tensor_value_info("obs_next", f32, [1, d_o]),
+         helper.make_tensor_value_info("act_prev", f32, [1, d_a]), helper.make_tensor_value_info("belief", f32, [1, 5 * m])],
+        [helper.make_tensor_value_info("tau_mean", f32, [1, d_a]), helper.make_tensor_value_info("tau_var", f32, [1, d_a]),
+         helper.make_tensor_value_info("belief_out", f32, [1, 5 * m])],
+        g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="dynlearn_ros")
+    model.ir_version = 10
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+# ---------------------------------------------------------------------------- checks, conversion
+def rollout(path: Path | str, meta: dict, steps: int = 250, seed: int = 0) -> dict[str, np.ndarray]:
+    """Outputs (steps, ...) of a step graph driven by a random walk around the training statistics
+    (the belief fed back), for comparing two graphs of the same model."""
+    from dynlearn_ros.runtime.onnx_step import OnnxStep
+
+    norm = meta["normalization"]
+    rng = np.random.default_rng(seed)
+    om, os_ = np.asarray(norm["obs_mean"]), np.asarray(norm["obs_std"])
+    am, as_ = np.asarray(norm["act_mean"]), np.asarray(norm["act_std"])
+    s = OnnxStep(path)
+    s.inputs["belief"][0] = np.asarray(meta["initial_belief"], dtype=np.float32)
+    o = om + 0.5 * os_ * rng.standard_normal(om.size)
+    a = am + 0.5 * as_ * rng.standard_normal(am.size)
+    out = {k: [] for k in ("tau_mean", "tau_var", "belief_out")}
+    for _ in range(steps):
+        o_next = o + 0.01 * os_ * rng.standard_normal(om.size)
+        s.inputs["obs"][0], s.inputs["obs_next"][0], s.inputs["act_prev"][0] = o, o_next, a
+        s.run()
+        for k in out:
+            out[k].append(s.outputs[k][0].copy())
+        s.inputs["belief"][0] = s.outputs["belief_out"][0]
+        o, a = o_next, a + 0.02 * as_ * rng.standard_normal(am.size)
+    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+
+def max_rel_diff(a: dict, b: dict, meta: dict) -> dict[str, float]:
+    """max |a - b| over the rollout, per output, relative to the output's scale: the torque
+    target's std for tau_mean, its square for tau_var, the belief's own max magnitude."""
+    norm = meta["normalization"]
+    absolute = meta.get("model_config", {}).get("act_target", "difference") == "absolute"
+    scale = np.asarray(norm["act_std"] if absolute else norm["dact_std"])
+    return {"tau_mean": float(np.max(np.abs(a["tau_mean"] - b["tau_mean"]) / scale)),
+            "tau_var": float(np.max(np.abs(a["tau_var"] - b["tau_var"]) / np.maximum(b["tau_var"], scale**2 * 1e-4))),
+            "belief_out": float(np.max(np.abs(a["belief_out"] - b["belief_out"])) / max(1.0, np.max(np.abs(b["belief_out"]))))}
+
+
+#: agreement required to replace a graph: the tolerance of test/unit/test_export_parity.py (2e-4
+#: of each output's scale after 250 steps; float32 reordering only, see that test's docstring)
+CONVERT_RTOL = 2e-4
+
+
+def convert_model_dir(model_dir: Path, check_steps: int = 250) -> dict:
+    """Rewrite ``model_dir/model.onnx`` (a torch-exported inverse step) as the lean graph, in place,
+    if a ``check_steps`` rollout of both agrees within :data:`CONVERT_RTOL`; metadata records it."""
+    from dynlearn_ros.runtime.model_store import publish_model_dir
+
+    model_dir = Path(model_dir)
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    if meta.get("direction") != "inverse" or meta.get("kind") != "acrkn":
+        raise ValueError(f"{model_dir}: not an ac-RKN inverse model directory")
+    if meta.get("graph") == GRAPH_NAME:
+        raise ValueError(f"{model_dir}: already the lean graph")
+    cfg = meta["model_config"]
+    w = weights_from_torch_onnx(model_dir / "model.onnx", cfg.get("act_target", "difference") == "absolute", cfg["lod"])
+    lean = build_inverse_graph(w)
+    old_bytes = (model_dir / "model.onnx").read_bytes()
+    tmp = model_dir.parent / f".{model_dir.name}.lean.onnx"
+    onnx.save(lean, str(tmp))
+    try:
+        diff = max_rel_diff(rollout(tmp, meta, check_steps), rollout(model_dir / "model.onnx", meta, check_steps), meta)
+    except Exception:
+        tmp.unlink(missing_ok=True)
+        raise
+    if max(diff.values()) > CONVERT_RTOL:
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"{model_dir}: the lean graph differs from the exported one beyond {CONVERT_RTOL}: {diff}")
+    meta["graph"] = GRAPH_NAME
+    meta["graph_conversion"] = {"from_sha256": hashlib.sha256(old_bytes).hexdigest()[:16], "rollout_steps": check_steps,
+                                "max_rel_diff": diff,
+                                "command": shlex.join(["python", "-m", "dynlearn_ros.learning.acrkn_onnx", "--convert",
+                                                       str(model_dir)])}
+
+    def fill(d: Path) -> None:
+        for f in model_dir.iterdir():
+            if f.name not in ("model.onnx", "metadata.json") and f.is_file():
+                (d / f.name).write_bytes(f.read_bytes())
+        tmp.replace(d / "model.onnx")
+        (d / "metadata.json").write_text(json.dumps(meta, indent=1))
+
+    publish_model_dir(model_dir, fill)
+    return diff
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="rewrite torch-exported ac-RKN inverse model directories as the lean graph")
+    p.add_argument("--convert", nargs="+", required=True, metavar="DIR")
+    p.add_argument("--check-steps", type=int, default=250)
+    args = p.parse_args(argv)
+    for d in args.convert:
+        diff = convert_model_dir(Path(d), args.check_steps)
+        print(f"{d}: converted, rollout max relative difference {diff}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

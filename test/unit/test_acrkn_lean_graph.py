@@ -1,0 +1,124 @@
+"""The hand-built ac-RKN inverse step graph (learning/acrkn_onnx.py): same function as the torch
+model, fewer nodes, and the in-place conversion of torch-exported model directories.
+
+Tolerances: as test_export_parity.py (float32 reordering, ~1e-5 relative after 250 contracting
+steps; asserted at 2e-4 of each output's scale). Here the reference is the torch model in
+float64, so the bound measures the graph's own float32 error only.
+"""
+
+import copy
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from dynlearn_ros.learning import acrkn_onnx, export
+from dynlearn_ros.learning.acrkn_onnx import GRAPH_NAME, convert_model_dir, rollout
+from dynlearn_ros.learning.data import Stats
+from dynlearn_ros.learning.export import InverseStep, initial_belief, write_model_dir
+from dynlearn_ros.learning.models import ModelConfig, build_model
+from dynlearn_ros.runtime.onnx_step import OnnxStep
+
+torch.set_num_threads(1)
+N = 3
+
+
+def _setup(act_target, rng):
+    torch.manual_seed(2)
+    model = build_model(ModelConfig("acrkn-inv", "inverse", 2 * N, N, lod=8, num_basis=5, enc_hidden=(32,),
+                                    dec_hidden=(32,), ctrl_hidden=(32,), act_target=act_target)).eval()
+    stats = Stats(obs_mean=rng.normal(0, 1, 2 * N), obs_std=rng.uniform(0.5, 2, 2 * N),
+                  act_mean=rng.normal(0, 5, N), act_std=rng.uniform(2, 10, N),
+                  dobs_mean=rng.normal(0, 1e-4, 2 * N), dobs_std=rng.uniform(1e-3, 1e-2, 2 * N),
+                  dact_mean=rng.normal(0, 1e-3, N), dact_std=rng.uniform(0.05, 0.2, N))
+    with torch.no_grad():
+        model.cell.basis.add_(0.05 * torch.randn_like(model.cell.basis))   # off the symmetric init
+        model.cell.log_trans_cov.add_(0.3 * torch.randn_like(model.cell.log_trans_cov))
+        model.dnext_scale.copy_(torch.as_tensor(stats.obs_std / stats.dobs_std, dtype=torch.float32))
+        model.dnext_shift.copy_(torch.as_tensor(stats.dobs_mean / stats.dobs_std, dtype=torch.float32))
+    ckpt = {"stats": stats.to_dict(), "model_config": model.cfg.to_dict(), "joint_names": ["a", "b", "c"],
+            "dt": 1e-3, "train_config": {"kind": "acrkn-inv", "direction": "inverse", "obs_qd": False, "seed": 0},
+            "data": "synthetic", "data_hash": "0"}
+    return model, stats, ckpt
+
+
+@pytest.mark.parametrize("act_target", ["difference", "absolute"])
+def test_lean_graph_matches_the_float64_model_over_250_steps(tmp_path, act_target):
+    rng = np.random.default_rng(0)
+    model, stats, ckpt = _setup(act_target, rng)
+    out = write_model_dir(model, ckpt, tmp_path / "m")
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["graph"] == GRAPH_NAME
+    step64 = InverseStep(copy.deepcopy(model), stats).eval().double()
+    s = OnnxStep(out / "model.onnx")
+    b64 = initial_belief(model)[None].double()
+    s.inputs["belief"][0] = b64[0].numpy()
+    scale = stats.act_std if act_target == "absolute" else stats.dact_std
+    o, a = stats.obs_mean.copy(), stats.act_mean.copy()
+    worst = {"tau": 0.0, "var": 0.0, "belief": 0.0}
+    for _ in range(250):
+        o_next = o + 0.01 * stats.obs_std * rng.standard_normal(2 * N)
+        s.inputs["obs"][0], s.inputs["obs_next"][0], s.inputs["act_prev"][0] = o, o_next, a
+        s.run()
+        f = lambda x: torch.as_tensor(x, dtype=torch.float64)[None]  # noqa: E731
+        with torch.no_grad():
+            tau, var, b64 = step64(f(s.inputs["obs"][0]), f(s.inputs["obs_next"][0]), f(s.inputs["act_prev"][0]), b64)
+        worst["tau"] = max(worst["tau"], float(np.max(np.abs(s.outputs["tau_mean"][0] - tau[0].numpy()) / scale)))
+        worst["var"] = max(worst["var"], float(np.max(np.abs(s.outputs["tau_var"][0] / var[0].numpy() - 1))))
+        worst["belief"] = max(worst["belief"], float(np.max(np.abs(s.outputs["belief_out"][0] - b64[0].numpy()))
+                                                     / max(1.0, float(b64.abs().max()))))
+        # the ONNX graph runs on its own belief, the reference on its own: errors must not grow
+        s.inputs["belief"][0] = s.outputs["belief_out"][0]
+        o, a = o_next, a + 0.02 * stats.act_std * rng.standard_normal(N)
+    assert max(worst.values()) < 2e-4, worst
+    # the point of the hand-built graph: far fewer nodes than torch's export of the same step
+    torch_path = tmp_path / "torch.onnx"
+    export.export_torch_onnx(InverseStep(model, stats).eval(), torch_path)
+    n_lean, n_torch = len(onnx.load(out / "model.onnx").graph.node), len(onnx.load(torch_path).graph.node)
+    assert n_lean < 0.7 * n_torch, (n_lean, n_torch)
+
+
+def test_convert_rewrites_a_torch_export_in_place_and_refuses_what_it_cannot_reproduce(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    model, _stats, ckpt = _setup("absolute", rng)
+    with monkeypatch.context() as mp:     # a model directory as the earlier exporter wrote it
+        mp.setattr(export, "lean_supported", lambda step: False)
+        out = write_model_dir(model, ckpt, tmp_path / "m")
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["graph"] == "torch_export"
+    before = rollout(out / "model.onnx", meta, steps=100)
+    old_bytes = (out / "model.onnx").read_bytes()
+    # refused: a bound nothing can meet leaves the directory as it was
+    monkeypatch.setattr(acrkn_onnx, "CONVERT_RTOL", 0.0)
+    with pytest.raises(ValueError, match="differs"):
+        convert_model_dir(out, check_steps=50)
+    assert (out / "model.onnx").read_bytes() == old_bytes
+    assert json.loads((out / "metadata.json").read_text()) == meta
+    monkeypatch.setattr(acrkn_onnx, "CONVERT_RTOL", 2e-4)
+    diff = convert_model_dir(out, check_steps=100)
+    assert max(diff.values()) < 2e-4
+    meta2 = json.loads((out / "metadata.json").read_text())
+    assert meta2["graph"] == GRAPH_NAME and meta2["graph_conversion"]["max_rel_diff"] == diff
+    assert {k: v for k, v in meta2.items() if k not in ("graph", "graph_conversion")} == \
+        {k: v for k, v in meta.items() if k != "graph"}
+    after = rollout(out / "model.onnx", meta2, steps=100)
+    scale = np.asarray(meta["normalization"]["act_std"])
+    assert np.max(np.abs(after["tau_mean"] - before["tau_mean"]) / scale) < 2e-4
+    with pytest.raises(ValueError, match="already"):
+        convert_model_dir(out)
+
+
+def test_bench_graph_ab_times_both_graphs_of_one_step(tmp_path):
+    """dynlearn-ros bench model's A/B entry: both graphs of the same step, node counts recorded,
+    the ratio computed from the two medians (the timing itself is the benchmark's business)."""
+    from dynlearn_ros.commands.bench_model import _graph_ab
+
+    model, stats, _ = _setup("difference", np.random.default_rng(4))
+    res = _graph_ab(InverseStep(model, stats).eval(), tmp_path, steps=300, warm=20)
+    t, lean = res["acrkn_inverse_graph_torch_export"], res["acrkn_inverse_graph_lean"]
+    assert lean["nodes"] < t["nodes"]
+    assert t["n"] == lean["n"] == 300
+    assert 0 < lean["p50_us"] <= lean["p99_us"]
+    assert lean["ratio_p50_to_torch_export"] == pytest.approx(lean["p50_us"] / t["p50_us"])
