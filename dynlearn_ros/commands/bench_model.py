@@ -74,6 +74,32 @@ def _default_dir(explicit: str | None, shipped: str, direction: str, tmp: Path) 
     return _fresh_model_dir(direction, tmp), "fresh export (untrained, shipped sizes)"
 
 
+def _graph_ab(tstep, tmp: Path, steps: int, warm: int, rounds: int = 3) -> dict:
+    """OnnxStep.run of the two graphs of one inverse step, timed in alternating rounds (so drift
+    of a shared machine's load hits both); p50 / p99 = medians over the rounds."""
+    import onnx
+
+    from dynlearn_ros.learning.acrkn_onnx import build_inverse_graph, weights_from_step
+    from dynlearn_ros.learning.export import export_torch_onnx
+    from dynlearn_ros.runtime.onnx_step import OnnxStep
+
+    export_torch_onnx(tstep, tmp / "ab_torch.onnx")
+    onnx.save(build_inverse_graph(weights_from_step(tstep)), str(tmp / "ab_lean.onnx"))
+    files = {"acrkn_inverse_graph_torch_export": tmp / "ab_torch.onnx", "acrkn_inverse_graph_lean": tmp / "ab_lean.onnx"}
+    runs = {k: OnnxStep(f) for k, f in files.items()}
+    got: dict[str, list[dict]] = {k: [] for k in runs}
+    for _ in range(rounds):
+        for k, st in runs.items():
+            got[k].append(time_calls(st.run, max(steps // rounds, 100), warm))
+    res = {k: {"p50_us": float(np.median([r["p50_us"] for r in v])), "p99_us": float(np.median([r["p99_us"] for r in v])),
+               "n": int(sum(r["n"] for r in v)), "nodes": len(onnx.load(str(files[k])).graph.node)}
+           for k, v in got.items()}
+    t, lean = res["acrkn_inverse_graph_torch_export"], res["acrkn_inverse_graph_lean"]
+    lean["ratio_p50_to_torch_export"] = lean["p50_us"] / t["p50_us"]
+    lean["ratio_p99_to_torch_export"] = lean["p99_us"] / t["p99_us"]
+    return res
+
+
 def run(args: argparse.Namespace) -> int:
     import onnx
     import onnxruntime as ort
@@ -124,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
             with torch.no_grad():
                 tstep(*ins)
         out["acrkn_inverse_torch_eager"] = time_calls(eager, max(steps // 5, 200), warm // 5)
+        # graph A/B, same step and sizes: torch.onnx.export vs the hand-built graph (learning.acrkn_onnx)
+        out.update(_graph_ab(tstep, tmp, steps, warm))
         # forward step
         fmeta = json.loads((fwd_dir / "metadata.json").read_text())
         fpred = AcrknForwardPredictor.from_directory(fwd_dir)
