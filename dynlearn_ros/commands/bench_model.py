@@ -79,7 +79,8 @@ def _graph_ab(tstep, tmp: Path, steps: int, warm: int, rounds: int = 3) -> dict:
     of a shared machine's load hits both); p50 / p99 = medians over the rounds."""
     import onnx
 
-    from dynlearn_ros.learning.acrkn_onnx import build_inverse_graph, weights_from_step
+    from dynlearn_ros.learning.acrkn_onnx import build_inverse_graph
+    from dynlearn_ros.learning.acrkn_weights import weights_from_step
     from dynlearn_ros.learning.export import export_torch_onnx
     from dynlearn_ros.runtime.onnx_step import OnnxStep
 

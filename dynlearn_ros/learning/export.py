@@ -143,7 +143,8 @@ def export_onnx(step: _Packed, path: Path, lean: bool = True) -> str:
     if lean and lean_supported(step):
         import onnx
 
-        from dynlearn_ros.learning.acrkn_onnx import GRAPH_NAME, build_inverse_graph, weights_from_step
+        from dynlearn_ros.learning.acrkn_onnx import GRAPH_NAME, build_inverse_graph
+        from dynlearn_ros.learning.acrkn_weights import weights_from_step
 
         onnx.save(build_inverse_graph(weights_from_step(step)), str(path))
         return GRAPH_NAME

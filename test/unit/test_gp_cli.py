@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from arm_data import sine_arm
 
 from dynlearn_ros.datasets.format import TrajectoryData, save_npz
 
@@ -16,14 +17,8 @@ from dynlearn_ros.datasets.format import TrajectoryData, save_npz
 def npz(tmp_path_factory):
     """6 episodes x 400 rows of a 2-joint arm with viscous friction, 100 Hz."""
     rng = np.random.default_rng(3)
-    n_ep, rows = 6, 400
-    t = np.tile(np.arange(rows) * 0.01, n_ep)
-    ep = np.repeat(np.arange(n_ep), rows)
-    phase = rng.uniform(0, 2 * np.pi, (n_ep, 2)).repeat(rows, axis=0)
-    w = np.array([1.3, 2.1])
-    q = 0.8 * np.sin(w * t[:, None] + phase)
-    qd = 0.8 * w * np.cos(w * t[:, None] + phase)
-    qdd = -0.8 * w**2 * np.sin(w * t[:, None] + phase)
+    n_ep = 6
+    t, ep, q, qd, qdd = sine_arm(rng, n_ep, 400, [1.3, 2.1])
     tau = np.stack([1.5 * qdd[:, 0] + 6.0 * np.cos(q[:, 0]) + 0.4 * qd[:, 0],
                     0.3 * qdd[:, 1] + 2.0 * np.cos(q[:, 0] + q[:, 1]) + 0.2 * qd[:, 1]], 1)
     tau += rng.normal(0, 0.05, tau.shape)

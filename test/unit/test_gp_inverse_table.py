@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from arm_data import sine_arm
 
 from dynlearn_ros.datasets.format import TrajectoryData, save_npz
 from dynlearn_ros.learning import inverse_table as it
@@ -61,14 +62,8 @@ def arm(tmp_path_factory):
     """10 episodes x 120 rows of a 2-joint arm (episode kinds: 0-4 fourier, 5-9 pick_place), one
     tiny FFNN (learning core) and one tiny SVGP (GP helper) trained on its split."""
     rng = np.random.default_rng(5)
-    n_ep, rows = 10, 120
-    t = np.tile(np.arange(rows) * 0.01, n_ep)
-    ep = np.repeat(np.arange(n_ep), rows)
-    phase = rng.uniform(0, 2 * np.pi, (n_ep, 2)).repeat(rows, axis=0)
-    w = np.array([2.3, 3.1])
-    q = 0.8 * np.sin(w * t[:, None] + phase)
-    qd = 0.8 * w * np.cos(w * t[:, None] + phase)
-    qdd = -0.8 * w**2 * np.sin(w * t[:, None] + phase)
+    n_ep = 10
+    t, ep, q, qd, qdd = sine_arm(rng, n_ep, 120, [2.3, 3.1])
     tau = np.stack([1.5 * qdd[:, 0] + 6.0 * np.cos(q[:, 0]), 0.3 * qdd[:, 1] + 0.2 * qd[:, 1]], 1)
     tau += rng.normal(0, 0.05, tau.shape)
     stats = [{"episode": e, "kind": "fourier" if e < 5 else "pick_place"} for e in range(n_ep)]
