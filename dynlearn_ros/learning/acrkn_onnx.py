@@ -87,6 +87,14 @@ class _G:
         self.nodes.append(helper.make_node(op_type, inputs, outs, **attrs))
         return outs[0] if len(outs) == 1 else outs
 
+    @staticmethod
+    def fold_input_normalization(layers: list, mean: np.ndarray, std: np.ndarray) -> list:
+        """``layers`` reading ``(x - mean) / std`` rewritten to read ``x``: first layer W / std,
+        b - (W / std) mean."""
+        W0, b0 = layers[0]
+        W = W0 / std[None, :]
+        return [(W, b0 - W @ mean), *layers[1:]]
+
     def mlp(self, x: str, layers: list[tuple[np.ndarray, np.ndarray]], name: str, out: str | None = None) -> str:
         """ReLU between layers, none after the last; Gemm with B transposed (torch layout)."""
         for i, (W, b) in enumerate(layers):
@@ -108,20 +116,13 @@ def build_inverse_graph(w: dict) -> onnx.ModelProto:
     dn = g.op("Sub", [g.op("Mul", [g.op("Sub", ["obs_next", "obs"]), g.const("dnext_gain", (w["dnext_scale"] / w["obs_std"])[None])]),
                       g.const("dnext_shift", w["dnext_shift"][None])])
     # -- control b(a_{t-1}) with the action normalization in its first layer
-    ctrl_layers = list(w["control"])
-    W0, b0 = ctrl_layers[0]
-    ctrl_layers[0] = (W0 / w["act_std"][None, :], b0 - (W0 / w["act_std"][None, :]) @ w["act_mean"])
-    ctrl = g.mlp("act_prev", ctrl_layers, "control")
+    ctrl = g.mlp("act_prev", g.fold_input_normalization(w["control"], w["act_mean"], w["act_std"]), "control")
     # -- belief
     z, cu, cl, cs = g.op("Split", ["belief", g.const("split_belief", [n, m, m, m], np.int64)], n_out=4, axis=1)
-    # -- transition: alpha = softmax(coef(z)); A^T = sum_k alpha_k (B_k + I)^T, flattened, with a trailing 0
-    Wc, bc = w["coef"]
-    alpha = g.op("Softmax", [g.mlp(z, [(Wc, bc)], "coef")], axis=1)
-    K = w["basis"].shape[0]
-    full = np.zeros((K, n, n))
-    full[:, :m, :m], full[:, :m, m:] = w["basis"][:, 0], w["basis"][:, 1]
-    full[:, m:, :m], full[:, m:, m:] = w["basis"][:, 2], w["basis"][:, 3]
-    full += np.eye(n)[None]
+    # -- transition: alpha = softmax(coef(z)); A^T = sum_k alpha_k (B_k + I)^T
+    alpha = g.op("Softmax", [g.mlp(z, [w["coef"]], "coef")], axis=1)
+    full = w["transition"] + np.eye(n)[None]
+    K = full.shape[0]
     # one MatMul gives vec(A^T) (row-major, for z A^T) and the four m x m blocks of A (block-major,
     # entries [j, i] within a block) for the covariance products
     vec_at = np.transpose(full, (0, 2, 1)).reshape(K, n * n)
@@ -140,12 +141,10 @@ def build_inverse_graph(w: dict) -> onnx.ModelProto:
     c = g.op("Add", [g.op("MatMul", [g.op("Concat", [cu, cs, cl], axis=1), m_t]), g.const("q3", w["q3"][None])])
     cu_p, cl_p, cs_p = g.op("Split", [c, g.const("split_c", [m, m, m], np.int64)], n_out=3, axis=1)
     # -- encoder with the observation normalization in its first layer
-    enc = list(w["enc_body"])
-    W0, b0 = enc[0]
-    enc[0] = (W0 / w["obs_std"][None, :], b0 - (W0 / w["obs_std"][None, :]) @ w["obs_mean"])
-    h = g.op("Relu", [g.mlp("obs", enc, "enc_body")]) if enc else "obs"
-    if len(enc) > 1:
+    if len(w["enc_body"]) != 1:
         raise ValueError("lean export: encoder with one hidden layer only")
+    enc = g.fold_input_normalization(w["enc_body"], w["obs_mean"], w["obs_std"])
+    h = g.op("Relu", [g.mlp("obs", enc, "enc_body")])
     wm = g.mlp(h, [w["enc_mean"]], "enc_mean")
     wlat = g.op("Div", [wm, g.op("Sqrt", [g.op("Add", [g.op("ReduceSumSquare", [wm, g.const("ax_last", [1], np.int64)], keepdims=1),
                                                         g.const("enc_eps", [ENC_EPS])])])])
@@ -247,28 +246,26 @@ def convert_model_dir(model_dir: Path, check_steps: int = 250) -> dict:
     old_bytes = (model_dir / "model.onnx").read_bytes()
     tmp = model_dir.parent / f".{model_dir.name}.lean.onnx"
     onnx.save(lean, str(tmp))
-    try:
+    try:   # the temporary graph never outlives this call (moved into the new directory, or removed)
         diff = max_rel_diff(rollout(tmp, meta, check_steps), rollout(model_dir / "model.onnx", meta, check_steps), meta)
-    except Exception:
-        tmp.unlink(missing_ok=True)
-        raise
-    if max(diff.values()) > CONVERT_RTOL:
-        tmp.unlink(missing_ok=True)
-        raise ValueError(f"{model_dir}: the lean graph differs from the exported one beyond {CONVERT_RTOL}: {diff}")
-    meta["graph"] = GRAPH_NAME
-    meta["graph_conversion"] = {"from_sha256": hashlib.sha256(old_bytes).hexdigest()[:16], "rollout_steps": check_steps,
-                                "max_rel_diff": diff,
-                                "command": shlex.join(["python", "-m", "dynlearn_ros.learning.acrkn_onnx", "--convert",
-                                                       str(model_dir)])}
+        if max(diff.values()) > CONVERT_RTOL:
+            raise ValueError(f"{model_dir}: the lean graph differs from the exported one beyond {CONVERT_RTOL}: {diff}")
+        meta["graph"] = GRAPH_NAME
+        meta["graph_conversion"] = {
+            "from_sha256": hashlib.sha256(old_bytes).hexdigest()[:16], "rollout_steps": check_steps,
+            "max_rel_diff": diff,
+            "command": shlex.join(["python", "-m", "dynlearn_ros.learning.acrkn_onnx", "--convert", str(model_dir)])}
 
-    def fill(d: Path) -> None:
-        for f in model_dir.iterdir():
-            if f.name not in ("model.onnx", "metadata.json") and f.is_file():
-                (d / f.name).write_bytes(f.read_bytes())
-        tmp.replace(d / "model.onnx")
-        (d / "metadata.json").write_text(json.dumps(meta, indent=1))
+        def fill(d: Path) -> None:
+            for f in model_dir.iterdir():
+                if f.name not in ("model.onnx", "metadata.json") and f.is_file():
+                    (d / f.name).write_bytes(f.read_bytes())
+            tmp.replace(d / "model.onnx")
+            (d / "metadata.json").write_text(json.dumps(meta, indent=1))
 
-    publish_model_dir(model_dir, fill)
+        publish_model_dir(model_dir, fill)
+    finally:
+        tmp.unlink(missing_ok=True)
     return diff
 
 

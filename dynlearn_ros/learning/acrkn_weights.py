@@ -4,7 +4,8 @@ from a trained model, or recovered from a ``model.onnx`` the torch exporter wrot
 The builder's dict (float64): ``lod``, ``absolute``, the statistics (``obs_mean/std``,
 ``act_mean/std``, ``out_mean/std`` = the target's), ``dnext_scale/shift``, the MLPs as lists of
 ``(W, b)`` in torch layout (``enc_body``, ``control``, ``dec_act``, ``dec_var``), ``enc_mean``,
-``enc_var``, ``coef``, the band-masked ``basis`` (K, 4, m, m) and ``q3`` = [elu(q)+1 | 0] (3m).
+``enc_var``, ``coef``, ``transition`` (K, 2m, 2m) = the band-masked basis matrices A_k - I in
+the layout of ``RKNCell.transition_matrix``, and ``q3`` = [elu(q)+1 | 0] (3m).
 """
 
 from __future__ import annotations
@@ -16,21 +17,35 @@ import onnx
 from onnx import numpy_helper
 
 
+def _f64(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+def _linear(named: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    return _f64(named[f"{prefix}.weight"]), _f64(named[f"{prefix}.bias"])
+
+
 def _layers(named: dict[str, np.ndarray], prefix: str) -> list[tuple[np.ndarray, np.ndarray]]:
     """Linear layers ``prefix.<i>.weight/bias`` in index order."""
-    idx = sorted({int(k[len(prefix) + 1:].split(".")[0]) for k in named
-                  if k.startswith(prefix + ".") and k.endswith(".weight") and k[len(prefix) + 1:].split(".")[0].isdigit()})
-    return [(named[f"{prefix}.{i}.weight"], named[f"{prefix}.{i}.bias"]) for i in idx]
+    idx = set()
+    for k in named:
+        head, _, rest = k[len(prefix) + 1:].partition(".")
+        if k.startswith(prefix + ".") and rest == "weight" and head.isdigit():
+            idx.add(int(head))
+    return [_linear(named, f"{prefix}.{i}") for i in sorted(idx)]
 
 
 def _collect(named: dict[str, np.ndarray], absolute: bool, q3: np.ndarray, lod: int) -> dict:
     """The builder's weight dict from parameter-named arrays (torch ``state_dict`` names)."""
     def flat(k):
-        return np.asarray(named[k], dtype=np.float64).reshape(-1)
+        return _f64(named[k]).reshape(-1)
 
     if "cell.coef_net.weight" not in named:
         raise ValueError("lean export supports the linear transition-coefficient net only (trans_net_hidden = 0)")
-    w = {
+    q3 = _f64(q3).reshape(-1)
+    if q3.shape != (3 * lod,):
+        raise ValueError(f"transition noise: expected {3 * lod} values, got {q3.shape}")
+    return {
         "lod": int(lod), "absolute": bool(absolute),
         "obs_mean": flat("obs_mean"), "obs_std": flat("obs_std"),
         "act_mean": flat("act_mean"), "act_std": flat("act_std"),
@@ -38,32 +53,27 @@ def _collect(named: dict[str, np.ndarray], absolute: bool, q3: np.ndarray, lod: 
         "out_std": flat("act_std" if absolute else "dact_std"),
         "dnext_scale": flat("dnext_scale"), "dnext_shift": flat("dnext_shift"),
         "enc_body": _layers(named, "encoder.body"),
-        "enc_mean": (named["encoder.mean.weight"], named["encoder.mean.bias"]),
-        "enc_var": (named["encoder.var.weight"], named["encoder.var.bias"]),
-        "coef": (named["cell.coef_net.weight"], named["cell.coef_net.bias"]),
-        "basis": _masked_basis(named, lod),
-        "q3": np.asarray(q3, dtype=np.float64).reshape(-1),
+        "enc_mean": _linear(named, "encoder.mean"), "enc_var": _linear(named, "encoder.var"),
+        "coef": _linear(named, "cell.coef_net"),
+        "transition": _transition(named, lod),
+        "q3": q3,
         "control": _layers(named, "control"),
         "dec_act": _layers(named, "dec_act"),
         "dec_var": _layers(named, "dec_var.net"),
     }
-    w = {k: ([tuple(np.asarray(a, dtype=np.float64) for a in layer) for layer in v] if isinstance(v, list)
-             else tuple(np.asarray(a, dtype=np.float64) for a in v) if isinstance(v, tuple) else v) for k, v in w.items()}
-    if w["q3"].shape != (3 * lod,):
-        raise ValueError(f"transition noise: expected {3 * lod} values, got {w['q3'].shape}")
-    return w
 
 
-def _masked_basis(named: dict[str, np.ndarray], lod: int) -> np.ndarray:
-    """(K, 4, m, m) band-masked basis blocks 11, 12, 21, 22: from ``cell.basis`` and
-    ``cell.band_mask``, or from ``transition_flat`` (K, (2m)^2), the row-major A_k - I that the torch
-    exporter may have folded them into."""
+def _transition(named: dict[str, np.ndarray], lod: int) -> np.ndarray:
+    """(K, 2m, 2m) band-masked A_k - I: from ``cell.basis`` (K, 4, m, m; blocks 11, 12, 21, 22)
+    and ``cell.band_mask``, or from ``transition_flat`` (K, (2m)^2), the same matrices row-major,
+    which the torch exporter may have folded them into."""
+    n = 2 * lod
     if "cell.basis" in named:
-        return np.asarray(named["cell.basis"], dtype=np.float64) * np.asarray(named["cell.band_mask"], dtype=np.float64)
-    m, n = lod, 2 * lod
-    flat = np.asarray(named["transition_flat"], dtype=np.float64)
-    full = flat.reshape(flat.shape[0], n, n)
-    return np.stack([full[:, :m, :m], full[:, :m, m:], full[:, m:, :m], full[:, m:, m:]], axis=1)
+        basis = _f64(named["cell.basis"]) * _f64(named["cell.band_mask"])
+        k = basis.shape[0]
+        return basis.reshape(k, 2, 2, lod, lod).transpose(0, 1, 3, 2, 4).reshape(k, n, n)
+    flat = _f64(named["transition_flat"])
+    return flat.reshape(flat.shape[0], n, n)
 
 
 def weights_from_step(step) -> dict:
