@@ -13,35 +13,26 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from test_export_parity import N, _ckpt, _model, _stats
 
 from dynlearn_ros.learning import acrkn_onnx, export
 from dynlearn_ros.learning.acrkn_onnx import GRAPH_NAME, convert_model_dir, rollout
-from dynlearn_ros.learning.data import Stats
 from dynlearn_ros.learning.export import InverseStep, initial_belief, write_model_dir
-from dynlearn_ros.learning.models import ModelConfig, build_model
 from dynlearn_ros.runtime.onnx_step import OnnxStep
 
 torch.set_num_threads(1)
-N = 3
 
 
 def _setup(act_target, rng):
-    torch.manual_seed(2)
-    model = build_model(ModelConfig("acrkn-inv", "inverse", 2 * N, N, lod=8, num_basis=5, enc_hidden=(32,),
-                                    dec_hidden=(32,), ctrl_hidden=(32,), act_target=act_target)).eval()
-    stats = Stats(obs_mean=rng.normal(0, 1, 2 * N), obs_std=rng.uniform(0.5, 2, 2 * N),
-                  act_mean=rng.normal(0, 5, N), act_std=rng.uniform(2, 10, N),
-                  dobs_mean=rng.normal(0, 1e-4, 2 * N), dobs_std=rng.uniform(1e-3, 1e-2, 2 * N),
-                  dact_mean=rng.normal(0, 1e-3, N), dact_std=rng.uniform(0.05, 0.2, N))
+    """A small inverse model (test_export_parity's sizes and statistics) with a non-trivial
+    transition basis and transition noise."""
+    model = _model("acrkn-inv", "inverse", 2 * N, N, act_target=act_target)
+    stats = _stats(2 * N, N, rng)
     with torch.no_grad():
-        model.cell.basis.add_(0.05 * torch.randn_like(model.cell.basis))   # off the symmetric init
         model.cell.log_trans_cov.add_(0.3 * torch.randn_like(model.cell.log_trans_cov))
         model.dnext_scale.copy_(torch.as_tensor(stats.obs_std / stats.dobs_std, dtype=torch.float32))
         model.dnext_shift.copy_(torch.as_tensor(stats.dobs_mean / stats.dobs_std, dtype=torch.float32))
-    ckpt = {"stats": stats.to_dict(), "model_config": model.cfg.to_dict(), "joint_names": ["a", "b", "c"],
-            "dt": 1e-3, "train_config": {"kind": "acrkn-inv", "direction": "inverse", "obs_qd": False, "seed": 0},
-            "data": "synthetic", "data_hash": "0"}
-    return model, stats, ckpt
+    return model, stats, _ckpt(model, stats, "inverse")
 
 
 @pytest.mark.parametrize("act_target", ["difference", "absolute"])
@@ -96,6 +87,7 @@ def test_convert_rewrites_a_torch_export_in_place_and_refuses_what_it_cannot_rep
         convert_model_dir(out, check_steps=50)
     assert (out / "model.onnx").read_bytes() == old_bytes
     assert json.loads((out / "metadata.json").read_text()) == meta
+    assert not (out.parent / f".{out.name}.lean.onnx").exists()
     monkeypatch.setattr(acrkn_onnx, "CONVERT_RTOL", 2e-4)
     diff = convert_model_dir(out, check_steps=100)
     assert max(diff.values()) < 2e-4
@@ -106,6 +98,7 @@ def test_convert_rewrites_a_torch_export_in_place_and_refuses_what_it_cannot_rep
     after = rollout(out / "model.onnx", meta2, steps=100)
     scale = np.asarray(meta["normalization"]["act_std"])
     assert np.max(np.abs(after["tau_mean"] - before["tau_mean"]) / scale) < 2e-4
+    assert not (out.parent / f".{out.name}.lean.onnx").exists()
     with pytest.raises(ValueError, match="already"):
         convert_model_dir(out)
 
