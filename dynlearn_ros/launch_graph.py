@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dynlearn_ros.core.robots import robot_names, robot_spec, variant_names
 from dynlearn_ros.paths import share_dir
 
 PACKAGE = "dynlearn_ros"
@@ -41,46 +42,96 @@ class NodeSpec:
 
 LOCKSTEP_STALE_TIMEOUT_MS = 2000.0
 
-# driver presets for use_sim:=false: parameter file and default topics of each real-robot stack
+# driver presets for use_sim:=false: default topics (joint states, effort commands) of each
+# real-robot stack; the joint names each publishes come from the robot table (config/robots.yaml)
 DRIVERS = {
-    "franka": ("driver_franka.yaml", "/joint_states", "/effort_controller/commands"),
-    "lbr": ("driver_lbr.yaml", "/lbr/joint_states", "/lbr/effort_controller/commands"),
-    "generic": (None, "/joint_states", "/effort_controller/commands"),
+    "franka": ("/joint_states", "/effort_controller/commands"),
+    "lbr": ("/lbr/joint_states", "/lbr/effort_controller/commands"),
+    "generic": ("/joint_states", "/effort_controller/commands"),
 }
 
-VGAIN_ARGS: tuple[LaunchArg, ...] = (
-    LaunchArg("robot", "iiwa", "robot model: URDF of the analytic model and of the simulated plant",
-              ("iiwa", "panda")),
-    LaunchArg("use_sim", "true", "true: start the PyBullet sim_bridge; false: drive a real robot "
-              "through its ros2_control driver (see 'driver')", ("true", "false")),
-    LaunchArg("driver", "generic", "with use_sim:=false, the real driver's conventions: franka "
-              "(franka_ros2, fr3_joint*), lbr (lbr_fri_ros2_stack, /lbr, lbr_A*), generic",
-              tuple(DRIVERS)),
-    LaunchArg("joint_states_topic", "", "remap joint_states to this topic (default: the driver's; "
-              "/joint_states in simulation)"),
-    LaunchArg("command_topic", "", "remap effort_controller/commands to this topic (default: the "
-              "driver's; /effort_controller/commands in simulation)"),
-    LaunchArg("gains_file", "", "controller parameter file (default: config/computed_torque_<robot>.yaml)"),
-    LaunchArg("model_kind", "analytic", "feed-forward model", ("analytic", "acrkn", "svdkl")),
-    LaunchArg("model_dir", "", "learned model directory (relative: under the package's models/)"),
-    LaunchArg("gain_mode", "scheduled", "scheduled: variance-scheduled K_P; fixed: K_P = k_max",
-              ("scheduled", "fixed")),
-    LaunchArg("reference", "sine", "built-in reference", ("sine", "pick_place", "hold")),
-    LaunchArg("stepping", "realtime", "sim_bridge stepping: realtime (wall clock) or lockstep "
-              "(one step per command, deterministic)", ("realtime", "lockstep")),
-    LaunchArg("payload_kg", "0.0", "payload at the simulated end effector (kg), unknown to the model"),
-    LaunchArg("sim_file", "", "sim_bridge parameter file (default: config/sim_bridge.yaml)"),
-    LaunchArg("sim_duration_s", "0.0", "simulated seconds after which the sim_bridge exits (0: run on)"),
-    LaunchArg("rt_priority", "0", "SCHED_FIFO priority (1-99) for the controller and the bridge via "
-              "chrt; 0: normal scheduling. Needs real-time rights (root or an rtprio limit); on this "
-              "project's test machine it cut 1 kHz deadline misses from ~14 % to ~2 %"),
-    LaunchArg("namespace", "", "namespace for all nodes"),
-    LaunchArg("summary_dir", "", "write the nodes' JSON summaries (controller, bridge) here at exit"),
-)
+
+def vgain_args() -> tuple[LaunchArg, ...]:
+    """The vgain_control arguments; robot and variant choices come from the robot table."""
+    sims = robot_names(simulated_only=True)
+    per_robot = "; ".join(f"{r}: {' | '.join(variant_names(r))} (default {robot_spec(r).entry.default_variant})"
+                          for r in sims if variant_names(r))
+    return (
+        LaunchArg("robot", "iiwa", "robot table entry (config/robots.yaml): URDF of the analytic model "
+                  "and of the simulated plant, joint names, defaults", sims),
+        LaunchArg("robot_variant", "", "manufacturer limits from the robot table (torque_limits, "
+                  f"torque_rate_limit) - {per_robot}; empty: the robot's default",
+                  ("", *variant_names())),
+        LaunchArg("urdf_path", "", "URDF of the controller's analytic model (your robot's); empty: the "
+                  "robot table entry's"),
+        LaunchArg("use_sim", "true", "true: start the PyBullet sim_bridge; false: drive a real robot "
+                  "through its ros2_control driver (see 'driver')", ("true", "false")),
+        LaunchArg("driver", "generic", "with use_sim:=false, the real driver's conventions: franka "
+                  "(franka_ros2, fr3_joint*), lbr (lbr_fri_ros2_stack, /lbr, lbr_A*), generic",
+                  tuple(DRIVERS)),
+        LaunchArg("joint_states_topic", "", "remap joint_states to this topic (default: the driver's; "
+                  "/joint_states in simulation)"),
+        LaunchArg("command_topic", "", "remap effort_controller/commands to this topic (default: the "
+                  "driver's; /effort_controller/commands in simulation)"),
+        LaunchArg("gains_file", "", "controller parameter file (default: the robot table's "
+                  "controller_config, config/computed_torque_<robot>.yaml)"),
+        LaunchArg("model_kind", "analytic", "feed-forward model", ("analytic", "acrkn", "svdkl")),
+        LaunchArg("model_dir", "", "learned model directory (relative: under the package's models/)"),
+        LaunchArg("gain_mode", "scheduled", "scheduled: variance-scheduled K_P; fixed: K_P = k_max",
+                  ("scheduled", "fixed")),
+        LaunchArg("reference", "sine", "built-in reference", ("sine", "pick_place", "hold")),
+        LaunchArg("stepping", "realtime", "sim_bridge stepping: realtime (wall clock) or lockstep "
+                  "(one step per command, deterministic)", ("realtime", "lockstep")),
+        LaunchArg("payload_kg", "0.0", "payload at the simulated end effector (kg), unknown to the model"),
+        LaunchArg("sim_file", "", "sim_bridge parameter file (default: config/sim_bridge.yaml)"),
+        LaunchArg("sim_duration_s", "0.0", "simulated seconds after which the sim_bridge exits (0: run on)"),
+        LaunchArg("rt_priority", "0", "SCHED_FIFO priority (1-99) for the controller and the bridge via "
+                  "chrt; 0: normal scheduling. Needs real-time rights (root or an rtprio limit); on this "
+                  "project's test machine it cut 1 kHz deadline misses from ~14 % to ~2 %"),
+        LaunchArg("namespace", "", "namespace for all nodes"),
+        LaunchArg("summary_dir", "", "write the nodes' JSON summaries (controller, bridge) here at exit"),
+    )
+
+
+VGAIN_ARGS: tuple[LaunchArg, ...] = vgain_args()
 
 
 def _config(name: str) -> str:
     return str(share_dir() / "config" / name)
+
+
+def _file_sets(path: str, key: str) -> bool:
+    """Whether the parameter file ``path`` sets ``key`` for the computed_torque node."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    return any(isinstance(body, dict) and key in (body.get("ros__parameters") or {})
+               for node, body in data.items() if str(node).split("/")[-1] == "computed_torque")
+
+
+def robot_parameters(robot: str, variant: str, driver: str | None, gains_file: str) -> dict:
+    """computed_torque parameters from the robot table.
+
+    Always the variant's torque limits (N*m; ``variant`` empty: the robot's default). For a real
+    ``driver`` (or an explicit ``variant``) also the manufacturer's torque-rate limit (N*m/s,
+    where one is published) and the joint names the driver publishes. In simulation without an
+    explicit variant no rate limit is passed, so the simulated closed loop stays as it was. A key
+    the ``gains_file`` sets itself is left to the file."""
+    try:
+        spec = robot_spec(robot, variant or None)
+        names = spec.driver_joint_names(driver) if driver else None
+    except (KeyError, ValueError) as exc:
+        where = f"robot:={robot} robot_variant:={variant}" + (f" driver:={driver}" if driver else "")
+        raise ValueError(f"launch arguments {where}: {exc.args[0]}") from exc
+    out: dict = {"torque_limits": spec.torque_limits.tolist()}
+    if spec.torque_rate_limits is not None and (driver or variant):
+        out["torque_rate_limit"] = spec.torque_rate_limits.tolist()
+    if names is not None and driver != "generic":
+        out["joint_names"] = list(names)
+    return {k: v for k, v in out.items() if not _file_sets(gains_file, k)}
 
 
 def resolve_args(decls: tuple[LaunchArg, ...], given: dict[str, str]) -> dict[str, str]:
@@ -99,25 +150,31 @@ def resolve_args(decls: tuple[LaunchArg, ...], given: dict[str, str]) -> dict[st
 
 def vgain_control(args: dict[str, str]) -> list[NodeSpec]:
     """PyBullet bridge (or a real driver's topics) + the variance-scheduled computed-torque node."""
-    a = resolve_args(VGAIN_ARGS, args)
+    a = resolve_args(vgain_args(), args)  # the table as it is now (VGAIN_ARGS: as at import)
     use_sim = a["use_sim"] == "true"
     summary_dir = Path(a["summary_dir"]) if a["summary_dir"] else None
     ns = a["namespace"]
 
-    ctl_params: list[str | dict] = [a["gains_file"] or _config(f"computed_torque_{a['robot']}.yaml")]
+    entry = robot_spec(a["robot"]).entry
+    if entry.controller_config is None and not a["gains_file"]:
+        raise ValueError(f"robot {a['robot']} has no controller_config in the robot table: give gains_file")
+    gains_file = a["gains_file"] or str(entry.controller_config)
+    ctl_params: list[str | dict] = [gains_file]
     # topics: relative names (joint_states, effort_controller/commands) under the namespace in
     # simulation; the driver's absolute topics for a real robot; explicit arguments win
     state_topic = cmd_topic = ""
     if not use_sim:
-        driver_file, state_topic, cmd_topic = DRIVERS[a["driver"]]
-        if driver_file:
-            ctl_params.append(_config(driver_file))
+        state_topic, cmd_topic = DRIVERS[a["driver"]]
     state_topic = a["joint_states_topic"] or state_topic
     cmd_topic = a["command_topic"] or cmd_topic
     remaps = [(src, dst) for src, dst in (("joint_states", state_topic),
                                           ("effort_controller/commands", cmd_topic)) if dst]
-    ctl_over: dict = {"robot": a["robot"], "model_kind": a["model_kind"], "gain_mode": a["gain_mode"],
-                      "reference": a["reference"]}
+    ctl_over: dict = robot_parameters(a["robot"], a["robot_variant"], None if use_sim else a["driver"],
+                                      gains_file)
+    ctl_over.update({"robot": a["robot"], "model_kind": a["model_kind"], "gain_mode": a["gain_mode"],
+                     "reference": a["reference"]})
+    if a["urdf_path"]:
+        ctl_over["urdf_path"] = a["urdf_path"]
     if a["model_dir"]:
         ctl_over["model_dir"] = a["model_dir"]
     if use_sim and a["stepping"] == "lockstep":

@@ -2,6 +2,9 @@
 
     ros2 launch dynlearn_ros vgain_control.launch.py robot:=iiwa model_kind:=analytic
     ros2 launch dynlearn_ros vgain_control.launch.py use_sim:=false driver:=franka robot:=panda
+    ros2 launch dynlearn_ros vgain_control.launch.py use_sim:=false driver:=lbr robot_variant:=iiwa14
+
+Robot and variant choices come from the robot table (config/robots.yaml, docs/robots.md).
 
 The graph itself is defined once in dynlearn_ros.launch_graph (also used by
 ``dynlearn-ros launch vgain_control`` where launch_ros is not installed); ``ros2 launch

@@ -18,8 +18,6 @@ import numpy as np
 
 from dynlearn_ros.commands._common import GP_KINDS, add_common, gp_dispatch
 
-ANALYTIC_ROBOT = {"panda_gaz2019": "panda", "ur10": "ur10"}
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
@@ -27,17 +25,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", nargs="*", default=[], help="run directories written by train")
     parser.add_argument("--subsample", type=int, default=1,
                         help="rate of the analytic / previous-torque rows (each run uses its own)")
+    parser.add_argument("--urdf", default=None, help="--model analytic: URDF of your robot (default: "
+                        "the robot table's baseline robot for the data set, config/robots.yaml)")
 
 
-def _analytic(data_name: str, test) -> dict:
-    from dynlearn_ros.datasets.analytic import analytic_torque
+def _analytic(data_name: str, test, urdf: str | None = None) -> dict:
+    from dynlearn_ros.datasets.analytic import analytic_torque, baseline_urdf
     from dynlearn_ros.learning.data import episode_slices
     from dynlearn_ros.learning.evaluate import torque_errors
 
-    robot = ANALYTIC_ROBOT.get(data_name)
-    if robot is None:
-        raise SystemExit(f"--model analytic: no URDF for data set '{data_name}' (have {sorted(ANALYTIC_ROBOT)})")
-    tau_hat = np.asarray(analytic_torque(test, robot))
+    try:
+        path = baseline_urdf(dataset=Path(data_name).stem, urdf=urdf)
+    except (KeyError, FileNotFoundError) as exc:
+        raise SystemExit(f"--model analytic: {exc.args[0]}") from exc
+    tau_hat = np.asarray(analytic_torque(test, urdf=path))
     rows = np.concatenate([np.arange(sl.start + 1, sl.stop - 1) for sl in episode_slices(test.episode)])
     return torque_errors(tau_hat[rows], test.tau[rows])
 
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     k = int(getattr(args, "subsample", 1) or 1)
     test = subsample(test, k)
     if args.model == "analytic":
-        results["models"]["analytic (Pinocchio)"] = _analytic(str(args.data), test)
+        results["models"]["analytic (Pinocchio)"] = _analytic(str(args.data), test, getattr(args, "urdf", None))
         direction = "inverse"
     if direction == "inverse":
         # the reference every learned inverse model must beat: it is handed tau_{t-1}

@@ -2,8 +2,9 @@
 
 ``JointStateMapper`` turns a JointState's (name, position, velocity) into the controller's joint
 order through a name index built once per distinct name ordering, and rejects what must never
-reach the control law. ``clamp_torque`` bounds the command. Each rejection has a reason code the
-node counts and logs (throttled).
+reach the control law. ``clamp_torque`` bounds the command and ``rate_limit`` its rate of change
+(a real robot's torque-rate limit, e.g. Franka's 1000 N*m/s). Each rejection has a reason code
+the node counts and logs (throttled).
 """
 
 from __future__ import annotations
@@ -88,4 +89,26 @@ def clamp_torque(tau: np.ndarray, limits: np.ndarray) -> int:
     over = int(np.count_nonzero(np.abs(tau) > limits))
     if over:
         np.clip(tau, -limits, limits, out=tau)
+    return over
+
+
+def rate_limit(tau_prev: np.ndarray, tau: np.ndarray, dtau_max: np.ndarray | float, dt: float,
+               out: np.ndarray) -> int:
+    """Bound the torque's rate of change; return how many joints were limited.
+
+    out = clip(tau, tau_prev - dtau_max * dt, tau_prev + dtau_max * dt)
+
+    tau_prev, tau, out: (n,) N*m (``out`` may be ``tau`` itself: in place); dtau_max: (n,) or
+    scalar N*m/s (inf: no limit on that joint); dt: the command period (s), > 0. Where a joint
+    is within its limit ``out`` is ``tau`` bit for bit. Inputs must be finite (check first, as
+    for :func:`clamp_torque`). Allocates only on the limiting path and for the comparison.
+    """
+    if not dt > 0.0:
+        raise ValueError(f"rate_limit: dt must be > 0 s, got {dt}")
+    step = np.multiply(dtau_max, dt)
+    over = int(np.count_nonzero(np.abs(tau - tau_prev) > step))
+    if over:
+        np.clip(tau, tau_prev - step, tau_prev + step, out=out)
+    elif out is not tau:
+        np.copyto(out, tau)
     return over

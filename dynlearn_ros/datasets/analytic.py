@@ -1,81 +1,92 @@
-"""Analytic rigid-body baseline for inverse-dynamics data: Pinocchio RNEA on a realistic URDF.
+"""Analytic rigid-body baseline for inverse-dynamics data: Pinocchio RNEA on a URDF.
 
 tau_rnea = M(q) qdd + C(q, qd) qd + g(q) per row, with the robot's joints mapped to the data's
-columns by name. The URDFs come from the ``example-robot-data`` package (realistic link masses
-and inertias; no friction, no motor/rotor inertia, no payload), so on real data the residual
-holds friction, reflected rotor inertia, payloads and sensor offsets: it is a baseline, not truth.
+columns by name. The URDF is a robot table entry's (``config/robots.yaml``: ``panda_erd`` and
+``ur10`` are example-robot-data's, with realistic link masses and inertias; a data set names its
+baseline robot there through ``datasets:``) or any file given as ``urdf`` (your own robot's
+data). No friction, no motor/rotor inertia, no payload: on real data the residual holds
+friction, reflected rotor inertia, payloads and sensor offsets - a baseline, not truth.
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from dynlearn_ros.core.robots import dataset_robot, robot_names, robot_spec
 from dynlearn_ros.datasets.format import TrajectoryData
 
-#: robot -> URDF path relative to example-robot-data's ``robots/`` folder
-URDFS = {
-    "panda": "panda_description/urdf/panda.urdf",
-    "ur10": "ur_description/urdf/ur10_robot.urdf",
-}
+#: names the data-set baseline used before the robot table: "panda" meant example-robot-data's
+#: Panda, which the table calls ``panda_erd`` ("panda" is pybullet_data's placeholder Panda).
+LEGACY_NAMES = {"panda": "panda_erd"}
 
 
-def _example_robot_data_dir() -> Path:
-    candidates = []
-    try:  # pinocchio's cmeel wheel and example-robot-data share the prefix
-        import cmeel  # type: ignore[import-not-found]
-
-        candidates.append(Path(cmeel.__path__[0]).parent / "cmeel.prefix")
-    except ImportError:
-        pass
-    for entry in sys.path:
-        candidates.append(Path(entry) / "cmeel.prefix")
-    for prefix in candidates:
-        robots = prefix / "share" / "example-robot-data" / "robots"
-        if robots.is_dir():
-            return robots
-    raise FileNotFoundError(
-        "example-robot-data robots/ folder not found under any site-packages/cmeel.prefix/share "
-        "(pip install example-robot-data)"
-    )
+def _table_name(robot: str) -> str:
+    if robot in LEGACY_NAMES:
+        new = LEGACY_NAMES[robot]
+        warnings.warn(f"analytic baseline robot '{robot}' now means pybullet_data's placeholder "
+                      f"Panda; using '{new}' (example-robot-data) as before - pass '{new}'",
+                      DeprecationWarning, stacklevel=3)
+        return new
+    return robot
 
 
 def urdf_for(robot: str) -> Path:
-    """URDF of ``robot`` ("panda" or "ur10") from example-robot-data."""
-    if robot not in URDFS:
-        raise KeyError(f"no analytic URDF for '{robot}'; known: {sorted(URDFS)}")
-    path = _example_robot_data_dir() / URDFS[robot]
-    if not path.is_file():
-        raise FileNotFoundError(f"URDF for {robot} not found at {path}")
-    return path
+    """URDF of robot table entry ``robot``."""
+    name = _table_name(robot)
+    if name not in robot_names():
+        raise KeyError(f"no analytic URDF for '{robot}'; known: {list(robot_names())}")
+    return robot_spec(name).urdf_path
+
+
+def baseline_urdf(dataset: str | None = None, robot: str | None = None, urdf: str | Path | None = None) -> Path:
+    """The URDF of the analytic baseline: ``urdf`` if given, else table entry ``robot``, else
+    the entry whose ``datasets`` lists ``dataset``. Raises KeyError if none applies."""
+    if urdf:
+        path = Path(urdf).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"URDF not found: {path}")
+        return path.resolve()
+    if robot:
+        return urdf_for(robot)
+    name = dataset_robot(dataset) if dataset else None
+    if name is None:
+        raise KeyError(f"no analytic baseline URDF for data set '{dataset}': give a URDF (--urdf PATH) "
+                       "or list the data set under a robot's 'datasets' in the robot table")
+    return urdf_for(name)
 
 
 @cache
-def _model(robot: str):  # noqa: ANN202 - pinocchio types
+def _model(urdf: Path):  # noqa: ANN202 - pinocchio types
     import pinocchio as pin
 
-    return pin.buildModelFromUrdf(str(urdf_for(robot)))
+    return pin.buildModelFromUrdf(str(urdf))
 
 
-def analytic_torque(data: TrajectoryData, robot: str) -> np.ndarray:
+def analytic_torque(data: TrajectoryData, robot: str | None = None, urdf: str | Path | None = None) -> np.ndarray:
     """RNEA torque (N, n) N*m for every row of ``data`` (needs q, qd, qdd), columns in
-    ``data.joint_names`` order. Model joints absent from the data (the Panda's fingers) are held
-    at position 0 with zero velocity and acceleration. Gravity: 9.81 m/s^2 along -z of the base.
+    ``data.joint_names`` order, on robot table entry ``robot``'s URDF or on the file ``urdf``
+    (which wins). Model joints absent from the data are held at position 0 with zero velocity
+    and acceleration. Gravity: 9.81 m/s^2 along -z of the base.
     """
     import pinocchio as pin
 
     if data.qdd is None:
         raise ValueError("analytic_torque needs accelerations (data.qdd is None)")
-    model = _model(robot)
+    if robot is None and urdf is None:
+        raise ValueError("analytic_torque needs a robot table entry or a URDF path")
+    path = baseline_urdf(robot=robot, urdf=urdf)
+    model = _model(path)
     pdata = model.createData()
     iq = np.empty(data.n_joints, dtype=np.int64)
     iv = np.empty(data.n_joints, dtype=np.int64)
     for k, name in enumerate(data.joint_names):
         if not model.existJointName(name):
-            raise KeyError(f"joint '{name}' of the data is not in the {robot} model ({urdf_for(robot).name})")
+            raise KeyError(f"joint '{name}' of the data is not in the model of {path}")
         jid = model.getJointId(name)
         if model.nqs[jid] != 1 or model.nvs[jid] != 1:
             raise ValueError(f"joint '{name}' is not a 1-DoF joint")
@@ -93,10 +104,10 @@ def analytic_torque(data: TrajectoryData, robot: str) -> np.ndarray:
     return out
 
 
-def torque_rmse(data: TrajectoryData, robot: str) -> dict[str, list[float]]:
-    """Per-joint RMSE (N*m) of :func:`analytic_torque` against ``data.tau``, next to the
-    torque's std and the RMSE of a constant (mean) predictor for scale."""
-    pred = analytic_torque(data, robot)
+def torque_rmse(data: TrajectoryData, robot: str | None = None, urdf: str | Path | None = None) -> dict[str, list[float]]:
+    """Per-joint RMSE and bias (N*m) of :func:`analytic_torque` against ``data.tau``, next to
+    the torque's std for scale."""
+    pred = analytic_torque(data, robot, urdf)
     err = pred - data.tau
     return {
         "joints": list(data.joint_names),
@@ -107,18 +118,22 @@ def torque_rmse(data: TrajectoryData, robot: str) -> dict[str, list[float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m dynlearn_ros.datasets.analytic [DATASET ROBOT]...``: per-joint RMSE as JSON.
-
-    Without arguments: panda_gaz2019 with panda and ur10 with ur10."""
+    """``python -m dynlearn_ros.datasets.analytic [DATASET ROBOT_OR_URDF]...``: per-joint RMSE as
+    JSON. ROBOT_OR_URDF: a robot table entry or a URDF file. Without arguments: every data set
+    the robot table names a baseline robot for."""
     import json
 
     from dynlearn_ros.datasets.registry import load_dataset
 
     args = sys.argv[1:] if argv is None else argv
-    pairs = list(zip(args[::2], args[1::2], strict=False)) or [("panda_gaz2019", "panda"), ("ur10", "ur10")]
+    from dynlearn_ros.core.robots import robot_table
+
+    pairs = list(zip(args[::2], args[1::2], strict=False)) or [
+        (d, name) for name, e in robot_table().robots.items() for d in e.datasets]
     report = {}
     for name, robot in pairs:
-        r = torque_rmse(load_dataset(name), robot)
+        is_file = robot.endswith(".urdf") or Path(robot).is_file()
+        r = torque_rmse(load_dataset(name), None if is_file else robot, robot if is_file else None)
         report[name] = {k: [round(x, 4) for x in v] if k != "joints" else v for k, v in r.items()}
     for name, r in report.items():
         print(json.dumps({name: r}))

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dynlearn_ros.core.robots import ROBOTS, RobotSpec, robot_spec
+from dynlearn_ros.core.robots import RobotSpec, robot_names, robot_spec
 
 #: gravity along -z (m/s^2); Pinocchio's default model.gravity
 GRAVITY = 9.81
@@ -94,7 +94,7 @@ class SimPlant:
     """One torque-controlled arm in its own PyBullet DIRECT client.
 
     Args:
-        robot: one of :data:`dynlearn_ros.core.robots.ROBOTS`.
+        robot: a robot table entry with ``simulate: true`` (:data:`dynlearn_ros.core.robots.ROBOTS`).
         dt: physics step (s); every :meth:`step` advances exactly one step.
         friction_viscous: b, N*m*s/rad; scalar or (n,); None = 0.
         friction_coulomb: f_c, N*m; scalar or (n,); None = 0.
@@ -119,8 +119,9 @@ class SimPlant:
         payload_kg: float = 0.0,
         initial_q: Sequence[float] | np.ndarray | None = None,
     ) -> None:
-        if robot not in ROBOTS:
-            raise ValueError(f"unknown robot '{robot}'; choose from {ROBOTS}")
+        simulated = robot_names(simulated_only=True)
+        if robot not in simulated:
+            raise ValueError(f"unknown robot '{robot}' for the simulator; choose from {simulated}")
         if not (np.isfinite(dt) and 1e-5 <= dt <= 0.1):
             raise ValueError(f"dt must be in [1e-5, 0.1] s, got {dt}")
         if not (np.isfinite(coulomb_velocity_eps) and coulomb_velocity_eps > 0):
@@ -133,7 +134,9 @@ class SimPlant:
         self.dt = float(dt)
         self.joint_names: tuple[str, ...] = self.spec.joint_names
         n = self.n = len(self.joint_names)
-        self.effort_limits = self.spec.effort_limits.astype(np.float64).copy()
+        # the plant's motors saturate at the URDF's effort limits (pybullet_data's iiwa: 300 N*m);
+        # the controller's default clamp is the manufacturer's (spec.effort_limits), lower or equal
+        self.effort_limits = self.spec.urdf_effort_limits.astype(np.float64).copy()
         self.friction_viscous = per_joint(friction_viscous, n, "friction_viscous")
         self.friction_coulomb = per_joint(friction_coulomb, n, "friction_coulomb")
         self.coulomb_velocity_eps = float(coulomb_velocity_eps)

@@ -74,11 +74,12 @@ def test_sim_graph_has_bridge_and_controller_on_the_same_topics():
 
 @pytest.mark.parametrize("driver", sorted(DRIVERS))
 def test_real_driver_graph_starts_no_bridge_and_remaps(driver):
-    specs = vgain_control({"use_sim": "false", "driver": driver})
+    robot = "panda" if driver == "franka" else "iiwa"
+    specs = vgain_control({"use_sim": "false", "driver": driver, "robot": robot})
     assert [s.name for s in specs] == ["computed_torque"]
-    _, state, cmd = DRIVERS[driver]
+    state, cmd = DRIVERS[driver]
     assert dict(specs[0].remappings) == {"joint_states": state, "effort_controller/commands": cmd}
-    over = vgain_control({"use_sim": "false", "driver": driver, "joint_states_topic": "/my/js"})
+    over = vgain_control({"use_sim": "false", "driver": driver, "robot": robot, "joint_states_topic": "/my/js"})
     assert dict(over[0].remappings)["joint_states"] == "/my/js"
 
 
@@ -91,3 +92,56 @@ def test_rt_priority_runs_both_nodes_under_chrt():
     for bad in ("100", "-1", "high"):
         with pytest.raises(ValueError, match="rt_priority"):
             vgain_control({"rt_priority": bad})
+
+
+def test_launch_choices_come_from_the_robot_table():
+    from dynlearn_ros.core.robots import robot_names, variant_names
+
+    args = {a.name: a for a in VGAIN_ARGS}
+    assert args["robot"].choices == robot_names(simulated_only=True) == ("iiwa", "panda")
+    assert set(args["robot_variant"].choices) == {"", *variant_names()}
+    src = (ROOT / "launch" / "vgain_control.launch.py").read_text()
+    assert "iiwa7" not in src and '"panda"' not in src  # no copied choice lists in the launch file
+
+
+@pytest.mark.parametrize(("driver", "robot", "variant", "torque", "rate", "names"), [
+    # lbr_fri_ros2_stack's default model is the iiwa 7: its limits unless told otherwise
+    ("lbr", "iiwa", "", [176, 176, 110, 110, 110, 40, 40], None, "lbr_A1"),
+    ("lbr", "iiwa", "iiwa14", [320, 320, 176, 176, 110, 40, 40], None, "lbr_A1"),
+    ("franka", "panda", "", [87, 87, 87, 87, 12, 12, 12], [1000.0] * 7, "fr3_joint1"),
+    ("franka", "panda", "panda", [87, 87, 87, 87, 12, 12, 12], [1000.0] * 7, "fr3_joint1"),
+    ("generic", "iiwa", "", [176, 176, 110, 110, 110, 40, 40], None, None),
+])
+def test_real_driver_gets_manufacturer_limits_and_joint_names(driver, robot, variant, torque, rate, names):
+    (ctl,) = vgain_control({"use_sim": "false", "driver": driver, "robot": robot, "robot_variant": variant})
+    over = ctl.parameters[-1]
+    assert over["torque_limits"] == torque  # never the URDF's 300 N*m
+    assert over.get("torque_rate_limit") == rate
+    assert (over["joint_names"][0] if "joint_names" in over else None) == names
+    assert all(not str(p).endswith(("driver_lbr.yaml", "driver_franka.yaml")) for p in ctl.parameters)
+
+
+def test_simulation_keeps_no_rate_limit_unless_a_variant_is_asked_for():
+    """The simulated closed-loop figures were made without a torque-rate limit."""
+    sim = vgain_control({"robot": "panda"})[1].parameters[-1]
+    assert "torque_rate_limit" not in sim and sim["torque_limits"] == [87, 87, 87, 87, 12, 12, 12]
+    asked = vgain_control({"robot": "panda", "robot_variant": "fr3"})[1].parameters[-1]
+    assert asked["torque_rate_limit"] == [1000.0] * 7
+
+
+def test_bad_robot_variant_or_driver_combination_is_refused_with_a_reason():
+    with pytest.raises(ValueError, match="no variant 'fr3'"):
+        vgain_control({"robot": "iiwa", "robot_variant": "fr3"})
+    with pytest.raises(ValueError, match="no joint-name mapping for driver 'franka'"):
+        vgain_control({"use_sim": "false", "driver": "franka", "robot": "iiwa"})
+
+
+def test_urdf_path_argument_reaches_the_controller_and_a_gains_file_keeps_its_own_limits(tmp_path):
+    (ctl,) = vgain_control({"use_sim": "false", "urdf_path": "/robots/mine.urdf"})
+    assert ctl.parameters[-1]["urdf_path"] == "/robots/mine.urdf"
+    gains = tmp_path / "gains.yaml"
+    gains.write_text("/**/computed_torque:\n  ros__parameters:\n    torque_limits: [50.0]\n")
+    (ctl,) = vgain_control({"use_sim": "false", "driver": "lbr", "gains_file": str(gains)})
+    assert ctl.parameters[0] == str(gains)
+    assert "torque_limits" not in ctl.parameters[-1]  # the file's own value is not overridden
+    assert ctl.parameters[-1]["joint_names"][0] == "lbr_A1"
