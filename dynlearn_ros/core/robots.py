@@ -264,7 +264,9 @@ def _pybullet_data_dir() -> Path:
 
 
 def example_robot_data_dir() -> Path:
-    """example-robot-data's ``robots/`` folder (shipped beside pinocchio's cmeel wheel)."""
+    """example-robot-data's ``robots/`` folder: the pip wheel's (beside pinocchio's cmeel
+    prefix), a ROS install's (``<prefix>/share/example-robot-data`` on AMENT_PREFIX_PATH), or
+    robotpkg's (/opt/openrobots)."""
     import sys
 
     candidates = []
@@ -275,6 +277,7 @@ def example_robot_data_dir() -> Path:
     except ImportError:
         pass
     candidates += [Path(entry) / "cmeel.prefix" for entry in sys.path]
+    candidates += [Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
     candidates.append(Path("/opt/openrobots"))
     for prefix in candidates:
         robots = prefix / "share" / "example-robot-data" / "robots"

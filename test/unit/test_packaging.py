@@ -56,10 +56,13 @@ def test_setup_cfg_puts_executables_where_ros2_run_looks():
 
 
 def test_package_xml_declares_runtime_dependencies():
+    import xml.etree.ElementTree as ET
+
     xml = (ROOT / "package.xml").read_text()
+    deps = {e.text for e in ET.fromstring(xml).findall("exec_depend")}
     for dep in ("rclpy", "sensor_msgs", "std_msgs", "trajectory_msgs", "diagnostic_msgs", "launch",
                 "launch_ros", "python3-numpy", "pinocchio"):
-        assert f"<exec_depend>{dep}</exec_depend>" in xml, dep
+        assert dep in deps, dep
     assert "<build_type>ament_python</build_type>" in xml
     assert Path(ROOT / "resource" / "dynlearn_ros").is_file()
 
@@ -130,6 +133,7 @@ def test_package_xml_dependencies_resolve_through_rosdep_or_are_documented_pip_o
     unknown = [d for d in deps if d not in ROS_PACKAGES and d not in ROSDEP_SYSTEM_KEYS]
     assert not unknown, f"not a known rosdep key: {unknown}"
     assert not [d for d in deps if d.endswith("-pip")], "pip keys break on Ubuntu 24.04 (PEP 668)"
+    assert int(root.find("exec_depend[.='pinocchio']").get("version_gte", "0").split(".")[0]) >= 3
     # every Python library is either a system key above or named in the pip-only comment
     comment = " ".join(c.text for c in ET.parse(ROOT / "package.xml", ET.XMLParser(
         target=ET.TreeBuilder(insert_comments=True))).getroot().iter(ET.Comment))
