@@ -344,9 +344,15 @@ def urdf_joint_limits(urdf: Path) -> tuple[tuple[str, ...], np.ndarray, np.ndarr
     return tuple(names), np.array(lo), np.array(hi), np.array(vel), np.array(eff)
 
 
-@cache
 def robot_spec(name: str, variant: str | None = None) -> RobotSpec:
-    """The :class:`RobotSpec` of table entry ``name`` with ``variant`` (None: its default)."""
+    """The :class:`RobotSpec` of table entry ``name`` with ``variant`` (None: its default).
+
+    Cached per (name, variant, table files): built once, re-read if $DYNLEARN_ROS_ROBOTS changes."""
+    return _robot_spec(name, variant, tuple(table_paths()))
+
+
+@cache
+def _robot_spec(name: str, variant: str | None, _tables: tuple[Path, ...]) -> RobotSpec:
     e = _get_entry(name)
     if variant is None:
         variant = e.default_variant
