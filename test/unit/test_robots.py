@@ -290,3 +290,15 @@ def test_rate_limited_step_reaches_its_target_in_the_expected_ticks_and_never_fa
     assert np.allclose(history[10], target) and not np.allclose(history[9], target)
     with pytest.raises(ValueError, match="dt"):
         rate_limit(tau, target, 1000.0, 0.0, tau)
+
+
+@pytest.mark.parametrize("robot", ["iiwa", "panda"])
+def test_table_gain_scaling_agrees_with_the_nodes_default_gains(robot):
+    """The node builds its gain defaults with core.schedule.default_gains (fixed 10 / 40 rad/s);
+    until it reads the table's gain_natural_frequency, the shipped entries must say the same."""
+    from dynlearn_ros.core.schedule import default_gains
+
+    inertia = np.array([1.5, 0.5, 0.01])
+    spec = robot_spec(robot)
+    for ours, node in zip(inertia_gains(spec, inertia), default_gains(inertia), strict=True):
+        np.testing.assert_array_equal(ours, node)
