@@ -77,6 +77,8 @@ class ParamSpec:
     per_joint: bool = False
     dynamic: bool = True
     reason: str = ""
+    optional: bool = False       # None / empty allowed (validates to None: "use the robot's")
+    dynamic_typing: bool = False  # ROS may hold a number or a list (a per-joint scalar)
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
@@ -109,6 +111,10 @@ class ParamSpec:
         """``value`` converted to its Python form (arrays read-only (n,) for per-joint ones);
         :class:`ConfigError` naming this parameter otherwise."""
         name, t = self.name, self.type
+        if self.optional and (value is None or (isinstance(value, list | tuple) and len(value) == 0)):
+            return None
+        if self.per_joint and isinstance(value, int | float) and not isinstance(value, bool):
+            value = [value]
         try:
             if t == "double":
                 if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
