@@ -2,7 +2,10 @@
 
 :func:`run_node` is what each node's ``main()`` calls. SIGINT and SIGTERM only set a stop flag,
 any number of times and at any moment - during imports (:func:`catch_signals_early`, called at
-the top of a node module run as ``python -m``), while the node configures, while it spins, while
+the top of a node module run as ``python -m``; a signal that arrives while the interpreter itself
+starts, before any package code runs, is handled only if the launcher started the process with
+the signals blocked, as :class:`dynlearn_ros.procs.NodeProcess` does - otherwise Python's own
+KeyboardInterrupt ends it), while the node configures, while it spins, while
 it shuts down - so no KeyboardInterrupt is ever raised inside rclpy (the second SIGINT of a
 terminal plus ``ros2 launch`` used to abort the process in rclpy's shutdown). rclpy is initialised
 with its own signal handling off; the executor is :func:`dynlearn_ros.nodes.params.make_executor`'s
@@ -36,6 +39,9 @@ def catch_signals_early() -> None:
         signal.signal(signal.SIGINT, _on_signal)
         signal.signal(signal.SIGTERM, _on_signal)
         _installed = True
+    # a launcher may start the process with them blocked (dynlearn_ros.procs.NodeProcess does,
+    # so a signal during the interpreter's start-up waits): a pending one is delivered now
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def run_node(factory: Callable[[], object], args: list[str] | None = None, *, name: str) -> int:
@@ -55,9 +61,7 @@ def run_node(factory: Callable[[], object], args: list[str] | None = None, *, na
     node = executor = None
     code = 0
     try:
-        if STOP.is_set():
-            return 0
-        try:
+        try:   # built even after an early signal: its configuration says where the summary goes
             node = factory()
         except (ConfigError, ValueError, FileNotFoundError) as exc:
             logger.fatal(f"start-up failed: {exc}")
