@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -304,6 +305,7 @@ class ControllerConfig:
     summary_path: str
     time_source: str
     state_qos: str
+    #: the raw parameter values ({name: ROS value}) this config was validated from (read-only)
     params: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
@@ -349,7 +351,7 @@ def validate(values: Mapping[str, Any], ctx: RobotContext,
     v["waypoints"] = wp
     v["stale_timeout_s"] = 1e-3 * v.pop("stale_timeout_ms")
     frozen = {k: (val.tolist() if isinstance(val, np.ndarray) else val) for k, val in raw.items()}
-    return ControllerConfig(**v, params=frozen)
+    return ControllerConfig(**v, params=MappingProxyType(frozen))
 
 
 def changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:

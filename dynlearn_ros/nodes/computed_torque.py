@@ -87,8 +87,12 @@ class ComputedTorqueNode(Node):
         if config.model_kind != "analytic":
             model = self._load_initial_model(config.model_kind, config.model_dir)
         self.ctl = build_controller(config, model, self.analytic)
-        self.slot = ModelSlot(model, config.model_kind, config.model_dir, self._load_model,
-                              lambda m: check_model(m, self.urdf_joints, spec.home, config.control_period_s),
+        def check(m: InverseModel) -> None:
+            # the analytic model is the live fallback the tick uses: trusted, never run here
+            if m is not self.analytic:
+                check_model(m, self.urdf_joints, spec.home, config.control_period_s)
+
+        self.slot = ModelSlot(model, config.model_kind, config.model_dir, self._load_model, check,
                               prepare=lambda m: build_tuning(self.config, m))
         self._syncing = False
         self.mapper = JointStateMapper(self.joint_names)
@@ -155,8 +159,9 @@ class ComputedTorqueNode(Node):
         for ev in self.slot.poll():
             if ev.ok:
                 self.model_load_error = ""
-                self.get_logger().info(f"model {ev.kind} {ev.path!r} (version {ev.version}) passed its checks"
-                                       + (" (rollback)" if ev.rollback else "") + ": swapping it in at the next tick")
+                self.get_logger().info(f"model {ev.kind} {ev.path!r} (version {ev.version}) "
+                                       + (ev.reason if ev.rollback else "passed its checks")
+                                       + ": swapping it in at the next tick")
                 kind, path = ev.kind, ev.path
             else:
                 self.get_logger().error(f"model {ev.kind or '?'} {ev.path!r} refused: {ev.reason}; "

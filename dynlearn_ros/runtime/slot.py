@@ -140,7 +140,7 @@ class ModelSlot:
                 self._worker.start()
             self._wake.notify()
 
-    def rollback(self) -> bool:
+    def rollback(self, reason: str = "requested") -> bool:
         """Stage the previous model again (the next tick swaps it in); False if there is none."""
         with self._lock:
             prev = self.previous
@@ -152,7 +152,7 @@ class ModelSlot:
                 return False
             self._ready = Candidate(prev.model, prev.kind, prev.path, prepared)
             self._staged_rollback = True
-            self._events.append(SlotEvent(True, prev.kind, prev.path, "rollback to the previous model",
+            self._events.append(SlotEvent(True, prev.kind, prev.path, f"rollback to the previous model: {reason}",
                                           prev.version, rollback=True))
             return True
 
@@ -233,11 +233,7 @@ class ModelSlot:
         self._bad_run = 0 if usable else self._bad_run + 1
         if self._bad_run >= ROLLBACK_AFTER:
             self._since_swap = WATCH_TICKS
-            if self.rollback():
-                with self._lock:
-                    self._events.append(SlotEvent(
-                        False, self.active.kind, self.active.path,
-                        f"{ROLLBACK_AFTER} unusable predictions in a row right after the swap: rolled back"))
+            self.rollback(f"{ROLLBACK_AFTER} unusable predictions in a row right after the swap")
 
     # -- the node's executor thread -------------------------------------------------------------
     def poll(self) -> list[SlotEvent]:

@@ -153,6 +153,6 @@ def test_automatic_rollback_after_consecutive_unusable_predictions():
         assert modes[:ROLLBACK_AFTER] == [Mode.MODEL_FALLBACK] * ROLLBACK_AFTER
         assert modes[ROLLBACK_AFTER] is Mode.NORMAL and lp.swapped_at[1] == first + ROLLBACK_AFTER
         assert lp.ctl.model is lp.analytic and lp.slot.rollbacks == 1
-        assert any("rolled back" in e.reason for e in lp.slot.poll())
+        assert any(e.rollback and "unusable predictions in a row" in e.reason for e in lp.slot.poll())
     finally:
         lp.slot.close()
