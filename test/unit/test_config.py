@@ -86,3 +86,22 @@ def test_staged_tuning_applies_between_two_ticks_only():
     ctl.step(q, qd, 0.001, 0.0)
     np.testing.assert_allclose(ctl.kp, 50.0)          # fixed mode: K_P = k_max
     assert ctl.schedule is ctl.tuning.schedule
+
+
+def test_status_row_round_trip():
+    from dynlearn_ros.core.status import STATUS_FIELDS, STATUS_TAIL, fill_status, split_status, status_width
+
+    cfg = validate({"reference": "sine"}, CTX)
+    analytic = build_analytic(cfg)
+    ctl = build_controller(cfg, analytic, analytic, builtin_reference(cfg, CTX.spec.home))
+    for k in range(3):
+        ctl.step(CTX.spec.home + 0.01 * k, np.full(N, 0.1), k * 1e-3, 0.0)
+    row = np.zeros(status_width(N))
+    fill_status(ctl, 12.5, 3, 7, row)
+    st = split_status(row[None, :], N)
+    assert set(STATUS_FIELDS) | set(STATUS_TAIL) <= set(st)
+    for name, arr in zip(STATUS_FIELDS, (ctl.query.q_des, ctl.query.q, ctl.err, ctl.kp, ctl.kd, ctl.std,
+                                         ctl.tau_ff, ctl.tau), strict=True):
+        np.testing.assert_array_equal(st[name][0], arr)
+    assert (st["mode"][0], st["tick_us"][0], st["t_ref"][0], st["model_version"][0], st["model_swaps"][0]) == (
+        float(ctl.mode), 12.5, ctl.t_ref, 3.0, 7.0)
