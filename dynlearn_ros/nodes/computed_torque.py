@@ -72,8 +72,8 @@ class ComputedTorqueNode(Node):
 
     # -- configuration ------------------------------------------------------------------------
     def _configure(self) -> None:
+        # robot and urdf_path first (the table lists them first): the other defaults depend on them
         first, rest = COMPUTED_TORQUE_SPEC[:2], COMPUTED_TORQUE_SPEC[2:]
-        assert [s.name for s in first] == ["robot", "urdf_path"]
         values = declare_spec(self, first, None)
         self.ctx = robot_context(values["robot"], values["urdf_path"])
         values.update(declare_spec(self, rest, self.ctx))
@@ -87,6 +87,7 @@ class ComputedTorqueNode(Node):
         if config.model_kind != "analytic":
             model = self._load_initial_model(config.model_kind, config.model_dir)
         self.ctl = build_controller(config, model, self.analytic)
+
         def check(m: InverseModel) -> None:
             # the analytic model is the live fallback the tick uses: trusted, never run here
             if m is not self.analytic:

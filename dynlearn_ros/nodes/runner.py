@@ -50,6 +50,7 @@ def run_node(factory: Callable[[], object], args: list[str] | None = None, *, na
     destroy it, shut down. Returns the exit code (0, or 2 on a configuration error)."""
     catch_signals_early()
     import rclpy
+    from rclpy.exceptions import ParameterException
     from rclpy.signals import SignalHandlerOptions
 
     from dynlearn_ros.core.config import ConfigError
@@ -63,7 +64,8 @@ def run_node(factory: Callable[[], object], args: list[str] | None = None, *, na
     try:
         try:   # built even after an early signal: its configuration says where the summary goes
             node = factory()
-        except (ConfigError, ValueError, FileNotFoundError) as exc:
+        except (ConfigError, ParameterException, ValueError, FileNotFoundError) as exc:
+            # a bad value, or one of the wrong ROS type (-p k_max:=100 for a double array)
             logger.fatal(f"start-up failed: {exc}")
             return 2
         executor = make_executor(context)
