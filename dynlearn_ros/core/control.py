@@ -21,6 +21,10 @@ Safe behaviour (each mode counted; the node logs them throttled):
   the law runs with the analytic feed-forward and K_max (a stiff position hold on trusted data).
   A new reference (:meth:`set_reference`) clears it.
 * No command at all before the first valid joint state.
+
+At run time, new gains and limits arrive as one :class:`Tuning` (built off the control path,
+:meth:`ComputedTorqueController.stage_tuning`) and a new model through
+:meth:`ComputedTorqueController.swap_model`; both take effect between two ticks.
 """
 
 from __future__ import annotations
