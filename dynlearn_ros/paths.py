@@ -47,6 +47,13 @@ def models_dir() -> Path:
     return share_dir() / "models"
 
 
+def resolve_model_dir(model_dir: str | Path) -> Path:
+    """A model directory as the controller reads the ``model_dir`` parameter: absolute paths
+    (and ``~``) as given, relative ones under the package's ``models/``."""
+    path = Path(model_dir).expanduser()
+    return path if path.is_absolute() else models_dir() / path
+
+
 def data_root() -> Path:
     env = os.environ.get("DYNLEARN_DATA")
     if env:

@@ -120,8 +120,15 @@ class NodeProcess:
         self.log_path = Path(log_path)
         self.killed = False
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()/wait()
-        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=None if env is None else dict(env))
+        # the child starts with SIGINT / SIGTERM blocked (the mask is inherited): a signal sent
+        # while its interpreter starts stays pending instead of raising KeyboardInterrupt in
+        # site.py; the node unblocks them once its handler is in place (nodes/runner.py)
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                         env=None if env is None else dict(env))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
     @property
     def pid(self) -> int:

@@ -21,6 +21,10 @@ Safe behaviour (each mode counted; the node logs them throttled):
   the law runs with the analytic feed-forward and K_max (a stiff position hold on trusted data).
   A new reference (:meth:`set_reference`) clears it.
 * No command at all before the first valid joint state.
+
+At run time, new gains and limits arrive as one :class:`Tuning` (built off the control path,
+:meth:`ComputedTorqueController.stage_tuning`) and a new model through
+:meth:`ComputedTorqueController.swap_model`; both take effect between two ticks.
 """
 
 from __future__ import annotations
@@ -102,6 +106,50 @@ class TrackingStats:
         }
 
 
+def release_keep(dt: float, release_s: float) -> float:
+    """r = exp(-dt / release_s) of :class:`SigmaEnvelope` (0 for release_s = 0: no envelope)."""
+    if not (np.isfinite(release_s) and release_s >= 0):
+        raise ValueError(f"release_s must be finite and >= 0, got {release_s}")
+    return float(np.exp(-dt / release_s)) if release_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Everything about the controller that may change while it runs, built off the control
+    path and applied between two ticks as one reference (:meth:`ComputedTorqueController.stage_tuning`).
+
+    schedule: the gain schedule;  tau_max: (n,) N*m torque limits (> 0);  max_error: (n,) rad
+    following-error limits (inf = none);  release_keep: the std envelope's r (see
+    :func:`release_keep`);  stale_timeout_s: s;  analytic_std: (n,) N*m the analytic model reports
+    (None: leave it)."""
+
+    schedule: GainSchedule
+    tau_max: np.ndarray
+    max_error: np.ndarray
+    release_keep: float
+    stale_timeout_s: float
+    analytic_std: np.ndarray | None = None
+
+    @classmethod
+    def make(cls, schedule: GainSchedule, tau_max, dt: float, max_error: float | np.ndarray = 0.0,
+             sigma_release_s: float = 0.0, stale_timeout_s: float = 0.05,
+             analytic_std: np.ndarray | None = None) -> Tuning:
+        """Check and precompute; ``max_error`` 0 or inf = no limit for that joint."""
+        n = schedule.n
+        tau_max = np.asarray(tau_max, dtype=np.float64).copy()
+        if tau_max.shape != (n,):
+            raise ValueError(f"size mismatch: schedule {n}, tau_max {tau_max.shape}")
+        if not np.all(tau_max > 0):
+            raise ValueError(f"torque limits must be > 0, got {tau_max}")
+        max_error = np.broadcast_to(np.asarray(max_error, dtype=np.float64), (n,)).copy()
+        if np.any(np.isnan(max_error)) or np.any(max_error < 0):
+            raise ValueError(f"max_error must be >= 0 (0: no limit), got {max_error}")
+        if analytic_std is not None:
+            analytic_std = np.broadcast_to(np.asarray(analytic_std, dtype=np.float64), (n,)).copy()
+        return cls(schedule, tau_max, np.where(max_error > 0, max_error, np.inf),
+                   release_keep(dt, sigma_release_s), float(stale_timeout_s), analytic_std)
+
+
 class SigmaEnvelope:
     """Fast-attack / slow-release envelope of the predictive std, per joint (n,) N*m:
 
@@ -114,9 +162,7 @@ class SigmaEnvelope:
     (s_t = sigma_t). No allocation per call."""
 
     def __init__(self, n: int, dt: float, release_s: float = 0.0) -> None:
-        if not (np.isfinite(release_s) and release_s >= 0):
-            raise ValueError(f"release_s must be finite and >= 0, got {release_s}")
-        self.keep = float(np.exp(-dt / release_s)) if release_s > 0 else 0.0
+        self.keep = release_keep(dt, release_s)
         self.state = np.zeros(n)
         self._tmp = np.zeros(n)
         self.primed = False
@@ -159,23 +205,15 @@ class ComputedTorqueController:
                  stale_timeout_s: float = 0.05, settle_s: float = 0.0, sigma_release_s: float = 0.0,
                  max_error: float | np.ndarray = 0.0) -> None:
         n = analytic.n
-        if model.n != n or schedule.n != n or np.asarray(tau_max).shape != (n,):
-            raise ValueError(f"size mismatch: analytic {n}, model {model.n}, schedule {schedule.n}, "
-                             f"tau_max {np.asarray(tau_max).shape}")
-        if not np.all(np.asarray(tau_max) > 0):
-            raise ValueError(f"torque limits must be > 0, got {tau_max}")
+        if model.n != n or schedule.n != n:
+            raise ValueError(f"size mismatch: analytic {n}, model {model.n}, schedule {schedule.n}")
         self.n = n
-        max_error = np.broadcast_to(np.asarray(max_error, dtype=np.float64), (n,)).copy()
-        if np.any(np.isnan(max_error)) or np.any(max_error < 0):
-            raise ValueError(f"max_error must be >= 0 (0: no limit), got {max_error}")
-        self.max_error = np.where(max_error > 0, max_error, np.inf)
-        self._limit_on = bool(np.isfinite(self.max_error).any())
+        tuning = Tuning.make(schedule, tau_max, dt, max_error, sigma_release_s, stale_timeout_s)
         self.faulted = False
         self.q_fault = np.zeros(n)
-        self.analytic, self.model, self.schedule = analytic, model, schedule
+        self.analytic, self.model = analytic, model
         self.reference = reference
-        self.tau_max = np.asarray(tau_max, dtype=np.float64).copy()
-        self.dt, self.stale_timeout_s, self.settle_s = float(dt), float(stale_timeout_s), float(settle_s)
+        self.dt, self.settle_s = float(dt), float(settle_s)
         self.query = InverseQuery(n, dt=self.dt)
         # outputs of the last tick, (n,) each
         self.tau = np.zeros(n)
@@ -183,6 +221,8 @@ class ComputedTorqueController:
         self.std = np.zeros(n)
         self.sigma_sched = np.zeros(n)   # what the schedule reads: the envelope of std
         self.envelope = SigmaEnvelope(n, self.dt, sigma_release_s)
+        self._apply_tuning(tuning)
+        self._staged_tuning: Tuning | None = None
         self.kp = np.zeros(n)
         self.kd = np.zeros(n)
         self.err = np.zeros(n)
@@ -199,15 +239,45 @@ class ComputedTorqueController:
 
     # -- inputs -------------------------------------------------------------------------
     def set_reference(self, reference: Reference, t_start: float | None = None) -> None:
-        """Switch to ``reference``; its t=0 is ``t_start`` (state time, s) or now. Clears a
-        following-error fault (the learned model restarts from its initial belief)."""
+        """Switch to ``reference``; its t=0 is ``t_start`` (state time, s) or, when None, the
+        time of the current tick (the reference continues from where the controller is now).
+        Clears a following-error fault (the learned model restarts from its initial belief)."""
         self.reference = reference
-        if t_start is not None and self.t0 is not None:
-            self.t0 = t_start
+        if self.t0 is not None:
+            self.t0 = self.t0 + self.t_ref if t_start is None else t_start
         if self.faulted:
             self.faulted = False
             self.model.reset()
             self.envelope.reset()
+
+    @property
+    def started(self) -> bool:
+        """True once the first valid state was handled (the reference clock runs)."""
+        return self.t0 is not None
+
+    def count_rejected(self, reason: str) -> int:
+        """Count one rejected input (a joint state or trajectory) under ``reason``; returns the count."""
+        rej = self.counters.rejected
+        rej[reason] = rej.get(reason, 0) + 1
+        return rej[reason]
+
+    def stage_tuning(self, tuning: Tuning) -> None:
+        """Hand over new gains / limits built off the control path; the next tick applies them
+        at its start (one reference, no allocation in the tick)."""
+        if tuning.schedule.n != self.n:
+            raise ValueError(f"tuning for {tuning.schedule.n} joints, controller has {self.n}")
+        self._staged_tuning = tuning
+
+    def _apply_tuning(self, t: Tuning) -> None:
+        self.tuning = t
+        self.schedule = t.schedule
+        self.tau_max = t.tau_max
+        self.max_error = t.max_error
+        self._limit_on = bool(np.isfinite(t.max_error).any())
+        self.envelope.keep = t.release_keep
+        self.stale_timeout_s = t.stale_timeout_s
+        if t.analytic_std is not None:
+            self.analytic.std[:] = t.analytic_std
 
     def desired_now(self, q_out: np.ndarray, qd_out: np.ndarray, qdd_out: np.ndarray) -> None:
         """The state the controller is steering to now (n,) each: the reference at t_ref, or the
@@ -219,13 +289,22 @@ class ComputedTorqueController:
         else:
             self.reference.sample(self.t_ref, q_out, qd_out, qdd_out)
 
-    def swap_model(self, model: InverseModel) -> InverseModel:
-        """Replace the feed-forward model (one reference swap); returns the previous one."""
+    def swap_model(self, model: InverseModel, tuning: Tuning | None = None) -> InverseModel:
+        """Replace the feed-forward model (one reference swap, between two ticks); returns the
+        previous one. ``tuning`` (built for the new model, e.g. its sigma bounds) replaces the
+        current one and any staged tuning (it was built from the latest parameters).
+
+        The new model starts from its initial belief (``reset``): a recurrent model (ac-RKN)
+        warms up from the next measured state, with the torque last commanded as its previous
+        action. The std envelope keeps its state: a new model's higher std raises the gains at
+        once, a lower one lowers them with ``sigma_release_s`` (at once when 0)."""
         if model.n != self.n:
             raise ValueError(f"model has {model.n} joints, controller {self.n}")
         old, self.model = self.model, model
         model.reset()
-        self.envelope.reset()
+        if tuning is not None:
+            self._staged_tuning = None
+            self._apply_tuning(tuning)
         return old
 
     # -- the tick ---------------------------------------------------------------------------
@@ -235,6 +314,10 @@ class ComputedTorqueController:
         Fills ``self.tau`` (the command) and the status arrays; returns the mode used."""
         c = self.counters
         c.ticks += 1
+        staged = self._staged_tuning
+        if staged is not None:
+            self._staged_tuning = None
+            self._apply_tuning(staged)
         self.have_state = True
         self.last_state_wall = wall_now
         self.q_last[:] = q

@@ -1,84 +1,90 @@
-"""Helpers shared by the nodes: parameters declared once with a description; executor and spinning."""
+"""The rclpy side of the parameter specs (:mod:`dynlearn_ros.core.config`) shared by every node:
+descriptors from a spec, declaration, the one set-parameters mechanism; the executor; atomic
+JSON summaries."""
 
 from __future__ import annotations
 
+import array
 import json
 import os
-import signal
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import rclpy
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from dynlearn_ros.core.config import ConfigError, ParamSpec, RobotContext
 
 
-class ParameterError(ValueError):
-    """A parameter value that fails validation; start-up stops with this message."""
+def descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    """The ROS descriptor of ``spec``: description, range, and in additional_constraints the
+    choices, the per-joint rule and whether it is settable at run time (or why not).
+
+    Run-time-fixed parameters are refused by :func:`on_set_parameters` with their reason (the
+    descriptor's read_only flag would make rclpy refuse them first, without it)."""
+    desc = ParameterDescriptor(description=spec.description, additional_constraints=spec.constraints(),
+                               dynamic_typing=spec.dynamic_typing)
+    if spec.lo is not None and spec.hi is not None and spec.type == "double":
+        desc.floating_point_range = [FloatingPointRange(from_value=float(spec.lo), to_value=float(spec.hi))]
+    elif spec.lo is not None and spec.hi is not None and spec.type == "int":
+        desc.integer_range = [IntegerRange(from_value=int(spec.lo), to_value=int(spec.hi))]
+    return desc
 
 
-def declare(node: Node, name: str, default, description: str, *, lo: float | None = None,
-            hi: float | None = None, choices: Sequence[str] | None = None, read_only: bool = False):
-    """Declare ``name`` with a descriptor (description, range, choices) and return its value."""
-    desc = ParameterDescriptor(description=description, read_only=read_only)
-    if choices:
-        desc.additional_constraints = "one of: " + ", ".join(choices)
-    if lo is not None and hi is not None and isinstance(default, float):
-        desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi))]
-    elif lo is not None and hi is not None and isinstance(default, int) and not isinstance(default, bool):
-        desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi))]
-    value = node.declare_parameter(name, default, desc).value
-    if choices and value not in choices:
-        raise ParameterError(f"parameter '{name}' = {value!r}: must be one of {list(choices)}")
-    return value
+def declare_spec(node: Node, specs: Sequence[ParamSpec], ctx: RobotContext | None) -> dict[str, Any]:
+    """Declare every parameter of ``specs`` on ``node`` (defaults for robot ``ctx``); return
+    {name: value} as given (launch file, YAML, -p) or defaulted, not yet validated."""
+    out = {}
+    for spec in specs:
+        value = node.declare_parameter(spec.name, spec.default_value(ctx), descriptor(spec)).value
+        out[spec.name] = list(value) if isinstance(value, array.array) else value
+    return out
 
 
-def per_joint(name: str, values: Sequence[float], n: int) -> np.ndarray:
-    """A double-array parameter as (n,): one value broadcasts, n values pass, else an error."""
-    arr = np.asarray(list(values), dtype=np.float64)
-    if arr.size == 1:
-        arr = np.full(n, arr[0])
-    if arr.shape != (n,):
-        raise ParameterError(f"parameter '{name}': expected 1 or {n} values (one per joint), got {arr.size}")
-    if not np.all(np.isfinite(arr)):
-        raise ParameterError(f"parameter '{name}': values must be finite, got {arr.tolist()}")
-    return arr
+def on_set_parameters(node: Node, specs: Sequence[ParamSpec], apply: Callable[[dict[str, Any]], None]) -> None:
+    """Register ``node``'s set-parameters callback, the one mechanism for every node: a change
+    of a run-time-fixed parameter is refused with its reason; otherwise ``apply(changes)``
+    ({name: new value}) validates the whole new set and applies it (off the control path,
+    handed to the tick as one reference) or raises :class:`ConfigError`, which refuses the
+    request with that message (the old values stay). Each applied change is logged old -> new."""
+    table = {s.name: s for s in specs}
+
+    def callback(params: list[Parameter]) -> SetParametersResult:
+        changes = {}
+        for p in params:
+            spec = table.get(p.name)
+            if spec is not None and not spec.dynamic:
+                return SetParametersResult(successful=False, reason=(
+                    f"parameter '{p.name}' is read-only at run time (restart needed): {spec.reason}"))
+            value = p.value
+            changes[p.name] = list(value) if isinstance(value, array.array) else value
+        old = {name: node.get_parameter(name).value for name in changes if node.has_parameter(name)}
+        try:
+            apply(changes)
+        except (ConfigError, ValueError) as exc:
+            node.get_logger().warning(f"parameter change refused: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        for name, value in changes.items():
+            before = old.get(name)
+            before = list(before) if isinstance(before, array.array) else before
+            if before != value:
+                node.get_logger().info(f"parameter {name}: {before!r} -> {value!r}")
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(callback)
 
 
-def spin_until_shutdown(executor, context=None) -> None:
-    """Spin until SIGINT / SIGTERM or the context shuts down, never interrupting a callback.
-
-    Use with ``rclpy.init(signal_handler_options=SignalHandlerOptions.NO)``: the signals only set
-    a flag here, so a control tick always runs to its end (rclpy's default handling raised
-    KeyboardInterrupt inside a callback, half-way through a tick). ``spin_once`` runs in 0.1 s
-    slices: the EventsExecutor's blocking ``spin()`` does not return on SIGINT, a timeout-less wait
-    never returns (DESIGN.md), and while the context shuts down ``spin_once`` can raise a
-    RuntimeError from the binding, which ends the loop (the same error in a live context does not)."""
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while not stop.is_set() and rclpy.ok(context=context):
-            try:
-                executor.spin_once(timeout_sec=0.1)
-            except RuntimeError:
-                if rclpy.ok(context=context):
-                    raise
-                return
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def make_executor():
+def make_executor(context=None):
     """EventsExecutor (a third of the CPU of the SingleThreadedExecutor at 1 kHz, all messages
     delivered); DYNLEARN_EXECUTOR=single selects the SingleThreadedExecutor."""
     if os.environ.get("DYNLEARN_EXECUTOR", "events") == "single":
-        return rclpy.executors.SingleThreadedExecutor()
+        return rclpy.executors.SingleThreadedExecutor(context=context)
     from rclpy.experimental import EventsExecutor
 
-    return EventsExecutor()
+    return EventsExecutor(context=context)
 
 
 def write_json_atomic(path: str | Path, data: dict) -> Path:

@@ -6,34 +6,47 @@ Subscribes ``status`` (remap it, e.g. ``-r status:=/computed_torque/status``), b
 (SIGINT) it writes ``out_path`` (.npy, float64 array (rows, width)) and ``out_path`` + ``.json``
 ({"rows", "width", "labels"}: the first layout dimension's label, e.g.
 ``field:q_des,q,error,...``). The rows are the controller's STATUS_FIELDS, each n values, then
-its STATUS_TAIL (mode, tick_us, t_ref s).
+its STATUS_TAIL (layout in :mod:`dynlearn_ros.core.status`).
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
+if __name__ == "__main__":  # a signal during the imports below must end the process cleanly too
+    from dynlearn_ros.nodes.runner import catch_signals_early
 
-import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
-from std_msgs.msg import Float64MultiArray
+    catch_signals_early()
 
-from dynlearn_ros.nodes.params import ParameterError, declare, spin_until_shutdown
+import json  # noqa: E402
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
+
+from dynlearn_ros.core.config import ConfigError, ParamSpec  # noqa: E402
+from dynlearn_ros.nodes.params import declare_spec, on_set_parameters  # noqa: E402
+from dynlearn_ros.nodes.runner import run_node  # noqa: E402
+
+_FIXED = "the recording buffer and its file are set up at start-up"
+RECORDER_SPEC = (
+    ParamSpec("out_path", "string", "", "write the recorded rows here (.npy) at exit (required)",
+              dynamic=False, reason=_FIXED),
+    ParamSpec("max_rows", "int", 200000, "rows kept at most (later messages are counted, not stored)",
+              lo=1, hi=10_000_000, dynamic=False, reason=_FIXED),
+)
 
 
 class ScenarioRecorderNode(Node):
     def __init__(self) -> None:
         super().__init__("scenario_recorder")
-        self.out_path = declare(self, "out_path", "", "write the recorded rows here (.npy) at exit")
+        values = declare_spec(self, RECORDER_SPEC, None)
+        self.out_path = RECORDER_SPEC[0].check(values["out_path"], 0)
         if not self.out_path:
-            raise ParameterError("parameter 'out_path' is required")
-        cap = declare(self, "max_rows", 200000, "rows kept at most (later messages are counted, "
-                      "not stored)", lo=1, hi=10_000_000)
+            raise ConfigError("parameter 'out_path' is required")
+        cap = RECORDER_SPEC[1].check(values["max_rows"], 0)
+        on_set_parameters(self, RECORDER_SPEC, lambda changes: None)
         self.rows: np.ndarray | None = None
         self.cap = int(cap)
         self.n = 0
@@ -53,7 +66,7 @@ class ScenarioRecorderNode(Node):
         self.rows[self.n] = data
         self.n += 1
 
-    def write(self) -> None:
+    def write_summary(self) -> None:
         path = Path(self.out_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = self.rows[: self.n] if self.rows is not None else np.empty((0, 0))
@@ -65,26 +78,9 @@ class ScenarioRecorderNode(Node):
         Path(str(path) + ".json").write_text(json.dumps(info))
 
 
-def main(args=None) -> int:
-    node = None
-    try:
-        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
-            try:
-                node = ScenarioRecorderNode()
-            except ParameterError as exc:
-                rclpy.logging.get_logger("scenario_recorder").fatal(f"start-up failed: {exc}")
-                return 2
-            from rclpy.experimental import EventsExecutor
-
-            executor = EventsExecutor()
-            executor.add_node(node)
-            spin_until_shutdown(executor)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.write()
-    return 0
+def main(args: list[str] | None = None) -> int:
+    """Entry point: records until SIGINT / SIGTERM, then writes out_path; exit 0 (2 without out_path)."""
+    return run_node(ScenarioRecorderNode, args, name="scenario_recorder")
 
 
 if __name__ == "__main__":

@@ -24,31 +24,33 @@ URDF effort limits are clamped (counter). Run ``python -m dynlearn_ros.nodes.sim
 
 from __future__ import annotations
 
-import math
-import os
-import sys
-import time
-from pathlib import Path
+if __name__ == "__main__":  # a signal during the imports below must end the process cleanly too
+    from dynlearn_ros.nodes.runner import catch_signals_early
 
-import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
-from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64, Float64MultiArray
+    catch_signals_early()
 
-from dynlearn_ros.nodes.params import ParameterError, write_json_atomic
-from dynlearn_ros.nodes.sim_bridge_params import (
-    declare_bridge_parameters,
-    validated_bridge_parameters,
-)
-from dynlearn_ros.sim.plant import SimPlant
-from dynlearn_ros.sim.stats import LatencyRecorder
+import os  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Float64, Float64MultiArray  # noqa: E402
+
+from dynlearn_ros.core.config import ConfigError  # noqa: E402
+from dynlearn_ros.nodes import qos  # noqa: E402
+from dynlearn_ros.nodes.params import declare_spec, on_set_parameters, write_json_atomic  # noqa: E402
+from dynlearn_ros.nodes.runner import run_node  # noqa: E402
+from dynlearn_ros.nodes.sim_bridge_params import BRIDGE_SPEC, validate_bridge  # noqa: E402
+from dynlearn_ros.sim.plant import SimPlant  # noqa: E402
+from dynlearn_ros.sim.stats import LatencyRecorder  # noqa: E402
 
 FIRST_STATE_REPEAT_S = 0.1  # lockstep/realtime: re-send state 0 this often until the first command
 
@@ -58,8 +60,8 @@ class SimBridgeNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("sim_bridge", **kwargs)
-        declare_bridge_parameters(self)
-        cfg = validated_bridge_parameters(self)
+        self.values = declare_spec(self, BRIDGE_SPEC, None)
+        cfg = validate_bridge(self.values)
         self.cfg = cfg
         self.dt_ns = int(round(1e9 / cfg["rate_hz"]))
         try:
@@ -68,7 +70,7 @@ class SimBridgeNode(Node):
                                   coulomb_velocity_eps=cfg["coulomb_velocity_eps"], payload_kg=cfg["payload_kg"],
                                   initial_q=cfg["initial_positions"])
         except ValueError as exc:
-            raise ParameterError(f"invalid plant parameters: {exc}") from exc
+            raise ConfigError(f"invalid plant parameters: {exc}") from exc
         n = self.n = self.plant.n
         # state shared between callbacks and the loop (single-threaded executor: no locks)
         self._cmd = np.zeros(n)  # last valid command (N*m), URDF order
@@ -87,6 +89,7 @@ class SimBridgeNode(Node):
         self._wall0 = time.perf_counter()
         self._cpu0 = 0.0
         self._loop_t0 = None
+        self._stop = threading.Event()
 
         self._js = JointState()
         self._js.name = list(cfg["joint_names"])
@@ -96,27 +99,24 @@ class SimBridgeNode(Node):
         self.pub_clock = self.create_publisher(Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.sub_cmd = self.create_subscription(Float64MultiArray, "effort_controller/commands", self._on_command,
-                                                QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+                                                qos.COMMANDS)
         self.sub_payload = self.create_subscription(Float64, "~/payload_kg", self._on_payload_msg, 10)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        on_set_parameters(self, BRIDGE_SPEC, self._apply_parameters)
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
             f"{cfg['robot']} ({n} joints) at {cfg['rate_hz']:g} Hz, {cfg['stepping']}, payload {cfg['payload_kg']:g} kg, "
             f"friction b={self.plant.friction_viscous.tolist()} fc={self.plant.friction_coulomb.tolist()}; "
             f"publishing {self.pub_js.topic_name}, commands on {self.sub_cmd.topic_name}")
 
-    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        """Run-time changes: only ``payload_kg`` (read-only ones are refused by rclpy)."""
-        for p in params:
-            if p.name == "payload_kg":
-                v = p.value
-                if not isinstance(v, float) or not (math.isfinite(v) and 0.0 <= v <= 100.0):
-                    return SetParametersResult(successful=False, reason=f"payload_kg must be a float in [0, 100], got {v!r}")
-        for p in params:
-            if p.name == "payload_kg":
-                self.plant.set_payload(p.value)
-                self.get_logger().info(f"payload set to {p.value:g} kg at t = {self.k * self.dt_ns * 1e-9:.3f} s")
-        return SetParametersResult(successful=True)
+    def _apply_parameters(self, changes: dict[str, Any]) -> None:
+        """Run-time changes (``payload_kg``, ``stats_path``; the others are refused with their
+        reason): validated as a whole set, applied between two steps."""
+        cfg = validate_bridge({**self.values, **changes})
+        self.values = {**self.values, **changes}
+        if cfg["payload_kg"] != self.cfg["payload_kg"]:
+            self.plant.set_payload(cfg["payload_kg"])
+            self.get_logger().info(f"payload set to {cfg['payload_kg']:g} kg at t = {self.k * self.dt_ns * 1e-9:.3f} s")
+        self.cfg = cfg
 
     def _on_payload_msg(self, msg: Float64) -> None:
         self.payload_msgs += 1
@@ -185,7 +185,7 @@ class SimBridgeNode(Node):
         """Publish state 0 (again every FIRST_STATE_REPEAT_S) until a valid command arrives."""
         self._publish_state()
         last = time.monotonic()
-        while rclpy.ok(context=self.context) and not self._have_cmd:
+        while rclpy.ok(context=self.context) and not self._have_cmd and not self._stop.is_set():
             executor.spin_once(timeout_sec=0.05)
             if not self._have_cmd and time.monotonic() - last >= FIRST_STATE_REPEAT_S:
                 self._publish_state()
@@ -196,8 +196,11 @@ class SimBridgeNode(Node):
         dur = self.cfg["duration_s"]
         return dur > 0 and self.k * self.dt_ns >= int(round(dur * 1e9))
 
-    def run(self, executor) -> int:
-        """Step until duration_s of sim time has passed (or shutdown); returns the exit code 0."""
+    def run(self, executor, stop: threading.Event | None = None) -> int:
+        """Step until duration_s of sim time has passed, ``stop`` is set (SIGINT / SIGTERM) or
+        the context shuts down; returns the exit code 0."""
+        if stop is not None:
+            self._stop = stop
         import psutil
 
         proc = psutil.Process()
@@ -222,7 +225,8 @@ class SimBridgeNode(Node):
         timeout_ns = int(self.cfg["lockstep_timeout_ms"] * 1e6)
         ok = rclpy.ok
         ctx = self.context
-        while not self._done() and ok(context=ctx):
+        stop = self._stop
+        while not self._done() and ok(context=ctx) and not stop.is_set():
             if not self._fresh:
                 deadline = time.perf_counter_ns() + timeout_ns
                 while not self._fresh:
@@ -232,8 +236,8 @@ class SimBridgeNode(Node):
                         self.get_logger().warning("lockstep: no command in time, holding the last one",
                                                   throttle_duration_sec=1.0)
                         break
-                    executor.spin_once(timeout_sec=remaining * 1e-9)
-                    if not ok(context=ctx):
+                    executor.spin_once(timeout_sec=min(remaining * 1e-9, 0.1))
+                    if not ok(context=ctx) or stop.is_set():
                         return
             self._step_and_publish()
 
@@ -243,12 +247,15 @@ class SimBridgeNode(Node):
         next_tick = clock() + period_ns
         ok = rclpy.ok
         ctx = self.context
-        while not self._done() and ok(context=ctx):
+        stop = self._stop
+        while not self._done() and ok(context=ctx) and not stop.is_set():
             while True:
                 remaining = next_tick - clock()
                 if remaining <= 0:
                     break
-                executor.spin_once(timeout_sec=remaining * 1e-9)
+                executor.spin_once(timeout_sec=min(remaining * 1e-9, 0.1))
+                if stop.is_set():
+                    return
             if not self._fresh:
                 self.deadline_misses += 1
             self._step_and_publish()
@@ -280,7 +287,7 @@ class SimBridgeNode(Node):
             "payload_kg": self.plant.payload_kg, "pid": os.getpid(),
         }
 
-    def write_stats(self) -> None:
+    def write_summary(self) -> None:
         if self.cfg["stats_path"]:
             write_json_atomic(self.cfg["stats_path"], self.stats())
 
@@ -292,35 +299,10 @@ class SimBridgeNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point: ``sim_bridge --ros-args -p robot:=panda ...``; exit 0 when done or on Ctrl-C,
-    2 on invalid parameters."""
-    from rclpy.experimental import EventsExecutor
-
-    node = None
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = SimBridgeNode()
-            except ParameterError as exc:
-                rclpy.logging.get_logger("sim_bridge").error(str(exc))
-                return 2
-            executor = EventsExecutor()
-            executor.add_node(node)
-            try:
-                return node.run(executor)
-            except RuntimeError:
-                if rclpy.ok():
-                    raise
-                return 0  # the EventsExecutor raised while the context shut down (SIGINT)
-            finally:
-                node.write_stats()
-                executor.shutdown()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        if node is not None and node.cfg.get("stats_path") and not Path(node.cfg["stats_path"]).exists():
-            node.write_stats()
-        return 0
+    """Entry point: ``sim_bridge --ros-args -p robot:=panda ...``; exit 0 when done or after
+    SIGINT / SIGTERM (stats written), 2 on invalid parameters."""
+    return run_node(SimBridgeNode, args, name="sim_bridge")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -29,12 +29,10 @@ import numpy as np
 
 from dynlearn_ros.core.analytic import RigidBodyModel
 from dynlearn_ros.core.schedule import default_gains
+from dynlearn_ros.core.status import split_status
 from dynlearn_ros.launch_graph import LOCKSTEP_STALE_TIMEOUT_MS
 from dynlearn_ros.procs import NodeProcess, claim_domain_id
 from dynlearn_ros.scenarios.vgain_config import ScenarioConfig
-
-STATUS_FIELDS = ("q_des", "q", "error", "kp", "kd", "std", "tau_ff", "tau_cmd")  # computed_torque
-N_TAIL = 3  # mode, tick_us, t_ref
 
 
 # -- one configuration ----------------------------------------------------------------------------
@@ -114,12 +112,6 @@ def run_configuration(cfg: ScenarioConfig, key: str, env: dict[str, str], workdi
 
 
 # -- analysis -------------------------------------------------------------------------------------
-def split_status(status: np.ndarray, n: int) -> dict[str, np.ndarray]:
-    """Columns of recorded ~/status rows: each STATUS_FIELDS name -> (rows, n); 't' -> (rows,) s."""
-    out = {name: status[:, i * n:(i + 1) * n] for i, name in enumerate(STATUS_FIELDS)}
-    out["mode"] = status[:, len(STATUS_FIELDS) * n]
-    out["t"] = status[:, len(STATUS_FIELDS) * n + 2]
-    return out
 
 
 def ee_error(cfg: ScenarioConfig, q_des: np.ndarray, q: np.ndarray) -> np.ndarray:

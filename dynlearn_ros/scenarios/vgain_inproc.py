@@ -3,7 +3,8 @@
 The same configuration (``config/scenario_vgain.yaml``) drives the classes the nodes run - the
 PyBullet plant of ``sim_bridge`` (:class:`~dynlearn_ros.sim.plant.SimPlant`, with the scenario's
 payload and friction) and the control law of ``computed_torque``
-(:class:`~dynlearn_ros.core.control.ComputedTorqueController` with the node's default gains) -
+(:func:`~dynlearn_ros.core.assembly.build_controller` from the node's parameter spec: the same
+defaults and checks; only the node's I/O parameters - status, stale timeout, QoS - have no effect) -
 stepped in lockstep in a plain loop: read the state, one controller tick, one plant step.
 Lockstep over ROS does exactly this exchange, so the joint statistics agree with
 ``dynlearn-ros report vgain`` (checked for (a), (b), (c), (e): per-joint RMSE within 0.01 mrad,
@@ -23,33 +24,21 @@ from pathlib import Path
 
 import numpy as np
 
-from dynlearn_ros.core.analytic import AnalyticInverseModel
-from dynlearn_ros.core.control import DEFAULT_MAX_TRACKING_ERROR, ComputedTorqueController
+from dynlearn_ros.core.assembly import build_analytic, build_controller, builtin_reference
+from dynlearn_ros.core.config import COMPUTED_TORQUE_SPEC, robot_context, validate
 from dynlearn_ros.core.inverse_model import InverseModel
-from dynlearn_ros.core.schedule import GainSchedule, default_gains
-from dynlearn_ros.core.trajectories import WaypointReference
-from dynlearn_ros.scenarios.vgain import controller_params, home_inertia, kp_cut
+from dynlearn_ros.paths import resolve_model_dir
+from dynlearn_ros.scenarios.vgain import controller_params, kp_cut
 from dynlearn_ros.scenarios.vgain_config import ScenarioConfig, load_config
 from dynlearn_ros.sim.plant import SimPlant
 
-#: computed_torque parameters the loop honours; the others (status, stale timeout, ...) concern
-#: the ROS node only. Anything else in a configuration is refused rather than silently ignored.
-_USED = {"robot", "reference", "waypoints", "move_s", "dwell_s", "settle_s", "model_kind", "model_dir",
-         "gain_mode", "use_model_sigma_bounds", "schedule_c", "k_min", "k_max", "analytic_std",
-         "sigma_release_s", "max_tracking_error"}
-_NODE_ONLY = {"status_decimation", "stale_timeout_ms", "summary_path"}
-#: the node's parameter defaults that the YAML may leave out
-_DEFAULTS = {"analytic_std": 10.0, "sigma_n": 0.1, "sigma_f": 10.0, "schedule_c": 3.0}
 
-
-def _model(kind: str, model_dir: str, joint_names, analytic: AnalyticInverseModel) -> InverseModel:
+def _model(kind: str, model_dir: str, joint_names, analytic) -> InverseModel:
     if kind == "analytic":
         return analytic
-    from dynlearn_ros.paths import models_dir
     from dynlearn_ros.runtime.registry import load_inverse_model
 
-    path = Path(model_dir)
-    return load_inverse_model(kind, path if path.is_absolute() else models_dir() / path, joint_names)
+    return load_inverse_model(kind, resolve_model_dir(model_dir), joint_names)
 
 
 def run_inprocess(cfg: ScenarioConfig, key: str, duration_s: float | None = None,
@@ -61,35 +50,20 @@ def run_inprocess(cfg: ScenarioConfig, key: str, duration_s: float | None = None
     std, counters) plus ``sim_time_s``, ``wall_s`` and ``diverged`` (state non-finite or more
     than 3 rad from the reference: the run stops there)."""
     p = controller_params(cfg, key)
-    unknown = set(p) - _USED - _NODE_ONLY
-    if unknown:
-        raise ValueError(f"configuration {key}: parameters {sorted(unknown)} are not modelled in-process")
     if p.get("reference", "pick_place") != "pick_place":
         raise ValueError(f"configuration {key}: only the pick_place reference is modelled in-process")
     if model_dir is not None:
         p["model_dir"] = model_dir
     spec = cfg.spec
     n = spec.n
-    analytic = AnalyticInverseModel(spec.urdf_path, spec.joint_names, std=0.0)
-    analytic.std[:] = p.get("analytic_std", _DEFAULTS["analytic_std"])
-    model = _model(p.get("model_kind", "analytic"), p.get("model_dir", ""), spec.joint_names, analytic)
-    k_min, k_max, zeta = default_gains(home_inertia(cfg))
-    k_min = np.broadcast_to(np.asarray(p.get("k_min", k_min), dtype=np.float64), (n,))
-    k_max = np.broadcast_to(np.asarray(p.get("k_max", k_max), dtype=np.float64), (n,))
-    sigma_n, sigma_f = np.full(n, _DEFAULTS["sigma_n"]), np.full(n, _DEFAULTS["sigma_f"])
-    bounds = model.noise_and_signal_std()
-    if p.get("use_model_sigma_bounds", True) and bounds is not None:
-        sigma_n, sigma_f = (np.asarray(b, dtype=np.float64) for b in bounds)
-    schedule = GainSchedule(k_min=k_min, k_max=k_max, sigma_n=sigma_n, sigma_f=sigma_f,
-                            c=np.asarray(p.get("schedule_c", _DEFAULTS["schedule_c"]), dtype=np.float64),
-                            zeta=zeta, fixed=p.get("gain_mode", "scheduled") == "fixed")
-    waypoints = np.asarray(p["waypoints"], dtype=np.float64).reshape(-1, n)
-    reference = WaypointReference(np.vstack([spec.home, waypoints]), p["move_s"], p["dwell_s"], loop=True)
-    dt = 1e-3
-    ctl = ComputedTorqueController(analytic, model, schedule, reference, spec.effort_limits, dt=dt,
-                                   stale_timeout_s=np.inf, settle_s=p.get("settle_s", 0.0),
-                                   sigma_release_s=float(p.get("sigma_release_s", 0.0)),
-                                   max_error=np.asarray(p.get("max_tracking_error", DEFAULT_MAX_TRACKING_ERROR)))
+    known = {s.name for s in COMPUTED_TORQUE_SPEC}
+    if set(p) - known:
+        raise ValueError(f"configuration {key}: unknown computed_torque parameters {sorted(set(p) - known)}")
+    config = validate({**p, "reference": "pick_place"}, robot_context(p.get("robot", cfg.robot), p.get("urdf_path", "")))
+    analytic = build_analytic(config)
+    model = _model(config.model_kind, config.model_dir, spec.joint_names, analytic)
+    ctl = build_controller(config, model, analytic, builtin_reference(config, spec.home))
+    dt = config.control_period_s
     plant = SimPlant(cfg.robot, dt=dt, friction_viscous=cfg.friction_viscous,
                      friction_coulomb=cfg.friction_coulomb, coulomb_velocity_eps=cfg.coulomb_velocity_eps,
                      payload_kg=cfg.payload_kg)

@@ -114,9 +114,14 @@ def test_lockstep_hold_echo_reject_clamp_timeout_payload_and_exit(ros_context, s
         fut = client.call_async(req)
         assert spin_until(peer.executor, fut.done, 10.0)
         assert fut.result().results[0].successful
-        # a read-only parameter is refused at run time
+        # a read-only parameter is refused at run time, with the reason; so is a payload out of range
         fut = client.call_async(SetParameters.Request(parameters=[ParamMsg(name="rate_hz", value=ParameterValue(
             type=ParameterType.PARAMETER_DOUBLE, double_value=10.0))]))
+        assert spin_until(peer.executor, fut.done, 10.0)
+        res = fut.result().results[0]
+        assert not res.successful and "read-only at run time (restart needed)" in res.reason, res.reason
+        fut = client.call_async(SetParameters.Request(parameters=[ParamMsg(name="payload_kg", value=ParameterValue(
+            type=ParameterType.PARAMETER_DOUBLE, double_value=-1.0))]))
         assert spin_until(peer.executor, fut.done, 10.0)
         assert not fut.result().results[0].successful
         peer.send(200, peer.gravity(peer.states[200]["q"]))
@@ -227,7 +232,7 @@ def test_bad_parameters_fail_startup_with_a_precise_message(start_node):
     assert bad_friction.wait(timeout=30.0) == 2
     assert bad_q0.wait(timeout=30.0) == 2
     assert "parameter 'robot' = 'ur5': must be one of ['iiwa', 'panda']" in bad_robot.output()
-    assert "parameter 'friction_viscous': expected one value or 7" in bad_friction.output()
+    assert "parameter 'friction_viscous' = [0.1, 0.2]: expected 1 or 7 values (one per joint)" in bad_friction.output()
     assert "joint lbr_iiwa_joint_2 = 5.0 rad is outside its limits" in bad_q0.output()
 
 

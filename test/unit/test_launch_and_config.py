@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import re
 import sys
 from pathlib import Path
 
@@ -18,12 +17,14 @@ ROOT = share_dir()
 
 
 def declared_parameters(node_file: str) -> set[str]:
-    """Parameter names declared by a node file and by its ``<node>_params.py`` companion."""
-    nodes = ROOT / "dynlearn_ros" / "nodes"
-    files = [nodes / node_file, nodes / node_file.replace(".py", "_params.py")]
-    src = "\n".join(f.read_text() for f in files if f.exists())
-    return set(re.findall(r'declare\(\s*(?:self|node),\s*"(\w+)"', src)) | set(
-        re.findall(r'declare_parameter\(\s*"(\w+)"', src)) | set(re.findall(r'dec\(\s*"(\w+)"', src))
+    """Parameter names a node declares: its spec table (``dynlearn_ros.core.config`` style)."""
+    from dynlearn_ros.core.config import COMPUTED_TORQUE_SPEC
+    from dynlearn_ros.nodes.scenario_recorder import RECORDER_SPEC
+    from dynlearn_ros.nodes.sim_bridge_params import BRIDGE_SPEC
+
+    specs = {"computed_torque.py": COMPUTED_TORQUE_SPEC, "sim_bridge.py": BRIDGE_SPEC,
+             "scenario_recorder.py": RECORDER_SPEC}
+    return {s.name for s in specs.get(node_file, ())}
 
 
 def ros_parameter_files() -> list[str]:

@@ -1,0 +1,105 @@
+"""One ``main()`` for every node: signals, executor, spin, summary, exit code.
+
+:func:`run_node` is what each node's ``main()`` calls. SIGINT and SIGTERM only set a stop flag,
+any number of times and at any moment - during imports (:func:`catch_signals_early`, called at
+the top of a node module run as ``python -m``; a signal that arrives while the interpreter itself
+starts, before any package code runs, is handled only if the launcher started the process with
+the signals blocked, as :class:`dynlearn_ros.procs.NodeProcess` does - otherwise Python's own
+KeyboardInterrupt ends it), while the node configures, while it spins, while
+it shuts down - so no KeyboardInterrupt is ever raised inside rclpy (the second SIGINT of a
+terminal plus ``ros2 launch`` used to abort the process in rclpy's shutdown). rclpy is initialised
+with its own signal handling off; the executor is :func:`dynlearn_ros.nodes.params.make_executor`'s
+(EventsExecutor or SingleThreadedExecutor, never the MultiThreadedExecutor); spinning runs in
+0.1 s slices so the flag is seen. Then the node's ``write_summary()`` (if it has one), the node
+is destroyed and rclpy shut down. Exit code: 0 after a signal or a normal end, 2 with one log
+line when the configuration is refused.
+
+This module imports nothing heavy at import time (the early handler must be cheap).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+
+#: set by SIGINT / SIGTERM; the process ends cleanly once its node notices
+STOP = threading.Event()
+_installed = False
+
+
+def _on_signal(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    STOP.set()
+
+
+def catch_signals_early() -> None:
+    """Route SIGINT / SIGTERM to the stop flag from now on (idempotent)."""
+    global _installed
+    if not _installed:
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+        _installed = True
+    # a launcher may start the process with them blocked (dynlearn_ros.procs.NodeProcess does,
+    # so a signal during the interpreter's start-up waits): a pending one is delivered now
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def run_node(factory: Callable[[], object], args: list[str] | None = None, *, name: str) -> int:
+    """Initialise rclpy, build the node with ``factory()``, spin it until a signal (or until
+    its ``run(executor, stop)`` returns, for nodes that drive their own loop), write its summary,
+    destroy it, shut down. Returns the exit code (0, or 2 on a configuration error)."""
+    catch_signals_early()
+    import rclpy
+    from rclpy.exceptions import ParameterException
+    from rclpy.signals import SignalHandlerOptions
+
+    from dynlearn_ros.core.config import ConfigError
+    from dynlearn_ros.nodes.params import make_executor
+
+    logger = rclpy.logging.get_logger(name)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    context = rclpy.get_default_context()
+    node = executor = None
+    code = 0
+    try:
+        try:   # built even after an early signal: its configuration says where the summary goes
+            node = factory()
+        except (ConfigError, ParameterException, ValueError, FileNotFoundError) as exc:
+            # a bad value, or one of the wrong ROS type (-p k_max:=100 for a double array)
+            logger.fatal(f"start-up failed: {exc}")
+            return 2
+        executor = make_executor(context)
+        executor.add_node(node)
+        runner = getattr(node, "run", None)
+        if STOP.is_set():
+            pass
+        elif callable(runner):
+            code = int(runner(executor, STOP) or 0)
+        else:
+            spin_until_stopped(executor, context)
+    finally:
+        try:
+            if node is not None and hasattr(node, "write_summary"):
+                node.write_summary()  # plain data only: valid whatever state rclpy is in
+        finally:
+            if executor is not None:
+                executor.shutdown(timeout_sec=1.0)
+            if node is not None:
+                node.destroy_node()
+            context.try_shutdown()
+    return code
+
+
+def spin_until_stopped(executor, context) -> None:
+    """spin_once in 0.1 s slices until the stop flag is set or the context shuts down, never
+    interrupting a callback. While the context shuts down ``spin_once`` may raise a RuntimeError
+    from the binding; that ends the loop (the same error in a live context is raised)."""
+    import rclpy
+
+    while not STOP.is_set() and rclpy.ok(context=context):
+        try:
+            executor.spin_once(timeout_sec=0.1)
+        except RuntimeError:
+            if rclpy.ok(context=context):
+                raise
+            return

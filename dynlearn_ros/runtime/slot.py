@@ -1,0 +1,250 @@
+"""The model slot: load and check a new feed-forward model off the control path, hand it to the
+tick as one reference, keep the previous one for rollback. No ROS here.
+
+Life of a model::
+
+    request(kind, path)  -> worker thread: load (``loader``), check (:func:`check_model`),
+                            prepare (the node's ``prepare(model)``, e.g. its gain tuning)
+                         -> ready (one reference) or refused (reason kept for :meth:`poll`)
+    take_ready()         <- the tick, at its start: returns the ready :class:`Candidate` once;
+                            the tick swaps it in (``ComputedTorqueController.swap_model``)
+    activated(prev)      <- the tick: the swapped-out model becomes the rollback target
+    note_tick(ok)        <- every tick: ROLLBACK_AFTER unusable predictions in a row right after
+                            a swap (within WATCH_TICKS) stage the previous model again
+
+``ROLLBACK_AFTER`` = 20 ticks (20 ms at 1 kHz): one unusable prediction can be a transient the
+controller's fallback covers (analytic feed-forward, K_max: safe, not limp); twenty in a row
+right after a swap mean the new model does not work on this robot's states, while a model that
+passed the checks and then fails late (beyond ``WATCH_TICKS`` = 1000 ticks) is the controller's
+fallback business, not the swap's.
+
+A recurrent model's belief (ac-RKN) is not carried across: the new model starts from its initial
+belief (the controller resets it on swap) and warms up from the next measured state, with the
+last commanded torque as its previous action; the std envelope keeps its state, so the gains
+follow a higher std at once and a lower one with ``sigma_release_s``.
+
+Threads: the worker only touches the new model; ``_ready`` is handed over under a lock that the
+tick takes without blocking for long (a reference swap). ``poll`` (the node's executor thread)
+collects results for logging. Counters: swaps, refused, rollbacks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dynlearn_ros.core.inverse_model import InverseModel, InverseQuery
+
+ROLLBACK_AFTER = 20
+WATCH_TICKS = 1000
+
+
+class ModelRefused(RuntimeError):
+    """A candidate model that failed its checks (the message says which)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A loaded, checked model with what the node prepared for it (e.g. a controller tuning)."""
+
+    model: InverseModel
+    kind: str
+    path: str
+    prepared: Any = None
+
+    @property
+    def version(self) -> int:
+        return int(getattr(self.model, "version", 0) or 0)
+
+
+@dataclass(frozen=True)
+class SlotEvent:
+    """A finished request for the node to log: ``ok`` (ready for the tick) or refused (``reason``)."""
+
+    ok: bool
+    kind: str
+    path: str
+    reason: str = ""
+    version: int = 0
+    rollback: bool = False
+
+
+def check_model(model: InverseModel, joint_names: tuple[str, ...], q: np.ndarray, dt: float = 1e-3,
+                ticks: int = 5) -> None:
+    """Golden-state check: ``ticks`` predictions at ``q`` (n,) rad at rest with the reference at
+    ``q`` must be usable (True) and finite with std >= 0; the model's joints must be ``joint_names``.
+    Raises :class:`ModelRefused`. The model is reset afterwards."""
+    if tuple(model.joint_names) != tuple(joint_names):
+        raise ModelRefused(f"joints {list(model.joint_names)} differ from the controller's {list(joint_names)}")
+    n = model.n
+    query = InverseQuery(n, dt=dt)
+    for arr in (query.q, query.q_des, query.q_des_next):
+        arr[:] = q
+    mean, std = np.zeros(n), np.zeros(n)
+    model.reset()
+    try:
+        for k in range(ticks):
+            ok = model.predict(query, mean, std)
+            if not ok or not np.isfinite(mean).all() or not np.isfinite(std).all() or np.any(std < 0):
+                raise ModelRefused(f"prediction {k + 1} at the check state is unusable "
+                                   f"(ok={ok}, mean={np.round(mean, 3).tolist()}, std={np.round(std, 3).tolist()})")
+            model.commit(mean)
+            query.tau_prev[:] = mean
+    except ModelRefused:
+        raise
+    except Exception as exc:  # a model raising on finite input breaks its contract: refuse it
+        raise ModelRefused(f"prediction at the check state raised {type(exc).__name__}: {exc}") from exc
+    finally:
+        model.reset()
+
+
+class ModelSlot:
+    """The active model's slot. ``loader(kind, path) -> InverseModel`` may raise (any exception
+    refuses the request with its message); ``check(model)`` raises :class:`ModelRefused`;
+    ``prepare(model)`` builds what the tick needs with the model (may raise ValueError)."""
+
+    def __init__(self, active: InverseModel, active_kind: str, active_path: str,
+                 loader: Callable[[str, str], InverseModel], check: Callable[[InverseModel], None],
+                 prepare: Callable[[InverseModel], Any] = lambda m: None) -> None:
+        self.loader, self.check, self.prepare = loader, check, prepare
+        self.active = Candidate(active, active_kind, active_path)
+        self.previous: Candidate | None = None
+        self._ready: Candidate | None = None
+        self._pending: tuple[str, str] | None = None   # the latest request waiting for the worker
+        self._lock = threading.Lock()
+        self._events: list[SlotEvent] = []
+        self._worker: threading.Thread | None = None
+        self._wake = threading.Condition(self._lock)
+        self._closed = False
+        self._staged_rollback = False
+        self._since_swap = WATCH_TICKS
+        self._bad_run = 0
+        self.swaps = 0
+        self.refused = 0
+        self.rollbacks = 0
+        self.loading = False
+
+    # -- requests (any thread) ------------------------------------------------------------------
+    def request(self, kind: str, path: str) -> None:
+        """Load ``kind`` from ``path`` in the worker; a newer request replaces one not yet started."""
+        with self._lock:
+            if self._closed:
+                return
+            self._pending = (kind, path)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="model-slot", daemon=True)
+                self._worker.start()
+            self._wake.notify()
+
+    def rollback(self, reason: str = "requested") -> bool:
+        """Stage the previous model again (the next tick swaps it in); False if there is none."""
+        with self._lock:
+            prev = self.previous
+            if prev is None:
+                return False
+            try:
+                prepared = self.prepare(prev.model)
+            except ValueError:
+                return False
+            self._ready = Candidate(prev.model, prev.kind, prev.path, prepared)
+            self._staged_rollback = True
+            self._events.append(SlotEvent(True, prev.kind, prev.path, f"rollback to the previous model: {reason}",
+                                          prev.version, rollback=True))
+            return True
+
+    def reprepare(self) -> None:
+        """Rebuild the ready candidate's prepared part (after the parameters changed)."""
+        with self._lock:
+            r = self._ready
+            if r is not None:
+                self._ready = Candidate(r.model, r.kind, r.path, self.prepare(r.model))
+
+    def close(self, timeout: float = 2.0) -> None:
+        with self._lock:
+            self._closed = True
+            self._wake.notify()
+        if self._worker is not None:
+            self._worker.join(timeout)
+
+    # -- the worker -------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while self._pending is None and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                kind, path = self._pending
+                self._pending = None
+                self.loading = True
+            try:
+                model = self.loader(kind, path)
+                kind = kind or model.kind
+                self.check(model)
+            except Exception as exc:  # every failure refuses the request, with its reason
+                with self._lock:
+                    self.refused += 1
+                    self.loading = False
+                    self._events.append(SlotEvent(False, kind, path, f"{type(exc).__name__}: {exc}"))
+                continue
+            with self._lock:
+                self.loading = False
+                try:
+                    prepared = self.prepare(model)
+                except ValueError as exc:
+                    self.refused += 1
+                    self._events.append(SlotEvent(False, kind, path, f"cannot build the controller for it: {exc}"))
+                    continue
+                cand = Candidate(model, kind, path, prepared)
+                self._ready = cand
+                self._staged_rollback = False
+                self._events.append(SlotEvent(True, kind, path, version=cand.version))
+
+    # -- the tick (no allocation, no blocking beyond the lock's reference swap) -----------------
+    def take_ready(self) -> Candidate | None:
+        """The candidate to swap in now, once; None most ticks."""
+        if self._ready is None:
+            return None
+        with self._lock:
+            cand, self._ready = self._ready, None
+            return cand
+
+    def activated(self, cand: Candidate, previous_model: InverseModel) -> None:
+        """The tick swapped ``cand`` in, replacing ``previous_model``."""
+        old = self.active
+        self.previous = Candidate(previous_model, old.kind, old.path) if not self._staged_rollback else None
+        if self._staged_rollback:
+            self.rollbacks += 1
+            self._staged_rollback = False
+        self.active = cand
+        self.swaps += 1
+        self._since_swap = 0
+        self._bad_run = 0
+
+    def note_tick(self, usable: bool) -> None:
+        """Count the active model's prediction this tick; may stage an automatic rollback."""
+        if self._since_swap >= WATCH_TICKS:
+            return
+        self._since_swap += 1
+        self._bad_run = 0 if usable else self._bad_run + 1
+        if self._bad_run >= ROLLBACK_AFTER:
+            self._since_swap = WATCH_TICKS
+            self.rollback(f"{ROLLBACK_AFTER} unusable predictions in a row right after the swap")
+
+    # -- the node's executor thread -------------------------------------------------------------
+    def poll(self) -> list[SlotEvent]:
+        """Finished requests since the last call (for logging and parameter bookkeeping)."""
+        if not self._events:
+            return []
+        with self._lock:
+            out, self._events = self._events, []
+        return out
+
+    def counters(self) -> dict:
+        return {"model_swaps": self.swaps, "model_refused": self.refused, "model_rollbacks": self.rollbacks,
+                "model_version": self.active.version, "model_dir": self.active.path, "model_kind": self.active.kind}
+

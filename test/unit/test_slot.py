@@ -1,0 +1,158 @@
+"""The model slot: a load in the worker thread, one swap between two ticks, refusals (corrupt
+ONNX, wrong joints, a model emitting NaN) that leave the running model, manual and automatic
+rollback. Real models (models/svdkl_iiwa_sim through onnxruntime), a real controller."""
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from dynlearn_ros.core.assembly import build_analytic, build_controller, build_tuning, builtin_reference
+from dynlearn_ros.core.config import robot_context, validate
+from dynlearn_ros.core.control import Mode
+from dynlearn_ros.core.inverse_model import InverseModel
+from dynlearn_ros.paths import models_dir, resolve_model_dir
+from dynlearn_ros.runtime.registry import load_inverse_model
+from dynlearn_ros.runtime.slot import ROLLBACK_AFTER, ModelRefused, ModelSlot, check_model
+
+CTX = robot_context("iiwa")
+SPEC = CTX.spec
+N = CTX.n
+SVDKL = models_dir() / "svdkl_iiwa_sim"
+
+
+class NanModel(InverseModel):
+    """A model whose predictions are NaN from its ``bad_from``-th call on (a broken export)."""
+
+    kind = "nan"
+
+    def __init__(self, bad_from=0):
+        super().__init__(SPEC.joint_names)
+        self.calls, self.bad_from = 0, bad_from
+
+    def predict(self, query, mean_out, std_out):
+        self.calls += 1
+        mean_out[:] = np.nan if self.calls > self.bad_from else 0.0
+        std_out[:] = 1.0
+        return True
+
+
+class Loop:
+    """A controller ticking at a hold reference at home with a slot, as the node does."""
+
+    def __init__(self, extra_models=None):
+        self.cfg = validate({"reference": "hold"}, CTX)
+        self.analytic = build_analytic(self.cfg)
+        self.ctl = build_controller(self.cfg, self.analytic, self.analytic, builtin_reference(self.cfg, SPEC.home))
+        self.extra = extra_models or {}
+        self.slot = ModelSlot(self.analytic, "analytic", "", self.load,
+                              lambda m: check_model(m, SPEC.joint_names, SPEC.home),
+                              prepare=lambda m: build_tuning(self.cfg, m))
+        self.k = 0
+        self.swapped_at = []
+        self.modes = []
+
+    def load(self, kind, path):
+        if kind in self.extra:
+            return self.extra[kind]
+        return load_inverse_model(kind, resolve_model_dir(path), SPEC.joint_names)
+
+    def tick(self):
+        cand = self.slot.take_ready()
+        if cand is not None:
+            self.slot.activated(cand, self.ctl.swap_model(cand.model, cand.prepared))
+            self.swapped_at.append(self.k)
+        mode = self.ctl.step(SPEC.home, np.zeros(N), self.k * 1e-3, 0.0)
+        self.slot.note_tick(mode is not Mode.MODEL_FALLBACK)
+        self.modes.append(mode)
+        self.k += 1
+        return mode
+
+    def wait_events(self, count=1, timeout=30.0):
+        events, end = [], time.monotonic() + timeout
+        while len(events) < count and time.monotonic() < end:
+            self.tick()
+            events += self.slot.poll()
+            time.sleep(0.001)
+        return events
+
+
+@pytest.fixture
+def loop():
+    lp = Loop({"nan": NanModel()})
+    yield lp
+    lp.slot.close()
+
+
+def test_load_in_worker_then_one_swap_between_two_ticks(loop):
+    loop.slot.request("svdkl", "svdkl_iiwa_sim")
+    ev = loop.wait_events()   # ticks continue while the worker loads
+    assert ev and ev[0].ok and ev[0].kind == "svdkl", ev
+    for _ in range(5):
+        loop.tick()
+    assert len(loop.swapped_at) == 1 and loop.slot.swaps == 1
+    assert loop.ctl.model.kind == "svdkl" and loop.slot.active.path == "svdkl_iiwa_sim"
+    assert loop.slot.previous.model is loop.analytic
+    # sigma bounds of the new model reached the schedule with the swap
+    bounds = loop.ctl.model.noise_and_signal_std()
+    if bounds is not None:
+        np.testing.assert_allclose(loop.ctl.schedule.sigma_f, np.asarray(bounds[1]).reshape(N))
+    # rollback brings the analytic model back at the next tick
+    assert loop.slot.rollback()
+    loop.tick()
+    assert loop.ctl.model is loop.analytic and loop.slot.rollbacks == 1 and loop.slot.swaps == 2
+
+
+def _copy(tmp_path, name):
+    dst = tmp_path / name
+    shutil.copytree(SVDKL, dst)
+    return dst
+
+
+def test_failing_models_are_refused_and_the_running_one_stays(loop, tmp_path):
+    corrupt = _copy(tmp_path, "corrupt")
+    (corrupt / "model.onnx").write_bytes(b"not an onnx file" * 10)
+    wrong = _copy(tmp_path, "wrong_joints")
+    meta = json.loads((wrong / "metadata.json").read_text())
+    meta["joint_names"] = [f"j{i}" for i in range(N)]
+    (wrong / "metadata.json").write_text(json.dumps(meta))
+    loop.slot.request("svdkl", "svdkl_iiwa_sim")
+    assert loop.wait_events()[0].ok
+    loop.tick()
+    running = loop.ctl.model
+    for kind, path in (("svdkl", str(corrupt)), ("svdkl", str(wrong)), ("nan", "-"),
+                       ("svdkl", str(tmp_path / "missing"))):
+        loop.slot.request(kind, path)
+        ev = loop.wait_events()
+        assert ev and not ev[0].ok and ev[0].reason, (path, ev)
+        for _ in range(3):
+            loop.tick()
+        assert loop.ctl.model is running, path
+    assert loop.slot.refused == 4 and loop.slot.swaps == 1
+    assert loop.ctl.mode is Mode.HOLD or loop.ctl.mode is Mode.NORMAL
+
+
+def test_nan_model_is_refused_by_the_golden_check():
+    with pytest.raises(ModelRefused, match="unusable"):
+        check_model(NanModel(), SPEC.joint_names, SPEC.home)
+
+
+def test_automatic_rollback_after_consecutive_unusable_predictions():
+    # passes the 5-prediction check, then emits NaN: the controller falls back each tick and
+    # the slot rolls back after ROLLBACK_AFTER ticks in a row
+    lp = Loop({"late_nan": NanModel(bad_from=5)})
+    try:
+        lp.slot.request("late_nan", "-")
+        assert lp.wait_events()[0].ok
+        for _ in range(ROLLBACK_AFTER + 2):
+            lp.tick()
+        first = lp.swapped_at[0]   # the swap tick already predicts NaN
+        modes = lp.modes[first:]
+        assert modes[:ROLLBACK_AFTER] == [Mode.MODEL_FALLBACK] * ROLLBACK_AFTER
+        assert modes[ROLLBACK_AFTER] is Mode.NORMAL and lp.swapped_at[1] == first + ROLLBACK_AFTER
+        assert lp.ctl.model is lp.analytic and lp.slot.rollbacks == 1
+        assert any(e.rollback and "unusable predictions in a row" in e.reason for e in lp.slot.poll())
+    finally:
+        lp.slot.close()
