@@ -151,5 +151,9 @@ def test_launch_and_node_choices_match_the_robot_table():
     assert args["robot_variant"].choices == ("", *variant_names())
     for robot in ROBOTS:  # each launchable robot brings its controller parameter file
         assert robot_spec(robot).entry.controller_config.is_file(), robot
-    for node in ("computed_torque.py", "sim_bridge_params.py"):
-        assert "from dynlearn_ros.core.robots import ROBOTS" in (ROOT / "dynlearn_ros" / "nodes" / node).read_text()
+    # the nodes' 'robot' parameters offer exactly the table's launchable robots
+    from dynlearn_ros.core.config import COMPUTED_TORQUE_SPEC, spec_table
+    from dynlearn_ros.nodes.sim_bridge_params import BRIDGE_SPEC
+
+    for spec in (COMPUTED_TORQUE_SPEC, BRIDGE_SPEC):
+        assert tuple(spec_table(spec)["robot"].choices) == ROBOTS
