@@ -31,7 +31,6 @@ from dynlearn_ros.runtime.errors import ModelLoadError
 from dynlearn_ros.runtime.metadata import ModelMetadata
 from dynlearn_ros.runtime.validate import ValidatedModel, joint_permutation, open_model_dir
 
-
 #: what each graph tensor holds (metadata inputs / outputs descriptions)
 SVDKL_TENSORS: dict[str, str] = {
     "x": "[q (rad), qd (rad/s), qdd (rad/s^2)], each in joint_names order",
