@@ -132,19 +132,20 @@ def run(args: argparse.Namespace) -> int:
         mean, std = np.zeros(n), np.zeros(n)
         out["acrkn_inverse_runtime"] = {**time_calls(lambda: pred.predict(q, mean, std), steps, warm),
                                         "model": str(inv_dir), "source": inv_src,
-                                        "lod": meta["model_config"]["lod"]}
+                                        "lod": meta["acrkn"]["model_config"]["lod"]}
         # naive: a plain session.run with fresh feeds every call
         sess = make_session(inv_dir / "model.onnx")
         feeds = {i.name: np.zeros(i.shape, np.float32) for i in sess.get_inputs()}
-        feeds["belief"] = np.asarray(meta["initial_belief"], np.float32)[None]
+        feeds["belief"] = np.asarray(meta["acrkn"]["initial_belief"], np.float32)[None]
 
         def naive() -> None:
             f = {k: v.copy() for k, v in feeds.items()}
             sess.run(None, f)
         out["acrkn_inverse_onnx_naive"] = time_calls(naive, steps, warm)
         # torch eager, same step
-        model = build_model(ModelConfig.from_dict(meta["model_config"])).eval()
-        tstep = InverseStep(model, Stats.from_dict(meta["normalization"])).eval()
+        model = build_model(ModelConfig.from_dict(meta["acrkn"]["model_config"])).eval()
+        norm = {k: v for k, v in meta["normalization"].items() if k != "applied_in_graph"}
+        tstep = InverseStep(model, Stats.from_dict(norm)).eval()
         ins = (torch.zeros(1, 2 * n), torch.zeros(1, 2 * n), torch.zeros(1, n), initial_belief(model)[None])
 
         def eager() -> None:
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         fm, fv = np.zeros(fpred.obs_dim), np.zeros(fpred.obs_dim)
         out["acrkn_forward_runtime"] = {**time_calls(lambda: fpred.predict(obs, act, fm, fv), steps, warm),
                                         "model": str(fwd_dir), "source": fwd_src,
-                                        "lod": fmeta["model_config"]["lod"]}
+                                        "lod": fmeta["acrkn"]["model_config"]["lod"]}
         # empty graph: the fixed onnxruntime per-call cost
         x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 8])
         y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 8])

@@ -1,10 +1,13 @@
-"""``dynlearn-ros export``: a trained run -> ONNX model directory (model.onnx + metadata.json).
+"""``dynlearn-ros export``: a trained run -> ONNX model directory (model.onnx + metadata.json +
+golden.npz, docs/models.md).
 
     dynlearn-ros export --model acrkn-inv --run runs/panda_gaz2019/acrkn-inv-s0 --out models/acrkn_panda
 
 The test split of the run's data set is evaluated and stored in the metadata (``metrics``; for
-inverse models also ``sigma_n`` / ``sigma_f``, the 5th / 95th percentiles of the predicted std
-per joint, which the gain schedule uses as its bounds) unless ``--no-metrics``.
+inverse models the predicted std also gives ``sigma_bounds``, computed by
+``learning.export.sigma_bounds_from_std``) unless ``--no-metrics``. An export into an existing
+directory writes the next ``model_version`` (or ``--model-version``) and replaces it only once
+the new directory validated.
 """
 
 from __future__ import annotations
@@ -14,8 +17,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from dynlearn_ros.commands._common import GP_KINDS, add_common, gp_dispatch
 
 
@@ -24,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(data=None, model=None)
     parser.add_argument("--run", default=None, help="run directory written by train (checkpoint.pt)")
     parser.add_argument("--no-metrics", action="store_true", help="skip the test-split evaluation")
+    parser.add_argument("--model-version", type=int, default=None,
+                        help="model_version to write (default: one more than the directory holds)")
     parser.add_argument("--novelty", action="store_true",
                         help="svdkl: add the run's calibrated novelty term to the exported variance "
                              "(python -m dynlearn_ros.learning.gp.novelty first; docs/results_svdkl.md)")
@@ -43,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model and args.model != ckpt["model_config"]["kind"]:
         raise SystemExit(f"--model {args.model} but the run holds a {ckpt['model_config']['kind']} model")
     metrics: dict = {}
+    test_std = None
     data_command = ""
     if not args.no_metrics:
         data_name = args.data or ckpt.get("data")
@@ -52,16 +56,13 @@ def run(args: argparse.Namespace) -> int:
         test = subsample(test, int(ckpt.get("subsample", 1)))
         stats = Stats.from_dict(ckpt["stats"])
         if ckpt["model_config"]["direction"] == "inverse":
-            tau_hat, std, rows = inverse_predict(model, stats, test)
-            metrics = torque_errors(tau_hat, test.tau[rows], std)
-            metrics["std_p05"] = np.percentile(std, 5, axis=0).tolist()
-            metrics["std_p95"] = np.percentile(std, 95, axis=0).tolist()
+            tau_hat, test_std, rows = inverse_predict(model, stats, test)
+            metrics = torque_errors(tau_hat, test.tau[rows], test_std)
         else:
             metrics = forward_multistep(model, stats, test, obs_qd=ckpt["train_config"]["obs_qd"])
         metrics["split"] = f"test split of {data_name}, seed {ckpt['train_config']['seed']}"
     how = shlex.join(getattr(args, "command_line", ["dynlearn-ros", *sys.argv[1:]]))
-    out = write_model_dir(model, ckpt, Path(args.out), metrics=metrics,
-                          how=(f"data: {data_command} | " if data_command else "")
-                          + f"trained: {ckpt.get('train_command', '')} | exported: {how}")
+    out = write_model_dir(model, ckpt, Path(args.out), metrics=metrics, test_std=test_std, command=how,
+                          data_command=data_command, model_version=args.model_version)
     print(f"exported {ckpt['model_config']['kind']} -> {out} ({(out / 'model.onnx').stat().st_size / 1e3:.0f} kB)")
     return 0

@@ -53,6 +53,9 @@ class InverseModel(abc.ABC):
 
     #: model kind as written in metadata.json / the controller's ``model_kind`` parameter
     kind: str = "abstract"
+    #: model_version of a learned model's directory (metadata.json); 0 for models without one
+    #: (the analytic model)
+    version: int = 0
 
     def __init__(self, joint_names: tuple[str, ...]) -> None:
         self.joint_names = tuple(joint_names)

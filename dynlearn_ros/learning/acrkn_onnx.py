@@ -28,8 +28,8 @@ predictor reads either graph.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -39,6 +39,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from dynlearn_ros.learning.acrkn_weights import weights_from_torch_onnx
+from dynlearn_ros.runtime.metadata import ModelMetadata
 
 OPSET = 18
 #: floor added to the variance head's output (``_VarHead``) and the encoder's normalization eps
@@ -188,17 +189,18 @@ def build_inverse_graph(w: dict) -> onnx.ModelProto:
 
 
 # ---------------------------------------------------------------------------- checks, conversion
-def rollout(path: Path | str, meta: dict, steps: int = 250, seed: int = 0) -> dict[str, np.ndarray]:
+def rollout(path: Path | str, meta: ModelMetadata, steps: int = 250, seed: int = 0) -> dict[str, np.ndarray]:
     """Outputs (steps, ...) of a step graph driven by a random walk around the training statistics
-    (the belief fed back), for comparing two graphs of the same model."""
+    (the belief fed back), for comparing two graphs of the same model (``meta``: the model
+    directory's metadata)."""
     from dynlearn_ros.runtime.onnx_step import OnnxStep
 
-    norm = meta["normalization"]
+    norm = meta.normalization
     rng = np.random.default_rng(seed)
     om, os_ = np.asarray(norm["obs_mean"]), np.asarray(norm["obs_std"])
     am, as_ = np.asarray(norm["act_mean"]), np.asarray(norm["act_std"])
     s = OnnxStep(path)
-    s.inputs["belief"][0] = np.asarray(meta["initial_belief"], dtype=np.float32)
+    s.inputs["belief"][0] = np.asarray(meta.specific["initial_belief"], dtype=np.float32)
     o = om + 0.5 * os_ * rng.standard_normal(om.size)
     a = am + 0.5 * as_ * rng.standard_normal(am.size)
     out = {k: [] for k in ("tau_mean", "tau_var", "belief_out")}
@@ -213,11 +215,11 @@ def rollout(path: Path | str, meta: dict, steps: int = 250, seed: int = 0) -> di
     return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 
 
-def max_rel_diff(a: dict, b: dict, meta: dict) -> dict[str, float]:
+def max_rel_diff(a: dict, b: dict, meta: ModelMetadata) -> dict[str, float]:
     """max |a - b| over the rollout, per output, relative to the output's scale: the torque
     target's std for tau_mean, its square for tau_var, the belief's own max magnitude."""
-    norm = meta["normalization"]
-    absolute = meta.get("model_config", {}).get("act_target", "difference") == "absolute"
+    norm = meta.normalization
+    absolute = meta.specific["model_config"].get("act_target", "difference") == "absolute"
     scale = np.asarray(norm["act_std"] if absolute else norm["dact_std"])
     return {"tau_mean": float(np.max(np.abs(a["tau_mean"] - b["tau_mean"]) / scale)),
             "tau_var": float(np.max(np.abs(a["tau_var"] - b["tau_var"]) / np.maximum(b["tau_var"], scale**2 * 1e-4))),
@@ -231,39 +233,43 @@ CONVERT_RTOL = 2e-4
 
 def convert_model_dir(model_dir: Path, check_steps: int = 250) -> dict:
     """Rewrite ``model_dir/model.onnx`` (a torch-exported inverse step) as the lean graph, in place,
-    if a ``check_steps`` rollout of both agrees within :data:`CONVERT_RTOL`; metadata records it."""
-    from dynlearn_ros.runtime.model_store import publish_model_dir
+    if a ``check_steps`` rollout of both agrees within :data:`CONVERT_RTOL`. The new directory
+    (next model_version, golden outputs re-recorded from the new graph with the same golden
+    inputs, ``acrkn.graph_conversion`` recording the check) is validated before it replaces the
+    old one; any failure leaves the old one as it was."""
+    from dynlearn_ros.runtime.golden import load_golden
+    from dynlearn_ros.runtime.model_store import finish_model_dir, publish_model_dir
+    from dynlearn_ros.runtime.validate import open_model_dir, validate_model_dir
 
     model_dir = Path(model_dir)
-    meta = json.loads((model_dir / "metadata.json").read_text())
-    if meta.get("direction") != "inverse" or meta.get("kind") != "acrkn":
+    meta = open_model_dir(model_dir).metadata
+    if meta.role != "inverse" or meta.kind != "acrkn":
         raise ValueError(f"{model_dir}: not an ac-RKN inverse model directory")
-    if meta.get("graph") == GRAPH_NAME:
+    if meta.specific["graph"] == GRAPH_NAME:
         raise ValueError(f"{model_dir}: already the lean graph")
-    cfg = meta["model_config"]
+    cfg = meta.specific["model_config"]
     w = weights_from_torch_onnx(model_dir / "model.onnx", cfg.get("act_target", "difference") == "absolute", cfg["lod"])
     lean = build_inverse_graph(w)
     old_bytes = (model_dir / "model.onnx").read_bytes()
+    golden_inputs, _ = load_golden(model_dir, meta)
     tmp = model_dir.parent / f".{model_dir.name}.lean.onnx"
     onnx.save(lean, str(tmp))
     try:   # the temporary graph never outlives this call (moved into the new directory, or removed)
         diff = max_rel_diff(rollout(tmp, meta, check_steps), rollout(model_dir / "model.onnx", meta, check_steps), meta)
         if max(diff.values()) > CONVERT_RTOL:
             raise ValueError(f"{model_dir}: the lean graph differs from the exported one beyond {CONVERT_RTOL}: {diff}")
-        meta["graph"] = GRAPH_NAME
-        meta["graph_conversion"] = {
+        specific = dict(meta.specific, graph=GRAPH_NAME, graph_conversion={
             "from_sha256": hashlib.sha256(old_bytes).hexdigest()[:16], "rollout_steps": check_steps,
             "max_rel_diff": diff,
-            "command": shlex.join(["python", "-m", "dynlearn_ros.learning.acrkn_onnx", "--convert", str(model_dir)])}
+            "command": shlex.join(["python", "-m", "dynlearn_ros.learning.acrkn_onnx", "--convert", str(model_dir)])})
+        fields = {f.name: getattr(meta, f.name) for f in dataclasses.fields(meta) if f.name not in ("golden", "format_version")}
+        fields |= {"specific": specific, "model_version": meta.model_version + 1}
 
         def fill(d: Path) -> None:
-            for f in model_dir.iterdir():
-                if f.name not in ("model.onnx", "metadata.json") and f.is_file():
-                    (d / f.name).write_bytes(f.read_bytes())
             tmp.replace(d / "model.onnx")
-            (d / "metadata.json").write_text(json.dumps(meta, indent=1))
+            finish_model_dir(d, fields, golden_inputs, meta.golden.state)
 
-        publish_model_dir(model_dir, fill)
+        publish_model_dir(model_dir, fill, check=validate_model_dir)
     finally:
         tmp.unlink(missing_ok=True)
     return diff

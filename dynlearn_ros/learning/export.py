@@ -17,12 +17,12 @@ Forward step (``acrkn-fwd`` / ``rkn``)::
              belief_out (1, 5m) prior at t+1
 
 A model directory is ``model.onnx`` (single file, ``external_data=False``, opset 18) plus
-``metadata.json`` (see :func:`write_model_dir`).
+``metadata.json`` and ``golden.npz`` in the one schema of :mod:`dynlearn_ros.runtime.metadata`
+(see :func:`write_model_dir` and docs/models.md).
 """
 
 from __future__ import annotations
 
-import json
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,10 +34,16 @@ from torch import Tensor, nn
 from dynlearn_ros import __version__
 from dynlearn_ros.learning.data import Stats
 from dynlearn_ros.learning.models import AcRknForward, AcRknInverse
-from dynlearn_ros.runtime.model_store import publish_model_dir
+from dynlearn_ros.runtime.acrkn import ACRKN_TENSORS
+from dynlearn_ros.runtime.golden import acrkn_golden_inputs
+from dynlearn_ros.runtime.metadata import Provenance, SigmaBounds, TensorSpec
+from dynlearn_ros.runtime.model_store import finish_model_dir, next_model_version, publish_model_dir
+from dynlearn_ros.runtime.validate import validate_model_dir
 
 OPSET = 18
-FORMAT_VERSION = 1
+#: the ac-RKN inverse model's gain-schedule bounds: these percentiles of its predicted std
+SIGMA_PERCENTILES = (5.0, 95.0)
+SIGMA_SOURCE = "5th / 95th percentile per joint of the predicted std on the test split"
 
 
 def _c(x: np.ndarray) -> Tensor:
@@ -162,50 +168,77 @@ def export_torch_onnx(step: _Packed, path: Path) -> Path:
     return path
 
 
-def write_model_dir(model: nn.Module, ckpt: dict, out_dir: Path, metrics: dict | None = None,
-                    how: str = "") -> Path:
-    """Export ``model`` to ``out_dir`` (model.onnx + metadata.json), atomically (temp dir + rename).
+def sigma_bounds_from_std(std: np.ndarray, source: str = SIGMA_SOURCE) -> SigmaBounds:
+    """The gain schedule's (sigma_n, sigma_f) for an inverse model: the SIGMA_PERCENTILES of its
+    predicted std ``std`` (N, n) N*m over held-out data, per joint. Raises ValueError when they do
+    not satisfy 0 <= sigma_n < sigma_f (a constant std gives no range to schedule over)."""
+    std = np.asarray(std, dtype=np.float64)
+    if std.ndim != 2 or len(std) < 2 or not np.isfinite(std).all():
+        raise ValueError(f"sigma bounds need a finite (N >= 2, n) array of predicted std, got shape {std.shape}")
+    lo, hi = (np.percentile(std, p, axis=0) for p in SIGMA_PERCENTILES)
+    if not np.all((lo >= 0) & (lo < hi)):
+        raise ValueError(f"predicted std percentiles {lo.tolist()} / {hi.tolist()} do not give 0 <= sigma_n < sigma_f")
+    return SigmaBounds(tuple(lo.tolist()), tuple(hi.tolist()), source)
 
-    metadata.json keys: kind ("acrkn"), model, direction, format_version, version (package),
-    joint_names, dt (s),
-    obs / act layout, normalization (training-split statistics), inputs / outputs (name, shape),
-    belief_dim, initial_belief, opset, data, data_hash, train_config, metrics, sigma_n / sigma_f
-    (N*m, inverse only, from ``metrics``), desired_next (inverse only, see
-    ``runtime.acrkn.AcrknInversePredictor``), created, how, graph (which ONNX graph, see
-    :func:`export_onnx`).
+
+def write_model_dir(model: nn.Module, ckpt: dict, out_dir: Path, metrics: dict | None = None, *,
+                    test_std: np.ndarray | None = None, command: str = "", data_command: str = "",
+                    model_version: int | None = None) -> Path:
+    """Export ``model`` to ``out_dir`` (model.onnx + metadata.json + golden.npz), validated, whole
+    or not at all (temp dir + rename; a failure leaves an existing ``out_dir`` as it was).
+
+    Metadata (:class:`~dynlearn_ros.runtime.metadata.ModelMetadata`): kind "acrkn", model
+    (acrkn-inv / acrkn-fwd), role, joint_names, dt (s), inputs / outputs, sigma_bounds (inverse:
+    :func:`sigma_bounds_from_std` of ``test_std`` (N, n) N*m, the predicted std on the test
+    split; null without it: the controller then keeps its configured sigma_n / sigma_f), normalization (training-split statistics, folded into
+    the graph), provenance (``command`` = the export command, data / data hash / training
+    configuration from the checkpoint, ``data_command``), ``metrics``, and the "acrkn" section
+    (model_config, initial_belief, belief_dim, graph (see :func:`export_onnx`), opset,
+    best_epoch, obs / act layout, desired_next for inverse models, see
+    ``runtime.acrkn.AcrknInversePredictor``). ``model_version``: default one more than the
+    directory's current version.
     """
     stats = Stats.from_dict(ckpt["stats"])
     step = step_module(model, stats)
+    inverse = isinstance(step, InverseStep)
+    role = "inverse" if inverse else "forward"
+    bounds = sigma_bounds_from_std(test_std) if inverse and test_std is not None else None
+    version = next_model_version(out_dir, model_version)
 
     def fill(tmp: Path) -> None:
         graph = export_onnx(step, tmp / "model.onnx")
         ins = example_inputs(step)
         with torch.no_grad():
             outs = step(*ins)
-        inverse = isinstance(step, InverseStep)
-        jn = list(ckpt["joint_names"])
-        meta = {
-            "kind": "acrkn", "model": ckpt["model_config"]["kind"], "direction": ckpt["model_config"]["direction"],
-            "format_version": FORMAT_VERSION, "version": __version__, "joint_names": jn, "dt": ckpt["dt"],
+        desc = ACRKN_TENSORS[role]
+        tensors = [tuple(TensorSpec(n, tuple(t.shape), "float32", desc[n]) for n, t in zip(names, ts, strict=True))
+                   for names, ts in ((step.input_names, ins), (step.output_names, outs))]
+        specific = {
+            "model_config": ckpt["model_config"], "initial_belief": initial_belief(model).tolist(),
+            "belief_dim": int(ins[-1].shape[1]), "graph": graph, "opset": OPSET, "best_epoch": ckpt.get("best_epoch"),
             "obs_layout": ("[q (rad), qd (rad/s)] per joint in joint_names order" if inverse or
                            ckpt["train_config"].get("obs_qd") else "q per joint in joint_names order"),
             "act_layout": "tau (N*m) per joint" if inverse else "actions of the data set (tau column)",
-            "normalization": ckpt["stats"],
-            "inputs": [{"name": n, "shape": list(t.shape)} for n, t in zip(step.input_names, ins, strict=True)],
-            "outputs": [{"name": n, "shape": list(t.shape)} for n, t in zip(step.output_names, outs, strict=True)],
-            "belief_dim": int(ins[-1].shape[1]), "initial_belief": initial_belief(model).tolist(),
-            "opset": OPSET, "data": ckpt.get("data", ""), "data_hash": ckpt.get("data_hash", ""),
-            "train_config": ckpt["train_config"], "model_config": ckpt["model_config"],
-            "best_epoch": ckpt.get("best_epoch"), "metrics": metrics or {},
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "torch": torch.__version__, "python": platform.python_version(), "how": how, "graph": graph,
         }
         if inverse:
             # how the runtime forms the desired next observation (runtime.acrkn.DESIRED_NEXT)
-            meta["desired_next"] = "increment"
-        if inverse and metrics and "std_p05" in metrics:
-            meta["sigma_n"] = metrics["std_p05"]
-            meta["sigma_f"] = metrics["std_p95"]
-        (tmp / "metadata.json").write_text(json.dumps(meta, indent=1))
+            specific["desired_next"] = "increment"
+        details = {"train_command": ckpt.get("train_command", ""), "torch": torch.__version__,
+                   "python": platform.python_version()}
+        if data_command:
+            details["data_command"] = data_command
+        fields = {
+            "model_version": version, "kind": "acrkn", "model": ckpt["model_config"]["kind"], "role": role,
+            "joint_names": tuple(ckpt["joint_names"]), "dt": float(ckpt["dt"]),
+            "inputs": tensors[0], "outputs": tensors[1], "sigma_bounds": bounds,
+            "normalization": {"applied_in_graph": True, **ckpt["stats"]},
+            "provenance": Provenance(command, str(ckpt.get("data", "")), str(ckpt.get("data_hash", "")),
+                                     datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), __version__,
+                                     ckpt["train_config"], details),
+            "metrics": metrics or {}, "specific": specific,
+        }
+        golden = acrkn_golden_inputs({t.name: t.shape for t in tensors[0]}, ckpt["stats"],
+                                     specific["initial_belief"], role)
+        finish_model_dir(tmp, fields, golden, {"belief": "belief_out"})
 
-    return publish_model_dir(out_dir, fill)
+    return publish_model_dir(out_dir, fill, check=validate_model_dir)

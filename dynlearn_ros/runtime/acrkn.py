@@ -1,45 +1,54 @@
 """ac-RKN predictors over onnxruntime: the controller's inverse model and a forward predictor.
 
-Both load a model directory written by ``dynlearn-ros export`` (``model.onnx`` + ``metadata.json``,
-see ``dynlearn_ros.learning.export``), keep the packed belief between calls, and allocate nothing
-per step (IOBinding onto preallocated float32 buffers, one intra-op thread).
+Both load a model directory written by ``dynlearn-ros export`` (``model.onnx`` + ``metadata.json``
++ ``golden.npz``, see docs/models.md) through the one validator
+(:func:`dynlearn_ros.runtime.validate.open_model_dir`), keep the packed belief between calls, and
+allocate nothing per step (IOBinding onto preallocated float32 buffers, one intra-op thread).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from dynlearn_ros.core.inverse_model import InverseModel, InverseQuery
-from dynlearn_ros.runtime.onnx_step import OnnxStep
-from dynlearn_ros.runtime.registry import ModelLoadError
+from dynlearn_ros.runtime.errors import ModelLoadError
+from dynlearn_ros.runtime.metadata import ModelMetadata
+from dynlearn_ros.runtime.validate import ValidatedModel, joint_permutation, open_model_dir
+
+__all__ = ["DESIRED_NEXT", "AcrknForwardPredictor", "AcrknInversePredictor", "joint_permutation"]
 
 
-def _read_metadata(model_dir: Path, direction: str) -> dict:
-    model_dir = Path(model_dir)
-    if not (model_dir / "model.onnx").is_file() or not (model_dir / "metadata.json").is_file():
-        raise ModelLoadError(f"{model_dir}: a model directory needs model.onnx and metadata.json")
-    try:
-        meta = json.loads((model_dir / "metadata.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{model_dir}/metadata.json unreadable: {exc}") from exc
-    if meta.get("kind") != "acrkn":
-        raise ModelLoadError(f"{model_dir}: metadata kind is {meta.get('kind')!r}, expected 'acrkn'")
-    if meta.get("direction") != direction:
-        raise ModelLoadError(f"{model_dir}: a {meta.get('direction')} model, expected {direction}")
-    return meta
+def _belief(model: ValidatedModel, belief: np.ndarray) -> np.ndarray:
+    init = np.asarray(model.metadata.specific["initial_belief"], dtype=np.float32)
+    if init.shape != belief.shape:
+        raise ModelLoadError(f"{model.model_dir}: initial_belief {init.shape} vs input 'belief' {belief.shape}")
+    return init
 
 
-def joint_permutation(model_names: Sequence[str], requested: Sequence[str]) -> np.ndarray:
-    """perm (n,) with requested[perm[j]] == model_names[j]; ModelLoadError if the sets differ."""
-    model_names, requested = list(model_names), list(requested)
-    if sorted(model_names) != sorted(requested) or len(set(requested)) != len(requested):
-        raise ModelLoadError(f"model joints {model_names} do not match the requested joints {requested}")
-    return np.array([requested.index(name) for name in model_names], dtype=np.int64)
-
+#: what each graph tensor holds (metadata inputs / outputs descriptions), by role
+ACRKN_TENSORS: dict[str, dict[str, str]] = {
+    "inverse": {
+        "obs": "o_t = [q (rad), qd (rad/s)] per joint in joint_names order",
+        "obs_next": "desired o_{t+1}, same layout (see desired_next)",
+        "act_prev": "tau_{t-1} (N*m) executed at the previous tick",
+        "belief": "packed belief [z (2m) | cu (m) | cl (m) | cs (m)], posterior at t-1",
+        "tau_mean": "tau_t (N*m)",
+        "tau_var": "predictive variance of tau_t ((N*m)^2)",
+        "belief_out": "packed posterior belief at t",
+    },
+    "forward": {
+        "obs": "observation at t (or the last prediction when valid = 0), joint_names order",
+        "valid": "1.0 if obs is a measurement, 0.0 if it is missing",
+        "act": "action at t (the data set's tau column)",
+        "belief": "packed prior belief at t [z (2m) | cu (m) | cl (m) | cs (m)]",
+        "obs_next_mean": "predicted observation at t+1",
+        "obs_next_var": "one-step predictive variance of obs_next_mean",
+        "belief_out": "packed prior belief at t+1",
+    },
+}
 
 #: how the desired next observation o_{t+1}^des handed to the model is formed
 DESIRED_NEXT = ("increment", "reference")
@@ -63,27 +72,36 @@ class AcrknInversePredictor(InverseModel):
     * "reference": o_{t+1}^des = (q_d, qd_d)(t + dt). The gap to the measured state then includes
       the whole tracking error (mrad = 10x the one-step changes above), and the model asked to
       close it in one millisecond extrapolates; kept for models trained for that use.
+
+    ``version`` (metadata model_version), ``model_dir`` and ``metadata`` (the parsed
+    :class:`~dynlearn_ros.runtime.metadata.ModelMetadata`) describe what was loaded.
     """
 
     kind = "acrkn"
 
-    def __init__(self, model_dir: Path, joint_names: Sequence[str], meta: dict) -> None:
+    def __init__(self, model: ValidatedModel, joint_names: Sequence[str]) -> None:
         super().__init__(tuple(joint_names))
-        self.model_dir = Path(model_dir)
-        self.meta = meta
+        meta = model.metadata
+        self.model_dir: Path = model.model_dir
+        self.metadata: ModelMetadata = meta
+        self.version: int = meta.model_version
         n = self.n
-        self.desired_next = meta.get("desired_next", "increment")
+        self.desired_next = meta.specific["desired_next"]
         if self.desired_next not in DESIRED_NEXT:
-            raise ModelLoadError(f"{model_dir}: metadata desired_next {self.desired_next!r} not in {DESIRED_NEXT}")
+            raise ModelLoadError(f"{self.model_dir}/metadata.json: key 'acrkn.desired_next' is "
+                                 f"{self.desired_next!r}, not one of {DESIRED_NEXT}")
         self._increment = self.desired_next == "increment"
         self._qn = np.zeros(n)
         self._qdn = np.zeros(n)
-        self.perm = joint_permutation(meta["joint_names"], self.joint_names)
-        self.step = OnnxStep(self.model_dir / "model.onnx")
-        need = {"obs": (1, 2 * n), "obs_next": (1, 2 * n), "act_prev": (1, n)}
+        self.perm = joint_permutation(meta.joint_names, self.joint_names)
+        self.step = model.step
+        need = {"obs": (1, 2 * n), "obs_next": (1, 2 * n), "act_prev": (1, n), "belief": None}
         for name, shape in need.items():
-            if self.step.inputs.get(name) is None or self.step.inputs[name].shape != shape:
-                raise ModelLoadError(f"{model_dir}: input '{name}' missing or not of shape {shape}")
+            if self.step.inputs.get(name) is None or (shape and self.step.inputs[name].shape != shape):
+                raise ModelLoadError(f"{self.model_dir}: input '{name}' missing or not of shape {shape}")
+        for name in ("tau_mean", "tau_var", "belief_out"):
+            if name not in self.step.outputs:
+                raise ModelLoadError(f"{self.model_dir}: output '{name}' missing")
         self._obs = self.step.inputs["obs"][0]
         self._obs_next = self.step.inputs["obs_next"][0]
         self._act = self.step.inputs["act_prev"][0]
@@ -91,9 +109,7 @@ class AcrknInversePredictor(InverseModel):
         self._tau = self.step.outputs["tau_mean"][0]
         self._var = self.step.outputs["tau_var"][0]
         self._belief_out = self.step.outputs["belief_out"][0]
-        self._init_belief = np.asarray(meta["initial_belief"], dtype=np.float32)
-        if self._init_belief.shape != self._belief.shape:
-            raise ModelLoadError(f"{model_dir}: initial_belief {self._init_belief.shape} vs input {self._belief.shape}")
+        self._init_belief = _belief(model, self._belief)
         self._committed = np.zeros(n)
         self._has_commit = False
         self._tmp = np.zeros(n)
@@ -102,8 +118,9 @@ class AcrknInversePredictor(InverseModel):
 
     @classmethod
     def from_directory(cls, model_dir: Path, joint_names: Sequence[str]) -> AcrknInversePredictor:
-        meta = _read_metadata(Path(model_dir), "inverse")
-        return cls(Path(model_dir), joint_names, meta)
+        """Validate ``model_dir`` (an ac-RKN inverse model) and map its joints to ``joint_names``;
+        ModelLoadError with the reason otherwise."""
+        return cls(open_model_dir(model_dir, kind="acrkn", role="inverse"), joint_names)
 
     def reset(self) -> None:
         self._belief[:] = self._init_belief
@@ -158,11 +175,14 @@ class AcrknInversePredictor(InverseModel):
         return True
 
     def noise_and_signal_std(self) -> tuple[np.ndarray, np.ndarray] | None:
-        if "sigma_n" not in self.meta or "sigma_f" not in self.meta:
+        """(sigma_n, sigma_f) per joint (N*m) in the caller's joint order (metadata sigma_bounds),
+        None if the model was exported without them."""
+        sb = self.metadata.sigma_bounds
+        if sb is None:
             return None
         sn, sf = np.zeros(self.n), np.zeros(self.n)
-        sn[self.perm] = self.meta["sigma_n"]
-        sf[self.perm] = self.meta["sigma_f"]
+        sn[self.perm] = sb.sigma_n
+        sf[self.perm] = sb.sigma_f
         return sn, sf
 
 
@@ -175,10 +195,15 @@ class AcrknForwardPredictor:
     given to :meth:`from_directory` reorders the per-joint observation blocks.
     """
 
-    def __init__(self, model_dir: Path, meta: dict, joint_names: Sequence[str] | None = None) -> None:
-        self.model_dir = Path(model_dir)
-        self.meta = meta
-        self.step = OnnxStep(self.model_dir / "model.onnx")
+    def __init__(self, model: ValidatedModel, joint_names: Sequence[str] | None = None) -> None:
+        meta = model.metadata
+        self.model_dir: Path = model.model_dir
+        self.metadata: ModelMetadata = meta
+        self.version: int = meta.model_version
+        self.step = model.step
+        for name in ("obs", "valid", "act", "belief", "obs_next_mean", "obs_next_var", "belief_out"):
+            if name not in self.step.inputs and name not in self.step.outputs:
+                raise ModelLoadError(f"{self.model_dir}: graph tensor '{name}' missing")
         self._obs = self.step.inputs["obs"][0]
         self._valid = self.step.inputs["valid"][0]
         self._act = self.step.inputs["act"][0]
@@ -188,13 +213,13 @@ class AcrknForwardPredictor:
         self._belief_out = self.step.outputs["belief_out"][0]
         self.obs_dim = self._obs.shape[0]
         self.act_dim = self._act.shape[0]
-        names = list(meta["joint_names"])
+        names = list(meta.joint_names)
         blocks = self.obs_dim // len(names)
         if joint_names is None:
             joint_names = names
         perm = joint_permutation(names, joint_names)
         self.perm = np.concatenate([perm + k * len(names) for k in range(blocks)])
-        self._init_belief = np.asarray(meta["initial_belief"], dtype=np.float32)
+        self._init_belief = _belief(model, self._belief)
         self._last = np.zeros(self.obs_dim, dtype=np.float32)
         self._var_acc = np.zeros(self.obs_dim, dtype=np.float32)
         self._has_last = False
@@ -203,8 +228,8 @@ class AcrknForwardPredictor:
 
     @classmethod
     def from_directory(cls, model_dir: Path, joint_names: Sequence[str] | None = None) -> AcrknForwardPredictor:
-        meta = _read_metadata(Path(model_dir), "forward")
-        return cls(Path(model_dir), meta, joint_names)
+        """Validate ``model_dir`` (an ac-RKN forward model); ModelLoadError with the reason otherwise."""
+        return cls(open_model_dir(model_dir, kind="acrkn", role="forward"), joint_names)
 
     def reset(self) -> None:
         self._belief[:] = self._init_belief

@@ -1,9 +1,10 @@
 """Model kinds the controller can load by name (the ``model_kind`` parameter).
 
 Each learned kind lives in its own module and exposes a class with
-``from_directory(model_dir: Path, joint_names: Sequence[str]) -> InverseModel``; a model
-directory holds ``model.onnx`` and ``metadata.json``. Modules are imported lazily so the
-controller pays only for the kind it uses.
+``from_directory(model_dir: Path, joint_names: Sequence[str]) -> InverseModel`` that validates
+the directory through :func:`dynlearn_ros.runtime.validate.open_model_dir` (docs/models.md).
+Modules are imported lazily so the controller pays only for the kind it uses; the errors live in
+:mod:`dynlearn_ros.runtime.errors` (re-exported here), so no module imports this one back.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dynlearn_ros.core.inverse_model import InverseModel
+from dynlearn_ros.runtime.errors import ModelLoadError
+
+__all__ = ["ALL_KINDS", "LEARNED_KINDS", "ModelLoadError", "UnavailableModel", "load_inverse_model"]
 
 #: learned kinds -> "module:Class"; "analytic" is built by the controller from the URDF
 LEARNED_KINDS: dict[str, str] = {
@@ -33,17 +37,11 @@ class UnavailableModel(InverseModel):
         return False
 
 
-class ModelLoadError(RuntimeError):
-    """A model directory that cannot be used (missing, corrupt, wrong joints, failed checks)."""
-
-
 def load_inverse_model(kind: str, model_dir: str | Path, joint_names: Sequence[str]) -> InverseModel:
     """Load a learned inverse model; raise :class:`ModelLoadError` with the reason if unusable."""
     if kind not in LEARNED_KINDS:
         raise ModelLoadError(f"unknown learned model kind '{kind}'; choose from {sorted(LEARNED_KINDS)}")
     model_dir = Path(model_dir)
-    if not (model_dir / "model.onnx").is_file() or not (model_dir / "metadata.json").is_file():
-        raise ModelLoadError(f"{model_dir}: a model directory needs model.onnx and metadata.json")
     module_name, cls_name = LEARNED_KINDS[kind].split(":")
     try:
         cls = getattr(importlib.import_module(module_name), cls_name)

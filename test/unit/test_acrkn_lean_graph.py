@@ -18,6 +18,7 @@ from test_export_parity import N, _ckpt, _model, _stats
 from dynlearn_ros.learning import acrkn_onnx, export
 from dynlearn_ros.learning.acrkn_onnx import GRAPH_NAME, convert_model_dir, rollout
 from dynlearn_ros.learning.export import InverseStep, initial_belief, write_model_dir
+from dynlearn_ros.runtime.metadata import ModelMetadata
 from dynlearn_ros.runtime.onnx_step import OnnxStep
 
 torch.set_num_threads(1)
@@ -41,7 +42,7 @@ def test_lean_graph_matches_the_float64_model_over_250_steps(tmp_path, act_targe
     model, stats, ckpt = _setup(act_target, rng)
     out = write_model_dir(model, ckpt, tmp_path / "m")
     meta = json.loads((out / "metadata.json").read_text())
-    assert meta["graph"] == GRAPH_NAME
+    assert meta["acrkn"]["graph"] == GRAPH_NAME
     step64 = InverseStep(copy.deepcopy(model), stats).eval().double()
     s = OnnxStep(out / "model.onnx")
     b64 = initial_belief(model)[None].double()
@@ -78,8 +79,8 @@ def test_convert_rewrites_a_torch_export_in_place_and_refuses_what_it_cannot_rep
         mp.setattr(export, "lean_supported", lambda step: False)
         out = write_model_dir(model, ckpt, tmp_path / "m")
     meta = json.loads((out / "metadata.json").read_text())
-    assert meta["graph"] == "torch_export"
-    before = rollout(out / "model.onnx", meta, steps=100)
+    assert meta["acrkn"]["graph"] == "torch_export"
+    before = rollout(out / "model.onnx", ModelMetadata.read(out), steps=100)
     old_bytes = (out / "model.onnx").read_bytes()
     # refused: a bound nothing can meet leaves the directory as it was
     monkeypatch.setattr(acrkn_onnx, "CONVERT_RTOL", 0.0)
@@ -92,10 +93,15 @@ def test_convert_rewrites_a_torch_export_in_place_and_refuses_what_it_cannot_rep
     diff = convert_model_dir(out, check_steps=100)
     assert max(diff.values()) < 2e-4
     meta2 = json.loads((out / "metadata.json").read_text())
-    assert meta2["graph"] == GRAPH_NAME and meta2["graph_conversion"]["max_rel_diff"] == diff
-    assert {k: v for k, v in meta2.items() if k not in ("graph", "graph_conversion")} == \
-        {k: v for k, v in meta.items() if k != "graph"}
-    after = rollout(out / "model.onnx", meta2, steps=100)
+    assert meta2["acrkn"]["graph"] == GRAPH_NAME and meta2["acrkn"]["graph_conversion"]["max_rel_diff"] == diff
+    assert meta2["model_version"] == meta["model_version"] + 1
+    # the same golden inputs, outputs re-recorded from the new graph; everything else unchanged
+    assert meta2["golden"]["steps"] == meta["golden"]["steps"] and meta2["golden"]["state"] == meta["golden"]["state"]
+    same = ("golden", "model_version", "acrkn")
+    assert {k: v for k, v in meta2.items() if k not in same} == {k: v for k, v in meta.items() if k not in same}
+    assert {k: v for k, v in meta2["acrkn"].items() if k not in ("graph", "graph_conversion")} == \
+        {k: v for k, v in meta["acrkn"].items() if k != "graph"}
+    after = rollout(out / "model.onnx", ModelMetadata.read(out), steps=100)
     scale = np.asarray(meta["normalization"]["act_std"])
     assert np.max(np.abs(after["tau_mean"] - before["tau_mean"]) / scale) < 2e-4
     assert not (out.parent / f".{out.name}.lean.onnx").exists()

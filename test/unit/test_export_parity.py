@@ -60,23 +60,29 @@ def inverse_dir(tmp_path_factory, request):
         model.dnext_scale.copy_(torch.as_tensor(stats.obs_std / stats.dobs_std, dtype=torch.float32))
         model.dnext_shift.copy_(torch.as_tensor(stats.dobs_mean / stats.dobs_std, dtype=torch.float32))
     out = write_model_dir(model, _ckpt(model, stats, "inverse"), tmp_path_factory.mktemp("m") / "inv",
-                          metrics={"std_p05": [0.1, 0.2, 0.3], "std_p95": [1.0, 2.0, 3.0]})
+                          test_std=np.array([[0.1, 0.2, 0.3], [1.0, 2.0, 3.0]]))
     return out, model, stats
 
 
 def test_model_directory_is_self_contained(inverse_dir):
     out, _, _ = inverse_dir
-    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "model.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == ["golden.npz", "metadata.json", "model.onnx"]
     proto = onnx.load(out / "model.onnx")
     onnx.checker.check_model(proto)
     assert proto.ir_version <= 13
     assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [18]
     meta = json.loads((out / "metadata.json").read_text())
-    for key in ("kind", "version", "joint_names", "dt", "normalization", "inputs", "outputs", "opset", "data_hash",
-                "metrics", "initial_belief", "created"):
+    for key in ("format_version", "model_version", "kind", "role", "joint_names", "dt", "normalization", "inputs",
+                "outputs", "sigma_bounds", "provenance", "metrics", "golden", "acrkn"):
         assert key in meta
+    for key in ("opset", "initial_belief", "model_config", "graph"):
+        assert key in meta["acrkn"]
+    assert meta["provenance"]["data_hash"] == "0" and meta["provenance"]["created_utc"]
     assert meta["kind"] == "acrkn" and meta["joint_names"] == list(JOINTS)
-    assert meta["desired_next"] == "increment"
+    assert meta["acrkn"]["desired_next"] == "increment"
+    # 5th / 95th percentile of the two rows of predicted std given to the exporter
+    np.testing.assert_allclose(meta["sigma_bounds"]["sigma_n"], [0.145, 0.29, 0.435])
+    np.testing.assert_allclose(meta["sigma_bounds"]["sigma_f"], [0.955, 1.91, 2.865])
 
 
 def test_desired_next_reference_mode_and_bad_value(inverse_dir, tmp_path):
@@ -87,8 +93,9 @@ def test_desired_next_reference_mode_and_bad_value(inverse_dir, tmp_path):
     for value in ("reference", "bogus"):
         d = tmp_path / value
         d.mkdir()
-        (d / "model.onnx").write_bytes((out / "model.onnx").read_bytes())
-        (d / "metadata.json").write_text(json.dumps({**meta, "desired_next": value}))
+        for f in ("model.onnx", "golden.npz"):
+            (d / f).write_bytes((out / f).read_bytes())
+        (d / "metadata.json").write_text(json.dumps({**meta, "acrkn": {**meta["acrkn"], "desired_next": value}}))
     with pytest.raises(ModelLoadError, match="desired_next"):
         load_inverse_model("acrkn", tmp_path / "bogus", JOINTS)
     pred = load_inverse_model("acrkn", tmp_path / "reference", JOINTS)
@@ -148,8 +155,8 @@ def test_inverse_parity_250_steps_with_joint_reordering(inverse_dir, requested):
     taus = np.array(taus)
     assert taus.std(0).min() > 1e-3                       # the comparison saw a moving signal
     sn, sf = pred.noise_and_signal_std()
-    np.testing.assert_allclose(sn[perm], [0.1, 0.2, 0.3])
-    np.testing.assert_allclose(sf[perm], [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(sn[perm], [0.145, 0.29, 0.435])    # metadata sigma_bounds, model order
+    np.testing.assert_allclose(sf[perm], [0.955, 1.91, 2.865])
 
 
 def test_nonfinite_input_returns_false_and_keeps_the_belief(inverse_dir):

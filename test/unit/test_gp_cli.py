@@ -53,7 +53,7 @@ def test_train_eval_export_round_trip(npz, tmp_path):
     mdir = tmp_path / "model"
     assert cli.export(ns(data=npz, runs=[str(run)], out=str(mdir))) == 0
     meta = json.loads((mdir / "metadata.json").read_text())
-    assert meta["training_data_hash"] == summary["data_hash"]
+    assert meta["provenance"]["data_hash"] == summary["data_hash"]
     assert meta["metrics"]["test"]["rmse"] == pytest.approx(met["rmse"])
     pred = load_inverse_model("svdkl", mdir, ("a2", "a1"))  # reordered on load
     assert pred.n == 2

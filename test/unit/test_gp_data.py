@@ -31,14 +31,14 @@ def test_shipped_svdkl_reproduces_its_recorded_test_metrics():
 
     mdir = shipped_dir()
     meta = json.loads((mdir / "metadata.json").read_text())
-    data, tr, _va, te = load_splits("panda_gaz2019", int(meta["training"]["seed"]))
+    data, tr, _va, te = load_splits("panda_gaz2019", int(meta["provenance"]["train_config"]["seed"]))
     # the model was trained on this data (same loader, same filtering of qdd, same split): the
     # training split's column statistics recorded at training time come out again. Not the
     # recorded sha256 data_hash: that is bit-exact, and the zero-phase filter behind qdd differs
     # in the last bits between CPUs (seen: two hashes on two machines of this workplace). Last-bit
     # differences move a mean of 14,700 rows by ~1e-16 relative; any real change of data, filter
     # or split moves it by far more than 1e-9
-    assert len(tr) == meta["training"]["train_rows"]
+    assert len(tr) == meta["provenance"]["train_config"]["train_rows"]
     norm = fit_normalization(*inputs_targets(tr))
     for key in ("x_mean", "x_std", "y_mean", "y_std"):
         np.testing.assert_allclose(norm[key], meta["normalization"][key], rtol=1e-9, atol=1e-12, err_msg=key)
@@ -59,7 +59,7 @@ def test_shipped_svdkl_reproduces_its_recorded_test_metrics():
     assert got["rmse"] == pytest.approx(rec["rmse"], rel=0.05)
     assert got["coverage95"] == pytest.approx(rec["coverage95"], abs=0.03)
     sn, sf = pred.noise_and_signal_std()
-    np.testing.assert_allclose(sn, meta["sigma_n"])
+    np.testing.assert_allclose(sn, meta["sigma_bounds"]["sigma_n"])
     assert np.all(sn > 0) and np.all(sf > sn)
 
 

@@ -12,11 +12,13 @@ import pytest
 import torch
 
 from dynlearn_ros.core.inverse_model import InverseQuery
+from dynlearn_ros.learning.gp.export import EXPORT_MEAN_TOL_STD as GOLDEN_MEAN_TOL_STD
+from dynlearn_ros.learning.gp.export import EXPORT_VAR_RTOL as GOLDEN_VAR_RTOL
 from dynlearn_ros.learning.gp.export import build_onnx, export_model_dir, gpytorch_mean_var
 from dynlearn_ros.learning.gp.models import GPConfig
 from dynlearn_ros.learning.gp.training import train_gp
 from dynlearn_ros.runtime.registry import ModelLoadError, load_inverse_model
-from dynlearn_ros.runtime.svdkl import GOLDEN_MEAN_TOL_STD, GOLDEN_VAR_RTOL, SvdklPredictor
+from dynlearn_ros.runtime.svdkl import SvdklPredictor
 
 JOINTS = ("j_a", "j_b", "j_c")
 
@@ -102,9 +104,10 @@ def model_dir(models, tmp_path):
 def test_model_directory_contents(model_dir):
     meta = json.loads((model_dir / "metadata.json").read_text())
     assert meta["kind"] == "svdkl" and meta["joint_names"] == list(JOINTS)
-    assert len(meta["sigma_n"]) == 3 and len(meta["sigma_f"]) == 3
+    assert len(meta["sigma_bounds"]["sigma_n"]) == 3 and len(meta["sigma_bounds"]["sigma_f"]) == 3
     assert meta["normalization"]["applied_in_graph"] is True
-    assert set(meta["outputs"]) == {"mean", "var"}
+    assert [o["name"] for o in meta["outputs"]] == ["mean", "var"]
+    assert meta["provenance"]["data_hash"] == "test" and meta["model_version"] == 1
     assert (model_dir / "model.onnx").stat().st_size < 2_000_000
     assert not list(model_dir.parent.glob(".svdkl_toy.*"))  # no temporary directory left behind
 
@@ -147,13 +150,14 @@ def test_predictor_reorders_joints(models, model_dir):
 def test_predictor_rejects_bad_directories(model_dir, tmp_path):
     with pytest.raises(ModelLoadError, match="do not match"):
         SvdklPredictor.from_directory(model_dir, ("j_a", "j_b", "other"))
-    # a tampered golden batch (or a model that no longer matches its metadata) is refused
+    # a tampered golden file (its hash no longer the one in metadata) is refused
     bad = tmp_path / "bad"
     shutil.copytree(model_dir, bad)
-    meta = json.loads((bad / "metadata.json").read_text())
-    meta["golden"]["mean"][0][0] += 1.0
-    (bad / "metadata.json").write_text(json.dumps(meta))
-    with pytest.raises(ModelLoadError, match="golden"):
+    with np.load(bad / "golden.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["out.mean"][0, 0, 0] += 1.0
+    np.savez(bad / "golden.npz", **arrays)
+    with pytest.raises(ModelLoadError, match="golden|sha256"):
         SvdklPredictor.from_directory(bad, JOINTS)
     # a corrupt graph is refused with the reason
     (bad / "model.onnx").write_bytes(b"not an onnx file")

@@ -41,7 +41,8 @@ def test_inverse_train_eval_export(npz, tmp_path):
     meta = json.loads((out / "metadata.json").read_text())
     # the metrics stored at export are the eval command's figures (same split, same model)
     assert meta["metrics"]["rmse"] == pytest.approx(res["models"]["acrkn-inv s0"]["rmse"], rel=1e-9)
-    assert len(meta["sigma_n"]) == 2 and all(a < b for a, b in zip(meta["sigma_n"], meta["sigma_f"], strict=True))
+    sb = meta["sigma_bounds"]
+    assert len(sb["sigma_n"]) == 2 and all(a < b for a, b in zip(sb["sigma_n"], sb["sigma_f"], strict=True))
     assert isinstance(load_inverse_model("acrkn", out, ("j1", "j0")), AcrknInversePredictor)
 
 

@@ -67,7 +67,7 @@ def test_acrkn_own_action_loop_is_bounded_without_any_correction():
     from dynlearn_ros.core.robots import robot_spec
 
     meta = json.loads((MODEL / "metadata.json").read_text())
-    assert meta["train_config"]["act_target"] == "absolute" and meta["desired_next"] == "increment"
+    assert meta["provenance"]["train_config"]["act_target"] == "absolute" and meta["acrkn"]["desired_next"] == "increment"
     p = AcrknInversePredictor.from_directory(MODEL, meta["joint_names"])
     spec = robot_spec("iiwa")
     act_mean = np.asarray(meta["normalization"]["act_mean"])

@@ -252,7 +252,7 @@ def export(args: argparse.Namespace) -> int:
         meta["metrics"]["test_without_novelty"] = {k: plain[k] for k in ("nll", "coverage95", "mean_std")}
     golden = xte[np.linspace(0, len(xte) - 1, 4).astype(int)]
     export_model_dir(model, out, tuple(extra.get("joint_names") or _data.joint_names), extra_meta=meta,
-                     golden_x=golden, novelty=term)
+                     golden_x=golden, novelty=term, model_version=getattr(args, "model_version", None))
     if metrics["rmse"] is None:
         print(f"exported {model.cfg.kind} -> {out} (no test metrics)")
     else:

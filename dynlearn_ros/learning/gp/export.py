@@ -37,7 +37,6 @@ float32 (1, n) (N*m)^2. Opset 17, IR version 8 (onnxruntime 1.31 accepts IR <= 1
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -47,14 +46,23 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from dynlearn_ros import __version__
 from dynlearn_ros.learning.gp.models import GPInverseModel
-from dynlearn_ros.runtime.model_store import publish_model_dir
+from dynlearn_ros.runtime.metadata import Provenance, SigmaBounds, TensorSpec
+from dynlearn_ros.runtime.model_store import finish_model_dir, next_model_version, publish_model_dir
+from dynlearn_ros.runtime.svdkl import SVDKL_TENSORS
+from dynlearn_ros.runtime.validate import validate_model_dir
 
 OPSET = 17
 IR_VERSION = 8
-FORMAT_VERSION = 1
 INPUT_NAME = "x"
 OUTPUT_NAMES = ("mean", "var")
+#: the exported float32 graph against gpytorch's float64 prediction on the golden rows, checked
+#: before anything is written (see test/unit/test_svdkl_export.py for why these hold for a
+#: correct export): mean within 1 % of the predictive std, variance within 0.1 % relative
+EXPORT_MEAN_TOL_STD = 1e-2
+EXPORT_VAR_RTOL = 1e-3
+SIGMA_SOURCE = "likelihood noise std / kernel signal std per joint (GPInverseModel.sigma_n_f)"
 
 
 def precompute_caches(model: GPInverseModel) -> dict[str, np.ndarray]:
@@ -230,17 +238,22 @@ def gpytorch_mean_var(model: GPInverseModel, x: np.ndarray) -> tuple[np.ndarray,
 
 def export_model_dir(model: GPInverseModel, out_dir: str | Path, joint_names: tuple[str, ...],
                      extra_meta: dict | None = None, golden_x: np.ndarray | None = None,
-                     novelty=None) -> Path:
-    """Write ``model.onnx`` + ``metadata.json`` atomically (temporary directory, then rename).
+                     novelty=None, model_version: int | None = None) -> Path:
+    """Write ``model.onnx`` + ``metadata.json`` + ``golden.npz``, validated, whole or not at all
+    (temporary directory, then rename; a failure leaves an existing ``out_dir`` as it was).
 
-    metadata.json: kind, version, joint_names, inputs/outputs (names, shapes, order of the input
-    columns), opset, ir_version, normalization (applied inside the graph), sigma_n / sigma_f per
-    joint (N*m), caches' jitter, a golden batch (inputs and gpytorch's outputs) that loaders
-    replay, plus ``extra_meta`` (training data hash, metrics, command, ...). With ``novelty`` (a
-    ``novelty.NoveltyTerm``) the graph's variance includes the term, the golden variances too
-    (gpytorch's variance + the term in float64), and metadata gets ``novelty`` (K, d0, alpha
-    in N*m per standardized unit, the calibration record)."""
+    Metadata (:class:`~dynlearn_ros.runtime.metadata.ModelMetadata`): kind "svdkl", model
+    (svdkl / svgp), role inverse, joint_names, dt null (memoryless), inputs / outputs,
+    sigma_bounds (``model.sigma_n_f()``, N*m), normalization (applied inside the graph), metrics
+    and provenance from ``extra_meta`` (keys ``training`` -> train_config, ``training_data_hash``
+    -> data_hash, ``metrics``, ``export_command`` -> command), and the "svdkl" section (config,
+    opset, ir_version, jitter, ``novelty`` when given: K, d0, alpha in N*m per standardized unit,
+    the calibration record). The golden rows ``golden_x`` (default: the input mean) are run
+    through the graph and must match gpytorch's float64 prediction (plus the novelty term) within
+    EXPORT_MEAN_TOL_STD / EXPORT_VAR_RTOL, else ValueError; the graph's outputs become the golden
+    sequence and gpytorch's are kept beside them as ``ref.mean`` / ``ref.var``."""
     out_dir = Path(out_dir)
+    extra = dict(extra_meta or {})
     proto = build_onnx(model, novelty)
     sigma_n, sigma_f = model.sigma_n_f()
     if golden_x is None:  # inputs near the training distribution: the normalization means
@@ -249,33 +262,50 @@ def export_model_dir(model: GPInverseModel, out_dir: str | Path, joint_names: tu
     g_mean, g_var = gpytorch_mean_var(model, golden_x)
     if novelty is not None:
         g_var = g_var + novelty.extra_var(model.normalize_x(golden_x).double().numpy())
-    meta = {
-        "kind": "svdkl",
-        "model_type": model.cfg.kind,
-        "format_version": FORMAT_VERSION,
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "joint_names": list(joint_names),
-        "inputs": {INPUT_NAME: {"shape": [1, model.cfg.input_dim], "dtype": "float32",
-                                "columns": "q (rad), qd (rad/s), qdd (rad/s^2), each in joint_names order"}},
-        "outputs": {OUTPUT_NAMES[0]: {"shape": [1, model.cfg.n_joints], "unit": "N*m"},
-                    OUTPUT_NAMES[1]: {"shape": [1, model.cfg.n_joints], "unit": "(N*m)^2",
-                                      "note": "predictive variance including likelihood noise"}},
-        "opset": OPSET,
-        "ir_version": IR_VERSION,
+    n = model.cfg.n_joints
+    specific = {"config": model.cfg.to_dict(), "opset": OPSET, "ir_version": IR_VERSION,
+                "jitter": float(precompute_caches(model)["jitter"])}
+    if novelty is not None:
+        specific["novelty"] = novelty.to_json()
+    training = extra.pop("training", None) or {}
+    data_hash = extra.pop("training_data_hash", None) or training.get("data_hash") or ""
+    details = {"train_command": training.get("command") or ""}
+    if extra.get("metrics") is None:
+        extra.pop("metrics", None)
+    metrics = extra.pop("metrics", {})
+    command = extra.pop("export_command", "") or ""
+    if extra:
+        details["extra"] = extra
+    fields = {
+        "model_version": next_model_version(out_dir, model_version), "kind": "svdkl", "model": model.cfg.kind,
+        "role": "inverse", "joint_names": tuple(joint_names), "dt": None,
+        "inputs": (TensorSpec(INPUT_NAME, (1, model.cfg.input_dim), "float32", SVDKL_TENSORS["x"]),),
+        "outputs": tuple(TensorSpec(k, (1, n), "float32", SVDKL_TENSORS[k]) for k in OUTPUT_NAMES),
+        "sigma_bounds": SigmaBounds(tuple(sigma_n.tolist()), tuple(sigma_f.tolist()), SIGMA_SOURCE),
         "normalization": {"applied_in_graph": True,
                           "x_mean": model.x_mean.tolist(), "x_std": model.x_std.tolist(),
                           "y_mean": model.y_mean.tolist(), "y_std": model.y_std.tolist()},
-        "sigma_n": sigma_n.tolist(),
-        "sigma_f": sigma_f.tolist(),
-        "config": model.cfg.to_dict(),
-        "jitter": float(precompute_caches(model)["jitter"]),
-        "golden": {"x": golden_x.tolist(), "mean": g_mean.tolist(), "var": g_var.tolist()},
+        "provenance": Provenance(command, str(training.get("data") or ""), str(data_hash),
+                                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), __version__, training, details),
+        "metrics": metrics, "specific": specific,
     }
-    if novelty is not None:
-        meta["novelty"] = novelty.to_json()
-    meta.update(extra_meta or {})
+
     def fill(tmp: Path) -> None:
         onnx.save_model(proto, str(tmp / "model.onnx"))
-        (tmp / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
+        meta = finish_model_dir(tmp, fields, {INPUT_NAME: golden_x[:, None, :].astype(np.float32)},
+                                reference={"mean": g_mean, "var": g_var})
+        _check_against_gpytorch(tmp, meta.golden.file, g_mean, g_var)
 
-    return publish_model_dir(out_dir, fill)
+    return publish_model_dir(out_dir, fill, check=validate_model_dir)
+
+
+def _check_against_gpytorch(tmp: Path, golden_file: str, g_mean: np.ndarray, g_var: np.ndarray) -> None:
+    """Refuse the export if the graph's golden outputs miss gpytorch's (float64) beyond the
+    EXPORT_* tolerances."""
+    with np.load(tmp / golden_file) as z:
+        m, v = z["out.mean"][:, 0].astype(np.float64), z["out.var"][:, 0].astype(np.float64)
+    dm = float(np.max(np.abs(m - g_mean) / np.sqrt(g_var)))
+    dv = float(np.max(np.abs(v - g_var) / g_var))
+    if dm > EXPORT_MEAN_TOL_STD or dv > EXPORT_VAR_RTOL:
+        raise ValueError(f"ONNX graph vs gpytorch on the golden rows: mean {dm:.3g} std (bound {EXPORT_MEAN_TOL_STD}), "
+                         f"var {dv:.3g} relative (bound {EXPORT_VAR_RTOL}): export refused")

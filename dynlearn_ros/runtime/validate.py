@@ -1,0 +1,113 @@
+"""The one validator every model load goes through (and every export, before it is published).
+
+:func:`open_model_dir` checks, in this order, and raises a
+:class:`~dynlearn_ros.runtime.errors.ModelLoadError` (or a subclass) naming the file and reason:
+
+1. files: ``model.onnx`` and ``metadata.json`` present;
+2. metadata: the schema of :mod:`dynlearn_ros.runtime.metadata` (keys, types, supported
+   ``format_version``), and the expected kind / role when the caller names one;
+3. normalization folded into the graph (these runtimes apply none of their own);
+4. the graph file: parsed with ``onnx``, every initializer scanned for NaN / inf;
+5. one onnxruntime session (:func:`dynlearn_ros.runtime.onnx_step.make_session` via
+   :class:`~dynlearn_ros.runtime.onnx_step.OnnxStep`), its inputs / outputs equal to the
+   metadata's (names, static shapes, float32);
+6. the golden sequence (:mod:`dynlearn_ros.runtime.golden`): file hash, arrays, replay within
+   tolerance.
+
+Joint mapping (:func:`joint_permutation`) is checked by the predictors against the caller's joints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dynlearn_ros.runtime.errors import JointMismatchError, ModelLoadError
+from dynlearn_ros.runtime.golden import replay_golden
+from dynlearn_ros.runtime.metadata import METADATA_FILE, MODEL_FILE, ModelMetadata
+from dynlearn_ros.runtime.onnx_step import OnnxStep
+
+
+@dataclass
+class ValidatedModel:
+    """A checked model directory: its metadata, a ready session with bound buffers, and the
+    golden replay's figures (per output, max deviation / tolerance, all <= 1)."""
+
+    model_dir: Path
+    metadata: ModelMetadata
+    step: OnnxStep
+    golden_worst: dict[str, float]
+
+
+def joint_permutation(model_names: Sequence[str], requested: Sequence[str]) -> np.ndarray:
+    """perm (n,) int64 with ``requested[perm[j]] == model_names[j]``; JointMismatchError unless
+    ``requested`` is a permutation of ``model_names`` (same set, no duplicates)."""
+    model_names, requested = list(model_names), list(requested)
+    if sorted(model_names) != sorted(requested) or len(set(requested)) != len(requested):
+        raise JointMismatchError(f"model joints {model_names} do not match the requested joints {requested} "
+                                 "(a model is used only for the same joint set, in any order)")
+    return np.array([requested.index(name) for name in model_names], dtype=np.int64)
+
+
+def scan_initializers(path: Path) -> None:
+    """Parse ``path`` with onnx and refuse a graph whose initializers hold NaN or inf."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # protobuf raises DecodeError and others for truncated / corrupt files
+        raise ModelLoadError(f"{path}: not a readable ONNX file (truncated or corrupt?): {type(exc).__name__}: {exc}") from exc
+    for init in proto.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            bad = int(arr.size - np.isfinite(arr).sum())
+            raise ModelLoadError(f"{path}: initializer '{init.name}' holds {bad} non-finite value(s) (NaN / inf)")
+
+
+def _check_signature(model_dir: Path, step: OnnxStep, meta: ModelMetadata) -> None:
+    for what, graph, specs in (("inputs", step.session.get_inputs(), meta.inputs),
+                               ("outputs", step.session.get_outputs(), meta.outputs)):
+        got = {a.name: (tuple(a.shape), a.type) for a in graph}
+        want = {t.name: (t.shape, "tensor(float)") for t in specs}
+        if got != want:
+            raise ModelLoadError(f"{model_dir}: graph {what} {got} differ from metadata {what} {want}")
+
+
+def open_model_dir(model_dir: Path | str, kind: str | None = None, role: str | None = None,
+                   threads: int = 1) -> ValidatedModel:
+    """Validate ``model_dir`` (module docstring) and return it with a ready session.
+
+    kind / role: refuse a directory of another kind ("acrkn", "svdkl") / role ("inverse",
+    "forward"). threads: onnxruntime intra-op threads (1 on the control path)."""
+    model_dir = Path(model_dir)
+    for name in (MODEL_FILE, METADATA_FILE):
+        if not (model_dir / name).is_file():
+            raise ModelLoadError(f"{model_dir}: missing {name} (a model directory holds {MODEL_FILE}, "
+                                 f"{METADATA_FILE} and its golden file)")
+    meta = ModelMetadata.read(model_dir)
+    if kind is not None and meta.kind != kind:
+        raise ModelLoadError(f"{model_dir}/{METADATA_FILE}: kind is {meta.kind!r}, expected {kind!r}")
+    if role is not None and meta.role != role:
+        raise ModelLoadError(f"{model_dir}/{METADATA_FILE}: a {meta.role} model, expected {role}")
+    if not meta.normalization["applied_in_graph"]:
+        raise ModelLoadError(f"{model_dir}/{METADATA_FILE}: normalization.applied_in_graph is false; these "
+                             "runtimes feed raw physical units and apply no normalization of their own")
+    if not (model_dir / meta.golden.file).is_file():
+        raise ModelLoadError(f"{model_dir}: missing {meta.golden.file} (metadata golden.file)")
+    scan_initializers(model_dir / MODEL_FILE)
+    try:
+        step = OnnxStep(model_dir / MODEL_FILE, threads)
+    except Exception as exc:  # onnxruntime raises its own exception types for graphs it rejects
+        raise ModelLoadError(f"{model_dir}: onnxruntime cannot load {MODEL_FILE}: {type(exc).__name__}: {exc}") from exc
+    _check_signature(model_dir, step, meta)
+    worst = replay_golden(step, model_dir, meta)
+    return ValidatedModel(model_dir, meta, step, worst)
+
+
+def validate_model_dir(model_dir: Path | str) -> ValidatedModel:
+    """:func:`open_model_dir` without expectations (exporters call it before publishing)."""
+    return open_model_dir(model_dir)
