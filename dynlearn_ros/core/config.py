@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from dynlearn_ros.core.control import DEFAULT_MAX_TRACKING_ERROR
+from dynlearn_ros.core.inverse_model import MODEL_KINDS
 from dynlearn_ros.core.robots import ROBOTS, RobotSpec, robot_spec
 from dynlearn_ros.core.schedule import GainSchedule, default_gains
 from dynlearn_ros.core.trajectories import pick_place_waypoints
-from dynlearn_ros.runtime.registry import ALL_KINDS
 
 REFERENCES = ("sine", "pick_place", "hold")
 TYPES = ("double", "int", "bool", "string", "double_array", "string_array")
@@ -224,7 +224,7 @@ COMPUTED_TORQUE_SPEC: tuple[ParamSpec, ...] = (
               "limits (N*m), > 0 and at most the URDF's effort limits; default: the manufacturer's "
               "limits of the robot's default variant (config/robots.yaml)", lo=0.0, hi=1e4, per_joint=True),
     ParamSpec("model_kind", "string", "analytic", "feed-forward model; a change loads the model off "
-              "the control path and swaps it in when it passes its checks", choices=ALL_KINDS),
+              "the control path and swaps it in when it passes its checks", choices=MODEL_KINDS),
     ParamSpec("model_dir", "string", "", "learned model directory (model.onnx + metadata.json); "
               "relative paths are under the package's models/; a change loads it as model_kind does"),
     ParamSpec("reference", "string", "sine", "built-in reference (a message on reference_trajectory "

@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+#: names of the feed-forward models the controller can run (its ``model_kind`` parameter):
+#: "analytic" is built from the URDF; the learned kinds are loaded by
+#: :mod:`dynlearn_ros.runtime.registry`, which must offer exactly the others (a test checks).
+MODEL_KINDS: tuple[str, ...] = ("analytic", "acrkn", "svdkl")
+
+
 @dataclass
 class InverseQuery:
     """One control tick's inputs, preallocated once per controller (all (n,) float64).

@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from dynlearn_ros.core.inverse_model import InverseModel
+from dynlearn_ros.core.inverse_model import MODEL_KINDS, InverseModel
 from dynlearn_ros.runtime.errors import ModelLoadError
 
 __all__ = ["ALL_KINDS", "LEARNED_KINDS", "ModelLoadError", "UnavailableModel", "load_inverse_model"]
@@ -23,7 +23,7 @@ LEARNED_KINDS: dict[str, str] = {
     "acrkn": "dynlearn_ros.runtime.acrkn:AcrknInversePredictor",
     "svdkl": "dynlearn_ros.runtime.svdkl:SvdklPredictor",
 }
-ALL_KINDS = ("analytic", *LEARNED_KINDS)
+ALL_KINDS = MODEL_KINDS  # the controller's choices; LEARNED_KINDS covers every learned one
 
 
 class UnavailableModel(InverseModel):

@@ -335,3 +335,12 @@ def test_runtime_modules_do_not_import_the_registry():
             "print('dynlearn_ros.runtime.registry' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_registry_offers_exactly_the_controllers_learned_kinds():
+    from dynlearn_ros.core.inverse_model import MODEL_KINDS
+    from dynlearn_ros.runtime.registry import ALL_KINDS, LEARNED_KINDS
+
+    assert MODEL_KINDS[0] == "analytic"
+    assert set(LEARNED_KINDS) == set(MODEL_KINDS[1:])
+    assert ALL_KINDS == MODEL_KINDS
