@@ -10,7 +10,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,27 +29,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _analytic(data_name: str, test) -> dict:
-    from dynlearn_ros.datasets.analytic import analytic_torque
-    from dynlearn_ros.learning.data import episode_slices
-    from dynlearn_ros.learning.evaluate import torque_errors
+    from dynlearn_ros.datasets.rbd_baseline import analytic_torque
+    from dynlearn_ros.datasets.windows import inverse_rows
+    from dynlearn_ros.learning.evaluation.sequence import torque_errors
 
     robot = ANALYTIC_ROBOT.get(data_name)
     if robot is None:
         raise SystemExit(f"--model analytic: no URDF for data set '{data_name}' (have {sorted(ANALYTIC_ROBOT)})")
     tau_hat = np.asarray(analytic_torque(test, robot))
-    rows = np.concatenate([np.arange(sl.start + 1, sl.stop - 1) for sl in episode_slices(test.episode)])
+    rows = inverse_rows(test.episode)
     return torque_errors(tau_hat[rows], test.tau[rows])
 
 
 def run(args: argparse.Namespace) -> int:
     if args.model in GP_KINDS:
         return gp_dispatch(args, "evaluate")
-    from dynlearn_ros.learning.data import Stats, load_data, split, subsample
-    from dynlearn_ros.learning.evaluate import forward_multistep, inverse_eval
-    from dynlearn_ros.learning.train import load_checkpoint
+    from dynlearn_ros.datasets.catalog import load_dataset
+    from dynlearn_ros.datasets.filtering import subsample
+    from dynlearn_ros.datasets.normalize import Stats
+    from dynlearn_ros.datasets.splits import train_val_test
+    from dynlearn_ros.learning.evaluation.sequence import forward_multistep, inverse_eval
+    from dynlearn_ros.learning.training.sequence import load_checkpoint
+    from dynlearn_ros.reporting.markdown import write_outputs
+    from dynlearn_ros.reporting.tables import sequence_eval_table
 
-    data = load_data(args.data)
-    _tr, _va, test = split(data, seed=args.seed)
+    data = load_dataset(args.data)
+    _tr, _va, test = train_val_test(data, seed=args.seed)
     results: dict = {"data": str(args.data), "split_seed": args.seed, "test_rows": len(test),
                      "date": datetime.now(UTC).strftime("%Y-%m-%d"), "models": {}}
     direction = None
@@ -74,47 +78,14 @@ def run(args: argparse.Namespace) -> int:
         direction = "inverse"
     if direction == "inverse":
         # the reference every learned inverse model must beat: it is handed tau_{t-1}
-        from dynlearn_ros.learning.data import episode_slices
-        from dynlearn_ros.learning.evaluate import torque_errors
+        from dynlearn_ros.datasets.windows import inverse_rows
+        from dynlearn_ros.learning.evaluation.sequence import torque_errors
 
-        rows = np.concatenate([np.arange(sl.start + 1, sl.stop - 1) for sl in episode_slices(test.episode)])
+        rows = inverse_rows(test.episode)
         results["models"]["previous torque"] = torque_errors(test.tau[rows - 1], test.tau[rows])
     if not results["models"]:
         raise SystemExit("nothing to evaluate: give --runs and/or --model analytic")
-    text = json.dumps(results, indent=1)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text)
-    md = markdown(results, direction or "inverse", data.joint_names)
-    if args.md:
-        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.md).write_text(md)
-    print(md)
+    write_outputs(results, sequence_eval_table(results, direction or "inverse", data.joint_names), args.json,
+                  args.md)
     return 0
 
-
-def markdown(results: dict, direction: str, joint_names) -> str:
-    lines = []
-    if direction == "forward":
-        hs = None
-        for res in results["models"].values():
-            hs = list(res["rmse"])
-            break
-        lines.append("| model | " + " | ".join(f"h={h}" for h in hs) + " | NLL (1-step) | epochs (best) |")
-        lines.append("|---" * (len(hs) + 3) + "|")
-        prev = None
-        for name, res in results["models"].items():
-            lines.append(f"| {name} | " + " | ".join(f"{res['rmse'][h]:.4f}" for h in hs)
-                         + f" | {res['nll_1step']:.3f} | {res['epochs']} ({res['best_epoch']}) |")
-            prev = res["prev_state_rmse"]
-        if prev is not None:
-            lines.append("| previous state | " + " | ".join(f"{prev[h]:.4f}" for h in hs) + " | - | - |")
-    else:
-        lines.append("| model | " + " | ".join(joint_names) + " | all | NLL | within 2 std |")
-        lines.append("|---" * (len(joint_names) + 4) + "|")
-        for name, res in results["models"].items():
-            nll = f"{res['nll']:.3f}" if "nll" in res else "-"
-            w2 = f"{res['within_2std']:.3f}" if "within_2std" in res else "-"
-            lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in res["rmse_per_joint"])
-                         + f" | {res['rmse']:.3f} | {nll} | {w2} |")
-    return "\n".join(lines) + "\n"

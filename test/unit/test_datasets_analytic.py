@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from data_required import require
 
-from dynlearn_ros.datasets.analytic import analytic_torque, torque_rmse, urdf_for
-from dynlearn_ros.datasets.registry import load_dataset
+from dynlearn_ros.datasets.catalog import load_dataset
+from dynlearn_ros.datasets.rbd_baseline import analytic_torque, torque_rmse, urdf_for
 
 
 @pytest.fixture(scope="module")

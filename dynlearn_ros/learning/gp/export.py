@@ -47,7 +47,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from dynlearn_ros.learning.gp.models import GPInverseModel
+from dynlearn_ros.learning.models.gp import GPInverseModel
 from dynlearn_ros.runtime.model_store import publish_model_dir
 
 OPSET = 17

@@ -41,9 +41,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from dynlearn_ros.learning.gp.options import GP_INPUTS
+from dynlearn_ros.learning.models import GP_INPUTS, GP_KINDS
 
-KINDS = ("svdkl", "svgp", "dkl")
+KINDS = GP_KINDS
 
 
 @dataclass

@@ -105,25 +105,3 @@ def torque_rmse(data: TrajectoryData, robot: str) -> dict[str, list[float]]:
         "tau_std": np.std(data.tau, axis=0).tolist(),
     }
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m dynlearn_ros.datasets.analytic [DATASET ROBOT]...``: per-joint RMSE as JSON.
-
-    Without arguments: panda_gaz2019 with panda and ur10 with ur10."""
-    import json
-
-    from dynlearn_ros.datasets.registry import load_dataset
-
-    args = sys.argv[1:] if argv is None else argv
-    pairs = list(zip(args[::2], args[1::2], strict=False)) or [("panda_gaz2019", "panda"), ("ur10", "ur10")]
-    report = {}
-    for name, robot in pairs:
-        r = torque_rmse(load_dataset(name), robot)
-        report[name] = {k: [round(x, 4) for x in v] if k != "joints" else v for k, v in r.items()}
-    for name, r in report.items():
-        print(json.dumps({name: r}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
