@@ -6,14 +6,14 @@ Measured in the same run, for the same model:
   with IOBinding, includes copying q, qd, qdd in and sqrt of the variance) - what the controller
   pays per tick;
 * ``onnx_session_run``: plain ``session.run`` with a feed dict (no IOBinding);
-* ``numpy``: the same cached formulas in numpy float32 (see ``export.py``);
+* ``numpy``: the same cached formulas in numpy float32 (see :mod:`dynlearn_ros.learning.gp.export`);
 * ``gpytorch``: the trained model's own prediction (eval mode, caches warm).
 
 Two architectures: ``default`` (the shipped one, :class:`GPConfig` defaults) and
 ``design_ref`` (21-256-256-16 extractor, 256 inducing points: the "straightforward export" of the
 design notes, ~128 us p50 there), plus ``m64`` and ``m64_x`` (64 inducing points; ``_x`` with the
 distance-aware GP input z = [phi(x), x]) and ``m64_nov512`` / ``m64_nov2048`` (``m64`` with a
-novelty term over 512 / 2048 stored inputs, ``novelty.py``). The figures do not depend on trained values, so the
+novelty term over 512 / 2048 stored inputs, :mod:`dynlearn_ros.learning.models.novelty`). The figures do not depend on trained values, so the
 models are freshly initialized (seeded). Goal: p99 <= 60 us for the shipped models
 (``models/svdkl_panda``, ``models/svdkl_iiwa_sim``) through ``onnx_predictor``.
 
