@@ -21,8 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from dynlearn_ros.learning.training.novelty import NoveltyCalibration, calibrate
 
+    if not (Path(args.runs[0]) / "checkpoint.pt").is_file():
+        raise SystemExit(f"novelty: no checkpoint.pt in {args.runs[0]} (train the run first)")
     calibrate(NoveltyCalibration(run=args.runs[0], data=args.data, scheme=args.scheme, k=tuple(args.k),
                                  d0=tuple(args.d0), threads=args.threads, command=command_line(args)))
     return 0

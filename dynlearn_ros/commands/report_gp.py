@@ -63,6 +63,13 @@ def run(args: argparse.Namespace) -> int:
     elif args.target == "gp-fractions":
         cfg.model, cfg.fractions, cfg.epochs, cfg.runs_root = args.model, tuple(args.fractions), args.epochs, args.runs_root
         cfg.plot_rows = args.plot_rows
+        if args.png:  # refuse bad joint indices before training anything
+            from dynlearn_ros.datasets.catalog import load_dataset
+
+            n = load_dataset(args.data[0]).n_joints
+            bad = [j for j in args.joints if not 0 <= j < n]
+            if bad:
+                raise SystemExit(f"--joints {bad}: {args.data[0]} has joints 0..{n - 1}")
         res, curves = gp_studies.fractions(cfg)
         if args.png:
             from dynlearn_ros.reporting.plots import variance_vs_data

@@ -124,9 +124,11 @@ def test_bench_plant_runs(tmp_path):
     res = json.loads(out.read_text())
     (r,) = res["robots"]
     assert r["speed"]["plant_step_and_read_per_s"] > 0
-    # design notes: with the fixes the match is ~1e-14 in torque; without them, damping and
-    # collision-shape inertias put the acceleration error orders of magnitude higher
-    assert r["match"]["accel_err_max_rad_s2"] < 1e-3 * max(r["match"]["pybullet_defaults_accel_err_max_rad_s2"], 1e-9) \
-        or r["match"]["accel_err_max_rad_s2"] < 1e-6
+    # design notes: with the plant's fixes PyBullet matches Pinocchio to floating-point rounding
+    # (~1e-13 rad/s^2 here; 1e-9 leaves room for other BLAS builds); with PyBullet's defaults the
+    # URDF damping (0.5 N*m*s/rad at |qd| up to 1 rad/s) acts on wrist links of grams: errors of
+    # 1e2-1e3 rad/s^2, so anything above 1 shows the comparison is real
+    assert r["match"]["accel_err_max_rad_s2"] < 1e-9
+    assert r["match"]["pybullet_defaults_accel_err_max_rad_s2"] > 1.0
     assert np.isfinite(r["match"]["gravity_hold_drift_10s_rad"])
     assert res["command_line"].startswith("dynlearn-ros bench plant")

@@ -74,3 +74,41 @@ def test_dkl_has_no_onnx_export(npz):
 
     with pytest.raises(SystemExit, match="no ONNX export"):
         main(["export", "--data", npz, "--model", "dkl"])
+
+
+def test_novelty_and_report_verbs_on_a_trained_run(npz, tmp_path):
+    """``novelty`` -> ``export --novelty`` -> ``report gp-compare --novelty`` -> ``report
+    inverse-table``: the verbs that replaced the python -m entry points, on one small run."""
+    from dynlearn_ros.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", npz, "--out", str(run), *SMALL]) == 0
+    assert main(["novelty", "--data", npz, "--runs", str(run), "--k", "64", "--d0", "0", "0.5"]) == 0
+    rec = json.loads((run / "novelty.json").read_text())
+    assert rec["k"] == 64 and rec["d0"] in (0.0, 0.5) and len(rec["alpha"]) == 2
+    assert rec["command"].startswith("dynlearn-ros novelty")
+    # the term only adds variance (alpha >= 0), so the exported model's coverage cannot drop
+    mdir = tmp_path / "m"
+    assert main(["export", "--data", npz, "--model", "svdkl", "--run", str(run), "--novelty", "--out", str(mdir)]) == 0
+    test = json.loads((mdir / "metadata.json").read_text())["metrics"]
+    assert test["test"]["coverage95"] >= test["test_without_novelty"]["coverage95"]
+    c_json, c_md = tmp_path / "c.json", tmp_path / "c.md"
+    assert main(["report", "gp-compare", "--data", npz, "--runs", f"s={run}", "--novelty", "--json", str(c_json),
+                 "--md", str(c_md)]) == 0
+    models = json.loads(c_json.read_text())["models"]
+    assert set(models) == {"s", "s + novelty"}
+    assert models["s + novelty"]["test"]["mean_std"] >= models["s"]["test"]["mean_std"]
+    assert "| s + novelty |" in c_md.read_text()
+    t_json = tmp_path / "t.json"
+    assert main(["report", "inverse-table", "--data", npz, "--runs", f"s={run}", "--no-analytic",
+                 "--json", str(t_json)]) == 0
+    table = json.loads(t_json.read_text())
+    assert set(table["models"]) == {"s", "previous torque"}
+    assert table["command"].startswith("dynlearn-ros report inverse-table")
+
+
+def test_novelty_refuses_a_missing_run(tmp_path):
+    from dynlearn_ros.cli import main
+
+    with pytest.raises(SystemExit, match="no checkpoint.pt"):
+        main(["novelty", "--runs", str(tmp_path / "nothing")])
