@@ -4,8 +4,6 @@ validation checkpoint in ``--out/checkpoint.pt`` and a summary in ``--out/train.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from dynlearn_ros.commands._common import (
     GP_KINDS,
@@ -49,10 +47,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model == "analytic":
         print("analytic: nothing to train (Pinocchio RNEA); use `dynlearn-ros eval --model analytic`")
         return 0
-    from dynlearn_ros.datasets.catalog import load_dataset
-    from dynlearn_ros.datasets.filtering import subsample
-    from dynlearn_ros.datasets.splits import train_val_test
-    from dynlearn_ros.learning.training.sequence import TrainConfig, data_hash, fit, save_checkpoint
+    from dynlearn_ros.learning.training.sequence import TrainConfig
+    from dynlearn_ros.learning.training.sequence_runs import train_run
 
     direction = direction_of(args)
     window = args.window or (40 if direction == "forward" else 50)
@@ -64,18 +60,6 @@ def run(args: argparse.Namespace) -> int:
         act_target=args.act_target, own_action_frac=args.own_action_frac,
         max_train_samples=args.max_train_samples, threads=args.threads,
     )
-    data = load_dataset(args.data)
-    train, val, _test = train_val_test(data, seed=args.seed)
-    train, val = subsample(train, args.subsample), subsample(val, args.subsample)
-    ckpt = fit(train, val, tcfg, progress=not args.no_progress, data_name=str(args.data))
-    ckpt["data_hash"] = data_hash(data)
-    ckpt["subsample"] = args.subsample
-    ckpt["train_command"] = command_line(args)
-    out = Path(args.out or f"runs/{Path(str(args.data)).stem}/{args.model}-{direction}-s{args.seed}")
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(ckpt, out / "checkpoint.pt")
-    summary = {k: v for k, v in ckpt.items() if k not in ("state_dict",)}
-    (out / "train.json").write_text(json.dumps(summary, indent=1))
-    print(f"{args.model} ({direction}): best epoch {ckpt['best_epoch']} val loss {ckpt['best_val_loss']:.4f}, "
-          f"{ckpt['wall_s']:.1f} s -> {out}")
+    train_run(str(args.data), tcfg, args.out, args.subsample, progress=not args.no_progress,
+              command=command_line(args))
     return 0
