@@ -7,8 +7,12 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dynlearn_ros.learning.models import GP_INPUTS, GP_KINDS
+
+if TYPE_CHECKING:  # torch-free at run time: the parser of every verb imports this module
+    from dynlearn_ros.learning.training.gp_runs import GPRunConfig
 
 MODEL_CHOICES = ("acrkn-fwd", "acrkn-inv", "rkn", "lstm", "gru", "ffnn", "analytic", *GP_KINDS)
 FORWARD_DATA = ("pneumatic", "kuka_lwr", "baxter")
@@ -37,7 +41,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--md", default=None, help="markdown table output path")
 
 
-def add_gp_architecture_arguments(parser) -> None:
+def add_gp_architecture_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The GP architecture options (an ArgumentParser or argument group)."""
     parser.add_argument("--gp-hidden", default=None, help="extractor hidden widths, e.g. 128,128")
     parser.add_argument("--gp-features", type=int, default=None, help="feature dimension D")
@@ -72,7 +76,7 @@ def command_line(args: argparse.Namespace) -> str:
     return shlex.join(getattr(args, "command_line", None) or ["dynlearn-ros", *sys.argv[1:]])
 
 
-def gp_run_config(args: argparse.Namespace):
+def gp_run_config(args: argparse.Namespace) -> GPRunConfig:
     """A :class:`~dynlearn_ros.learning.training.gp_runs.GPRunConfig` from parsed options (those a
     parser lacks take the config's defaults)."""
     from dynlearn_ros.learning.training.gp_runs import GPRunConfig
