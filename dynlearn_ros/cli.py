@@ -18,9 +18,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "train a dynamics model on a data set"),
     "eval": ("eval", "evaluate trained models and write JSON + a markdown table"),
     "export": ("export", "export a trained model to an ONNX model directory"),
-    "bench": ("bench", "benchmarks writing JSON (loop, model, train)"),
-    "report": ("report", "reproduce a results table or scenario (see docs/results.md)"),
+    "novelty": ("novelty", "calibrate the novelty term of a trained SVDKL/SVGP run's variance"),
+    "data": ("data", "list the data sets; the rigid-body baseline on them"),
+    "bench": ("bench", "benchmarks writing JSON (loop, model, train, svdkl, plant)"),
     "model": ("model", "check or migrate model directories (docs/models.md)"),
+    "report": ("report", "reproduce a documented results table, figure or scenario"),
 }
 
 

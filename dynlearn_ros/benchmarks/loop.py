@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dynlearn_ros.benchmarks.pipe_echo import (  # noqa: F401  (LoopBenchError, pipe_echo: re-exported, callers import them from here)
+from dynlearn_ros.benchmarks.wakeup import (  # noqa: F401  (LoopBenchError, pipe_echo: re-exported, callers import them from here)
     RATE_HZ,
     STARTUP_TIMEOUT_S,
     STOP_TIMEOUT_S,

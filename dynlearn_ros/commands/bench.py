@@ -1,7 +1,8 @@
-"""``dynlearn-ros bench {loop,model,train} --json PATH``: benchmarks that write JSON.
+"""``dynlearn-ros bench {loop,model,train,svdkl,plant} --json PATH``: benchmarks that write JSON.
 
 Figures are medians / percentiles of one run, with a baseline measured in the same run
-(these machines are shared and noisy): compare ratios, not absolute numbers."""
+(these machines are shared and noisy): compare ratios, not absolute numbers. The measuring
+code lives in ``dynlearn_ros/benchmarks/``; these modules only parse options."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import importlib
 
 BENCHES = {
     "loop": ("bench_loop", "bridge (realtime, 1 kHz) <-> controller round trip over DDS"),
-    "model": ("bench_model", "per-step latency of exported models in onnxruntime vs torch / RNEA"),
+    "model": ("bench_model", "per-step latency of exported models in onnxruntime vs torch / RNEA (and SVDKL)"),
     "train": ("bench_train", "training seconds per epoch over 100k samples"),
+    "svdkl": ("bench_svdkl", "SVDKL mean+variance latency: onnxruntime, numpy, gpytorch, shipped models"),
+    "plant": ("bench_plant", "PyBullet plant speed and its match to the analytic model"),
 }
 
 

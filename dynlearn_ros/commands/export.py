@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model_version to write (default: one more than the directory holds)")
     parser.add_argument("--novelty", action="store_true",
                         help="svdkl: add the run's calibrated novelty term to the exported variance "
-                             "(python -m dynlearn_ros.learning.gp.novelty first; docs/results_svdkl.md)")
+                             "(dynlearn-ros novelty first; docs/results_svdkl.md)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,10 +37,13 @@ def run(args: argparse.Namespace) -> int:
         return gp_dispatch(args, "export")
     if not args.run or not args.out:
         raise SystemExit("export needs --run (a train output directory) and --out (the model directory)")
-    from dynlearn_ros.learning.data import Stats, load_data, split, subsample
-    from dynlearn_ros.learning.evaluate import forward_multistep, inverse_predict, torque_errors
+    from dynlearn_ros.datasets.catalog import load_dataset as load_data
+    from dynlearn_ros.datasets.filtering import subsample
+    from dynlearn_ros.datasets.normalize import Stats
+    from dynlearn_ros.datasets.splits import train_val_test as split
+    from dynlearn_ros.learning.evaluation.sequence import forward_multistep, inverse_predict, torque_errors
     from dynlearn_ros.learning.export import write_model_dir
-    from dynlearn_ros.learning.train import load_checkpoint
+    from dynlearn_ros.learning.training.sequence import load_checkpoint
 
     model, ckpt = load_checkpoint(Path(args.run) / "checkpoint.pt")
     if args.model and args.model != ckpt["model_config"]["kind"]:

@@ -1,53 +1,38 @@
-"""``dynlearn-ros report <target>``: reproduce a results scenario.
+"""``dynlearn-ros report <target>``: reproduce a documented results table, figure or scenario.
 
-Targets:
-  vgain  the variance-scheduled closed-loop comparison (issue 4, section 4; docs/results_closed_loop.md):
-         lockstep sim_bridge + computed_torque + scenario_recorder processes for each configuration
-         of config/scenario_vgain.yaml; writes JSON, a markdown table and a PNG.
+Targets (each its own options; ``dynlearn-ros report <target> --help``):
+  vgain          closed-loop comparison of fixed and variance-scheduled gains (docs/results_closed_loop.md)
+  gp-quality     GP inverse-dynamics quality and calibration per data set (docs/results_svdkl.md)
+  gp-fractions   GP predictive std vs the fraction of training data, with a PNG (docs/results_svdkl.md)
+  gp-compare     trained GP runs side by side, per episode kind / distance, with novelty (docs/results_svdkl.md)
+  inverse-table  every inverse model family on the same test rows (docs/results.md)
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import importlib
 
-TARGETS = ("vgain",)
+TARGETS = {
+    "vgain": ("report_vgain", "closed-loop comparison of fixed and variance-scheduled gains"),
+    "gp-quality": ("report_gp", "GP inverse-dynamics quality and calibration per data set"),
+    "gp-fractions": ("report_gp", "GP predictive std vs the fraction of training data (PNG)"),
+    "gp-compare": ("report_gp", "trained GP runs side by side on the validation and test splits"),
+    "inverse-table": ("report_inverse_table", "every inverse model family on the same test rows"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", choices=TARGETS, help="which scenario to run")
-    parser.add_argument("--config", default=None, help="scenario YAML (default: config/scenario_vgain.yaml)")
-    parser.add_argument("--configs", default=None,
-                        help="comma-separated configuration keys to run (default: those in the YAML without a skip reason)")
-    parser.add_argument("--duration", type=float, default=None, help="sim seconds per configuration "
-                        "(default: duration_s of the YAML)")
-    parser.add_argument("--workdir", default=None, help="keep node logs, summaries and recordings here "
-                        "(default: a new temporary directory)")
-    parser.add_argument("--json", default=None, help="JSON output path")
-    parser.add_argument("--md", default=None, help="markdown table output path")
-    parser.add_argument("--png", default=None, help="figure output path (error, K_P, std vs time)")
+    sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
+    for name, (module, help_text) in TARGETS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_report_module=module)
+        mod = importlib.import_module(f"dynlearn_ros.commands.{module}")
+        if module == "report_gp":
+            mod.add_arguments(p, name)
+        else:
+            mod.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from dynlearn_ros.scenarios.vgain import run_scenario, write_report
-    from dynlearn_ros.scenarios.vgain_config import load_config
-
-    cfg = load_config(args.config)
-    if args.configs:
-        keys = args.configs.split(",")
-    else:
-        keys = [k for k, c in cfg.configurations.items() if not c.get("skip")]
-        for k, c in cfg.configurations.items():
-            if c.get("skip"):
-                print(f"skipping configuration {k}: {c['skip']} (select it with --configs)")
-    unknown = [k for k in keys if k not in cfg.configurations]
-    if unknown:
-        raise SystemExit(f"unknown configuration(s) {unknown}; the YAML has {list(cfg.configurations)}")
-    report = run_scenario(cfg, keys, args.duration, Path(args.workdir) if args.workdir else None)
-    write_report(report, cfg, args.json, args.md, args.png)
-    failed = {k: r["model_load_error"] for k, r in report["configurations"].items() if r["model_load_error"]}
-    for k, err in failed.items():
-        print(f"warning: configuration {k} ran without its learned model: {err}")
-    if args.md:
-        print(Path(args.md).read_text())
-    return 0
+    return int(importlib.import_module(f"dynlearn_ros.commands.{args._report_module}").run(args) or 0)

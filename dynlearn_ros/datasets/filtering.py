@@ -6,12 +6,16 @@ the ac-RKN paper: the measured velocity is low-pass filtered forward and backwar
 
 Forward-backward filtering with a Butterworth filter of order ``k`` and cut-off ``fc`` has the
 squared magnitude response ``|H(f)|^2 = 1 / (1 + (f/fc)^(2k))`` and no phase lag.
+
+:func:`subsample` lowers a data set's rate by keeping every k-th row of each episode.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.signal import butter, filtfilt
+
+from dynlearn_ros.datasets.format import TrajectoryData
 
 
 def lowpass_zero_phase(x: np.ndarray, dt: float, cutoff_hz: float, order: int = 4) -> np.ndarray:
@@ -65,3 +69,20 @@ def episode_bounds(episode: np.ndarray) -> list[tuple[int, int]]:
     starts = np.r_[0, cuts]
     stops = np.r_[cuts, episode.size]
     return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
+
+
+def subsample(data: TrajectoryData, k: int) -> TrajectoryData:
+    """Every k-th row of each episode (dt becomes k * dt); k <= 1 returns ``data`` unchanged.
+
+    qd and qdd are kept as measured (instantaneous values, no anti-alias filter); tau is the
+    applied torque at the kept rows. Used to train inverse models at a lower rate, where one
+    step's torque change is larger than the sensor noise."""
+    if k <= 1:
+        return data
+    mask = np.zeros(len(data), dtype=bool)
+    for a, b in episode_bounds(data.episode):
+        mask[a:b:k] = True
+    out = data.select(mask)
+    out.dt = data.dt * k
+    out.meta = {**data.meta, "subsample": k}
+    return out

@@ -23,6 +23,7 @@ A user's own logs train without code changes once written in this layout
 
 from __future__ import annotations
 
+import ast
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,3 +120,18 @@ def load_npz(path: str | Path) -> TrajectoryData:
             t=z["t"], q=z["q"], qd=z["qd"], tau=z["tau"], episode=z["episode"],
             joint_names=tuple(z["joint_names"].tolist()), dt=float(z["dt"]), qdd=qdd, meta=meta,
         )
+
+
+def episode_kinds(data: TrajectoryData) -> dict[int, str]:
+    """Episode index -> kind ("fourier", "pick_place", ...) from the data set's metadata
+    (``episode_stats``, written by dynlearn_ros.scenarios.vgain_data); empty when absent
+    or unreadable."""
+    stats = data.meta.get("episode_stats")
+    if isinstance(stats, str):
+        try:
+            stats = ast.literal_eval(stats)  # stored as text in .npz metadata
+        except (ValueError, SyntaxError):
+            return {}
+    if not isinstance(stats, list):
+        return {}
+    return {int(e["episode"]): str(e["kind"]) for e in stats if isinstance(e, dict) and "kind" in e}

@@ -105,3 +105,20 @@ def train_val_test(
     if data.episodes().size >= MIN_EPISODES_FOR_EPISODE_SPLIT:
         return split_by_episode(data, fractions, seed)
     return split_contiguous(data, fractions)
+
+
+def load_splits(
+    name_or_path: str, seed: int = 0, max_train_samples: int | None = None
+) -> tuple[TrajectoryData, TrajectoryData, TrajectoryData, TrajectoryData]:
+    """(data, train, val, test) of a named data set or a generic ``.npz``
+    (:func:`dynlearn_ros.datasets.catalog.load_dataset`) split by :func:`train_val_test`;
+    ``max_train_samples`` keeps only the first N rows of the training split."""
+    from dynlearn_ros.datasets.catalog import load_dataset
+
+    data = load_dataset(name_or_path)
+    train, val, test = train_val_test(data, seed=seed)
+    if max_train_samples is not None and len(train) > max_train_samples:
+        mask = np.zeros(len(train), dtype=bool)
+        mask[:max_train_samples] = True
+        train = train.select(mask)
+    return data, train, val, test

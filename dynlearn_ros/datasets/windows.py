@@ -3,6 +3,10 @@
 A window is ``length`` consecutive rows of one episode; windows start every ``stride`` rows from
 each episode's first row; an episode shorter than ``length`` yields none, and its tail rows that
 do not fill a last window are not used (use ``stride=1`` to reach them).
+
+:func:`model_arrays` arranges a data set's columns for the sequence models (forward:
+obs = q or [q, qd], act = tau; inverse: obs = [q, qd], act = tau) and :func:`gather` cuts
+windows of any such array at given starts.
 """
 
 from __future__ import annotations
@@ -55,3 +59,27 @@ def make_windows(data: TrajectoryData, length: int, stride: int | None = None) -
         q=take(data.q), qd=take(data.qd), qdd=None if data.qdd is None else take(data.qdd),
         tau=take(data.tau), t=take(data.t), episode=data.episode[starts], start=starts,
     )
+
+
+def gather(x: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """Windows (B, length, d) of x (N, d) starting at the rows ``starts`` (B,)."""
+    idx = starts[:, None] + np.arange(length)[None, :]
+    return x[idx]
+
+
+def model_arrays(data: TrajectoryData, direction: str, obs_qd: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(obs (N, d_o), act (N, d_a)) for ``direction`` 'forward' | 'inverse': obs = [q, qd]
+    (rad, rad/s) for inverse models or with ``obs_qd``, else q; act = tau (N*m or the data set's
+    action units)."""
+    if direction == "inverse" or obs_qd:
+        obs = np.concatenate([data.q, data.qd], axis=1)
+    else:
+        obs = data.q
+    return obs, data.tau
+
+
+def inverse_rows(episode: np.ndarray) -> np.ndarray:
+    """Row indices 1 .. T-2 of every episode of ``episode`` (N,) with T >= 3 rows: the rows an
+    inverse model that reads tau_{t-1} and the next observation o_{t+1} can predict."""
+    parts = [np.arange(a + 1, b - 1) for a, b in episode_bounds(episode) if b - a >= 3]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)

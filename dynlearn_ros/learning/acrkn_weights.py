@@ -80,7 +80,7 @@ def weights_from_step(step) -> dict:
     """From an :class:`~dynlearn_ros.learning.export.InverseStep` (trained model + statistics)."""
     import torch
 
-    from dynlearn_ros.learning.rkn import elup1
+    from dynlearn_ros.learning.models.rkn import elup1
 
     model = step.model
     named = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}

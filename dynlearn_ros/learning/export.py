@@ -32,8 +32,8 @@ import torch
 from torch import Tensor, nn
 
 from dynlearn_ros import __version__
-from dynlearn_ros.learning.data import Stats
-from dynlearn_ros.learning.models import AcRknForward, AcRknInverse
+from dynlearn_ros.datasets.normalize import Stats
+from dynlearn_ros.learning.models.sequence import AcRknForward, AcRknInverse
 from dynlearn_ros.runtime.acrkn import ACRKN_TENSORS
 from dynlearn_ros.runtime.golden import acrkn_golden_inputs
 from dynlearn_ros.runtime.metadata import Provenance, SigmaBounds, TensorSpec

@@ -112,7 +112,7 @@ def test_convert_rewrites_a_torch_export_in_place_and_refuses_what_it_cannot_rep
 def test_bench_graph_ab_times_both_graphs_of_one_step(tmp_path):
     """dynlearn-ros bench model's A/B entry: both graphs of the same step, node counts recorded,
     the ratio computed from the two medians (the timing itself is the benchmark's business)."""
-    from dynlearn_ros.commands.bench_model import _graph_ab
+    from dynlearn_ros.benchmarks.model import _graph_ab
 
     model, stats, _ = _setup("difference", np.random.default_rng(4))
     res = _graph_ab(InverseStep(model, stats).eval(), tmp_path, steps=300, warm=20)

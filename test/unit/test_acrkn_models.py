@@ -4,11 +4,18 @@ import numpy as np
 import pytest
 import torch
 
-from dynlearn_ros.learning.data import Stats, split
-from dynlearn_ros.learning.evaluate import inverse_predict, torque_errors
-from dynlearn_ros.learning.models import ModelConfig, build_model
+from dynlearn_ros.datasets.normalize import Stats
+from dynlearn_ros.datasets.splits import train_val_test as split
+from dynlearn_ros.learning.evaluation.sequence import inverse_predict, torque_errors
+from dynlearn_ros.learning.models.sequence import ModelConfig, build_model
 from dynlearn_ros.learning.synthetic import pendulum_data
-from dynlearn_ros.learning.train import TrainConfig, fit, load_checkpoint, own_action_mask, save_checkpoint
+from dynlearn_ros.learning.training.sequence import (
+    TrainConfig,
+    fit,
+    load_checkpoint,
+    own_action_mask,
+    save_checkpoint,
+)
 
 torch.set_num_threads(1)
 

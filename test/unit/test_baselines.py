@@ -4,7 +4,7 @@ when an observation is missing, the FFNN has no memory."""
 import pytest
 import torch
 
-from dynlearn_ros.learning.models import FORWARD_KINDS, INVERSE_KINDS, ModelConfig, build_model
+from dynlearn_ros.learning.models.sequence import FORWARD_KINDS, INVERSE_KINDS, ModelConfig, build_model
 
 torch.set_num_threads(1)
 

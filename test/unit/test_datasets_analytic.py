@@ -7,8 +7,8 @@ import pytest
 from data_required import require
 
 from dynlearn_ros.core.robots import dataset_robot
-from dynlearn_ros.datasets.analytic import analytic_torque, baseline_urdf, torque_rmse, urdf_for
-from dynlearn_ros.datasets.registry import load_dataset
+from dynlearn_ros.datasets.catalog import load_dataset
+from dynlearn_ros.datasets.rbd_baseline import analytic_torque, baseline_urdf, torque_rmse, urdf_for
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import pytest
 from data_required import require
 
 from dynlearn_ros.datasets import pneumatic
+from dynlearn_ros.datasets.catalog import DATASETS, list_datasets, load_dataset
 from dynlearn_ros.datasets.filtering import episode_bounds
 from dynlearn_ros.datasets.format import save_npz
-from dynlearn_ros.datasets.registry import DATASETS, list_datasets, load_dataset
 
 pytestmark = pytest.mark.data
 

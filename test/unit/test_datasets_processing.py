@@ -170,3 +170,57 @@ def test_windows_with_real_episode_bounds_shape():
     for s, e in zip(w.start, w.episode, strict=True):
         a, b = next(bd for bd in bounds if data.episode[bd[0]] == e)
         assert a <= s and s + 10 <= b
+
+
+# ---------------------------------------------------------------- the sequence models' part of the pipeline
+def test_stats_differences_stay_inside_episodes_and_constant_columns_map_to_zero():
+    from dynlearn_ros.datasets.normalize import Stats
+
+    data = synthetic([5, 7])  # q[:, 0] = row index: +1 inside an episode, +1 across the boundary too
+    obs = data.q.copy()
+    obs[5:, 0] += 100.0        # a jump of 101 between the episodes that no difference may see
+    act = np.ones((len(data), 2))  # constant actions
+    st = Stats.fit(obs, act, data.episode)
+    assert st.dobs_mean[0] == pytest.approx(1.0) and st.dobs_std[0] == pytest.approx(1.0)  # all +1: std 0 -> 1
+    assert np.all(st.act_std == 1.0) and np.all(st.dact_std == 1.0)
+    assert np.allclose((act - st.act_mean) / st.act_std, 0.0)
+    back = Stats.from_dict(json.loads(json.dumps(st.to_dict())))
+    assert all(np.array_equal(getattr(back, k), getattr(st, k)) for k in st.__dict__)
+
+
+def test_gather_model_arrays_and_inverse_rows():
+    from dynlearn_ros.datasets.windows import gather, inverse_rows, model_arrays
+
+    data = synthetic([4, 2, 6])
+    obs, act = model_arrays(data, "inverse")
+    assert obs.shape == (12, 6) and act is data.tau
+    assert model_arrays(data, "forward")[0] is data.q
+    assert model_arrays(data, "forward", obs_qd=True)[0].shape == (12, 6)
+    starts = window_starts(data.episode, 3, 1)
+    w = gather(data.q, starts, 3)
+    assert w.shape == (len(starts), 3, 3) and np.array_equal(w[:, :, 0], starts[:, None] + np.arange(3))
+    # first and last row of each episode dropped; the 2-row episode gives none
+    assert inverse_rows(data.episode).tolist() == [1, 2, 7, 8, 9, 10]
+
+
+def test_subsample_keeps_every_kth_row_of_each_episode():
+    from dynlearn_ros.datasets.filtering import subsample
+
+    data = synthetic([5, 4])
+    sub = subsample(data, 2)
+    assert sub.q[:, 0].tolist() == [0, 2, 4, 5, 7]  # each episode restarts at its first row
+    assert sub.dt == pytest.approx(2 * data.dt) and sub.meta["subsample"] == 2
+    assert subsample(data, 1) is data
+
+
+def test_load_splits_truncates_only_the_training_part(tmp_path):
+    from dynlearn_ros.datasets.format import save_npz
+    from dynlearn_ros.datasets.splits import load_splits
+
+    path = save_npz(tmp_path / "d.npz", synthetic([30] * 6))
+    data, tr, va, te = load_splits(str(path), seed=1, max_train_samples=17)
+    _, tr_full, va_full, te_full = load_splits(str(path), seed=1)
+    assert len(data) == 180 and len(tr) == 17 and np.array_equal(tr.q, tr_full.q[:17])
+    assert np.array_equal(va.q, va_full.q) and np.array_equal(te.q, te_full.q)
+    with pytest.raises(FileNotFoundError):
+        load_splits(str(tmp_path / "missing.npz"))

@@ -25,8 +25,8 @@ def shipped_dir():
 def test_shipped_svdkl_reproduces_its_recorded_test_metrics():
     require("panda_gaz2019")
     from dynlearn_ros.core.inverse_model import InverseQuery
-    from dynlearn_ros.learning.gp.cli import load_splits
-    from dynlearn_ros.learning.gp.training import fit_normalization, gaussian_metrics, inputs_targets
+    from dynlearn_ros.datasets.splits import load_splits
+    from dynlearn_ros.learning.training.gp import fit_normalization, gaussian_metrics, inputs_targets
     from dynlearn_ros.runtime.registry import load_inverse_model
 
     mdir = shipped_dir()
@@ -68,9 +68,9 @@ def test_svdkl_learns_panda_inverse_dynamics():
     require("panda_gaz2019")
     import torch
 
-    from dynlearn_ros.learning.gp.cli import load_splits
-    from dynlearn_ros.learning.gp.models import GPConfig
-    from dynlearn_ros.learning.gp.training import evaluate_model, inputs_targets, train_gp
+    from dynlearn_ros.datasets.splits import load_splits
+    from dynlearn_ros.learning.models.gp import GPConfig
+    from dynlearn_ros.learning.training.gp import evaluate_model, inputs_targets, train_gp
 
     torch.set_num_threads(1)
     _data, tr, va, _te = load_splits("panda_gaz2019", 0)

@@ -1,4 +1,4 @@
-"""dynlearn_ros.learning.inverse_table: learning-core and GP runs scored on the same rows with one
+"""dynlearn_ros.learning.evaluation.inverse_table: learning-core and GP runs scored on the same rows with one
 NLL unit and one coverage definition."""
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ import torch
 from arm_data import sine_arm
 
 from dynlearn_ros.datasets.format import TrajectoryData, save_npz
-from dynlearn_ros.learning import inverse_table as it
+from dynlearn_ros.datasets.windows import inverse_rows
+from dynlearn_ros.learning.evaluation import inverse_table as it
+from dynlearn_ros.reporting.tables import inverse_table
 
 
 def test_eval_rows_drop_first_and_last_row_of_each_episode():
     ep = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
-    assert it.eval_rows(ep).tolist() == [1, 2, 7]
+    assert inverse_rows(ep).tolist() == [1, 2, 7]
 
 
 def test_score_coverage_uses_1_96_not_2_std():
@@ -36,7 +38,7 @@ def test_score_nll_is_standardized_and_unit_free():
     y_std = np.array([1.0, 2.0, 5.0])
     base = it.score(y, mean, std, y_std)
     # the N*m NLL is the learning core's definition (evaluate.torque_errors)
-    from dynlearn_ros.learning.evaluate import torque_errors
+    from dynlearn_ros.learning.evaluation.sequence import torque_errors
 
     assert base["nll_nm"] == pytest.approx(torque_errors(mean, y, std)["nll"], rel=1e-12)
     assert base["nll"] == pytest.approx(base["nll_nm"] - np.log(y_std).mean(), rel=1e-12)
@@ -47,7 +49,7 @@ def test_score_nll_is_standardized_and_unit_free():
     assert scaled["nll_nm"] == pytest.approx(base["nll_nm"] + math.log(c), abs=1e-9)
     assert scaled["rmse"] == pytest.approx(c * base["rmse"])
     # ... and equals the GP report's NLL
-    from dynlearn_ros.learning.gp.training import gaussian_metrics
+    from dynlearn_ros.learning.training.gp import gaussian_metrics
 
     assert base["nll"] == pytest.approx(gaussian_metrics(y, mean, std, y_std)["nll"], rel=1e-12)
 
@@ -72,12 +74,12 @@ def arm(tmp_path_factory):
     root = tmp_path_factory.mktemp("it")
     path = str(save_npz(root / "arm.npz", data))
 
-    from dynlearn_ros.learning.data import split
-    from dynlearn_ros.learning.gp.cli import load_splits
-    from dynlearn_ros.learning.gp.models import GPConfig
-    from dynlearn_ros.learning.gp.training import inputs_targets, save_checkpoint, train_gp
-    from dynlearn_ros.learning.train import TrainConfig, fit
-    from dynlearn_ros.learning.train import save_checkpoint as save_core
+    from dynlearn_ros.datasets.splits import load_splits
+    from dynlearn_ros.datasets.splits import train_val_test as split
+    from dynlearn_ros.learning.models.gp import GPConfig
+    from dynlearn_ros.learning.training.gp import inputs_targets, save_checkpoint, train_gp
+    from dynlearn_ros.learning.training.sequence import TrainConfig, fit
+    from dynlearn_ros.learning.training.sequence import save_checkpoint as save_core
 
     _, tr, va, _te = load_splits(path, 0)
     torch.set_num_threads(1)
@@ -94,10 +96,12 @@ def arm(tmp_path_factory):
 
 def test_table_scores_every_model_on_the_same_rows(arm):
     path, ffnn, svgp = arm
-    from dynlearn_ros.learning.data import Stats, load_data, split
-    from dynlearn_ros.learning.evaluate import inverse_eval
-    from dynlearn_ros.learning.gp.training import load_checkpoint as load_gp
-    from dynlearn_ros.learning.train import load_checkpoint as load_core
+    from dynlearn_ros.datasets.catalog import load_dataset as load_data
+    from dynlearn_ros.datasets.normalize import Stats
+    from dynlearn_ros.datasets.splits import train_val_test as split
+    from dynlearn_ros.learning.evaluation.sequence import inverse_eval
+    from dynlearn_ros.learning.training.gp import load_checkpoint as load_gp
+    from dynlearn_ros.learning.training.sequence import load_checkpoint as load_core
 
     assert it.run_family(ffnn) == "core" and it.run_family(svgp) == "gp"
     res = it.build_table(path, [("ffnn", ffnn), ("svgp", svgp)], seed=0, analytic=False)
@@ -118,8 +122,8 @@ def test_table_scores_every_model_on_the_same_rows(arm):
     # the GP scored on rows 1..T-2 only (not on every test row), with its own y_std
     gp, _ = load_gp(f"{svgp}/checkpoint.pt")
     np.testing.assert_allclose(res["y_std"], gp.y_std.numpy(), rtol=1e-6)
-    rows = it.eval_rows(te.episode)
-    from dynlearn_ros.learning.gp.training import gaussian_metrics, inputs_targets
+    rows = inverse_rows(te.episode)
+    from dynlearn_ros.learning.training.gp import gaussian_metrics, inputs_targets
 
     mean, std = gp.predict(inputs_targets(te)[0])
     ref = gaussian_metrics(te.tau[rows], mean[rows], std[rows], gp.y_std.numpy())
@@ -129,7 +133,7 @@ def test_table_scores_every_model_on_the_same_rows(arm):
     prev = res["models"]["previous torque"]["test"]
     err = te.tau[rows - 1] - te.tau[rows]
     assert prev["rmse"] == pytest.approx(float(np.sqrt((err**2).mean(0)).mean()))
-    md = it.markdown(res)
+    md = inverse_table(res)
     assert "| ffnn |" in md and "| svgp |" in md and "fourier RMSE" in md
     # every table row has as many cells as its header
     for block in md.split("\n\n"):
@@ -139,9 +143,10 @@ def test_table_scores_every_model_on_the_same_rows(arm):
 
 def test_own_action_mode_never_reads_the_measured_torque_after_tau0(arm, tmp_path):
     path, ffnn, _svgp = arm
-    from dynlearn_ros.learning.data import load_data, split
-    from dynlearn_ros.learning.train import TrainConfig, fit
-    from dynlearn_ros.learning.train import save_checkpoint as save_core
+    from dynlearn_ros.datasets.catalog import load_dataset as load_data
+    from dynlearn_ros.datasets.splits import train_val_test as split
+    from dynlearn_ros.learning.training.sequence import TrainConfig, fit
+    from dynlearn_ros.learning.training.sequence import save_checkpoint as save_core
 
     data = load_data(path)
     tr, va, te = split(data, 0)
@@ -152,7 +157,7 @@ def test_own_action_mode_never_reads_the_measured_torque_after_tau0(arm, tmp_pat
     save_core(ck, tmp_path / "checkpoint.pt")
     own = it.predict_core(tmp_path, te, own=True)
     forced = it.predict_core(tmp_path, te, own=False)
-    assert np.array_equal(own[2], it.eval_rows(te.episode)) and "own previous" in own[3]["inputs"]
+    assert np.array_equal(own[2], inverse_rows(te.episode)) and "own previous" in own[3]["inputs"]
     # measured torques replaced after the first row of every episode: free-running unchanged,
     # teacher-forced not
     first = np.zeros(len(te), dtype=bool)

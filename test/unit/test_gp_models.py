@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from dynlearn_ros.learning.gp.models import GPConfig
-from dynlearn_ros.learning.gp.training import (
+from dynlearn_ros.learning.models.gp import GPConfig
+from dynlearn_ros.learning.training.gp import (
     evaluate_model,
     gaussian_metrics,
     load_checkpoint,
@@ -204,7 +204,7 @@ def test_old_config_dicts_load_with_the_plain_architecture():
     cfg = GPConfig.from_dict(old)
     assert cfg.gp_input == "features" and cfg.lengthscale_max is None and cfg.gp_dim == 8
     with pytest.raises(ValueError, match="needs a feature extractor"):
-        from dynlearn_ros.learning.gp.models import GPInverseModel
+        from dynlearn_ros.learning.models.gp import GPInverseModel
 
         GPInverseModel(GPConfig(kind="svgp", gp_input="features+x"), np.zeros(21), np.ones(21), np.zeros(7),
                        np.ones(7))

@@ -1,4 +1,4 @@
-"""Novelty term of the SVDKL variance (dynlearn_ros.learning.gp.novelty): ONNX parity against the
+"""Novelty term of the SVDKL variance (dynlearn_ros.learning.models.novelty, training.novelty): ONNX parity against the
 numpy reference, zero on stored training rows and growing with distance, and the calibration
 recovering a known alpha on synthetic data."""
 
@@ -10,17 +10,10 @@ import pytest
 import torch
 
 from dynlearn_ros.learning.gp.export import build_onnx, gpytorch_mean_var
-from dynlearn_ros.learning.gp.models import GPConfig
-from dynlearn_ros.learning.gp.novelty import (
-    NoveltyTerm,
-    build_term,
-    calibrate_from_folds,
-    fit_alpha,
-    fold_indices,
-    nn_sq_distance,
-    store_rows,
-)
-from dynlearn_ros.learning.gp.training import train_gp
+from dynlearn_ros.learning.models.gp import GPConfig
+from dynlearn_ros.learning.models.novelty import NoveltyTerm, build_term, nn_sq_distance, store_rows
+from dynlearn_ros.learning.training.gp import train_gp
+from dynlearn_ros.learning.training.novelty import calibrate_from_folds, fit_alpha, fold_indices
 
 
 def toy_data(n_rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

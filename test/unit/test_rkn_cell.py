@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dynlearn_ros.learning.rkn import RKNCell, elup1
+from dynlearn_ros.learning.models.rkn import RKNCell, elup1
 
 torch.set_num_threads(1)
 

@@ -226,7 +226,7 @@ def test_added_robot_runs_in_the_simulator_and_matches_its_analytic_model(twolin
 
 
 def test_added_robot_gives_the_analytic_baseline_for_its_own_data(twolink):
-    from dynlearn_ros.datasets.analytic import analytic_torque, baseline_urdf
+    from dynlearn_ros.datasets.rbd_baseline import analytic_torque, baseline_urdf
     from dynlearn_ros.datasets.format import TrajectoryData
 
     rng = np.random.default_rng(3)

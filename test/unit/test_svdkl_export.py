@@ -15,8 +15,8 @@ from dynlearn_ros.core.inverse_model import InverseQuery
 from dynlearn_ros.learning.gp.export import EXPORT_MEAN_TOL_STD as GOLDEN_MEAN_TOL_STD
 from dynlearn_ros.learning.gp.export import EXPORT_VAR_RTOL as GOLDEN_VAR_RTOL
 from dynlearn_ros.learning.gp.export import build_onnx, export_model_dir, gpytorch_mean_var
-from dynlearn_ros.learning.gp.models import GPConfig
-from dynlearn_ros.learning.gp.training import train_gp
+from dynlearn_ros.learning.models.gp import GPConfig
+from dynlearn_ros.learning.training.gp import train_gp
 from dynlearn_ros.runtime.registry import ModelLoadError, load_inverse_model
 from dynlearn_ros.runtime.svdkl import SvdklPredictor
 
@@ -175,7 +175,7 @@ def test_predictor_reports_non_finite(model_dir):
 
 def test_bench_runs_and_its_implementations_agree():
     """The benchmark's three implementations compute the same prediction (no timing asserted)."""
-    from dynlearn_ros.learning.gp.bench import bench_config
+    from dynlearn_ros.benchmarks.svdkl import bench_config
 
     res = bench_config(GPConfig(hidden=(16,), feature_dim=4, num_inducing=16), n_calls=20)
     for key in ("onnx_predictor", "onnx_session_run", "numpy", "gpytorch"):

@@ -47,7 +47,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from dynlearn_ros import __version__
-from dynlearn_ros.learning.gp.models import GPInverseModel
+from dynlearn_ros.learning.models.gp import GPInverseModel
 from dynlearn_ros.runtime.metadata import Provenance, SigmaBounds, TensorSpec
 from dynlearn_ros.runtime.model_store import finish_model_dir, next_model_version, publish_model_dir
 from dynlearn_ros.runtime.svdkl import SVDKL_TENSORS

@@ -1,17 +1,6 @@
-"""Novelty term for the SVDKL predictive variance: distance to the training inputs, calibrated on
-training data the model did not see.
-
-The GP's own variance barely grows where a trajectory leaves the visited states (docs/results_svdkl.md
-sections 2 and 4: on the Panda test tail and on the iiwa Fourier episode the error is 5-30x the
-std). This module adds an explicit, model-independent novelty measure to it, per joint j:
-
-    var_total_j(x) = var_gp_j(x) + (alpha_j * g(x))^2,   g(x) = max(d(x) - d0, 0)
-    d(x) = min_k |x' - s_k|                                  (standardized units)
-
-where x' is the standardized input (the model's own x_mean / x_std) and s_1..s_K are K training
-inputs (standardized the same way) taken at evenly spaced rows of the training split. The term is
-exactly zero on a stored row, zero within d0 of one, and grows without bound (linearly in std)
-with the distance; var_total >= var_gp everywhere, so it never makes the model more confident.
+"""Calibration of the novelty term of the SVDKL predictive variance
+(:mod:`dynlearn_ros.learning.models.novelty`: var_total_j = var_gp_j + (alpha_j * max(d - d0, 0))^2)
+on training data the model did not see.
 
 Calibration (:func:`calibrate`) uses only the training split. The model's architecture and
 training settings are retrained on part of the training rows and predict the held-out rest:
@@ -35,107 +24,36 @@ to 0.01; ties go to the smaller K, then the smaller d0).
 
 Usage::
 
-    python -m dynlearn_ros.learning.gp.novelty --data panda_gaz2019 \
+    dynlearn-ros novelty --data panda_gaz2019 \
         --runs runs/gp/panda_gaz2019/svdkl-s0-m64 --k 512 1024 2048 --d0 0 0.25 0.5 1 2 4 --threads 1
 
 writes ``<run>/novelty.json`` (alpha per joint in N*m per standardized unit, K, d0, the fold
 description, the validation table of every candidate and the command) and caches the fold models
-under ``<run>/novelty_folds/``. ``cli export --novelty`` puts the term into the ONNX graph.
+under ``<run>/novelty_folds/``. ``dynlearn-ros export --novelty`` puts the term into the ONNX graph.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from dynlearn_ros.learning.models.novelty import (
+    NOVELTY_FILE,
+    build_term,
+    excess_distance,
+    nn_sq_distance,
+    store_rows,
+)
 
 #: fractions of the training block at which the forward-chaining folds cut
 FORWARD_CUTS = (0.5, 0.65, 0.8)
 #: folds of the leave-episodes-out scheme
 EPISODE_FOLDS = 3
-NOVELTY_FILE = "novelty.json"
 
 
-def store_rows(n_rows: int, k: int) -> np.ndarray:
-    """Indices of ``k`` evenly spaced rows among ``n_rows`` (all rows when k >= n_rows)."""
-    if k >= n_rows:
-        return np.arange(n_rows)
-    return np.unique(np.linspace(0, n_rows - 1, k).round().astype(np.int64))
-
-
-def nn_sq_distance(store: np.ndarray, xn: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """Squared Euclidean distance (B,) of each row of xn (B, D) to its nearest row of store (K, D),
-    float64; |x|^2 - 2 x.s + |s|^2, clamped at 0 (float64 keeps the cancellation below 1e-12)."""
-    store = np.asarray(store, dtype=np.float64)
-    xn = np.asarray(xn, dtype=np.float64)
-    s2 = (store**2).sum(1)
-    out = np.empty(xn.shape[0])
-    for i in range(0, xn.shape[0], chunk):
-        xb = xn[i:i + chunk]
-        d2 = (xb**2).sum(1)[:, None] - 2.0 * xb @ store.T + s2[None, :]
-        out[i:i + chunk] = np.maximum(d2.min(1), 0.0)
-    return out
-
-
-def excess_distance(d2: np.ndarray, d0: float) -> np.ndarray:
-    """g = max(sqrt(d2) - d0, 0) (B,), standardized units."""
-    return np.maximum(np.sqrt(d2) - d0, 0.0)
-
-
-@dataclass
-class NoveltyTerm:
-    """var_total = var_gp + (alpha * max(d - d0, 0))^2 per joint.
-
-    store: (K, D) standardized training inputs; alpha: (n,) N*m per standardized unit; d0:
-    dead zone (standardized units); info: calibration record (folds, command, ...)."""
-
-    store: np.ndarray
-    alpha: np.ndarray
-    d0: float = 0.0
-    info: dict = field(default_factory=dict)
-
-    def extra_var(self, xn: np.ndarray) -> np.ndarray:
-        """(B, n) added variance (N*m)^2 for standardized inputs xn (B, D)."""
-        g = excess_distance(nn_sq_distance(self.store, xn), self.d0)
-        return (g[:, None] * np.asarray(self.alpha)[None, :]) ** 2
-
-    def to_json(self) -> dict:
-        """The calibrated numbers (the store is rebuilt from the training split: K evenly spaced rows)."""
-        return {"form": "var += (alpha_j * max(d - d0, 0))^2, d = distance of the standardized input to "
-                        "the nearest of K evenly spaced standardized training rows",
-                "k": int(self.store.shape[0]), "d0": float(self.d0), "alpha": [float(a) for a in self.alpha],
-                **self.info}
-
-
-def build_term(model, x_train: np.ndarray, k: int, alpha, d0: float, info: dict | None = None) -> NoveltyTerm:
-    """The term for ``model`` (its normalization) with the store taken from raw x_train (N, 3n)."""
-    xn = model.normalize_x(x_train[store_rows(len(x_train), k)]).double().numpy()
-    return NoveltyTerm(store=xn, alpha=np.asarray(alpha, dtype=np.float64), d0=float(d0), info=dict(info or {}))
-
-
-def load_term(run_dir: str | Path, model, x_train: np.ndarray) -> NoveltyTerm | None:
-    """``<run_dir>/novelty.json`` as a NoveltyTerm for ``model``, or None when there is none."""
-    path = Path(run_dir) / NOVELTY_FILE
-    if not path.is_file():
-        return None
-    rec = json.loads(path.read_text())
-    return build_term(model, x_train, int(rec["k"]), rec["alpha"], float(rec["d0"]), info=rec)
-
-
-def predict_with_term(model, term: NoveltyTerm | None, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (N*m, (B, n)) of ``model`` with the novelty term added to the variance."""
-    mean, std = model.predict(x)
-    if term is None:
-        return mean, std
-    xn = model.normalize_x(x).double().numpy()
-    return mean, np.sqrt(std**2 + term.extra_var(xn))
-
-
-# ----------------------------------------------------------------------------- calibration
 def _nll_beta(beta: float, r2: np.ndarray, v: np.ndarray, g2: np.ndarray) -> float:
     s = v + beta * g2
     return float(np.mean(np.log(s) + r2 / s))
@@ -186,7 +104,7 @@ def fold_indices(train, scheme: str) -> list[tuple[np.ndarray, np.ndarray, str]]
         return folds
     if scheme != "episodes":
         raise ValueError(f"unknown calibration scheme {scheme!r}; choose 'forward' or 'episodes'")
-    from dynlearn_ros.learning.gp.report import episode_kinds
+    from dynlearn_ros.datasets.format import episode_kinds
 
     kinds = episode_kinds(train)
     eps = train.episodes()
@@ -212,7 +130,7 @@ def fold_predictions(run_dir: Path, model, extra: dict, train, val, scheme: str,
     variances (noise included)."""
     import torch
 
-    from dynlearn_ros.learning.gp.training import inputs_targets, load_checkpoint, save_checkpoint, train_gp
+    from dynlearn_ros.learning.training.gp import inputs_targets, load_checkpoint, save_checkpoint, train_gp
 
     torch.set_num_threads(threads)
     xtr, ytr = inputs_targets(train)
@@ -252,39 +170,61 @@ def calibrate_from_folds(model, x_train: np.ndarray, folds: list[dict], k: int, 
     return fit_alpha(np.concatenate(rs), np.concatenate(vs), np.concatenate(gs))
 
 
-def calibrate(args: argparse.Namespace) -> dict:
+@dataclass
+class NoveltyCalibration:
+    """What :func:`calibrate` does: the trained GP run directory (``checkpoint.pt``), the data
+    set when the run does not name its own, the fold scheme ('auto': episodes if the training
+    split has >= 5 episodes, else forward), the candidate store sizes ``k`` and dead zones
+    ``d0`` (standardized units), torch threads and the command line recorded in novelty.json."""
+
+    run: str
+    data: str = "panda_gaz2019"
+    scheme: str = "auto"
+    k: tuple[int, ...] = (512, 1024, 2048)
+    d0: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+    threads: int = 1
+    command: str = ""
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def calibrate(cfg: NoveltyCalibration, log=_say) -> dict:
     """Fold models, alpha for every (K, d0) candidate, choice by validation NLL; writes
     ``<run>/novelty.json`` and returns its content."""
     import torch
 
-    from dynlearn_ros.learning.gp import cli
-    from dynlearn_ros.learning.gp.training import gaussian_metrics, inputs_targets, load_checkpoint
+    from dynlearn_ros.datasets.splits import load_splits
+    from dynlearn_ros.learning.training.gp import gaussian_metrics, inputs_targets, load_checkpoint
 
-    torch.set_num_threads(args.threads)
-    run = Path(args.runs[0])
+    if cfg.scheme not in ("auto", "forward", "episodes"):
+        raise ValueError(f"unknown calibration scheme {cfg.scheme!r}; choose 'auto', 'forward' or 'episodes'")
+    torch.set_num_threads(cfg.threads)
+    run = Path(cfg.run)
     model, extra = load_checkpoint(run / "checkpoint.pt")
-    data_name = str(extra.get("data", args.data))
-    data, train, val, _test = cli.load_splits(data_name, int(extra.get("seed", 0)))
-    scheme = args.scheme
+    data_name = str(extra.get("data", cfg.data))
+    data, train, val, _test = load_splits(data_name, int(extra.get("seed", 0)))
+    scheme = cfg.scheme
     if scheme == "auto":
         scheme = "episodes" if train.episodes().size >= 5 else "forward"
     xtr, _ = inputs_targets(train)
     xva, yva = inputs_targets(val)
-    folds = fold_predictions(run, model, extra, train, val, scheme, threads=args.threads)
+    folds = fold_predictions(run, model, extra, train, val, scheme, threads=cfg.threads, log=log)
     ys = model.y_std.numpy()
     mean_va, std_va = model.predict(xva)
     base = gaussian_metrics(yva, mean_va, std_va, ys)
     cands = []
-    for k in args.k:
-        for d0 in args.d0:
+    for k in cfg.k:
+        for d0 in cfg.d0:
             alpha = calibrate_from_folds(model, xtr, folds, k, d0)
             term = build_term(model, xtr, k, alpha, d0)
             std = np.sqrt(std_va**2 + term.extra_var(model.normalize_x(xva).double().numpy()))
             met = gaussian_metrics(yva, mean_va, std, ys)
             cands.append({"k": int(term.store.shape[0]), "d0": float(d0), "alpha": alpha.tolist(),
                           "val_nll": met["nll"], "val_coverage95": met["coverage95"], "val_mean_std": met["mean_std"]})
-            print(f"K {k} d0 {d0}: alpha {np.round(alpha, 3).tolist()} val nll {met['nll']:.3f} "
-                  f"cov {met['coverage95']:.3f}", flush=True)
+            log(f"K {k} d0 {d0}: alpha {np.round(alpha, 3).tolist()} val nll {met['nll']:.3f} "
+                f"cov {met['coverage95']:.3f}")
     # one validation block cannot separate NLLs closer than ~0.01: round, then prefer the smaller
     # store (latency) and the smaller dead zone (the more cautious variance)
     best = min(cands, key=lambda c: (round(c["val_nll"], 2), c["k"], c["d0"]))
@@ -292,26 +232,7 @@ def calibrate(args: argparse.Namespace) -> dict:
            "scheme": scheme, "folds": [f["desc"] for f in folds],
            "chosen_by": "validation NLL rounded to 0.01, ties: smaller K, then smaller d0",
            "val_without_term": {"nll": base["nll"], "coverage95": base["coverage95"]},
-           "candidates": cands, "data": data_name, "run": str(run), "command": cli.command_line()}
+           "candidates": cands, "data": data_name, "run": str(run), "command": cfg.command}
     (run / NOVELTY_FILE).write_text(json.dumps(rec, indent=1) + "\n")
-    print(f"chosen K {best['k']} d0 {best['d0']} -> {run / NOVELTY_FILE}")
+    log(f"chosen K {best['k']} d0 {best['d0']} -> {run / NOVELTY_FILE}")
     return rec
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dynlearn_ros.learning.gp.novelty",
-                                description="calibrate the novelty term of a trained SVDKL/SVGP run")
-    p.add_argument("--data", default="panda_gaz2019", help="data set (default: the run's own)")
-    p.add_argument("--runs", nargs=1, required=True, help="the run directory (checkpoint.pt)")
-    p.add_argument("--scheme", choices=("auto", "forward", "episodes"), default="auto",
-                   help="calibration folds inside the training split (auto: episodes if >= 5 episodes)")
-    p.add_argument("--k", type=int, nargs="+", default=[512, 1024, 2048], help="store sizes to try")
-    p.add_argument("--d0", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0, 4.0],
-                   help="dead zones to try (standardized units)")
-    p.add_argument("--threads", type=int, default=1)
-    calibrate(p.parse_args(argv))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,8 @@
 """Data sets by name: ``load_dataset("panda_gaz2019")``, or any ``.npz`` in the generic format.
 
->>> from dynlearn_ros.datasets.registry import load_dataset, list_datasets
+The list is printed by ``dynlearn-ros data list``.
+
+>>> from dynlearn_ros.datasets.catalog import load_dataset, list_datasets
 >>> data = load_dataset("ur10")            # TrajectoryData, read from the data root
 >>> data = load_dataset("/logs/mine.npz")  # a user's own logs (see datasets.format)
 """
@@ -69,23 +71,3 @@ def load_dataset(name_or_path: str | Path, root: Path | str | None = None) -> Tr
     loader, _ = DATASETS[text]
     return loader(None if root is None else Path(root))
 
-
-def main() -> int:
-    """``python -m dynlearn_ros.datasets.registry``: load every data set and print its size."""
-    import time
-
-    for name, desc in list_datasets().items():
-        t0 = time.perf_counter()
-        try:
-            d = load_dataset(name)
-        except FileNotFoundError as exc:
-            print(f"{name:20s} MISSING: {exc}")
-            continue
-        print(f"{name:20s} rows={len(d):7d} episodes={d.episodes().size:5d} joints={d.n_joints} "
-              f"tau_cols={d.tau.shape[1]} dt={d.dt:g}s qdd={'yes' if d.qdd is not None else 'no '} "
-              f"load={time.perf_counter() - t0:.2f}s  {desc}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,24 +1,24 @@
 """One inverse-dynamics table for every model kind on one data set's test split.
 
 The learning core's runs (``dynlearn-ros train --model ffnn|lstm|acrkn-inv``, ``dynlearn-ros
-eval``) and the GP helper's runs (``python -m dynlearn_ros.learning.gp.cli train --model
-svdkl|svgp|dkl``, ``... gp.report``) are evaluated by two different reports that do not agree on
+eval``) and the GP runs (``dynlearn-ros train --model svdkl|svgp|dkl``, ``dynlearn-ros eval``,
+``dynlearn-ros report gp-compare``) are evaluated by two different evaluations that do not agree on
 rows or on NLL units. This module puts them in one table with one definition of every column:
 
 * rows: rows 1 .. T-2 of every test episode (``train_val_test(data, seed)``), the rows the learning
   core can predict (it needs tau_{t-1} and o_{t+1}); the GP models, which could predict every row,
   are scored on the same rows;
-* RMSE per joint (N*m) and "mean RMSE" = the mean of the per-joint RMSEs (the GP report's
+* RMSE per joint (N*m) and "mean RMSE" = the mean of the per-joint RMSEs (the GP evaluation's
   convention; ``dynlearn-ros eval`` prints the RMSE pooled over joints instead);
 * NLL: mean Gaussian negative log-likelihood per row and joint in units standardized by the
-  *training split's* torque std per joint, the same ``y_std`` for every model (= the GP report's
+  *training split's* torque std per joint, the same ``y_std`` for every model (= the GP evaluation's
   NLL). ``nll_nm`` is the same quantity in N*m (natural log, includes 0.5 log 2 pi), which is what
   ``dynlearn-ros eval`` prints as "NLL"; ``nll = nll_nm - mean_j log y_std_j``;
 * 95 % coverage: fraction of |tau - mean| <= 1.959964 std (std includes the observation noise for
   the GPs; the learning core's variance head has no separate noise term); ``within_2std`` (the
   learning core's column, 2 std) is also kept;
-* per kind of test episode (the vgain scenario data: ``fourier`` / ``pick_place``) as ``gp.report
-  compare`` does;
+* per kind of test episode (the vgain scenario data: ``fourier`` / ``pick_place``) as ``dynlearn-ros
+  report gp-compare`` does;
 * optionally (``--own-action NAME``) a learning-core run trained with ``--act-target absolute``
   evaluated free-running: its own previous prediction fed back instead of the measured tau_{t-1}
   (as in closed loop, where no measured torque is read);
@@ -30,17 +30,14 @@ What the models are given differs and is part of the table: the learning core's 
 read [q, qd], the desired next observation and the *measured previous torque*; the GP models read
 [q, qd, qdd] only.
 
-    python -m dynlearn_ros.learning.inverse_table --data vgain_iiwa2.npz \
+    dynlearn-ros report inverse-table --data vgain_iiwa2.npz \
         --runs ffnn=runs/ffnn lstm=runs/lstm acrkn-inv=runs/acrkn svgp=runs/svgp svdkl+x=runs/x \
         --novelty --json t.json --md t.md
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -50,14 +47,6 @@ import torch
 Z95 = 1.959964
 CORE_INPUTS = "q, qd, desired next obs., measured tau_{t-1}"
 GP_INPUTS = "q, qd, qdd"
-
-
-def eval_rows(episode: np.ndarray) -> np.ndarray:
-    """Row indices 1 .. T-2 of every episode with T >= 3 rows (the learning core's inverse rows)."""
-    from dynlearn_ros.learning.data import episode_slices
-
-    parts = [np.arange(sl.start + 1, sl.stop - 1) for sl in episode_slices(episode) if sl.stop - sl.start >= 3]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def score(y: np.ndarray, mean: np.ndarray, std: np.ndarray | None, y_std: np.ndarray) -> dict:
@@ -99,31 +88,33 @@ def own_action_predict(model, stats, part) -> tuple[np.ndarray, np.ndarray, np.n
     """Like ``evaluate.inverse_predict`` for an ``act_target="absolute"`` model, but free-running:
     from the second predicted row of each episode on, the model reads its *own* previous
     prediction instead of the measured tau_{t-1} (only tau_0 of each episode is measured)."""
-    from dynlearn_ros.learning.data import arrays, episode_slices
+    from dynlearn_ros.datasets.filtering import episode_bounds
+    from dynlearn_ros.datasets.windows import model_arrays
 
     if getattr(model.cfg, "act_target", "difference") != "absolute":
         raise ValueError("own-action evaluation needs a model trained with --act-target absolute")
     model.eval()
-    obs, act = arrays(part, "inverse")
+    obs, act = model_arrays(part, "inverse")
     means, stds, rows = [], [], []
-    for sl in episode_slices(part.episode):
-        if sl.stop - sl.start < 3:
+    for a, b in episode_bounds(part.episode):
+        if b - a < 3:
             continue
+        sl = slice(a, b)
         on = torch.as_tensor((obs[sl] - stats.obs_mean) / stats.obs_std, dtype=torch.float32)[None]
         an = torch.as_tensor((act[sl] - stats.act_mean) / stats.act_std, dtype=torch.float32)[None]
         mu, var, _ = model.seq(on, an, own_mask=torch.ones(1, on.shape[1], 1))
         means.append(mu[0].double().numpy() * stats.act_std + stats.act_mean)
         stds.append(np.sqrt(var[0].double().numpy()) * stats.act_std)
-        rows.append(np.arange(sl.start + 1, sl.stop - 1))
+        rows.append(np.arange(a + 1, b - 1))
     return np.concatenate(means), np.concatenate(stds), np.concatenate(rows)
 
 
 def predict_core(run: str | Path, part, own: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """(mean, std, rows, info) of a learning-core inverse run on a split ``part`` (rows as
-    :func:`eval_rows`); ``own``: free-running (:func:`own_action_predict`)."""
-    from dynlearn_ros.learning.data import Stats
-    from dynlearn_ros.learning.evaluate import inverse_predict
-    from dynlearn_ros.learning.train import load_checkpoint
+    :func:`~dynlearn_ros.datasets.windows.inverse_rows`); ``own``: free-running (:func:`own_action_predict`)."""
+    from dynlearn_ros.datasets.normalize import Stats
+    from dynlearn_ros.learning.evaluation.sequence import inverse_predict
+    from dynlearn_ros.learning.training.sequence import load_checkpoint
 
     model, ckpt = load_checkpoint(Path(run) / "checkpoint.pt")
     tc = ckpt["train_config"]
@@ -144,12 +135,12 @@ def predict_core(run: str | Path, part, own: bool = False) -> tuple[np.ndarray, 
 
 def load_gp(run: str | Path, x_train: np.ndarray | None, novelty: bool):
     """(model, extra, novelty term or None) of a GP run."""
-    from dynlearn_ros.learning.gp.training import load_checkpoint
+    from dynlearn_ros.learning.training.gp import load_checkpoint
 
     model, extra = load_checkpoint(Path(run) / "checkpoint.pt")
     term = None
     if novelty and x_train is not None:
-        from dynlearn_ros.learning.gp.novelty import load_term
+        from dynlearn_ros.learning.models.novelty import load_term
 
         term = load_term(run, model, x_train)
     return model, extra, term
@@ -157,8 +148,8 @@ def load_gp(run: str | Path, x_train: np.ndarray | None, novelty: bool):
 
 def predict_gp(model, term, part) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std (N*m) of a GP model (with the novelty term when not None) on every row of ``part``."""
-    from dynlearn_ros.learning.gp.novelty import predict_with_term
-    from dynlearn_ros.learning.gp.training import inputs_targets
+    from dynlearn_ros.learning.models.novelty import predict_with_term
+    from dynlearn_ros.learning.training.gp import inputs_targets
 
     return predict_with_term(model, term, inputs_targets(part)[0])
 
@@ -171,7 +162,7 @@ def training_y_std(train) -> np.ndarray:
 
 
 def _kinds_of_rows(data, part, rows: np.ndarray) -> np.ndarray | None:
-    from dynlearn_ros.learning.gp.report import episode_kinds
+    from dynlearn_ros.datasets.format import episode_kinds
 
     kinds = episode_kinds(data)
     if not kinds:
@@ -193,11 +184,12 @@ def build_table(data_name: str, runs: list[tuple[str, str]], seed: int = 0, nove
                 analytic: bool = True, own_action: tuple[str, ...] = ()) -> dict:
     """Every run (name, directory) and the baselines on the same test rows of ``data_name``;
     learning-core runs named in ``own_action`` get a second, free-running row."""
-    from dynlearn_ros.learning.gp.cli import load_splits
-    from dynlearn_ros.learning.gp.training import data_hash, inputs_targets
+    from dynlearn_ros.datasets.splits import load_splits
+    from dynlearn_ros.datasets.windows import inverse_rows
+    from dynlearn_ros.learning.training.gp import data_hash, inputs_targets
 
     data, tr, va, te = load_splits(data_name, seed)
-    rows, rows_va = eval_rows(te.episode), eval_rows(va.episode)
+    rows, rows_va = inverse_rows(te.episode), inverse_rows(va.episode)
     y, y_va = te.tau[rows], va.tau[rows_va]
     y_std = training_y_std(tr)
     kinds = _kinds_of_rows(data, te, rows)
@@ -213,7 +205,7 @@ def build_table(data_name: str, runs: list[tuple[str, str]], seed: int = 0, nove
             for own in (False, True) if name in own_action else (False,):
                 mean, std, r, info = predict_core(run, te, own)
                 if not np.array_equal(r, rows):
-                    raise AssertionError(f"{run}: the learning core's rows differ from eval_rows")
+                    raise AssertionError(f"{run}: the learning core's rows differ from inverse_rows")
                 mean_va, std_va, _, _ = predict_core(run, va, own)
                 info.update({"run": str(run), "own_action": own})
                 res["models"][f"{name} (own tau fed back)" if own else name] = {
@@ -235,77 +227,12 @@ def build_table(data_name: str, runs: list[tuple[str, str]], seed: int = 0, nove
                                     **_entry(y, mean[rows], std[rows], y_std, kinds,
                                              y_va, mean_va[rows_va], std_va[rows_va])}
     if analytic:
-        from dynlearn_ros.learning.gp.report import analytic_torque
+        from dynlearn_ros.learning.evaluation.baselines import rigid_body_torque
 
-        tau_an = analytic_torque(te, data.meta.get("robot"))
+        tau_an = rigid_body_torque(te, data.meta.get("robot"))
         if tau_an is not None:
             res["models"]["analytic (Pinocchio)"] = {"family": "baseline", "inputs": GP_INPUTS,
                                                      **_entry(y, tau_an[rows], None, y_std, kinds)}
     res["models"]["previous torque"] = {"family": "baseline", "inputs": "measured tau_{t-1}",
                                         **_entry(y, te.tau[rows - 1], None, y_std, kinds)}
     return res
-
-
-def _f(d: dict, key: str, fmt: str = ".3f") -> str:
-    return format(d[key], fmt) if key in d else "-"
-
-
-def markdown(res: dict) -> str:
-    names = [n.replace("lbr_iiwa_joint_", "j").replace("_joint", " j") for n in res["joint_names"]]
-    lines = [f"**{res['data']}**: {res['test_rows']} test rows (rows 1..T-2 of test episodes "
-             f"{', '.join(map(str, res['test_episodes']))}), {res['val_rows']} validation rows; "
-             "RMSE in N*m, NLL standardized by the training torque std per joint", "",
-             "| model | inputs | " + " | ".join(names) + " | mean RMSE | NLL | 95 % cov. | mean std | val RMSE "
-             "| val NLL | val 95 % cov. | best epoch / epochs | train s |",
-             "|---" * (len(names) + 11) + "|"]
-    for name, m in res["models"].items():
-        t, v = m["test"], m.get("val", {})
-        cells = " | ".join(f"{e:.3f}" for e in t["rmse_per_joint"])
-        ep = f"{m['best_epoch']} / {m['epochs']}" if m.get("best_epoch") is not None else "-"
-        secs = f"{m['train_wall_s']:.0f}" if isinstance(m.get("train_wall_s"), (int, float)) else "-"
-        lines.append(f"| {name} | {m['inputs']} | {cells} | {t['rmse']:.3f} | {_f(t, 'nll')} | {_f(t, 'coverage95')} "
-                     f"| {_f(t, 'mean_std')} | {_f(v, 'rmse')} | {_f(v, 'nll')} | {_f(v, 'coverage95')} | {ep} "
-                     f"| {secs} |")
-    kinds = res.get("test_rows_by_kind")
-    if kinds:
-        ks = sorted(kinds)
-        lines += ["", "Per kind of test episode (rows: " + ", ".join(f"{k} {kinds[k]}" for k in ks)
-                  + "): mean RMSE / NLL / 95 % coverage", "",
-                  "| model | " + " | ".join(f"{k} RMSE | {k} NLL | {k} 95 % cov." for k in ks) + " |",
-                  "|---" * (3 * len(ks) + 1) + "|"]
-        for name, m in res["models"].items():
-            g = m["test_by_kind"]
-            lines.append(f"| {name} | " + " | ".join(
-                f"{g[k]['rmse']:.3f} | {_f(g[k], 'nll')} | {_f(g[k], 'coverage95')}" for k in ks) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True, help="data set name or .npz path")
-    p.add_argument("--runs", nargs="+", required=True, help="name=run_dir (learning-core or GP runs)")
-    p.add_argument("--seed", type=int, default=0, help="split seed")
-    p.add_argument("--novelty", action="store_true", help="also '<name> + novelty' for GP runs with novelty.json")
-    p.add_argument("--own-action", nargs="*", default=[],
-                   help="names of learning-core runs (--act-target absolute) to also evaluate free-running: "
-                        "their own previous prediction fed back instead of the measured tau_{t-1}")
-    p.add_argument("--no-analytic", action="store_true")
-    p.add_argument("--json", default=None)
-    p.add_argument("--md", default=None)
-    args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    runs = []
-    for spec in args.runs:
-        name, _, run = spec.partition("=")
-        runs.append((name, run) if run else (Path(spec).name, spec))
-    res = build_table(args.data, runs, args.seed, args.novelty, not args.no_analytic, tuple(args.own_action))
-    res["command"] = shlex.join(["python", "-m", "dynlearn_ros.learning.inverse_table",
-                                 *(sys.argv[1:] if argv is None else argv)])
-    from dynlearn_ros.learning.gp.report import write_outputs
-
-    write_outputs(res, markdown(res), args.json, args.md)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,25 +6,23 @@ Measured in the same run, for the same model:
   with IOBinding, includes copying q, qd, qdd in and sqrt of the variance) - what the controller
   pays per tick;
 * ``onnx_session_run``: plain ``session.run`` with a feed dict (no IOBinding);
-* ``numpy``: the same cached formulas in numpy float32 (see ``export.py``);
+* ``numpy``: the same cached formulas in numpy float32 (see :mod:`dynlearn_ros.learning.gp.export`);
 * ``gpytorch``: the trained model's own prediction (eval mode, caches warm).
 
 Two architectures: ``default`` (the shipped one, :class:`GPConfig` defaults) and
 ``design_ref`` (21-256-256-16 extractor, 256 inducing points: the "straightforward export" of the
 design notes, ~128 us p50 there), plus ``m64`` and ``m64_x`` (64 inducing points; ``_x`` with the
 distance-aware GP input z = [phi(x), x]) and ``m64_nov512`` / ``m64_nov2048`` (``m64`` with a
-novelty term over 512 / 2048 stored inputs, ``novelty.py``). The figures do not depend on trained values, so the
+novelty term over 512 / 2048 stored inputs, :mod:`dynlearn_ros.learning.models.novelty`). The figures do not depend on trained values, so the
 models are freshly initialized (seeded). Goal: p99 <= 60 us for the shipped models
 (``models/svdkl_panda``, ``models/svdkl_iiwa_sim``) through ``onnx_predictor``.
 
-    python -m dynlearn_ros.learning.gp.bench --json bench_svdkl.json
+    dynlearn-ros bench svdkl --json bench_svdkl.json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +31,7 @@ import numpy as np
 import torch
 
 from dynlearn_ros.benchmarks.timing import time_calls
-from dynlearn_ros.learning.gp.models import GPConfig, GPInverseModel
+from dynlearn_ros.learning.models.gp import GPConfig, GPInverseModel
 
 GOAL_P99_US = 60.0
 
@@ -110,7 +108,7 @@ def bench_config(cfg: GPConfig, n_calls: int, seed: int = 0, novelty_k: int = 0)
     x = rng.normal(0, 1, (1, cfg.input_dim))
     term = None
     if novelty_k:
-        from dynlearn_ros.learning.gp.novelty import NoveltyTerm
+        from dynlearn_ros.learning.models.novelty import NoveltyTerm
 
         term = NoveltyTerm(store=rng.normal(0, 1, (novelty_k, cfg.input_dim)), alpha=np.zeros(n), d0=0.25)
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,12 +143,11 @@ def bench_config(cfg: GPConfig, n_calls: int, seed: int = 0, novelty_k: int = 0)
     return res
 
 
-def bench(args: argparse.Namespace | None = None) -> dict:
-    """Run the benchmark; returns the dict that ``dynlearn-ros bench model`` stores under "svdkl".
-
-    args (optional): n_calls (int, default 5000)."""
+def bench(n_calls: int = 5000) -> dict:
+    """Run the benchmark with ``n_calls`` timed calls per entry; returns the dict that
+    ``dynlearn-ros bench svdkl`` writes and ``dynlearn-ros bench model`` stores under "svdkl"."""
     torch.set_num_threads(1)
-    n_calls = int(getattr(args, "n_calls", None) or 5000)
+    n_calls = int(n_calls)
     out = {
         "what": "per-call latency, batch 1, one thread: SVDKL mean+variance (7 joints, inputs q,qd,qdd)",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -220,19 +217,3 @@ def bench_shipped(n_calls: int, name: str = "svdkl_panda") -> dict | None:
             "onnx_predictor": _time(lambda: pred.predict(query, mean_out, std_out), n_calls),
             "onnx_session_run": _time(lambda: pred.session.run(None, feed), n_calls)}
 
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--json", default=None, help="write the result here")
-    p.add_argument("--n-calls", type=int, default=5000)
-    args = p.parse_args(argv)
-    res = bench(args)
-    text = json.dumps(res, indent=1)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-    print(text)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,8 +19,10 @@ import math
 import numpy as np
 import torch
 
+from dynlearn_ros.datasets.filtering import episode_bounds
 from dynlearn_ros.datasets.format import TrajectoryData
-from dynlearn_ros.learning.data import Stats, arrays, episode_slices, gather, window_index
+from dynlearn_ros.datasets.normalize import Stats
+from dynlearn_ros.datasets.windows import gather, model_arrays, window_starts
 
 HORIZONS = (1, 3, 5, 7, 10)
 
@@ -35,10 +37,10 @@ def forward_multistep(model: torch.nn.Module, stats: Stats, data: TrajectoryData
                       batch: int = 512) -> dict:
     """Multi-step RMSE per horizon (physical units) for ``model`` and the previous-state predictor."""
     model.eval()
-    obs, act = arrays(data, "forward", obs_qd)
+    obs, act = model_arrays(data, "forward", obs_qd)
     H = max(horizons)
     W = context + H
-    starts = window_index(data.episode, W, stride)
+    starts = window_starts(data.episode, W, stride)
     if len(starts) == 0:
         raise ValueError(f"no test window of {W} rows fits")
     sq = np.zeros((H, obs.shape[1]))
@@ -81,11 +83,12 @@ def forward_multistep(model: torch.nn.Module, stats: Stats, data: TrajectoryData
 def inverse_predict(model: torch.nn.Module, stats: Stats, data: TrajectoryData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(tau_hat (M, n), tau_std (M, n), row index (M,)) over every test episode's rows 1..T-2."""
     model.eval()
-    obs, act = arrays(data, "inverse")
+    obs, act = model_arrays(data, "inverse")
     means, stds, rows = [], [], []
-    for sl in episode_slices(data.episode):
-        if sl.stop - sl.start < 3:
+    for a, b in episode_bounds(data.episode):
+        if b - a < 3:
             continue
+        sl = slice(a, b)
         on = _t((obs[sl] - stats.obs_mean) / stats.obs_std)[None]
         an = _t((act[sl] - stats.act_mean) / stats.act_std)[None]
         mu, var, _ = model.seq(on, an)
@@ -96,7 +99,7 @@ def inverse_predict(model: torch.nn.Module, stats: Stats, data: TrajectoryData) 
             d_mu = mu[0].double().numpy() * stats.dact_std + stats.dact_mean
             means.append(act[sl][:-2] + d_mu)
             stds.append(np.sqrt(var[0].double().numpy()) * stats.dact_std)
-        rows.append(np.arange(sl.start + 1, sl.stop - 1))
+        rows.append(np.arange(a + 1, b - 1))
     return np.concatenate(means), np.concatenate(stds), np.concatenate(rows)
 
 

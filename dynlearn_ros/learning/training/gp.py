@@ -20,7 +20,7 @@ import torch
 
 from dynlearn_ros.datasets.format import TrajectoryData
 from dynlearn_ros.datasets.normalize import Normalizer
-from dynlearn_ros.learning.gp.models import GPConfig, GPInverseModel
+from dynlearn_ros.learning.models.gp import GPConfig, GPInverseModel
 
 
 def inputs_targets(data: TrajectoryData) -> tuple[np.ndarray, np.ndarray]:

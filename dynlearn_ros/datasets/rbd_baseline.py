@@ -116,29 +116,3 @@ def torque_rmse(data: TrajectoryData, robot: str | None = None, urdf: str | Path
         "tau_std": np.std(data.tau, axis=0).tolist(),
     }
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m dynlearn_ros.datasets.analytic [DATASET ROBOT_OR_URDF]...``: per-joint RMSE as
-    JSON. ROBOT_OR_URDF: a robot table entry or a URDF file. Without arguments: every data set
-    the robot table names a baseline robot for."""
-    import json
-
-    from dynlearn_ros.datasets.registry import load_dataset
-
-    args = sys.argv[1:] if argv is None else argv
-    from dynlearn_ros.core.robots import robot_table
-
-    pairs = list(zip(args[::2], args[1::2], strict=False)) or [
-        (d, name) for name, e in robot_table().robots.items() for d in e.datasets]
-    report = {}
-    for name, robot in pairs:
-        is_file = robot.endswith(".urdf") or Path(robot).is_file()
-        r = torque_rmse(load_dataset(name), None if is_file else robot, robot if is_file else None)
-        report[name] = {k: [round(x, 4) for x in v] if k != "joints" else v for k, v in r.items()}
-    for name, r in report.items():
-        print(json.dumps({name: r}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

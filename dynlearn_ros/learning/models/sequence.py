@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from dynlearn_ros.learning.rkn import Belief, Encoder, RKNCell, elup1, mlp
+from dynlearn_ros.learning.models.rkn import Belief, Encoder, RKNCell, elup1, mlp
 
 FORWARD_KINDS = ("acrkn-fwd", "rkn", "lstm", "gru")
 INVERSE_KINDS = ("acrkn-inv", "lstm", "gru", "ffnn")

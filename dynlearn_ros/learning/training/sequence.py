@@ -21,8 +21,9 @@ import torch
 from torch import Tensor
 
 from dynlearn_ros.datasets.format import TrajectoryData
-from dynlearn_ros.learning.data import Stats, arrays, gather, window_index
-from dynlearn_ros.learning.models import ModelConfig, build_model
+from dynlearn_ros.datasets.normalize import Stats
+from dynlearn_ros.datasets.windows import gather, model_arrays, window_starts
+from dynlearn_ros.learning.models.sequence import ModelConfig, build_model
 
 
 @dataclass
@@ -69,8 +70,8 @@ class WindowSet:
     """Normalized float32 windows of one split: obs (k, W, d_o), act (k, W, d_a) and raw diffs."""
 
     def __init__(self, data: TrajectoryData, stats: Stats, tcfg: TrainConfig) -> None:
-        obs, act = arrays(data, tcfg.direction, tcfg.obs_qd)
-        starts = window_index(data.episode, tcfg.window, tcfg.stride)
+        obs, act = model_arrays(data, tcfg.direction, tcfg.obs_qd)
+        starts = window_starts(data.episode, tcfg.window, tcfg.stride)
         if len(starts) == 0:
             raise ValueError(f"no window of {tcfg.window} rows fits in any episode ({len(data)} rows)")
         ow, aw = gather(obs, starts, tcfg.window), gather(act, starts, tcfg.window)
@@ -160,7 +161,7 @@ def fit(train: TrajectoryData, val: TrajectoryData, tcfg: TrainConfig, progress:
     np.random.seed(tcfg.seed)
     torch.set_num_threads(max(1, tcfg.threads))
     train = truncate(train, tcfg.max_train_samples)
-    obs, act = arrays(train, tcfg.direction, tcfg.obs_qd)
+    obs, act = model_arrays(train, tcfg.direction, tcfg.obs_qd)
     stats = Stats.fit(obs, act, train.episode)
     tr, va = WindowSet(train, stats, tcfg), WindowSet(val, stats, tcfg)
     mcfg = model_config(tcfg, obs.shape[1], act.shape[1])

@@ -1,6 +1,6 @@
 """Plant benchmark and model-match figures, written as JSON.
 
-``python -m dynlearn_ros.sim.bench --json sim_bench.json [--steps 20000] [--states 200]``
+``dynlearn-ros bench plant --json sim_bench.json [--steps 20000] [--states 200]``
 
 * speed: :meth:`SimPlant.step` + :meth:`SimPlant.state_into` per second (median of repeats),
   with a baseline measured in the same run: bare ``pybullet.stepSimulation`` on the same client
@@ -13,11 +13,7 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -57,6 +53,8 @@ def _pybullet_defaults_plant(robot: str) -> SimPlant:
 
 def run_bench(robot: str = "iiwa", steps: int = 20000, repeats: int = 5, n_states: int = 200,
               seed: int = 0) -> dict:
+    """Speed (steps/s, median of ``repeats`` runs of ``steps`` steps) and match figures
+    (rad/s^2 over ``n_states`` random states, rad of gravity-hold drift) of ``robot``'s plant."""
     out: dict = {"robot": robot, "steps": steps, "repeats": repeats}
     with SimPlant(robot) as plant:
         pb, cid, body = plant._pb, plant.client_id, plant._body
@@ -110,21 +108,3 @@ def run_bench(robot: str = "iiwa", steps: int = 20000, repeats: int = 5, n_state
     out["match"]["pybullet_defaults_accel_err_median_rad_s2"] = float(np.median(errs_naive))
     return out
 
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--json", required=True, help="output JSON path")
-    p.add_argument("--robots", nargs="+", default=["iiwa", "panda"])
-    p.add_argument("--steps", type=int, default=20000)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--states", type=int, default=200)
-    args = p.parse_args(argv)
-    result = {"command_line": " ".join(["python -m dynlearn_ros.sim.bench", *(argv or sys.argv[1:])]),
-              "robots": [run_bench(r, args.steps, args.repeats, args.states) for r in args.robots]}
-    Path(args.json).write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Evaluation of sequence-model runs (and of the analytic model) on the test split of a data set
+(``dynlearn-ros eval``): forward runs by multi-step RMSE per horizon, inverse runs by torque RMSE
+(N*m) with NLL and calibration, plus the reference every inverse model must beat, the previous
+torque tau_{t-1}."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+def analytic_errors(data_name: str, test, urdf: str | Path | None = None) -> dict:
+    """Torque errors of Pinocchio RNEA on the rows 1 .. T-2 of each test episode, with ``urdf`` or
+    the robot table's baseline robot of the data set; ValueError when neither gives a URDF."""
+    from dynlearn_ros.datasets.rbd_baseline import analytic_torque, baseline_urdf
+    from dynlearn_ros.datasets.windows import inverse_rows
+    from dynlearn_ros.learning.evaluation.sequence import torque_errors
+
+    try:
+        path = baseline_urdf(dataset=Path(data_name).stem, urdf=urdf)
+    except (KeyError, FileNotFoundError) as exc:
+        raise ValueError(f"--model analytic: {exc.args[0]}") from exc
+    tau_hat = np.asarray(analytic_torque(test, urdf=path))
+    rows = inverse_rows(test.episode)
+    return torque_errors(tau_hat[rows], test.tau[rows])
+
+
+def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, subsample: int = 1,
+                  analytic: bool = False, urdf: str | Path | None = None) -> dict:
+    """Metrics of each run directory on the test split of ``data_name`` (split seed ``seed``; each
+    run at its own training rate), the analytic model when ``analytic`` (``urdf``: your robot's;
+    default: the robot table's baseline robot of the data set), and for inverse
+    dynamics the previous torque, at 1/``subsample`` of the rate. Returns {"data", "split_seed",
+    "test_rows", "date", "direction", "joint_names", "models": {name: metrics}}; ValueError when
+    there is nothing to evaluate."""
+    from dynlearn_ros.datasets.catalog import load_dataset
+    from dynlearn_ros.datasets.filtering import subsample as keep_every
+    from dynlearn_ros.datasets.normalize import Stats
+    from dynlearn_ros.datasets.splits import train_val_test
+    from dynlearn_ros.datasets.windows import inverse_rows
+    from dynlearn_ros.learning.evaluation.sequence import forward_multistep, inverse_eval, torque_errors
+    from dynlearn_ros.learning.training.sequence import load_checkpoint
+
+    data = load_dataset(data_name)
+    _tr, _va, test = train_val_test(data, seed=seed)
+    results: dict = {"data": str(data_name), "split_seed": seed, "test_rows": len(test),
+                     "date": datetime.now(UTC).strftime("%Y-%m-%d"), "models": {}}
+    direction = None
+    for run_dir in runs:
+        model, ckpt = load_checkpoint(Path(run_dir) / "checkpoint.pt")
+        stats = Stats.from_dict(ckpt["stats"])
+        tc = ckpt["train_config"]
+        direction = tc["direction"]
+        k = int(ckpt.get("subsample", 1))
+        if direction == "forward":
+            res = forward_multistep(model, stats, keep_every(test, k), obs_qd=tc["obs_qd"])
+        else:
+            res = inverse_eval(model, stats, keep_every(test, k))
+        res.update({"run": str(run_dir), "subsample": k, "seed": tc["seed"], "epochs": tc["epochs"],
+                    "best_epoch": ckpt["best_epoch"], "train_rows": ckpt["train_rows"],
+                    "train_wall_s": round(ckpt["wall_s"], 1)})
+        results["models"][f"{tc['kind']} s{tc['seed']}" + (f" (1/{k} rate)" if k > 1 else "")] = res
+    test = keep_every(test, int(subsample or 1))
+    if analytic:
+        results["models"]["analytic (Pinocchio)"] = analytic_errors(str(data_name), test, urdf)
+        direction = "inverse"
+    if direction == "inverse":
+        # the reference every learned inverse model must beat: it is handed tau_{t-1}
+        rows = inverse_rows(test.episode)
+        results["models"]["previous torque"] = torque_errors(test.tau[rows - 1], test.tau[rows])
+    if not results["models"]:
+        raise ValueError("nothing to evaluate: give --runs and/or --model analytic")
+    results["direction"] = direction or "inverse"
+    results["joint_names"] = list(data.joint_names)
+    return results

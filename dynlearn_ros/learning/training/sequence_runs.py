@@ -1,0 +1,41 @@
+"""Training runs of the sequence models (ac-RKN, RKN, LSTM, GRU, FFNN) from a typed configuration:
+load and split a data set, optionally lower its rate, fit, and write the run directory
+``<out>/{checkpoint.pt, train.json}`` (``dynlearn-ros train``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dynlearn_ros.learning.training.sequence import TrainConfig
+
+
+def default_run_dir(data: str, tcfg: TrainConfig) -> Path:
+    return Path(f"runs/{Path(str(data)).stem}/{tcfg.kind}-{tcfg.direction}-s{tcfg.seed}")
+
+
+def train_run(data_name: str, tcfg: TrainConfig, out: str | Path | None = None, subsample: int = 1,
+              progress: bool = True, command: str = "") -> dict:
+    """Fit ``tcfg`` on the training split of ``data_name`` (validation split for the best epoch),
+    both kept every ``subsample``-th row of each episode; write checkpoint.pt and train.json to
+    ``out`` (default :func:`default_run_dir`). Returns the checkpoint dict (with ``"run"``)."""
+    from dynlearn_ros.datasets.catalog import load_dataset
+    from dynlearn_ros.datasets.filtering import subsample as keep_every
+    from dynlearn_ros.datasets.splits import train_val_test
+    from dynlearn_ros.learning.training.sequence import data_hash, fit, save_checkpoint
+
+    data = load_dataset(data_name)
+    train, val, _test = train_val_test(data, seed=tcfg.seed)
+    train, val = keep_every(train, subsample), keep_every(val, subsample)
+    ckpt = fit(train, val, tcfg, progress=progress, data_name=str(data_name))
+    ckpt["data_hash"] = data_hash(data)
+    ckpt["subsample"] = subsample
+    ckpt["train_command"] = command
+    run = Path(out) if out else default_run_dir(data_name, tcfg)
+    run.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(ckpt, run / "checkpoint.pt")
+    summary = {k: v for k, v in ckpt.items() if k not in ("state_dict",)}
+    (run / "train.json").write_text(json.dumps(summary, indent=1))
+    print(f"{tcfg.kind} ({tcfg.direction}): best epoch {ckpt['best_epoch']} val loss {ckpt['best_val_loss']:.4f}, "
+          f"{ckpt['wall_s']:.1f} s -> {run}")
+    return {**ckpt, "run": str(run)}
