@@ -26,12 +26,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``only`` (a command name) every command is listed but only
+    that one's module is imported and its options added - what a run needs."""
     parser = argparse.ArgumentParser(prog="dynlearn-ros", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
+        if only is not None and name != only:
+            continue
         try:
             mod = importlib.import_module(f"dynlearn_ros.commands.{module}")
         except ImportError as exc:  # a command whose dependencies are missing still lists
@@ -42,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
     args, extra = parser.parse_known_args(argv)
     # name:=value launch arguments may follow options (argparse stops positionals at the first)
     if extra and hasattr(args, "launch_args") and all(":=" in e and not e.startswith("-") for e in extra):
