@@ -30,7 +30,7 @@ def _fresh_model_dir(direction: str, tmp: Path) -> Path:
     import torch
 
     from dynlearn_ros.datasets.normalize import Stats
-    from dynlearn_ros.learning.export import write_model_dir
+    from dynlearn_ros.learning.export.acrkn import write_model_dir
     from dynlearn_ros.learning.models.sequence import ModelConfig, build_model
 
     n = 7 if direction == "inverse" else 4
@@ -66,9 +66,9 @@ def _graph_ab(tstep, tmp: Path, steps: int, warm: int, rounds: int = 3) -> dict:
     of a shared machine's load hits both); p50 / p99 = medians over the rounds."""
     import onnx
 
-    from dynlearn_ros.learning.acrkn_onnx import build_inverse_graph
-    from dynlearn_ros.learning.acrkn_weights import weights_from_step
-    from dynlearn_ros.learning.export import export_torch_onnx
+    from dynlearn_ros.learning.export.acrkn_graph import build_inverse_graph
+    from dynlearn_ros.learning.export.acrkn_weights import weights_from_step
+    from dynlearn_ros.learning.export.acrkn import export_torch_onnx
     from dynlearn_ros.runtime.onnx_step import OnnxStep
 
     export_torch_onnx(tstep, tmp / "ab_torch.onnx")
@@ -99,7 +99,7 @@ def bench_model(steps: int = 5000, warmup: int = 500, inverse_dir: str | None = 
 
     from dynlearn_ros.core.inverse_model import InverseQuery
     from dynlearn_ros.datasets.normalize import Stats
-    from dynlearn_ros.learning.export import InverseStep, initial_belief
+    from dynlearn_ros.learning.export.acrkn import InverseStep, initial_belief
     from dynlearn_ros.learning.models.sequence import ModelConfig, build_model
     from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor, AcrknInversePredictor
     from dynlearn_ros.runtime.onnx_step import make_session

@@ -6,7 +6,7 @@ Measured in the same run, for the same model:
   with IOBinding, includes copying q, qd, qdd in and sqrt of the variance) - what the controller
   pays per tick;
 * ``onnx_session_run``: plain ``session.run`` with a feed dict (no IOBinding);
-* ``numpy``: the same cached formulas in numpy float32 (see :mod:`dynlearn_ros.learning.gp.export`);
+* ``numpy``: the same cached formulas in numpy float32 (see :mod:`dynlearn_ros.learning.export.gp`);
 * ``gpytorch``: the trained model's own prediction (eval mode, caches warm).
 
 Two architectures: ``default`` (the shipped one, :class:`GPConfig` defaults) and
@@ -56,7 +56,7 @@ def _model(cfg: GPConfig, seed: int) -> GPInverseModel:
 
 
 def _numpy_fn(model: GPInverseModel, x: np.ndarray):
-    from dynlearn_ros.learning.gp.export import precompute_caches
+    from dynlearn_ros.learning.export.gp import precompute_caches
 
     c = {k: np.asarray(v, dtype=np.float32) for k, v in precompute_caches(model).items()}
     f32 = np.float32
@@ -98,7 +98,7 @@ def bench_config(cfg: GPConfig, n_calls: int, seed: int = 0, novelty_k: int = 0)
     (d0 > 0, so the Sqrt/Relu branch runs); its alpha is 0, so the outputs still compare with
     gpytorch and numpy (the cost does not depend on the values). numpy and gpytorch omit it."""
     from dynlearn_ros.core.inverse_model import InverseQuery
-    from dynlearn_ros.learning.gp.export import export_model_dir, gpytorch_mean_var
+    from dynlearn_ros.learning.export.gp import export_model_dir, gpytorch_mean_var
     from dynlearn_ros.runtime.svdkl import SvdklPredictor
 
     model = _model(cfg, seed)

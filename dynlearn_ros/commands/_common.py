@@ -121,7 +121,7 @@ def gp_dispatch(args: argparse.Namespace, func: str) -> int:
         res = evaluate_runs(cfg, runs)
         write_outputs(res, gp_eval_table(res, res["joint_names"]), args.json, args.md)
     elif func == "export":
-        from dynlearn_ros.learning.gp.export_run import export_run
+        from dynlearn_ros.learning.export.gp_run import export_run
 
         try:
             export_run(cfg, runs[0] if runs else cfg.default_run_dir(), args.out,

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.datasets.normalize import Stats
     from dynlearn_ros.datasets.splits import train_val_test as split
     from dynlearn_ros.learning.evaluation.sequence import forward_multistep, inverse_predict, torque_errors
-    from dynlearn_ros.learning.export import write_model_dir
+    from dynlearn_ros.learning.export.acrkn import write_model_dir
     from dynlearn_ros.learning.training.sequence import load_checkpoint
 
     model, ckpt = load_checkpoint(Path(args.run) / "checkpoint.pt")

@@ -1,4 +1,4 @@
-"""``dynlearn-ros model <action> DIR...``: check or migrate model directories (docs/models.md).
+"""``dynlearn-ros model <action> DIR...``: check, migrate or convert model directories (docs/models.md).
 
 Actions:
   check    validate each directory as every load does (files, metadata schema, initializers,
@@ -6,6 +6,9 @@ Actions:
            figures; exit 1 if any is refused (the reason is printed).
   migrate  rewrite format-1 directories in the current schema, model.onnx byte-identical
            (``dynlearn_ros.runtime.migrate``), then check them.
+  convert  rewrite a torch-exported ac-RKN inverse step as the hand-built lean graph
+           (``dynlearn_ros.learning.export.acrkn_graph``; refused unless a ``--check-steps``
+           rollout of both graphs agrees), next model_version, then check it.
 
     dynlearn-ros model check models/*
     dynlearn-ros model migrate models/acrkn_panda_inv
@@ -20,13 +23,16 @@ import argparse
 import json
 from pathlib import Path
 
-ACTIONS = ("check", "migrate")
+ACTIONS = ("check", "migrate", "convert")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=ACTIONS, help="check: validate and summarize; migrate: format 1 -> current")
+    parser.add_argument("action", choices=ACTIONS, help="check: validate and summarize; migrate: format 1 -> "
+                        "current; convert: ac-RKN inverse torch export -> lean graph")
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="model directories")
     parser.add_argument("--json", action="store_true", help="print the full validated metadata as JSON")
+    parser.add_argument("--check-steps", type=int, default=250,
+                        help="convert: rollout length both graphs must agree over (default 250)")
 
 
 def _resolve(d: str) -> Path:
@@ -69,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
             if args.action == "migrate":
                 res = migrate_model_dir(path)
                 print(f"{path}: migrated, model.onnx sha256 {res['model_onnx_sha256'][:16]}... unchanged")
+            elif args.action == "convert":
+                from dynlearn_ros.learning.export.acrkn_graph import convert_model_dir
+
+                diff = convert_model_dir(path, args.check_steps)
+                print(f"{path}: converted, rollout max relative difference {diff}")
             checked = validate_model_dir(path)
         except (ModelLoadError, ValueError, OSError) as exc:
             print(f"{path}: REFUSED: {exc}")

@@ -2,6 +2,7 @@
 
 Targets (each its own options; ``dynlearn-ros report <target> --help``):
   vgain          closed-loop comparison of fixed and variance-scheduled gains (docs/results_closed_loop.md)
+  vgain-inproc   the same scenario's plant and control law in one process, no ROS (a quick screen)
   gp-quality     GP inverse-dynamics quality and calibration per data set (docs/results_svdkl.md)
   gp-fractions   GP predictive std vs the fraction of training data, with a PNG (docs/results_svdkl.md)
   gp-compare     trained GP runs side by side, per episode kind / distance, with novelty (docs/results_svdkl.md)
@@ -15,6 +16,7 @@ import importlib
 
 TARGETS = {
     "vgain": ("report_vgain", "closed-loop comparison of fixed and variance-scheduled gains"),
+    "vgain-inproc": ("report_vgain_inproc", "the vgain scenario in one process, no ROS (a quick screen)"),
     "gp-quality": ("report_gp", "GP inverse-dynamics quality and calibration per data set"),
     "gp-fractions": ("report_gp", "GP predictive std vs the fraction of training data (PNG)"),
     "gp-compare": ("report_gp", "trained GP runs side by side on the validation and test splits"),

@@ -4,7 +4,7 @@ A model directory holds ``model.onnx`` (input ``x`` float32 (1, 3n) = [q, qd, qd
 model's joint order; outputs ``mean`` (1, n) N*m and ``var`` (1, n) (N*m)^2, the predictive
 variance including the likelihood noise), ``metadata.json`` (kind "svdkl", schema in
 docs/models.md: joint names, normalization - applied inside the graph -, sigma bounds per joint)
-and ``golden.npz``. Written by ``dynlearn_ros.learning.gp.export``, loaded through
+and ``golden.npz``. Written by ``dynlearn_ros.learning.export.gp``, loaded through
 :func:`dynlearn_ros.runtime.validate.open_model_dir`; this module needs only numpy and onnxruntime.
 
 A model may carry a novelty term inside its graph (metadata ``svdkl.novelty``: K stored training

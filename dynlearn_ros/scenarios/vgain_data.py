@@ -23,14 +23,12 @@ exploration torque only the observed change of state tells the model what torque
 the model then tolerates executed torques that differ from its own (the PD term in closed loop)
 and gives a better feed-forward (ablation in docs/results_closed_loop.md, section (d)).
 
-    python -m dynlearn_ros.scenarios.vgain_data --out /tmp/vgain_iiwa.npz
+    dynlearn-ros data vgain --out /tmp/vgain_iiwa.npz
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 
 import numpy as np
@@ -87,7 +85,7 @@ def pick_place_episode(cfg: ScenarioConfig, rng: np.random.Generator, n_moves: i
 
 def build_dataset(cfg: ScenarioConfig, fourier_episodes: int, pick_place_episodes: int, seconds: float,
                   keep_every: int, seed: int, omega: float = 30.0, noise_accel: float = 0.0,
-                  log=print) -> TrajectoryData:
+                  log=print, command: str = "") -> TrajectoryData:
     """Simulate the scenario plant (cfg's friction and payload) and return the decimated rows.
 
     Episode e uses ``SeedSequence(seed).spawn(...)[e]``; Fourier episodes first. Row columns as in
@@ -134,32 +132,6 @@ def build_dataset(cfg: ScenarioConfig, fourier_episodes: int, pick_place_episode
             "noise_accel": noise_accel,
             "torque_noise_std": None if noise_std is None else noise_std.tolist(),
             "episode_stats": stats, "wall_time_s": time.perf_counter() - wall0,
-            "command": " ".join(["python -m dynlearn_ros.scenarios.vgain_data", *sys.argv[1:]])}
+            "command": command}
     return TrajectoryData(t=cat["t"], q=cat["q"], qd=cat["qd"], tau=cat["tau"], episode=cat["episode"],
                           joint_names=plant.joint_names, dt=dt * keep_every, qdd=cat["qdd"], meta=meta)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default=None, help="scenario YAML (default: config/scenario_vgain.yaml)")
-    p.add_argument("--fourier-episodes", type=int, default=8)
-    p.add_argument("--pick-place-episodes", type=int, default=12)
-    p.add_argument("--seconds", type=float, default=20.0, help="length of each episode, s")
-    p.add_argument("--keep-every", type=int, default=10, help="keep every k-th 1 kHz row")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--omega", type=float, default=30.0, help="collector PD bandwidth, rad/s")
-    p.add_argument("--noise-accel", type=float, default=0.0,
-                   help="white exploration torque, std = this x joint inertia at home (rad/s^2); "
-                        "0 = none (needed > 0 for ac-RKN inverse training data)")
-    p.add_argument("--out", required=True)
-    a = p.parse_args(argv)
-    cfg = load_config(a.config)
-    data = build_dataset(cfg, a.fourier_episodes, a.pick_place_episodes, a.seconds, a.keep_every, a.seed,
-                         a.omega, noise_accel=a.noise_accel)
-    path = save_npz(a.out, data)
-    print(json.dumps({"out": str(path), "rows": len(data), "wall_s": data.meta["wall_time_s"]}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,14 +12,14 @@ the same K_P); the end-effector column and everything about the ROS graph (QoS, 
 process start-up, the bridge's clamps and stats) are only in the real report. A 20 s
 configuration takes 1-3 s here against ~15 s through ROS.
 
-    python -m dynlearn_ros.scenarios.vgain_inproc --configs a,c,d --duration 20
+    dynlearn-ros report vgain-inproc --configs a,c,d --duration 20
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -87,34 +87,25 @@ def run_inprocess(cfg: ScenarioConfig, key: str, duration_s: float | None = None
             "diverged": diverged, "wall_s": time.perf_counter() - wall0}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=None, help="scenario YAML (default: config/scenario_vgain.yaml)")
-    ap.add_argument("--configs", default=None, help="comma-separated keys (default: all not marked skip)")
-    ap.add_argument("--duration", type=float, default=None, help="sim seconds per configuration")
-    ap.add_argument("--model-dir", default=None, help="override the learned configurations' model_dir")
-    ap.add_argument("--json", default=None, help="write the summaries here")
-    a = ap.parse_args(argv)
-    cfg = load_config(a.config)
-    keys = a.configs.split(",") if a.configs else [k for k, c in cfg.configurations.items() if not c.get("skip")]
-    rows = {}
+def screen(config: str | None = None, configs: Sequence[str] | None = None, duration: float | None = None,
+           model_dir: str | None = None, emit: Callable[[str], None] = print) -> dict:
+    """Run the configurations ``configs`` (default: all not marked skip) of the scenario YAML
+    ``config`` in process; ``model_dir`` overrides the learned ones' model. One line per
+    configuration through ``emit``; returns {key: summary} (``dynlearn-ros report vgain-inproc``)."""
+    cfg = load_config(config)
+    keys = list(configs) if configs else [k for k, c in cfg.configurations.items() if not c.get("skip")]
+    rows: dict = {}
     for key in keys:
-        override = a.model_dir if a.model_dir and cfg.configurations[key].get("controller", {}).get(
+        override = model_dir if model_dir and cfg.configurations[key].get("controller", {}).get(
             "model_kind", "analytic") != "analytic" else None
-        rows[key] = r = run_inprocess(cfg, key, a.duration, model_dir=override)
+        rows[key] = r = run_inprocess(cfg, key, duration, model_dir=override)
         if r["diverged"]:   # the statistics cover only what ran before; do not print them as a result
-            print(f"{r['label']}: DIVERGED at {r['sim_time_s']:.3f} s of sim time "
-                  f"(error > 3 rad or non-finite state), {r['wall_s']:.1f} s wall")
+            emit(f"{r['label']}: DIVERGED at {r['sim_time_s']:.3f} s of sim time "
+                 f"(error > 3 rad or non-finite state), {r['wall_s']:.1f} s wall")
             continue
         b = cfg.baseline(key)
         cut = f", K_P cut {100 * kp_cut(rows, key, b):.1f} % vs ({b})" if b in rows and b != key else ""
-        print(f"{r['label']}: RMSE {1e3 * r['rmse_rad_all']:.2f} mrad "
-              f"(per joint {np.round(1e3 * np.asarray(r['joint_rmse_rad']), 2).tolist()}){cut}, "
-              f"fallbacks {r['counters']['model_fallback']}, {r['wall_s']:.1f} s wall")
-    if a.json:
-        Path(a.json).write_text(json.dumps(rows, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        emit(f"{r['label']}: RMSE {1e3 * r['rmse_rad_all']:.2f} mrad "
+             f"(per joint {np.round(1e3 * np.asarray(r['joint_rmse_rad']), 2).tolist()}){cut}, "
+             f"fallbacks {r['counters']['model_fallback']}, {r['wall_s']:.1f} s wall")
+    return rows

@@ -49,7 +49,7 @@ def track_episode(
     ``torque_noise`` (n,) N*m: std of white Gaussian exploration torque added to every step's
     command (drawn from ``rng``). Without it consecutive torques are nearly equal, and a model
     that reads the previous torque learns to copy it instead of the dynamics (see
-    :mod:`dynlearn_ros.scenarios.vgain_data`).
+    :mod:`dynlearn_ros.scenarios.vgain_data`, `dynlearn-ros data vgain`).
 
     Keys: t (N,) s, q (N, n) rad, qd (N, n) rad/s, qdd (N, n) rad/s^2, tau (N, n) N*m applied,
     q_des (N, n) rad. Raises RuntimeError if the state becomes non-finite."""

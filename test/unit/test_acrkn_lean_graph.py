@@ -1,4 +1,4 @@
-"""The hand-built ac-RKN inverse step graph (learning/acrkn_onnx.py): same function as the torch
+"""The hand-built ac-RKN inverse step graph (learning/export/acrkn_graph.py): same function as the torch
 model, fewer nodes, and the in-place conversion of torch-exported model directories.
 
 Tolerances: as test_export_parity.py (float32 reordering, ~1e-5 relative after 250 contracting
@@ -15,9 +15,10 @@ import pytest
 import torch
 from test_export_parity import N, _ckpt, _model, _stats
 
-from dynlearn_ros.learning import acrkn_onnx, export
-from dynlearn_ros.learning.acrkn_onnx import GRAPH_NAME, convert_model_dir, rollout
-from dynlearn_ros.learning.export import InverseStep, initial_belief, write_model_dir
+from dynlearn_ros.learning.export import acrkn as export
+from dynlearn_ros.learning.export import acrkn_graph
+from dynlearn_ros.learning.export.acrkn_graph import GRAPH_NAME, convert_model_dir, rollout
+from dynlearn_ros.learning.export.acrkn import InverseStep, initial_belief, write_model_dir
 from dynlearn_ros.runtime.metadata import ModelMetadata
 from dynlearn_ros.runtime.onnx_step import OnnxStep
 
@@ -83,13 +84,13 @@ def test_convert_rewrites_a_torch_export_in_place_and_refuses_what_it_cannot_rep
     before = rollout(out / "model.onnx", ModelMetadata.read(out), steps=100)
     old_bytes = (out / "model.onnx").read_bytes()
     # refused: a bound nothing can meet leaves the directory as it was
-    monkeypatch.setattr(acrkn_onnx, "CONVERT_RTOL", 0.0)
+    monkeypatch.setattr(acrkn_graph, "CONVERT_RTOL", 0.0)
     with pytest.raises(ValueError, match="differs"):
         convert_model_dir(out, check_steps=50)
     assert (out / "model.onnx").read_bytes() == old_bytes
     assert json.loads((out / "metadata.json").read_text()) == meta
     assert not (out.parent / f".{out.name}.lean.onnx").exists()
-    monkeypatch.setattr(acrkn_onnx, "CONVERT_RTOL", 2e-4)
+    monkeypatch.setattr(acrkn_graph, "CONVERT_RTOL", 2e-4)
     diff = convert_model_dir(out, check_steps=100)
     assert max(diff.values()) < 2e-4
     meta2 = json.loads((out / "metadata.json").read_text())

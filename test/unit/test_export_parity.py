@@ -18,7 +18,7 @@ import torch
 
 from dynlearn_ros.core.inverse_model import InverseQuery
 from dynlearn_ros.datasets.normalize import Stats
-from dynlearn_ros.learning.export import ForwardStep, InverseStep, initial_belief, write_model_dir
+from dynlearn_ros.learning.export.acrkn import ForwardStep, InverseStep, initial_belief, write_model_dir
 from dynlearn_ros.learning.models.sequence import ModelConfig, build_model
 from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor, AcrknInversePredictor
 from dynlearn_ros.runtime.registry import ModelLoadError, load_inverse_model

@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from dynlearn_ros.learning.gp.export import build_onnx, gpytorch_mean_var
+from dynlearn_ros.learning.export.gp import build_onnx, gpytorch_mean_var
 from dynlearn_ros.learning.models.gp import GPConfig
 from dynlearn_ros.learning.models.novelty import NoveltyTerm, build_term, nn_sq_distance, store_rows
 from dynlearn_ros.learning.training.gp import train_gp

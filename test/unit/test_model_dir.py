@@ -20,7 +20,7 @@ from onnx import numpy_helper
 from test_export_parity import N, _ckpt, _model, _stats
 
 from dynlearn_ros.core.inverse_model import InverseQuery
-from dynlearn_ros.learning.export import write_model_dir
+from dynlearn_ros.learning.export.acrkn import write_model_dir
 from dynlearn_ros.paths import models_dir
 from dynlearn_ros.runtime import golden
 from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor, AcrknInversePredictor

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from dynlearn_ros.core.inverse_model import InverseQuery
-from dynlearn_ros.learning.gp.export import EXPORT_MEAN_TOL_STD as GOLDEN_MEAN_TOL_STD
-from dynlearn_ros.learning.gp.export import EXPORT_VAR_RTOL as GOLDEN_VAR_RTOL
-from dynlearn_ros.learning.gp.export import build_onnx, export_model_dir, gpytorch_mean_var
+from dynlearn_ros.learning.export.gp import EXPORT_MEAN_TOL_STD as GOLDEN_MEAN_TOL_STD
+from dynlearn_ros.learning.export.gp import EXPORT_VAR_RTOL as GOLDEN_VAR_RTOL
+from dynlearn_ros.learning.export.gp import build_onnx, export_model_dir, gpytorch_mean_var
 from dynlearn_ros.learning.models.gp import GPConfig
 from dynlearn_ros.learning.training.gp import train_gp
 from dynlearn_ros.runtime.registry import ModelLoadError, load_inverse_model

@@ -24,7 +24,7 @@ For joint ``j`` the predictive distribution of the torque at one input is Gaussi
     mean_j = mu_j + a_j^T m_j,      a_j = L_j^{-1} k_j(x),   K_uu,j + jitter I = L_j L_j^T
     var_j  = sf2_j + jitter - |a_j|^2 + |L_S,j^T a_j|^2 + noise_j
 
-(whitened strategy: q(v_j) = N(m_j, L_S,j L_S,j^T), u_j = L_j v_j). ``learning.gp.export`` evaluates the
+(whitened strategy: q(v_j) = N(m_j, L_S,j L_S,j^T), u_j = L_j v_j). ``learning.export.gp`` evaluates the
 same formula in ONNX from float64 caches.
 
 Normalization (means and stds of inputs and targets, float64) lives in buffers of the model and

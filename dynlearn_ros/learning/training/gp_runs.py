@@ -4,7 +4,7 @@ A run directory follows the learning core's layout,
 ``runs/<data>/<model>-inverse-s<seed>/{checkpoint.pt, train.json}``. ``dynlearn-ros train
 --model svdkl|svgp|dkl`` builds a :class:`GPRunConfig` from its options and calls
 :func:`train_run`; ``dynlearn-ros eval`` / ``export`` use the same configuration
-(:mod:`dynlearn_ros.learning.evaluation.gp_runs`, :mod:`dynlearn_ros.learning.gp.export_run`).
+(:mod:`dynlearn_ros.learning.evaluation.gp_runs`, :mod:`dynlearn_ros.learning.export.gp_run`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A trained GP run (SVDKL / SVGP) -> ONNX model directory, with its test metrics and
-provenance in metadata.json (the graph itself: :mod:`dynlearn_ros.learning.gp.export`)."""
+provenance in metadata.json (the graph itself: :mod:`dynlearn_ros.learning.export.gp`)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def export_run(cfg: GPRunConfig, run: str | Path, out: str | Path | None = None,
     Raises ValueError for DKL (no ONNX export) and FileNotFoundError when ``novelty`` is asked
     for and the run has no novelty.json."""
     from dynlearn_ros.datasets.splits import load_splits
-    from dynlearn_ros.learning.gp.export import export_model_dir
+    from dynlearn_ros.learning.export.gp import export_model_dir
     from dynlearn_ros.learning.models.novelty import NOVELTY_FILE, load_term, predict_with_term
     from dynlearn_ros.learning.training.gp import (
         evaluate_model,

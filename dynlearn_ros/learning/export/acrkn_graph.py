@@ -1,6 +1,6 @@
 """A lean ONNX graph of one ac-RKN inverse step, built node by node.
 
-``torch.onnx.export`` of :class:`~dynlearn_ros.learning.export.InverseStep` gives ~100 nodes (82
+``torch.onnx.export`` of :class:`~dynlearn_ros.learning.export.acrkn.InverseStep` gives ~100 nodes (82
 after onnxruntime's optimizer). At batch 1 almost every node is a few hundred floats, so the
 step's latency is onnxruntime's per-node cost times the node count, not arithmetic. This module
 writes the same function with about 60 nodes:
@@ -16,9 +16,9 @@ writes the same function with about 60 nodes:
   Slices, 12 Muls and 4 Concats. (Gathering the products' factors by index tables was tried
   first: fewer nodes, but onnxruntime's Gather over 4,050 indices cost more than all of them.)
 
-Weights (:mod:`dynlearn_ros.learning.acrkn_weights`) come from a trained model or from a
+Weights (:mod:`dynlearn_ros.learning.export.acrkn_weights`) come from a trained model or from a
 ``model.onnx`` of the torch exporter, so shipped model directories can be rewritten without
-their checkpoints (``python -m dynlearn_ros.learning.acrkn_onnx --convert DIR``):
+their checkpoints (``dynlearn-ros model convert DIR``):
 the conversion is refused unless the new graph reproduces the old one over a 250-step rollout.
 
 Inputs and outputs are those of the torch export (names, shapes, packed belief), so the runtime
@@ -27,18 +27,16 @@ predictor reads either graph.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from dynlearn_ros.learning.acrkn_weights import weights_from_torch_onnx
+from dynlearn_ros.learning.export.acrkn_weights import weights_from_torch_onnx
 from dynlearn_ros.runtime.metadata import ModelMetadata
 
 OPSET = 18
@@ -108,7 +106,7 @@ class _G:
 
 
 def build_inverse_graph(w: dict) -> onnx.ModelProto:
-    """The step graph from a weight dict of :mod:`dynlearn_ros.learning.acrkn_weights`."""
+    """The step graph from a weight dict of :mod:`dynlearn_ros.learning.export.acrkn_weights`."""
     m = w["lod"]
     n = 2 * m
     d_o, d_a = w["obs_mean"].size, w["act_mean"].size
@@ -261,7 +259,7 @@ def convert_model_dir(model_dir: Path, check_steps: int = 250) -> dict:
         specific = dict(meta.specific, graph=GRAPH_NAME, graph_conversion={
             "from_sha256": hashlib.sha256(old_bytes).hexdigest()[:16], "rollout_steps": check_steps,
             "max_rel_diff": diff,
-            "command": shlex.join(["python", "-m", "dynlearn_ros.learning.acrkn_onnx", "--convert", str(model_dir)])})
+            "command": shlex.join(["dynlearn-ros", "model", "convert", str(model_dir)])})
         fields = {f.name: getattr(meta, f.name) for f in dataclasses.fields(meta) if f.name not in ("golden", "format_version")}
         fields |= {"specific": specific, "model_version": meta.model_version + 1}
 
@@ -273,18 +271,3 @@ def convert_model_dir(model_dir: Path, check_steps: int = 250) -> dict:
     finally:
         tmp.unlink(missing_ok=True)
     return diff
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="rewrite torch-exported ac-RKN inverse model directories as the lean graph")
-    p.add_argument("--convert", nargs="+", required=True, metavar="DIR")
-    p.add_argument("--check-steps", type=int, default=250)
-    args = p.parse_args(argv)
-    for d in args.convert:
-        diff = convert_model_dir(Path(d), args.check_steps)
-        print(f"{d}: converted, rollout max relative difference {diff}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

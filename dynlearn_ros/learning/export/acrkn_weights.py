@@ -1,4 +1,4 @@
-"""Weights of an ac-RKN inverse step for the hand-built graph (:mod:`dynlearn_ros.learning.acrkn_onnx`):
+"""Weights of an ac-RKN inverse step for the hand-built graph (:mod:`dynlearn_ros.learning.export.acrkn_graph`):
 from a trained model, or recovered from a ``model.onnx`` the torch exporter wrote.
 
 The builder's dict (float64): ``lod``, ``absolute``, the statistics (``obs_mean/std``,
@@ -77,7 +77,7 @@ def _transition(named: dict[str, np.ndarray], lod: int) -> np.ndarray:
 
 
 def weights_from_step(step) -> dict:
-    """From an :class:`~dynlearn_ros.learning.export.InverseStep` (trained model + statistics)."""
+    """From an :class:`~dynlearn_ros.learning.export.acrkn.InverseStep` (trained model + statistics)."""
     import torch
 
     from dynlearn_ros.learning.models.rkn import elup1

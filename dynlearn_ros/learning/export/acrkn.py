@@ -134,7 +134,7 @@ def initial_belief(model: nn.Module) -> Tensor:
 
 
 def lean_supported(step: _Packed) -> bool:
-    """An inverse step the hand-built graph of :mod:`dynlearn_ros.learning.acrkn_onnx` covers
+    """An inverse step the hand-built graph of :mod:`dynlearn_ros.learning.export.acrkn_graph` covers
     (linear transition-coefficient net, one hidden encoder layer)."""
     model = step.model
     return (isinstance(step, InverseStep) and isinstance(model.cell.coef_net, nn.Linear)
@@ -149,8 +149,8 @@ def export_onnx(step: _Packed, path: Path, lean: bool = True) -> str:
     if lean and lean_supported(step):
         import onnx
 
-        from dynlearn_ros.learning.acrkn_onnx import GRAPH_NAME, build_inverse_graph
-        from dynlearn_ros.learning.acrkn_weights import weights_from_step
+        from dynlearn_ros.learning.export.acrkn_graph import GRAPH_NAME, build_inverse_graph
+        from dynlearn_ros.learning.export.acrkn_weights import weights_from_step
 
         onnx.save(build_inverse_graph(weights_from_step(step)), str(path))
         return GRAPH_NAME
