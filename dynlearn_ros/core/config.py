@@ -223,6 +223,11 @@ COMPUTED_TORQUE_SPEC: tuple[ParamSpec, ...] = (
     ParamSpec("torque_limits", "double_array", lambda ctx: ctx.spec.effort_limits, "symmetric torque "
               "limits (N*m), > 0 and at most the URDF's effort limits; default: the manufacturer's "
               "limits of the robot's default variant (config/robots.yaml)", lo=0.0, hi=1e4, per_joint=True),
+    ParamSpec("torque_rate_limit", "double_array", [0.0], "torque-rate limit (N*m/s), 1 value (all "
+              "joints) or one per joint: each command moves at most this * control_period_s from the "
+              "previous one, after the clamp to torque_limits; 0 on a joint or empty = no limit; with a "
+              "real driver the launch passes the robot variant's (config/robots.yaml)", lo=0.0, hi=1e7,
+              per_joint=True, optional=True),
     ParamSpec("model_kind", "string", "analytic", "feed-forward model; a change loads the model off "
               "the control path and swaps it in when it passes its checks", choices=ALL_KINDS),
     ParamSpec("model_dir", "string", "", "learned model directory (model.onnx + metadata.json); "
@@ -292,6 +297,7 @@ class ControllerConfig:
     gain_mode: str
     use_model_sigma_bounds: bool
     torque_limits: np.ndarray
+    torque_rate_limit: np.ndarray | None   # (n,) N*m/s; 0 on a joint: no limit there; None (empty): none
     model_kind: str
     model_dir: str
     reference: str
