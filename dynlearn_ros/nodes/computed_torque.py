@@ -191,7 +191,7 @@ class ComputedTorqueNode(Node):
         self.cmd_pub = self.create_publisher(Float64MultiArray, "effort_controller/commands", qos.COMMANDS)
         self.status_pub = self.create_publisher(Float64MultiArray, "~/status", qos.STATUS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, "joint_states", self._on_state, state_qos)
+        self.state_sub = self.create_subscription(JointState, "joint_states", self._on_state, state_qos)
         self.create_subscription(JointTrajectory, "reference_trajectory", self._on_trajectory, qos.COMMANDS)
         self.create_subscription(String, qos.MODEL_UPDATES_TOPIC, self._on_model_update, qos.MODEL_UPDATES)
         self.watchdog = self.create_timer(self.config.stale_timeout_s / 2.0, self._watchdog)
@@ -284,12 +284,24 @@ class ComputedTorqueNode(Node):
                                + ("; following-error fault cleared" if cleared else ""))
 
     def _watchdog(self) -> None:
+        if not self.ctl.started:
+            self._log_waiting()
+            return
         if self.ctl.is_stale(time.monotonic()):
             self.ctl.stale_hold()
             self.get_logger().warning(
                 f"joint states stale (> {self.ctl.stale_timeout_s * 1e3:.0f} ms): gravity hold at the last "
                 f"valid position ({self.ctl.counters.stale_hold} times)", throttle_duration_sec=LOG_THROTTLE_S)
             self._publish_command()
+
+    def _log_waiting(self) -> None:
+        """Before the first valid joint state: say what we wait for (throttled); command nothing."""
+        rejected = sum(self.ctl.counters.rejected.values())
+        self.get_logger().warning(
+            f"waiting for {self.state_sub.topic_name} (sensor_msgs/JointState with joints "
+            f"{', '.join(self.joint_names)}): nothing is commanded until the first valid state"
+            + (f"; {rejected} messages rejected so far" if rejected else ""),
+            throttle_duration_sec=LOG_THROTTLE_S)
 
     def _publish(self, pub, msg) -> None:
         try:
@@ -315,9 +327,11 @@ class ComputedTorqueNode(Node):
             level = DiagnosticStatus.WARN
         if self.ctl.mode is Mode.FAULT:
             level = DiagnosticStatus.ERROR
+        message = f"mode={self.ctl.mode.name} model={self.slot.active.kind} v{self.slot.active.version}"
+        if self.ctl.mode is Mode.WAITING:
+            message += f": waiting for {self.state_sub.topic_name}, nothing commanded"
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: computed torque",
-                                  message=f"mode={self.ctl.mode.name} model={self.slot.active.kind} "
-                                          f"v{self.slot.active.version}", hardware_id=self.get_namespace())
+                                  message=message, hardware_id=self.get_namespace())
         status.values = [KeyValue(key=k, value=str(v)) for k, v in counters.items()]
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
