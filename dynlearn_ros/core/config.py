@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -253,7 +254,8 @@ COMPUTED_TORQUE_SPEC: tuple[ParamSpec, ...] = (
               reason="part of the built-in reference"),
     ParamSpec("status_decimation", "int", 10, "publish ~/status every N ticks (0: never)", lo=0,
               hi=100000),
-    ParamSpec("summary_path", "string", "", "write a JSON summary here at exit"),
+    ParamSpec("summary_path", "string", "", "write a JSON summary here at exit; its directory must "
+              "exist"),
     ParamSpec("time_source", "string", "stamp", "time base of the reference: the joint state's header "
               "stamp (sim time from the bridge, or a driver's clock) or its arrival time (for drivers "
               "that do not stamp)", choices=("stamp", "arrival"), dynamic=False,
@@ -355,6 +357,9 @@ def validate(values: Mapping[str, Any], ctx: RobotContext,
     if v["model_kind"] != "analytic" and not v["model_dir"]:
         raise ConfigError(f"parameter 'model_dir': model_kind '{v['model_kind']}' needs a model directory")
     v["waypoints"] = wp
+    summary = v["summary_path"]
+    if summary and not Path(summary).expanduser().resolve().parent.is_dir():
+        raise ConfigError(f"parameter 'summary_path' = {summary!r}: its directory does not exist")
     v["stale_timeout_s"] = 1e-3 * v.pop("stale_timeout_ms")
     frozen = {k: (val.tolist() if isinstance(val, np.ndarray) else val) for k, val in raw.items()}
     return ControllerConfig(**v, params=MappingProxyType(frozen))

@@ -32,6 +32,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy  # noqa: E402
+from rclpy.clock import Clock, ClockType  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
@@ -149,7 +150,7 @@ class ComputedTorqueNode(Node):
         if new.stale_timeout_s != old.stale_timeout_s:
             self.watchdog.cancel()
             self.destroy_timer(self.watchdog)
-            self.watchdog = self.create_timer(new.stale_timeout_s / 2.0, self._watchdog)
+            self.watchdog = self.create_timer(new.stale_timeout_s / 2.0, self._watchdog, clock=self.steady)
         if model_change and not self._syncing:
             self.slot.request(new.model_kind, new.model_dir)
             self.get_logger().info(f"loading {new.model_kind} model {new.model_dir!r} off the control path; "
@@ -194,9 +195,12 @@ class ComputedTorqueNode(Node):
         self.state_sub = self.create_subscription(JointState, "joint_states", self._on_state, state_qos)
         self.create_subscription(JointTrajectory, "reference_trajectory", self._on_trajectory, qos.COMMANDS)
         self.create_subscription(String, qos.MODEL_UPDATES_TOPIC, self._on_model_update, qos.MODEL_UPDATES)
-        self.watchdog = self.create_timer(self.config.stale_timeout_s / 2.0, self._watchdog)
-        self.create_timer(1.0, self._publish_diagnostics)
-        self.create_timer(SLOT_POLL_S, self._poll_slot)
+        # the timers run on the steady clock, also with use_sim_time: a simulator that stops
+        # publishing /clock must not stop the stale-state watchdog nor the diagnostics
+        self.steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.watchdog = self.create_timer(self.config.stale_timeout_s / 2.0, self._watchdog, clock=self.steady)
+        self.create_timer(1.0, self._publish_diagnostics, clock=self.steady)
+        self.create_timer(SLOT_POLL_S, self._poll_slot, clock=self.steady)
 
         self.cmd_msg = Float64MultiArray()
         self.cmd_msg.layout.dim = [MultiArrayDimension(label="joint", size=n, stride=n)]
@@ -357,8 +361,14 @@ class ComputedTorqueNode(Node):
         }
 
     def write_summary(self) -> None:
+        """Write the summary to ``summary_path``; a failure (the directory vanished, a full
+        disk) is one log line and exit code 1, not a traceback."""
         if self.config.summary_path:
-            write_json_atomic(self.config.summary_path, self.summary())
+            try:
+                write_json_atomic(self.config.summary_path, self.summary())
+            except OSError as exc:
+                self.get_logger().error(f"summary not written to {self.config.summary_path!r}: {exc}")
+                raise SystemExit(1) from None
 
     def destroy_node(self) -> None:
         slot = getattr(self, "slot", None)
