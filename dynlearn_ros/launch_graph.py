@@ -117,6 +117,9 @@ def vgain_args() -> tuple[LaunchArg, ...]:
         LaunchArg("rt_priority", "0", "SCHED_FIFO priority (1-99) for the controller and the bridge via "
                   "chrt; 0: normal scheduling. Needs real-time rights (root or an rtprio limit); on this "
                   "project's test machine it cut 1 kHz deadline misses from ~14 % to ~2 %"),
+        LaunchArg("managed", "false", "true: run the controller as a lifecycle node "
+                  "(computed_torque_managed): it starts unconfigured and commands only once activated "
+                  "(ros2 lifecycle set /computed_torque configure, then activate)", ("true", "false")),
         LaunchArg("use_sim_time", "false", "true: the controller's ROS time (diagnostics stamps) follows "
                   "/clock (the bridge's, or your simulator's); its watchdog and timers stay on the steady "
                   "clock. The bridge is the clock source and keeps wall time", ("true", "false")),
@@ -226,8 +229,8 @@ def vgain_control(args: dict[str, str]) -> list[NodeSpec]:
     if not 0 <= rt <= 99:
         raise ValueError(f"launch argument rt_priority:={a['rt_priority']}: must be an integer 0..99")
     prefix = ["chrt", "-f", str(rt)] if rt else []
-    nodes = [NodeSpec("computed_torque", "dynlearn_ros.nodes.computed_torque", "computed_torque", ns,
-                      ctl_params, remaps, prefix=prefix)]
+    exe = "computed_torque_managed" if a["managed"] == "true" else "computed_torque"
+    nodes = [NodeSpec(exe, f"dynlearn_ros.nodes.{exe}", "computed_torque", ns, ctl_params, remaps, prefix=prefix)]
     if use_sim:
         sim_over: dict = {"robot": a["robot"], "stepping": a["stepping"],
                           "payload_kg": float(a["payload_kg"]), "duration_s": float(a["sim_duration_s"])}

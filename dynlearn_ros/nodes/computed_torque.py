@@ -62,9 +62,16 @@ from dynlearn_ros.runtime.slot import ModelSlot, check_model  # noqa: E402
 LOG_THROTTLE_S = 2.0
 SLOT_POLL_S = 0.02   # how often finished model loads are logged and the parameters synced
 RCLError = _rclpy.RCLError
+ROS_OWN_PARAMS = ("use_sim_time", "start_type_description_service")
 
 
 class ComputedTorqueNode(Node):
+    #: False: joint states are ignored (nothing ticks, nothing is commanded); the managed
+    #: variant (computed_torque_managed) opens it at its first activation
+    ticking = True
+    #: appended to the /diagnostics message (the managed variant: its lifecycle state)
+    state_note = ""
+
     def __init__(self) -> None:
         super().__init__("computed_torque")
         self.fq_name = self.get_fully_qualified_name()
@@ -131,7 +138,12 @@ class ComputedTorqueNode(Node):
             return UnavailableModel(self.urdf_joints)
 
     def _apply_parameters(self, changes: dict[str, Any]) -> None:
-        """Validate the whole new parameter set; stage what changed (raises ConfigError)."""
+        """Validate the whole new parameter set; stage what changed (raises ConfigError).
+        rclpy's own parameters pass: ``use_sim_time`` (its time source applies it) and the
+        read-only ``qos_overrides.*`` (declared when a publisher or subscription is created)."""
+        changes = {k: v for k, v in changes.items() if k not in ROS_OWN_PARAMS and not k.startswith("qos_overrides.")}
+        if not changes:
+            return
         old = self.config
         new = validate({**old.params, **changes}, self.ctx)
         model_change = (new.model_kind, new.model_dir) != (old.model_kind, old.model_dir)
@@ -189,12 +201,13 @@ class ComputedTorqueNode(Node):
     def _build_io(self) -> None:
         n = self.ctl.n
         state_qos = qos.SENSOR_DATA if self.config.state_qos == "sensor_data" else qos.COMMANDS
-        self.cmd_pub = self.create_publisher(Float64MultiArray, "effort_controller/commands", qos.COMMANDS)
-        self.status_pub = self.create_publisher(Float64MultiArray, "~/status", qos.STATUS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.state_sub = self.create_subscription(JointState, "joint_states", self._on_state, state_qos)
-        self.create_subscription(JointTrajectory, "reference_trajectory", self._on_trajectory, qos.COMMANDS)
-        self.create_subscription(String, qos.MODEL_UPDATES_TOPIC, self._on_model_update, qos.MODEL_UPDATES)
+        over = {"qos_overriding_options": qos.overridable()}   # qos_overrides.<topic>.* parameters
+        self.cmd_pub = self.create_publisher(Float64MultiArray, "effort_controller/commands", qos.COMMANDS, **over)
+        self.status_pub = self.create_publisher(Float64MultiArray, "~/status", qos.STATUS, **over)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+        self.state_sub = self.create_subscription(JointState, "joint_states", self._on_state, state_qos, **over)
+        self.create_subscription(JointTrajectory, "reference_trajectory", self._on_trajectory, qos.COMMANDS, **over)
+        self.create_subscription(String, qos.MODEL_UPDATES_TOPIC, self._on_model_update, qos.MODEL_UPDATES, **over)
         # the timers run on the steady clock, also with use_sim_time: a simulator that stops
         # publishing /clock must not stop the stale-state watchdog nor the diagnostics
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -222,6 +235,8 @@ class ComputedTorqueNode(Node):
                                   "last valid state", throttle_duration_sec=LOG_THROTTLE_S)
 
     def _on_state(self, msg: JointState) -> None:
+        if not self.ticking:   # a managed node before its first activation (computed_torque_managed)
+            return
         t_start = time.perf_counter_ns()
         status = self.mapper.update(msg.name, msg.position, msg.velocity)
         if status != OK:
@@ -288,6 +303,8 @@ class ComputedTorqueNode(Node):
                                + ("; following-error fault cleared" if cleared else ""))
 
     def _watchdog(self) -> None:
+        if not self.ticking:
+            return
         if not self.ctl.started:
             self._log_waiting()
             return
@@ -334,6 +351,7 @@ class ComputedTorqueNode(Node):
         message = f"mode={self.ctl.mode.name} model={self.slot.active.kind} v{self.slot.active.version}"
         if self.ctl.mode is Mode.WAITING:
             message += f": waiting for {self.state_sub.topic_name}, nothing commanded"
+        message += self.state_note
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: computed torque",
                                   message=message, hardware_id=self.get_namespace())
         status.values = [KeyValue(key=k, value=str(v)) for k, v in counters.items()]
