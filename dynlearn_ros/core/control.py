@@ -42,6 +42,7 @@ At run time, new gains and limits arrive as one :class:`Tuning` (built off the c
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -244,11 +245,12 @@ class ComputedTorqueController:
         self.query = InverseQuery(n, dt=self.dt)
         # outputs of the last tick, (n,) each
         self.tau = np.zeros(n)
-        self.tau_prev = np.zeros(n)   # the previous command (the rate limit's reference)
+        self.tau_prev = self.query.tau_prev   # the previous command (the rate limit's, the models')
         self.tau_ff = np.zeros(n)
         self.std = np.zeros(n)
         self.sigma_sched = np.zeros(n)   # what the schedule reads: the envelope of std
         self.envelope = SigmaEnvelope(n, self.dt, sigma_release_s)
+        self._gains_fresh = False   # kp, kd hold the schedule's gains for the analytic model's constant std
         self._apply_tuning(tuning)
         self._staged_tuning: Tuning | None = None
         self.kp = np.zeros(n)
@@ -297,6 +299,7 @@ class ComputedTorqueController:
         self._staged_tuning = tuning
 
     def _apply_tuning(self, t: Tuning) -> None:
+        self._gains_fresh = False
         self.tuning = t
         self.schedule = t.schedule
         self.tau_max = t.tau_max
@@ -330,6 +333,7 @@ class ComputedTorqueController:
         if model.n != self.n:
             raise ValueError(f"model has {model.n} joints, controller {self.n}")
         old, self.model = self.model, model
+        self._gains_fresh = False
         model.reset()
         if tuning is not None:
             self._staged_tuning = None
@@ -370,15 +374,23 @@ class ComputedTorqueController:
         qr.q[:] = q
         qr.qd[:] = qd
         self.reference.sample(self.t_ref, qr.q_des, qr.qd_des, qr.qdd_des)
-        self.reference.sample(self.t_ref + self.dt, qr.q_des_next, qr.qd_des_next, self._scratch)
-        qr.tau_prev[:] = self.tau
+        analytic = self.model is self.analytic
+        if not analytic:   # the analytic model reads the reference at t only; learned ones at t + dt too
+            self.reference.sample(self.t_ref + self.dt, qr.q_des_next, qr.qd_des_next, self._scratch)
 
         ok = self.model.predict(qr, self.tau_ff, self.std)
-        if ok and np.isfinite(self.tau_ff).all() and np.isfinite(self.std).all():
+        # one reduction for both finiteness checks: a NaN or inf anywhere makes the sum non-finite
+        # (an overflow of finite values too: then the fallback, the safe side)
+        if ok and math.isfinite(self.tau_ff.sum() + self.std.sum()):
             self.mode = Mode.NORMAL
-            self.envelope.apply(self.std, self.sigma_sched)
-            self.schedule.gains(self.sigma_sched, self.kp, self.kd)
+            if not self._gains_fresh:
+                self.envelope.apply(self.std, self.sigma_sched)
+                self.schedule.gains(self.sigma_sched, self.kp, self.kd)
+                # the analytic model's std is a constant of the tuning: with no envelope its gains
+                # stay those until the tuning, the model or the mode changes
+                self._gains_fresh = analytic and self.envelope.keep == 0.0
         else:
+            self._gains_fresh = False
             c.model_fallback += 1
             self.mode = Mode.MODEL_FALLBACK
             self.analytic.predict(qr, self.tau_ff, self._scratch)
@@ -401,7 +413,7 @@ class ComputedTorqueController:
         self._derr *= self.kd
         tau += self._derr
         tau += self.tau_ff
-        if not np.isfinite(tau).all():
+        if not math.isfinite(tau.sum()):
             c.nonfinite_torque += 1
             return self._hold()
         c.clamped_joints += clamp_torque(tau, self.tau_max)
@@ -434,6 +446,7 @@ class ComputedTorqueController:
         qr.qdd_des.fill(0.0)
         qr.q_des_next[:] = self.q_fault
         qr.qd_des_next.fill(0.0)
+        self._gains_fresh = False
         self.analytic.predict(qr, self.tau_ff, self._scratch)
         self.std[:] = self.schedule.sigma_f
         self.schedule.max_gains(self.kp, self.kd)
@@ -463,6 +476,7 @@ class ComputedTorqueController:
         self.analytic.rbd.gravity(self.q_last, self.tau)
         clamp_torque(self.tau, self.tau_max)
         self._limit_rate()
+        self._gains_fresh = False
         self.kp.fill(0.0)
         self.kd.fill(0.0)
         self.mode = Mode.HOLD
