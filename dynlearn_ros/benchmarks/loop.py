@@ -190,17 +190,29 @@ def run_rclpy_echo(cfg: LoopBenchConfig, env: dict[str, str], workdir: Path, tag
                        dict(env, DYNLEARN_EXECUTOR="events"), workdir / f"{tag}_ping.log", name="rclpy_ping",
                        prefix=prefix)
     procs = (ping, echo)
+    samples_p: list[tuple[float, float | None]] = []
+    samples_e: list[tuple[float, float | None]] = []
     try:
-        try:
-            rc = ping.wait(timeout=STARTUP_TIMEOUT_S + 2.0 * cfg.seconds)
-        except subprocess.TimeoutExpired as exc:
-            raise LoopBenchError(f"{tag}: rclpy ping still running\n" + "\n".join(p.describe() for p in procs)) from exc
+        t0 = time.monotonic()
+        while ping.poll() is None:
+            now = time.monotonic()
+            samples_p.append((now, _cpu_seconds(ping.pid)))
+            samples_e.append((now, _cpu_seconds(echo.pid)))
+            if now - t0 > STARTUP_TIMEOUT_S + 2.0 * cfg.seconds:
+                raise LoopBenchError(f"{tag}: rclpy ping still running\n" + "\n".join(p.describe() for p in procs))
+            time.sleep(SAMPLE_PERIOD_S)
+        t_end = time.monotonic()
+        rc = ping.poll()
         if rc != 0:
             raise LoopBenchError(f"{tag}: rclpy ping exited with code {rc}\n" + "\n".join(p.describe() for p in procs))
     finally:
         echo.stop(timeout=STOP_TIMEOUT_S)
         ping.stop(timeout=STOP_TIMEOUT_S)
-    return _read_json(out, f"{tag}: rclpy ping", procs)
+    stats = _read_json(out, f"{tag}: rclpy ping", procs)
+    w_start = t_end - (stats.get("loop_wall_time_s") or 0.0) + 2 * SAMPLE_PERIOD_S
+    stats["cpu_percent"] = {"ping": window_cpu_percent(samples_p, w_start, t_end),
+                            "echo": window_cpu_percent(samples_e, w_start, t_end)}
+    return stats
 
 
 # ---------------------------------------------------------------------------- aggregation
@@ -221,6 +233,8 @@ def run_metrics(run: dict) -> dict[str, float | None]:
         "controller_tick_p50_us": rt["controller"]["controller_tick_us"]["p50"],
         "controller_tick_p99_us": rt["controller"]["controller_tick_us"]["p99"],
         "controller_tick_n": rt["controller"]["controller_tick_us"]["n"],
+        "controller_publish_p50_us": (rt["controller"].get("controller_publish_us") or {}).get("p50"),
+        "controller_publish_p99_us": (rt["controller"].get("controller_publish_us") or {}).get("p99"),
         "cpu_percent_sim_bridge": rt["cpu_percent"]["sim_bridge"],
         "cpu_percent_computed_torque": rt["cpu_percent"]["computed_torque"],
     }
@@ -237,6 +251,7 @@ def run_metrics(run: dict) -> dict[str, float | None]:
         m.update({"rclpy_echo_round_trip_p50_us": re_["round_trip_us"]["p50"],
                   "rclpy_echo_round_trip_p99_us": re_["round_trip_us"]["p99"],
                   "rclpy_echo_deadline_miss_ratio": re_["deadline_miss_ratio"],
+                  "rclpy_echo_cpu_percent_echo": (re_.get("cpu_percent") or {}).get("echo"),
                   "ratio_p50_realtime_to_rclpy_echo": _ratio(m["round_trip_p50_us"], re_["round_trip_us"]["p50"]),
                   "ratio_p99_realtime_to_rclpy_echo": _ratio(m["round_trip_p99_us"], re_["round_trip_us"]["p99"]),
                   # misses can be 0 in the echo: the ratio is then None, judged on the absolute count
@@ -339,7 +354,9 @@ def bench_loop(cfg: LoopBenchConfig, progress=print) -> dict:
         "deadline_miss_ratio": med["deadline_miss_ratio"],
         "ticks": med["ticks"],
         "controller_tick_us": {"p50": med["controller_tick_p50_us"], "p99": med["controller_tick_p99_us"],
-                               "n": med["controller_tick_n"]},
+                               "n": med["controller_tick_n"],
+                               "publish_p50": med["controller_publish_p50_us"],
+                               "publish_p99": med["controller_publish_p99_us"]},
         "cpu_percent": {"sim_bridge": med["cpu_percent_sim_bridge"],
                         "computed_torque": med["cpu_percent_computed_torque"]},
         "baseline": {},
@@ -365,7 +382,8 @@ def bench_loop(cfg: LoopBenchConfig, progress=print) -> dict:
     if "rclpy_echo" in cfg.baselines:
         result["baseline"]["rclpy_echo"] = {"round_trip_us": {"p50": med["rclpy_echo_round_trip_p50_us"],
                                                               "p99": med["rclpy_echo_round_trip_p99_us"]},
-                                            "deadline_miss_ratio": med["rclpy_echo_deadline_miss_ratio"]}
+                                            "deadline_miss_ratio": med["rclpy_echo_deadline_miss_ratio"],
+                                            "cpu_percent_echo": med["rclpy_echo_cpu_percent_echo"]}
     if "pipe_echo" in cfg.baselines:
         result["baseline"]["pipe_echo"] = {"round_trip_us": {"p50": med["pipe_echo_round_trip_p50_us"],
                                                              "p99": med["pipe_echo_round_trip_p99_us"]},
@@ -401,6 +419,8 @@ def format_summary(result: dict) -> str:
         f"  deadline misses {_f(100 * result['deadline_miss_ratio'] if result['deadline_miss_ratio'] is not None else None, '.2f')} %"
         f"   goal <= {100 * GOAL_DEADLINE_MISS_RATIO:.1f} %: {'met' if ok['deadline_miss_ratio'] else 'MISSED'}",
         f"  controller tick p50 {_f(result['controller_tick_us']['p50'])} us  p99 {_f(result['controller_tick_us']['p99'])} us"
+        f" (its command publish p50 {_f(result['controller_tick_us'].get('publish_p50'))} "
+        f"p99 {_f(result['controller_tick_us'].get('publish_p99'))} us)"
         f"   goal p99 <= {result['goals']['controller_tick_p99_us_max']:.0f} us: "
         f"{'met' if ok['controller_tick_p99'] else 'MISSED'}",
         f"  cpu (100 = one core): sim_bridge {_f(result['cpu_percent']['sim_bridge'])} %  "
@@ -416,7 +436,8 @@ def format_summary(result: dict) -> str:
         re_ = result["baseline"]["rclpy_echo"]
         miss = re_["deadline_miss_ratio"]
         lines.append(f"  baseline bare rclpy echo round trip p50 {_f(re_['round_trip_us']['p50'])} us  p99 "
-                     f"{_f(re_['round_trip_us']['p99'])} us, misses {_f(None if miss is None else 100 * miss, '.2f')} %; "
+                     f"{_f(re_['round_trip_us']['p99'])} us, misses {_f(None if miss is None else 100 * miss, '.2f')} %, "
+                     f"echo cpu {_f(re_.get('cpu_percent_echo'))} %; "
                      f"realtime/echo misses x{_f(med.get('ratio_misses_realtime_to_rclpy_echo'), '.2f')} "
                      f"(goal <= {GOAL_MISS_RATIO_TO_RCLPY_ECHO:g}: "
                      f"{ {True: 'met', False: 'MISSED', None: 'n/a'}[ok['misses_vs_rclpy_echo']] })")

@@ -225,6 +225,7 @@ class ComputedTorqueNode(Node):
         ]
         self.status_buf = np.zeros(status_width(n))
         self.tick_ns = np.zeros(1 << 18, dtype=np.int64)  # ring buffer of tick durations
+        self.publish_ns = np.zeros(1 << 18, dtype=np.int64)   # ... and of their command publish
         self.n_ticks = 0
         self.publish_errors = 0
         self.start_wall = time.monotonic()
@@ -270,9 +271,12 @@ class ComputedTorqueNode(Node):
             self.get_logger().error("non-finite torque computed: gravity hold sent "
                                     f"({ctl.counters.nonfinite_torque} times)",
                                     throttle_duration_sec=LOG_THROTTLE_S)
+        t_pub = time.perf_counter_ns()
         self._publish_command()
-        dt_ns = time.perf_counter_ns() - t_start
+        t_end = time.perf_counter_ns()
+        dt_ns = t_end - t_start
         self.tick_ns[self.n_ticks % self.tick_ns.size] = dt_ns
+        self.publish_ns[self.n_ticks % self.publish_ns.size] = t_end - t_pub
         self.n_ticks += 1
         if config.status_decimation and self.n_ticks % config.status_decimation == 0:
             self._publish_status(dt_ns)
@@ -373,6 +377,8 @@ class ComputedTorqueNode(Node):
             "sim_time_s": self.ctl.t_ref,
             "wall_time_s": time.monotonic() - self.start_wall,
             **self.ctl.summary(),
+            # the command's publish alone (rclpy + the DDS write, which wakes the receiver)
+            "controller_publish_us": _percentiles(self.publish_ns[: ticks.size] * 1e-3),
             "controller_tick_us": {"p50": float(np.percentile(ticks, 50)) if ticks.size else None,
                                    "p99": float(np.percentile(ticks, 99)) if ticks.size else None,
                                    "n": int(ticks.size)},
@@ -393,6 +399,14 @@ class ComputedTorqueNode(Node):
         if slot is not None:
             slot.close()
         super().destroy_node()
+
+
+def _percentiles(us: np.ndarray) -> dict:
+    """{p50, p99, n} of durations ``us`` (us); None when empty."""
+    if not us.size:
+        return {"p50": None, "p99": None, "n": 0}
+    p50, p99 = np.percentile(us, [50.0, 99.0])
+    return {"p50": float(p50), "p99": float(p99), "n": int(us.size)}
 
 
 def main(args: list[str] | None = None) -> int:
