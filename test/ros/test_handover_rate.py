@@ -137,3 +137,32 @@ def test_command_steps_never_exceed_the_torque_rate_limit(drv, start_node, tmp_p
     assert ctl.stop() == 0
     counters = json.loads(summary.read_text())["counters"]
     assert counters["rate_limited_joints"] == 60 * N
+
+
+def test_namespace_keeps_diagnostics_global_and_sim_time_keeps_the_timers(ros_context, start_node):
+    """Under a namespace the controller's topics move (/ns/joint_states) while /diagnostics
+    stays global; with use_sim_time and no /clock at all, its diagnostics (stamped with sim time
+    0) and its waiting watchdog still run: those timers are on the steady clock."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    node = rclpy.create_node("ns_observer")
+    seen: list = []
+    node.create_subscription(DiagnosticArray, "/diagnostics",
+                             lambda m: seen.extend((m.header.stamp, s) for s in m.status if "computed torque" in s.name), 10)
+    ex = rclpy.executors.SingleThreadedExecutor()
+    ex.add_node(node)
+    try:
+        ctl = start_node("computed_torque", {**GAINS, "use_sim_time": True}, remaps={"__ns": "/ns"})
+        end = time.monotonic() + 30.0
+        while len(seen) < 2 and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.05)
+        assert len(seen) >= 2, "no /diagnostics from the namespaced controller"
+        stamp, status = seen[-1]
+        assert status.hardware_id == "/ns"
+        assert "waiting for /ns/joint_states" in status.message
+        assert (stamp.sec, stamp.nanosec) == (0, 0)        # sim time, and no /clock published
+        assert "waiting for /ns/joint_states" in ctl.output()
+        assert ctl.stop() == 0
+    finally:
+        node.destroy_node()
