@@ -39,6 +39,7 @@ setup(
         "console_scripts": [
             "sim_bridge = dynlearn_ros.nodes.sim_bridge:main",
             "computed_torque = dynlearn_ros.nodes.computed_torque:main",
+            "computed_torque_managed = dynlearn_ros.nodes.computed_torque_managed:main",
             "scenario_recorder = dynlearn_ros.nodes.scenario_recorder:main",
             "dynlearn-ros = dynlearn_ros.cli:main",
         ],

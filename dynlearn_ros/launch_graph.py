@@ -4,6 +4,10 @@
 :func:`vgain_control` 's :class:`NodeSpec` list into ``launch_ros.actions.Node`` actions; the
 package's own launcher (``dynlearn_ros.commands.launch``, for machines without launch_ros) turns
 the same list into processes with standard ``--ros-args``. No ROS import here.
+
+Exit semantics, the same in both launchers: every node of a graph is ``required`` (the bridge
+ends after ``sim_duration_s``; a node that fails its start-up exits 2), and a required node's exit
+ends the launch with a message naming the node and its exit code (:func:`exit_reason`).
 """
 
 from __future__ import annotations
@@ -38,9 +42,34 @@ class NodeSpec:
     remappings: list[tuple[str, str]] = field(default_factory=list)
     package: str = PACKAGE
     prefix: list[str] = field(default_factory=list)  # command to run the node under (chrt ...)
+    #: its exit ends the whole launch (ros2 launch: OnProcessExit -> Shutdown; dynlearn-ros
+    #: launch: the others get SIGINT): the controller without its plant, or the plant without
+    #: its controller, must not run on alone
+    required: bool = True
 
 
 LOCKSTEP_STALE_TIMEOUT_MS = 2000.0
+
+
+def exit_reason(name: str, returncode: int | None) -> str:
+    """The message a launcher prints when required node ``name`` exits with ``returncode``."""
+    if returncode == 0:
+        how = "exited normally (code 0)"
+    elif returncode is not None and returncode < 0:
+        how = f"was killed by signal {-returncode}"
+    else:
+        how = f"failed (exit code {returncode})"
+    return f"required node {name} {how}: shutting down the launch"
+
+
+def prepare_summary_dir(summary_dir: str) -> None:
+    """Create the ``summary_dir`` launch argument's directory (the nodes check that their
+    summary's directory exists); ValueError with the reason if it cannot be created."""
+    if summary_dir:
+        try:
+            Path(summary_dir).expanduser().mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"launch argument summary_dir:={summary_dir}: cannot create it ({exc})") from exc
 
 # driver presets for use_sim:=false: default topics (joint states, effort commands) of each
 # real-robot stack; the joint names each publishes come from the robot table (config/robots.yaml)
@@ -88,7 +117,14 @@ def vgain_args() -> tuple[LaunchArg, ...]:
         LaunchArg("rt_priority", "0", "SCHED_FIFO priority (1-99) for the controller and the bridge via "
                   "chrt; 0: normal scheduling. Needs real-time rights (root or an rtprio limit); on this "
                   "project's test machine it cut 1 kHz deadline misses from ~14 % to ~2 %"),
-        LaunchArg("namespace", "", "namespace for all nodes"),
+        LaunchArg("managed", "false", "true: run the controller as a lifecycle node "
+                  "(computed_torque_managed): it starts unconfigured and commands only once activated "
+                  "(ros2 lifecycle set /computed_torque configure, then activate)", ("true", "false")),
+        LaunchArg("use_sim_time", "false", "true: the controller's ROS time (diagnostics stamps) follows "
+                  "/clock (the bridge's, or your simulator's); its watchdog and timers stay on the steady "
+                  "clock. The bridge is the clock source and keeps wall time", ("true", "false")),
+        LaunchArg("namespace", "", "namespace for all nodes (topics are relative and follow it; /clock and "
+                  "/diagnostics stay global, as the ROS conventions say)"),
         LaunchArg("summary_dir", "", "write the nodes' JSON summaries (controller, bridge) here at exit"),
     )
 
@@ -175,6 +211,8 @@ def vgain_control(args: dict[str, str]) -> list[NodeSpec]:
                      "reference": a["reference"]})
     if a["urdf_path"]:
         ctl_over["urdf_path"] = a["urdf_path"]
+    if a["use_sim_time"] == "true":
+        ctl_over["use_sim_time"] = True
     if a["model_dir"]:
         ctl_over["model_dir"] = a["model_dir"]
     if use_sim and a["stepping"] == "lockstep":
@@ -191,8 +229,8 @@ def vgain_control(args: dict[str, str]) -> list[NodeSpec]:
     if not 0 <= rt <= 99:
         raise ValueError(f"launch argument rt_priority:={a['rt_priority']}: must be an integer 0..99")
     prefix = ["chrt", "-f", str(rt)] if rt else []
-    nodes = [NodeSpec("computed_torque", "dynlearn_ros.nodes.computed_torque", "computed_torque", ns,
-                      ctl_params, remaps, prefix=prefix)]
+    exe = "computed_torque_managed" if a["managed"] == "true" else "computed_torque"
+    nodes = [NodeSpec(exe, f"dynlearn_ros.nodes.{exe}", "computed_torque", ns, ctl_params, remaps, prefix=prefix)]
     if use_sim:
         sim_over: dict = {"robot": a["robot"], "stepping": a["stepping"],
                           "payload_kg": float(a["payload_kg"]), "duration_s": float(a["sim_duration_s"])}

@@ -11,7 +11,12 @@ One *run* measures, one after the other on the same machine:
    same DDS path and controller work with no wall-clock pacing (the bridge publishes the next
    state as soon as the command arrives), so ratio realtime/lockstep isolates the cost of
    sleeping between ticks and being woken late on a loaded machine.
-3. ``pipe_echo`` (baseline): a 1 kHz absolute-deadline loop that writes 8 bytes to a child
+3. ``rclpy_echo`` (baseline): the middleware's floor: a ping process runs the bridge's realtime
+   loop without the plant and an echo process answers every JointState with a preallocated
+   Float64MultiArray, with the controller's executor, the same message types and QoS, and no
+   work (:mod:`dynlearn_ros.benchmarks.rclpy_echo`). ratio realtime/rclpy_echo of the deadline
+   misses is the package's own share (goal: <= 1.5).
+4. ``pipe_echo`` (baseline): a 1 kHz absolute-deadline loop that writes 8 bytes to a child
    Python process over a pipe and waits (``select``) for the echo: the operating system's
    wake-up and scheduling latency right now, with no DDS and no ROS. ratio realtime/pipe_echo is
    the part of the round trip DDS + rclpy + the controller add on top of the machine's noise.
@@ -51,6 +56,11 @@ from dynlearn_ros.procs import NodeProcess, claim_domain_id
 #: goals from the project issue (section 6)
 GOAL_ROUND_TRIP_P99_US = 1000.0
 GOAL_DEADLINE_MISS_RATIO = 0.001
+#: goals from issue 12: misses at most 1.5x the bare rclpy echo's of the same run; controller
+#: tick p99 with the analytic model / with a learned one (us)
+GOAL_MISS_RATIO_TO_RCLPY_ECHO = 1.5
+GOAL_TICK_P99_US = {"analytic": 150.0, "learned": 250.0}
+BASELINES = ("rclpy_echo", "lockstep", "pipe_echo")
 EXECUTORS = ("events", "single")
 SAMPLE_PERIOD_S = 0.1
 LOG_TAIL_LINES = 25
@@ -68,7 +78,7 @@ class LoopBenchConfig:
     executor: str = "events"
     repeat: int = 1
     controller_params: dict[str, str] = field(default_factory=dict)
-    baselines: tuple[str, ...] = ("lockstep", "pipe_echo")
+    baselines: tuple[str, ...] = BASELINES
     rt_priority: int = 0
 
 
@@ -167,6 +177,44 @@ def run_pair(stepping: str, cfg: LoopBenchConfig, env: dict[str, str], workdir: 
     return {"bridge": bstats, "controller": csum, "cpu_percent": cpu, "wall_s": wall}
 
 
+def run_rclpy_echo(cfg: LoopBenchConfig, env: dict[str, str], workdir: Path, tag: str) -> dict:
+    """The bare rclpy echo pair (:mod:`dynlearn_ros.benchmarks.rclpy_echo`) for ``cfg.seconds``;
+    returns the ping's statistics (round_trip_us, deadline_miss_ratio, ticks). The echo runs with
+    the controller's executor, the ping with the bridge's (events); both under ``rt_priority``."""
+    out = workdir / f"{tag}_ping.json"
+    module = "dynlearn_ros.benchmarks.rclpy_echo"
+    prefix = rt_prefix(cfg.rt_priority)
+    echo = NodeProcess(module, {"role": "echo"}, dict(env, DYNLEARN_EXECUTOR=cfg.executor),
+                       workdir / f"{tag}_echo.log", name="rclpy_echo", prefix=prefix)
+    ping = NodeProcess(module, {"role": "ping", "seconds": float(cfg.seconds), "out": str(out)},
+                       dict(env, DYNLEARN_EXECUTOR="events"), workdir / f"{tag}_ping.log", name="rclpy_ping",
+                       prefix=prefix)
+    procs = (ping, echo)
+    samples_p: list[tuple[float, float | None]] = []
+    samples_e: list[tuple[float, float | None]] = []
+    try:
+        t0 = time.monotonic()
+        while ping.poll() is None:
+            now = time.monotonic()
+            samples_p.append((now, _cpu_seconds(ping.pid)))
+            samples_e.append((now, _cpu_seconds(echo.pid)))
+            if now - t0 > STARTUP_TIMEOUT_S + 2.0 * cfg.seconds:
+                raise LoopBenchError(f"{tag}: rclpy ping still running\n" + "\n".join(p.describe() for p in procs))
+            time.sleep(SAMPLE_PERIOD_S)
+        t_end = time.monotonic()
+        rc = ping.poll()
+        if rc != 0:
+            raise LoopBenchError(f"{tag}: rclpy ping exited with code {rc}\n" + "\n".join(p.describe() for p in procs))
+    finally:
+        echo.stop(timeout=STOP_TIMEOUT_S)
+        ping.stop(timeout=STOP_TIMEOUT_S)
+    stats = _read_json(out, f"{tag}: rclpy ping", procs)
+    w_start = t_end - (stats.get("loop_wall_time_s") or 0.0) + 2 * SAMPLE_PERIOD_S
+    stats["cpu_percent"] = {"ping": window_cpu_percent(samples_p, w_start, t_end),
+                            "echo": window_cpu_percent(samples_e, w_start, t_end)}
+    return stats
+
+
 # ---------------------------------------------------------------------------- aggregation
 def _ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b <= 0:
@@ -185,6 +233,8 @@ def run_metrics(run: dict) -> dict[str, float | None]:
         "controller_tick_p50_us": rt["controller"]["controller_tick_us"]["p50"],
         "controller_tick_p99_us": rt["controller"]["controller_tick_us"]["p99"],
         "controller_tick_n": rt["controller"]["controller_tick_us"]["n"],
+        "controller_publish_p50_us": (rt["controller"].get("controller_publish_us") or {}).get("p50"),
+        "controller_publish_p99_us": (rt["controller"].get("controller_publish_us") or {}).get("p99"),
         "cpu_percent_sim_bridge": rt["cpu_percent"]["sim_bridge"],
         "cpu_percent_computed_torque": rt["cpu_percent"]["computed_torque"],
     }
@@ -196,6 +246,16 @@ def run_metrics(run: dict) -> dict[str, float | None]:
                   "lockstep_ticks_per_s": lb["ticks"] / loop_s if loop_s else None,
                   "ratio_p50_realtime_to_lockstep": _ratio(m["round_trip_p50_us"], lb["round_trip_us"]["p50"]),
                   "ratio_p99_realtime_to_lockstep": _ratio(m["round_trip_p99_us"], lb["round_trip_us"]["p99"])})
+    if "rclpy_echo" in run:
+        re_ = run["rclpy_echo"]
+        m.update({"rclpy_echo_round_trip_p50_us": re_["round_trip_us"]["p50"],
+                  "rclpy_echo_round_trip_p99_us": re_["round_trip_us"]["p99"],
+                  "rclpy_echo_deadline_miss_ratio": re_["deadline_miss_ratio"],
+                  "rclpy_echo_cpu_percent_echo": (re_.get("cpu_percent") or {}).get("echo"),
+                  "ratio_p50_realtime_to_rclpy_echo": _ratio(m["round_trip_p50_us"], re_["round_trip_us"]["p50"]),
+                  "ratio_p99_realtime_to_rclpy_echo": _ratio(m["round_trip_p99_us"], re_["round_trip_us"]["p99"]),
+                  # misses can be 0 in the echo: the ratio is then None, judged on the absolute count
+                  "ratio_misses_realtime_to_rclpy_echo": _ratio(m["deadline_miss_ratio"], re_["deadline_miss_ratio"])})
     if "pipe_echo" in run:
         pe = run["pipe_echo"]
         m.update({"pipe_echo_round_trip_p50_us": pe["round_trip_us"]["p50"],
@@ -261,6 +321,9 @@ def bench_loop(cfg: LoopBenchConfig, progress=print) -> dict:
             run: dict = {}
             progress(f"run {i + 1}/{cfg.repeat}: realtime {cfg.seconds:g} s (domain {claim.domain})")
             run["realtime"] = run_pair("realtime", cfg, env, work, f"run{i}_realtime")
+            if "rclpy_echo" in cfg.baselines:
+                progress(f"run {i + 1}/{cfg.repeat}: bare rclpy echo baseline {cfg.seconds:g} s")
+                run["rclpy_echo"] = run_rclpy_echo(cfg, env, work, f"run{i}_rclpy_echo")
             if "lockstep" in cfg.baselines:
                 progress(f"run {i + 1}/{cfg.repeat}: lockstep baseline {cfg.seconds:g} s of sim time")
                 run["lockstep"] = run_pair("lockstep", cfg, env, work, f"run{i}_lockstep")
@@ -273,6 +336,8 @@ def bench_loop(cfg: LoopBenchConfig, progress=print) -> dict:
     facts["system_cpu_percent_during"] = psutil.cpu_percent(interval=None)
     facts["bench_wall_s"] = time.monotonic() - t_start
     med = median_metrics([r["metrics"] for r in runs])
+    learned = yaml.safe_load(cfg.controller_params.get("model_kind", "analytic")) != "analytic"
+    tick_goal = GOAL_TICK_P99_US["learned" if learned else "analytic"]
     result = {
         "benchmark": "loop",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -289,14 +354,21 @@ def bench_loop(cfg: LoopBenchConfig, progress=print) -> dict:
         "deadline_miss_ratio": med["deadline_miss_ratio"],
         "ticks": med["ticks"],
         "controller_tick_us": {"p50": med["controller_tick_p50_us"], "p99": med["controller_tick_p99_us"],
-                               "n": med["controller_tick_n"]},
+                               "n": med["controller_tick_n"],
+                               "publish_p50": med["controller_publish_p50_us"],
+                               "publish_p99": med["controller_publish_p99_us"]},
         "cpu_percent": {"sim_bridge": med["cpu_percent_sim_bridge"],
                         "computed_torque": med["cpu_percent_computed_torque"]},
         "baseline": {},
         "ratios": {k: v for k, v in med.items() if k.startswith("ratio_")},
         "goals": {"round_trip_p99_us_max": GOAL_ROUND_TRIP_P99_US,
-                  "deadline_miss_ratio_max": GOAL_DEADLINE_MISS_RATIO},
+                  "deadline_miss_ratio_max": GOAL_DEADLINE_MISS_RATIO,
+                  "controller_tick_p99_us_max": tick_goal,
+                  "deadline_misses_max_ratio_to_rclpy_echo": GOAL_MISS_RATIO_TO_RCLPY_ECHO},
         "meets_goals": {
+            "controller_tick_p99": med["controller_tick_p99_us"] is not None
+            and med["controller_tick_p99_us"] <= tick_goal,
+            "misses_vs_rclpy_echo": _misses_vs_echo(med),
             "round_trip_p99": med["round_trip_p99_us"] is not None and med["round_trip_p99_us"] <= GOAL_ROUND_TRIP_P99_US,
             "deadline_miss_ratio": med["deadline_miss_ratio"] is not None
             and med["deadline_miss_ratio"] <= GOAL_DEADLINE_MISS_RATIO},
@@ -307,12 +379,27 @@ def bench_loop(cfg: LoopBenchConfig, progress=print) -> dict:
         result["baseline"]["lockstep"] = {"round_trip_us": {"p50": med["lockstep_round_trip_p50_us"],
                                                             "p99": med["lockstep_round_trip_p99_us"]},
                                           "ticks_per_s": med["lockstep_ticks_per_s"]}
+    if "rclpy_echo" in cfg.baselines:
+        result["baseline"]["rclpy_echo"] = {"round_trip_us": {"p50": med["rclpy_echo_round_trip_p50_us"],
+                                                              "p99": med["rclpy_echo_round_trip_p99_us"]},
+                                            "deadline_miss_ratio": med["rclpy_echo_deadline_miss_ratio"],
+                                            "cpu_percent_echo": med["rclpy_echo_cpu_percent_echo"]}
     if "pipe_echo" in cfg.baselines:
         result["baseline"]["pipe_echo"] = {"round_trip_us": {"p50": med["pipe_echo_round_trip_p50_us"],
                                                              "p99": med["pipe_echo_round_trip_p99_us"]},
                                            "deadline_miss_ratio": med["pipe_echo_deadline_miss_ratio"],
                                            "late_tick_ratio": med["pipe_echo_late_tick_ratio"]}
     return result
+
+
+def _misses_vs_echo(med: dict) -> bool | None:
+    """Deadline misses <= 1.5x the bare rclpy echo's (None without that baseline). An echo with
+    no miss at all: met only if the pair had none either."""
+    echo = med.get("rclpy_echo_deadline_miss_ratio")
+    own = med.get("deadline_miss_ratio")
+    if echo is None or own is None:
+        return None
+    return own <= GOAL_MISS_RATIO_TO_RCLPY_ECHO * echo
 
 
 def _f(v: float | None, fmt: str = ".0f") -> str:
@@ -331,7 +418,11 @@ def format_summary(result: dict) -> str:
         f"n {_f(rt['n'])}   goal p99 <= {GOAL_ROUND_TRIP_P99_US:.0f} us: {'met' if ok['round_trip_p99'] else 'MISSED'}",
         f"  deadline misses {_f(100 * result['deadline_miss_ratio'] if result['deadline_miss_ratio'] is not None else None, '.2f')} %"
         f"   goal <= {100 * GOAL_DEADLINE_MISS_RATIO:.1f} %: {'met' if ok['deadline_miss_ratio'] else 'MISSED'}",
-        f"  controller tick p50 {_f(result['controller_tick_us']['p50'])} us  p99 {_f(result['controller_tick_us']['p99'])} us",
+        f"  controller tick p50 {_f(result['controller_tick_us']['p50'])} us  p99 {_f(result['controller_tick_us']['p99'])} us"
+        f" (its command publish p50 {_f(result['controller_tick_us'].get('publish_p50'))} "
+        f"p99 {_f(result['controller_tick_us'].get('publish_p99'))} us)"
+        f"   goal p99 <= {result['goals']['controller_tick_p99_us_max']:.0f} us: "
+        f"{'met' if ok['controller_tick_p99'] else 'MISSED'}",
         f"  cpu (100 = one core): sim_bridge {_f(result['cpu_percent']['sim_bridge'])} %  "
         f"computed_torque {_f(result['cpu_percent']['computed_torque'])} %",
     ]
@@ -341,6 +432,15 @@ def format_summary(result: dict) -> str:
                      f"{_f(lb['round_trip_us']['p99'])} us ({_f(lb['ticks_per_s'])} ticks/s); realtime/lockstep "
                      f"p50 x{_f(med['ratio_p50_realtime_to_lockstep'], '.2f')}  p99 "
                      f"x{_f(med['ratio_p99_realtime_to_lockstep'], '.2f')}")
+    if "rclpy_echo" in result["baseline"]:
+        re_ = result["baseline"]["rclpy_echo"]
+        miss = re_["deadline_miss_ratio"]
+        lines.append(f"  baseline bare rclpy echo round trip p50 {_f(re_['round_trip_us']['p50'])} us  p99 "
+                     f"{_f(re_['round_trip_us']['p99'])} us, misses {_f(None if miss is None else 100 * miss, '.2f')} %, "
+                     f"echo cpu {_f(re_.get('cpu_percent_echo'))} %; "
+                     f"realtime/echo misses x{_f(med.get('ratio_misses_realtime_to_rclpy_echo'), '.2f')} "
+                     f"(goal <= {GOAL_MISS_RATIO_TO_RCLPY_ECHO:g}: "
+                     f"{ {True: 'met', False: 'MISSED', None: 'n/a'}[ok['misses_vs_rclpy_echo']] })")
     if "pipe_echo" in result["baseline"]:
         pe = result["baseline"]["pipe_echo"]
         lines.append(f"  baseline pipe echo round trip p50 {_f(pe['round_trip_us']['p50'])} us  p99 "

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor", default="events", choices=["events", "single"],
                         help="controller executor (DYNLEARN_EXECUTOR); the bridge always uses events")
     parser.add_argument("--repeat", type=int, default=1, help="runs; medians are reported")
-    parser.add_argument("--no-baseline", action="append", default=[], choices=["lockstep", "pipe_echo"],
+    parser.add_argument("--no-baseline", action="append", default=[], choices=["rclpy_echo", "lockstep", "pipe_echo"],
                         help="skip a baseline (repeatable)")
     parser.add_argument("--rt-priority", type=int, default=0, metavar="P",
                         help="run the nodes and the pipe echo under SCHED_FIFO priority P (chrt -f; needs "
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         params[name] = value
     if args.seconds <= 0 or args.repeat < 1 or not 0 <= args.rt_priority <= 99:
         raise SystemExit("--seconds must be > 0, --repeat >= 1, --rt-priority in 0..99")
-    baselines = tuple(b for b in ("lockstep", "pipe_echo") if b not in args.no_baseline)
+    baselines = tuple(b for b in ("rclpy_echo", "lockstep", "pipe_echo") if b not in args.no_baseline)
     cfg = LoopBenchConfig(seconds=args.seconds, robot=args.robot, executor=args.executor, repeat=args.repeat,
                           controller_params=params, baselines=baselines, rt_priority=args.rt_priority)
     out = Path(args.json)

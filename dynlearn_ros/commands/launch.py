@@ -3,8 +3,11 @@ launch_ros, each node its own process with standard ``--ros-args``.
 
 The graph comes from :mod:`dynlearn_ros.launch_graph`, the same definition
 ``launch/<graph>.launch.py`` uses. The run stops ``--duration`` wall seconds after every node has logged its configuration
-(process start-up and imports take a few seconds and do not count), when a node exits (the sim_bridge does after ``sim_duration_s``), or on Ctrl-C; the nodes get SIGINT and
-write their summaries. The run folder ``runs/<timestamp>-<graph>/`` holds each node's log, the
+(process start-up and imports take a few seconds and do not count), when a required node exits
+(every node of the graphs is required: the sim_bridge exits after ``sim_duration_s``, a node whose
+start-up fails exits 2), or on Ctrl-C; the other nodes get SIGINT and write their summaries. The
+exit code is 0 when every node exited 0, else 1, and each failed node's last log lines are
+printed. A ``summary_dir`` that cannot be created is refused before any node starts. The run folder ``runs/<timestamp>-<graph>/`` holds each node's log, the
 nodes' JSON and ``summary.json``.
 """
 
@@ -21,7 +24,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from dynlearn_ros.launch_graph import GRAPHS, NodeSpec, resolve_args
+from dynlearn_ros.launch_graph import GRAPHS, NodeSpec, exit_reason, prepare_summary_dir, resolve_args
 from dynlearn_ros.procs import ros_args
 
 STARTUP_LIMIT_S = 60.0  # --duration starts counting by then even if a node never logged
@@ -128,12 +131,16 @@ def run(ns: argparse.Namespace) -> int:
     try:
         args = resolve_args(decls, given)
         specs = factory(args)
+        if args.get("summary_dir") != str(run_dir):
+            prepare_summary_dir(args.get("summary_dir", ""))
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"dynlearn-ros launch {ns.graph}: {exc}") from exc
     run_dir.mkdir(parents=True)
     print(f"run folder: {run_dir}")
 
     procs: dict[str, tuple[subprocess.Popen, Path]] = {}
+    required = {spec.name for spec in specs if spec.required}
+    reported: set[str] = set()
     stop = threading.Event()
     handlers = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -155,9 +162,15 @@ def run(ns: argparse.Namespace) -> int:
         reason = "interrupted"
         t_ready = None
         while not stop.wait(0.01):  # poll fast: a node exiting stops the others within ~10 ms
-            exited = [name for name, (p, _) in procs.items() if p.poll() is not None]
-            if exited:
-                reason = f"{', '.join(exited)} exited"
+            exited = [name for name, (p, _) in procs.items() if p.poll() is not None and name not in reported]
+            for name in exited:
+                reported.add(name)
+                code = procs[name][0].returncode
+                if name not in required:
+                    print(f"node {name} exited (code {code}); not required, the launch goes on")
+            ends = [name for name in exited if name in required]
+            if ends:
+                reason = "; ".join(exit_reason(name, procs[name][0].returncode) for name in ends)
                 break
             now = time.monotonic()
             if t_ready is None and (all(e.is_set() for e in ready) or now - t0 > STARTUP_LIMIT_S):

@@ -41,7 +41,7 @@ def build_tuning(config: ControllerConfig, model: InverseModel) -> Tuning:
     """Everything the controller may change at run time, for ``model`` (its sigma bounds)."""
     return Tuning.make(build_schedule(config, model), config.torque_limits, config.control_period_s,
                        config.max_tracking_error, config.sigma_release_s, config.stale_timeout_s,
-                       analytic_std=config.analytic_std)
+                       analytic_std=config.analytic_std, torque_rate_limit=config.torque_rate_limit)
 
 
 def build_controller(config: ControllerConfig, model: InverseModel, analytic: AnalyticInverseModel,
@@ -52,7 +52,8 @@ def build_controller(config: ControllerConfig, model: InverseModel, analytic: An
                                     config.torque_limits, dt=config.control_period_s,
                                     stale_timeout_s=config.stale_timeout_s, settle_s=config.settle_s,
                                     sigma_release_s=config.sigma_release_s,
-                                    max_error=config.max_tracking_error)
+                                    max_error=config.max_tracking_error,
+                                    torque_rate_limit=config.torque_rate_limit)
 
 
 def builtin_reference(config: ControllerConfig, q0: np.ndarray) -> Reference:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -223,6 +224,11 @@ COMPUTED_TORQUE_SPEC: tuple[ParamSpec, ...] = (
     ParamSpec("torque_limits", "double_array", lambda ctx: ctx.spec.effort_limits, "symmetric torque "
               "limits (N*m), > 0 and at most the URDF's effort limits; default: the manufacturer's "
               "limits of the robot's default variant (config/robots.yaml)", lo=0.0, hi=1e4, per_joint=True),
+    ParamSpec("torque_rate_limit", "double_array", [0.0], "torque-rate limit (N*m/s), 1 value (all "
+              "joints) or one per joint: each command moves at most this * control_period_s from the "
+              "previous one, after the clamp to torque_limits; 0 on a joint or empty = no limit; with a "
+              "real driver the launch passes the robot variant's (config/robots.yaml)", lo=0.0, hi=1e7,
+              per_joint=True, optional=True),
     ParamSpec("model_kind", "string", "analytic", "feed-forward model; a change loads the model off "
               "the control path and swaps it in when it passes its checks", choices=MODEL_KINDS),
     ParamSpec("model_dir", "string", "", "learned model directory (model.onnx + metadata.json); "
@@ -248,7 +254,8 @@ COMPUTED_TORQUE_SPEC: tuple[ParamSpec, ...] = (
               reason="part of the built-in reference"),
     ParamSpec("status_decimation", "int", 10, "publish ~/status every N ticks (0: never)", lo=0,
               hi=100000),
-    ParamSpec("summary_path", "string", "", "write a JSON summary here at exit"),
+    ParamSpec("summary_path", "string", "", "write a JSON summary here at exit; its directory must "
+              "exist"),
     ParamSpec("time_source", "string", "stamp", "time base of the reference: the joint state's header "
               "stamp (sim time from the bridge, or a driver's clock) or its arrival time (for drivers "
               "that do not stamp)", choices=("stamp", "arrival"), dynamic=False,
@@ -292,6 +299,7 @@ class ControllerConfig:
     gain_mode: str
     use_model_sigma_bounds: bool
     torque_limits: np.ndarray
+    torque_rate_limit: np.ndarray | None   # (n,) N*m/s; 0 on a joint: no limit there; None (empty): none
     model_kind: str
     model_dir: str
     reference: str
@@ -349,6 +357,9 @@ def validate(values: Mapping[str, Any], ctx: RobotContext,
     if v["model_kind"] != "analytic" and not v["model_dir"]:
         raise ConfigError(f"parameter 'model_dir': model_kind '{v['model_kind']}' needs a model directory")
     v["waypoints"] = wp
+    summary = v["summary_path"]
+    if summary and not Path(summary).expanduser().resolve().parent.is_dir():
+        raise ConfigError(f"parameter 'summary_path' = {summary!r}: its directory does not exist")
     v["stale_timeout_s"] = 1e-3 * v.pop("stale_timeout_ms")
     frozen = {k: (val.tolist() if isinstance(val, np.ndarray) else val) for k, val in raw.items()}
     return ControllerConfig(**v, params=MappingProxyType(frozen))

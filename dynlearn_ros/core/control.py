@@ -1,6 +1,7 @@
 """Computed-torque control with a learned feed-forward term and variance-scheduled gains.
 
-    tau = tau_ff + K_P (q_d - q) + K_D (qd_d - qd),        clamped to +-tau_max
+    tau = tau_ff + K_P (q_d - q) + K_D (qd_d - qd),        clamped to +-tau_max,
+    then |tau - tau_prev| <= dtau_max * dt per joint        (torque-rate limit, when set)
 
 tau_ff and its per-joint std sigma come from an :class:`InverseModel` evaluated at the measured
 state with the reference acceleration; K_P, K_D come from :class:`GainSchedule` (Eq. 7-8), fed
@@ -20,7 +21,18 @@ Safe behaviour (each mode counted; the node logs them throttled):
   reference becomes a hold at the position where it tripped, the learned model is set aside and
   the law runs with the analytic feed-forward and K_max (a stiff position hold on trusted data).
   A new reference (:meth:`set_reference`) clears it.
-* No command at all before the first valid joint state.
+* ``WAITING``: no valid joint state yet. No command at all: a real driver must never get a
+  command before the controller has seen where the arm is. The hand-over at the first valid
+  state q0: the reference clock starts there, and every reference starts at q0 at rest (the
+  built-in ones: a hold at q0, a sine whose amplitude fades in over ``ramp_s``, waypoint moves
+  from q0; a reference_trajectory starts from the current desired state), so the first command
+  holds the arm where it is and the motion ramps in from there.
+
+Torque-rate limit (``Tuning.dtau_max``, N*m/s per joint, inf = none): every command, the hold
+paths included, moves at most dtau_max * dt from the previous command (dt = the nominal control
+period), after the clamp to +-tau_max. At start the previous command is the analytic torque of
+the reference at the first state (for the built-in references: the torque that holds the arm at
+q0), so the first command is not forced to ramp up from zero. Limited joint-ticks are counted.
 
 At run time, new gains and limits arrive as one :class:`Tuning` (built off the control path,
 :meth:`ComputedTorqueController.stage_tuning`) and a new model through
@@ -30,13 +42,14 @@ At run time, new gains and limits arrive as one :class:`Tuning` (built off the c
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from dynlearn_ros.core.analytic import AnalyticInverseModel
 from dynlearn_ros.core.inverse_model import InverseModel, InverseQuery
-from dynlearn_ros.core.safety import clamp_torque
+from dynlearn_ros.core.safety import clamp_torque, rate_limit
 from dynlearn_ros.core.schedule import GainSchedule
 from dynlearn_ros.core.trajectories import Reference
 
@@ -46,6 +59,7 @@ class Mode(enum.IntEnum):
     MODEL_FALLBACK = 1
     HOLD = 2
     FAULT = 3
+    WAITING = 4   # no valid joint state yet: nothing is commanded
 
 
 #: default following-error limit per joint (rad): far above any error of the scenarios that track
@@ -63,13 +77,14 @@ class Counters:
     nonfinite_torque: int = 0
     clamped_joints: int = 0
     tracking_fault: int = 0
+    rate_limited_joints: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
             "ticks": self.ticks, "model_fallback": self.model_fallback, "stale_hold": self.stale_hold,
             "nonfinite_torque": self.nonfinite_torque, "clamped_joints": self.clamped_joints,
-            "tracking_fault": self.tracking_fault,
+            "tracking_fault": self.tracking_fault, "rate_limited_joints": self.rate_limited_joints,
             **{f"rejected_{k}": v for k, v in sorted(self.rejected.items())},
         }
 
@@ -121,7 +136,8 @@ class Tuning:
     schedule: the gain schedule;  tau_max: (n,) N*m torque limits (> 0);  max_error: (n,) rad
     following-error limits (inf = none);  release_keep: the std envelope's r (see
     :func:`release_keep`);  stale_timeout_s: s;  analytic_std: (n,) N*m the analytic model reports
-    (None: leave it)."""
+    (None: leave it);  dtau_max: (n,) N*m/s torque-rate limits (inf = none on that joint; None:
+    no limit at all)."""
 
     schedule: GainSchedule
     tau_max: np.ndarray
@@ -129,12 +145,15 @@ class Tuning:
     release_keep: float
     stale_timeout_s: float
     analytic_std: np.ndarray | None = None
+    dtau_max: np.ndarray | None = None
 
     @classmethod
     def make(cls, schedule: GainSchedule, tau_max, dt: float, max_error: float | np.ndarray = 0.0,
              sigma_release_s: float = 0.0, stale_timeout_s: float = 0.05,
-             analytic_std: np.ndarray | None = None) -> Tuning:
-        """Check and precompute; ``max_error`` 0 or inf = no limit for that joint."""
+             analytic_std: np.ndarray | None = None,
+             torque_rate_limit: float | np.ndarray | None = None) -> Tuning:
+        """Check and precompute; ``max_error`` 0 or inf = no limit for that joint;
+        ``torque_rate_limit`` (N*m/s, scalar or (n,)) None, or 0 / inf on a joint = no rate limit."""
         n = schedule.n
         tau_max = np.asarray(tau_max, dtype=np.float64).copy()
         if tau_max.shape != (n,):
@@ -146,8 +165,15 @@ class Tuning:
             raise ValueError(f"max_error must be >= 0 (0: no limit), got {max_error}")
         if analytic_std is not None:
             analytic_std = np.broadcast_to(np.asarray(analytic_std, dtype=np.float64), (n,)).copy()
+        dtau_max = None
+        if torque_rate_limit is not None:
+            rate = np.broadcast_to(np.asarray(torque_rate_limit, dtype=np.float64), (n,))
+            if np.any(np.isnan(rate)) or np.any(rate < 0):
+                raise ValueError(f"torque_rate_limit must be >= 0 N*m/s (0: no limit), got {rate}")
+            rate = np.where(rate > 0, rate, np.inf)
+            dtau_max = rate if np.isfinite(rate).any() else None
         return cls(schedule, tau_max, np.where(max_error > 0, max_error, np.inf),
-                   release_keep(dt, sigma_release_s), float(stale_timeout_s), analytic_std)
+                   release_keep(dt, sigma_release_s), float(stale_timeout_s), analytic_std, dtau_max)
 
 
 class SigmaEnvelope:
@@ -203,12 +229,14 @@ class ComputedTorqueController:
     def __init__(self, analytic: AnalyticInverseModel, model: InverseModel, schedule: GainSchedule,
                  reference: Reference | None, tau_max: np.ndarray, dt: float = 1e-3,
                  stale_timeout_s: float = 0.05, settle_s: float = 0.0, sigma_release_s: float = 0.0,
-                 max_error: float | np.ndarray = 0.0) -> None:
+                 max_error: float | np.ndarray = 0.0,
+                 torque_rate_limit: float | np.ndarray | None = None) -> None:
         n = analytic.n
         if model.n != n or schedule.n != n:
             raise ValueError(f"size mismatch: analytic {n}, model {model.n}, schedule {schedule.n}")
         self.n = n
-        tuning = Tuning.make(schedule, tau_max, dt, max_error, sigma_release_s, stale_timeout_s)
+        tuning = Tuning.make(schedule, tau_max, dt, max_error, sigma_release_s, stale_timeout_s,
+                             torque_rate_limit=torque_rate_limit)
         self.faulted = False
         self.q_fault = np.zeros(n)
         self.analytic, self.model = analytic, model
@@ -217,10 +245,12 @@ class ComputedTorqueController:
         self.query = InverseQuery(n, dt=self.dt)
         # outputs of the last tick, (n,) each
         self.tau = np.zeros(n)
+        self.tau_prev = self.query.tau_prev   # the previous command (the rate limit's, the models')
         self.tau_ff = np.zeros(n)
         self.std = np.zeros(n)
         self.sigma_sched = np.zeros(n)   # what the schedule reads: the envelope of std
         self.envelope = SigmaEnvelope(n, self.dt, sigma_release_s)
+        self._gains_fresh = False   # kp, kd hold the schedule's gains for the analytic model's constant std
         self._apply_tuning(tuning)
         self._staged_tuning: Tuning | None = None
         self.kp = np.zeros(n)
@@ -228,7 +258,7 @@ class ComputedTorqueController:
         self.err = np.zeros(n)
         self._derr = np.zeros(n)
         self._scratch = np.zeros(n)
-        self.mode = Mode.HOLD
+        self.mode = Mode.WAITING
         self.counters = Counters()
         self.stats = TrackingStats(n)
         self.t0: float | None = None  # state time of the first valid state
@@ -269,11 +299,13 @@ class ComputedTorqueController:
         self._staged_tuning = tuning
 
     def _apply_tuning(self, t: Tuning) -> None:
+        self._gains_fresh = False
         self.tuning = t
         self.schedule = t.schedule
         self.tau_max = t.tau_max
         self.max_error = t.max_error
         self._limit_on = bool(np.isfinite(t.max_error).any())
+        self.dtau_max = t.dtau_max
         self.envelope.keep = t.release_keep
         self.stale_timeout_s = t.stale_timeout_s
         if t.analytic_std is not None:
@@ -301,6 +333,7 @@ class ComputedTorqueController:
         if model.n != self.n:
             raise ValueError(f"model has {model.n} joints, controller {self.n}")
         old, self.model = self.model, model
+        self._gains_fresh = False
         model.reset()
         if tuning is not None:
             self._staged_tuning = None
@@ -321,6 +354,7 @@ class ComputedTorqueController:
         self.have_state = True
         self.last_state_wall = wall_now
         self.q_last[:] = q
+        self.tau_prev[:] = self.tau
         if self.t0 is None:
             self.t0 = t_state
             if self.reference is None:
@@ -331,6 +365,8 @@ class ComputedTorqueController:
             self.query.q[:] = q
             self.query.qd[:] = qd
             self.analytic.predict(self.query, self.tau, self._scratch)
+            clamp_torque(self.tau, self.tau_max)
+            self.tau_prev[:] = self.tau
         self.t_ref = t_state - self.t0
         if self.faulted:
             return self._fault_hold(q, qd)
@@ -338,15 +374,23 @@ class ComputedTorqueController:
         qr.q[:] = q
         qr.qd[:] = qd
         self.reference.sample(self.t_ref, qr.q_des, qr.qd_des, qr.qdd_des)
-        self.reference.sample(self.t_ref + self.dt, qr.q_des_next, qr.qd_des_next, self._scratch)
-        qr.tau_prev[:] = self.tau
+        analytic = self.model is self.analytic
+        if not analytic:   # the analytic model reads the reference at t only; learned ones at t + dt too
+            self.reference.sample(self.t_ref + self.dt, qr.q_des_next, qr.qd_des_next, self._scratch)
 
         ok = self.model.predict(qr, self.tau_ff, self.std)
-        if ok and np.isfinite(self.tau_ff).all() and np.isfinite(self.std).all():
+        # one reduction for both finiteness checks: a NaN or inf anywhere makes the sum non-finite
+        # (an overflow of finite values too: then the fallback, the safe side)
+        if ok and math.isfinite(self.tau_ff.sum() + self.std.sum()):
             self.mode = Mode.NORMAL
-            self.envelope.apply(self.std, self.sigma_sched)
-            self.schedule.gains(self.sigma_sched, self.kp, self.kd)
+            if not self._gains_fresh:
+                self.envelope.apply(self.std, self.sigma_sched)
+                self.schedule.gains(self.sigma_sched, self.kp, self.kd)
+                # the analytic model's std is a constant of the tuning: with no envelope its gains
+                # stay those until the tuning, the model or the mode changes
+                self._gains_fresh = analytic and self.envelope.keep == 0.0
         else:
+            self._gains_fresh = False
             c.model_fallback += 1
             self.mode = Mode.MODEL_FALLBACK
             self.analytic.predict(qr, self.tau_ff, self._scratch)
@@ -369,10 +413,11 @@ class ComputedTorqueController:
         self._derr *= self.kd
         tau += self._derr
         tau += self.tau_ff
-        if not np.isfinite(tau).all():
+        if not math.isfinite(tau.sum()):
             c.nonfinite_torque += 1
             return self._hold()
         c.clamped_joints += clamp_torque(tau, self.tau_max)
+        self._limit_rate()
         self.model.commit(tau)
         if self.t_ref >= self.settle_s:
             self.stats.add(self.err, self.kp, self.std)
@@ -383,8 +428,10 @@ class ComputedTorqueController:
         return self.have_state and (wall_now - self.last_state_wall) > self.stale_timeout_s
 
     def stale_hold(self) -> Mode:
-        """The command to send when the state is stale: gravity hold at the last valid q."""
+        """The command to send when the state is stale: gravity hold at the last valid q
+        (rate-limited from the previous command like every other command)."""
         self.counters.stale_hold += 1
+        self.tau_prev[:] = self.tau
         self.model.reset()
         self.envelope.reset()
         return self._hold()
@@ -399,6 +446,7 @@ class ComputedTorqueController:
         qr.qdd_des.fill(0.0)
         qr.q_des_next[:] = self.q_fault
         qr.qd_des_next.fill(0.0)
+        self._gains_fresh = False
         self.analytic.predict(qr, self.tau_ff, self._scratch)
         self.std[:] = self.schedule.sigma_f
         self.schedule.max_gains(self.kp, self.kd)
@@ -413,13 +461,22 @@ class ComputedTorqueController:
             self.counters.nonfinite_torque += 1
             return self._hold()
         self.counters.clamped_joints += clamp_torque(tau, self.tau_max)
+        self._limit_rate()
         if self.t_ref >= self.settle_s:
             self.stats.add(self.err, self.kp, self.std)
         return self.mode
 
+    def _limit_rate(self) -> None:
+        """Bound ``self.tau``'s step from ``self.tau_prev`` to dtau_max * dt per joint (in place)."""
+        if self.dtau_max is not None:
+            self.counters.rate_limited_joints += rate_limit(self.tau_prev, self.tau, self.dtau_max,
+                                                            self.dt, self.tau)
+
     def _hold(self) -> Mode:
         self.analytic.rbd.gravity(self.q_last, self.tau)
         clamp_torque(self.tau, self.tau_max)
+        self._limit_rate()
+        self._gains_fresh = False
         self.kp.fill(0.0)
         self.kd.fill(0.0)
         self.mode = Mode.HOLD

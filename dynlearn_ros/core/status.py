@@ -7,7 +7,9 @@ joint order, then the STATUS_TAIL scalars:
     q_des (rad) | q (rad) | error = q_des - q (rad) | kp (N*m/rad) | kd (N*m*s/rad) |
     std (N*m) | tau_ff (N*m) | tau_cmd (N*m) | mode | tick_us | t_ref (s) | model_version | model_swaps
 
-mode: :class:`dynlearn_ros.core.control.Mode` as a number; tick_us: this tick's duration in the
+mode: :class:`dynlearn_ros.core.control.Mode` as a number (0 normal, 1 model fallback, 2 hold,
+3 following-error fault, 4 waiting: no row is published before the first state, the number is
+there for /diagnostics and the summary); tick_us: this tick's duration in the
 node (us); t_ref: the reference time of the tick (s); model_version: the active model's
 ``version`` (0 when it has none, e.g. the analytic model); model_swaps: model swaps so far.
 """

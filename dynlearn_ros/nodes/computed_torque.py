@@ -31,6 +31,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
+from rclpy.clock import Clock, ClockType  # noqa: E402
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -61,9 +62,16 @@ from dynlearn_ros.runtime.slot import ModelSlot, check_model  # noqa: E402
 LOG_THROTTLE_S = 2.0
 SLOT_POLL_S = 0.02   # how often finished model loads are logged and the parameters synced
 RCLError = _rclpy.RCLError
+ROS_OWN_PARAMS = ("use_sim_time", "start_type_description_service")
 
 
 class ComputedTorqueNode(Node):
+    #: False: joint states are ignored (nothing ticks, nothing is commanded); the managed
+    #: variant (computed_torque_managed) opens it at its first activation
+    ticking = True
+    #: appended to the /diagnostics message (the managed variant: its lifecycle state)
+    state_note = ""
+
     def __init__(self) -> None:
         super().__init__("computed_torque")
         self.fq_name = self.get_fully_qualified_name()
@@ -130,7 +138,12 @@ class ComputedTorqueNode(Node):
             return UnavailableModel(self.urdf_joints)
 
     def _apply_parameters(self, changes: dict[str, Any]) -> None:
-        """Validate the whole new parameter set; stage what changed (raises ConfigError)."""
+        """Validate the whole new parameter set; stage what changed (raises ConfigError).
+        rclpy's own parameters pass: ``use_sim_time`` (its time source applies it) and the
+        read-only ``qos_overrides.*`` (declared when a publisher or subscription is created)."""
+        changes = {k: v for k, v in changes.items() if k not in ROS_OWN_PARAMS and not k.startswith("qos_overrides.")}
+        if not changes:
+            return
         old = self.config
         new = validate({**old.params, **changes}, self.ctx)
         model_change = (new.model_kind, new.model_dir) != (old.model_kind, old.model_dir)
@@ -149,7 +162,7 @@ class ComputedTorqueNode(Node):
         if new.stale_timeout_s != old.stale_timeout_s:
             self.watchdog.cancel()
             self.destroy_timer(self.watchdog)
-            self.watchdog = self.create_timer(new.stale_timeout_s / 2.0, self._watchdog)
+            self.watchdog = self.create_timer(new.stale_timeout_s / 2.0, self._watchdog, clock=self.steady)
         if model_change and not self._syncing:
             self.slot.request(new.model_kind, new.model_dir)
             self.get_logger().info(f"loading {new.model_kind} model {new.model_dir!r} off the control path; "
@@ -188,15 +201,19 @@ class ComputedTorqueNode(Node):
     def _build_io(self) -> None:
         n = self.ctl.n
         state_qos = qos.SENSOR_DATA if self.config.state_qos == "sensor_data" else qos.COMMANDS
-        self.cmd_pub = self.create_publisher(Float64MultiArray, "effort_controller/commands", qos.COMMANDS)
-        self.status_pub = self.create_publisher(Float64MultiArray, "~/status", qos.STATUS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, "joint_states", self._on_state, state_qos)
-        self.create_subscription(JointTrajectory, "reference_trajectory", self._on_trajectory, qos.COMMANDS)
-        self.create_subscription(String, qos.MODEL_UPDATES_TOPIC, self._on_model_update, qos.MODEL_UPDATES)
-        self.watchdog = self.create_timer(self.config.stale_timeout_s / 2.0, self._watchdog)
-        self.create_timer(1.0, self._publish_diagnostics)
-        self.create_timer(SLOT_POLL_S, self._poll_slot)
+        over = {"qos_overriding_options": qos.overridable()}   # qos_overrides.<topic>.* parameters
+        self.cmd_pub = self.create_publisher(Float64MultiArray, "effort_controller/commands", qos.COMMANDS, **over)
+        self.status_pub = self.create_publisher(Float64MultiArray, "~/status", qos.STATUS, **over)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+        self.state_sub = self.create_subscription(JointState, "joint_states", self._on_state, state_qos, **over)
+        self.create_subscription(JointTrajectory, "reference_trajectory", self._on_trajectory, qos.COMMANDS, **over)
+        self.create_subscription(String, qos.MODEL_UPDATES_TOPIC, self._on_model_update, qos.MODEL_UPDATES, **over)
+        # the timers run on the steady clock, also with use_sim_time: a simulator that stops
+        # publishing /clock must not stop the stale-state watchdog nor the diagnostics
+        self.steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.watchdog = self.create_timer(self.config.stale_timeout_s / 2.0, self._watchdog, clock=self.steady)
+        self.create_timer(1.0, self._publish_diagnostics, clock=self.steady)
+        self.create_timer(SLOT_POLL_S, self._poll_slot, clock=self.steady)
 
         self.cmd_msg = Float64MultiArray()
         self.cmd_msg.layout.dim = [MultiArrayDimension(label="joint", size=n, stride=n)]
@@ -208,6 +225,7 @@ class ComputedTorqueNode(Node):
         ]
         self.status_buf = np.zeros(status_width(n))
         self.tick_ns = np.zeros(1 << 18, dtype=np.int64)  # ring buffer of tick durations
+        self.publish_ns = np.zeros(1 << 18, dtype=np.int64)   # ... and of their command publish
         self.n_ticks = 0
         self.publish_errors = 0
         self.start_wall = time.monotonic()
@@ -218,6 +236,8 @@ class ComputedTorqueNode(Node):
                                   "last valid state", throttle_duration_sec=LOG_THROTTLE_S)
 
     def _on_state(self, msg: JointState) -> None:
+        if not self.ticking:   # a managed node before its first activation (computed_torque_managed)
+            return
         t_start = time.perf_counter_ns()
         status = self.mapper.update(msg.name, msg.position, msg.velocity)
         if status != OK:
@@ -251,9 +271,12 @@ class ComputedTorqueNode(Node):
             self.get_logger().error("non-finite torque computed: gravity hold sent "
                                     f"({ctl.counters.nonfinite_torque} times)",
                                     throttle_duration_sec=LOG_THROTTLE_S)
+        t_pub = time.perf_counter_ns()
         self._publish_command()
-        dt_ns = time.perf_counter_ns() - t_start
+        t_end = time.perf_counter_ns()
+        dt_ns = t_end - t_start
         self.tick_ns[self.n_ticks % self.tick_ns.size] = dt_ns
+        self.publish_ns[self.n_ticks % self.publish_ns.size] = t_end - t_pub
         self.n_ticks += 1
         if config.status_decimation and self.n_ticks % config.status_decimation == 0:
             self._publish_status(dt_ns)
@@ -284,12 +307,26 @@ class ComputedTorqueNode(Node):
                                + ("; following-error fault cleared" if cleared else ""))
 
     def _watchdog(self) -> None:
+        if not self.ticking:
+            return
+        if not self.ctl.started:
+            self._log_waiting()
+            return
         if self.ctl.is_stale(time.monotonic()):
             self.ctl.stale_hold()
             self.get_logger().warning(
                 f"joint states stale (> {self.ctl.stale_timeout_s * 1e3:.0f} ms): gravity hold at the last "
                 f"valid position ({self.ctl.counters.stale_hold} times)", throttle_duration_sec=LOG_THROTTLE_S)
             self._publish_command()
+
+    def _log_waiting(self) -> None:
+        """Before the first valid joint state: say what we wait for (throttled); command nothing."""
+        rejected = sum(self.ctl.counters.rejected.values())
+        self.get_logger().warning(
+            f"waiting for {self.state_sub.topic_name} (sensor_msgs/JointState with joints "
+            f"{', '.join(self.joint_names)}): nothing is commanded until the first valid state"
+            + (f"; {rejected} messages rejected so far" if rejected else ""),
+            throttle_duration_sec=LOG_THROTTLE_S)
 
     def _publish(self, pub, msg) -> None:
         try:
@@ -315,9 +352,12 @@ class ComputedTorqueNode(Node):
             level = DiagnosticStatus.WARN
         if self.ctl.mode is Mode.FAULT:
             level = DiagnosticStatus.ERROR
+        message = f"mode={self.ctl.mode.name} model={self.slot.active.kind} v{self.slot.active.version}"
+        if self.ctl.mode is Mode.WAITING:
+            message += f": waiting for {self.state_sub.topic_name}, nothing commanded"
+        message += self.state_note
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: computed torque",
-                                  message=f"mode={self.ctl.mode.name} model={self.slot.active.kind} "
-                                          f"v{self.slot.active.version}", hardware_id=self.get_namespace())
+                                  message=message, hardware_id=self.get_namespace())
         status.values = [KeyValue(key=k, value=str(v)) for k, v in counters.items()]
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -337,20 +377,36 @@ class ComputedTorqueNode(Node):
             "sim_time_s": self.ctl.t_ref,
             "wall_time_s": time.monotonic() - self.start_wall,
             **self.ctl.summary(),
+            # the command's publish alone (rclpy + the DDS write, which wakes the receiver)
+            "controller_publish_us": _percentiles(self.publish_ns[: ticks.size] * 1e-3),
             "controller_tick_us": {"p50": float(np.percentile(ticks, 50)) if ticks.size else None,
                                    "p99": float(np.percentile(ticks, 99)) if ticks.size else None,
                                    "n": int(ticks.size)},
         }
 
     def write_summary(self) -> None:
+        """Write the summary to ``summary_path``; a failure (the directory vanished, a full
+        disk) is one log line and exit code 1, not a traceback."""
         if self.config.summary_path:
-            write_json_atomic(self.config.summary_path, self.summary())
+            try:
+                write_json_atomic(self.config.summary_path, self.summary())
+            except OSError as exc:
+                self.get_logger().error(f"summary not written to {self.config.summary_path!r}: {exc}")
+                raise SystemExit(1) from None
 
     def destroy_node(self) -> None:
         slot = getattr(self, "slot", None)
         if slot is not None:
             slot.close()
         super().destroy_node()
+
+
+def _percentiles(us: np.ndarray) -> dict:
+    """{p50, p99, n} of durations ``us`` (us); None when empty."""
+    if not us.size:
+        return {"p50": None, "p99": None, "n": 0}
+    p50, p99 = np.percentile(us, [50.0, 99.0])
+    return {"p50": float(p50), "p99": float(p99), "n": int(us.size)}
 
 
 def main(args: list[str] | None = None) -> int:

@@ -70,7 +70,7 @@ def on_set_parameters(node: Node, specs: Sequence[ParamSpec], apply: Callable[[d
         for name, value in changes.items():
             before = old.get(name)
             before = list(before) if isinstance(before, array.array) else before
-            if before != value:
+            if before != value and name in table:   # rclpy's own (qos_overrides.*, use_sim_time): not ours to log
                 node.get_logger().info(f"parameter {name}: {before!r} -> {value!r}")
         return SetParametersResult(successful=True)
 

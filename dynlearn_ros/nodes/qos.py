@@ -1,8 +1,33 @@
-"""QoS profiles and topic names shared by the nodes and their peers, named once (DESIGN.md practice 8)."""
+"""QoS profiles and topic names shared by the nodes and their peers, named once (DESIGN.md practice 8).
+
+Each topic's QoS (the computed_torque node; docs in README.md, Topics):
+
+| topic | QoS | overridable |
+|---|---|---|
+| joint_states (subscription) | reliable, keep last 1 (``state_qos:=sensor_data``: best effort, depth 5) | yes |
+| effort_controller/commands | reliable, keep last 1 | yes |
+| reference_trajectory (subscription) | reliable, keep last 1 | yes |
+| model_updates (subscription) | reliable, transient local, keep last 1 | yes |
+| ~/status | best effort, keep last 1 | yes |
+| /diagnostics | reliable, keep last 10 (the ROS default: diagnostic_aggregator's) | no |
+
+"Overridable": rclpy's standard QoS overrides, read at start-up (read-only after), by the resolved
+topic name (after namespace and remapping), e.g. in a parameter file
+
+    /**/computed_torque:
+      ros__parameters:
+        qos_overrides:
+          /joint_states:
+            subscription: {reliability: best_effort, depth: 5}
+
+or ``-p "qos_overrides./joint_states.subscription.reliability:=best_effort"``. The policies:
+reliability, durability, history, depth (:func:`overridable`).
+"""
 
 from __future__ import annotations
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions, QoSPolicyKind
 
 #: effort commands and trajectory references: reliable, only the latest matters
 COMMANDS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -14,3 +39,12 @@ MODEL_UPDATES = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, hist
                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
 MODEL_UPDATES_TOPIC = "model_updates"
 SENSOR_DATA = qos_profile_sensor_data
+#: /diagnostics: the ROS default (reliable, volatile, keep last 10), what diagnostic_aggregator expects
+DIAGNOSTICS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+
+def overridable() -> QoSOverridingOptions:
+    """rclpy's QoS overrides for reliability, durability, history and depth (parameters
+    ``qos_overrides.<resolved topic>.<publisher|subscription>.<policy>``, read-only at run time)."""
+    return QoSOverridingOptions(policy_kinds=(QoSPolicyKind.RELIABILITY, QoSPolicyKind.DURABILITY,
+                                              QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH))

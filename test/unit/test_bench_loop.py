@@ -76,12 +76,19 @@ def test_bench_loop_end_to_end_writes_sane_json(tmp_path, capsys):
     pe = r["baseline"]["pipe_echo"]
     assert 0.0 < pe["round_trip_us"]["p50"] <= pe["round_trip_us"]["p99"]
     assert set(r["ratios"]) == {"ratio_p50_realtime_to_lockstep", "ratio_p99_realtime_to_lockstep",
-                                "ratio_p50_realtime_to_pipe_echo", "ratio_p99_realtime_to_pipe_echo"}
-    assert all(v > 0 for v in r["ratios"].values())
+                                "ratio_p50_realtime_to_pipe_echo", "ratio_p99_realtime_to_pipe_echo",
+                                "ratio_p50_realtime_to_rclpy_echo", "ratio_p99_realtime_to_rclpy_echo",
+                                "ratio_misses_realtime_to_rclpy_echo"}
+    # the miss ratio to the echo is None when the echo missed nothing; the others are > 0
+    assert all(v > 0 for k, v in r["ratios"].items() if k != "ratio_misses_realtime_to_rclpy_echo")
+    echo = r["baseline"]["rclpy_echo"]
+    assert 0.0 < echo["round_trip_us"]["p50"] <= echo["round_trip_us"]["p99"]
+    assert 0.0 <= echo["deadline_miss_ratio"] <= 1.0
     m = r["machine"]
     assert m["nproc"] >= 1 and len(m["loadavg_before"]) == 3 and len(m["loadavg_after"]) == 3
     assert m["python"] and m["git_commit"]
-    assert r["goals"] == {"round_trip_p99_us_max": 1000.0, "deadline_miss_ratio_max": 0.001}
+    assert r["goals"] == {"round_trip_p99_us_max": 1000.0, "deadline_miss_ratio_max": 0.001,
+                          "controller_tick_p99_us_max": 150.0, "deadline_misses_max_ratio_to_rclpy_echo": 1.5}
     assert "round trip" in capsys.readouterr().out
 
 

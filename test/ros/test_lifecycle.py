@@ -1,0 +1,156 @@
+"""computed_torque_managed through its real lifecycle services (lifecycle_msgs ChangeState /
+GetState), with this test process playing the driver: nothing commanded before activate,
+commands after, a hold at the measured position after deactivate, nothing after cleanup. The
+joint-state subscription's QoS is overridden to best effort through rclpy's standard
+qos_overrides parameter, and the driver publishes best effort: a reliable subscription would not
+match it, so any command at all shows the override took effect."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from dynlearn_ros.core.analytic import RigidBodyModel
+from dynlearn_ros.core.robots import robot_spec
+
+pytestmark = pytest.mark.ros
+
+SPEC = robot_spec("iiwa")
+N = SPEC.n
+PARAMS = {"k_min": [50.0], "k_max": [100.0], "zeta": [1.0], "sigma_n": [0.1], "sigma_f": [10.0],
+          "schedule_c": [3.0], "analytic_std": [10.0], "reference": "sine", "sine_amplitude": [0.3],
+          "sine_freq_hz": [1.0], "ramp_s": 0.2, "stale_timeout_ms": 5000.0,
+          "qos_overrides./joint_states.subscription.reliability": "best_effort"}
+
+
+class Driver:
+    def __init__(self):
+        import rclpy
+        from lifecycle_msgs.srv import ChangeState, GetState
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Float64MultiArray
+
+        self.node = rclpy.create_node("fake_driver_lifecycle")
+        self.JointState = JointState
+        self.pub = self.node.create_publisher(JointState, "joint_states",
+                                              QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+        self.cmds: list[np.ndarray] = []
+        self.node.create_subscription(Float64MultiArray, "effort_controller/commands",
+                                      lambda m: self.cmds.append(np.array(m.data)),
+                                      QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE))
+        self.change = self.node.create_client(ChangeState, "/computed_torque/change_state")
+        self.get = self.node.create_client(GetState, "/computed_torque/get_state")
+        self.ChangeState, self.GetState = ChangeState, GetState
+        self.executor = rclpy.executors.SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.k = 0
+        self.rbd = RigidBodyModel(SPEC.urdf_path, SPEC.joint_names)
+
+    def drive(self, q, seconds, period=0.002):
+        """Publish q at rest every ``period`` s for ``seconds`` while spinning."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            msg = self.JointState()
+            self.k += 1
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(self.k * 2_000_000, 1_000_000_000)
+            msg.name = list(SPEC.joint_names)
+            msg.position = [float(v) for v in q]
+            msg.velocity = [0.0] * N
+            self.pub.publish(msg)
+            self.executor.spin_once(timeout_sec=period)
+
+    def call(self, client, request, timeout=15.0):
+        assert client.wait_for_service(timeout_sec=timeout), f"{client.srv_name} not available"
+        fut = client.call_async(request)
+        end = time.monotonic() + timeout
+        while not fut.done() and time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.01)
+        assert fut.done(), f"{client.srv_name}: no answer"
+        return fut.result()
+
+    def transition(self, label: str) -> bool:
+        from lifecycle_msgs.msg import Transition
+
+        ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
+               "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}
+        req = self.ChangeState.Request()
+        req.transition.id = ids[label]
+        return self.call(self.change, req).success
+
+    def state(self) -> str:
+        return self.call(self.get, self.GetState.Request()).current_state.label
+
+    def gravity(self, q):
+        return self.rbd.gravity(q, np.zeros(N))
+
+    def close(self):
+        self.node.destroy_node()
+
+
+@pytest.fixture
+def drv(ros_context):
+    d = Driver()
+    yield d
+    d.close()
+
+
+def test_lifecycle_transitions_gate_the_commands(drv, start_node, tmp_path):
+    summary = tmp_path / "summary.json"
+    ctl = start_node("computed_torque_managed", {**PARAMS, "summary_path": str(summary)})
+    q1 = SPEC.home + np.linspace(-0.2, 0.2, N)
+
+    assert drv.state() == "unconfigured"
+    drv.drive(q1, 0.5)
+    assert drv.cmds == [], "commanded while unconfigured"
+
+    assert drv.transition("configure") and drv.state() == "inactive"
+    drv.drive(q1, 1.0)
+    assert drv.cmds == [], "commanded while inactive (before the first activation)"
+
+    assert drv.transition("activate") and drv.state() == "active"
+    drv.drive(q1, 1.0)
+    # commands arrived (through the best-effort override); the sine reference (0.3 rad at 1 Hz,
+    # faded in over 0.2 s) pulls away from q1, so the law asks for more than gravity:
+    # K_P >= 50 N*m/rad times errors of up to 0.3 rad
+    assert len(drv.cmds) > 50, f"only {len(drv.cmds)} commands in 1 s of 500 Hz states"
+    assert max(np.max(np.abs(c - drv.gravity(q1))) for c in drv.cmds[-100:]) > 5.0
+
+    assert drv.transition("deactivate") and drv.state() == "inactive"
+    n_deact = len(drv.cmds)
+    drv.drive(q1, 0.5)
+    held = drv.cmds[n_deact + 5:]   # a few commands may have been in flight at the transition
+    assert len(held) > 20, "no hold commands after deactivate"
+    # hold at the measured position q1, at rest, analytic model: tau = RNEA(q1, 0, 0) = g(q1)
+    for c in held:
+        np.testing.assert_allclose(c, drv.gravity(q1), rtol=1e-9, atol=1e-9)
+
+    assert drv.transition("cleanup") and drv.state() == "unconfigured"
+    drv.drive(q1, 0.3)
+    n_clean = len(drv.cmds)
+    drv.drive(q1, 0.5)
+    assert len(drv.cmds) == n_clean, "commanded after cleanup"
+
+    # configure again: parameters kept, the node comes back inactive and silent
+    assert drv.transition("configure") and drv.state() == "inactive"
+    drv.drive(q1, 0.3)
+    assert len(drv.cmds) == n_clean
+
+    assert ctl.stop() == 0
+    s = json.loads(summary.read_text())
+    assert s["counters"]["ticks"] == 0   # the second configuration never ran
+    log = ctl.output()
+    assert "deactivated: holding at the measured position" in log
+
+
+def test_bad_parameters_fail_configure_with_the_reason(drv, start_node):
+    ctl = start_node("computed_torque_managed", {"k_min": [200.0], "k_max": [100.0]})
+    assert drv.state() == "unconfigured"
+    assert not drv.transition("configure")
+    assert drv.state() == "unconfigured"
+    assert ctl.poll() is None                    # the process lives on, waiting for a fix
+    assert ctl.stop() == 0
+    assert "configure failed" in ctl.output() and "k_min must be <= k_max" in ctl.output()
