@@ -201,7 +201,7 @@ def test_torque_beyond_limits_is_clamped(driver, start_node, tmp_path):
     ({"joint_names": ["a", "b"]}, "need 7 distinct names"),
     ({"k_min": [0.0], "k_max": [0.0]}, "parameter 'k_max'"),
     ({"model_kind": "foo"}, "parameter 'model_kind' = 'foo': must be one of"),
-    ({"torque_limits": [500.0]}, "at most the robot's effort limits"),
+    ({"torque_limits": [500.0]}, "at most the URDF's effort limits"),
     ({"reference": "circle"}, "must be one of"),
 ])
 def test_bad_parameters_fail_start_up_precisely(start_node, params, message):
