@@ -36,6 +36,7 @@ import numpy as np
 
 from dynlearn_ros.core.analytic import AnalyticInverseModel
 from dynlearn_ros.core.inverse_model import InverseModel, InverseQuery
+from dynlearn_ros.core.residual import ResidualSigma
 from dynlearn_ros.core.safety import clamp_torque
 from dynlearn_ros.core.schedule import GainSchedule
 from dynlearn_ros.core.trajectories import Reference
@@ -203,7 +204,7 @@ class ComputedTorqueController:
     def __init__(self, analytic: AnalyticInverseModel, model: InverseModel, schedule: GainSchedule,
                  reference: Reference | None, tau_max: np.ndarray, dt: float = 1e-3,
                  stale_timeout_s: float = 0.05, settle_s: float = 0.0, sigma_release_s: float = 0.0,
-                 max_error: float | np.ndarray = 0.0) -> None:
+                 max_error: float | np.ndarray = 0.0, residual: ResidualSigma | None = None) -> None:
         n = analytic.n
         if model.n != n or schedule.n != n:
             raise ValueError(f"size mismatch: analytic {n}, model {model.n}, schedule {schedule.n}")
@@ -221,6 +222,8 @@ class ComputedTorqueController:
         self.std = np.zeros(n)
         self.sigma_sched = np.zeros(n)   # what the schedule reads: the envelope of std
         self.envelope = SigmaEnvelope(n, self.dt, sigma_release_s)
+        self.residual = residual          # realized-error estimator (None: the model's std alone)
+        self.sigma_in = np.zeros(n)       # max(std, realized RMS error): the envelope's input
         self._apply_tuning(tuning)
         self._staged_tuning: Tuning | None = None
         self.kp = np.zeros(n)
@@ -332,6 +335,9 @@ class ComputedTorqueController:
             self.query.qd[:] = qd
             self.analytic.predict(self.query, self.tau, self._scratch)
         self.t_ref = t_state - self.t0
+        res = self.residual
+        if res is not None:
+            res.observe(qd, t_state)
         if self.faulted:
             return self._fault_hold(q, qd)
         qr = self.query
@@ -344,7 +350,8 @@ class ComputedTorqueController:
         ok = self.model.predict(qr, self.tau_ff, self.std)
         if ok and np.isfinite(self.tau_ff).all() and np.isfinite(self.std).all():
             self.mode = Mode.NORMAL
-            self.envelope.apply(self.std, self.sigma_sched)
+            sig = self.std if res is None else res.combine(self.std, self.sigma_in)
+            self.envelope.apply(sig, self.sigma_sched)
             self.schedule.gains(self.sigma_sched, self.kp, self.kd)
         else:
             c.model_fallback += 1
@@ -374,6 +381,8 @@ class ComputedTorqueController:
             return self._hold()
         c.clamped_joints += clamp_torque(tau, self.tau_max)
         self.model.commit(tau)
+        if res is not None:
+            res.record(q, qd, t_state, tau, self.tau_ff, qr.qdd_des)
         if self.t_ref >= self.settle_s:
             self.stats.add(self.err, self.kp, self.std)
         return self.mode
@@ -409,6 +418,8 @@ class ComputedTorqueController:
         tau -= self._derr
         tau += self.tau_ff
         self.mode = Mode.FAULT
+        if self.residual is not None:
+            self.residual.invalidate()
         if not np.isfinite(tau).all():
             self.counters.nonfinite_torque += 1
             return self._hold()
@@ -418,6 +429,8 @@ class ComputedTorqueController:
         return self.mode
 
     def _hold(self) -> Mode:
+        if self.residual is not None:
+            self.residual.invalidate()
         self.analytic.rbd.gravity(self.q_last, self.tau)
         clamp_torque(self.tau, self.tau_max)
         self.kp.fill(0.0)
