@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +189,8 @@ class OnlineLearner:
         self.running_dir = self.base_dir
         self.accepted, self.rejected, self.cycles = 0, 0, 0
         self.history: list[CycleResult] = []
+        #: guards the ring: :meth:`add` may run in another thread (a node's callback) than :meth:`cycle`
+        self.lock = threading.Lock()
 
     # -- model pieces ----------------------------------------------------------------------
     def features(self, x: np.ndarray) -> np.ndarray:
@@ -212,9 +215,12 @@ class OnlineLearner:
         return self.base_predict(x)[0] + (self.features(x) @ W) * self.y_std
 
     def add(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.ring.push(x, y)
+        """One sample: x = [q, qd, qdd] (3n,) rad, rad/s, rad/s^2; y = tau (n,) N*m."""
+        with self.lock:
+            self.ring.push(x, y)
 
     def ready(self) -> bool:
+        """True when at least ``batch`` samples beyond the held-out window are new."""
         return self.ring.total - self.cfg.holdout - self._trained_to >= self.cfg.batch
 
     # -- one cycle ---------------------------------------------------------------------------
@@ -223,9 +229,11 @@ class OnlineLearner:
         if not self.ready():
             return None
         cfg, t0 = self.cfg, time.perf_counter()
-        stop = self.ring.total - cfg.holdout
-        xn, yn = self.ring.span(self._trained_to, stop)
-        xh, yh = self.ring.span(stop, self.ring.total)
+        with self.lock:   # copies (fancy indexing), so add() may continue meanwhile
+            total = self.ring.total
+            stop = total - cfg.holdout
+            xn, yn = self.ring.span(self._trained_to, stop)
+            xh, yh = self.ring.span(stop, total)
         m = len(xn)
         rn = (yn - self.base_predict(xn)[0]) / self.y_std
         pn = self.features(xn)
