@@ -4,7 +4,9 @@
 
 tau_ff and its per-joint std sigma come from an :class:`InverseModel` evaluated at the measured
 state with the reference acceleration; K_P, K_D come from :class:`GainSchedule` (Eq. 7-8), fed
-with sigma itself or its fast-attack / slow-release envelope (:class:`SigmaEnvelope`).
+with sigma itself or its fast-attack / slow-release envelope (:class:`SigmaEnvelope`). With a
+:class:`~dynlearn_ros.core.residual.ResidualSigma` (parameter ``residual_window_s`` > 0) the
+envelope reads max(sigma, RMS of the model's realized error) instead (``sigma_in``).
 
 Safe behaviour (each mode counted; the node logs them throttled):
 
