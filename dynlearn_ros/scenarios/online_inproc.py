@@ -33,6 +33,7 @@ import numpy as np
 
 from dynlearn_ros.core.assembly import build_analytic, build_controller, build_tuning, builtin_reference
 from dynlearn_ros.core.config import robot_context, validate
+from dynlearn_ros.core.control import Mode
 from dynlearn_ros.paths import resolve_model_dir
 from dynlearn_ros.scenarios.vgain import controller_params
 from dynlearn_ros.scenarios.vgain_config import ScenarioConfig, load_config
@@ -87,7 +88,7 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
     steps = int(round(bounds[-1] / dt))
     cyc_every = max(1, int(round(cycle_s / dt)))
     q, qd = np.zeros(n), np.zeros(n)
-    log = {k: [] for k in ("t", "payload", "err", "kp", "sigma", "std", "version")}
+    log = {k: [] for k in ("t", "payload", "err", "kp", "sigma", "std", "version", "mode")}
     swaps, pause_s, phase, diverged = [], 0.0, 0, False
     wall0 = time.perf_counter()
     try:
@@ -122,6 +123,7 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
                 log["sigma"].append(ctl.sigma_sched.copy())
                 log["std"].append(ctl.std.copy())
                 log["version"].append(ctl.model.version)
+                log["mode"].append(int(ctl.mode))
             plant.step(ctl.tau)
     finally:
         plant.close()
@@ -135,8 +137,8 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
 def phase_table(runs: dict[str, dict], ref: str = "fixed", settle_s: float = 0.5) -> list[dict]:
     """Per configuration and phase: joint RMSE over the whole phase (after ``settle_s`` from the
     run's start) and over its second half ("after adaptation"), mean K_P cut against ``ref``
-    (1 - mean_j K_P,j / K_P,ref,j over the same window), mean sigma (N*m, mean over joints) and
-    the model version at the phase's end."""
+    (1 - mean_j K_P,j / K_P,ref,j over the same window), mean sigma (N*m, mean over joints), the
+    fraction of ticks in the following-error FAULT hold, and the model version at the phase's end."""
     rows = []
     bounds = np.concatenate([[0.0], np.cumsum([s for _, s in runs[ref]["phases"]])])
     for key, r in runs.items():
@@ -153,6 +155,9 @@ def phase_table(runs: dict[str, dict], ref: str = "fixed", settle_s: float = 0.5
                     "rmse_mrad": 1e3 * float(np.sqrt(np.mean(s["err"][m] ** 2))),
                     "kp_cut": float(1.0 - np.mean(s["kp"][m].mean(0) / sr["kp"][mr].mean(0))),
                     "sigma_mean": float(s["sigma"][m].mean()),
+                    # following-error FAULT (latched stiff hold): err is then the hold error,
+                    # not tracking of the reference
+                    "fault_fraction": float(np.mean(s["mode"][m] == int(Mode.FAULT))),
                     "version_end": int(s["version"][m][-1])})
     return rows
 
@@ -208,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in table:
         print(f"{row['config']:>10} phase {row['phase']} {row['payload_kg']:4.1f} kg {row['window']:>5}: "
               f"RMSE {row['rmse_mrad']:7.2f} mrad, K_P cut {100 * row['kp_cut']:6.1f} %, "
-              f"sigma {row['sigma_mean']:.3f} N*m, version {row['version_end']}")
+              f"sigma {row['sigma_mean']:.3f} N*m, version {row['version_end']}, "
+              f"FAULT {100 * row['fault_fraction']:.0f} % of ticks")
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps({
