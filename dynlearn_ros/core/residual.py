@@ -165,7 +165,7 @@ class ResidualSigma:
         np.subtract(self._fb, self._ma, out=self.innovation)
         if not np.isfinite(self.innovation).all():
             return False
-        if h != self._h_cached:      # the weights of the last step length (1 kHz: computed once)
+        if abs(h - self._h_cached) > 1e-9:   # the weights of the last step length (1 kHz: once)
             self._h_cached, self._beta, self._gamma = h, _keep(h, self.filter_s), _keep(h, self.window_s)
         beta, gamma = self._beta, self._gamma
         if self.updates == 0:
