@@ -176,10 +176,40 @@ def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s
             "refused": slot.refused, "during_swaps": part(win), "no_swap": part(~win)}
 
 
+def bench_residual_cost(ticks: int = 3000, repeats: int = 2) -> dict:
+    """Median controller tick (us) of the scheduled SVDKL controller with the realized-error sigma
+    off and on (lockstep, 5 kg), alternating ``repeats`` times (the same load for both)."""
+    cfg = load_config(None)
+    spec = cfg.spec
+    out: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(repeats):
+        for key, window in (("off", 0.0), ("on", 0.1)):
+            p = {**controller_params(cfg, "c"), "reference": "pick_place", "residual_window_s": window}
+            config = validate(p, robot_context(cfg.robot))
+            analytic = build_analytic(config)
+            model = load_inverse_model("svdkl", resolve_model_dir(config.model_dir), spec.joint_names)
+            ctl = build_controller(config, model, analytic, builtin_reference(config, spec.home))
+            plant = SimPlant(cfg.robot, dt=config.control_period_s, payload_kg=cfg.payload_kg)
+            plant.reset(spec.home, np.zeros(spec.n))
+            q, qd, ts = np.zeros(spec.n), np.zeros(spec.n), []
+            try:
+                for k in range(ticks):
+                    plant.state_into(q, qd)
+                    t0 = time.perf_counter()
+                    ctl.step(q, qd, k * config.control_period_s, 0.0)
+                    ts.append(time.perf_counter() - t0)
+                    plant.step(ctl.tau)
+            finally:
+                plant.close()
+            out[key].append(1e6 * float(np.median(ts)))
+    return {"ticks": ticks, "median_tick_us": out}
+
+
 def run_bench(payload_kg: float = 12.0, collect_s: float = 6.0, chunk: int = 500, tick_s: float = 10.0,
               swap_every_s: float = 1.0) -> dict:
     x, y = collect(payload_kg, collect_s)
     with tempfile.TemporaryDirectory(prefix="bench-online-") as tmp:
         cycles, dirs = bench_cycles(x, y, chunk, Path(tmp))
         ticks = bench_ticks(dirs[-2:] if len(dirs) >= 2 else dirs, payload_kg, tick_s, swap_every_s)
-    return {"payload_kg": payload_kg, "samples": len(x), "chunk": chunk, "cycles": cycles, "ticks": ticks}
+    return {"payload_kg": payload_kg, "samples": len(x), "chunk": chunk, "cycles": cycles, "ticks": ticks,
+            "residual_sigma_cost": bench_residual_cost()}
