@@ -17,6 +17,7 @@ late or missed while new versions are swapped in, against a no-swap stretch of t
    is over budget when its own compute time exceeds the period. Counted separately inside swap
    windows (from the request to 5 ms after the swap) and outside: the figure is the difference
    the swaps make, on a shared machine whose load sets both.
+4. The realized-error sigma's cost: the median controller tick with it off and on.
 
 Training itself runs in the trainer's own process in the graph; here it is measured alone (2).
 """
