@@ -75,8 +75,8 @@ only remembers; the estimate keeps its value. No allocation per tick.
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 

@@ -170,7 +170,7 @@ def plot(runs: dict[str, dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(5, 1, figsize=(11, 11), sharex=True)
-    for key, r in runs.items():
+    for r in runs.values():
         s = r["series"]
         ax[0].plot(s["t"], 1e3 * np.sqrt(np.mean(s["err"] ** 2, axis=1)), lw=0.7, label=r["label"])
         ax[1].plot(s["t"], s["kp"][:, 1], lw=0.7)
