@@ -185,7 +185,12 @@ class OnlineLearner:
         self.s2 = np.ones(self.n)
         self.ring = SampleRing(cfg.capacity, self.n)
         self._trained_to = 0
-        self.version = self.meta.model_version
+        # a restarted trainer continues the numbering of its out_root and clears what a killed one
+        # left half-written (hidden temporary directories of the model-directory contract)
+        old = [int(p.name[1:]) for p in self.out_root.glob("v[0-9][0-9][0-9][0-9]") if p.is_dir()]
+        self.version = max([self.meta.model_version, *old])
+        for tmp in self.out_root.glob(".v[0-9][0-9][0-9][0-9].*"):
+            shutil.rmtree(tmp, ignore_errors=True)
         self.running_dir = self.base_dir
         self.accepted, self.rejected, self.cycles = 0, 0, 0
         self.history: list[CycleResult] = []

@@ -53,3 +53,15 @@ def test_sigkill_during_exports_leaves_only_whole_models(tmp_path, delay_s):
     # anything else is a hidden temporary directory of an export the kill interrupted
     others = [p.name for p in out.iterdir() if p not in visible] if out.exists() else []
     assert all(name.startswith(".v") for name in others), others
+
+
+def test_a_restarted_learner_continues_the_numbering_and_clears_leftovers(tmp_path):
+    from dynlearn_ros.learning.online import OnlineLearner
+    from dynlearn_ros.paths import resolve_model_dir
+
+    (tmp_path / "v0007").mkdir()
+    (tmp_path / ".v0008.abc123").mkdir()       # what a kill during an export leaves
+    lr = OnlineLearner(resolve_model_dir("svdkl_iiwa_sim"), tmp_path)
+    assert lr.version == 7
+    assert not (tmp_path / ".v0008.abc123").exists()
+
