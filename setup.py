@@ -41,6 +41,7 @@ setup(
             "computed_torque = dynlearn_ros.nodes.computed_torque:main",
             "computed_torque_managed = dynlearn_ros.nodes.computed_torque_managed:main",
             "scenario_recorder = dynlearn_ros.nodes.scenario_recorder:main",
+            "trainer = dynlearn_ros.nodes.trainer:main",
             "dynlearn-ros = dynlearn_ros.cli:main",
         ],
     },

@@ -125,6 +125,11 @@ def vgain_args() -> tuple[LaunchArg, ...]:
                   "clock. The bridge is the clock source and keeps wall time", ("true", "false")),
         LaunchArg("namespace", "", "namespace for all nodes (topics are relative and follow it; /clock and "
                   "/diagnostics stay global, as the ROS conventions say)"),
+        LaunchArg("online", "false", "true: also start the trainer (learns while it controls, announces "
+                  "accepted versions on model_updates) and turn on the controller's realized-error sigma "
+                  "(residual_window_s 0.1); needs model_kind:=svdkl and a model_dir", ("true", "false")),
+        LaunchArg("trainer_model_kind", "svdkl", "model kind the trainer updates (the ac-RKN online "
+                  "update is not implemented)", ("svdkl",)),
         LaunchArg("summary_dir", "", "write the nodes' JSON summaries (controller, bridge) here at exit"),
     )
 
@@ -221,6 +226,12 @@ def vgain_control(args: dict[str, str]) -> list[NodeSpec]:
         ctl_over["stale_timeout_ms"] = LOCKSTEP_STALE_TIMEOUT_MS
     if summary_dir:
         ctl_over["summary_path"] = str(summary_dir / "computed_torque.json")
+    online = a["online"] == "true"
+    if online:
+        if a["model_kind"] != a["trainer_model_kind"] or not a["model_dir"]:
+            raise ValueError(f"online:=true: the trainer updates the controller's model; give model_kind:="
+                             f"{a['trainer_model_kind']} and its model_dir (got model_kind:={a['model_kind']})")
+        ctl_over["residual_window_s"] = 0.1
     ctl_params.append(ctl_over)
     try:
         rt = int(a["rt_priority"])
@@ -239,6 +250,11 @@ def vgain_control(args: dict[str, str]) -> list[NodeSpec]:
         nodes.insert(0, NodeSpec("sim_bridge", "dynlearn_ros.nodes.sim_bridge", "sim_bridge", ns,
                                  [a["sim_file"] or _config("sim_bridge.yaml"), sim_over], remaps,
                                  prefix=prefix))
+    if online:
+        tr_over: dict = {"model_kind": a["trainer_model_kind"], "model_dir": a["model_dir"]}
+        if summary_dir:
+            tr_over["summary_path"] = str(summary_dir / "trainer.json")
+        nodes.append(NodeSpec("trainer", "dynlearn_ros.nodes.trainer", "trainer", ns, [tr_over], remaps))
     return nodes
 
 

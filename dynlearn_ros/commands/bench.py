@@ -1,4 +1,4 @@
-"""``dynlearn-ros bench {loop,model,train,svdkl,plant} --json PATH``: benchmarks that write JSON.
+"""``dynlearn-ros bench {loop,model,train,svdkl,plant,online} --json PATH``: benchmarks that write JSON.
 
 Figures are medians / percentiles of one run, with a baseline measured in the same run
 (these machines are shared and noisy): compare ratios, not absolute numbers. The measuring
@@ -15,6 +15,7 @@ BENCHES = {
     "train": ("bench_train", "training seconds per epoch over 100k samples"),
     "svdkl": ("bench_svdkl", "SVDKL mean+variance latency: onnxruntime, numpy, gpytorch, shipped models"),
     "plant": ("bench_plant", "PyBullet plant speed and its match to the analytic model"),
+    "online": ("bench_online", "online learning: seconds per cycle, ticks late during model swaps"),
 }
 
 

@@ -7,6 +7,7 @@ Targets (each its own options; ``dynlearn-ros report <target> --help``):
   gp-fractions   GP predictive std vs the fraction of training data, with a PNG (docs/results_svdkl.md)
   gp-compare     trained GP runs side by side, per episode kind / distance, with novelty (docs/results_svdkl.md)
   inverse-table  every inverse model family on the same test rows (docs/results.md)
+  online         payload schedule: fixed gains, fixed learned model, online learning (docs/results_closed_loop.md)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ TARGETS = {
     "gp-fractions": ("report_gp", "GP predictive std vs the fraction of training data (PNG)"),
     "gp-compare": ("report_gp", "trained GP runs side by side on the validation and test splits"),
     "inverse-table": ("report_inverse_table", "every inverse model family on the same test rows"),
+    "online": ("report_online", "payload schedule: fixed gains, fixed learned model, online learning (PNG)"),
 }
 
 

@@ -12,6 +12,7 @@ from dynlearn_ros.core.analytic import AnalyticInverseModel
 from dynlearn_ros.core.config import ControllerConfig
 from dynlearn_ros.core.control import ComputedTorqueController, Tuning
 from dynlearn_ros.core.inverse_model import InverseModel
+from dynlearn_ros.core.residual import ResidualSigma
 from dynlearn_ros.core.robots import robot_spec
 from dynlearn_ros.core.schedule import GainSchedule
 from dynlearn_ros.core.trajectories import HoldReference, Reference, SineReference, WaypointReference
@@ -53,7 +54,17 @@ def build_controller(config: ControllerConfig, model: InverseModel, analytic: An
                                     stale_timeout_s=config.stale_timeout_s, settle_s=config.settle_s,
                                     sigma_release_s=config.sigma_release_s,
                                     max_error=config.max_tracking_error,
-                                    torque_rate_limit=config.torque_rate_limit)
+                                    torque_rate_limit=config.torque_rate_limit,
+                                    residual=build_residual(config))
+
+
+def build_residual(config: ControllerConfig) -> ResidualSigma | None:
+    """The realized-error estimator (core/residual.py) when ``residual_window_s`` > 0, else None."""
+    if config.residual_window_s <= 0:
+        return None
+    spec = robot_spec(config.robot)
+    return ResidualSigma(config.urdf_path or str(spec.urdf_path), spec.joint_names,
+                         config.control_period_s, config.residual_filter_s, config.residual_window_s)
 
 
 def builtin_reference(config: ControllerConfig, q0: np.ndarray) -> Reference:

@@ -217,6 +217,14 @@ COMPUTED_TORQUE_SPEC: tuple[ParamSpec, ...] = (
     ParamSpec("sigma_release_s", "double", 0.0, "release time constant (s) of the std envelope the "
               "schedule reads: a rising std raises the gains at once, a falling one lowers them with "
               "this time constant; 0 = the raw std", lo=0.0, hi=60.0),
+    ParamSpec("residual_window_s", "double", 0.0, "time constant (s) of the realized-error estimate "
+              "(core/residual.py): the schedule reads max(model std, RMS of the filtered innovation); "
+              "0 = off (the model's std alone, as in the closed-loop results); 0.1 derived for a "
+              "payload step", lo=0.0, hi=60.0, dynamic=False,
+              reason="the estimator is built with the controller"),
+    ParamSpec("residual_filter_s", "double", 0.005, "low-pass time constant (s) of the innovation "
+              "before it is squared (velocity-noise suppression; adds this much detection delay)",
+              lo=0.0, hi=1.0, dynamic=False, reason="the estimator is built with the controller"),
     ParamSpec("gain_mode", "string", "scheduled", "scheduled: Eq. 7-8; fixed: K_P = k_max",
               choices=("scheduled", "fixed")),
     ParamSpec("use_model_sigma_bounds", "bool", True, "take sigma_n, sigma_f from the learned model's "
@@ -296,6 +304,8 @@ class ControllerConfig:
     schedule_c: np.ndarray
     max_tracking_error: np.ndarray
     sigma_release_s: float
+    residual_window_s: float
+    residual_filter_s: float
     gain_mode: str
     use_model_sigma_bounds: bool
     torque_limits: np.ndarray

@@ -5,7 +5,9 @@
 
 tau_ff and its per-joint std sigma come from an :class:`InverseModel` evaluated at the measured
 state with the reference acceleration; K_P, K_D come from :class:`GainSchedule` (Eq. 7-8), fed
-with sigma itself or its fast-attack / slow-release envelope (:class:`SigmaEnvelope`).
+with sigma itself or its fast-attack / slow-release envelope (:class:`SigmaEnvelope`). With a
+:class:`~dynlearn_ros.core.residual.ResidualSigma` (parameter ``residual_window_s`` > 0) the
+envelope reads max(sigma, RMS of the model's realized error) instead (``sigma_in``).
 
 Safe behaviour (each mode counted; the node logs them throttled):
 
@@ -49,6 +51,7 @@ import numpy as np
 
 from dynlearn_ros.core.analytic import AnalyticInverseModel
 from dynlearn_ros.core.inverse_model import InverseModel, InverseQuery
+from dynlearn_ros.core.residual import ResidualSigma
 from dynlearn_ros.core.safety import clamp_torque, rate_limit
 from dynlearn_ros.core.schedule import GainSchedule
 from dynlearn_ros.core.trajectories import Reference
@@ -230,7 +233,8 @@ class ComputedTorqueController:
                  reference: Reference | None, tau_max: np.ndarray, dt: float = 1e-3,
                  stale_timeout_s: float = 0.05, settle_s: float = 0.0, sigma_release_s: float = 0.0,
                  max_error: float | np.ndarray = 0.0,
-                 torque_rate_limit: float | np.ndarray | None = None) -> None:
+                 torque_rate_limit: float | np.ndarray | None = None,
+                 residual: ResidualSigma | None = None) -> None:
         n = analytic.n
         if model.n != n or schedule.n != n:
             raise ValueError(f"size mismatch: analytic {n}, model {model.n}, schedule {schedule.n}")
@@ -251,6 +255,8 @@ class ComputedTorqueController:
         self.sigma_sched = np.zeros(n)   # what the schedule reads: the envelope of std
         self.envelope = SigmaEnvelope(n, self.dt, sigma_release_s)
         self._gains_fresh = False   # kp, kd hold the schedule's gains for the analytic model's constant std
+        self.residual = residual          # realized-error estimator (None: the model's std alone)
+        self.sigma_in = np.zeros(n)       # max(std, realized RMS error): the envelope's input
         self._apply_tuning(tuning)
         self._staged_tuning: Tuning | None = None
         self.kp = np.zeros(n)
@@ -368,6 +374,9 @@ class ComputedTorqueController:
             clamp_torque(self.tau, self.tau_max)
             self.tau_prev[:] = self.tau
         self.t_ref = t_state - self.t0
+        res = self.residual
+        if res is not None:
+            res.observe(qd, t_state)
         if self.faulted:
             return self._fault_hold(q, qd)
         qr = self.query
@@ -384,11 +393,12 @@ class ComputedTorqueController:
         if ok and math.isfinite(self.tau_ff.sum() + self.std.sum()):
             self.mode = Mode.NORMAL
             if not self._gains_fresh:
-                self.envelope.apply(self.std, self.sigma_sched)
+                sig = self.std if res is None else res.combine(self.std, self.sigma_in)
+                self.envelope.apply(sig, self.sigma_sched)
                 self.schedule.gains(self.sigma_sched, self.kp, self.kd)
-                # the analytic model's std is a constant of the tuning: with no envelope its gains
-                # stay those until the tuning, the model or the mode changes
-                self._gains_fresh = analytic and self.envelope.keep == 0.0
+                # the analytic model's std is a constant of the tuning: with no envelope and no
+                # realized-error sigma its gains stay those until the tuning, the model or the mode changes
+                self._gains_fresh = analytic and res is None and self.envelope.keep == 0.0
         else:
             self._gains_fresh = False
             c.model_fallback += 1
@@ -419,6 +429,8 @@ class ComputedTorqueController:
         c.clamped_joints += clamp_torque(tau, self.tau_max)
         self._limit_rate()
         self.model.commit(tau)
+        if res is not None:
+            res.record(q, qd, t_state, tau, self.tau_ff, qr.qdd_des)
         if self.t_ref >= self.settle_s:
             self.stats.add(self.err, self.kp, self.std)
         return self.mode
@@ -457,6 +469,8 @@ class ComputedTorqueController:
         tau -= self._derr
         tau += self.tau_ff
         self.mode = Mode.FAULT
+        if self.residual is not None:
+            self.residual.invalidate()
         if not np.isfinite(tau).all():
             self.counters.nonfinite_torque += 1
             return self._hold()
@@ -473,6 +487,8 @@ class ComputedTorqueController:
                                                             self.dt, self.tau)
 
     def _hold(self) -> Mode:
+        if self.residual is not None:
+            self.residual.invalidate()
         self.analytic.rbd.gravity(self.q_last, self.tau)
         clamp_torque(self.tau, self.tau_max)
         self._limit_rate()

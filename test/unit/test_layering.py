@@ -128,3 +128,19 @@ def test_static_rules_catch_a_function_local_import(tmp_path, monkeypatch):
         fake.unlink()
     assert any("_layering_probe.py:2" in b and "torch" in b for b in bad), bad
     assert any("_layering_probe.py:3" in b and "may not import dynlearn_ros.runtime" in b for b in bad), bad
+
+
+def test_only_the_trainer_node_imports_learning():
+    """Training never runs in the controller's process: no node but the trainer loads learning/."""
+    mods = [f"dynlearn_ros.nodes.{m.name}" for m in pkgutil.iter_modules(dynlearn_ros.nodes.__path__)
+            if m.name != "trainer"]
+    code = (
+        "import importlib, sys\n"
+        f"for m in {mods!r}:\n"
+        "    importlib.import_module(m)\n"
+        "bad = sorted(k for k in sys.modules if k.startswith('dynlearn_ros.learning'))\n"
+        "print('learning:', bad)\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -1,0 +1,216 @@
+"""Online-learning benchmark (issue 10, section 5): seconds per learner cycle, and control ticks
+late or missed while new versions are swapped in, against a no-swap stretch of the same run.
+
+1. Samples: an in-process lockstep run of the scenario's plant (``config/scenario_vgain.yaml``,
+   pick-and-place, joint friction) with a payload the shipped model never saw, under the
+   scheduled SVDKL controller, differenced as the trainer does.
+2. Cycles: the samples fed to :class:`~dynlearn_ros.learning.online.OnlineLearner` in chunks of
+   ``chunk`` (one trainer period at 1 kHz), a cycle after each: fit, held-out evaluation, export
+   (composed graph, golden, validation, atomic publish); then, for each accepted version, what
+   the controller side adds: load + validation + golden replay (``load_inverse_model``), the
+   slot's check and the tuning build, and the swap itself (``swap_model``).
+3. Ticks: a wall-clock 1 kHz loop (controller tick + plant step) with the real
+   :class:`~dynlearn_ros.runtime.slot.ModelSlot`: every ``swap_every_s`` the next accepted version
+   is requested, loaded in the slot's worker thread and swapped in between two ticks, as in the
+   computed_torque node. Each tick is scheduled at the next 1 ms slot after the previous tick
+   ended (a loop that fell behind re-anchors instead of counting every later tick late); a tick
+   is over budget when its own compute time exceeds the period. Counted separately inside swap
+   windows (from the request to 5 ms after the swap) and outside: the figure is the difference
+   the swaps make, on a shared machine whose load sets both.
+4. The realized-error sigma's cost: the median controller tick with it off and on.
+
+Training itself runs in the trainer's own process in the graph; here it is measured alone (2).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dynlearn_ros.core.assembly import build_analytic, build_controller, build_tuning, builtin_reference
+from dynlearn_ros.core.config import robot_context, validate
+from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner, StateDifferencer
+from dynlearn_ros.paths import resolve_model_dir
+from dynlearn_ros.runtime.registry import load_inverse_model
+from dynlearn_ros.runtime.slot import ModelSlot, check_model
+from dynlearn_ros.scenarios.vgain import controller_params
+from dynlearn_ros.scenarios.vgain_config import load_config
+from dynlearn_ros.sim.plant import SimPlant
+
+
+def _setup(payload_kg: float):
+    cfg = load_config(None)
+    p = {**controller_params(cfg, "c"), "reference": "pick_place", "residual_window_s": 0.1}
+    config = validate(p, robot_context(cfg.robot))
+    analytic = build_analytic(config)
+    spec = cfg.spec
+    model = load_inverse_model("svdkl", resolve_model_dir(config.model_dir), spec.joint_names)
+    ctl = build_controller(config, model, analytic, builtin_reference(config, spec.home))
+    plant = SimPlant(cfg.robot, dt=config.control_period_s, friction_viscous=cfg.friction_viscous,
+                     friction_coulomb=cfg.friction_coulomb, coulomb_velocity_eps=cfg.coulomb_velocity_eps,
+                     payload_kg=payload_kg)
+    plant.reset(spec.home, np.zeros(spec.n))
+    return cfg, config, spec, ctl, plant
+
+
+def collect(payload_kg: float, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lockstep samples (x (m, 3n), tau (m, n)) of ``seconds`` sim time under the shipped model."""
+    cfg, config, spec, ctl, plant = _setup(payload_kg)
+    n, dt = spec.n, config.control_period_s
+    diff, xs, ys = StateDifferencer(n), [], []
+    q, qd = np.zeros(n), np.zeros(n)
+    try:
+        for k in range(int(round(seconds / dt))):
+            plant.state_into(q, qd)
+            if k:
+                s = diff.push(q, qd, k * dt, ctl.tau)
+                if s is not None:
+                    xs.append(s[0])
+                    ys.append(s[1])
+            ctl.step(q, qd, k * dt, 0.0)
+            plant.step(ctl.tau)
+    finally:
+        plant.close()
+    return np.asarray(xs), np.asarray(ys)
+
+
+def _stats(v: list[float]) -> dict:
+    a = np.asarray(v, dtype=float)
+    if a.size == 0:
+        return {"n": 0}
+    return {"n": int(a.size), "median": float(np.median(a)), "p90": float(np.percentile(a, 90)),
+            "max": float(a.max())}
+
+
+def bench_cycles(x: np.ndarray, y: np.ndarray, chunk: int, out: Path) -> tuple[dict, list[str]]:
+    """Per-cycle seconds of the learner and of the controller side of each accepted version."""
+    cfg_run = _setup(0.0)
+    config, spec, ctl = cfg_run[1], cfg_run[2], cfg_run[3]
+    cfg_run[4].close()
+    learner = OnlineLearner(resolve_model_dir(config.model_dir), out, OnlineConfig())
+    rows, dirs = [], []
+    for start in range(0, len(x), chunk):
+        for xi, yi in zip(x[start:start + chunk], y[start:start + chunk], strict=True):
+            learner.add(xi, yi)
+        res = learner.cycle()
+        if res is None:
+            continue
+        row = {"version": res.version, "accepted": res.accepted, "samples": res.samples, **res.seconds}
+        if res.accepted:
+            t0 = time.perf_counter()
+            model = load_inverse_model("svdkl", res.path, spec.joint_names)
+            t1 = time.perf_counter()
+            check_model(model, spec.joint_names, spec.home)
+            tuning = build_tuning(config, model)
+            t2 = time.perf_counter()
+            ctl.swap_model(model, tuning)
+            t3 = time.perf_counter()
+            row.update(load_validate=t1 - t0, check_prepare=t2 - t1, swap=t3 - t2)
+            row["cycle_total"] = row["total"] + t3 - t0
+            dirs.append(res.path)
+        rows.append(row)
+    acc = [r for r in rows if r["accepted"]]
+    summary = {k: _stats([r[k] for r in acc]) for k in ("fit", "evaluate", "export", "load_validate",
+                                                         "check_prepare", "swap", "cycle_total")}
+    return {"cycles": rows, "accepted": len(acc), "rejected": len(rows) - len(acc), "seconds": summary}, dirs
+
+
+def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s: float) -> dict:
+    """Wall-clock 1 kHz loop with slot swaps every ``swap_every_s``; lateness in and out of swaps."""
+    cfg, config, spec, ctl, plant = _setup(payload_kg)
+    n, dt = spec.n, config.control_period_s
+    slot = ModelSlot(ctl.model, "svdkl", config.model_dir, lambda k, p: load_inverse_model(k, p, spec.joint_names),
+                     lambda m: check_model(m, spec.joint_names, spec.home),
+                     prepare=lambda m: build_tuning(config, m))
+    q, qd = np.zeros(n), np.zeros(n)
+    late, missed, in_window, compute = [], [], [], []
+    window_until, requested_at, swaps, nreq = -1.0, None, 0, 0
+    steps = int(round(seconds / dt))
+    slot_t = time.perf_counter()
+    try:
+        for k in range(steps):
+            while time.perf_counter() < slot_t:
+                pass
+            start = time.perf_counter()
+            if k and k % int(round(swap_every_s / dt)) == 0 and dirs:
+                slot.request("svdkl", dirs[nreq % len(dirs)])
+                nreq += 1
+                requested_at = start
+                window_until = float("inf")
+            cand = slot.take_ready()
+            if cand is not None:
+                slot.activated(cand, ctl.swap_model(cand.model, cand.prepared))
+                swaps += 1
+                window_until = start + 0.005
+            plant.state_into(q, qd)
+            ctl.step(q, qd, k * dt, 0.0)
+            end = time.perf_counter()      # the controller's share: swap + tick (the plant is not timed)
+            plant.step(ctl.tau)
+            late.append(start - slot_t)
+            missed.append(end - start > dt)
+            slot_t += dt
+            now = time.perf_counter()
+            if now > slot_t:     # behind (plant step included): the next slot after now
+                slot_t += np.ceil((now - slot_t) / dt) * dt
+            compute.append(end - start)
+            in_window.append(requested_at is not None and start <= window_until)
+            if start > window_until:
+                requested_at = None
+    finally:
+        slot.close()
+        plant.close()
+    late_a, missed_a, win = np.asarray(late), np.asarray(missed), np.asarray(in_window)
+    comp = np.asarray(compute)
+
+    def part(mask):
+        m = int(mask.sum())
+        return {"ticks": m, "late_gt_0.1ms": int((late_a[mask] > 1e-4).sum()),
+                "over_budget": int(missed_a[mask].sum()),
+                "over_budget_fraction": float(missed_a[mask].mean()) if m else 0.0,
+                "compute_us_p50": 1e6 * float(np.median(comp[mask])) if m else 0.0,
+                "compute_us_p99": 1e6 * float(np.percentile(comp[mask], 99)) if m else 0.0}
+
+    return {"seconds": seconds, "swap_every_s": swap_every_s, "swaps": swaps, "requests": nreq,
+            "refused": slot.refused, "during_swaps": part(win), "no_swap": part(~win)}
+
+
+def bench_residual_cost(ticks: int = 3000, repeats: int = 2) -> dict:
+    """Median controller tick (us) of the scheduled SVDKL controller with the realized-error sigma
+    off and on (lockstep, 5 kg), alternating ``repeats`` times (the same load for both)."""
+    cfg = load_config(None)
+    spec = cfg.spec
+    out: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(repeats):
+        for key, window in (("off", 0.0), ("on", 0.1)):
+            p = {**controller_params(cfg, "c"), "reference": "pick_place", "residual_window_s": window}
+            config = validate(p, robot_context(cfg.robot))
+            analytic = build_analytic(config)
+            model = load_inverse_model("svdkl", resolve_model_dir(config.model_dir), spec.joint_names)
+            ctl = build_controller(config, model, analytic, builtin_reference(config, spec.home))
+            plant = SimPlant(cfg.robot, dt=config.control_period_s, payload_kg=cfg.payload_kg)
+            plant.reset(spec.home, np.zeros(spec.n))
+            q, qd, ts = np.zeros(spec.n), np.zeros(spec.n), []
+            try:
+                for k in range(ticks):
+                    plant.state_into(q, qd)
+                    t0 = time.perf_counter()
+                    ctl.step(q, qd, k * config.control_period_s, 0.0)
+                    ts.append(time.perf_counter() - t0)
+                    plant.step(ctl.tau)
+            finally:
+                plant.close()
+            out[key].append(1e6 * float(np.median(ts)))
+    return {"ticks": ticks, "median_tick_us": out}
+
+
+def run_bench(payload_kg: float = 12.0, collect_s: float = 6.0, chunk: int = 500, tick_s: float = 10.0,
+              swap_every_s: float = 1.0) -> dict:
+    x, y = collect(payload_kg, collect_s)
+    with tempfile.TemporaryDirectory(prefix="bench-online-") as tmp:
+        cycles, dirs = bench_cycles(x, y, chunk, Path(tmp))
+        ticks = bench_ticks(dirs[-2:] if len(dirs) >= 2 else dirs, payload_kg, tick_s, swap_every_s)
+    return {"payload_kg": payload_kg, "samples": len(x), "chunk": chunk, "cycles": cycles, "ticks": ticks,
+            "residual_sigma_cost": bench_residual_cost()}

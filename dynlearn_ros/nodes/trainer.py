@@ -1,0 +1,173 @@
+"""trainer: learns the arm's inverse dynamics while the controller runs (issue 10, section 1).
+
+Subscribes ``joint_states`` (sensor_msgs/JointState; ``effort`` = the torque applied over the
+step that led to the state, as the sim bridge and a torque-commanding driver report it) and
+``effort_controller/commands`` (std_msgs/Float64MultiArray, URDF order; used as the applied
+torque when ``torque_source`` is ``command``, for drivers whose effort is a measurement).
+Publishes ``model_updates`` (std_msgs/String: the directory of a newly accepted model version;
+reliable, transient-local, depth 1, as the computed_torque node subscribes it) and
+``~/metrics`` (std_msgs/String, JSON, one message per cycle: samples_seen, skipped states by
+reason, cycles, accepted, rejected, model_version, model_dir, and the last cycle's train /
+held-out RMSE (standardized units) and seconds per stage).
+
+The learning is :class:`dynlearn_ros.learning.online.OnlineLearner` (ROS-free; see there for the
+model, the gate and the export). The callbacks only difference the states and push samples into
+the learner's ring; a worker thread runs a cycle every ``cycle_period_s`` when enough samples
+are new, so neither the subscriptions nor the controller (another process) wait for training.
+Bad input never stops the node: states with unknown / missing joints or non-finite values and
+stale states are skipped and counted. This is the one node that imports ``learning``.
+"""
+
+from __future__ import annotations
+
+if __name__ == "__main__":  # a signal during the imports below must end the process cleanly too
+    from dynlearn_ros.nodes.runner import catch_signals_early
+
+    catch_signals_early()
+
+import json  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Float64MultiArray, String  # noqa: E402
+
+from dynlearn_ros.core.config import ParamSpec  # noqa: E402
+from dynlearn_ros.core.safety import OK, JointStateMapper  # noqa: E402
+from dynlearn_ros.nodes import qos  # noqa: E402
+from dynlearn_ros.nodes.params import declare_spec, write_json_atomic  # noqa: E402
+from dynlearn_ros.nodes.runner import run_node  # noqa: E402
+
+_RESTART = "the learner is built once at start-up"
+
+#: the trainer's parameters (all read at start-up)
+TRAINER_SPEC: tuple[ParamSpec, ...] = (
+    ParamSpec("model_kind", "string", "svdkl", "model kind learned (svdkl; the ac-RKN online update is "
+              "not implemented)", choices=("svdkl",), dynamic=False, reason=_RESTART),
+    ParamSpec("model_dir", "string", "svdkl_iiwa_sim", "the model the controller starts from (relative: "
+              "under the package's models/)", dynamic=False, reason=_RESTART),
+    ParamSpec("out_dir", "string", "", "where accepted versions are written (v0002, v0003, ...); empty: "
+              "a new temporary directory", dynamic=False, reason=_RESTART),
+    ParamSpec("batch", "int", 100, "new samples per cycle (at least)", lo=10, hi=100000, dynamic=False,
+              reason=_RESTART),
+    ParamSpec("holdout", "int", 200, "newest samples held out to gate a candidate", lo=10, hi=100000,
+              dynamic=False, reason=_RESTART),
+    ParamSpec("forget_samples", "double", 4000.0, "time constant of the learner's statistics (samples)",
+              lo=10.0, hi=1e9, dynamic=False, reason=_RESTART),
+    ParamSpec("cycle_period_s", "double", 0.5, "seconds between cycles (a cycle also needs `batch` new "
+              "samples)", lo=0.01, hi=3600.0, dynamic=False, reason=_RESTART),
+    ParamSpec("max_gap_ms", "double", 20.0, "a state more than this after the previous one is stale "
+              "(its acceleration is not used)", lo=0.1, hi=10000.0, dynamic=False, reason=_RESTART),
+    ParamSpec("torque_source", "string", "effort", "applied torque: joint_states effort, or the last "
+              "effort_controller/commands", choices=("effort", "command"), dynamic=False, reason=_RESTART),
+    ParamSpec("seed", "int", 0, "draw of the random features", lo=0, hi=2**31 - 1, dynamic=False,
+              reason=_RESTART),
+    ParamSpec("summary_path", "string", "", "write a JSON summary here at exit", dynamic=False,
+              reason=_RESTART),
+)
+
+
+class Trainer(Node):
+    def __init__(self) -> None:
+        super().__init__("trainer")
+        from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner, StateDifferencer
+        from dynlearn_ros.paths import resolve_model_dir
+
+        raw = declare_spec(self, TRAINER_SPEC, None)
+        self.p = p = {s.name: s.check(raw[s.name], 0) for s in TRAINER_SPEC}   # ConfigError: exit 2
+        out = p["out_dir"] or tempfile.mkdtemp(prefix="dynlearn-trainer-")
+        self.learner = OnlineLearner(resolve_model_dir(p["model_dir"]), out, OnlineConfig(
+            batch=p["batch"], holdout=p["holdout"], forget_samples=p["forget_samples"], seed=p["seed"]))
+        names = self.learner.meta.joint_names   # the model's order; joint_states are mapped by name
+        self.n = len(names)
+        self.diff = StateDifferencer(self.n, 1e-3 * p["max_gap_ms"])
+        self.mapper = JointStateMapper(names)
+        self.rejected: dict[str, int] = {}
+        self._effort = np.zeros(self.n)
+        self._cmd = np.full(self.n, np.nan)
+        self.update_pub = self.create_publisher(String, qos.MODEL_UPDATES_TOPIC, qos.MODEL_UPDATES)
+        self.metrics_pub = self.create_publisher(String, "~/metrics", 10)
+        self.create_subscription(JointState, "joint_states", self._on_state, 50)
+        self.create_subscription(Float64MultiArray, "effort_controller/commands", self._on_command, qos.COMMANDS)
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="trainer-cycles", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"learning {p['model_kind']} from {self.learner.base_dir} (version "
+                               f"{self.learner.version}); new versions under {out}")
+
+    def _count(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.get_logger().warning(f"joint state skipped ({reason}); {self.rejected[reason]} so far",
+                                  throttle_duration_sec=5.0)
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        if len(msg.data) != self.n:
+            self._count("command_size")
+            return
+        self._cmd[:] = msg.data
+
+    def _on_state(self, msg: JointState) -> None:
+        status = self.mapper.update(msg.name, msg.position, msg.velocity)
+        if status != OK:
+            self._count(status)
+            return
+        if self.p["torque_source"] == "effort":
+            if len(msg.effort) != len(msg.name):
+                self._count("no_effort")
+                return
+            idx = {nm: i for i, nm in enumerate(msg.name)}
+            self._effort[:] = [msg.effort[idx[j]] for j in self.mapper.joint_names]
+            tau = self._effort
+        else:
+            tau = self._cmd
+        t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        sample = self.diff.push(self.mapper.q, self.mapper.qd, t, tau)
+        if sample is not None:
+            self.learner.add(*sample)
+
+    def _work(self) -> None:
+        period = self.p["cycle_period_s"]
+        while not self._stop.wait(period):
+            if not self.learner.ready():
+                continue
+            try:
+                res = self.learner.cycle()
+            except Exception as exc:   # never let a numerical failure end the node
+                self.get_logger().error(f"training cycle failed: {type(exc).__name__}: {exc}")
+                continue
+            if res is None:
+                continue
+            if res.accepted:
+                self.update_pub.publish(String(data=res.path))
+                self.get_logger().info(f"model version {res.version} accepted (held-out "
+                                       f"{res.heldout_candidate:.4f} vs {res.heldout_running:.4f}): {res.path}")
+            else:
+                self.get_logger().warning(f"candidate rejected: {res.reason}", throttle_duration_sec=5.0)
+            self.metrics_pub.publish(String(data=json.dumps(self.summary(), default=float)))
+
+    def summary(self) -> dict:
+        return {**self.learner.metrics(), "states": dict(self.diff.counts), "rejected_states": dict(self.rejected),
+                "wall_time": time.time()}
+
+    def write_summary(self) -> None:
+        if self.p["summary_path"]:
+            write_json_atomic(self.p["summary_path"], self.summary())
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        if self._worker.is_alive():
+            self._worker.join(timeout=10.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point (``trainer`` console script, ``python -m``): exit 0 after SIGINT / SIGTERM,
+    2 when the configuration is refused."""
+    return run_node(Trainer, args, name="trainer")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

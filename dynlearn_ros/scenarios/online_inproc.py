@@ -1,0 +1,230 @@
+"""Learning while it controls, in one process: a payload schedule the controller must adapt to.
+
+The plant, reference and controller of the variance-scheduled scenario
+(``config/scenario_vgain.yaml``, :mod:`dynlearn_ros.scenarios.vgain_inproc`: PyBullet iiwa with
+joint friction, pick-and-place, 1 kHz lockstep), but the payload at the end effector steps
+through a schedule of masses during one run. Compared configurations:
+
+* ``fixed``:  fixed high gains + analytic model (the scenario's (a));
+* ``learned``: scheduled gains + the shipped SVDKL model, fixed (the scenario's (c));
+* ``learned_rs``: as ``learned`` with the realized-error sigma (core/residual.py) on;
+* ``online``: scheduled gains + realized-error sigma + the online learner
+  (:mod:`dynlearn_ros.learning.online`) fed with every lockstep sample, its accepted versions
+  swapped into the controller (``swap_model`` with the model's tuning, between two ticks).
+
+Lockstep: the learner's cycle (fit + gate + export + validation) and the load of an accepted
+version run between two control ticks every ``cycle_s`` of sim time; the simulation does not
+advance meanwhile, so training time appears as a simulated pause, not as late ticks (the ROS
+graph runs the trainer in its own process instead). ``--seed`` draws the features.
+
+    python -m dynlearn_ros.scenarios.online_inproc --phases 5:16,12:16,0:16,15:16,8:16 \\
+        --json runs/online.json --png docs/img/online_payload.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dynlearn_ros.core.assembly import build_analytic, build_controller, build_tuning, builtin_reference
+from dynlearn_ros.core.config import robot_context, validate
+from dynlearn_ros.core.control import Mode
+from dynlearn_ros.paths import resolve_model_dir
+from dynlearn_ros.scenarios.vgain import controller_params
+from dynlearn_ros.scenarios.vgain_config import ScenarioConfig, load_config
+from dynlearn_ros.sim.plant import SimPlant
+
+CONFIGS = {
+    "fixed": ("fixed high gains + analytic", "a", {}),
+    "learned": ("scheduled + fixed SVDKL", "c", {}),
+    "learned_rs": ("scheduled + fixed SVDKL + realized-error sigma", "c", {"residual_window_s": 0.1}),
+    "online": ("scheduled + online SVDKL + realized-error sigma", "c", {"residual_window_s": 0.1}),
+}
+LOG_EVERY = 10   # ticks between logged rows (100 Hz)
+
+
+def parse_phases(text: str) -> list[tuple[float, float]]:
+    """'kg:seconds,kg:seconds,...' -> [(kg, s), ...]; each kg in [0, 15], s > 0."""
+    out = []
+    for part in text.split(","):
+        kg, s = (float(v) for v in part.split(":"))
+        if not (0.0 <= kg <= 15.0 and s > 0):
+            raise ValueError(f"phase {part!r}: need 0 <= kg <= 15 and seconds > 0")
+        out.append((kg, s))
+    return out
+
+
+def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]], cycle_s: float = 0.5,
+               seed: int = 0, workdir: Path | None = None) -> dict:
+    """Run configuration ``key`` of :data:`CONFIGS` through ``phases``; returns the logged series
+    (t, payload, err (rad), kp, sigma, version) at 100 Hz and the learner's metrics."""
+    label, base_key, extra = CONFIGS[key]
+    p = {**controller_params(cfg, base_key), **extra, "reference": "pick_place"}
+    config = validate(p, robot_context(cfg.robot))
+    analytic = build_analytic(config)
+    spec = cfg.spec
+    n, dt = spec.n, config.control_period_s
+    if config.model_kind == "analytic":
+        model = analytic
+    else:
+        from dynlearn_ros.runtime.registry import load_inverse_model
+        model = load_inverse_model(config.model_kind, resolve_model_dir(config.model_dir), spec.joint_names)
+    ctl = build_controller(config, model, analytic, builtin_reference(config, spec.home))
+    learner = diff = None
+    if key == "online":
+        from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner, StateDifferencer
+        from dynlearn_ros.runtime.registry import load_inverse_model
+        out = Path(workdir or tempfile.mkdtemp(prefix="online-")) / "models"
+        learner = OnlineLearner(resolve_model_dir(config.model_dir), out, OnlineConfig(seed=seed))
+        diff = StateDifferencer(n)
+    plant = SimPlant(cfg.robot, dt=dt, friction_viscous=cfg.friction_viscous, friction_coulomb=cfg.friction_coulomb,
+                     coulomb_velocity_eps=cfg.coulomb_velocity_eps, payload_kg=phases[0][0])
+    bounds = np.cumsum([s for _, s in phases])
+    steps = int(round(bounds[-1] / dt))
+    cyc_every = max(1, int(round(cycle_s / dt)))
+    q, qd = np.zeros(n), np.zeros(n)
+    log = {k: [] for k in ("t", "payload", "err", "kp", "sigma", "std", "version", "mode")}
+    swaps, pause_s, phase, diverged = [], 0.0, 0, False
+    wall0 = time.perf_counter()
+    try:
+        plant.reset(spec.home, np.zeros(n))
+        for k in range(steps):
+            t = k * dt
+            if phase + 1 < len(phases) and t >= bounds[phase] - 1e-9:
+                phase += 1
+                plant.set_payload(phases[phase][0])
+            plant.state_into(q, qd)
+            if not (np.isfinite(q).all() and np.abs(ctl.err).max() < 3.0):
+                diverged = True
+                break
+            if diff is not None and k:
+                s = diff.push(q, qd, t, ctl.tau)     # ctl.tau: what the plant applied over the step
+                if s is not None:
+                    learner.add(*s)
+                if k % cyc_every == 0 and learner.ready():
+                    w0 = time.perf_counter()
+                    res = learner.cycle()
+                    if res is not None and res.accepted:
+                        new = load_inverse_model("svdkl", res.path, spec.joint_names)
+                        ctl.swap_model(new, build_tuning(config, new))
+                        swaps.append({"t": t, "version": res.version})
+                    pause_s += time.perf_counter() - w0
+            ctl.step(q, qd, t, 0.0)
+            if k % LOG_EVERY == 0:
+                log["t"].append(t)
+                log["payload"].append(phases[phase][0])
+                log["err"].append(ctl.err.copy())
+                log["kp"].append(ctl.kp.copy())
+                log["sigma"].append(ctl.sigma_sched.copy())
+                log["std"].append(ctl.std.copy())
+                log["version"].append(ctl.model.version)
+                log["mode"].append(int(ctl.mode))
+            plant.step(ctl.tau)
+    finally:
+        plant.close()
+    series = {k: np.asarray(v) for k, v in log.items()}
+    return {"key": key, "label": label, "series": series, "phases": phases, "diverged": diverged,
+            "swaps": swaps, "learner": learner.metrics() if learner else None,
+            "learner_cycles": [vars(h) for h in learner.history] if learner else [],
+            "pause_s": pause_s, "wall_s": time.perf_counter() - wall0}
+
+
+def phase_table(runs: dict[str, dict], ref: str = "fixed", settle_s: float = 0.5) -> list[dict]:
+    """Per configuration and phase: joint RMSE over the whole phase (after ``settle_s`` from the
+    run's start) and over its second half ("after adaptation"), mean K_P cut against ``ref``
+    (1 - mean_j K_P,j / K_P,ref,j over the same window), mean sigma (N*m, mean over joints), the
+    fraction of ticks in the following-error FAULT hold, and the model version at the phase's end."""
+    rows = []
+    bounds = np.concatenate([[0.0], np.cumsum([s for _, s in runs[ref]["phases"]])])
+    for key, r in runs.items():
+        s, sr = r["series"], runs[ref]["series"]
+        for i, (kg, _) in enumerate(r["phases"]):
+            a, b = max(bounds[i], settle_s), bounds[i + 1]
+            for part, lo in (("phase", a), ("late", (a + b) / 2)):
+                m = (s["t"] >= lo) & (s["t"] < b)
+                mr = (sr["t"] >= lo) & (sr["t"] < b)
+                if not m.any():
+                    continue
+                rows.append({
+                    "config": key, "phase": i, "payload_kg": kg, "window": part,
+                    "rmse_mrad": 1e3 * float(np.sqrt(np.mean(s["err"][m] ** 2))),
+                    "kp_cut": float(1.0 - np.mean(s["kp"][m].mean(0) / sr["kp"][mr].mean(0))),
+                    "sigma_mean": float(s["sigma"][m].mean()),
+                    # following-error FAULT (latched stiff hold): err is then the hold error,
+                    # not tracking of the reference
+                    "fault_fraction": float(np.mean(s["mode"][m] == int(Mode.FAULT))),
+                    "version_end": int(s["version"][m][-1])})
+    return rows
+
+
+def plot(runs: dict[str, dict], path: str) -> None:
+    """Error (RMS over joints), K_P of joint 2 relative to K_max, sigma of joint 2, model
+    version and payload against time (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(5, 1, figsize=(11, 11), sharex=True)
+    for r in runs.values():
+        s = r["series"]
+        ax[0].plot(s["t"], 1e3 * np.sqrt(np.mean(s["err"] ** 2, axis=1)), lw=0.7, label=r["label"])
+        ax[1].plot(s["t"], s["kp"][:, 1], lw=0.7)
+        ax[2].semilogy(s["t"], np.maximum(s["sigma"][:, 1], 1e-3), lw=0.7)
+        ax[3].step(s["t"], s["version"], where="post", lw=0.9)
+    s = next(iter(runs.values()))["series"]
+    ax[4].step(s["t"], s["payload"], where="post", color="k")
+    for a, lab in zip(ax, ("RMS joint error (mrad)", "K_P joint 2 (N*m/rad)", "sigma joint 2 (N*m)",
+                           "model version", "payload (kg)"), strict=True):
+        a.set_ylabel(lab, fontsize=8)
+        a.grid(alpha=0.3)
+    ax[0].legend(fontsize=7)
+    ax[-1].set_xlabel("sim time (s)")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=None, help="scenario YAML (default: config/scenario_vgain.yaml)")
+    ap.add_argument("--phases", default="5:16,12:16,0:16,15:16,8:16", help="payload schedule kg:seconds,...")
+    ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {list(CONFIGS)}")
+    ap.add_argument("--cycle-s", type=float, default=0.5, help="sim seconds between learner cycles")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="write the phase table and learner metrics here")
+    ap.add_argument("--png", default=None, help="write the plot here")
+    a = ap.parse_args(argv)
+    cfg = load_config(a.config)
+    phases = parse_phases(a.phases)
+    runs = {}
+    for key in a.configs.split(","):
+        runs[key] = r = run_online(cfg, key, phases, a.cycle_s, a.seed)
+        print(f"{r['label']}: {'DIVERGED ' if r['diverged'] else ''}{r['wall_s']:.1f} s wall"
+              + (f", learner {r['learner']['accepted']} accepted / {r['learner']['rejected']} rejected, "
+                 f"training pause {r['pause_s']:.1f} s" if r["learner"] else ""), flush=True)
+    ref = "fixed" if "fixed" in runs else next(iter(runs))
+    table = phase_table(runs, ref)
+    for row in table:
+        print(f"{row['config']:>10} phase {row['phase']} {row['payload_kg']:4.1f} kg {row['window']:>5}: "
+              f"RMSE {row['rmse_mrad']:7.2f} mrad, K_P cut {100 * row['kp_cut']:6.1f} %, "
+              f"sigma {row['sigma_mean']:.3f} N*m, version {row['version_end']}, "
+              f"FAULT {100 * row['fault_fraction']:.0f} % of ticks")
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps({
+            "phases": phases, "cycle_s": a.cycle_s, "seed": a.seed, "table": table,
+            "runs": {k: {kk: v for kk, v in r.items() if kk != "series"} for k, r in runs.items()}},
+            indent=1, default=float))
+    if a.png:
+        plot(runs, a.png)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

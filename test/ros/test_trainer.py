@@ -1,0 +1,95 @@
+"""The trainer node in the real graph (issue 10): sim_bridge (lockstep, a payload the shipped
+model never saw) <-> computed_torque (shipped SVDKL, realized-error sigma on) and the trainer in
+its own process. The trainer must learn from joint_states, announce an accepted version on
+model_updates, and the running controller must swap it in (its ~/status model_version rises above
+the shipped model's); bad joint states sent to the trainer are skipped and counted, not fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dynlearn_ros.core.robots import robot_spec
+from dynlearn_ros.core.status import split_status, status_width
+from dynlearn_ros.launch_graph import LOCKSTEP_STALE_TIMEOUT_MS
+from dynlearn_ros.paths import models_dir
+from dynlearn_ros.runtime.metadata import ModelMetadata
+
+pytestmark = [pytest.mark.ros, pytest.mark.sim]
+
+SPEC = robot_spec("iiwa")
+N = SPEC.n
+
+
+def test_trainer_announces_a_version_the_controller_swaps_in(ros_context, start_node, tmp_path):
+    import rclpy
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray, String
+
+    from dynlearn_ros.nodes import qos
+
+    base_version = ModelMetadata.read(models_dir() / "svdkl_iiwa_sim").model_version
+    ctl_json, tr_json = tmp_path / "ctl.json", tmp_path / "trainer.json"
+    out = tmp_path / "online"
+    ctl = start_node("computed_torque", {"robot": "iiwa", "model_kind": "svdkl", "model_dir": "svdkl_iiwa_sim",
+                                         "reference": "pick_place", "status_decimation": 10,
+                                         "residual_window_s": 0.1,
+                                         "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS,
+                                         "summary_path": str(ctl_json)})
+    trainer = start_node("trainer", {"model_dir": "svdkl_iiwa_sim", "out_dir": str(out), "cycle_period_s": 0.5,
+                                     "summary_path": str(tr_json)})
+    node = rclpy.create_node("trainer_peer")
+    rows: list[np.ndarray] = []
+    metrics: list[dict] = []
+    node.create_subscription(Float64MultiArray, "/computed_torque/status",
+                             lambda m: rows.append(np.array(m.data)), qos.STATUS)
+    node.create_subscription(String, "/trainer/metrics", lambda m: metrics.append(json.loads(m.data)), 10)
+    bad = node.create_publisher(JointState, "joint_states", 10)
+    ex = rclpy.executors.SingleThreadedExecutor()
+    ex.add_node(node)
+
+    def spin_until(pred, timeout):
+        end = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > end:
+                return False
+            ex.spin_once(timeout_sec=0.01)
+        return True
+
+    width = status_width(N)
+    try:
+        assert spin_until(lambda: node.count_publishers("/computed_torque/status") > 0
+                          and node.count_publishers("/trainer/metrics") > 0, 60.0), ctl.output() + trainer.output()
+        bridge = start_node("sim_bridge", {"robot": "iiwa", "stepping": "lockstep", "duration_s": 600.0,
+                                           "payload_kg": 12.0})
+        # a malformed and a NaN state for the trainer (the controller rejects them too, and counts)
+        msg = JointState(name=list(SPEC.joint_names[:3]), position=[0.0] * 3, velocity=[0.0] * 3)
+        bad.publish(msg)
+        msg = JointState(name=list(SPEC.joint_names), position=[float("nan")] * N, velocity=[0.0] * N,
+                         effort=[0.0] * N)
+        bad.publish(msg)
+        ok = spin_until(lambda: bool(rows) and rows[-1].size == width
+                        and rows[-1][width - 2] > base_version, 240.0)
+        assert ok, f"no new model version in the controller\n{trainer.output()[-3000:]}\n{ctl.output()[-2000:]}"
+        spin_until(lambda: False, 0.5)
+        assert bridge.stop() == 0
+    finally:
+        node.destroy_node()
+    assert trainer.stop() == 0
+    assert ctl.stop() == 0
+    tr = json.loads(tr_json.read_text())
+    summary = json.loads(ctl_json.read_text())
+    assert tr["accepted"] >= 1 and tr["samples_seen"] >= 300, tr
+    # the trainer skipped and counted the bad states (either as rejected by the mapper or as NaN)
+    assert sum(tr["rejected_states"].values()) + tr["states"]["nonfinite"] >= 1, tr
+    slot = summary["model_slot"]
+    assert slot["model_swaps"] >= 1 and slot["model_refused"] == 0, slot
+    assert Path(slot["model_dir"]).parent == out, slot
+    assert metrics and metrics[-1]["accepted"] >= 1
+    st = split_status(np.array([r for r in rows if r.size == width]), N)
+    assert st["model_version"].max() > base_version

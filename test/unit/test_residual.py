@@ -1,0 +1,104 @@
+"""The realized-error estimator (core/residual.py) on synthetic data with a known answer.
+
+The synthetic plant is exactly tau = tau_ff + M(q) (a - qdd_des) + r_true with M from the same
+URDF, so the estimator's innovation must equal r_true to float precision. The accelerations
+jump every step (std 5 rad/s^2), so pairing the torque with the wrong step's acceleration (a
+one-step shift) leaves |M (a_t - a_{t-1})| ~ several N*m, and a wrong sign of the M term leaves
+2 M a: either fails the "zero before the step" check by orders of magnitude.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dynlearn_ros.core.analytic import RigidBodyModel
+from dynlearn_ros.core.residual import DEFAULT_FILTER_S, DEFAULT_WINDOW_S, ResidualSigma
+from dynlearn_ros.core.robots import robot_spec
+
+DT = 1e-3
+
+
+def _synthetic(r_true: np.ndarray, step_at: int, steps: int, seed: int = 0, step_off: int = 10**9):
+    spec = robot_spec("iiwa")
+    rbd = RigidBodyModel(spec.urdf_path, spec.joint_names)
+    rng = np.random.default_rng(seed)
+    n = spec.n
+    q, qd = spec.home.astype(float).copy(), np.zeros(n)
+    rows = []
+    for k in range(steps):
+        a = rng.normal(0.0, 5.0, n)
+        qdd_des = rng.normal(0.0, 5.0, n)
+        tau_ff = rng.normal(0.0, 20.0, n)
+        tau = tau_ff + rbd.mass_matrix(q) @ (a - qdd_des) + (r_true if step_at <= k < step_off else 0.0)
+        rows.append((q.copy(), qd.copy(), k * DT, tau, tau_ff, qdd_des))
+        qd = qd + DT * a
+        q = q + DT * qd
+    return spec, rows
+
+
+def _run(spec, rows, **kw):
+    est = ResidualSigma(spec.urdf_path, spec.joint_names, DT, **kw)
+    rms, mean = [], []
+    for q, qd, t, tau, tau_ff, qdd_des in rows:
+        est.observe(qd, t)
+        est.record(q, qd, t, tau, tau_ff, qdd_des)
+        rms.append(np.sqrt(est.mean_square))
+        mean.append(est.mean.copy())
+    return est, np.array(rms), np.array(mean)
+
+
+def test_step_in_true_residual_is_seen_with_sign_and_in_the_derived_time():
+    r_true = np.array([3.0, -8.0, 2.0, -4.0, 1.0, 0.5, 0.02])   # N*m, both signs
+    step_at, steps = 200, 600
+    spec, rows = _synthetic(r_true, step_at, steps)
+    est, rms, mean = _run(spec, rows)
+    # record at tick k is observed at tick k + 1: the step at row 200 enters at index 201
+    # before the step: the plant is the model -> zero to float precision (1e-9 N*m: the
+    # finite-difference of qd recovers a to ~1e-13 rad/s^2 relative, times M ~ 3)
+    assert np.abs(rms[5:step_at + 1]).max() < 1e-9
+    # long after (400 ms = 80 filter_s, 4 window_s): the filtered mean is r_true with its sign
+    np.testing.assert_allclose(mean[-1], r_true, rtol=1e-6)
+    # and the RMS -> |r_true| with the window's memory: 1 - exp(-0.4 / 0.1) = 0.982 of the square
+    # at 400 ms after the step (plus the filter's start-up); within 2 % on the RMS
+    np.testing.assert_allclose(rms[-1], np.abs(r_true), rtol=0.02)
+    # rise time: sigma reaches R/2 (an error 2 sigma_f: the case the time constants were derived
+    # for) after T ln(4/3) = 28.8 ms plus the squared first-order filter's lag ~1.5 filter_s =
+    # 7.5 ms: 36 ms. Checked at 40 ms (4 ms margin for the small-t approximations), and not
+    # already at 10 ms (there v <= R^2 (1 - exp(-0.1)) -> RMS <= 0.31 R < R/2: a window of 0.1 s,
+    # not an instantaneous jump)
+    k40 = step_at + 1 + int(round(0.040 / DT))
+    k10 = step_at + 1 + int(round(0.010 / DT))
+    assert np.all(rms[k40] >= 0.5 * np.abs(r_true))
+    assert np.all(rms[k10] < 0.5 * np.abs(r_true))
+    assert DEFAULT_FILTER_S == 0.005 and DEFAULT_WINDOW_S == 0.1  # the values the margins assume
+
+
+def test_fall_after_the_model_fits_again():
+    # the error disappears (a new model fits): sigma falls with window_s / 2 = 50 ms (square root
+    # of an exponential with 0.1 s): after 0.3 s, RMS <= R exp(-0.3 / 0.2) = 0.22 R (+ filter lag)
+    r_true = np.full(7, 6.0)
+    spec, rows = _synthetic(r_true, 0, 700, step_off=400)
+    est, rms, _ = _run(spec, rows)
+    assert rms[399].min() > 0.9 * 6.0
+    assert rms[-1].max() < 0.25 * 6.0
+
+
+def test_combine_takes_the_larger_and_breaks_are_skipped():
+    spec, rows = _synthetic(np.full(7, 2.0), 0, 300)
+    est, rms, _ = _run(spec, rows)
+    out = np.zeros(7)
+    est.combine(np.full(7, 0.5), out)
+    np.testing.assert_allclose(out, rms[-1])              # realized error above the model's std
+    est.combine(np.full(7, 50.0), out)
+    np.testing.assert_allclose(out, 50.0)                 # a larger model std stays the floor
+    before = est.mean_square.copy()
+    est.invalidate()                                      # a hold tick: its torque is not the law's
+    assert not est.observe(rows[0][1], 10.0)
+    est.record(*rows[0])
+    assert not est.observe(rows[0][1] + np.nan, 10.0)     # non-finite velocity: skipped
+    est.record(*rows[0])
+    assert not est.observe(rows[0][1], rows[0][2])        # no time step: skipped
+    np.testing.assert_array_equal(est.mean_square, before)
+    with pytest.raises(ValueError):
+        ResidualSigma(spec.urdf_path, spec.joint_names, DT, window_s=0.0)
