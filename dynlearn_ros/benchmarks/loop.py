@@ -14,7 +14,7 @@ One *run* measures, one after the other on the same machine:
 3. ``rclpy_echo`` (baseline): the middleware's floor: a ping process runs the bridge's realtime
    loop without the plant and an echo process answers every JointState with a preallocated
    Float64MultiArray, with the controller's executor, the same message types and QoS, and no
-   work (:mod:`dynlearn_ros.benchmarks.rclpy_echo`). ratio realtime/rclpy_echo of the deadline
+   work (:mod:`dynlearn_ros.nodes.bench_echo`). ratio realtime/rclpy_echo of the deadline
    misses is the package's own share (goal: <= 1.5).
 4. ``pipe_echo`` (baseline): a 1 kHz absolute-deadline loop that writes 8 bytes to a child
    Python process over a pipe and waits (``select``) for the echo: the operating system's
@@ -178,11 +178,11 @@ def run_pair(stepping: str, cfg: LoopBenchConfig, env: dict[str, str], workdir: 
 
 
 def run_rclpy_echo(cfg: LoopBenchConfig, env: dict[str, str], workdir: Path, tag: str) -> dict:
-    """The bare rclpy echo pair (:mod:`dynlearn_ros.benchmarks.rclpy_echo`) for ``cfg.seconds``;
+    """The bare rclpy echo pair (:mod:`dynlearn_ros.nodes.bench_echo`) for ``cfg.seconds``;
     returns the ping's statistics (round_trip_us, deadline_miss_ratio, ticks). The echo runs with
     the controller's executor, the ping with the bridge's (events); both under ``rt_priority``."""
     out = workdir / f"{tag}_ping.json"
-    module = "dynlearn_ros.benchmarks.rclpy_echo"
+    module = "dynlearn_ros.nodes.bench_echo"
     prefix = rt_prefix(cfg.rt_priority)
     echo = NodeProcess(module, {"role": "echo"}, dict(env, DYNLEARN_EXECUTOR=cfg.executor),
                        workdir / f"{tag}_echo.log", name="rclpy_echo", prefix=prefix)

@@ -60,14 +60,15 @@ def test_bench_loop_end_to_end_writes_sane_json(tmp_path, capsys):
     r = json.loads(out.read_text())
     rt = r["round_trip_us"]
     # 2 s at 1 kHz = 2000 bridge ticks after the first command; a round trip is counted for a
-    # tick whose command arrives before the next state, so even with a third of the ticks
-    # missed on a loaded machine there are well over 1000
+    # tick whose command arrives before the next state. How many do depends on the machine's load
+    # (268 of 2000 were seen at load 12 on 2 cores): no timing goal here, only that the counts are
+    # consistent
     assert r["ticks"] == 2000
-    assert rt["n"] >= 1000
+    assert 0 < rt["n"] <= r["ticks"]
     assert 0.0 < rt["p50"] <= rt["p99"] <= rt["max"]
     assert 0.0 <= r["deadline_miss_ratio"] <= 1.0
     tick = r["controller_tick_us"]
-    assert tick["n"] >= 1000 and 0.0 < tick["p50"] <= tick["p99"]
+    assert 0 < tick["n"] and 0.0 < tick["p50"] <= tick["p99"]
     # both processes did work in the stepping window, and no process can use more than all cores
     for name in ("sim_bridge", "computed_torque"):
         assert 0.0 < r["cpu_percent"][name] <= 100.0 * r["machine"]["nproc"]

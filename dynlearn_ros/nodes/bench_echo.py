@@ -1,4 +1,5 @@
-"""The bare rclpy echo baseline of ``bench loop``: the middleware's floor at 1 kHz.
+"""The bare rclpy echo baseline of ``bench loop``: the middleware's floor at 1 kHz (a node: it
+imports rclpy; the benchmark that starts it is ``dynlearn_ros.benchmarks.loop``).
 
 Two processes, the same message types, QoS and executors as the benchmarked pair, and no work:
 
@@ -14,8 +15,8 @@ Two processes, the same message types, QoS and executors as the benchmarked pair
 
 The gap between this pair and the real one is the package's own cost per tick.
 
-    python -m dynlearn_ros.benchmarks.rclpy_echo --ros-args -p role:=echo
-    python -m dynlearn_ros.benchmarks.rclpy_echo --ros-args -p role:=ping -p seconds:=10.0 -p out:=stats.json
+    python -m dynlearn_ros.nodes.bench_echo --ros-args -p role:=echo
+    python -m dynlearn_ros.nodes.bench_echo --ros-args -p role:=ping -p seconds:=10.0 -p out:=stats.json
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ class RclpyEchoNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """``python -m dynlearn_ros.benchmarks.rclpy_echo --ros-args -p role:=echo|ping ...``; the
+    """``python -m dynlearn_ros.nodes.bench_echo --ros-args -p role:=echo|ping ...``; the
     executor is DYNLEARN_EXECUTOR's (the benchmark gives the ping ``events``, as the bridge)."""
     return run_node(RclpyEchoNode, args, name="rclpy_echo")
 
