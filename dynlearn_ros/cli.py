@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export a trained model to an ONNX model directory"),
     "bench": ("bench", "benchmarks writing JSON (loop, model, train)"),
     "report": ("report", "reproduce a results table or scenario (see docs/results.md)"),
+    "ik": ("ik", "learned inverse kinematics: train, eval, export (docs/ik.md)"),
 }
 
 
