@@ -40,6 +40,7 @@ setup(
             "sim_bridge = dynlearn_ros.nodes.sim_bridge:main",
             "computed_torque = dynlearn_ros.nodes.computed_torque:main",
             "scenario_recorder = dynlearn_ros.nodes.scenario_recorder:main",
+            "ik = dynlearn_ros.nodes.ik:main",
             "dynlearn-ros = dynlearn_ros.cli:main",
         ],
     },
