@@ -18,7 +18,9 @@ IK_DEMO_ARGS: tuple[LaunchArg, ...] = (
     LaunchArg("solver", "learned", "learned: gradient descent through the pose-chain LSTM; dls: "
               "Pinocchio damped least squares", ("learned", "dls")),
     LaunchArg("ik_file", "", "ik parameter file (default: config/ik_<robot>.yaml)"),
-    LaunchArg("stepping", "realtime", "sim_bridge stepping", ("realtime", "lockstep")),
+    LaunchArg("stepping", "lockstep", "sim_bridge stepping: lockstep (one step per command; a "
+              "solve that takes the CPU for a second cannot make the plant miss deadlines) or "
+              "realtime", ("lockstep", "realtime")),
     LaunchArg("sim_duration_s", "0.0", "simulated seconds after which the sim_bridge exits (0: run on)"),
     LaunchArg("namespace", "", "namespace for all nodes"),
     LaunchArg("summary_dir", "", "write the nodes' JSON summaries here at exit"),

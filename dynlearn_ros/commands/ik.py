@@ -7,7 +7,8 @@
 ``train`` writes a model directory (``model.pt`` + ``metadata.json``) with the training history;
 ``eval`` measures the forward model per chain element and IK success against Pinocchio's
 damped least squares (one seed per model directory given, the target seed = the model's seed);
-``export`` copies a run into a shipped model directory with its evaluation in ``metrics``.
+``tasks`` runs the seed's three tasks on the 40-joint arm (figure + JSON) and times both
+solvers against the joint count; ``export`` copies a run into a shipped model directory with its evaluation in ``metrics``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--seeds", type=int, nargs="+", default=None, help="target seeds (default: 0, 1, ...)")
     e.add_argument("--json", default=None)
     e.add_argument("--md", default=None)
+
+    k = sub.add_parser("tasks", help="the seed's three tasks on the 40-joint arm + joint-count scaling")
+    k.add_argument("--model", default=None, help="arm40 model directory (without: DLS only)")
+    k.add_argument("--corrections", type=int, default=10)
+    k.add_argument("--json", default=None)
+    k.add_argument("--png", default=None, help="figure of the three tasks")
+    k.add_argument("--scaling", type=int, nargs="*", default=[5, 10, 20, 40],
+                   help="joint counts for the timing comparison (empty: skip)")
 
     x = sub.add_parser("export", help="a trained run -> a shipped model directory with metrics")
     x.add_argument("--run", required=True)
@@ -127,15 +136,43 @@ def markdown(res: dict) -> str:
                          f"{np.mean([f['rot_deg_p95'][k] for f in fwd]):.2f} |")
         lines.append("")
     lines += ["| seed | targets | mask | solver | success | median pos mm | median rot deg | iterations | "
-              "corrections | ms/target (mean, p95) |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "corrections | ms/target batched (mean, p95) | ms single target |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["runs"]:
         for fam, by_mask in r["ik"].items():
             for mask, by_solver in by_mask.items():
                 for name, s in by_solver.items():
                     lines.append(f"| {r['seed']} | {fam} ({s['n']}) | {mask} | {name} | {100 * s['success']:.1f} % | "
                                  f"{s['pos_mm_median']:.2f} | {s['rot_deg_median']:.2f} | {s['iterations_mean']:.0f} | "
-                                 f"{s['corrections_mean']:.1f} | {s['solve_ms_mean']:.1f}, {s['solve_ms_p95']:.1f} |")
+                                 f"{s['corrections_mean']:.1f} | {s['solve_ms_mean']:.1f}, {s['solve_ms_p95']:.1f} | "
+                                 f"{s.get('single_ms_mean') or float('nan'):.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from dynlearn_ros.learning.ik.chain import chain
+    from dynlearn_ros.learning.ik.dls import DLSIK
+    from dynlearn_ros.learning.ik.solver import LearnedIK
+    from dynlearn_ros.learning.ik.store import load
+    from dynlearn_ros.learning.ik.tasks import plot_tasks, run_tasks, scaling
+
+    torch.set_num_threads(1)
+    c = chain("arm40")
+    solvers = {"dls": DLSIK(c)}
+    if args.model:
+        model, c, _ = load(args.model, expect_chain="arm40")
+        solvers["learned+correction"] = LearnedIK(model, c, corrections=args.corrections)
+    q_start = c.sample(np.random.default_rng(0), 1, 0.3)[0]
+    out = {"command": getattr(args, "command_line", None), "tasks": run_tasks(solvers, c, q_start)}
+    if args.png:
+        plot_tasks(out["tasks"], c, q_start, args.png)
+    if args.scaling:
+        out["scaling"] = scaling(tuple(args.scaling))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -155,4 +192,4 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"train": _train, "eval": _eval, "export": _export}[args.ik_verb](args)
+    return {"train": _train, "eval": _eval, "tasks": _tasks, "export": _export}[args.ik_verb](args)

@@ -1,6 +1,6 @@
 """Learned IK: momentum gradient descent on the joint angles through the frozen pose-chain model.
 
-With the masked, weighted loss over the predicted pose chain f(q) (n, 9),
+With the masked, weighted loss over the predicted pose chain f(q) (n, 9) of one target,
 
     L(q) = sum_k,c  w_kc ((f_kc(q) - t_kc) / u_c)^2,   u = pos_unit (m) for positions, 1 for axes,
 
@@ -8,16 +8,17 @@ each iteration back-propagates through the LSTM (BPTT over the joint sequence) a
 
     v <- mu v + dL/dq,   dq = clamp(-lr v, +-max_step),   q <- clip(q + dq, lower, upper).
 
-The learning rate adapts: x1.1 after a step that lowered L, x0.5 (and v reset) after one that
-did not (the step is then undone). Stopping rule: the predicted errors are within
-``inner_slack`` x the tolerances, or ``patience`` iterations without a 1e-4 relative improvement,
-or ``max_iter``.
+The learning rate adapts per target: x1.1 after a step that lowered L, x0.5 (and v reset) after
+one that did not (the step is then undone). Stopping rule per target: the predicted errors are
+within ``inner_slack`` x the tolerances, or ``patience`` iterations without a 1e-4 relative
+improvement, or ``max_iter``. Many targets are solved as one batch (independent problems: the
+gradient of the summed loss is each target's own gradient); a single target is a batch of one.
 
 Target correction (when the true forward kinematics is known, here Pinocchio in simulation):
-after a solve, the bias b = f(q) - f_true(q) of the model at the solution is added to the
-targets the network is asked for (t' = t + b) and the solve restarts from q; up to
+after a descent, the bias b = f(q) - f_true(q) of the model at the solution is added to the
+targets the network is asked for (t' = t + b) and the descent restarts from q; up to
 ``corrections`` rounds, stopping as soon as the *true* pose is within tolerance. It removes the
-model's local error, which is nearly constant over the small distance between rounds.
+model's local error, which changes little over the short distance between rounds.
 """
 
 from __future__ import annotations
@@ -54,72 +55,114 @@ class LearnedIK:
         self._hi = torch.as_tensor(chain.upper, dtype=torch.float32)
 
     def predict(self, q: np.ndarray) -> np.ndarray:
-        """The model's pose chain (n, 9) at q (n,)."""
+        """The model's pose chains (B, n, 9) at q (B, n) (or (n, 9) at q (n,))."""
+        q = np.asarray(q)
         with torch.no_grad():
-            return self.model(torch.as_tensor(q, dtype=torch.float32)[None])[0].double().numpy()
+            out = self.model(torch.as_tensor(np.atleast_2d(q), dtype=torch.float32)).double().numpy()
+        return out[0] if q.ndim == 1 else out
 
-    def _descend(self, q0: np.ndarray, target: np.ndarray, problem: IKProblem) -> tuple[np.ndarray, int]:
-        w = torch.as_tensor(problem.weight, dtype=torch.float32)
-        t = torch.as_tensor(target, dtype=torch.float32)
-        q = torch.as_tensor(q0, dtype=torch.float32).clone()
+    def _inner_done(self, pred: torch.Tensor, t: torch.Tensor, w: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: predicted position errors <= slack * pos tol and axis angles (2 asin(|d|/2)
+        of each masked axis difference) <= slack * rot tol, for every constrained element."""
+        d = torch.where(w > 0, pred - t, torch.zeros_like(pred))
+        pos = d[..., :3].norm(dim=-1).amax(dim=-1)
+        ang = torch.stack([d[..., 3:6].norm(dim=-1), d[..., 6:9].norm(dim=-1)], -1).amax(dim=(-1, -2))
+        ang = 2 * torch.asin(torch.clamp(ang / 2, max=1.0))
+        return (pos <= self.inner_slack * tol[:, 0]) & (ang <= self.inner_slack * tol[:, 1])
+
+    def _descend(self, q0: np.ndarray, target: np.ndarray, weight: np.ndarray, tol: np.ndarray,
+                 active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Descend the active rows of q0 (B, n); returns q (B, n) and iterations (B,)."""
+        idx = np.flatnonzero(active)
+        q = torch.as_tensor(q0[idx], dtype=torch.float32).clone()
+        t = torch.as_tensor(target[idx], dtype=torch.float32)
+        w = torch.as_tensor(weight[idx], dtype=torch.float32)
+        tol_t = torch.as_tensor(tol[idx], dtype=torch.float32)
+        b = q.shape[0]
         v = torch.zeros_like(q)
-        lr = self.lr
-        best, stall, it = float("inf"), 0, 0
+        lr = torch.full((b, 1), self.lr)
+        best = torch.full((b,), float("inf"))
+        stall = torch.zeros(b, dtype=torch.long)
+        running = torch.ones(b, dtype=torch.bool)
+        iters = torch.zeros(b, dtype=torch.long)
 
-        def loss_grad(qq: torch.Tensor) -> tuple[float, torch.Tensor, np.ndarray]:
+        def loss_grad(qq: torch.Tensor):
             qq = qq.detach().requires_grad_(True)
-            pred = self.model(qq[None])[0]
-            loss = (w * ((pred - t) / self._unit) ** 2).sum()
-            (g,) = torch.autograd.grad(loss, qq)
-            return float(loss.detach()), g, pred.detach().double().numpy()
+            pred = self.model(qq)
+            loss = (w * ((pred - t) / self._unit) ** 2).sum(dim=(1, 2))
+            (g,) = torch.autograd.grad(loss.sum(), qq)
+            return loss.detach(), g, pred.detach()
 
         loss, g, pred = loss_grad(q)
-        for it in range(1, self.max_iter + 1):
-            # within tolerance on the (corrected) target, in the model's own prediction
-            shifted = IKProblem(target, problem.weight, problem.pos_tol_m, problem.rot_tol_deg)
-            if shifted.satisfied(pred, self.inner_slack):
-                return q.numpy().astype(np.float64), it - 1
-            v = self.momentum * v + g
+        for _ in range(self.max_iter):
+            running &= ~self._inner_done(pred, t, w, tol_t)
+            if not running.any():
+                break
+            iters += running.long()
+            run = running.unsqueeze(1)
+            v = torch.where(run, self.momentum * v + g, v)
             step = torch.clamp(-lr * v, -self.max_step, self.max_step)
-            q_new = torch.minimum(torch.maximum(q + step, self._lo), self._hi)
+            q_new = torch.where(run, torch.minimum(torch.maximum(q + step, self._lo), self._hi), q)
             new_loss, new_g, new_pred = loss_grad(q_new)
-            if new_loss < loss:
-                q, loss, g, pred = q_new, new_loss, new_g, new_pred
-                lr *= 1.1
-            else:
-                lr *= 0.5
-                v.zero_()
-            if loss < best * (1 - 1e-4):
-                best, stall = loss, 0
-            else:
-                stall += 1
-                if stall >= self.patience:
-                    break
-        return q.numpy().astype(np.float64), it
+            better = (new_loss < loss) & running
+            bm = better.unsqueeze(1)
+            q = torch.where(bm, q_new, q)
+            g = torch.where(bm, new_g, g)
+            pred = torch.where(bm.unsqueeze(2), new_pred, pred)
+            loss = torch.where(better, new_loss, loss)
+            worse = running & ~better
+            lr = torch.where(bm, lr * 1.1, torch.where(worse.unsqueeze(1), lr * 0.5, lr))
+            v = torch.where(worse.unsqueeze(1), torch.zeros_like(v), v)
+            improved = loss < best * (1 - 1e-4)
+            best = torch.where(improved, loss, best)
+            stall = torch.where(improved, torch.zeros_like(stall), stall + running.long())
+            running &= stall < self.patience
+        out = q0.copy()
+        out[idx] = q.numpy().astype(np.float64)
+        its = np.zeros(q0.shape[0], dtype=int)
+        its[idx] = iters.numpy()
+        return out, its
+
+    def solve_batch(self, q0: np.ndarray, problems: list[IKProblem], correct: bool | None = None) -> list[IKResult]:
+        """Solve B problems from q0 (B, n) rad as one batch; each result's ``solve_s`` is the
+        batch's wall time divided by B. ``correct``: target correction (default: corrections > 0)."""
+        t0 = time.perf_counter()
+        c = self.chain
+        rounds = self.corrections if correct is None else (self.corrections or 3) if correct else 0
+        bsz = len(problems)
+        q = np.clip(np.asarray(q0, dtype=np.float64).reshape(bsz, c.n), c.lower, c.upper)
+        target = np.stack([p.target for p in problems])
+        weight = np.stack([p.weight for p in problems])
+        tol = np.array([[p.pos_tol_m, np.radians(p.rot_tol_deg)] for p in problems])
+        active = np.ones(bsz, dtype=bool)
+        iters, used = np.zeros(bsz, dtype=int), np.zeros(bsz, dtype=int)
+        best_q, best_score = q.copy(), np.full(bsz, np.inf)
+        errs = np.zeros((bsz, 2))
+        for r in range(rounds + 1):
+            q, its = self._descend(q, target, weight, tol, active)
+            iters += its
+            pred = self.predict(q[active])
+            for j, i in enumerate(np.flatnonzero(active)):
+                true = c.fk(q[i])
+                pos, rot = problems[i].errors(true)
+                score = pos / problems[i].pos_tol_m + rot / problems[i].rot_tol_deg
+                if score < best_score[i]:
+                    best_q[i], best_score[i], errs[i] = q[i], score, (pos, rot)
+                if pos <= problems[i].pos_tol_m and rot <= problems[i].rot_tol_deg:
+                    active[i] = False
+                elif r < rounds:
+                    used[i] += 1
+                    target[i] = problems[i].target + (pred[j] - true) * (weight[i] > 0)
+            if not active.any():
+                break
+        dt = (time.perf_counter() - t0) / bsz
+        out = []
+        for i, p in enumerate(problems):
+            ok = errs[i, 0] <= p.pos_tol_m and errs[i, 1] <= p.rot_tol_deg
+            out.append(IKResult(best_q[i].copy(), bool(ok), float(errs[i, 0]), float(errs[i, 1]), int(iters[i]),
+                                dt, int(used[i]), "converged" if ok else "tolerance not reached"))
+        return out
 
     def solve(self, q0: np.ndarray, problem: IKProblem, correct: bool | None = None) -> IKResult:
-        """Solve from q0 (n,) rad; ``correct``: use target correction (default: corrections > 0)."""
-        t0 = time.perf_counter()
-        rounds = self.corrections if correct is None else (self.corrections or 3) if correct else 0
-        c = self.chain
-        q = np.clip(np.asarray(q0, dtype=np.float64), c.lower, c.upper)
-        target = problem.target.copy()
-        iters, used = 0, 0
-        best_q, best_err = q, np.inf
-        for r in range(rounds + 1):
-            q, n_it = self._descend(q, target, problem)
-            iters += n_it
-            true = c.fk(q)
-            pos, rot = problem.errors(true)
-            score = pos / problem.pos_tol_m + rot / problem.rot_tol_deg
-            if score < best_err:
-                best_q, best_err = q.copy(), score
-            if pos <= problem.pos_tol_m and rot <= problem.rot_tol_deg:
-                break
-            if r < rounds:
-                used += 1
-                target = target + (self.predict(q) - true) * (problem.weight > 0)
-        pos, rot = problem.errors(c.fk(best_q))
-        ok = pos <= problem.pos_tol_m and rot <= problem.rot_tol_deg
-        return IKResult(best_q, ok, pos, rot, iters, time.perf_counter() - t0, used,
-                        "converged" if ok else "tolerance not reached")
+        """Solve one problem from q0 (n,) rad (a batch of one)."""
+        return self.solve_batch(np.asarray(q0)[None], [problem], correct)[0]
