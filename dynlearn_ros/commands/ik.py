@@ -42,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--families", nargs="+", default=None, help="random near_limits near_singular")
     e.add_argument("--masks", nargs="+", default=None, help="pose position")
     e.add_argument("--corrections", type=int, default=5, help="target-correction rounds")
+    e.add_argument("--single", type=int, default=10, help="targets also solved one at a time for the single-request time")
     e.add_argument("--seeds", type=int, nargs="+", default=None, help="target seeds (default: 0, 1, ...)")
     e.add_argument("--json", default=None)
     e.add_argument("--md", default=None)
@@ -105,7 +106,7 @@ def _eval(args: argparse.Namespace) -> int:
         if model is not None:
             rec["forward"] = forward_table(model, c, 2000, 10_000 + seed)
         rec["ik"] = ik_table(model, c, args.targets, seed, args.families or FAMILIES,
-                             args.masks or MASKS, args.corrections)
+                             args.masks or MASKS, args.corrections, args.single)
         out["runs"].append(rec)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
