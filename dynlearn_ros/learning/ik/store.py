@@ -30,6 +30,7 @@ def save(model: PoseChainLSTM, chain_: Chain, out: str | Path, *, command: list[
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model directory is shared data
     try:
         torch.save({"config": model.config(), "state_dict": model.state_dict()}, tmp / WEIGHTS)
         meta = {
