@@ -82,11 +82,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    import torch
+
     from dynlearn_ros.learning.ik.chain import chain
     from dynlearn_ros.learning.ik.evaluation import FAMILIES, MASKS, forward_table, ik_table
     from dynlearn_ros.learning.ik.store import load
-
-    import torch
 
     torch.set_num_threads(1)
     runs = []
