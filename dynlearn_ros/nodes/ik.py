@@ -123,7 +123,8 @@ class IKNode(Node):
         self.planner = IKPlanner(c, solver, pos_tol, rot_tol)
         self.mapper = JointStateMapper(self.joint_names)
         self.have_state = False
-        self.counters = {"targets": 0, "solved": 0, "refused": 0, "rejected_states": 0, "demo_sent": 0}
+        self.counters = {"targets": 0, "solved": 0, "refused": 0, "rejected_states": 0, "demo_sent": 0,
+                         "errors": 0}
         self.last_reason = ""
         self.solve_ms: list[float] = []
         self.last_q: list[float] | None = None
@@ -210,6 +211,11 @@ class IKNode(Node):
             self.counters["refused"] += 1
             self.last_reason = str(exc)
             self.get_logger().warning(f"{what} refused: {exc}; keeping the last reference")
+            return
+        except Exception as exc:  # noqa: BLE001 - a solver bug must not take the node down
+            self.counters["errors"] += 1
+            self.last_reason = f"internal error: {type(exc).__name__}: {exc}"
+            self.get_logger().error(f"{what} failed ({self.last_reason}); keeping the last reference")
             return
         ms = 1e3 * (time.perf_counter() - t0)
         self.solve_ms.append(ms)
