@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k = sub.add_parser("tasks", help="the seed's three tasks on the 40-joint arm + joint-count scaling")
     k.add_argument("--model", default=None, help="arm40 model directory (without: DLS only)")
     k.add_argument("--corrections", type=int, default=10)
+    k.add_argument("--max-iter", type=int, default=300, help="learned solver: iterations per descent")
     k.add_argument("--json", default=None)
     k.add_argument("--png", default=None, help="figure of the three tasks")
     k.add_argument("--scaling", type=int, nargs="*", default=[5, 10, 20, 40],
@@ -164,7 +165,7 @@ def _tasks(args: argparse.Namespace) -> int:
     solvers = {"dls": DLSIK(c)}
     if args.model:
         model, c, _ = load(args.model, expect_chain="arm40")
-        solvers["learned+correction"] = LearnedIK(model, c, corrections=args.corrections)
+        solvers["learned+correction"] = LearnedIK(model, c, corrections=args.corrections, max_iter=args.max_iter)
     q_start = c.sample(np.random.default_rng(0), 1, 0.3)[0]
     out = {"command": getattr(args, "command_line", None), "tasks": run_tasks(solvers, c, q_start)}
     if args.png:
