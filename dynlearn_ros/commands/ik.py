@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--final-epochs", type=int, default=10, help="extra epochs at 100 %% with a cosine-decaying lr")
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--lr", type=float, default=3e-3)
-    t.add_argument("--threads", type=int, default=2, help="torch threads")
+    t.add_argument("--threads", type=int, default=1, help="torch threads (1: see docs/ik.md, training)")
 
     e = sub.add_parser("eval", help="forward-model errors and IK success vs damped least squares")
     e.add_argument("--model", nargs="+", default=[], help="model directories (one per seed)")

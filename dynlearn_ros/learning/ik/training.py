@@ -33,7 +33,7 @@ class TrainConfig:
     batch: int = 128
     lr: float = 3e-3
     seed: int = 0
-    threads: int = 2
+    threads: int = 1
 
 
 def pose_loss(pred: torch.Tensor, target: torch.Tensor, scale: float) -> torch.Tensor:
