@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("data", "list the data sets; the rigid-body baseline on them"),
     "bench": ("bench", "benchmarks writing JSON (loop, model, train, svdkl, plant)"),
     "model": ("model", "check or migrate model directories (docs/models.md)"),
+    "ik": ("ik", "learned inverse kinematics: train, eval, tasks, export (docs/ik.md)"),
     "report": ("report", "reproduce a documented results table, figure or scenario"),
 }
 

@@ -25,7 +25,10 @@ from datetime import datetime
 from pathlib import Path
 
 from dynlearn_ros.launch_graph import GRAPHS, NodeSpec, exit_reason, prepare_summary_dir, resolve_args
+from dynlearn_ros.launch_ik import IK_DEMO_ARGS, ik_demo
 from dynlearn_ros.procs import ros_args
+
+GRAPHS = {**GRAPHS, "ik_demo": (IK_DEMO_ARGS, ik_demo)}
 
 STARTUP_LIMIT_S = 60.0  # --duration starts counting by then even if a node never logged
 

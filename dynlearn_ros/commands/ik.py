@@ -1,0 +1,197 @@
+"""``dynlearn-ros ik train|eval|export``: the learned inverse kinematics (docs/ik.md).
+
+    dynlearn-ros ik train --chain iiwa --seed 0 --out runs/ik/iiwa-s0
+    dynlearn-ros ik eval --model runs/ik/iiwa-s0 runs/ik/iiwa-s1 --targets 200 --json ik_iiwa.json --md ik_iiwa.md
+    dynlearn-ros ik export --run runs/ik/iiwa-s0 --out models/ik_iiwa --targets 200
+
+``train`` writes a model directory (``model.pt`` + ``metadata.json``) with the training history;
+``eval`` measures the forward model per chain element and IK success against Pinocchio's
+damped least squares (one seed per model directory given, the target seed = the model's seed);
+``tasks`` runs the seed's three tasks on the 40-joint arm (figure + JSON) and times both
+solvers against the joint count; ``export`` copies a run into a shipped model directory with its evaluation in ``metrics``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="ik_verb", metavar="VERB", required=True)
+    t = sub.add_parser("train", help="train a pose-chain LSTM on Pinocchio forward kinematics")
+    t.add_argument("--chain", default="iiwa", help="iiwa, panda, arm40, armN or planarN")
+    t.add_argument("--out", required=True, help="model directory to write")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--hidden", type=int, default=128)
+    t.add_argument("--layers", type=int, default=2)
+    t.add_argument("--stages", type=int, default=10, help="curriculum stages (range 1/S, 2/S, ... 100 %%)")
+    t.add_argument("--samples-per-stage", type=int, default=20000)
+    t.add_argument("--epochs-per-stage", type=int, default=2)
+    t.add_argument("--final-epochs", type=int, default=10, help="extra epochs at 100 %% with a cosine-decaying lr")
+    t.add_argument("--batch", type=int, default=128)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--threads", type=int, default=1, help="torch threads (1: see docs/ik.md, training)")
+
+    e = sub.add_parser("eval", help="forward-model errors and IK success vs damped least squares")
+    e.add_argument("--model", nargs="+", default=[], help="model directories (one per seed)")
+    e.add_argument("--chain", default=None, help="without --model: evaluate only the DLS baseline on this chain")
+    e.add_argument("--targets", type=int, default=200, help="targets per family and seed")
+    e.add_argument("--families", nargs="+", default=None, help="random near_limits near_singular")
+    e.add_argument("--masks", nargs="+", default=None, help="pose position")
+    e.add_argument("--corrections", type=int, default=5, help="target-correction rounds")
+    e.add_argument("--single", type=int, default=10, help="targets also solved one at a time for the single-request time")
+    e.add_argument("--seeds", type=int, nargs="+", default=None, help="target seeds (default: 0, 1, ...)")
+    e.add_argument("--json", default=None)
+    e.add_argument("--md", default=None)
+
+    k = sub.add_parser("tasks", help="the seed's three tasks on the 40-joint arm + joint-count scaling")
+    k.add_argument("--model", default=None, help="arm40 model directory (without: DLS only)")
+    k.add_argument("--corrections", type=int, default=10)
+    k.add_argument("--max-iter", type=int, default=300, help="learned solver: iterations per descent")
+    k.add_argument("--json", default=None)
+    k.add_argument("--png", default=None, help="figure of the three tasks")
+    k.add_argument("--scaling", type=int, nargs="*", default=[5, 10, 20, 40],
+                   help="joint counts for the timing comparison (empty: skip)")
+
+    x = sub.add_parser("export", help="a trained run -> a shipped model directory with metrics")
+    x.add_argument("--run", required=True)
+    x.add_argument("--out", required=True)
+    x.add_argument("--targets", type=int, default=100, help="IK targets evaluated into the metadata (0: none)")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dynlearn_ros.learning.ik.chain import chain
+    from dynlearn_ros.learning.ik.evaluation import forward_table
+    from dynlearn_ros.learning.ik.store import save
+    from dynlearn_ros.learning.ik.training import TrainConfig, train
+
+    c = chain(args.chain)
+    cfg = TrainConfig(hidden=args.hidden, layers=args.layers, stages=args.stages,
+                      samples_per_stage=args.samples_per_stage, epochs_per_stage=args.epochs_per_stage,
+                      final_epochs=args.final_epochs, batch=args.batch, lr=args.lr, seed=args.seed,
+                      threads=args.threads)
+    model, history = train(c, cfg)
+    fwd = forward_table(model, c, 2000, 10_000 + args.seed)
+    save(model, c, args.out, command=getattr(args, "command_line", None), history=history,
+         metrics={"forward": fwd})
+    print(f"wrote {args.out}: {history['train_s']:.0f} s; EE error {fwd['pos_mm_mean'][-1]:.1f} mm, "
+          f"{fwd['rot_deg_mean'][-1]:.2f} deg (mean over 2000 configurations, full ranges)")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from dynlearn_ros.learning.ik.chain import chain
+    from dynlearn_ros.learning.ik.evaluation import FAMILIES, MASKS, forward_table, ik_table
+    from dynlearn_ros.learning.ik.store import load
+
+    torch.set_num_threads(1)
+    runs = []
+    if args.model:
+        for i, path in enumerate(args.model):
+            model, c, meta = load(path)
+            seed = args.seeds[i] if args.seeds and i < len(args.seeds) else i
+            runs.append((path, model, c, seed))
+    elif args.chain:
+        c = chain(args.chain)
+        runs = [(None, None, c, s) for s in (args.seeds or [0])]
+    else:
+        raise SystemExit("ik eval needs --model DIR ... or --chain NAME")
+    out = {"command": getattr(args, "command_line", None), "runs": []}
+    for path, model, c, seed in runs:
+        rec = {"model": path, "chain": c.name, "seed": seed}
+        if model is not None:
+            rec["forward"] = forward_table(model, c, 2000, 10_000 + seed)
+        rec["ik"] = ik_table(model, c, args.targets, seed, args.families or FAMILIES,
+                             args.masks or MASKS, args.corrections, args.single)
+        out["runs"].append(rec)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    md = markdown(out)
+    if args.md:
+        Path(args.md).write_text(md)
+    print(md)
+    return 0
+
+
+def markdown(res: dict) -> str:
+    """Tables: forward error per element (mean over seeds) and IK summaries per seed."""
+    import numpy as np
+
+    lines = []
+    if res.get("command"):
+        lines += [f"`{shlex.join(res['command'])}`", ""]
+    fwd = [r["forward"] for r in res["runs"] if "forward" in r]
+    if fwd:
+        n = len(fwd[0]["pos_mm_mean"])
+        lines += ["| element | position error mm (mean ± sd over seeds) | p95 mm | orientation error deg | p95 deg |",
+                  "|---|---|---|---|---|"]
+        for k in range(n):
+            pm = [f["pos_mm_mean"][k] for f in fwd]
+            rm = [f["rot_deg_mean"][k] for f in fwd]
+            lines.append(f"| {k + 1}{' (EE)' if k == n - 1 else ''} | {np.mean(pm):.1f} ± {np.std(pm):.1f} | "
+                         f"{np.mean([f['pos_mm_p95'][k] for f in fwd]):.1f} | {np.mean(rm):.2f} ± {np.std(rm):.2f} | "
+                         f"{np.mean([f['rot_deg_p95'][k] for f in fwd]):.2f} |")
+        lines.append("")
+    lines += ["| seed | targets | mask | solver | success | median pos mm | median rot deg | iterations | "
+              "corrections | ms/target batched (mean, p95) | ms single target |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in res["runs"]:
+        for fam, by_mask in r["ik"].items():
+            for mask, by_solver in by_mask.items():
+                for name, s in by_solver.items():
+                    lines.append(f"| {r['seed']} | {fam} ({s['n']}) | {mask} | {name} | {100 * s['success']:.1f} % | "
+                                 f"{s['pos_mm_median']:.2f} | {s['rot_deg_median']:.2f} | {s['iterations_mean']:.0f} | "
+                                 f"{s['corrections_mean']:.1f} | {s['solve_ms_mean']:.1f}, {s['solve_ms_p95']:.1f} | "
+                                 f"{s.get('single_ms_mean') or float('nan'):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from dynlearn_ros.learning.ik.chain import chain
+    from dynlearn_ros.learning.ik.dls import DLSIK
+    from dynlearn_ros.learning.ik.solver import LearnedIK
+    from dynlearn_ros.learning.ik.store import load
+    from dynlearn_ros.learning.ik.tasks import plot_tasks, run_tasks, scaling
+
+    torch.set_num_threads(1)
+    c = chain("arm40")
+    solvers = {"dls": DLSIK(c)}
+    if args.model:
+        model, c, _ = load(args.model, expect_chain="arm40")
+        solvers["learned+correction"] = LearnedIK(model, c, corrections=args.corrections, max_iter=args.max_iter)
+    q_start = c.sample(np.random.default_rng(0), 1, 0.3)[0]
+    out = {"command": getattr(args, "command_line", None), "tasks": run_tasks(solvers, c, q_start)}
+    if args.png:
+        plot_tasks(out["tasks"], c, q_start, args.png)
+    if args.scaling:
+        out["scaling"] = scaling(tuple(args.scaling))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from dynlearn_ros.learning.ik.evaluation import ik_table
+    from dynlearn_ros.learning.ik.store import load, save
+
+    model, c, meta = load(args.run)
+    metrics = dict(meta.get("metrics", {}))
+    if args.targets:
+        metrics["ik_random_targets_seed0"] = ik_table(model, c, args.targets, 0, ("random",), ("pose",), log=lambda *_: None)["random"]["pose"]
+    save(model, c, args.out, command=meta.get("training_command"), history=meta.get("history"), metrics=metrics)
+    meta_out = json.loads((Path(args.out) / "metadata.json").read_text())
+    meta_out["export_command"] = getattr(args, "command_line", None)
+    (Path(args.out) / "metadata.json").write_text(json.dumps(meta_out, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"train": _train, "eval": _eval, "tasks": _tasks, "export": _export}[args.ik_verb](args)

@@ -1,0 +1,113 @@
+"""Measurements of the pose-chain model and the IK solvers (the tables of docs/ik.md).
+
+* :func:`forward_table`: per chain element, mean / p95 position (mm) and orientation (deg) error
+  of the model against Pinocchio on configurations uniform over the full joint ranges.
+* :func:`ik_table`: IK over random reachable targets (the FK of a random configuration, so every
+  target is reachable) from the chain's home pose, for each solver variant and target family:
+  ``random`` (uniform over 95 % of the ranges), ``near_limits`` (every joint within the outer
+  5 % of its range), ``near_singular`` (iiwa/Panda: the elbow, joint 4, within 0.05 rad of
+  straight or of its limit; the wrist joint 6 within 0.05 rad of 0). Masks: ``pose`` (position
+  and both axes) and ``position`` (orientation free).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dynlearn_ros.learning.ik.chain import Chain
+from dynlearn_ros.learning.ik.dls import DLSIK
+from dynlearn_ros.learning.ik.problem import IKProblem
+from dynlearn_ros.learning.ik.solver import LearnedIK
+from dynlearn_ros.learning.ik.training import evaluate
+
+FAMILIES = ("random", "near_limits", "near_singular")
+MASKS = ("pose", "position")
+
+
+def forward_table(model, chain: Chain, count: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    err = evaluate(model, chain, chain.sample(rng, count, 1.0))
+    return {"pos_mm_mean": (1e3 * err["pos_m"].mean(0)).tolist(),
+            "pos_mm_p95": (1e3 * np.percentile(err["pos_m"], 95, axis=0)).tolist(),
+            "rot_deg_mean": err["rot_deg"].mean(0).tolist(),
+            "rot_deg_p95": np.percentile(err["rot_deg"], 95, axis=0).tolist()}
+
+
+def target_configs(chain: Chain, family: str, count: int, rng: np.random.Generator) -> np.ndarray:
+    """(count, n) configurations whose FK gives the targets of ``family``."""
+    if family == "random":
+        return chain.sample(rng, count, 0.95)
+    mid, half = 0.5 * (chain.lower + chain.upper), 0.5 * (chain.upper - chain.lower)
+    if family == "near_limits":
+        sign = rng.choice([-1.0, 1.0], size=(count, chain.n))
+        return mid + sign * half * rng.uniform(0.95, 0.999, size=(count, chain.n))
+    if family == "near_singular":
+        q = chain.sample(rng, count, 0.95)
+        if chain.n >= 6:
+            q[:, 3] = np.where(rng.random(count) < 0.5, rng.uniform(-0.05, 0.05, count),
+                               chain.lower[3] + rng.uniform(0.0, 0.05, count)) if chain.lower[3] < -0.05 else q[:, 3]
+            q[:, 5] = np.clip(rng.uniform(-0.05, 0.05, count), chain.lower[5], chain.upper[5])
+        else:  # generic: the whole chain nearly straight
+            q *= 0.02
+        return q
+    raise ValueError(f"unknown target family {family!r}; choose from {FAMILIES}")
+
+
+def problem_for(chain: Chain, pose_chain: np.ndarray, mask: str) -> IKProblem:
+    w = np.zeros_like(pose_chain)
+    w[-1, :3] = 1.0
+    if mask == "pose":
+        w[-1, 3:] = 1.0
+    elif mask != "position":
+        raise ValueError(f"unknown mask {mask!r}; choose from {MASKS}")
+    return IKProblem.from_pose_chain(pose_chain, w)
+
+
+def summarize(results: list) -> dict:
+    ok = np.array([r.success for r in results])
+    pos = np.array([r.pos_err_m for r in results])
+    rot = np.array([r.rot_err_deg for r in results])
+    return {"n": len(results), "success": float(ok.mean()),
+            "pos_mm_median": float(1e3 * np.median(pos)), "rot_deg_median": float(np.median(rot)),
+            "iterations_mean": float(np.mean([r.iterations for r in results])),
+            "corrections_mean": float(np.mean([r.corrections for r in results])),
+            "solve_ms_mean": float(1e3 * np.mean([r.solve_s for r in results])),
+            "solve_ms_p95": float(1e3 * np.percentile([r.solve_s for r in results], 95))}
+
+
+def ik_table(model, chain: Chain, count: int, seed: int, families=FAMILIES, masks=MASKS,
+             corrections: int = 5, single: int = 10, log=print) -> dict:
+    """{family: {mask: {solver: summary}}} with solvers dls, learned, learned+correction.
+
+    The learned solvers run all ``count`` targets as one batch (``solve_ms_*`` amortized per
+    target) and the first ``single`` targets one at a time (``single_ms_mean``); DLS runs one at
+    a time (both times are its per-target time)."""
+    rng = np.random.default_rng(seed)
+    solvers = {"dls": DLSIK(chain)}
+    if model is not None:
+        solvers["learned"] = LearnedIK(model, chain, corrections=0)
+        solvers["learned+correction"] = LearnedIK(model, chain, corrections=corrections)
+    out: dict = {}
+    for fam in families:
+        qs = target_configs(chain, fam, count, rng)
+        chains = chain.fk_batch(qs)
+        out[fam] = {}
+        for mask in masks:
+            out[fam][mask] = {}
+            problems = [problem_for(chain, pc, mask) for pc in chains]
+            for name, s in solvers.items():
+                if isinstance(s, LearnedIK):
+                    # all targets as one batch (amortized time), plus the first `single` one by
+                    # one: the time a single request (the node's case) takes
+                    res = s.solve_batch(np.tile(chain.home, (len(problems), 1)), problems)
+                    one = [s.solve(chain.home, p).solve_s for p in problems[:single]]
+                else:
+                    res = [s.solve(chain.home, p) for p in problems]
+                    one = [r.solve_s for r in res[:single]]
+                out[fam][mask][name] = summarize(res)
+                out[fam][mask][name]["single_ms_mean"] = float(1e3 * np.mean(one)) if one else None
+                log(f"{chain.name} seed {seed} {fam:<13} {mask:<8} {name:<18} "
+                    f"success {100 * out[fam][mask][name]['success']:5.1f} %  "
+                    f"{out[fam][mask][name]['solve_ms_mean']:7.1f} ms amortized, "
+                    f"{out[fam][mask][name]['single_ms_mean']:7.1f} ms single")
+    return out

@@ -1,0 +1,168 @@
+"""Learned IK: momentum gradient descent on the joint angles through the frozen pose-chain model.
+
+With the masked, weighted loss over the predicted pose chain f(q) (n, 9) of one target,
+
+    L(q) = sum_k,c  w_kc ((f_kc(q) - t_kc) / u_c)^2,   u = pos_unit (m) for positions, 1 for axes,
+
+each iteration back-propagates through the LSTM (BPTT over the joint sequence) and steps
+
+    v <- mu v + dL/dq,   dq = clamp(-lr v, +-max_step),   q <- clip(q + dq, lower, upper).
+
+The learning rate adapts per target: x1.1 after a step that lowered L, x0.5 (and v reset) after
+one that did not (the step is then undone). Stopping rule per target: the predicted errors are
+within ``inner_slack`` x the tolerances, or ``patience`` iterations without a 1e-4 relative
+improvement, or ``max_iter``. Many targets are solved as one batch (independent problems: the
+gradient of the summed loss is each target's own gradient); a single target is a batch of one.
+
+Target correction (when the true forward kinematics is known, here Pinocchio in simulation):
+after a descent, the bias b = f(q) - f_true(q) of the model at the solution is added to the
+targets the network is asked for (t' = t + b) and the descent restarts from q; up to
+``corrections`` rounds, stopping as soon as the *true* pose is within tolerance. It removes the
+model's local error, which changes little over the short distance between rounds.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from dynlearn_ros.learning.ik.chain import Chain
+from dynlearn_ros.learning.ik.model import PoseChainLSTM
+from dynlearn_ros.learning.ik.problem import IKProblem, IKResult
+
+
+class LearnedIK:
+    """Gradient-descent IK through ``model``; ``chain`` gives limits and the true FK."""
+
+    name = "learned"
+
+    def __init__(self, model: PoseChainLSTM, chain: Chain, *, lr: float = 0.02, momentum: float = 0.8,
+                 max_step: float = 0.1, max_iter: int = 300, patience: int = 25, pos_unit: float = 0.1,
+                 inner_slack: float = 0.3, corrections: int = 0) -> None:
+        if model.n != chain.n:
+            raise ValueError(f"model has {model.n} steps, chain {chain.name} {chain.n} DoF")
+        self.model, self.chain = model, chain
+        self.lr, self.momentum, self.max_step, self.max_iter = lr, momentum, max_step, max_iter
+        self.patience, self.pos_unit, self.inner_slack, self.corrections = patience, pos_unit, inner_slack, corrections
+        for p in model.parameters():
+            p.requires_grad_(False)
+        unit = np.ones(9)
+        unit[:3] = pos_unit
+        self._unit = torch.tensor(unit, dtype=torch.float32)
+        self._lo = torch.as_tensor(chain.lower, dtype=torch.float32)
+        self._hi = torch.as_tensor(chain.upper, dtype=torch.float32)
+
+    def predict(self, q: np.ndarray) -> np.ndarray:
+        """The model's pose chains (B, n, 9) at q (B, n) (or (n, 9) at q (n,))."""
+        q = np.asarray(q)
+        with torch.no_grad():
+            out = self.model(torch.as_tensor(np.atleast_2d(q), dtype=torch.float32)).double().numpy()
+        return out[0] if q.ndim == 1 else out
+
+    def _inner_done(self, pred: torch.Tensor, t: torch.Tensor, w: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: predicted position errors <= slack * pos tol and axis angles (2 asin(|d|/2)
+        of each masked axis difference) <= slack * rot tol, for every constrained element."""
+        d = torch.where(w > 0, pred - t, torch.zeros_like(pred))
+        pos = d[..., :3].norm(dim=-1).amax(dim=-1)
+        ang = torch.stack([d[..., 3:6].norm(dim=-1), d[..., 6:9].norm(dim=-1)], -1).amax(dim=(-1, -2))
+        ang = 2 * torch.asin(torch.clamp(ang / 2, max=1.0))
+        return (pos <= self.inner_slack * tol[:, 0]) & (ang <= self.inner_slack * tol[:, 1])
+
+    def _descend(self, q0: np.ndarray, target: np.ndarray, weight: np.ndarray, tol: np.ndarray,
+                 active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Descend the active rows of q0 (B, n); returns q (B, n) and iterations (B,)."""
+        idx = np.flatnonzero(active)
+        q = torch.as_tensor(q0[idx], dtype=torch.float32).clone()
+        t = torch.as_tensor(target[idx], dtype=torch.float32)
+        w = torch.as_tensor(weight[idx], dtype=torch.float32)
+        tol_t = torch.as_tensor(tol[idx], dtype=torch.float32)
+        b = q.shape[0]
+        v = torch.zeros_like(q)
+        lr = torch.full((b, 1), self.lr)
+        best = torch.full((b,), float("inf"))
+        stall = torch.zeros(b, dtype=torch.long)
+        running = torch.ones(b, dtype=torch.bool)
+        iters = torch.zeros(b, dtype=torch.long)
+
+        def loss_grad(qq: torch.Tensor):
+            qq = qq.detach().requires_grad_(True)
+            pred = self.model(qq)
+            loss = (w * ((pred - t) / self._unit) ** 2).sum(dim=(1, 2))
+            (g,) = torch.autograd.grad(loss.sum(), qq)
+            return loss.detach(), g, pred.detach()
+
+        loss, g, pred = loss_grad(q)
+        for _ in range(self.max_iter):
+            running &= ~self._inner_done(pred, t, w, tol_t)
+            if not running.any():
+                break
+            iters += running.long()
+            run = running.unsqueeze(1)
+            v = torch.where(run, self.momentum * v + g, v)
+            step = torch.clamp(-lr * v, -self.max_step, self.max_step)
+            q_new = torch.where(run, torch.minimum(torch.maximum(q + step, self._lo), self._hi), q)
+            new_loss, new_g, new_pred = loss_grad(q_new)
+            better = (new_loss < loss) & running
+            bm = better.unsqueeze(1)
+            q = torch.where(bm, q_new, q)
+            g = torch.where(bm, new_g, g)
+            pred = torch.where(bm.unsqueeze(2), new_pred, pred)
+            loss = torch.where(better, new_loss, loss)
+            worse = running & ~better
+            lr = torch.where(bm, lr * 1.1, torch.where(worse.unsqueeze(1), lr * 0.5, lr))
+            v = torch.where(worse.unsqueeze(1), torch.zeros_like(v), v)
+            improved = loss < best * (1 - 1e-4)
+            best = torch.where(improved, loss, best)
+            stall = torch.where(improved, torch.zeros_like(stall), stall + running.long())
+            running &= stall < self.patience
+        out = q0.copy()
+        out[idx] = q.numpy().astype(np.float64)
+        its = np.zeros(q0.shape[0], dtype=int)
+        its[idx] = iters.numpy()
+        return out, its
+
+    def solve_batch(self, q0: np.ndarray, problems: list[IKProblem], correct: bool | None = None) -> list[IKResult]:
+        """Solve B problems from q0 (B, n) rad as one batch; each result's ``solve_s`` is the
+        batch's wall time divided by B. ``correct``: target correction (default: corrections > 0)."""
+        t0 = time.perf_counter()
+        c = self.chain
+        rounds = self.corrections if correct is None else (self.corrections or 3) if correct else 0
+        bsz = len(problems)
+        q = np.clip(np.asarray(q0, dtype=np.float64).reshape(bsz, c.n), c.lower, c.upper)
+        target = np.stack([p.target for p in problems])
+        weight = np.stack([p.weight for p in problems])
+        tol = np.array([[p.pos_tol_m, np.radians(p.rot_tol_deg)] for p in problems])
+        active = np.ones(bsz, dtype=bool)
+        iters, used = np.zeros(bsz, dtype=int), np.zeros(bsz, dtype=int)
+        best_q, best_score = q.copy(), np.full(bsz, np.inf)
+        errs = np.zeros((bsz, 2))
+        for r in range(rounds + 1):
+            q, its = self._descend(q, target, weight, tol, active)
+            iters += its
+            pred = self.predict(q[active])
+            for j, i in enumerate(np.flatnonzero(active)):
+                true = c.fk(q[i])
+                pos, rot = problems[i].errors(true)
+                score = pos / problems[i].pos_tol_m + rot / problems[i].rot_tol_deg
+                if score < best_score[i]:
+                    best_q[i], best_score[i], errs[i] = q[i], score, (pos, rot)
+                if pos <= problems[i].pos_tol_m and rot <= problems[i].rot_tol_deg:
+                    active[i] = False
+                elif r < rounds:
+                    used[i] += 1
+                    target[i] = problems[i].target + (pred[j] - true) * (weight[i] > 0)
+            if not active.any():
+                break
+        dt = (time.perf_counter() - t0) / bsz
+        out = []
+        for i, p in enumerate(problems):
+            ok = errs[i, 0] <= p.pos_tol_m and errs[i, 1] <= p.rot_tol_deg
+            out.append(IKResult(best_q[i].copy(), bool(ok), float(errs[i, 0]), float(errs[i, 1]), int(iters[i]),
+                                dt, int(used[i]), "converged" if ok else "tolerance not reached"))
+        return out
+
+    def solve(self, q0: np.ndarray, problem: IKProblem, correct: bool | None = None) -> IKResult:
+        """Solve one problem from q0 (n,) rad (a batch of one)."""
+        return self.solve_batch(np.asarray(q0)[None], [problem], correct)[0]

@@ -1,0 +1,93 @@
+"""IK model directories: ``model.pt`` (the pose-chain network's state dict and config) and
+``metadata.json`` (kind, chain, joint names, training command and data, metrics, version)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from dynlearn_ros.learning.ik.chain import Chain, chain
+from dynlearn_ros.learning.ik.model import PoseChainLSTM
+
+KIND = "ik_pose_chain_lstm"
+VERSION = 1
+WEIGHTS = "model.pt"
+
+
+class IKModelError(ValueError):
+    """A model directory that is missing, malformed or made for another chain."""
+
+
+def save(model: PoseChainLSTM, chain_: Chain, out: str | Path, *, command: list[str] | None = None,
+         history: dict | None = None, metrics: dict | None = None) -> Path:
+    """Write the model directory ``out`` atomically (a temporary directory, then a rename)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model directory is shared data
+    try:
+        torch.save({"config": model.config(), "state_dict": model.state_dict()}, tmp / WEIGHTS)
+        meta = {
+            "kind": KIND,
+            "version": VERSION,
+            "chain": chain_.name,
+            "joint_names": list(chain_.joint_names),
+            "n_dof": chain_.n,
+            "base_frame": chain_.base_frame,
+            "ee_frame": chain_.model.frames[chain_.ee_frame].name,
+            "pose_layout": "per DoF k: [p (3, m) | frame x axis (3) | frame z axis (3)], base frame; "
+                           "last element = end-effector frame",
+            "model": model.config(),
+            "training_command": command or [],
+            "data": "forward kinematics by Pinocchio of configurations uniform in a widening middle "
+                    "fraction of the joint ranges (curriculum), generated during training",
+            "history": history or {},
+            "metrics": metrics or {},
+            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        (tmp / "metadata.json").write_text(json.dumps(meta, indent=2))
+        if out.exists():
+            old = out.with_name(out.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def load(path: str | Path, expect_chain: str | None = None) -> tuple[PoseChainLSTM, Chain, dict]:
+    """Load a model directory; raises :class:`IKModelError` with the reason when it is unusable."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / "metadata.json").read_text())
+        blob = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise IKModelError(f"{path}: not a readable IK model directory ({exc})") from exc
+    if meta.get("kind") != KIND:
+        raise IKModelError(f"{path}: kind {meta.get('kind')!r}, expected {KIND!r}")
+    if expect_chain and meta.get("chain") != expect_chain:
+        raise IKModelError(f"{path}: made for chain {meta.get('chain')!r}, not {expect_chain!r}")
+    c = chain(meta["chain"])
+    if list(c.joint_names) != meta.get("joint_names"):
+        raise IKModelError(f"{path}: joint names {meta.get('joint_names')} differ from {list(c.joint_names)}")
+    cfg = blob["config"]
+    model = PoseChainLSTM(torch.as_tensor(c.geometry), c.scale, cfg["hidden"], cfg["layers"])
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError as exc:
+        raise IKModelError(f"{path}: weights do not fit the model ({exc})") from exc
+    for p in model.parameters():
+        if not torch.isfinite(p).all():
+            raise IKModelError(f"{path}: non-finite weights")
+        p.requires_grad_(False)
+    return model.eval(), c, meta
