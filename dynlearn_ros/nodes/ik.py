@@ -18,39 +18,124 @@ node (a solve per target, tens to hundreds of ms), never on the 1 kHz control pa
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+if __name__ == "__main__":  # a signal during the imports below must end the process cleanly too
+    from dynlearn_ros.nodes.runner import catch_signals_early
 
-import numpy as np
-import rclpy
-from builtin_interfaces.msg import Duration
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import ParameterException
-from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+    catch_signals_early()
 
-from dynlearn_ros.core.robots import ROBOTS
-from dynlearn_ros.core.safety import OK, JointStateMapper
-from dynlearn_ros.nodes.params import (
-    ParameterError,
-    declare,
-    make_executor,
-    spin_until_shutdown,
-    write_json_atomic,
-)
+import time  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+from builtin_interfaces.msg import Duration  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
+
+from dynlearn_ros.core.config import ConfigError, ParamSpec, RobotContext, robot_context  # noqa: E402
+from dynlearn_ros.core.robots import ROBOTS  # noqa: E402
+from dynlearn_ros.core.safety import OK, JointStateMapper  # noqa: E402
+from dynlearn_ros.nodes import qos  # noqa: E402
+from dynlearn_ros.nodes.params import declare_spec, on_set_parameters, write_json_atomic  # noqa: E402
+from dynlearn_ros.nodes.runner import run_node  # noqa: E402
 
 SOLVERS = ("learned", "dls")
 LOG_THROTTLE_S = 2.0
 POSE_FIELDS = 7  # demo_targets rows: x y z qx qy qz qw
+EE_COMPONENTS = 9  # px py pz | x axis (3) | z axis (3)
+
+_SOLVER = "the solver (and its model) is built once at start-up"
+_IO = "the joint map, frames and subscriptions are built once at start-up"
+_DEMO = "the demo timer is created at start-up"
+
+
+def _base_frame(ctx: RobotContext) -> str:
+    from dynlearn_ros.learning.ik.chain import chain
+
+    return chain(ctx.spec.name).base_frame
+
+
+#: the ik node's parameters; ``move_s`` and ``ee_mask`` may change at run time (validated)
+IK_SPEC: tuple[ParamSpec, ...] = (
+    ParamSpec("robot", "string", "iiwa", "robot whose kinematic chain is solved", choices=ROBOTS,
+              dynamic=False, reason=_SOLVER),
+    ParamSpec("joint_names", "string_array", lambda ctx: ctx.spec.joint_names, "joint names as they "
+              "appear in joint_states and in the published trajectory, in URDF order", dynamic=False,
+              reason=_IO),
+    ParamSpec("solver", "string", "learned", "learned: gradient descent through the pose-chain LSTM; "
+              "dls: Pinocchio Jacobian, damped least squares", choices=SOLVERS, dynamic=False, reason=_SOLVER),
+    ParamSpec("model_dir", "string", lambda ctx: f"ik_{ctx.spec.name}", "learned IK model directory "
+              "(relative: under the package's models/)", dynamic=False, reason=_SOLVER),
+    ParamSpec("correction_rounds", "int", 5, "target-correction rounds with Pinocchio FK (0: off)", lo=0,
+              hi=50, dynamic=False, reason=_SOLVER),
+    ParamSpec("max_iterations", "int", 300, "gradient / DLS iterations per solve", lo=1, hi=100000,
+              dynamic=False, reason=_SOLVER),
+    ParamSpec("pos_tol_m", "double", 0.005, "position tolerance (m) on constrained components", lo=1e-5,
+              hi=1.0, dynamic=False, reason=_SOLVER),
+    ParamSpec("rot_tol_deg", "double", 2.0, "orientation tolerance (deg)", lo=0.01, hi=180.0,
+              dynamic=False, reason=_SOLVER),
+    ParamSpec("move_s", "double", 3.0, "duration of the move to a solved configuration (s)", lo=0.1,
+              hi=600.0),
+    ParamSpec("ee_mask", "double_array", [1.0] * EE_COMPONENTS, "which end-effector components an "
+              "ik/target constrains, 9 values 0/1: px py pz | x axis (3) | z axis (3)", lo=0.0, hi=1.0),
+    ParamSpec("base_frame", "string", _base_frame, "frame_id ik/target must use (empty frame_id is "
+              "taken as this frame)", dynamic=False, reason=_IO),
+    ParamSpec("demo_targets", "double_array", [0.0], "optional demo: end-effector poses, rows of "
+              "x y z qx qy qz qw (m, quaternion), cycled every demo_period_s once joint states "
+              "arrive; [0.0]: none", dynamic=False, reason=_DEMO),
+    ParamSpec("demo_period_s", "double", 5.0, "seconds between demo targets", lo=0.5, hi=3600.0,
+              dynamic=False, reason=_DEMO),
+    ParamSpec("summary_path", "string", "", "write a JSON summary here at exit", dynamic=False,
+              reason="fixed at start-up, like the other nodes' summaries"),
+)
+
+
+def ee_mask(values: Any) -> np.ndarray:
+    """``values`` as the (9,) float64 end-effector mask (each 0 or 1, not all 0);
+    :class:`ConfigError` naming ``ee_mask`` otherwise."""
+    try:
+        m = np.asarray(list(values), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"parameter 'ee_mask': need {EE_COMPONENTS} numbers, got {values!r}") from None
+    if m.shape != (EE_COMPONENTS,) or not np.all(np.isin(m, (0.0, 1.0))) or not m.any():
+        raise ConfigError(f"parameter 'ee_mask': need {EE_COMPONENTS} values, each 0 or 1, not all 0; "
+                          f"got {m.tolist()}")
+    return m
+
+
+def validate_ik(values: Mapping[str, Any], ctx: RobotContext) -> dict[str, Any]:
+    """The ik node's parameters checked against :data:`IK_SPEC` for robot ``ctx`` (missing ones
+    take their defaults): plain values, ``ee_mask`` (9,), ``demo_targets`` (m, 7) (m = 0: no
+    demo), ``joint_names`` a tuple; :class:`ConfigError` naming the first bad parameter."""
+    table = {s.name: s for s in IK_SPEC}
+    unknown = set(values) - set(table)
+    if unknown:
+        raise ConfigError(f"unknown parameters {sorted(unknown)}")
+    raw = {s.name: s.default_value(ctx) for s in IK_SPEC} | dict(values)
+    v = {name: spec.check(raw[name], ctx.n) for name, spec in table.items()}
+    if v["robot"] != ctx.spec.name:
+        raise ConfigError(f"parameter 'robot' = {v['robot']!r}: the configuration was built for {ctx.spec.name!r}")
+    names = v["joint_names"]
+    if len(names) != ctx.n or len(set(names)) != ctx.n:
+        raise ConfigError(f"parameter 'joint_names': need {ctx.n} unique names, got {list(names)}")
+    v["ee_mask"] = ee_mask(v["ee_mask"])
+    demo = v["demo_targets"]
+    if demo.size > 1 and demo.size % POSE_FIELDS:
+        raise ConfigError(f"parameter 'demo_targets': need rows of {POSE_FIELDS} values "
+                          f"(x y z qx qy qz qw), got {demo.size} values")
+    v["demo_targets"] = demo.reshape(-1, POSE_FIELDS) if demo.size > 1 else np.zeros((0, POSE_FIELDS))
+    return v
 
 
 class IKNode(Node):
+    """Target poses in (``ik/target``, ``ik/chain_target``), a one-point JointTrajectory out; the
+    parameters are :data:`IK_SPEC`."""
+
     def __init__(self) -> None:
         super().__init__("ik")
         self._configure()
@@ -68,59 +153,34 @@ class IKNode(Node):
         from dynlearn_ros.paths import models_dir
 
         torch.set_num_threads(1)
-        robot = declare(self, "robot", "iiwa", "robot whose kinematic chain is solved", choices=ROBOTS,
-                        read_only=True)
+        # the robot first: the other defaults (joint names, model, base frame) are the robot's
+        robot = IK_SPEC[0].check(declare_spec(self, IK_SPEC[:1], None)["robot"], 0)
+        ctx = robot_context(robot)
+        self.values = {"robot": robot, **declare_spec(self, IK_SPEC[1:], ctx)}
+        self.ctx = ctx
+        p = validate_ik(self.values, ctx)
         c = chain(robot)
-        names = list(declare(self, "joint_names", list(c.joint_names), "joint names as they appear "
-                             "in joint_states and in the published trajectory, in URDF order", read_only=True))
-        if len(names) != c.n or len(set(names)) != c.n:
-            raise ParameterError(f"parameter 'joint_names': need {c.n} unique names, got {names}")
-        self.joint_names = names
-        solver_kind = declare(self, "solver", "learned", "learned: gradient descent through the "
-                              "pose-chain LSTM; dls: Pinocchio Jacobian, damped least squares",
-                              choices=SOLVERS, read_only=True)
-        model_dir = declare(self, "model_dir", f"ik_{robot}", "learned IK model directory "
-                            "(relative: under the package's models/)", read_only=True)
-        rounds = declare(self, "correction_rounds", 5, "target-correction rounds with Pinocchio FK "
-                         "(0: off)", lo=0, hi=50, read_only=True)
-        max_iter = declare(self, "max_iterations", 300, "gradient / DLS iterations per solve", lo=1,
-                           hi=100000, read_only=True)
-        pos_tol = declare(self, "pos_tol_m", 0.005, "position tolerance (m) on constrained "
-                          "components", lo=1e-5, hi=1.0, read_only=True)
-        rot_tol = declare(self, "rot_tol_deg", 2.0, "orientation tolerance (deg)", lo=0.01, hi=180.0,
-                          read_only=True)
-        self.move_s = declare(self, "move_s", 3.0, "duration of the move to a solved configuration (s)",
-                              lo=0.1, hi=600.0)
-        self.ee_mask = self._mask(declare(self, "ee_mask", [1.0] * 9, "which end-effector components "
-                                          "an ik/target constrains, 9 values 0/1: px py pz | x axis "
-                                          "(3) | z axis (3)"))
-        self.base_frame = declare(self, "base_frame", c.base_frame, "frame_id ik/target must use "
-                                  "(empty frame_id is taken as this frame)", read_only=True)
-        demo = np.asarray(declare(self, "demo_targets", [0.0], "optional demo: end-effector "
-                                  "poses, rows of x y z qx qy qz qw (m, quaternion), cycled every "
-                                  "demo_period_s once joint states arrive; [0.0]: none",
-                                  read_only=True), dtype=float)
-        if demo.size > 1 and (demo.size % POSE_FIELDS or not np.all(np.isfinite(demo))):
-            raise ParameterError(f"parameter 'demo_targets': need finite rows of {POSE_FIELDS} values")
-        self.demo = demo.reshape(-1, POSE_FIELDS) if demo.size > 1 else np.zeros((0, POSE_FIELDS))
-        self.demo_period_s = declare(self, "demo_period_s", 5.0, "seconds between demo targets",
-                                     lo=0.5, hi=3600.0, read_only=True)
-        self.summary_path = declare(self, "summary_path", "", "write a JSON summary here at exit",
-                                    read_only=True)
+        self.joint_names = list(p["joint_names"])
+        self.move_s = p["move_s"]
+        self.ee_mask = p["ee_mask"]
+        self.base_frame = p["base_frame"]
+        self.demo = p["demo_targets"]
+        self.demo_period_s = p["demo_period_s"]
+        self.summary_path = p["summary_path"]
 
-        if solver_kind == "learned":
-            path = Path(model_dir)
+        if p["solver"] == "learned":
+            path = Path(p["model_dir"])
             if not path.is_absolute():
                 path = models_dir() / path
             try:
                 model, _, _ = load(path, expect_chain=robot)
             except IKModelError as exc:
-                raise ParameterError(f"parameter 'model_dir': {exc}") from exc
-            solver = LearnedIK(model, c, max_iter=max_iter, corrections=rounds)
+                raise ConfigError(f"parameter 'model_dir': {exc}") from exc
+            solver = LearnedIK(model, c, max_iter=p["max_iterations"], corrections=p["correction_rounds"])
         else:
-            solver = DLSIK(c, max_iter=max_iter)
+            solver = DLSIK(c, max_iter=p["max_iterations"])
         self.chain = c
-        self.planner = IKPlanner(c, solver, pos_tol, rot_tol)
+        self.planner = IKPlanner(c, solver, p["pos_tol_m"], p["rot_tol_deg"])
         self.mapper = JointStateMapper(self.joint_names)
         self.have_state = False
         self.counters = {"targets": 0, "solved": 0, "refused": 0, "rejected_states": 0, "demo_sent": 0,
@@ -128,44 +188,33 @@ class IKNode(Node):
         self.last_reason = ""
         self.solve_ms: list[float] = []
         self.last_q: list[float] | None = None
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.get_logger().info(f"robot={robot} solver={solver_kind} model_dir={model_dir if solver_kind == 'learned' else '-'} "
-                               f"correction_rounds={rounds} tolerance={pos_tol * 1e3:.1f} mm / {rot_tol:.2f} deg "
-                               f"demo_targets={len(self.demo)}")
+        on_set_parameters(self, IK_SPEC, self._apply_parameters)
+        model_dir = p["model_dir"] if p["solver"] == "learned" else "-"
+        self.get_logger().info(f"robot={robot} solver={p['solver']} model_dir={model_dir} "
+                               f"correction_rounds={p['correction_rounds']} tolerance={p['pos_tol_m'] * 1e3:.1f} mm "
+                               f"/ {p['rot_tol_deg']:.2f} deg demo_targets={len(self.demo)}")
 
     @staticmethod
-    def _mask(values) -> np.ndarray:
-        m = np.asarray(list(values), dtype=np.float64)
-        if m.shape != (9,) or not np.all(np.isin(m, (0.0, 1.0))) or not m.any():
-            raise ParameterError(f"parameter 'ee_mask': need 9 values, each 0 or 1, not all 0; got {m.tolist()}")
-        return m
+    def _mask(values: Any) -> np.ndarray:
+        """:func:`ee_mask`: (9,) 0/1 mask or :class:`ConfigError`."""
+        return ee_mask(values)
 
-    def _on_set_parameters(self, params) -> SetParametersResult:
-        """Runtime changes: ee_mask and move_s, validated; everything else is read-only."""
-        staged = {}
-        for p in params:
-            try:
-                if p.name == "ee_mask":
-                    staged["ee_mask"] = self._mask(p.value)
-                elif p.name == "move_s":
-                    v = float(p.value)
-                    if not 0.1 <= v <= 600.0:
-                        raise ParameterError(f"move_s must be in [0.1, 600] s, got {v}")
-                    staged["move_s"] = v
-            except (ParameterError, TypeError, ValueError) as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
-        for k, v in staged.items():
-            setattr(self, k, v)
-        return SetParametersResult(successful=True)
+    def _apply_parameters(self, changes: dict[str, Any]) -> None:
+        """Run-time changes (``ee_mask``, ``move_s``; the others are refused with their reason by
+        :func:`on_set_parameters`): the whole new set validated, then applied together (the
+        single-threaded executor runs this between two solves)."""
+        values = {**self.values, **{k: v for k, v in changes.items() if k in self.values}}
+        p = validate_ik(values, self.ctx)
+        self.values = values
+        self.move_s, self.ee_mask = p["move_s"], p["ee_mask"]
 
     # -- ROS I/O --------------------------------------------------------------------------------
     def _build_io(self) -> None:
-        reliable1 = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-        self.traj_pub = self.create_publisher(JointTrajectory, "reference_trajectory", reliable1)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, "joint_states", self._on_state, reliable1)
-        self.create_subscription(PoseStamped, "ik/target", self._on_target, 10)
-        self.create_subscription(Float64MultiArray, "ik/chain_target", self._on_chain_target, 10)
+        self.traj_pub = self.create_publisher(JointTrajectory, "reference_trajectory", qos.COMMANDS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+        self.create_subscription(JointState, "joint_states", self._on_state, qos.COMMANDS)
+        self.create_subscription(PoseStamped, "ik/target", self._on_target, qos.IK_TARGETS)
+        self.create_subscription(Float64MultiArray, "ik/chain_target", self._on_chain_target, qos.IK_TARGETS)
         self.create_timer(1.0, self._publish_diagnostics)
         self.demo_index = 0
         if len(self.demo):
@@ -272,22 +321,10 @@ class IKNode(Node):
             write_json_atomic(self.summary_path, self.summary())
 
 
-def main(args=None) -> int:
-    with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
-        try:
-            node = IKNode()
-        except (ParameterError, ParameterException, ValueError, FileNotFoundError) as exc:
-            rclpy.logging.get_logger("ik").fatal(f"start-up failed: {type(exc).__name__}: {exc}")
-            return 2
-        except KeyboardInterrupt:
-            return 0
-        try:
-            executor = make_executor()
-            executor.add_node(node)
-            spin_until_shutdown(executor)
-        finally:
-            node.write_summary()
-    return 0
+def main(args: list[str] | None = None) -> int:
+    """Entry point (``ik`` console script, ``python -m``): exit 0 after SIGINT / SIGTERM, 2 with
+    one line when the configuration is refused (a bad value, a missing or mismatched model)."""
+    return run_node(IKNode, args, name="ik")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,9 @@ MODEL_UPDATES = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, hist
                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
 MODEL_UPDATES_TOPIC = "model_updates"
 SENSOR_DATA = qos_profile_sensor_data
+#: ik/target and ik/chain_target (the ik node's requests): reliable, keep last 10, so targets sent
+#: while a solve holds the node (0.1-10 s) wait in the queue instead of being dropped
+IK_TARGETS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 #: /diagnostics: the ROS default (reliable, volatile, keep last 10), what diagnostic_aggregator expects
 DIAGNOSTICS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 

@@ -100,9 +100,9 @@ def test_ik_demo_graph():
 
 def test_node_mask_parameter_validation():
     from dynlearn_ros.nodes.ik import IKNode
-    from dynlearn_ros.nodes.params import ParameterError
+    from dynlearn_ros.core.config import ConfigError
 
     np.testing.assert_array_equal(IKNode._mask([1, 1, 1, 0, 0, 0, 1, 1, 1]), [1, 1, 1, 0, 0, 0, 1, 1, 1])
     for bad in ([1.0] * 8, [0.0] * 9, [1, 1, 1, 0.5, 0, 0, 1, 1, 1], [1, 1, 1, float("nan"), 0, 0, 1, 1, 1]):
-        with pytest.raises(ParameterError, match="ee_mask"):
+        with pytest.raises(ConfigError, match="ee_mask"):
             IKNode._mask(bad)

@@ -19,11 +19,12 @@ ROOT = share_dir()
 def declared_parameters(node_file: str) -> set[str]:
     """Parameter names a node declares: its spec table (``dynlearn_ros.core.config`` style)."""
     from dynlearn_ros.core.config import COMPUTED_TORQUE_SPEC
+    from dynlearn_ros.nodes.ik import IK_SPEC
     from dynlearn_ros.nodes.scenario_recorder import RECORDER_SPEC
     from dynlearn_ros.nodes.sim_bridge_params import BRIDGE_SPEC
 
     specs = {"computed_torque.py": COMPUTED_TORQUE_SPEC, "sim_bridge.py": BRIDGE_SPEC,
-             "scenario_recorder.py": RECORDER_SPEC}
+             "scenario_recorder.py": RECORDER_SPEC, "ik.py": IK_SPEC}
     return {s.name for s in specs.get(node_file, ())}
 
 

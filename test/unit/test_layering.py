@@ -131,9 +131,10 @@ def test_static_rules_catch_a_function_local_import(tmp_path, monkeypatch):
 
 
 def test_only_the_trainer_node_imports_learning():
-    """Training never runs in the controller's process: no node but the trainer loads learning/."""
+    """Training never runs in the controller's process: no node but the trainer (and the ik
+    planning node, docs/ik.md: NODES_WITH_LEARNING) loads learning/."""
     mods = [f"dynlearn_ros.nodes.{m.name}" for m in pkgutil.iter_modules(dynlearn_ros.nodes.__path__)
-            if m.name != "trainer"]
+            if m.name not in NODES_WITH_LEARNING]
     code = (
         "import importlib, sys\n"
         f"for m in {mods!r}:\n"
