@@ -1,7 +1,9 @@
 """The ik node in its own process (real rclpy graph, unique ROS_DOMAIN_ID), with the shipped
 learned model (models/ik_iiwa): a reachable PoseStamped gives a JointTrajectory whose final
 point's forward kinematics (Pinocchio) is within the tolerance; a NaN target and an unreachable
-one are refused with a reason and publish nothing."""
+one are refused with a reason and publish nothing. Run-time parameters: ``move_s`` and ``ee_mask``
+are validated and applied, the read-only ones refused with their reason; a bad start-up value
+ends the node with exit code 2 and one line naming the parameter."""
 
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ class Peer:
         self.diag: dict = {}
         self.node.create_subscription(JointTrajectory, "reference_trajectory", self.trajs.append, rel1)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+        from rcl_interfaces.srv import SetParameters
+
+        self.set_cli = self.node.create_client(SetParameters, "/ik/set_parameters")
         self.executor = EventsExecutor()
         self.executor.add_node(self.node)
 
@@ -57,6 +62,17 @@ class Peer:
         m.name, m.position, m.velocity = list(names), [float(v) for v in q], [0.0] * len(q)
         self.state_pub.publish(m)
 
+    def set(self, spin_until, name: str, value):
+        """One parameter through the node's set_parameters service: (successful, reason)."""
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        assert spin_until(self.executor, self.set_cli.service_is_ready, 10.0), "no /ik/set_parameters"
+        fut = self.set_cli.call_async(SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+        assert spin_until(self.executor, fut.done, 10.0), "set_parameters did not answer"
+        r = fut.result().results[0]
+        return r.successful, r.reason
+
     def close(self) -> None:
         self.executor.shutdown()
         self.node.destroy_node()
@@ -69,12 +85,15 @@ def _quat(rot: np.ndarray) -> tuple[float, float, float, float]:
     return q.x, q.y, q.z, q.w
 
 
-def test_ik_node_solves_and_refuses(start_node, ros_context, spin_until):
+def test_ik_node_solves_and_refuses(start_node, ros_context, spin_until, tmp_path):
+    import json
+
     from dynlearn_ros.learning.ik.chain import chain
 
     c = chain("iiwa")
+    summary = tmp_path / "ik.json"
     node = start_node("ik", {"robot": "iiwa", "solver": "learned", "model_dir": "ik_iiwa",
-                             "correction_rounds": 10})
+                             "correction_rounds": 10, "summary_path": str(summary)})
     peer = Peer()
     try:
         ok = spin_until(peer.executor, lambda: peer.pose_pub.get_subscription_count() > 0
@@ -112,6 +131,41 @@ def test_ik_node_solves_and_refuses(start_node, ros_context, spin_until):
         assert msg.points[-1].time_from_start.sec == 3  # move_s default
         assert spin_until(peer.executor, lambda: peer.diag.get("solved") == "1", 5.0), peer.diag
         print(f"solved in {time.monotonic() - t0:.2f} s (incl. DDS)")
+
+        # 4. run-time parameters: refusals name the parameter / the reason, nothing changes
+        ok, reason = peer.set(spin_until, "ee_mask", [1.0, 1.0, 1.0, 0.5, 0.0, 0.0, 1.0, 1.0, 1.0])
+        assert not ok and "ee_mask" in reason, reason
+        ok, reason = peer.set(spin_until, "ee_mask", [0.0] * 9)
+        assert not ok and "not all 0" in reason, reason
+        ok, reason = peer.set(spin_until, "solver", "dls")
+        assert not ok and "read-only" in reason and "restart" in reason, reason
+        ok, reason = peer.set(spin_until, "move_s", 5.5)
+        assert ok, reason
+        ok, reason = peer.set(spin_until, "ee_mask", [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+        assert ok, reason
+        # the same pose again: solved (heading free makes it easier, never harder), and the new
+        # move_s is on the trajectory: 5 s + 0.5 s
+        peer.send_pose(target[:3], _quat(rot))
+        assert spin_until(peer.executor, lambda: len(peer.trajs) == 2, 60.0), (peer.diag, node.describe())
+        stamp = peer.trajs[-1].points[-1].time_from_start
+        assert (stamp.sec, stamp.nanosec) == (5, 500_000_000)
     finally:
         peer.close()
     assert node.stop() == 0, node.describe()
+    # the summary written at exit carries the counters (2 refused, 2 solved, nothing else failed)
+    data = json.loads(summary.read_text())
+    assert data["counters"]["refused"] == 2 and data["counters"]["solved"] == 2, data
+    assert data["counters"]["errors"] == 0 and data["solve_ms"]["n"] == 2, data
+
+
+@pytest.mark.parametrize("params, name", [
+    ({"model_dir": "no_such_model"}, "model_dir"),
+    ({"ee_mask": [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 2.0, 1.0, 1.0]}, "ee_mask"),
+    ({"demo_targets": [0.5, 0.0, 0.5, 0.0, 1.0]}, "demo_targets"),
+    ({"joint_names": ["a", "b"]}, "joint_names"),
+])
+def test_ik_node_refuses_bad_start_up_values(start_node, params, name):
+    node = start_node("ik", {"robot": "iiwa", **params})
+    assert node.wait(120.0) == 2, node.describe()
+    fatal = [ln for ln in node.output().splitlines() if "start-up failed" in ln]
+    assert len(fatal) == 1 and f"'{name}'" in fatal[0], node.describe()
