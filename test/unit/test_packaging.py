@@ -63,6 +63,17 @@ def test_package_xml_declares_runtime_dependencies():
     for dep in ("rclpy", "sensor_msgs", "std_msgs", "trajectory_msgs", "diagnostic_msgs", "launch",
                 "launch_ros", "python3-numpy", "pinocchio"):
         assert dep in deps, dep
+    # every ROS package a node imports is declared (rosdep installs only what package.xml names)
+    import ast
+
+    imported = set()
+    for f in (ROOT / "dynlearn_ros" / "nodes").glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            imported |= {n.split(".")[0] for n in names}
+    ros = {m for m in imported if m.endswith("_msgs") or m in ("rclpy", "builtin_interfaces", "rcl_interfaces")}
+    assert ros - deps == set(), f"imported by nodes/, not in package.xml: {ros - deps}"
     assert "<build_type>ament_python</build_type>" in xml
     assert Path(ROOT / "resource" / "dynlearn_ros").is_file()
 
@@ -74,7 +85,10 @@ NOBLE = {"numpy": "1.26.4", "scipy": "1.11.4", "matplotlib": "3.6.3", "pyyaml": 
 # rosdep keys the package.xml may use. ROS packages: released in Jazzy and Kilted. System keys:
 # checked in ros/rosdistro rosdep/python.yaml (commit 000730dc5f91), each resolving to an apt
 # package on ubuntu; python3-pytest is the key ros2 pkg create writes for ament_python packages.
+#: ROS packages of the distribution (ros-base: rcl_interfaces gives lifecycle_msgs and
+#: builtin_interfaces, common_interfaces the *_msgs)
 ROS_PACKAGES = {"rclpy", "sensor_msgs", "std_msgs", "trajectory_msgs", "diagnostic_msgs", "rosgraph_msgs",
+                "geometry_msgs", "lifecycle_msgs", "builtin_interfaces", "rcl_interfaces",
                 "ament_index_python", "launch", "launch_ros", "pinocchio"}
 ROSDEP_SYSTEM_KEYS = {"python3-numpy": "numpy", "python3-scipy": "scipy", "python3-yaml": "pyyaml",
                       "python3-psutil": "psutil", "python3-matplotlib": "matplotlib", "python3-tqdm": "tqdm",
