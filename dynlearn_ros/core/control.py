@@ -63,13 +63,14 @@ class Counters:
     nonfinite_torque: int = 0
     clamped_joints: int = 0
     tracking_fault: int = 0
+    reference_clipped: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
             "ticks": self.ticks, "model_fallback": self.model_fallback, "stale_hold": self.stale_hold,
             "nonfinite_torque": self.nonfinite_torque, "clamped_joints": self.clamped_joints,
-            "tracking_fault": self.tracking_fault,
+            "tracking_fault": self.tracking_fault, "reference_clipped": self.reference_clipped,
             **{f"rejected_{k}": v for k, v in sorted(self.rejected.items())},
         }
 
@@ -236,6 +237,7 @@ class ComputedTorqueController:
         self.q_last = np.zeros(n)
         self.have_state = False
         self.last_state_wall = -np.inf
+        self.q_des_limits: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- inputs -------------------------------------------------------------------------
     def set_reference(self, reference: Reference, t_start: float | None = None) -> None:
@@ -307,6 +309,28 @@ class ComputedTorqueController:
             self._apply_tuning(tuning)
         return old
 
+    def set_position_limits(self, lower: np.ndarray, upper: np.ndarray) -> None:
+        """Keep the desired position inside [lower, upper] (n,) rad at every tick: the last line
+        behind the references' own checks (a spline between two valid points can overshoot)."""
+        lo, hi = np.asarray(lower, dtype=np.float64).copy(), np.asarray(upper, dtype=np.float64).copy()
+        if lo.shape != (self.n,) or hi.shape != (self.n,) or np.any(lo >= hi):
+            raise ValueError(f"position limits must be (n,) with lower < upper, got {lo}, {hi}")
+        self.q_des_limits = (lo, hi)
+
+    def _clip_desired(self) -> None:
+        """Clip q_des, q_des_next into the limits; where clipped the desired velocity and
+        acceleration are zero (the reference stops at the limit); counted per tick."""
+        lo, hi = self.q_des_limits
+        qr = self.query
+        if np.any(qr.q_des < lo) or np.any(qr.q_des > hi) or np.any(qr.q_des_next < lo) or np.any(qr.q_des_next > hi):
+            self.counters.reference_clipped += 1
+            outside = (qr.q_des < lo) | (qr.q_des > hi)
+            qr.qd_des[outside] = 0.0
+            qr.qdd_des[outside] = 0.0
+            np.clip(qr.q_des, lo, hi, out=qr.q_des)
+            np.clip(qr.q_des_next, lo, hi, out=qr.q_des_next)
+            qr.qd_des_next[(qr.q_des_next <= lo) | (qr.q_des_next >= hi)] = 0.0
+
     # -- the tick ---------------------------------------------------------------------------
     def step(self, q: np.ndarray, qd: np.ndarray, t_state: float, wall_now: float) -> Mode:
         """One control tick for a valid, fresh state (q, qd) measured at ``t_state`` (s).
@@ -339,6 +363,8 @@ class ComputedTorqueController:
         qr.qd[:] = qd
         self.reference.sample(self.t_ref, qr.q_des, qr.qd_des, qr.qdd_des)
         self.reference.sample(self.t_ref + self.dt, qr.q_des_next, qr.qd_des_next, self._scratch)
+        if self.q_des_limits is not None:
+            self._clip_desired()
         qr.tau_prev[:] = self.tau
 
         ok = self.model.predict(qr, self.tau_ff, self.std)

@@ -52,7 +52,9 @@ class Driver:
     def publish(self, names, position, velocity):
         msg = self.JointState()
         self.k += 1
-        msg.header.stamp.nanosec = self.k * 1_000_000
+        # 0.2 s between stamps: the test's steps (up to 0.4 rad) stay within what the plausibility
+        # gate allows in that time (2 x v_max x 0.2 s >= 0.68 rad on the iiwa)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(self.k * 200_000_000, 1_000_000_000)
         msg.name, msg.position, msg.velocity = list(names), list(map(float, position)), list(map(float, velocity))
         self.pub.publish(msg)
 
