@@ -23,6 +23,8 @@ until a valid command arrives; a short gap (a few missed deadlines) holds the la
 lockstep the same happens when ``lockstep_timeout_ms`` passes without a command. Each loss of
 commands is logged (error) and counted (``command_losses``, ``brake_steps``); /diagnostics is
 ERROR while braking, and says when the command publisher has left the graph (a dead controller).
+More than one publisher on the command topic (two controllers on one graph) is treated the
+same way: the brakes hold until one remains (counted in ``command_conflicts``, logged).
 ``on_command_loss:=hold_last`` keeps the old behaviour (last torque for ever) for experiments.
 
 A command of the wrong length or with a non-finite value is rejected (counter, throttled warning,
@@ -92,6 +94,8 @@ class SimBridgeNode(Node):
         self.command_losses = 0  # episodes: commands stopped and the brakes engaged
         self._last_valid_ns = 0  # perf_counter_ns of the last valid command
         self._cmd_publishers = 0
+        self._cmd_conflict = False
+        self.command_conflicts = 0
         self.deadline_misses = 0
         self.rejected = 0
         self.payload_msgs = 0
@@ -116,6 +120,7 @@ class SimBridgeNode(Node):
         self.sub_payload = self.create_subscription(Float64, "~/payload_kg", self._on_payload_msg, 10)
         on_set_parameters(self, BRIDGE_SPEC, self._apply_parameters)
         self.create_timer(1.0, self._publish_diagnostics)
+        self.create_timer(0.25, self._check_command_publishers)
         self.get_logger().info(
             f"{cfg['robot']} ({n} joints) at {cfg['rate_hz']:g} Hz, {cfg['stepping']}, payload {cfg['payload_kg']:g} kg, "
             f"friction b={self.plant.friction_viscous.tolist()} fc={self.plant.friction_coulomb.tolist()}; "
@@ -157,6 +162,16 @@ class SimBridgeNode(Node):
                 self._have_cmd = True
                 self._last_valid_ns = time.perf_counter_ns()
         self._fresh = True
+
+    def _check_command_publishers(self) -> None:
+        count = self.count_publishers(self.sub_cmd.topic_name)
+        if count > 1 and not self._cmd_conflict:
+            self.command_conflicts += 1
+            self.get_logger().error(f"{count} publishers on {self.sub_cmd.topic_name} (two controllers?): "
+                                    "brakes on until one remains")
+        elif count <= 1 and self._cmd_conflict:
+            self.get_logger().warning(f"one publisher on {self.sub_cmd.topic_name} again")
+        self._cmd_conflict = count > 1
 
     def _publish_state(self) -> None:
         stamp_ns = self.k * self.dt_ns
@@ -245,6 +260,7 @@ class SimBridgeNode(Node):
     def _step_and_publish(self, commands_lost: bool = False) -> None:
         """One step with the last valid command, or with the brakes when ``commands_lost`` (and
         ``on_command_loss`` is brake), then publish the new state."""
+        commands_lost = commands_lost or self._cmd_conflict
         if commands_lost and self.cfg["on_command_loss"] == "brake":
             if not self.plant.braking:
                 self.command_losses += 1
@@ -325,6 +341,7 @@ class SimBridgeNode(Node):
             "clamps": int(self.plant.clamped_steps), "clamps_per_joint": self.plant.clamp_counts.tolist(),
             "timeouts": self.timeouts, "rejected_commands": self.rejected,
             "command_losses": self.command_losses, "brake_steps": int(self.plant.brake_steps),
+            "command_conflicts": self.command_conflicts,
             "max_abs_qd": float(self.max_abs_qd),
             "deadline_misses": self.deadline_misses,
             "deadline_miss_ratio": (self.deadline_misses / ticks if ticks else 0.0)
