@@ -64,6 +64,7 @@ class Counters:
     clamped_joints: int = 0
     tracking_fault: int = 0
     reference_clipped: int = 0
+    late_ticks: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -71,6 +72,7 @@ class Counters:
             "ticks": self.ticks, "model_fallback": self.model_fallback, "stale_hold": self.stale_hold,
             "nonfinite_torque": self.nonfinite_torque, "clamped_joints": self.clamped_joints,
             "tracking_fault": self.tracking_fault, "reference_clipped": self.reference_clipped,
+            "late_ticks": self.late_ticks,
             **{f"rejected_{k}": v for k, v in sorted(self.rejected.items())},
         }
 
@@ -238,6 +240,7 @@ class ComputedTorqueController:
         self.have_state = False
         self.last_state_wall = -np.inf
         self.q_des_limits: tuple[np.ndarray, np.ndarray] | None = None
+        self.gain_scale = 1.0   # < 1: gains lowered for a late state (see set_gain_scale)
 
     # -- inputs -------------------------------------------------------------------------
     def set_reference(self, reference: Reference, t_start: float | None = None) -> None:
@@ -317,6 +320,18 @@ class ComputedTorqueController:
             raise ValueError(f"position limits must be (n,) with lower < upper, got {lo}, {hi}")
         self.q_des_limits = (lo, hi)
 
+    def set_gain_scale(self, scale: float) -> None:
+        """Scale the next ticks' gains: K_P by ``scale`` in (0, 1], K_D by sqrt(scale) (the same
+        damping ratio at a lower natural frequency). The node lowers it for late states
+        (:func:`dynlearn_ros.core.safety.lateness_gain_scale`); 1 = the schedule's gains."""
+        self.gain_scale = float(min(max(scale, 1e-6), 1.0))
+        if self.gain_scale < 1.0:
+            self.counters.late_ticks += 1
+
+    def _scale_gains(self) -> None:
+        self.kp *= self.gain_scale
+        self.kd *= np.sqrt(self.gain_scale)
+
     def _clip_desired(self) -> None:
         """Clip q_des, q_des_next into the limits; where clipped the desired velocity and
         acceleration are zero (the reference stops at the limit); counted per tick."""
@@ -380,6 +395,8 @@ class ComputedTorqueController:
             self.envelope.reset(self.schedule.sigma_f)   # confidence returns gradually afterwards
             self.schedule.max_gains(self.kp, self.kd)
 
+        if self.gain_scale < 1.0:
+            self._scale_gains()
         np.subtract(qr.q_des, q, out=self.err)
         if self._limit_on:
             np.abs(self.err, out=self._scratch)
@@ -428,6 +445,8 @@ class ComputedTorqueController:
         self.analytic.predict(qr, self.tau_ff, self._scratch)
         self.std[:] = self.schedule.sigma_f
         self.schedule.max_gains(self.kp, self.kd)
+        if self.gain_scale < 1.0:
+            self._scale_gains()
         np.subtract(self.q_fault, q, out=self.err)
         tau = self.tau
         np.multiply(self.kp, self.err, out=tau)

@@ -289,3 +289,40 @@ def check_trajectory(msg_names: Sequence[str], joint_names: Sequence[str], times
         raise TrajectoryError(f"point {k}: joint {joint_names[j]} = {pos[k, j]:.4g} rad is outside its limits "
                               f"[{lo[j]:.4g}, {hi[j]:.4g}] ({int(bad.any(axis=1).sum())} points outside)")
     return times, pos, vel
+
+
+def interior_velocities(times: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Central-difference velocities (m, n) rad/s of points (times (m,), positions (m, n)), zero
+    at the last point; the first row is left 0 for :class:`PrefixedSpline` to fill."""
+    v = np.zeros_like(positions)
+    if times.size > 2:
+        v[1:-1] = (positions[2:] - positions[:-2]) / (times[2:] - times[:-2])[:, None]
+    return v
+
+
+class PrefixedSpline(Reference):
+    """A spline ``body`` (built and checked off the control path, its first time > 0) preceded
+    by the segment from the state (q0, qd0) (n,) at t = 0 to the body's first point: the same
+    curve as :class:`SplineReference` through (0, q0, qd0) and the body's points, built in O(n)
+    so it can be swapped in between two ticks whatever the body's size.
+
+    ``estimated``: the body's velocities are central differences (:func:`interior_velocities`);
+    its first one, which needs q0, is set here (in ``body``, which this object then owns)."""
+
+    def __init__(self, q0: np.ndarray, qd0: np.ndarray, body: SplineReference, estimated: bool) -> None:
+        q0 = np.asarray(q0, dtype=np.float64)
+        t = body.t
+        if estimated:
+            body.v[0] = (body.p[1] - q0) / t[1] if t.size > 1 else 0.0
+            qd0 = np.zeros_like(q0)
+        self.body = body
+        self.head = SplineReference([0.0, t[0]], np.vstack([q0, body.p[0]]), np.vstack([qd0, body.v[0]]))
+        self.t1 = float(t[0])
+        self.n = body.n
+
+    @property
+    def duration(self) -> float:
+        return self.body.duration
+
+    def sample(self, t: float, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray) -> None:
+        (self.head if t < self.t1 else self.body).sample(t, q, qd, qdd)

@@ -16,9 +16,10 @@ import numpy as np
 class Driver:
     """One rclpy node (the default context must be initialised) with a JointState publisher on
     ``joint_states``, a recorder on ``effort_controller/commands`` and a JointTrajectory
-    publisher on ``reference_trajectory``."""
+    publisher on ``reference_trajectory`` (``states``: False for a listener that leaves the
+    joint states to the bridge)."""
 
-    def __init__(self, joint_names: Sequence[str], node_name: str = "fault_driver") -> None:
+    def __init__(self, joint_names: Sequence[str], node_name: str = "fault_driver", states: bool = True) -> None:
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
@@ -29,7 +30,9 @@ class Driver:
         self.JointState = JointState
         self.node = rclpy.create_node(node_name)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.pub = self.node.create_publisher(JointState, "joint_states", reliable)
+        # states=False: listen to the commands only (a second publisher on joint_states would be
+        # a second source, which the controller refuses)
+        self.pub = self.node.create_publisher(JointState, "joint_states", reliable) if states else None
         self.traj_pub = self.node.create_publisher(JointTrajectory, "reference_trajectory",
                                                    QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self.cmds: list[tuple[float, np.ndarray]] = []

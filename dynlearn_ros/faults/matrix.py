@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from dynlearn_ros.core.robots import robot_spec
+from dynlearn_ros.launch_graph import LOCKSTEP_STALE_TIMEOUT_MS as LOCKSTEP_STALE_MS
 from dynlearn_ros.procs import NodeProcess, claim_domain_id
 
 ROBOT = "iiwa"
@@ -85,10 +86,10 @@ class Ctx:
         self.procs.append(p)
         return p
 
-    def driver(self):
+    def driver(self, states: bool = True):
         from dynlearn_ros.faults.driver import Driver
 
-        d = Driver(self.spec.joint_names, node_name=f"fault_driver_{len(self.drivers)}_{os.getpid()}")
+        d = Driver(self.spec.joint_names, node_name=f"fault_driver_{len(self.drivers)}_{os.getpid()}", states=states)
         self.drivers.append(d)
         return d
 
@@ -320,7 +321,7 @@ def row_huge_trajectory(ctx: Ctx) -> list[Check]:
     k = 0
     t0 = time.monotonic()
     n0 = len(drv.cmds)
-    while time.monotonic() - t0 < 25.0:
+    while time.monotonic() - t0 < 60.0:
         k += 1
         drv.publish(q0, zero, 1.0 + k * 1e-3)
         t_pub.append(time.monotonic())
@@ -347,20 +348,20 @@ def row_runtime_params_refused(ctx: Ctx) -> list[Check]:
     """Item 9 (verify): k_min = k_max = 0 and model_kind = foo are refused with the reason."""
     from rcl_interfaces.msg import Parameter as ParamMsg
     from rcl_interfaces.msg import ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
+    from rcl_interfaces.srv import SetParametersAtomically
 
     ctl, drv, summary, q0, zero = _controller(ctx)
-    client = drv.node.create_client(SetParameters, "/computed_torque/set_parameters")
+    client = drv.node.create_client(SetParametersAtomically, "/computed_torque/set_parameters_atomically")
     end = time.monotonic() + 10.0
     while not client.service_is_ready() and time.monotonic() < end:
         drv.spin(0.05)
 
-    def call(params):
-        fut = client.call_async(SetParameters.Request(parameters=params))
+    def call(params):   # one atomic set: both gains at once, as a user would change them
+        fut = client.call_async(SetParametersAtomically.Request(parameters=params))
         end = time.monotonic() + 10.0
         while not fut.done() and time.monotonic() < end:
             drv.spin(0.02)
-        return fut.result().results[0] if fut.done() else None
+        return fut.result().result if fut.done() else None
 
     arr = ParameterType.PARAMETER_DOUBLE_ARRAY
     r1 = call([ParamMsg(name="k_min", value=ParameterValue(type=arr, double_array_value=[0.0])),
@@ -407,13 +408,15 @@ def row_controller_killed(ctx: Ctx, stepping: str) -> list[Check]:
     """kill -9 of the controller while it tracks the sine: the bridge brakes (command watchdog),
     logs it and counts it; the arm stops instead of flailing (|qd| stays below the velocity
     limit; the unsafe hold_last behaviour reached 16 rad/s in issue 13)."""
-    ctl = ctx.start("computed_torque", {"robot": ROBOT, "stale_timeout_ms": 50.0 if stepping == "realtime" else 60000.0})
-    params = {"stepping": stepping, "duration_s": 2.0 if stepping == "realtime" else 0.6}
+    ctl = ctx.start("computed_torque", {"robot": ROBOT, "stale_timeout_ms": 50.0 if stepping == "realtime" else LOCKSTEP_STALE_MS})
+    # lockstep: 0.25 s of sim time, the kill after 100 steps, then 150 braked steps of
+    # lockstep_timeout_ms (200 ms: a loaded 2-core machine answers within it) = 30 s at most
+    params = {"stepping": stepping, "duration_s": 2.0 if stepping == "realtime" else 0.25}
     if stepping == "lockstep":
-        params["lockstep_timeout_ms"] = 20.0
+        params["lockstep_timeout_ms"] = 200.0
     br, stats_path = _bridge(ctx, params)
-    drv = ctx.driver()   # listens to the commands only
-    ok_run = _wait_commands(drv, 300, 60.0)
+    drv = ctx.driver(states=False)   # listens to the commands only
+    ok_run = _wait_commands(drv, 100 if stepping == "lockstep" else 500, 60.0)
     os.kill(ctl.pid, signal.SIGKILL)
     ctl.proc.wait(timeout=10)
     try:
@@ -437,13 +440,15 @@ def row_controller_killed(ctx: Ctx, stepping: str) -> list[Check]:
 
 def row_two_controllers(ctx: Ctx) -> list[Check]:
     """Two controllers on one graph: the bridge sees two command publishers and brakes."""
-    a = ctx.start("computed_torque", {"robot": ROBOT, "stale_timeout_ms": 60000.0})
-    b = ctx.start("computed_torque", {"robot": ROBOT, "stale_timeout_ms": 60000.0})
-    drv = ctx.driver()
+    a = ctx.start("computed_torque", {"robot": ROBOT, "stale_timeout_ms": LOCKSTEP_STALE_MS})
+    b = ctx.start("computed_torque", {"robot": ROBOT, "stale_timeout_ms": LOCKSTEP_STALE_MS})
+    drv = ctx.driver(states=False)
     end = time.monotonic() + 30.0
     while drv.node.count_publishers("effort_controller/commands") < 2 and time.monotonic() < end:
+        if a.poll() is not None or b.poll() is not None:
+            raise RuntimeError("a controller exited:\n" + a.tail() + "\n" + b.tail())
         drv.spin(0.1)
-    br, stats_path = _bridge(ctx, {"stepping": "lockstep", "duration_s": 0.5, "lockstep_timeout_ms": 50.0})
+    br, stats_path = _bridge(ctx, {"stepping": "lockstep", "duration_s": 0.3, "lockstep_timeout_ms": 200.0})
     try:
         rc = br.wait(timeout=120.0)
     except subprocess.TimeoutExpired:
@@ -469,7 +474,7 @@ def row_realtime_cpu_hog(ctx: Ctx) -> list[Check]:
     try:
         summary = ctx.path("summary.json")
         ctl = ctx.start("computed_torque", {"robot": ROBOT, "summary_path": str(summary)})
-        drv = ctx.driver()
+        drv = ctx.driver(states=False)
         br, stats_path = _bridge(ctx, {"stepping": "realtime", "duration_s": 5.0})
         try:
             rc = br.wait(timeout=120.0)

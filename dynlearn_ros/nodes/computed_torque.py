@@ -48,9 +48,10 @@ from dynlearn_ros.core.config import (  # noqa: E402
 from dynlearn_ros.core.control import Mode  # noqa: E402
 from dynlearn_ros.core.inverse_model import InverseModel  # noqa: E402
 from dynlearn_ros.core.robots import robot_spec  # noqa: E402
-from dynlearn_ros.core.safety import OK, SECOND_SOURCE, STAMP_REPEATED, JointStateMapper, SourceLock, StateGate  # noqa: E402
+from dynlearn_ros.core.safety import (  # noqa: E402
+    OK, SECOND_SOURCE, STAMP_REPEATED, JointStateMapper, LatenessMeter, SourceLock, StateGate, lateness_gain_scale)
 from dynlearn_ros.core.status import STATUS_FIELDS, fill_status, status_label, status_width  # noqa: E402
-from dynlearn_ros.core.trajectories import SplineReference, fit_to_limits  # noqa: E402
+from dynlearn_ros.core.trajectories import PrefixedSpline, fit_to_limits  # noqa: E402
 from dynlearn_ros.nodes import qos  # noqa: E402
 from dynlearn_ros.nodes.params import declare_spec, on_set_parameters, write_json_atomic  # noqa: E402
 from dynlearn_ros.nodes.runner import run_node  # noqa: E402
@@ -115,8 +116,12 @@ class ComputedTorqueNode(Node):
         self.source = SourceLock(silence_s=config.stale_timeout_s)
         self.ctl.set_position_limits(spec.lower, spec.upper)
         self.intake = TrajectoryIntake(self.joint_names, spec.lower, spec.upper)
+        self.intake.start()
         self.limits = (spec.lower, spec.upper)
         self._last_cmd_wall = -np.inf
+        self._reject_logged: dict[str, float] = {}
+        self.lateness = LatenessMeter()
+        self._omega_max = float(np.sqrt(np.max(config.k_max / self.ctx.inertia)))
 
     def _load_model(self, kind: str, model_dir: str) -> InverseModel:
         """The slot's loader (worker thread): ``kind`` '' reads the kind from metadata.json."""
@@ -158,6 +163,7 @@ class ComputedTorqueNode(Node):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.config = new
+        self._omega_max = float(np.sqrt(np.max(new.k_max / self.ctx.inertia)))
         self.ctl.stage_tuning(tuning)
         self.slot.reprepare()
         if new.stale_timeout_s != old.stale_timeout_s:
@@ -230,9 +236,13 @@ class ComputedTorqueNode(Node):
         self.start_wall = time.monotonic()
 
     def _count_reject(self, reason: str) -> None:
+        """Count a rejected joint state; log it at most every LOG_THROTTLE_S per reason."""
         count = self.ctl.count_rejected(reason)
-        self.get_logger().warning(f"joint state rejected ({reason}); {count} so far; keeping the "
-                                  "last valid state", throttle_duration_sec=LOG_THROTTLE_S)
+        now = time.monotonic()
+        if now - self._reject_logged.get(reason, -np.inf) >= LOG_THROTTLE_S:
+            self._reject_logged[reason] = now
+            self.get_logger().warning(f"joint state rejected ({reason}); {count} so far; keeping the "
+                                      "last valid state")
 
     def _on_state(self, msg: JointState, info: dict | None = None) -> None:
         t_start = time.perf_counter_ns()
@@ -263,6 +273,9 @@ class ComputedTorqueNode(Node):
             return
         self.gate.accept(self.mapper.q, t_state)
         ctl = self.ctl
+        if config.time_source == "stamp":   # a late state gets softer gains (docs/safety.md)
+            late = self.lateness.update(t_state, wall)
+            ctl.set_gain_scale(lateness_gain_scale(self._omega_max, late, config.control_period_s))
         cand = self.slot.take_ready()
         if cand is not None:   # hot swap between two ticks: one reference
             self.slot.activated(cand, ctl.swap_model(cand.model, cand.prepared))
@@ -315,19 +328,14 @@ class ComputedTorqueNode(Node):
             if not self.ctl.started:
                 self._reject_trajectory("no joint state received yet")
                 continue
-            times, pos, vel = result
+            body, estimated = result
             n = self.ctl.n
             q_now, qd_now, qdd_now = np.zeros(n), np.zeros(n), np.zeros(n)
             self.ctl.desired_now(q_now, qd_now, qdd_now)   # the hold position after a fault
-            try:
-                ref = SplineReference(np.concatenate([[0.0], times]), np.vstack([q_now, pos]),
-                                      None if vel is None else np.vstack([qd_now, vel]))
-            except ValueError as exc:
-                self._reject_trajectory(str(exc))
-                continue
+            ref = PrefixedSpline(q_now, qd_now, body, estimated)
             cleared = self.ctl.faulted
             self.ctl.set_reference(ref)   # t=0 of the new reference: now
-            self.get_logger().info(f"new reference trajectory: {times.size} points over {ref.duration:.2f} s "
+            self.get_logger().info(f"new reference trajectory: {body.t.size} points over {ref.duration:.2f} s "
                                    f"({size} bytes)" + ("; following-error fault cleared" if cleared else ""))
 
     def _check_sources(self) -> None:

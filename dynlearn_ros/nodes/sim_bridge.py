@@ -15,6 +15,8 @@ Stepping (parameter ``stepping``):
   for that step. Deterministic: same commands, same trajectory.
 * ``realtime``: after the first valid command, one step per 1/rate_hz on absolute wall-clock
   deadlines with the latest valid command; no new command since the last state = deadline miss.
+  A loop more than STALL_PERIODS behind (the bridge starved of CPU) re-anchors its deadlines:
+  the simulated physics pause with the bridge instead of catching up in a burst.
 
 Command watchdog (like a real robot's: FRI and libfranka stop the arm when commands stop): in
 realtime, no valid command for ``command_timeout_ms`` (wall clock) engages the brakes
@@ -63,6 +65,7 @@ from dynlearn_ros.nodes.sim_bridge_params import BRIDGE_SPEC, validate_bridge  #
 from dynlearn_ros.sim.plant import SimPlant  # noqa: E402
 from dynlearn_ros.sim.stats import LatencyRecorder  # noqa: E402
 
+STALL_PERIODS = 2  # realtime: more than this many periods behind = a stall of the bridge (re-anchor)
 FIRST_STATE_REPEAT_S = 0.1  # lockstep/realtime: re-send state 0 this often until the first command
 
 
@@ -91,6 +94,7 @@ class SimBridgeNode(Node):
         self._awaiting_reply = False
         self.k = 0  # index of the last published state
         self.timeouts = 0
+        self.stalls = 0  # realtime: the loop fell > STALL_PERIODS behind and re-anchored
         self.command_losses = 0  # episodes: commands stopped and the brakes engaged
         self._last_valid_ns = 0  # perf_counter_ns of the last valid command
         self._cmd_publishers = 0
@@ -322,7 +326,11 @@ class SimBridgeNode(Node):
             self._step_and_publish(clock() - self._last_valid_ns > cmd_timeout_ns)
             next_tick += period_ns
             late = clock() - next_tick
-            if late > 100 * period_ns:  # stalled (e.g. suspended): re-anchor instead of bursting
+            if late > STALL_PERIODS * period_ns:
+                # the bridge itself was stalled (CPU starved, suspended): the plant's physics
+                # pause with it - re-anchor instead of bursting through the missed steps with
+                # one stale command (a burst is physics a real arm would never see)
+                self.stalls += 1
                 next_tick = clock() + period_ns
 
     # ------------------------------------------------------------------ exit
@@ -341,7 +349,7 @@ class SimBridgeNode(Node):
             "clamps": int(self.plant.clamped_steps), "clamps_per_joint": self.plant.clamp_counts.tolist(),
             "timeouts": self.timeouts, "rejected_commands": self.rejected,
             "command_losses": self.command_losses, "brake_steps": int(self.plant.brake_steps),
-            "command_conflicts": self.command_conflicts,
+            "command_conflicts": self.command_conflicts, "stalls": self.stalls,
             "max_abs_qd": float(self.max_abs_qd),
             "deadline_misses": self.deadline_misses,
             "deadline_miss_ratio": (self.deadline_misses / ticks if ticks else 0.0)
