@@ -240,43 +240,30 @@ class SourceLock:
 LATENESS_PHASE = 0.25
 
 
-def lateness_gain_scale(omega_max: float, lateness_s: float, period_s: float) -> float:
-    """The factor for K_P (K_D gets its square root) of a tick whose state arrived
-    ``lateness_s`` later than the stamps say it should (:class:`LatenessMeter`):
+def lateness_gain_scale(omega_max: float, delay_s: float, period_s: float) -> float:
+    """The factor for K_P (K_D gets its square root) of a tick that follows ``delay_s`` of
+    plant time on one held command (:func:`held_delay`):
 
-        scale = f(period + lateness) / f(period),   f(d) = min(1, (LATENESS_PHASE / (omega_max d))^2)
+        scale = f(delay) / f(period),   f(d) = min(1, (LATENESS_PHASE / (omega_max d))^2)
 
-    so an on-time state always keeps the schedule's gains. omega_max: the controller's highest
-    natural frequency (rad/s), sqrt(K_max / inertia). At omega 40 rad/s and 1 kHz a state 10 ms
-    late gets 0.39 of K_P, 50 ms late 0.024: softer, not unstable - the graceful side of a
-    loaded machine (docs/safety.md)."""
+    so an on-time tick (delay = one period) always keeps the schedule's gains. omega_max: the
+    controller's highest natural frequency (rad/s), sqrt(K_max / inertia). At omega 40 rad/s
+    and 1 kHz a tick after 10 ms gets 0.39 of K_P, after 50 ms 0.016: softer, not unstable -
+    the graceful side of a loaded machine (docs/safety.md)."""
     def f(d: float) -> float:
         return min(1.0, (LATENESS_PHASE / (omega_max * d)) ** 2)
 
-    return f(period_s + max(lateness_s, 0.0)) / f(period_s)
+    return f(max(delay_s, period_s)) / f(period_s)
 
 
-class LatenessMeter:
-    """How late a state arrives, from its stamp and its arrival time (both s).
-
-    offset = arrival - stamp; the low-water mark ``low`` of the offset is the on-time
-    arrival (it follows the minimum at once and rises by at most ``drift`` s per s of wall time,
-    so a clock that slips - a bridge that paused its physics - is followed within a second);
-    lateness = offset - low >= 0. A driver that publishes slower than its stamps advance is
-    never late."""
-
-    def __init__(self, drift: float = 0.1) -> None:
-        self.drift = float(drift)
-        self.low: float | None = None
-        self._wall = 0.0
-        self.lateness = 0.0
-
-    def update(self, stamp: float, arrival: float) -> float:
-        offset = arrival - stamp
-        if self.low is None:
-            self.low = offset
-        else:
-            self.low = min(offset, self.low + self.drift * max(arrival - self._wall, 0.0))
-        self._wall = arrival
-        self.lateness = offset - self.low
-        return self.lateness
+def held_delay(dstamp: float, dwall: float, period_s: float, max_gap_s: float) -> float:
+    """How long (s) the plant ran on the previous command before this state: the stamp step
+    ``dstamp`` since the last accepted state, when the plant runs on the wall clock (the stamp
+    step and the arrival step ``dwall`` agree within a factor 2) and the gap is shorter than
+    ``max_gap_s`` (the stale timeout: a longer one is a resumption after the hold, not a late
+    tick). Otherwise one ``period_s``: a lockstep plant waits for each command (its stamps
+    advance one period per exchange, however slow the exchange), and a driver whose stamps
+    advance faster or slower than its messages arrive tells nothing about held commands."""
+    if 0.0 < dstamp <= max_gap_s and 0.5 * dstamp <= dwall <= 2.0 * dstamp:
+        return dstamp
+    return period_s

@@ -49,7 +49,7 @@ from dynlearn_ros.core.control import Mode  # noqa: E402
 from dynlearn_ros.core.inverse_model import InverseModel  # noqa: E402
 from dynlearn_ros.core.robots import robot_spec  # noqa: E402
 from dynlearn_ros.core.safety import (  # noqa: E402
-    OK, SECOND_SOURCE, STAMP_REPEATED, JointStateMapper, LatenessMeter, SourceLock, StateGate, lateness_gain_scale)
+    OK, SECOND_SOURCE, STAMP_REPEATED, JointStateMapper, SourceLock, StateGate, held_delay, lateness_gain_scale)
 from dynlearn_ros.core.status import STATUS_FIELDS, fill_status, status_label, status_width  # noqa: E402
 from dynlearn_ros.core.trajectories import PrefixedSpline, fit_to_limits  # noqa: E402
 from dynlearn_ros.nodes import qos  # noqa: E402
@@ -120,7 +120,7 @@ class ComputedTorqueNode(Node):
         self.limits = (spec.lower, spec.upper)
         self._last_cmd_wall = -np.inf
         self._reject_logged: dict[str, float] = {}
-        self.lateness = LatenessMeter()
+        self._last_accept_wall = -np.inf
         self._omega_max = float(np.sqrt(np.max(config.k_max / self.ctx.inertia)))
 
     def _load_model(self, kind: str, model_dir: str) -> InverseModel:
@@ -271,11 +271,14 @@ class ComputedTorqueNode(Node):
             if gate == STAMP_REPEATED and wall - self._last_cmd_wall > REPEAT_ANSWER_S and self.ctl.started:
                 self._publish_command()   # a re-sent state (lockstep start) gets the last command again
             return
+        t_prev = self.gate.t_last
         self.gate.accept(self.mapper.q, t_state)
         ctl = self.ctl
-        if config.time_source == "stamp":   # a late state gets softer gains (docs/safety.md)
-            late = self.lateness.update(t_state, wall)
-            ctl.set_gain_scale(lateness_gain_scale(self._omega_max, late, config.control_period_s))
+        # a tick after the plant ran long on one command gets softer gains (docs/safety.md)
+        delay = config.control_period_s if t_prev is None else held_delay(
+            t_state - t_prev, wall - self._last_accept_wall, config.control_period_s, config.stale_timeout_s)
+        self._last_accept_wall = wall
+        ctl.set_gain_scale(lateness_gain_scale(self._omega_max, delay, config.control_period_s))
         cand = self.slot.take_ready()
         if cand is not None:   # hot swap between two ticks: one reference
             self.slot.activated(cand, ctl.swap_model(cand.model, cand.prepared))

@@ -133,18 +133,18 @@ def test_prefixed_spline_is_the_spline_through_the_current_state(m, given):
     assert fast.duration == ref.duration
 
 
-def test_lateness_scale_and_meter():
-    # on time: the schedule's gains; later: monotonically softer
-    assert S.lateness_gain_scale(40.0, 0.0, 1e-3) == 1.0
+def test_lateness_scale_and_held_delay():
+    # on time: the schedule's gains; after longer holds: monotonically softer
+    assert S.lateness_gain_scale(40.0, 1e-3, 1e-3) == 1.0
     s10, s50 = S.lateness_gain_scale(40.0, 0.01, 1e-3), S.lateness_gain_scale(40.0, 0.05, 1e-3)
-    assert s10 == pytest.approx((0.25 / (40 * 0.011)) ** 2) and 0 < s50 < s10 < 1
-    # uniform gains on a light joint (omega 1000 rad/s): relative to on time, not absolute
-    assert S.lateness_gain_scale(1000.0, 0.0, 1e-3) == 1.0
-    m = S.LatenessMeter(drift=0.1)
-    for k in range(100):               # on time: arrival = stamp + 0.3 ms
-        assert m.update(k * 1e-3, 5.0 + k * 1e-3 + 3e-4) == pytest.approx(0.0, abs=1e-12)
-    # 20 ms late; the low-water mark rose by drift x the 21 ms of wall time since the last state
-    assert m.update(0.1, 5.1 + 0.02 + 3e-4) == pytest.approx(0.02 - 0.1 * 0.021)
-    # a driver publishing slower than its stamps advance is never late
-    m2 = S.LatenessMeter()
-    assert all(m2.update(k * 0.2, k * 0.02) == 0.0 for k in range(20))
+    assert s10 == pytest.approx((0.25 / (40 * 0.01)) ** 2) and 0 < s50 < s10 < 1
+    # uniform gains on a light joint (omega 1000 rad/s): relative to an on-time tick
+    assert S.lateness_gain_scale(1000.0, 1e-3, 1e-3) == 1.0
+    assert S.lateness_gain_scale(1000.0, 2e-3, 1e-3) == pytest.approx(0.25)
+    # realtime plant, 20 ms of states missed: the stamp step (wall agrees)
+    assert S.held_delay(0.02, 0.021, 1e-3, 0.05) == 0.02
+    # lockstep under load: stamps advance one period per (slow) exchange -> one period
+    assert S.held_delay(1e-3, 0.004, 1e-3, 2.0) == 1e-3
+    # a driver whose stamps jump faster than it publishes, or a resumption after the hold
+    assert S.held_delay(0.2, 0.02, 1e-3, 0.4) == 1e-3
+    assert S.held_delay(1.0, 1.0, 1e-3, 0.4) == 1e-3
