@@ -49,7 +49,15 @@ from dynlearn_ros.core.control import Mode  # noqa: E402
 from dynlearn_ros.core.inverse_model import InverseModel  # noqa: E402
 from dynlearn_ros.core.robots import robot_spec  # noqa: E402
 from dynlearn_ros.core.safety import (  # noqa: E402
-    OK, SECOND_SOURCE, STAMP_REPEATED, JointStateMapper, SourceLock, StateGate, held_delay, lateness_gain_scale)
+    OK,
+    SECOND_SOURCE,
+    STAMP_REPEATED,
+    JointStateMapper,
+    SourceLock,
+    StateGate,
+    held_delay,
+    lateness_gain_scale,
+)
 from dynlearn_ros.core.status import STATUS_FIELDS, fill_status, status_label, status_width  # noqa: E402
 from dynlearn_ros.core.trajectories import PrefixedSpline, fit_to_limits  # noqa: E402
 from dynlearn_ros.nodes import qos  # noqa: E402

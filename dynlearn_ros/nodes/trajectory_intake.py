@@ -12,12 +12,17 @@ two ticks and builds the spline there (vectorised numpy: milliseconds for 100 00
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Sequence
 import queue
+from collections.abc import Sequence
 
 import numpy as np
 
-from dynlearn_ros.core.trajectories import SplineReference, TrajectoryError, check_trajectory, interior_velocities
+from dynlearn_ros.core.trajectories import (
+    SplineReference,
+    TrajectoryError,
+    check_trajectory,
+    interior_velocities,
+)
 
 #: trajectories larger than this (bytes of CDR) are refused unread: 1e6 points of 7 joints with
 #: velocities is ~ 130 MB; nothing a controller should hold in memory as one reference
