@@ -313,9 +313,10 @@ def row_reference_beyond_limits(ctx: Ctx) -> list[Check]:
 def row_huge_trajectory(ctx: Ctx) -> list[Check]:
     """100 000 points arrive while the driver streams states at ~1 kHz: the controller keeps
     answering. Bound: the largest gap between commands stays within the driver's own largest gap
-    between states + 200 ms. The stall this guards against is >= 1.5 s (deserializing 100 000
-    points in the node, issue 13); scheduling noise on a loaded 2-core machine alone reaches
-    ~100 ms (the driver's own gaps, measured here), so 200 ms separates the two by 7x."""
+    between states + 0.75 s, half the stall this guards against (>= 1.5 s: deserializing 100 000
+    points in the node, issue 13). Off the control path the gap measured here was 0.1-0.33 s on a
+    2-core machine at load average 10 (the parser process competes for the cores), so the bound
+    separates the two cases with room on both sides."""
     ctl, drv, summary, q0, zero = _controller(ctx)
     sender = subprocess.Popen([sys.executable, "-m", "dynlearn_ros.faults.big_trajectory", "100000"],
                               env=ctx.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -339,7 +340,7 @@ def row_huge_trajectory(ctx: Ctx) -> list[Check]:
     ctx.figures.update(max_command_gap_ms=gap_cmd * 1e3, max_state_gap_ms=gap_state * 1e3, states=len(t_pub))
     return [
         Check("trajectory accepted", "new reference trajectory: 100000 points" in ctl.output(), sender_out[-300:]),
-        Check("no stall: command gap <= state gap + 200 ms", gap_cmd <= gap_state + 0.2,
+        Check("no stall: command gap <= state gap + 0.75 s", gap_cmd <= gap_state + 0.75,
               f"command gap {gap_cmd * 1e3:.1f} ms, state gap {gap_state * 1e3:.1f} ms"),
         Check("clean exit", rc == 0, f"exit {rc}"),
         *_torque_checks(ctx, drv.cmds),
@@ -507,10 +508,11 @@ def row_realtime_cpu_hog(ctx: Ctx) -> list[Check]:
 
 # ---------------------------------------------------------------------------- CLI rows
 def _one_line_error(rc: int, out: str, path: str) -> list[Check]:
-    lines = [ln for ln in out.strip().splitlines() if ln.strip() and "pybullet build time" not in ln]
+    # progress lines a command printed before the error are fine; the error itself is one line
+    lines = [ln for ln in out.strip().splitlines() if "error:" in ln]
     return [
         Check("exit 2", rc == 2, f"exit {rc}"),
-        Check("one line naming the file", len(lines) == 1 and path in lines[0], out.strip()[-400:]),
+        Check("one error line naming the file", len(lines) == 1 and path in lines[0], out.strip()[-400:]),
         Check("no traceback", "Traceback" not in out, ""),
     ]
 
@@ -600,8 +602,8 @@ def row_export_read_only(ctx: Ctx) -> list[Check]:
     if rc != 0:
         return [Check("collect a tiny data set", False, out[-400:])]
     run = ctx.path("run")
-    rc, out = ctx.cli("train", "--data", str(data), "--model", "ffnn", "--epochs", "1", "--out", str(run),
-                      "--no-progress")
+    rc, out = ctx.cli("train", "--data", str(data), "--model", "rkn", "--epochs", "1", "--out", str(run),
+                      "--no-progress", "--window", "20", "--lod", "8")   # ONNX export: RKN models only
     if rc != 0:
         return [Check("train 1 epoch", False, out[-400:])]
     ro = ctx.path("read_only")
@@ -618,6 +620,25 @@ def row_export_read_only(ctx: Ctx) -> list[Check]:
     finally:
         _release(ro)
     return checks
+
+
+def row_eval_other_robot(ctx: Ctx) -> list[Check]:
+    """A model trained on the iiwa evaluated on Panda data (7 joints both): must be refused with
+    one line naming the data and the joint-name mismatch, exit 2. Known open (issue 13): eval
+    runs and prints errors for the wrong robot; the check belongs where eval reads its data
+    (commands/eval.py, learning/), outside this matrix's files."""
+    iiwa, panda = ctx.path("iiwa.npz"), ctx.path("panda.npz")
+    for robot, path in ((ROBOT, iiwa), ("panda", panda)):
+        rc, out = ctx.cli("collect", "--robot", robot, "--episodes", "2", "--seconds", "0.5", "--out", str(path))
+        if rc != 0:
+            return [Check(f"collect {robot}", False, out[-300:])]
+    run = ctx.path("run")
+    rc, out = ctx.cli("train", "--data", str(iiwa), "--model", "rkn", "--epochs", "1", "--out", str(run),
+                      "--no-progress", "--window", "20", "--lod", "8")
+    if rc != 0:
+        return [Check("train 1 epoch", False, out[-300:])]
+    rc, out = ctx.cli("eval", "--runs", str(run), "--data", str(panda))
+    return _one_line_error(rc, out, str(panda))
 
 
 @dataclass(frozen=True)
@@ -648,7 +669,7 @@ ROWS: tuple[Row, ...] = (
     Row("reference_beyond_limits", "6", "trajectory at 3.0 rad on a 2.09 rad joint; sine amplitude 3.0",
         "trajectory refused; sine clipped", row_reference_beyond_limits),
     Row("huge_trajectory", "7", "100 000-point trajectory while streaming states",
-        "accepted; command gap <= state gap + 200 ms", row_huge_trajectory),
+        "accepted; command gap <= state gap + 0.75 s", row_huge_trajectory),
     Row("early_sigint", "8", "SIGINT 0.3 s after start (verify)", "exit 0, no traceback", row_early_sigint),
     Row("runtime_params_refused", "9", "k_min = k_max = 0; model_kind = foo (verify)", "refused with the reason",
         row_runtime_params_refused),
@@ -662,6 +683,8 @@ ROWS: tuple[Row, ...] = (
         "directory unchanged", row_failed_export_keeps_model_dir, needs_ros=False),
     Row("export_read_only", "10", "export / collect into a read-only directory", "one line, exit 2, nothing written",
         row_export_read_only, slow=True, needs_ros=False),
+    Row("eval_other_robot", "also", "eval of an iiwa model on Panda data", "one line, exit 2 (open: not refused yet)",
+        row_eval_other_robot, slow=True, needs_ros=False),
     Row("two_controllers", "also", "two controllers on one domain", "bridge: command_conflicts, brakes",
         row_two_controllers),
     Row("realtime_cpu_hog", "11", "realtime with two busy loops on the 2 cores",
