@@ -256,14 +256,17 @@ def lateness_gain_scale(omega_max: float, delay_s: float, period_s: float) -> fl
     return f(max(delay_s, period_s)) / f(period_s)
 
 
-def held_delay(dstamp: float, dwall: float, period_s: float, max_gap_s: float) -> float:
-    """How long (s) the plant ran on the previous command before this state: the stamp step
-    ``dstamp`` since the last accepted state, when the plant runs on the wall clock (the stamp
-    step and the arrival step ``dwall`` agree within a factor 2) and the gap is shorter than
-    ``max_gap_s`` (the stale timeout: a longer one is a resumption after the hold, not a late
-    tick). Otherwise one ``period_s``: a lockstep plant waits for each command (its stamps
-    advance one period per exchange, however slow the exchange), and a driver whose stamps
-    advance faster or slower than its messages arrive tells nothing about held commands."""
-    if 0.0 < dstamp <= max_gap_s and 0.5 * dstamp <= dwall <= 2.0 * dstamp:
-        return dstamp
+def held_delay(dstamp: float, dwall: float, period_s: float, resumed: bool) -> float:
+    """How long (s) the plant ran on the previous control command before this state: the stamp
+    step ``dstamp`` since the last accepted state, unless
+
+    * ``resumed``: the controller sent its stale hold in between (the plant ran on the hold, and
+      this tick is the resumption after it), or
+    * the stamps advance more than twice as fast as the messages arrive (``dwall`` <
+      dstamp / 2): a driver publishing slower than its clock says nothing about held commands;
+
+    then one ``period_s``. A lockstep plant waits for each command, so its stamps step one
+    period per exchange however slow the exchange: it never looks late."""
+    if not resumed and dstamp > 0.0 and dwall >= 0.5 * dstamp:
+        return max(dstamp, period_s)
     return period_s

@@ -129,6 +129,7 @@ class ComputedTorqueNode(Node):
         self._last_cmd_wall = -np.inf
         self._reject_logged: dict[str, float] = {}
         self._last_accept_wall = -np.inf
+        self._holds_at_accept = 0
         self._omega_max = float(np.sqrt(np.max(config.k_max / self.ctx.inertia)))
 
     def _load_model(self, kind: str, model_dir: str) -> InverseModel:
@@ -283,9 +284,10 @@ class ComputedTorqueNode(Node):
         self.gate.accept(self.mapper.q, t_state)
         ctl = self.ctl
         # a tick after the plant ran long on one command gets softer gains (docs/safety.md)
+        holds = ctl.counters.stale_hold
         delay = config.control_period_s if t_prev is None else held_delay(
-            t_state - t_prev, wall - self._last_accept_wall, config.control_period_s, config.stale_timeout_s)
-        self._last_accept_wall = wall
+            t_state - t_prev, wall - self._last_accept_wall, config.control_period_s, holds != self._holds_at_accept)
+        self._last_accept_wall, self._holds_at_accept = wall, holds
         ctl.set_gain_scale(lateness_gain_scale(self._omega_max, delay, config.control_period_s))
         cand = self.slot.take_ready()
         if cand is not None:   # hot swap between two ticks: one reference

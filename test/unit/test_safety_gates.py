@@ -141,10 +141,11 @@ def test_lateness_scale_and_held_delay():
     # uniform gains on a light joint (omega 1000 rad/s): relative to an on-time tick
     assert S.lateness_gain_scale(1000.0, 1e-3, 1e-3) == 1.0
     assert S.lateness_gain_scale(1000.0, 2e-3, 1e-3) == pytest.approx(0.25)
-    # realtime plant, 20 ms of states missed: the stamp step (wall agrees)
-    assert S.held_delay(0.02, 0.021, 1e-3, 0.05) == 0.02
+    # realtime plant, 20 ms of states missed (or a starved controller: 80 ms): the stamp step
+    assert S.held_delay(0.02, 0.021, 1e-3, False) == 0.02
+    assert S.held_delay(0.08, 0.5, 1e-3, False) == 0.08
     # lockstep under load: stamps advance one period per (slow) exchange -> one period
-    assert S.held_delay(1e-3, 0.004, 1e-3, 2.0) == 1e-3
-    # a driver whose stamps jump faster than it publishes, or a resumption after the hold
-    assert S.held_delay(0.2, 0.02, 1e-3, 0.4) == 1e-3
-    assert S.held_delay(1.0, 1.0, 1e-3, 0.4) == 1e-3
+    assert S.held_delay(1e-3, 0.004, 1e-3, False) == 1e-3
+    # a driver whose stamps jump faster than it publishes; a resumption after the stale hold
+    assert S.held_delay(0.2, 0.02, 1e-3, False) == 1e-3
+    assert S.held_delay(1.0, 1.0, 1e-3, True) == 1e-3
