@@ -256,6 +256,10 @@ def lateness_gain_scale(omega_max: float, delay_s: float, period_s: float) -> fl
     return f(max(delay_s, period_s)) / f(period_s)
 
 
+#: a stamp step shorter than this many control periods is not a held command (see held_delay)
+LATE_PERIODS = 5
+
+
 def held_delay(dstamp: float, dwall: float, period_s: float, resumed: bool) -> float:
     """How long (s) the plant ran on the previous control command before this state: the stamp
     step ``dstamp`` since the last accepted state, unless
@@ -265,8 +269,11 @@ def held_delay(dstamp: float, dwall: float, period_s: float, resumed: bool) -> f
     * the stamps advance more than twice as fast as the messages arrive (``dwall`` <
       dstamp / 2): a driver publishing slower than its clock says nothing about held commands;
 
+    * the step is shorter than LATE_PERIODS periods (a state or two lost to a depth-1 queue
+      or jitter: normal, and a controller tuned for its period tolerates it);
+
     then one ``period_s``. A lockstep plant waits for each command, so its stamps step one
     period per exchange however slow the exchange: it never looks late."""
-    if not resumed and dstamp > 0.0 and dwall >= 0.5 * dstamp:
-        return max(dstamp, period_s)
+    if not resumed and dstamp >= LATE_PERIODS * period_s and dwall >= 0.5 * dstamp:
+        return dstamp
     return period_s

@@ -144,7 +144,10 @@ def test_lateness_scale_and_held_delay():
     # realtime plant, 20 ms of states missed (or a starved controller: 80 ms): the stamp step
     assert S.held_delay(0.02, 0.021, 1e-3, False) == 0.02
     assert S.held_delay(0.08, 0.5, 1e-3, False) == 0.08
-    # lockstep under load: stamps advance one period per (slow) exchange -> one period
+    # lockstep under load: stamps advance one period per (slow) exchange -> one period;
+    # a state or two lost (2-4 ms): normal jitter, one period
+    assert S.held_delay(2e-3, 2e-3, 1e-3, False) == 1e-3
+    assert S.held_delay(5e-3, 5e-3, 1e-3, False) == 5e-3
     assert S.held_delay(1e-3, 0.004, 1e-3, False) == 1e-3
     # a driver whose stamps jump faster than it publishes; a resumption after the stale hold
     assert S.held_delay(0.2, 0.02, 1e-3, False) == 1e-3
