@@ -14,6 +14,11 @@ from dynlearn_ros.procs import claim_domain_id
 def fault_env(tmp_path_factory):
     import rclpy
 
+    if rclpy.ok() and os.environ.get("ROS_DOMAIN_ID"):
+        # rclpy already runs in this session (test/ros claimed a domain and initialised it):
+        # the driver lives in that context, so the nodes must join the same domain
+        yield dict(os.environ)
+        return
     saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR")}
     claim = claim_domain_id()
     os.environ.update(claim.env(tmp_path_factory.mktemp("ros_log")))
