@@ -3,6 +3,10 @@
 Each sub-command lives in ``dynlearn_ros/commands/<name>.py`` and exposes
 ``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when their
 command runs, so ``dynlearn-ros launch`` never pays for torch.
+
+Errors on user input (a bad file, a bad value, a directory that cannot be written) end the
+command with one line on stderr naming the file and the problem and exit code 2; ``--debug``
+(before the command) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "benchmarks writing JSON (loop, model, train, svdkl, plant)"),
     "model": ("model", "check or migrate model directories (docs/models.md)"),
     "ik": ("ik", "learned inverse kinematics: train, eval, tasks, export (docs/ik.md)"),
+    "faults": ("faults", "run the fault-injection matrix (docs/safety.md) and print its table"),
     "report": ("report", "reproduce a documented results table, figure or scenario"),
 }
 
@@ -31,6 +36,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole command line; with ``only`` (a command name) every command is listed but only
     that one's module is imported and its options added - what a run needs."""
     parser = argparse.ArgumentParser(prog="dynlearn-ros", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -60,7 +66,26 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_import_error", None) is not None:
         parser.error(f"command '{args.command}' is unavailable: {args._import_error}")
     mod = importlib.import_module(f"dynlearn_ros.commands.{args._module}")
-    return int(mod.run(args) or 0)
+    if args.debug:
+        return int(mod.run(args) or 0)
+    try:
+        return int(mod.run(args) or 0)
+    except USER_ERRORS as exc:
+        print(f"dynlearn-ros {args.command}: error: {user_error_line(exc)}", file=sys.stderr)
+        return 2
+
+
+#: exceptions that come from the user's input: files (missing, truncated, unwritable), values
+#: (ValueError is what the package raises for a bad argument or file content)
+USER_ERRORS = (OSError, ValueError, EOFError)
+
+
+def user_error_line(exc: BaseException) -> str:
+    """One line for ``exc``: the file and the problem, with a hint to --debug."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    return f"{text} (--debug for the traceback)"
 
 
 if __name__ == "__main__":

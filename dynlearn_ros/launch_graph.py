@@ -109,8 +109,10 @@ def vgain_args() -> tuple[LaunchArg, ...]:
         LaunchArg("gain_mode", "scheduled", "scheduled: variance-scheduled K_P; fixed: K_P = k_max",
                   ("scheduled", "fixed")),
         LaunchArg("reference", "sine", "built-in reference", ("sine", "pick_place", "hold")),
-        LaunchArg("stepping", "realtime", "sim_bridge stepping: realtime (wall clock) or lockstep "
-                  "(one step per command, deterministic)", ("realtime", "lockstep")),
+        LaunchArg("stepping", "lockstep", "sim_bridge stepping: lockstep (one step per command: "
+                  "deterministic, and a loaded machine only slows it down; the default, docs/safety.md) "
+                  "or realtime (wall clock, like hardware: late ticks on a busy machine)",
+                  ("lockstep", "realtime")),
         LaunchArg("payload_kg", "0.0", "payload at the simulated end effector (kg), unknown to the model"),
         LaunchArg("sim_file", "", "sim_bridge parameter file (default: config/sim_bridge.yaml)"),
         LaunchArg("sim_duration_s", "0.0", "simulated seconds after which the sim_bridge exits (0: run on)"),

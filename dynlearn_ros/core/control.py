@@ -81,6 +81,8 @@ class Counters:
     clamped_joints: int = 0
     tracking_fault: int = 0
     rate_limited_joints: int = 0
+    reference_clipped: int = 0
+    late_ticks: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -88,6 +90,7 @@ class Counters:
             "ticks": self.ticks, "model_fallback": self.model_fallback, "stale_hold": self.stale_hold,
             "nonfinite_torque": self.nonfinite_torque, "clamped_joints": self.clamped_joints,
             "tracking_fault": self.tracking_fault, "rate_limited_joints": self.rate_limited_joints,
+            "reference_clipped": self.reference_clipped, "late_ticks": self.late_ticks,
             **{f"rejected_{k}": v for k, v in sorted(self.rejected.items())},
         }
 
@@ -272,6 +275,8 @@ class ComputedTorqueController:
         self.q_last = np.zeros(n)
         self.have_state = False
         self.last_state_wall = -np.inf
+        self.q_des_limits: tuple[np.ndarray, np.ndarray] | None = None
+        self.gain_scale = 1.0   # < 1: gains lowered for a late state (see set_gain_scale)
 
     # -- inputs -------------------------------------------------------------------------
     def set_reference(self, reference: Reference, t_start: float | None = None) -> None:
@@ -346,6 +351,41 @@ class ComputedTorqueController:
             self._apply_tuning(tuning)
         return old
 
+    def set_position_limits(self, lower: np.ndarray, upper: np.ndarray) -> None:
+        """Keep the desired position inside [lower, upper] (n,) rad at every tick: the last line
+        behind the references' own checks (a spline between two valid points can overshoot)."""
+        lo, hi = np.asarray(lower, dtype=np.float64).copy(), np.asarray(upper, dtype=np.float64).copy()
+        if lo.shape != (self.n,) or hi.shape != (self.n,) or np.any(lo >= hi):
+            raise ValueError(f"position limits must be (n,) with lower < upper, got {lo}, {hi}")
+        self.q_des_limits = (lo, hi)
+
+    def set_gain_scale(self, scale: float) -> None:
+        """Scale the next ticks' gains: K_P by ``scale`` in (0, 1], K_D by sqrt(scale) (the same
+        damping ratio at a lower natural frequency). The node lowers it for late states
+        (:func:`dynlearn_ros.core.safety.lateness_gain_scale`); 1 = the schedule's gains."""
+        self.gain_scale = float(min(max(scale, 1e-6), 1.0))
+        if self.gain_scale < 1.0:
+            self.counters.late_ticks += 1
+
+    def _scale_gains(self) -> None:
+        self.kp *= self.gain_scale
+        self.kd *= np.sqrt(self.gain_scale)
+        self._gains_fresh = False   # kp, kd no longer hold the schedule's gains: recompute next tick
+
+    def _clip_desired(self) -> None:
+        """Clip q_des, q_des_next into the limits; where clipped the desired velocity and
+        acceleration are zero (the reference stops at the limit); counted per tick."""
+        lo, hi = self.q_des_limits
+        qr = self.query
+        if np.any(qr.q_des < lo) or np.any(qr.q_des > hi) or np.any(qr.q_des_next < lo) or np.any(qr.q_des_next > hi):
+            self.counters.reference_clipped += 1
+            outside = (qr.q_des < lo) | (qr.q_des > hi)
+            qr.qd_des[outside] = 0.0
+            qr.qdd_des[outside] = 0.0
+            np.clip(qr.q_des, lo, hi, out=qr.q_des)
+            np.clip(qr.q_des_next, lo, hi, out=qr.q_des_next)
+            qr.qd_des_next[(qr.q_des_next <= lo) | (qr.q_des_next >= hi)] = 0.0
+
     # -- the tick ---------------------------------------------------------------------------
     def step(self, q: np.ndarray, qd: np.ndarray, t_state: float, wall_now: float) -> Mode:
         """One control tick for a valid, fresh state (q, qd) measured at ``t_state`` (s).
@@ -386,6 +426,8 @@ class ComputedTorqueController:
         analytic = self.model is self.analytic
         if not analytic:   # the analytic model reads the reference at t only; learned ones at t + dt too
             self.reference.sample(self.t_ref + self.dt, qr.q_des_next, qr.qd_des_next, self._scratch)
+        if self.q_des_limits is not None:
+            self._clip_desired()
 
         ok = self.model.predict(qr, self.tau_ff, self.std)
         # one reduction for both finiteness checks: a NaN or inf anywhere makes the sum non-finite
@@ -408,6 +450,8 @@ class ComputedTorqueController:
             self.envelope.reset(self.schedule.sigma_f)   # confidence returns gradually afterwards
             self.schedule.max_gains(self.kp, self.kd)
 
+        if self.gain_scale < 1.0:
+            self._scale_gains()
         np.subtract(qr.q_des, q, out=self.err)
         if self._limit_on:
             np.abs(self.err, out=self._scratch)
@@ -462,6 +506,8 @@ class ComputedTorqueController:
         self.analytic.predict(qr, self.tau_ff, self._scratch)
         self.std[:] = self.schedule.sigma_f
         self.schedule.max_gains(self.kp, self.kd)
+        if self.gain_scale < 1.0:
+            self._scale_gains()
         np.subtract(self.q_fault, q, out=self.err)
         tau = self.tau
         np.multiply(self.kp, self.err, out=tau)

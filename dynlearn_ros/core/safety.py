@@ -112,3 +112,168 @@ def rate_limit(tau_prev: np.ndarray, tau: np.ndarray, dtau_max: np.ndarray | flo
     elif out is not tau:
         np.copyto(out, tau)
     return over
+
+
+# Reasons the plausibility / ordering gate rejects a state (also counter names).
+OUT_OF_RANGE = "position_out_of_range"  # beyond the joint limits plus the margin
+TOO_FAST = "velocity_implausible"  # |qd| beyond vel_factor x the velocity limit
+JUMP = "position_jump"  # moved further than vel_factor x v_max allows since the last good state
+STAMP_BACKWARDS = "stamp_backwards"  # older than the last accepted state
+STAMP_REPEATED = "stamp_repeated"  # the same stamp as the last accepted state
+RATE = "rate_too_high"  # newer, but less than min_interval_s after the last accepted state
+SECOND_SOURCE = "second_source"  # from another publisher than the one the controller follows
+GATE_REASONS = (OUT_OF_RANGE, TOO_FAST, JUMP, STAMP_BACKWARDS, STAMP_REPEATED, RATE, SECOND_SOURCE)
+
+#: position margin beyond the URDF limits (rad) still accepted: PyBullet and real joints enforce
+#: their stops softly (a joint pressed into its stop at full torque overshoots by a few mrad to a
+#: few 10 mrad); a reading 0.1 rad past the stop is a sensor or driver fault, not a pose
+POSITION_MARGIN = 0.1
+#: readings above this multiple of the velocity limit are implausible: a real drive stops the arm
+#: at its limit (FRI / libfranka monitor it), so twice the limit is a broken reading, not motion
+VELOCITY_FACTOR = 2.0
+#: allowance (rad) on top of the velocity bound for a jump between two samples: quantisation and
+#: stamp jitter of a driver (encoders resolve urad; 10 mrad covers a 3 ms stamp error at 3 rad/s)
+JUMP_EPS = 0.01
+
+
+class StateGate:
+    """Plausibility and ordering checks of joint states already mapped to URDF order.
+
+    A state (q, qd) (n,) rad, rad/s stamped ``t`` (s) passes when
+
+    * lower - margin <= q <= upper + margin                      (else OUT_OF_RANGE)
+    * |qd| <= vel_factor * v_max                                 (else TOO_FAST)
+    * t > t_last (strictly; equal: STAMP_REPEATED, less: STAMP_BACKWARDS)
+    * t - t_last >= min_interval_s                               (else RATE: a flood)
+    * |q - q_last| <= vel_factor * v_max * (t - t_last) + JUMP_EPS (else JUMP)
+
+    where (q_last, t_last) is the last state that passed. The first state has no history: only
+    the range checks apply. :meth:`check` does not change anything on rejection; :meth:`accept`
+    records a state that passed. :meth:`reset` forgets the history (a new source). Allocates
+    nothing per call except numpy's comparison temporaries."""
+
+    def __init__(self, lower: np.ndarray, upper: np.ndarray, velocity: np.ndarray, min_interval_s: float,
+                 margin: float = POSITION_MARGIN, vel_factor: float = VELOCITY_FACTOR) -> None:
+        self.lo = np.asarray(lower, dtype=np.float64) - margin
+        self.hi = np.asarray(upper, dtype=np.float64) + margin
+        self.vmax = vel_factor * np.asarray(velocity, dtype=np.float64)
+        if not (self.lo.shape == self.hi.shape == self.vmax.shape) or np.any(self.vmax <= 0):
+            raise ValueError("lower, upper, velocity must be (n,) with velocity > 0")
+        self.min_interval_s = float(min_interval_s)
+        self.q_last = np.zeros(self.lo.size)
+        self.t_last: float | None = None
+        self._tmp = np.zeros(self.lo.size)
+
+    def reset(self) -> None:
+        self.t_last = None
+
+    def check(self, q: np.ndarray, qd: np.ndarray, t: float) -> str:
+        """:data:`OK` or the first failed check's reason (see the class docstring)."""
+        if np.any(q < self.lo) or np.any(q > self.hi):
+            return OUT_OF_RANGE
+        np.abs(qd, out=self._tmp)
+        if np.any(self._tmp > self.vmax):
+            return TOO_FAST
+        if self.t_last is None:
+            return OK
+        dt = t - self.t_last
+        if dt == 0.0:
+            return STAMP_REPEATED
+        if dt < 0.0:
+            return STAMP_BACKWARDS
+        if dt < self.min_interval_s:
+            return RATE
+        np.subtract(q, self.q_last, out=self._tmp)
+        np.abs(self._tmp, out=self._tmp)
+        if np.any(self._tmp > self.vmax * dt + JUMP_EPS):
+            return JUMP
+        return OK
+
+    def accept(self, q: np.ndarray, t: float) -> None:
+        self.q_last[:] = q
+        self.t_last = t
+
+
+class SourceLock:
+    """Follow one publisher of joint states (by its gid) and notice a second one.
+
+    :meth:`check` returns True for a message from the followed publisher (the first one seen,
+    or a new one once the followed publisher is gone: ``publishers`` == 1 and nothing from it
+    for ``silence_s``), False otherwise; ``conflict`` is set from a message of a second
+    publisher while the followed one is alive, or from ``publishers`` > 1 (see
+    :meth:`note_publishers`), and cleared when one publisher remains."""
+
+    def __init__(self, silence_s: float) -> None:
+        self.silence_s = float(silence_s)
+        self.gid: bytes | None = None
+        self.last_wall = -np.inf
+        self.conflict = False
+        self.publishers = 0
+        self.relocks = 0
+
+    def check(self, gid: bytes | None, wall: float) -> bool:
+        if gid is None:  # the middleware gives no gid: count-based detection only
+            return not self.conflict
+        if self.gid is None or (gid != self.gid and not self.conflict and self.publishers <= 1
+                                and wall - self.last_wall > self.silence_s):
+            if self.gid is not None:
+                self.relocks += 1
+            self.gid = gid
+        if gid != self.gid:
+            self.conflict = True
+            return False
+        self.last_wall = wall
+        return not self.conflict
+
+    def note_publishers(self, count: int) -> None:
+        """The publisher count on the state topic (from the graph); > 1 is a conflict, 1 ends it."""
+        self.publishers = count
+        if count > 1:
+            self.conflict = True
+        elif self.conflict:
+            self.conflict = False
+
+
+#: omega_n * delay kept at or below this (rad) when a state is late: a PD loop with a pure delay
+#: tau keeps a phase margin of about 45 deg at omega_n * tau ~ 0.3-0.4; 0.25 leaves room for
+#: the zero-order hold of the bridge
+LATENESS_PHASE = 0.25
+
+
+def lateness_gain_scale(omega_max: float, delay_s: float, period_s: float) -> float:
+    """The factor for K_P (K_D gets its square root) of a tick that follows ``delay_s`` of
+    plant time on one held command (:func:`held_delay`):
+
+        scale = f(delay) / f(period),   f(d) = min(1, (LATENESS_PHASE / (omega_max d))^2)
+
+    so an on-time tick (delay = one period) always keeps the schedule's gains. omega_max: the
+    controller's highest natural frequency (rad/s), sqrt(K_max / inertia). At omega 40 rad/s
+    and 1 kHz a tick after 10 ms gets 0.39 of K_P, after 50 ms 0.016: softer, not unstable -
+    the graceful side of a loaded machine (docs/safety.md)."""
+    def f(d: float) -> float:
+        return min(1.0, (LATENESS_PHASE / (omega_max * d)) ** 2)
+
+    return f(max(delay_s, period_s)) / f(period_s)
+
+
+#: a stamp step shorter than this many control periods is not a held command (see held_delay)
+LATE_PERIODS = 5
+
+
+def held_delay(dstamp: float, dwall: float, period_s: float, resumed: bool) -> float:
+    """How long (s) the plant ran on the previous control command before this state: the stamp
+    step ``dstamp`` since the last accepted state, unless
+
+    * ``resumed``: the controller sent its stale hold in between (the plant ran on the hold, and
+      this tick is the resumption after it), or
+    * the stamps advance more than twice as fast as the messages arrive (``dwall`` <
+      dstamp / 2): a driver publishing slower than its clock says nothing about held commands;
+
+    * the step is shorter than LATE_PERIODS periods (a state or two lost to a depth-1 queue
+      or jitter: normal, and a controller tuned for its period tolerates it);
+
+    then one ``period_s``. A lockstep plant waits for each command, so its stamps step one
+    period per exchange however slow the exchange: it never looks late."""
+    if not resumed and dstamp >= LATE_PERIODS * period_s and dwall >= 0.5 * dstamp:
+        return dstamp
+    return period_s

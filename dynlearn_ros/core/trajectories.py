@@ -209,3 +209,120 @@ def pick_place_waypoints(home: np.ndarray, lower: np.ndarray, upper: np.ndarray)
     offsets[:, 1] = [0.25, 0.4, 0.25, 0.4]
     offsets[:, 3] = [0.2, 0.35, 0.2, 0.35]
     return np.clip(home + offsets, lower + 0.1, upper - 0.1)
+
+
+#: how far inside the joint limits (rad) a built-in reference is kept: room for the following
+#: error of a stiff controller (well under 0.05 rad at K_max) before the joint meets its stop
+REFERENCE_MARGIN = 0.05
+
+
+def fit_to_limits(ref: Reference, lower: np.ndarray, upper: np.ndarray,
+                  margin: float = REFERENCE_MARGIN) -> tuple[Reference, list[str]]:
+    """A built-in reference kept inside [lower + margin, upper - margin] (n,) rad.
+
+    Policy (docs/safety.md): a built-in reference is *clipped* (the user asked for a motion
+    shape; its amplitude is reduced where it would reach a stop): a sine's amplitude per joint
+    to the room on the nearer side of its centre, waypoints and a hold position to the band.
+    Returns the reference (the same object when nothing changed) and a list of what changed,
+    one string per joint, for the log."""
+    lo, hi = np.asarray(lower, dtype=np.float64) + margin, np.asarray(upper, dtype=np.float64) - margin
+    notes: list[str] = []
+    if isinstance(ref, SineReference):
+        room = np.maximum(np.minimum(hi - ref.center, ref.center - lo), 0.0)
+        over = ref.amplitude > room
+        if over.any():
+            for j in np.flatnonzero(over):
+                notes.append(f"joint {j}: sine amplitude {ref.amplitude[j]:.3f} -> {room[j]:.3f} rad")
+            ref.amplitude = np.minimum(ref.amplitude, room)
+    elif isinstance(ref, WaypointReference):
+        clipped = np.clip(ref.wp, lo, hi)
+        if not np.array_equal(clipped, ref.wp):
+            for j in np.flatnonzero((clipped != ref.wp).any(axis=0)):
+                notes.append(f"joint {j}: waypoints clipped to [{lo[j]:.3f}, {hi[j]:.3f}] rad")
+            ref = WaypointReference(clipped[:-1] if ref.loop else clipped, ref.move_s, ref.dwell_s, ref.loop)
+    elif isinstance(ref, HoldReference):
+        clipped = np.clip(ref.q0, lo, hi)
+        if not np.array_equal(clipped, ref.q0):
+            notes.append(f"hold position clipped to the limits: {np.round(clipped, 3).tolist()}")
+            ref = HoldReference(clipped)
+    return ref, notes
+
+
+class TrajectoryError(ValueError):
+    """A reference trajectory that is refused; the message says why."""
+
+
+def check_trajectory(msg_names: Sequence[str], joint_names: Sequence[str], times: np.ndarray,
+                     positions: np.ndarray, velocities: np.ndarray | None, lower: np.ndarray,
+                     upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Check a JointTrajectory's content and reorder it to ``joint_names``.
+
+    times (m,) s from its start; positions / velocities (m, k) in ``msg_names`` order (k names).
+    Returns (times, positions (m, n), velocities (m, n) or None) in ``joint_names`` order.
+
+    Policy (docs/safety.md): a trajectory is *refused* (TrajectoryError), never clipped, when
+    it has no points, misses a joint, has non-finite values or non-increasing times, or has a
+    point outside the joint limits [lower, upper] (n,) rad: a sender asking for an unreachable
+    point has a bug that clipping would hide, and the shape of a clipped path is not what was
+    planned."""
+    if times.size == 0:
+        raise TrajectoryError("no points")
+    names = list(msg_names)
+    missing = [j for j in joint_names if j not in names]
+    if missing:
+        raise TrajectoryError(f"joints {missing} missing from joint_names {names}")
+    if len(set(names)) != len(names):
+        raise TrajectoryError(f"duplicate joint names {names}")
+    order = np.array([names.index(j) for j in joint_names])
+    if positions.shape != (times.size, len(names)):
+        raise TrajectoryError(f"positions must have {len(names)} values per point")
+    pos = positions[:, order]
+    vel = None if velocities is None else velocities[:, order]
+    if not (np.isfinite(times).all() and np.isfinite(pos).all() and (vel is None or np.isfinite(vel).all())):
+        raise TrajectoryError("non-finite times, positions or velocities")
+    if times[0] <= 0.0 or np.any(np.diff(times) <= 0.0):
+        raise TrajectoryError("time_from_start must be > 0 and strictly increasing")
+    lo, hi = np.asarray(lower), np.asarray(upper)
+    bad = (pos < lo) | (pos > hi)
+    if bad.any():
+        k, j = np.argwhere(bad)[0]
+        raise TrajectoryError(f"point {k}: joint {joint_names[j]} = {pos[k, j]:.4g} rad is outside its limits "
+                              f"[{lo[j]:.4g}, {hi[j]:.4g}] ({int(bad.any(axis=1).sum())} points outside)")
+    return times, pos, vel
+
+
+def interior_velocities(times: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Central-difference velocities (m, n) rad/s of points (times (m,), positions (m, n)), zero
+    at the last point; the first row is left 0 for :class:`PrefixedSpline` to fill."""
+    v = np.zeros_like(positions)
+    if times.size > 2:
+        v[1:-1] = (positions[2:] - positions[:-2]) / (times[2:] - times[:-2])[:, None]
+    return v
+
+
+class PrefixedSpline(Reference):
+    """A spline ``body`` (built and checked off the control path, its first time > 0) preceded
+    by the segment from the state (q0, qd0) (n,) at t = 0 to the body's first point: the same
+    curve as :class:`SplineReference` through (0, q0, qd0) and the body's points, built in O(n)
+    so it can be swapped in between two ticks whatever the body's size.
+
+    ``estimated``: the body's velocities are central differences (:func:`interior_velocities`);
+    its first one, which needs q0, is set here (in ``body``, which this object then owns)."""
+
+    def __init__(self, q0: np.ndarray, qd0: np.ndarray, body: SplineReference, estimated: bool) -> None:
+        q0 = np.asarray(q0, dtype=np.float64)
+        t = body.t
+        if estimated:
+            body.v[0] = (body.p[1] - q0) / t[1] if t.size > 1 else 0.0
+            qd0 = np.zeros_like(q0)
+        self.body = body
+        self.head = SplineReference([0.0, t[0]], np.vstack([q0, body.p[0]]), np.vstack([qd0, body.v[0]]))
+        self.t1 = float(t[0])
+        self.n = body.n
+
+    @property
+    def duration(self) -> float:
+        return self.body.duration
+
+    def sample(self, t: float, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray) -> None:
+        (self.head if t < self.t1 else self.body).sample(t, q, qd, qdd)

@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import ast
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from dynlearn_ros.errors import DataFileError
 
 REQUIRED_KEYS = ("t", "q", "qd", "tau", "episode", "joint_names", "dt")
 
@@ -106,20 +109,44 @@ def save_npz(path: str | Path, data: TrajectoryData) -> Path:
 
 
 def load_npz(path: str | Path) -> TrajectoryData:
-    """Read a file written by :func:`save_npz` (or by hand in the same layout)."""
+    """Read a file written by :func:`save_npz` (or by hand in the same layout).
+
+    Raises :class:`dynlearn_ros.errors.DataFileError` (a ValueError) naming the file and the
+    problem: missing or unreadable file, not an .npz (e.g. truncated), missing keys, wrong shapes,
+    non-finite values in t, q, qd or tau (with the number of such rows and the first one)."""
     path = Path(path)
-    with np.load(path, allow_pickle=False) as z:
-        missing = [k for k in REQUIRED_KEYS if k not in z.files]
-        if missing:
-            raise ValueError(f"{path}: missing keys {missing}; required {list(REQUIRED_KEYS)}")
-        qdd = z["qdd"] if "qdd" in z.files else None
-        if qdd is not None and np.isnan(qdd).all():
-            qdd = None
-        meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
-        return TrajectoryData(
-            t=z["t"], q=z["q"], qd=z["qd"], tau=z["tau"], episode=z["episode"],
-            joint_names=tuple(z["joint_names"].tolist()), dt=float(z["dt"]), qdd=qdd, meta=meta,
-        )
+    if not path.is_file():
+        raise DataFileError(path, "no such file")
+    if not zipfile.is_zipfile(path):
+        raise DataFileError(path, f"not an .npz archive ({path.stat().st_size} bytes; truncated or another format)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in REQUIRED_KEYS if k not in z.files]
+            if missing:
+                raise DataFileError(path, f"missing keys {missing}; required {list(REQUIRED_KEYS)}")
+            qdd = z["qdd"] if "qdd" in z.files else None
+            if qdd is not None and np.isnan(qdd).all():
+                qdd = None
+            meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+            arrays = {k: z[k] for k in ("t", "q", "qd", "tau", "episode")}
+            names, dt = tuple(z["joint_names"].tolist()), float(z["dt"])
+    except DataFileError:
+        raise
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError, TypeError) as exc:
+        raise DataFileError(path, f"not a readable .npz data set ({type(exc).__name__}: {exc})") from exc
+    for key in ("t", "q", "qd", "tau"):
+        arr = arrays[key]
+        if not np.issubdtype(arr.dtype, np.number):
+            raise DataFileError(path, f"'{key}' is not numeric ({arr.dtype})")
+        if arr.ndim in (1, 2) and not np.isfinite(arr).all():
+            bad = ~np.isfinite(arr) if arr.ndim == 1 else ~np.isfinite(arr).all(axis=1)
+            rows = np.flatnonzero(bad)
+            raise DataFileError(path, f"'{key}' has non-finite values in {rows.size} rows (first: row {rows[0]}); "
+                                "remove or repair those rows")
+    try:
+        return TrajectoryData(**arrays, joint_names=names, dt=dt, qdd=qdd, meta=meta)
+    except ValueError as exc:
+        raise DataFileError(path, f"inconsistent arrays: {exc}") from exc
 
 
 def episode_kinds(data: TrajectoryData) -> dict[int, str]:

@@ -49,12 +49,22 @@ from dynlearn_ros.core.config import (  # noqa: E402
 from dynlearn_ros.core.control import Mode  # noqa: E402
 from dynlearn_ros.core.inverse_model import InverseModel  # noqa: E402
 from dynlearn_ros.core.robots import robot_spec  # noqa: E402
-from dynlearn_ros.core.safety import OK, JointStateMapper  # noqa: E402
+from dynlearn_ros.core.safety import (  # noqa: E402
+    OK,
+    SECOND_SOURCE,
+    STAMP_REPEATED,
+    JointStateMapper,
+    SourceLock,
+    StateGate,
+    held_delay,
+    lateness_gain_scale,
+)
 from dynlearn_ros.core.status import STATUS_FIELDS, fill_status, status_label, status_width  # noqa: E402
-from dynlearn_ros.core.trajectories import SplineReference  # noqa: E402
+from dynlearn_ros.core.trajectories import PrefixedSpline, fit_to_limits  # noqa: E402
 from dynlearn_ros.nodes import qos  # noqa: E402
 from dynlearn_ros.nodes.params import declare_spec, on_set_parameters, write_json_atomic  # noqa: E402
 from dynlearn_ros.nodes.runner import run_node  # noqa: E402
+from dynlearn_ros.nodes.trajectory_intake import TrajectoryIntake  # noqa: E402
 from dynlearn_ros.paths import resolve_model_dir  # noqa: E402
 from dynlearn_ros.runtime.registry import ModelLoadError, UnavailableModel, load_inverse_model  # noqa: E402
 from dynlearn_ros.runtime.slot import ModelSlot, check_model  # noqa: E402
@@ -63,6 +73,9 @@ LOG_THROTTLE_S = 2.0
 SLOT_POLL_S = 0.02   # how often finished model loads are logged and the parameters synced
 RCLError = _rclpy.RCLError
 ROS_OWN_PARAMS = ("use_sim_time", "start_type_description_service")
+REPEAT_ANSWER_S = 0.05   # a re-sent state (same stamp) is answered with the last command at most this often
+GRAPH_CHECK_S = 0.25     # how often the publishers on joint_states are counted
+TRAJECTORY_POLL_S = 0.01  # how often parsed trajectories are looked for (swapped in between ticks)
 
 
 class ComputedTorqueNode(Node):
@@ -105,12 +118,27 @@ class ComputedTorqueNode(Node):
                               prepare=lambda m: build_tuning(self.config, m))
         self._syncing = False
         self.mapper = JointStateMapper(self.joint_names)
+        self._build_gates(spec, config)
         on_set_parameters(self, COMPUTED_TORQUE_SPEC, self._apply_parameters)
         self.get_logger().info(
             f"robot={config.robot} model_kind={config.model_kind} gain_mode={config.gain_mode} "
             f"reference={config.reference} k_min={np.round(config.k_min, 3).tolist()} "
             f"k_max={np.round(config.k_max, 3).tolist()} sigma=[{np.round(self.ctl.schedule.sigma_n, 3).tolist()}, "
             f"{np.round(self.ctl.schedule.sigma_f, 3).tolist()}]")
+
+    def _build_gates(self, spec, config) -> None:
+        """Plausibility / ordering gate, single-source lock, reference limits (docs/safety.md)."""
+        self.gate = StateGate(spec.lower, spec.upper, spec.velocity_limits, 0.5 * config.control_period_s)
+        self.source = SourceLock(silence_s=config.stale_timeout_s)
+        self.ctl.set_position_limits(spec.lower, spec.upper)
+        self.intake = TrajectoryIntake(self.joint_names, spec.lower, spec.upper)
+        self.intake.start()
+        self.limits = (spec.lower, spec.upper)
+        self._last_cmd_wall = -np.inf
+        self._reject_logged: dict[str, float] = {}
+        self._last_accept_wall = -np.inf
+        self._holds_at_accept = 0
+        self._omega_max = float(np.sqrt(np.max(config.k_max / self.ctx.inertia)))
 
     def _load_model(self, kind: str, model_dir: str) -> InverseModel:
         """The slot's loader (worker thread): ``kind`` '' reads the kind from metadata.json."""
@@ -157,6 +185,7 @@ class ComputedTorqueNode(Node):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.config = new
+        self._omega_max = float(np.sqrt(np.max(new.k_max / self.ctx.inertia)))
         self.ctl.stage_tuning(tuning)
         self.slot.reprepare()
         if new.stale_timeout_s != old.stale_timeout_s:
@@ -206,7 +235,8 @@ class ComputedTorqueNode(Node):
         self.status_pub = self.create_publisher(Float64MultiArray, "~/status", qos.STATUS, **over)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
         self.state_sub = self.create_subscription(JointState, "joint_states", self._on_state, state_qos, **over)
-        self.create_subscription(JointTrajectory, "reference_trajectory", self._on_trajectory, qos.COMMANDS, **over)
+        self.create_subscription(JointTrajectory, "reference_trajectory", self._on_trajectory_raw, qos.COMMANDS,
+                                 raw=True, **over)
         self.create_subscription(String, qos.MODEL_UPDATES_TOPIC, self._on_model_update, qos.MODEL_UPDATES, **over)
         # the timers run on the steady clock, also with use_sim_time: a simulator that stops
         # publishing /clock must not stop the stale-state watchdog nor the diagnostics
@@ -214,6 +244,8 @@ class ComputedTorqueNode(Node):
         self.watchdog = self.create_timer(self.config.stale_timeout_s / 2.0, self._watchdog, clock=self.steady)
         self.create_timer(1.0, self._publish_diagnostics, clock=self.steady)
         self.create_timer(SLOT_POLL_S, self._poll_slot, clock=self.steady)
+        self.create_timer(GRAPH_CHECK_S, self._check_sources, clock=self.steady)
+        self.create_timer(TRAJECTORY_POLL_S, self._poll_trajectories, clock=self.steady)
 
         self.cmd_msg = Float64MultiArray()
         self.cmd_msg.layout.dim = [MultiArrayDimension(label="joint", size=n, stride=n)]
@@ -231,30 +263,60 @@ class ComputedTorqueNode(Node):
         self.start_wall = time.monotonic()
 
     def _count_reject(self, reason: str) -> None:
+        """Count a rejected joint state; log it at most every LOG_THROTTLE_S per reason."""
         count = self.ctl.count_rejected(reason)
-        self.get_logger().warning(f"joint state rejected ({reason}); {count} so far; keeping the "
-                                  "last valid state", throttle_duration_sec=LOG_THROTTLE_S)
+        now = time.monotonic()
+        if now - self._reject_logged.get(reason, -np.inf) >= LOG_THROTTLE_S:
+            self._reject_logged[reason] = now
+            self.get_logger().warning(f"joint state rejected ({reason}); {count} so far; keeping the "
+                                      "last valid state")
 
-    def _on_state(self, msg: JointState) -> None:
+    def _on_state(self, msg: JointState, info: dict | None = None) -> None:
         if not self.ticking:   # a managed node before its first activation (computed_torque_managed)
             return
         t_start = time.perf_counter_ns()
+        wall = time.monotonic()
+        gid = (info or {}).get("publisher_gid")
+        if not self.source.check(None if gid is None else bytes(gid.get("data", b"")), wall):
+            self._count_reject(SECOND_SOURCE)
+            self.get_logger().error(
+                f"more than one publisher on {self.state_sub.topic_name} ({self.source.publishers} seen on the "
+                "graph): refusing to control until one remains (no command from these states; the hold "
+                "follows when the state goes stale)", throttle_duration_sec=LOG_THROTTLE_S)
+            return
         status = self.mapper.update(msg.name, msg.position, msg.velocity)
         if status != OK:
             self._count_reject(status)
             return
-        stamp = msg.header.stamp
-        t_state = stamp.sec + 1e-9 * stamp.nanosec
-        wall = time.monotonic()
         config = self.config   # one parameter snapshot per tick
         if config.time_source == "arrival":
             t_state = wall
+        else:
+            stamp = msg.header.stamp
+            t_state = stamp.sec + 1e-9 * stamp.nanosec
+        gate = self.gate.check(self.mapper.q, self.mapper.qd, t_state)
+        if gate != OK:
+            self._count_reject(gate)
+            if gate == STAMP_REPEATED and wall - self._last_cmd_wall > REPEAT_ANSWER_S and self.ctl.started:
+                self._publish_command()   # a re-sent state (lockstep start) gets the last command again
+            return
+        t_prev = self.gate.t_last
+        self.gate.accept(self.mapper.q, t_state)
         ctl = self.ctl
+        # a tick after the plant ran long on one command gets softer gains (docs/safety.md)
+        holds = ctl.counters.stale_hold
+        delay = config.control_period_s if t_prev is None else held_delay(
+            t_state - t_prev, wall - self._last_accept_wall, config.control_period_s, holds != self._holds_at_accept)
+        self._last_accept_wall, self._holds_at_accept = wall, holds
+        ctl.set_gain_scale(lateness_gain_scale(self._omega_max, delay, config.control_period_s))
         cand = self.slot.take_ready()
         if cand is not None:   # hot swap between two ticks: one reference
             self.slot.activated(cand, ctl.swap_model(cand.model, cand.prepared))
         if ctl.reference is None:
-            ctl.set_reference(builtin_reference(config, self.mapper.q))
+            ref, notes = fit_to_limits(builtin_reference(config, self.mapper.q), *self.limits)
+            for note in notes:
+                self.get_logger().warning(f"built-in reference clipped to the joint limits: {note}")
+            ctl.set_reference(ref)
         mode = ctl.step(self.mapper.q, self.mapper.qd, t_state, wall)
         self.slot.note_tick(mode is not Mode.MODEL_FALLBACK)
         if mode is Mode.MODEL_FALLBACK:
@@ -281,30 +343,47 @@ class ComputedTorqueNode(Node):
         if config.status_decimation and self.n_ticks % config.status_decimation == 0:
             self._publish_status(dt_ns)
 
-    def _on_trajectory(self, msg: JointTrajectory) -> None:
-        """Replace the reference: the current desired state at t=0, then the message's points."""
-        try:
-            if not msg.points:
-                raise ValueError("no points")
-            order = [list(msg.joint_names).index(j) for j in self.joint_names]
-            q_now, qd_now, qdd_now = (np.zeros(self.ctl.n) for _ in range(3))
+    def _on_trajectory_raw(self, raw: bytes) -> None:
+        """Hand the CDR bytes to the parser process (docs/safety.md: off the control path)."""
+        reason = self.intake.submit(raw)
+        if reason is not None:
+            self._reject_trajectory(reason)
+
+    def _reject_trajectory(self, reason: str) -> None:
+        self.ctl.count_rejected("trajectory")
+        self.get_logger().warning(f"reference trajectory rejected: {reason}; keeping the current "
+                                  "reference", throttle_duration_sec=LOG_THROTTLE_S)
+
+    def _poll_trajectories(self) -> None:
+        """Swap in parsed trajectories (between two ticks): the current desired state at t=0,
+        then the message's points."""
+        for result, error, size in self.intake.poll():
+            if error is not None:
+                self._reject_trajectory(error)
+                continue
             if not self.ctl.started:
-                raise ValueError("no joint state received yet")
+                self._reject_trajectory("no joint state received yet")
+                continue
+            body, estimated = result
+            n = self.ctl.n
+            q_now, qd_now, qdd_now = np.zeros(n), np.zeros(n), np.zeros(n)
             self.ctl.desired_now(q_now, qd_now, qdd_now)   # the hold position after a fault
-            times = [0.0] + [p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in msg.points]
-            pos = [q_now] + [np.asarray(p.positions, dtype=float)[order] for p in msg.points]
-            have_vel = all(len(p.velocities) == len(msg.joint_names) for p in msg.points)
-            vel = [qd_now] + [np.asarray(p.velocities, dtype=float)[order] for p in msg.points] if have_vel else None
-            ref = SplineReference(times, np.array(pos), None if vel is None else np.array(vel))
-        except (ValueError, IndexError) as exc:
-            self.ctl.count_rejected("trajectory")
-            self.get_logger().warning(f"reference trajectory rejected: {exc}; keeping the current "
-                                      "reference", throttle_duration_sec=LOG_THROTTLE_S)
-            return
-        cleared = self.ctl.faulted
-        self.ctl.set_reference(ref)   # t=0 of the new reference: now
-        self.get_logger().info(f"new reference trajectory: {len(msg.points)} points over {ref.duration:.2f} s"
-                               + ("; following-error fault cleared" if cleared else ""))
+            ref = PrefixedSpline(q_now, qd_now, body, estimated)
+            cleared = self.ctl.faulted
+            self.ctl.set_reference(ref)   # t=0 of the new reference: now
+            self.get_logger().info(f"new reference trajectory: {body.t.size} points over {ref.duration:.2f} s "
+                                   f"({size} bytes)" + ("; following-error fault cleared" if cleared else ""))
+
+    def _check_sources(self) -> None:
+        """Count the publishers on joint_states; more than one: refuse to control (docs/safety.md)."""
+        before = self.source.conflict
+        count = self.count_publishers(self.state_sub.topic_name)
+        self.source.note_publishers(count)
+        if self.source.conflict and not before:
+            self.get_logger().error(f"{count} publishers on {self.state_sub.topic_name}: refusing to control "
+                                    "until one remains")
+        elif before and not self.source.conflict:
+            self.get_logger().warning(f"one publisher on {self.state_sub.topic_name} again: control resumes")
 
     def _watchdog(self) -> None:
         if not self.ticking:
@@ -338,6 +417,7 @@ class ComputedTorqueNode(Node):
 
     def _publish_command(self) -> None:
         self.cmd_msg.data = self.ctl.tau.tolist()
+        self._last_cmd_wall = time.monotonic()
         self._publish(self.cmd_pub, self.cmd_msg)
 
     def _publish_status(self, tick_ns: int) -> None:
@@ -350,14 +430,15 @@ class ComputedTorqueNode(Node):
         level = DiagnosticStatus.OK
         if self.ctl.mode is not Mode.NORMAL or self.model_load_error:
             level = DiagnosticStatus.WARN
-        if self.ctl.mode is Mode.FAULT:
+        if self.ctl.mode is Mode.FAULT or self.source.conflict:
             level = DiagnosticStatus.ERROR
         message = f"mode={self.ctl.mode.name} model={self.slot.active.kind} v{self.slot.active.version}"
         if self.ctl.mode is Mode.WAITING:
             message += f": waiting for {self.state_sub.topic_name}, nothing commanded"
         message += self.state_note
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: computed torque",
-                                  message=message, hardware_id=self.get_namespace())
+                                  message=message + (" SOURCE CONFLICT: refusing to control" if self.source.conflict else ""),
+                                  hardware_id=self.get_namespace())
         status.values = [KeyValue(key=k, value=str(v)) for k, v in counters.items()]
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -398,6 +479,9 @@ class ComputedTorqueNode(Node):
         slot = getattr(self, "slot", None)
         if slot is not None:
             slot.close()
+        intake = getattr(self, "intake", None)
+        if intake is not None:
+            intake.close()
         super().destroy_node()
 
 

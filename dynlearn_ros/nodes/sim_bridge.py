@@ -15,6 +15,19 @@ Stepping (parameter ``stepping``):
   for that step. Deterministic: same commands, same trajectory.
 * ``realtime``: after the first valid command, one step per 1/rate_hz on absolute wall-clock
   deadlines with the latest valid command; no new command since the last state = deadline miss.
+  A loop more than STALL_PERIODS behind (the bridge starved of CPU) re-anchors its deadlines:
+  the simulated physics pause with the bridge instead of catching up in a burst.
+
+Command watchdog (like a real robot's: FRI and libfranka stop the arm when commands stop): in
+realtime, no valid command for ``command_timeout_ms`` (wall clock) engages the brakes
+(:meth:`SimPlant.brake_step`: each joint's velocity driven to 0 with at most its effort limit)
+until a valid command arrives; a short gap (a few missed deadlines) holds the last command. In
+lockstep the same happens when ``lockstep_timeout_ms`` passes without a command. Each loss of
+commands is logged (error) and counted (``command_losses``, ``brake_steps``); /diagnostics is
+ERROR while braking, and says when the command publisher has left the graph (a dead controller).
+More than one publisher on the command topic (two controllers on one graph) is treated the
+same way: the brakes hold until one remains (counted in ``command_conflicts``, logged).
+``on_command_loss:=hold_last`` keeps the old behaviour (last torque for ever) for experiments.
 
 A command of the wrong length or with a non-finite value is rejected (counter, throttled warning,
 last valid command kept; in lockstep it still answers the pending state). Values beyond the
@@ -52,6 +65,7 @@ from dynlearn_ros.nodes.sim_bridge_params import BRIDGE_SPEC, validate_bridge  #
 from dynlearn_ros.sim.plant import SimPlant  # noqa: E402
 from dynlearn_ros.sim.stats import LatencyRecorder  # noqa: E402
 
+STALL_PERIODS = 2  # realtime: more than this many periods behind = a stall of the bridge (re-anchor)
 FIRST_STATE_REPEAT_S = 0.1  # lockstep/realtime: re-send state 0 this often until the first command
 
 
@@ -80,9 +94,16 @@ class SimBridgeNode(Node):
         self._awaiting_reply = False
         self.k = 0  # index of the last published state
         self.timeouts = 0
+        self.stalls = 0  # realtime: the loop fell > STALL_PERIODS behind and re-anchored
+        self.command_losses = 0  # episodes: commands stopped and the brakes engaged
+        self._last_valid_ns = 0  # perf_counter_ns of the last valid command
+        self._cmd_publishers = 0
+        self._cmd_conflict = False
+        self.command_conflicts = 0
         self.deadline_misses = 0
         self.rejected = 0
         self.payload_msgs = 0
+        self.max_abs_qd = 0.0  # rad/s, over the run: a flailing arm shows here
         self.round_trip = LatencyRecorder()
         self._q = np.zeros(n)
         self._qd = np.zeros(n)
@@ -103,6 +124,7 @@ class SimBridgeNode(Node):
         self.sub_payload = self.create_subscription(Float64, "~/payload_kg", self._on_payload_msg, 10)
         on_set_parameters(self, BRIDGE_SPEC, self._apply_parameters)
         self.create_timer(1.0, self._publish_diagnostics)
+        self.create_timer(0.25, self._check_command_publishers)
         self.get_logger().info(
             f"{cfg['robot']} ({n} joints) at {cfg['rate_hz']:g} Hz, {cfg['stepping']}, payload {cfg['payload_kg']:g} kg, "
             f"friction b={self.plant.friction_viscous.tolist()} fc={self.plant.friction_coulomb.tolist()}; "
@@ -142,12 +164,24 @@ class SimBridgeNode(Node):
             else:
                 self._cmd[:] = vals
                 self._have_cmd = True
+                self._last_valid_ns = time.perf_counter_ns()
         self._fresh = True
+
+    def _check_command_publishers(self) -> None:
+        count = self.count_publishers(self.sub_cmd.topic_name)
+        if count > 1 and not self._cmd_conflict:
+            self.command_conflicts += 1
+            self.get_logger().error(f"{count} publishers on {self.sub_cmd.topic_name} (two controllers?): "
+                                    "brakes on until one remains")
+        elif count <= 1 and self._cmd_conflict:
+            self.get_logger().warning(f"one publisher on {self.sub_cmd.topic_name} again")
+        self._cmd_conflict = count > 1
 
     def _publish_state(self) -> None:
         stamp_ns = self.k * self.dt_ns
         sec, nsec = divmod(stamp_ns, 1_000_000_000)
         self.plant.state_into(self._q, self._qd)
+        self.max_abs_qd = max(self.max_abs_qd, float(np.abs(self._qd).max()))
         js = self._js
         js.header.stamp.sec = sec
         js.header.stamp.nanosec = nsec
@@ -169,12 +203,23 @@ class SimBridgeNode(Node):
         problems = self.timeouts + self.deadline_misses + self.rejected
         st.level = DiagnosticStatus.OK if problems == 0 else DiagnosticStatus.WARN
         st.message = "running" if self._have_cmd else "waiting for the first command"
+        count = self.count_publishers(self.sub_cmd.topic_name)
+        if self._have_cmd and count == 0 and self._cmd_publishers > 0:
+            self.get_logger().error(f"the command publisher on {self.sub_cmd.topic_name} left the graph "
+                                    "(controller gone?)")
+        self._cmd_publishers = count
+        if self.plant.braking:
+            st.level = DiagnosticStatus.ERROR
+            st.message = (f"commands lost: brakes on ({count} command publishers"
+                          + ("; controller gone?)" if count == 0 else ")"))
         rt = self.round_trip.summary_us()
         st.values = [KeyValue(key=k, value=str(v)) for k, v in (
             ("ticks", self.k), ("sim_time_s", f"{self.k * self.dt_ns * 1e-9:.3f}"),
             ("clamps", self.plant.clamped_steps), ("timeouts", self.timeouts),
             ("deadline_misses", self.deadline_misses), ("rejected_commands", self.rejected),
-            ("payload_kg", self.plant.payload_kg), ("round_trip_p99_us", rt["p99"]))]
+            ("payload_kg", self.plant.payload_kg), ("round_trip_p99_us", rt["p99"]),
+            ("command_losses", self.command_losses), ("brake_steps", self.plant.brake_steps),
+            ("command_publishers", count))]
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [st]
@@ -216,8 +261,23 @@ class SimBridgeNode(Node):
             self._run_realtime(executor)
         return 0
 
-    def _step_and_publish(self) -> None:
-        self.plant.step(self._cmd)
+    def _step_and_publish(self, commands_lost: bool = False) -> None:
+        """One step with the last valid command, or with the brakes when ``commands_lost`` (and
+        ``on_command_loss`` is brake), then publish the new state."""
+        commands_lost = commands_lost or self._cmd_conflict
+        if commands_lost and self.cfg["on_command_loss"] == "brake":
+            if not self.plant.braking:
+                self.command_losses += 1
+                self.get_logger().error(
+                    f"no command for {(time.perf_counter_ns() - self._last_valid_ns) * 1e-6:.0f} ms at t = "
+                    f"{self.k * self.dt_ns * 1e-9:.3f} s: brakes on until commands return "
+                    f"({self.command_losses} losses; command publishers: {self._cmd_publishers})")
+            self.plant.brake_step()
+        else:
+            if self.plant.braking:
+                self.get_logger().warning(f"commands back at t = {self.k * self.dt_ns * 1e-9:.3f} s: brakes released "
+                                          f"after {self.plant.brake_steps} braked steps in all")
+            self.plant.step(self._cmd)
         self.k += 1
         self._publish_state()
 
@@ -227,22 +287,27 @@ class SimBridgeNode(Node):
         ctx = self.context
         stop = self._stop
         while not self._done() and ok(context=ctx) and not stop.is_set():
+            lost = False
             if not self._fresh:
                 deadline = time.perf_counter_ns() + timeout_ns
                 while not self._fresh:
                     remaining = deadline - time.perf_counter_ns()
                     if remaining <= 0:
                         self.timeouts += 1
-                        self.get_logger().warning("lockstep: no command in time, holding the last one",
-                                                  throttle_duration_sec=1.0)
+                        lost = True
+                        self.get_logger().warning(
+                            "lockstep: no command in time, "
+                            + ("brakes on" if self.cfg["on_command_loss"] == "brake" else "holding the last one"),
+                            throttle_duration_sec=1.0)
                         break
                     executor.spin_once(timeout_sec=min(remaining * 1e-9, 0.1))
                     if not ok(context=ctx) or stop.is_set():
                         return
-            self._step_and_publish()
+            self._step_and_publish(lost)
 
     def _run_realtime(self, executor) -> None:
         period_ns = self.dt_ns
+        cmd_timeout_ns = int(self.cfg["command_timeout_ms"] * 1e6)
         clock = time.perf_counter_ns
         next_tick = clock() + period_ns
         ok = rclpy.ok
@@ -258,10 +323,14 @@ class SimBridgeNode(Node):
                     return
             if not self._fresh:
                 self.deadline_misses += 1
-            self._step_and_publish()
+            self._step_and_publish(clock() - self._last_valid_ns > cmd_timeout_ns)
             next_tick += period_ns
             late = clock() - next_tick
-            if late > 100 * period_ns:  # stalled (e.g. suspended): re-anchor instead of bursting
+            if late > STALL_PERIODS * period_ns:
+                # the bridge itself was stalled (CPU starved, suspended): the plant's physics
+                # pause with it - re-anchor instead of bursting through the missed steps with
+                # one stale command (a burst is physics a real arm would never see)
+                self.stalls += 1
                 next_tick = clock() + period_ns
 
     # ------------------------------------------------------------------ exit
@@ -279,6 +348,9 @@ class SimBridgeNode(Node):
             "loop_wall_time_s": None if self._loop_t0 is None else time.perf_counter() - self._loop_t0,
             "clamps": int(self.plant.clamped_steps), "clamps_per_joint": self.plant.clamp_counts.tolist(),
             "timeouts": self.timeouts, "rejected_commands": self.rejected,
+            "command_losses": self.command_losses, "brake_steps": int(self.plant.brake_steps),
+            "command_conflicts": self.command_conflicts, "stalls": self.stalls,
+            "max_abs_qd": float(self.max_abs_qd),
             "deadline_misses": self.deadline_misses,
             "deadline_miss_ratio": (self.deadline_misses / ticks if ticks else 0.0)
             if self.cfg["stepping"] == "realtime" else None,

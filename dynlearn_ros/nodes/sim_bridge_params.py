@@ -24,6 +24,13 @@ BRIDGE_SPEC: tuple[ParamSpec, ...] = (
               choices=STEPPING, dynamic=False, reason=_PLANT),
     ParamSpec("lockstep_timeout_ms", "double", 500.0, "lockstep: after the first command, step holding "
               "the last command if none arrives within this", lo=1.0, hi=600000.0, dynamic=False, reason=_PLANT),
+    ParamSpec("command_timeout_ms", "double", 20.0, "realtime: no valid command for this long (wall clock) "
+              "-> the brakes hold the arm until commands return (lockstep: lockstep_timeout_ms)", lo=1.0,
+              hi=600000.0, dynamic=False, reason=_PLANT),
+    ParamSpec("on_command_loss", "string", "brake", "what the plant does when commands stop (see "
+              "command_timeout_ms): brake (like FRI / libfranka stopping the arm) or hold_last (keep "
+              "applying the last torque: the unsafe behaviour of a naive simulator, for experiments)",
+              choices=("brake", "hold_last"), dynamic=False, reason=_PLANT),
     ParamSpec("joint_names", "string_array", None, "names published and expected instead of the URDF "
               "names, same order; empty = URDF names", optional=True, dynamic_typing=True, dynamic=False,
               reason=_PLANT),

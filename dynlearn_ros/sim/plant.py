@@ -199,6 +199,8 @@ class SimPlant:
         self.clamp_counts = np.zeros(n, dtype=np.int64)  # per joint: steps its command was clamped
         self.clamped_steps = 0  # steps with at least one joint clamped
         self.steps = 0
+        self.braking = False  # the brake holds the joints (see brake_step)
+        self.brake_steps = 0
         self.t = 0.0
         self.reset(q0)
 
@@ -292,6 +294,8 @@ class SimPlant:
         np.copyto(self._tau_cmd, tau_cmd)
         if not np.all(np.isfinite(self._tau_cmd)):
             raise ValueError(f"non-finite torque command {self._tau_cmd.tolist()}")
+        if self.braking:
+            self.release_brake()
         lim = self.effort_limits
         np.clip(self._tau_cmd, -lim, lim, out=self.applied_torque)
         clamped = self.applied_torque != self._tau_cmd
@@ -315,6 +319,35 @@ class SimPlant:
         self._k += 1
         self.t = self._t0 + self._k * self.dt
         self._read()
+
+    def brake_step(self) -> None:
+        """One step of ``dt`` with the brakes on instead of a torque command: every joint's motor
+        drives its velocity to 0 with at most its effort limit (PyBullet's velocity motor, solved
+        implicitly: stable at any stiffness), like a drive's brake or a controlled stop. Gravity
+        is held where it can be; the arm does not spring back to an earlier pose.
+        :attr:`applied_torque` is the motor torque PyBullet applied. The next :meth:`step`
+        releases the brakes."""
+        pb = self._pb
+        if not self.braking:
+            self.braking = True
+        pb.setJointMotorControlArray(self._body, self._idx, pb.VELOCITY_CONTROL, targetVelocities=[0.0] * self.n,
+                                     forces=self.effort_limits.tolist(), physicsClientId=self._cid)
+        pb.stepSimulation(physicsClientId=self._cid)
+        self.steps += 1
+        self.brake_steps += 1
+        self._k += 1
+        self.t = self._t0 + self._k * self.dt
+        states = pb.getJointStates(self._body, self._idx, physicsClientId=self._cid)
+        for j, st in enumerate(states):
+            self._q[j] = st[0]
+            self._qd[j] = st[1]
+            self.applied_torque[j] = st[3]
+
+    def release_brake(self) -> None:
+        """Velocity motors off again (force 0): torque control resumes."""
+        self._pb.setJointMotorControlArray(self._body, self._idx, self._pb.VELOCITY_CONTROL,
+                                           forces=[0.0] * self.n, physicsClientId=self._cid)
+        self.braking = False
 
     def close(self) -> None:
         """Disconnect the physics client (idempotent)."""

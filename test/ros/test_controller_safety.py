@@ -52,7 +52,11 @@ class Driver:
     def publish(self, names, position, velocity):
         msg = self.JointState()
         self.k += 1
-        msg.header.stamp.nanosec = self.k * 1_000_000
+        # 1 s between stamps: the test's steps (up to 0.4 rad) stay within what the plausibility
+        # gate allows in that time, the stamps run ahead of the wall clock (a state looks like
+        # one after a held command only if it arrives >= 0.5 s after the previous one; the
+        # schedule's gains stay), and a new 2 s trajectory is still running at the next state
+        msg.header.stamp.sec = self.k
         msg.name, msg.position, msg.velocity = list(names), list(map(float, position)), list(map(float, velocity))
         self.pub.publish(msg)
 

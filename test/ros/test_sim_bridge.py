@@ -83,7 +83,9 @@ class Peer:
 def test_lockstep_hold_echo_reject_clamp_timeout_payload_and_exit(ros_context, start_node, spin_until, tmp_path):
     stats_path = tmp_path / "stats.json"
     n_ticks = 450
+    # hold_last: this test checks the held command bit for bit (the brake is in test/faults/)
     bridge = start_node("sim_bridge", {"robot": "iiwa", "stepping": "lockstep", "lockstep_timeout_ms": 300.0,
+                                       "on_command_loss": "hold_last",
                                        "duration_s": n_ticks * 1e-3, "stats_path": str(stats_path)})
     peer = Peer("iiwa")
 

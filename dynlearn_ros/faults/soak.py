@@ -1,0 +1,161 @@
+"""The soak run (bench, not CI): realtime bridge + computed_torque for minutes, with a new
+reference trajectory every few seconds, the plant perturbed at random (payload changes through
+``~/payload_kg``, bursts of bad joint states from a second publisher), and model swaps announced
+on ``model_updates`` when a shipped model exists. Reported: crashes (exit codes, processes
+alive), commands beyond the torque limits, memory (RSS of both nodes every 10 s: first, last,
+slope over the second half).
+
+``dynlearn-ros faults --soak-minutes M --json PATH`` runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dynlearn_ros.core.robots import robot_spec
+from dynlearn_ros.procs import NodeProcess, claim_domain_id
+
+ROBOT = "iiwa"
+SHIPPED_MODEL = "svdkl_iiwa_sim"
+
+
+def _random_trajectory(rng, spec, msg_cls, point_cls):
+    """Three points within 0.4 rad of home (inside the limits), 1-2 s apart."""
+    msg = msg_cls()
+    msg.joint_names = list(spec.joint_names)
+    t = 0.0
+    for _ in range(3):
+        t += rng.uniform(1.0, 2.0)
+        q = np.clip(spec.home + rng.uniform(-0.4, 0.4, spec.n), spec.lower + 0.1, spec.upper - 0.1)
+        p = point_cls(positions=q.tolist())
+        ns = int(t * 1e9)
+        p.time_from_start.sec, p.time_from_start.nanosec = divmod(ns, 1_000_000_000)
+        msg.points.append(p)
+    return msg
+
+
+def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0) -> dict:
+    import psutil
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64, Float64MultiArray, String
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from dynlearn_ros.nodes import qos
+    from dynlearn_ros.paths import resolve_model_dir
+
+    spec = robot_spec(ROBOT)
+    lim = spec.torque_limits
+    rng = np.random.default_rng(seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    model = resolve_model_dir(SHIPPED_MODEL)
+    have_model = (model / "model.onnx").is_file()
+    with claim_domain_id() as claim:
+        env = claim.env(workdir / "ros_log")
+        import os
+
+        os.environ.update(env)
+        summary = workdir / "controller.json"
+        stats = workdir / "bridge.json"
+        ctl = NodeProcess("computed_torque", {"robot": ROBOT, "summary_path": str(summary),
+                                              "reference": "hold"}, env, workdir / "controller.log")
+        br = NodeProcess("sim_bridge", {"robot": ROBOT, "stepping": "realtime", "stats_path": str(stats)}, env,
+                         workdir / "bridge.log")
+        rclpy.init()
+        node = rclpy.create_node("soak_driver")
+        counts = {"commands": 0, "beyond_limits": 0, "non_finite": 0, "max_over_limit": 0.0}
+
+        def on_cmd(m):
+            tau = np.asarray(m.data)
+            counts["commands"] += 1
+            if not np.isfinite(tau).all():
+                counts["non_finite"] += 1
+                return
+            r = float(np.max(np.abs(tau) / lim))
+            counts["max_over_limit"] = max(counts["max_over_limit"], r)
+            counts["beyond_limits"] += int(r > 1.0 + 1e-9)
+
+        node.create_subscription(Float64MultiArray, "effort_controller/commands", on_cmd,
+                                 QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        traj_pub = node.create_publisher(JointTrajectory, "reference_trajectory", qos.COMMANDS)
+        payload_pub = node.create_publisher(Float64, "/sim_bridge/payload_kg", 10)
+        model_pub = node.create_publisher(String, qos.MODEL_UPDATES_TOPIC, qos.MODEL_UPDATES)
+        executor = rclpy.executors.SingleThreadedExecutor()
+        executor.add_node(node)
+        procs = {"controller": psutil.Process(ctl.pid), "bridge": psutil.Process(br.pid)}
+        mem: dict[str, list[tuple[float, float]]] = {k: [] for k in procs}
+        events = {"trajectories": 0, "payload_changes": 0, "bad_state_bursts": 0, "model_announcements": 0}
+        t0 = time.monotonic()
+        end = t0 + 60.0 * minutes
+        next_change, next_mem = t0 + 10.0, t0
+        bad_node = None
+        try:
+            while time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.01)
+                now = time.monotonic()
+                if ctl.poll() is not None or br.poll() is not None:
+                    break
+                if now >= next_mem:
+                    for k, p in procs.items():
+                        mem[k].append((now - t0, p.memory_info().rss / 1e6))
+                    next_mem = now + 10.0
+                if now >= next_change:
+                    next_change = now + change_s
+                    traj_pub.publish(_random_trajectory(rng, spec, JointTrajectory, JointTrajectoryPoint))
+                    events["trajectories"] += 1
+                    pick = rng.uniform()
+                    if pick < 0.3:
+                        payload_pub.publish(Float64(data=float(rng.uniform(0.0, 3.0))))
+                        events["payload_changes"] += 1
+                    elif pick < 0.5:
+                        # a burst of bad states from a second publisher (20 ms): must be refused
+                        # (the publisher is removed after the burst: while it exists the
+                        # controller refuses to control, by design)
+                        bad_node = rclpy.create_node("soak_bad_states")
+                        bad_pub = bad_node.create_publisher(JointState, "joint_states", 10)
+                        msg = JointState()
+                        msg.name = list(spec.joint_names)
+                        msg.position = (spec.home + 1e3).tolist()
+                        msg.velocity = [0.0] * spec.n
+                        for _ in range(20):
+                            bad_pub.publish(msg)
+                            time.sleep(0.001)
+                        bad_node.destroy_node()
+                        bad_node = None
+                        events["bad_state_bursts"] += 1
+                    elif pick < 0.65 and have_model:
+                        model_pub.publish(String(data=str(model)))
+                        events["model_announcements"] += 1
+        finally:
+            alive = {"controller": ctl.poll() is None, "bridge": br.poll() is None}
+            rc = {"controller": ctl.stop(), "bridge": br.stop()}
+            if bad_node is not None:
+                bad_node.destroy_node()
+            node.destroy_node()
+            rclpy.try_shutdown()
+    ctl_summary = json.loads(summary.read_text()) if summary.is_file() else {}
+    br_stats = json.loads(stats.read_text()) if stats.is_file() else {}
+
+    def slope(series):   # MB per minute over the second half (after warm-up)
+        if len(series) < 4:
+            return None
+        s = np.array(series[len(series) // 2:])
+        return float(np.polyfit(s[:, 0] / 60.0, s[:, 1], 1)[0])
+
+    out = {
+        "minutes": (time.monotonic() - t0) / 60.0, "minutes_planned": minutes,
+        "crashes": sum(not a for a in alive.values()) + sum(int(r not in (0, None)) for r in rc.values()),
+        "alive_at_end": alive, "exit_codes": rc, **counts, "events": events,
+        "memory_mb": {k: {"first": v[0][1] if v else None, "last": v[-1][1] if v else None,
+                          "max": max(x for _, x in v) if v else None, "slope_mb_per_min_second_half": slope(v)}
+                      for k, v in mem.items()},
+        "controller_counters": ctl_summary.get("counters", {}), "model_slot": ctl_summary.get("model_slot"),
+        "bridge": {k: br_stats.get(k) for k in ("ticks", "deadline_miss_ratio", "command_losses", "brake_steps",
+                                                 "stalls", "clamps", "max_abs_qd")},
+    }
+    return out
