@@ -32,9 +32,10 @@ def sequence_eval_table(results: dict, direction: str, joint_names: Sequence[str
             break
         rows, prev = [], None
         for name, res in results["models"].items():
-            rows.append([name, *(f"{res['rmse'][h]:.4f}" for h in hs), f"{res['nll_1step']:.3f}",
-                         f"{res['epochs']} ({res['best_epoch']})"])
-            prev = res["prev_state_rmse"]
+            nll = f"{res['nll_1step']:.3f}" if "nll_1step" in res else "-"
+            ep = f"{res['epochs']} ({res['best_epoch']})" if "epochs" in res else "-"
+            rows.append([name, *(f"{res['rmse'][h]:.4f}" for h in hs), nll, ep])
+            prev = res.get("prev_state_rmse", prev)
         if prev is not None:
             rows.append(["previous state", *(f"{prev[h]:.4f}" for h in hs), "-", "-"])
         header = ["model", *(f"h={h}" for h in hs), "NLL (1-step)", "epochs (best)"]

@@ -1,7 +1,10 @@
 """Evaluation of sequence-model runs (and of the analytic model) on the test split of a data set
 (``dynlearn-ros eval``): forward runs by multi-step RMSE per horizon, inverse runs by torque RMSE
-(N*m) with NLL and calibration, plus the reference every inverse model must beat, the previous
-torque tau_{t-1}."""
+(N*m) with NLL and calibration. Baselines computed here on the same rows: inverse - the previous
+torque tau_{t-1} (the reference every model handed tau_{t-1} must beat), the training mean and
+the least-squares linear model in [1, q, sin q, cos q, qd, sign qd, qdd]; forward - the
+previous state (in ``forward_multistep``) and an ARX(2, 2) model fitted by least squares
+(``linear_baselines``)."""
 
 from __future__ import annotations
 
@@ -32,7 +35,8 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
     """Metrics of each run directory on the test split of ``data_name`` (split seed ``seed``; each
     run at its own training rate), the analytic model when ``analytic`` (``urdf``: your robot's;
     default: the robot table's baseline robot of the data set), and for inverse
-    dynamics the previous torque, at 1/``subsample`` of the rate. Returns {"data", "split_seed",
+    dynamics the previous torque, training mean and linear model (forward: ARX), at 1/``subsample``
+    of the rate. Returns {"data", "split_seed",
     "test_rows", "date", "direction", "joint_names", "models": {name: metrics}}; ValueError when
     there is nothing to evaluate."""
     from dynlearn_ros.datasets.catalog import load_dataset
@@ -58,11 +62,17 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
             res = forward_multistep(model, stats, keep_every(test, k), obs_qd=tc["obs_qd"])
         else:
             res = inverse_eval(model, stats, keep_every(test, k))
-        res.update({"run": str(run_dir), "subsample": k, "seed": tc["seed"], "epochs": tc["epochs"],
+        res.update({"run": str(run_dir), "subsample": k, "obs_qd": bool(tc.get("obs_qd", False)), "seed": tc["seed"], "epochs": tc["epochs"],
                     "best_epoch": ckpt["best_epoch"], "train_rows": ckpt["train_rows"],
                     "train_wall_s": round(ckpt["wall_s"], 1)})
         results["models"][f"{tc['kind']} s{tc['seed']}" + (f" (1/{k} rate)" if k > 1 else "")] = res
     test = keep_every(test, int(subsample or 1))
+    train = keep_every(_tr, int(subsample or 1))
+    if direction == "forward":
+        from dynlearn_ros.learning.evaluation.linear_baselines import arx_multistep
+
+        obs_qd = any(r.get("obs_qd", False) for r in results["models"].values())
+        results["models"]["ARX(2, 2)"] = arx_multistep(train, test, obs_qd=obs_qd)
     if analytic:
         results["models"]["analytic (Pinocchio)"] = analytic_errors(str(data_name), test, urdf)
         direction = "inverse"
@@ -70,6 +80,10 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
         # the reference every learned inverse model must beat: it is handed tau_{t-1}
         rows = inverse_rows(test.episode)
         results["models"]["previous torque"] = torque_errors(test.tau[rows - 1], test.tau[rows])
+        from dynlearn_ros.learning.evaluation.linear_baselines import inverse_baselines
+
+        for name, tau_hat in inverse_baselines(train, test).items():
+            results["models"][name] = torque_errors(tau_hat, test.tau[rows])
     if not results["models"]:
         raise ValueError("nothing to evaluate: give --runs and/or --model analytic")
     results["direction"] = direction or "inverse"
