@@ -31,25 +31,32 @@ def analytic_errors(data_name: str, test, urdf: str | Path | None = None) -> dic
 
 
 def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, subsample: int = 1,
-                  analytic: bool = False, urdf: str | Path | None = None) -> dict:
+                  analytic: bool = False, urdf: str | Path | None = None, split=None) -> dict:
     """Metrics of each run directory on the test split of ``data_name`` (split seed ``seed``; each
     run at its own training rate), the analytic model when ``analytic`` (``urdf``: your robot's;
     default: the robot table's baseline robot of the data set), and for inverse
     dynamics the previous torque, training mean and linear model (forward: ARX), at 1/``subsample``
     of the rate. Returns {"data", "split_seed",
     "test_rows", "date", "direction", "joint_names", "models": {name: metrics}}; ValueError when
-    there is nothing to evaluate."""
+    there is nothing to evaluate. ``split``: a :class:`~dynlearn_ros.datasets.splits.SplitSpec`;
+    default the split recorded in the first run's checkpoint (else 0.7 / 0.15 / 0.15)."""
     from dynlearn_ros.datasets.catalog import load_dataset
     from dynlearn_ros.datasets.filtering import subsample as keep_every
     from dynlearn_ros.datasets.normalize import Stats
-    from dynlearn_ros.datasets.splits import train_val_test
+    from dynlearn_ros.datasets.splits import SplitSpec, split_data
     from dynlearn_ros.datasets.windows import inverse_rows
     from dynlearn_ros.learning.evaluation.sequence import forward_multistep, inverse_eval, torque_errors
     from dynlearn_ros.learning.training.sequence import load_checkpoint
 
+    if split is None and runs:
+        import torch
+
+        first = torch.load(Path(runs[0]) / "checkpoint.pt", map_location="cpu", weights_only=False)
+        split = SplitSpec.from_dict(first.get("split"))
+    split = split or SplitSpec()
     data = load_dataset(data_name)
-    _tr, _va, test = train_val_test(data, seed=seed)
-    results: dict = {"data": str(data_name), "split_seed": seed, "test_rows": len(test),
+    _tr, _va, test = split_data(data, seed=seed, spec=split)
+    results: dict = {"data": str(data_name), "split_seed": seed, "split": split.to_dict(), "test_rows": len(test),
                      "date": datetime.now(UTC).strftime("%Y-%m-%d"), "models": {}}
     direction = None
     for run_dir in runs:
