@@ -45,7 +45,12 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
     from dynlearn_ros.datasets.normalize import Stats
     from dynlearn_ros.datasets.splits import SplitSpec, split_data
     from dynlearn_ros.datasets.windows import inverse_rows
-    from dynlearn_ros.learning.evaluation.sequence import forward_multistep, inverse_eval, torque_errors
+    from dynlearn_ros.learning.evaluation.sequence import (
+        forward_free_run,
+        forward_multistep,
+        inverse_eval,
+        torque_errors,
+    )
     from dynlearn_ros.learning.training.sequence import load_checkpoint
 
     if split is None and runs:
@@ -66,7 +71,13 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
         direction = tc["direction"]
         k = int(ckpt.get("subsample", 1))
         if direction == "forward":
-            res = forward_multistep(model, stats, keep_every(test, k), obs_qd=tc["obs_qd"])
+            from dynlearn_ros.datasets.windows import model_arrays
+            from dynlearn_ros.learning.evaluation.linear_baselines import ARX
+
+            te_k, tr_k = keep_every(test, k), keep_every(_tr, k)
+            res = forward_multistep(model, stats, te_k, obs_qd=tc["obs_qd"])
+            arx_k = ARX().fit(*model_arrays(tr_k, "forward", tc["obs_qd"]), tr_k.episode)
+            res["free_run"] = forward_free_run(model, stats, te_k, obs_qd=tc["obs_qd"], arx=arx_k)
         else:
             res = inverse_eval(model, stats, keep_every(test, k))
         res.update({"run": str(run_dir), "subsample": k, "obs_qd": bool(tc.get("obs_qd", False)), "seed": tc["seed"], "epochs": tc["epochs"],
@@ -79,7 +90,11 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
         from dynlearn_ros.learning.evaluation.linear_baselines import arx_multistep
 
         obs_qd = any(r.get("obs_qd", False) for r in results["models"].values())
-        results["models"]["ARX(2, 2)"] = arx_multistep(train, test, obs_qd=obs_qd)
+        arx = arx_multistep(train, test, obs_qd=obs_qd)
+        free = [r["free_run"] for r in results["models"].values() if "free_run" in r]
+        if free:   # the ARX and previous-state free runs on the same episodes as the models'
+            arx["free_run"] = {"rmse": free[0]["arx_rmse"], "curve": free[0]["arx_curve"]}
+        results["models"]["ARX(2, 2)"] = arx
     if analytic:
         results["models"]["analytic (Pinocchio)"] = analytic_errors(str(data_name), test, urdf)
         direction = "inverse"
