@@ -1,5 +1,8 @@
-"""Synthetic data (no data set needed) for unit tests, examples and the training benchmark. Pendulum:
-a damped pendulum per joint, qdd = tau - 2 sin(q) - 0.5 qd, explicit Euler at dt, sinusoidal torques."""
+"""Synthetic data (no data set needed) for unit tests, examples and the training benchmark.
+
+``pendulum_data``: a damped pendulum per joint, qdd = tau - 2 sin(q) - 0.5 qd, explicit Euler at
+dt, sinusoidal torques. ``white_noise_linear_data``: a linear system driven by white-noise actions
+at a coarse dt, where a one-step shift of a target leaves nothing to learn (alignment tests)."""
 
 import numpy as np
 

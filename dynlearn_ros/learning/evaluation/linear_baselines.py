@@ -23,6 +23,7 @@ from dynlearn_ros.datasets.filtering import episode_bounds
 from dynlearn_ros.datasets.format import TrajectoryData
 from dynlearn_ros.datasets.windows import gather, inverse_rows, model_arrays, window_starts
 
+
 def lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """W (f, d) minimizing ||x W - y||^2; x (N, f), y (N, d). The minimum-norm solution (SVD),
     so a constant feature (a joint that never moved, sign qd of a joint at rest) or collinear

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 def analytic_errors(data_name: str, test, urdf: str | Path | None = None) -> dict:
     """Torque errors of Pinocchio RNEA on the rows 1 .. T-2 of each test episode, with ``urdf`` or
     the robot table's baseline robot of the data set; ValueError when neither gives a URDF."""
