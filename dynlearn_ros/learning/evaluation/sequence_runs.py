@@ -37,8 +37,8 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
     run at its own training rate), the analytic model when ``analytic`` (``urdf``: your robot's;
     default: the robot table's baseline robot of the data set), and for inverse
     dynamics the previous torque, training mean and linear model (forward: ARX), at 1/``subsample``
-    of the rate. Returns {"data", "split_seed",
-    "test_rows", "date", "direction", "joint_names", "models": {name: metrics}}; ValueError when
+    of the rate. Returns {"data", "split_seed", "split", "test_rows", "date", "direction",
+    "joint_names", "models": {name: metrics}}; ValueError when
     there is nothing to evaluate. ``split``: a :class:`~dynlearn_ros.datasets.splits.SplitSpec`;
     default the split recorded in the first run's checkpoint (else 0.7 / 0.15 / 0.15)."""
     from dynlearn_ros.datasets.catalog import load_dataset
@@ -81,8 +81,8 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
             res["free_run"] = forward_free_run(model, stats, te_k, obs_qd=tc["obs_qd"], arx=arx_k)
         else:
             res = inverse_eval(model, stats, keep_every(test, k))
-        res.update({"run": str(run_dir), "subsample": k, "obs_qd": bool(tc.get("obs_qd", False)), "seed": tc["seed"], "epochs": tc["epochs"],
-                    "best_epoch": ckpt["best_epoch"], "train_rows": ckpt["train_rows"],
+        res.update({"run": str(run_dir), "subsample": k, "obs_qd": bool(tc.get("obs_qd", False)),
+                    "seed": tc["seed"], "epochs": tc["epochs"], "best_epoch": ckpt["best_epoch"], "train_rows": ckpt["train_rows"],
                     "train_wall_s": round(ckpt["wall_s"], 1)})
         results["models"][f"{tc['kind']} s{tc['seed']}" + (f" (1/{k} rate)" if k > 1 else "")] = res
     test = keep_every(test, int(subsample or 1))
