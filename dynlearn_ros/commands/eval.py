@@ -1,5 +1,6 @@
 """``dynlearn-ros eval``: evaluate trained runs (and the analytic model) on the test split of a
-data set; writes JSON (``--json``) and a markdown table (``--md``).
+data set (by default the split recorded by ``train``; ``--split/--gap/--test-file`` override
+it); writes JSON (``--json``) and a markdown table (``--md``).
 
 Examples::
 
@@ -12,10 +13,12 @@ from __future__ import annotations
 import argparse
 
 from dynlearn_ros.commands._common import GP_KINDS, add_common, gp_dispatch
+from dynlearn_ros.commands.train import add_split_arguments, split_spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
+    add_split_arguments(parser)
     parser.set_defaults(model=None)
     parser.add_argument("--runs", nargs="*", default=[], help="run directories written by train")
     parser.add_argument("--subsample", type=int, default=1,
@@ -26,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.model in GP_KINDS:
+        if split_spec(args, default_none=True) is not None:
+            raise SystemExit("--split/--gap/--test-file apply to the sequence models; the GP models use their own split")
         return gp_dispatch(args, "evaluate")
     from dynlearn_ros.learning.evaluation.sequence_runs import evaluate_runs
     from dynlearn_ros.reporting.markdown import write_outputs
@@ -33,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         results = evaluate_runs(str(args.data), args.runs, args.seed, args.subsample, analytic=args.model == "analytic",
-                                urdf=args.urdf)
+                                urdf=args.urdf, split=split_spec(args, default_none=True))
     except ValueError as exc:  # nothing to evaluate, or no URDF for --model analytic
         raise SystemExit(str(exc)) from exc
     write_outputs(results, sequence_eval_table(results, results["direction"], results["joint_names"]), args.json,

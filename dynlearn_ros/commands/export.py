@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.datasets.catalog import load_dataset as load_data
     from dynlearn_ros.datasets.filtering import subsample
     from dynlearn_ros.datasets.normalize import Stats
-    from dynlearn_ros.datasets.splits import train_val_test as split
+    from dynlearn_ros.datasets.splits import SplitSpec, split_data
     from dynlearn_ros.learning.evaluation.sequence import forward_multistep, inverse_predict, torque_errors
     from dynlearn_ros.learning.export.acrkn import write_model_dir
     from dynlearn_ros.learning.training.sequence import load_checkpoint
@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         data_name = args.data or ckpt.get("data")
         data = load_data(data_name)
         data_command = str((data.meta or {}).get("command", ""))   # how a generated .npz was made
-        _tr, _va, test = split(data, seed=ckpt["train_config"]["seed"])
+        # the split the run was trained with (--split/--gap/--test-file; default 0.7 / 0.15 / 0.15)
+        _tr, _va, test = split_data(data, seed=ckpt["train_config"]["seed"], spec=SplitSpec.from_dict(ckpt.get("split")))
         test = subsample(test, int(ckpt.get("subsample", 1)))
         stats = Stats.from_dict(ckpt["stats"])
         if ckpt["model_config"]["direction"] == "inverse":

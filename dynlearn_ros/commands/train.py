@@ -16,8 +16,34 @@ from dynlearn_ros.commands._common import (
 )
 
 
+def add_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """--split / --gap / --test-file (sequence models; GP models keep their own split)."""
+    parser.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST",
+                        help="fractions of the episodes (>= 5 episodes) or of the rows in time (contiguous "
+                             "blocks), default 0.7,0.15,0.15; with --test-file two numbers TRAIN,VAL")
+    parser.add_argument("--gap", type=int, default=0,
+                        help="rows dropped before the validation and test blocks of a contiguous split")
+    parser.add_argument("--test-file", default=None,
+                        help="a separate data set (name or .npz, same joints) used whole as the test split")
+
+
+def split_spec(args: argparse.Namespace, default_none: bool = False):
+    """The :class:`~dynlearn_ros.datasets.splits.SplitSpec` of the options; None when none was
+    given and ``default_none`` (eval then uses the split recorded by train). Exits with the
+    reason on a malformed option."""
+    from dynlearn_ros.datasets.splits import SplitSpec
+
+    if default_none and args.split is None and not args.gap and args.test_file is None:
+        return None
+    try:
+        return SplitSpec.parse(args.split, args.gap, args.test_file)
+    except ValueError as exc:
+        raise SystemExit(f"--split/--gap/--test-file: {exc}") from exc
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
+    add_split_arguments(parser)
     parser.add_argument("--window", type=int, default=None, help="rows per training window "
                         "(default 40 forward, 50 inverse)")
     parser.add_argument("--stride", type=int, default=None, help="rows between window starts "
@@ -43,6 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.model in GP_KINDS:
+        if split_spec(args, default_none=True) is not None:
+            raise SystemExit("--split/--gap/--test-file apply to the sequence models; the GP models use their own split")
         return gp_dispatch(args, "train")
     if args.model == "analytic":
         print("analytic: nothing to train (Pinocchio RNEA); use `dynlearn-ros eval --model analytic`")
@@ -61,5 +89,5 @@ def run(args: argparse.Namespace) -> int:
         max_train_samples=args.max_train_samples, threads=args.threads,
     )
     train_run(str(args.data), tcfg, args.out, args.subsample, progress=not args.no_progress,
-              command=command_line(args))
+              command=command_line(args), split=split_spec(args))
     return 0

@@ -7,6 +7,8 @@ Each returned part records how it was made in ``meta["split"]``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from dynlearn_ros.datasets.format import TrajectoryData
@@ -105,6 +107,77 @@ def train_val_test(
     if data.episodes().size >= MIN_EPISODES_FOR_EPISODE_SPLIT:
         return split_by_episode(data, fractions, seed)
     return split_contiguous(data, fractions)
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How ``dynlearn-ros train`` / ``eval`` split a data set (recorded in the run's checkpoint so
+    that eval uses the training's split).
+
+    fractions: (train, val, test) shares of the episodes (>= 5 episodes) or of the rows in time
+    (contiguous blocks); gap: rows dropped before the validation and the test block of a
+    contiguous split (ignored by the episode split, whose parts share no episode); test_file: a
+    separate data set (name or .npz) used whole as the test split, the data then split into
+    train / val in the proportions of the first two fractions.
+    """
+
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    gap: int = 0
+    test_file: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fractions", tuple(float(x) for x in self.fractions))
+        _check_fractions(self.fractions)
+        if self.gap < 0:
+            raise ValueError(f"gap must be >= 0, got {self.gap}")
+        if self.test_file is not None and self.fractions[0] + self.fractions[1] <= 0:
+            raise ValueError("with a test file the train and validation fractions cannot both be 0")
+
+    @classmethod
+    def parse(cls, fractions: str | None = None, gap: int = 0, test_file: str | None = None) -> SplitSpec:
+        """From the command-line forms: ``fractions`` "0.7,0.15,0.15" (or two numbers, train and
+        val, with ``test_file``); ValueError with the reason otherwise."""
+        if fractions is None:
+            f = (0.7, 0.15, 0.15)
+        else:
+            try:
+                f = tuple(float(x) for x in fractions.split(","))
+            except ValueError as exc:
+                raise ValueError(f"--split takes comma-separated numbers, got {fractions!r}") from exc
+            if len(f) == 2 and test_file is not None:
+                f = (*f, 0.0)
+            if len(f) != 3:
+                raise ValueError(f"--split takes three fractions train,val,test (two with --test-file), got {fractions!r}")
+        return cls(f, int(gap), test_file)
+
+    def to_dict(self) -> dict:
+        return {"fractions": list(self.fractions), "gap": self.gap, "test_file": self.test_file}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> SplitSpec:
+        return cls() if not d else cls(tuple(d["fractions"]), int(d.get("gap", 0)), d.get("test_file"))
+
+
+def split_data(data: TrajectoryData, seed: int = 0, spec: SplitSpec | None = None
+               ) -> tuple[TrajectoryData, TrajectoryData, TrajectoryData]:
+    """(train, val, test) of ``data`` as ``spec`` says (default: :func:`train_val_test`'s split)."""
+    spec = spec or SplitSpec()
+    if spec.test_file is not None:
+        from dynlearn_ros.datasets.catalog import load_dataset
+
+        test = _tag(load_dataset(spec.test_file), "test", {"method": "file", "file": spec.test_file})
+        f0, f1 = spec.fractions[0], spec.fractions[1]
+        fr = (f0 / (f0 + f1), f1 / (f0 + f1), 0.0)
+        if data.episodes().size >= MIN_EPISODES_FOR_EPISODE_SPLIT:
+            train, val, _ = split_by_episode(data, fr, seed)
+        else:
+            train, val, _ = split_contiguous(data, fr, spec.gap)
+        if tuple(test.joint_names) != tuple(data.joint_names):
+            raise ValueError(f"test file joints {test.joint_names} differ from the data's {data.joint_names}")
+        return train, val, test
+    if data.episodes().size >= MIN_EPISODES_FOR_EPISODE_SPLIT:
+        return split_by_episode(data, spec.fractions, seed)
+    return split_contiguous(data, spec.fractions, spec.gap)
 
 
 def load_splits(

@@ -22,22 +22,27 @@ def _f(d: dict, key: str, fmt: str = ".3f") -> str:
 
 
 def sequence_eval_table(results: dict, direction: str, joint_names: Sequence[str]) -> str:
-    """``dynlearn-ros eval`` of sequence models. Forward: RMSE per horizon h (rows), NLL of the
-    one-step difference, epochs; plus the previous-state predictor. Inverse: RMSE per joint, all
+    """``dynlearn-ros eval`` of sequence models. Forward: RMSE per horizon h (rows), free-run RMSE
+    over whole test episodes, NLL of the one-step difference, epochs; plus the previous-state
+    predictor. Inverse: RMSE per joint, all
     joints pooled, NLL (N*m), fraction within 2 std."""
     if direction == "forward":
         hs = None
         for res in results["models"].values():
             hs = list(res["rmse"])
             break
-        rows, prev = [], None
+        rows, prev, prev_free = [], None, None
         for name, res in results["models"].items():
-            rows.append([name, *(f"{res['rmse'][h]:.4f}" for h in hs), f"{res['nll_1step']:.3f}",
-                         f"{res['epochs']} ({res['best_epoch']})"])
-            prev = res["prev_state_rmse"]
+            nll = f"{res['nll_1step']:.3f}" if "nll_1step" in res else "-"
+            ep = f"{res['epochs']} ({res['best_epoch']})" if "epochs" in res else "-"
+            free = f"{res['free_run']['rmse']:.4f}" if "free_run" in res else "-"
+            rows.append([name, *(f"{res['rmse'][h]:.4f}" for h in hs), free, nll, ep])
+            prev = res.get("prev_state_rmse", prev)
+            prev_free = res.get("free_run", {}).get("prev_state_rmse", prev_free)
         if prev is not None:
-            rows.append(["previous state", *(f"{prev[h]:.4f}" for h in hs), "-", "-"])
-        header = ["model", *(f"h={h}" for h in hs), "NLL (1-step)", "epochs (best)"]
+            rows.append(["previous state", *(f"{prev[h]:.4f}" for h in hs),
+                         "-" if prev_free is None else f"{prev_free:.4f}", "-", "-"])
+        header = ["model", *(f"h={h}" for h in hs), "free run", "NLL (1-step)", "epochs (best)"]
     else:
         rows = []
         for name, res in results["models"].items():

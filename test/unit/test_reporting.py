@@ -25,7 +25,7 @@ def test_result_tables_have_one_cell_per_header_column():
     assert lines[3] == "| previous torque | 0.300 | 0.400 | 0.350 | - | - |"
     fwd = {"models": {"rkn s0": {"rmse": {"1": 0.01, "3": 0.02}, "nll_1step": -2.0, "epochs": 3, "best_epoch": 2,
                                  "prev_state_rmse": {"1": 0.05, "3": 0.1}}}}
-    assert sequence_eval_table(fwd, "forward", []).splitlines()[-1] == "| previous state | 0.0500 | 0.1000 | - | - |"
+    assert sequence_eval_table(fwd, "forward", []).splitlines()[-1] == "| previous state | 0.0500 | 0.1000 | - | - | - |"
     gp = {"models": {"svdkl s0": {"rmse_per_joint": [1.0], "rmse": 1.0, "nll": 0.5, "coverage95": 0.95,
                                   "mean_std": 0.7}}}
     assert gp_eval_table(gp, ["j1"]).splitlines()[2] == "| svdkl s0 | 1.000 | 1.000 | 0.500 | 0.950 | 0.700 |"

@@ -32,7 +32,8 @@ def test_inverse_train_eval_export(npz, tmp_path):
     js, md = tmp_path / "r.json", tmp_path / "r.md"
     assert main(["eval", "--data", npz, "--runs", str(run), str(ffnn), "--json", str(js), "--md", str(md)]) == 0
     res = json.loads(js.read_text())
-    assert set(res["models"]) == {"acrkn-inv s0", "ffnn s0", "previous torque"}
+    assert set(res["models"]) == {"acrkn-inv s0", "ffnn s0", "previous torque", "training mean",
+                                  "linear (least squares)"}
     for r in res["models"].values():
         assert len(r["rmse_per_joint"]) == 2 and np.isfinite(r["rmse"]) and r["rmse"] > 0
     assert "| acrkn-inv s0 |" in md.read_text()
@@ -57,6 +58,8 @@ def test_forward_train_eval(npz, tmp_path):
     # errors grow with the horizon for the model and for the previous-state predictor
     assert r["prev_state_rmse"]["10"] > r["prev_state_rmse"]["1"]
     assert r["rmse"]["10"] > r["rmse"]["1"]
+    arx = json.loads(js.read_text())["models"]["ARX(2, 2)"]
+    assert list(arx["rmse"]) == ["1", "3", "5", "7", "10"] and arx["windows"] == r["windows"]
 
 
 def test_export_refuses_a_baseline(npz, tmp_path):

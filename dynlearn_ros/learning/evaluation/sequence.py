@@ -7,6 +7,10 @@ joint angles) pools every joint and window. The previous-state predictor (o_hat 
 o) is computed on the same windows. NLL: Gaussian NLL per dimension of the normalized one-step
 difference with every observation given (natural log, including 0.5 log 2 pi).
 
+Free run (``forward_free_run``): each whole test episode from a short context, then actions only;
+pooled RMSE, the RMSE curve against the steps since the context, and the previous-state and ARX
+references on the same rows.
+
 Inverse: each test episode is run from the initial belief, one step per row, with the measured
 previous torque fed back (as the controller does through ``commit``); torque RMSE (N*m) per joint
 and pooled over joints, for rows t = 1 .. T-2 of every episode.
@@ -76,6 +80,63 @@ def forward_multistep(model: torch.nn.Module, stats: Stats, data: TrajectoryData
         out["rmse_per_joint"][str(h)] = np.sqrt(sq[h - 1] / n).tolist()
         out["prev_state_rmse"][str(h)] = float(np.sqrt(sq_prev[h - 1].sum() / (n * obs.shape[1])))
     out["nll_1step"] = nll_sum / nll_n
+    return out
+
+
+@torch.no_grad()
+def forward_free_run(model: torch.nn.Module, stats: Stats, data: TrajectoryData, obs_qd: bool = False,
+                     context: int = 10, arx=None) -> dict:
+    """Free run over whole test episodes: the first ``context`` observations of each episode are
+    given, then the model runs on the actions alone to the episode's end (o_hat_{t+1} = o_hat_t +
+    delta_t). Returns {"rmse": pooled RMSE over every free-run row (observation units),
+    "curve": {h: RMSE at h steps after the context, pooled over the episodes that reach it},
+    "prev_state_rmse", "prev_state_curve" (the last context observation held), "max_abs_ratio":
+    max |o_hat| / max |o| over the test rows (a diverging model shows >> 1), "episodes", "rows"};
+    with ``arx`` (a fitted :class:`~dynlearn_ros.learning.evaluation.linear_baselines.ARX`) also
+    "arx_rmse", "arx_curve"."""
+    model.eval()
+    obs, act = model_arrays(data, "forward", obs_qd)
+    sq: dict[int, list[float]] = {}
+    sq_prev: dict[int, list[float]] = {}
+    sq_arx: dict[int, list[float]] = {}
+    peak, n_ep = 0.0, 0
+    for a, b in episode_bounds(data.episode):
+        if b - a <= context:
+            continue
+        n_ep += 1
+        ow, aw = obs[a:b][None], act[a:b][None]
+        on = _t((ow - stats.obs_mean) / stats.obs_std)
+        an = _t((aw - stats.act_mean) / stats.act_std)
+        valid = torch.zeros(1, b - a - 1, 1)
+        valid[:, :context] = 1.0
+        mu, _ = model.seq(on[:, :-1], an[:, :-1], valid)
+        delta = mu[0].double().numpy() * stats.dobs_std + stats.dobs_mean
+        o_hat = ow[0, context - 1] + np.cumsum(delta[context - 1:], axis=0)   # rows context .. end
+        truth = ow[0, context:]
+        peak = max(peak, float(np.max(np.abs(o_hat))))
+        arx_hat = arx.rollout(ow, aw, context)[0] if arx is not None else None
+        for h in range(1, truth.shape[0] + 1):
+            sq.setdefault(h, []).append(float(np.sum((o_hat[h - 1] - truth[h - 1]) ** 2)))
+            sq_prev.setdefault(h, []).append(float(np.sum((ow[0, context - 1] - truth[h - 1]) ** 2)))
+            if arx_hat is not None:
+                sq_arx.setdefault(h, []).append(float(np.sum((arx_hat[h - 1] - truth[h - 1]) ** 2)))
+    if n_ep == 0:
+        raise ValueError(f"no test episode is longer than the context of {context} rows")
+    d = obs.shape[1]
+
+    def pooled(s: dict[int, list[float]]) -> float:
+        tot = sum(sum(v) for v in s.values())
+        return float(np.sqrt(tot / (d * sum(len(v) for v in s.values()))))
+
+    def curve(s: dict[int, list[float]]) -> dict[str, float]:
+        return {str(h): float(np.sqrt(np.sum(v) / (d * len(v)))) for h, v in sorted(s.items())}
+
+    out = {"context": context, "episodes": n_ep, "rows": int(sum(len(v) for v in sq.values())),
+           "rmse": pooled(sq), "curve": curve(sq), "prev_state_rmse": pooled(sq_prev),
+           "prev_state_curve": curve(sq_prev),
+           "max_abs_ratio": peak / max(float(np.max(np.abs(obs))), 1e-12)}
+    if arx is not None:
+        out["arx_rmse"], out["arx_curve"] = pooled(sq_arx), curve(sq_arx)
     return out
 
 

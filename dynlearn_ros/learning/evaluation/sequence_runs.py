@@ -1,7 +1,10 @@
 """Evaluation of sequence-model runs (and of the analytic model) on the test split of a data set
 (``dynlearn-ros eval``): forward runs by multi-step RMSE per horizon, inverse runs by torque RMSE
-(N*m) with NLL and calibration, plus the reference every inverse model must beat, the previous
-torque tau_{t-1}."""
+(N*m) with NLL and calibration. Baselines computed here on the same rows: inverse - the previous
+torque tau_{t-1} (the reference every model handed tau_{t-1} must beat), the training mean and
+the least-squares linear model in [1, q, sin q, cos q, qd, sign qd, qdd]; forward - the
+previous state (in ``forward_multistep``) and an ARX(2, 2) model fitted by least squares
+(``linear_baselines``)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
 
 def analytic_errors(data_name: str, test, urdf: str | Path | None = None) -> dict:
     """Torque errors of Pinocchio RNEA on the rows 1 .. T-2 of each test episode, with ``urdf`` or
@@ -28,24 +32,37 @@ def analytic_errors(data_name: str, test, urdf: str | Path | None = None) -> dic
 
 
 def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, subsample: int = 1,
-                  analytic: bool = False, urdf: str | Path | None = None) -> dict:
+                  analytic: bool = False, urdf: str | Path | None = None, split=None) -> dict:
     """Metrics of each run directory on the test split of ``data_name`` (split seed ``seed``; each
     run at its own training rate), the analytic model when ``analytic`` (``urdf``: your robot's;
     default: the robot table's baseline robot of the data set), and for inverse
-    dynamics the previous torque, at 1/``subsample`` of the rate. Returns {"data", "split_seed",
-    "test_rows", "date", "direction", "joint_names", "models": {name: metrics}}; ValueError when
-    there is nothing to evaluate."""
+    dynamics the previous torque, training mean and linear model (forward: ARX), at 1/``subsample``
+    of the rate. Returns {"data", "split_seed", "split", "test_rows", "date", "direction",
+    "joint_names", "models": {name: metrics}}; ValueError when
+    there is nothing to evaluate. ``split``: a :class:`~dynlearn_ros.datasets.splits.SplitSpec`;
+    default the split recorded in the first run's checkpoint (else 0.7 / 0.15 / 0.15)."""
     from dynlearn_ros.datasets.catalog import load_dataset
     from dynlearn_ros.datasets.filtering import subsample as keep_every
     from dynlearn_ros.datasets.normalize import Stats
-    from dynlearn_ros.datasets.splits import train_val_test
+    from dynlearn_ros.datasets.splits import SplitSpec, split_data
     from dynlearn_ros.datasets.windows import inverse_rows
-    from dynlearn_ros.learning.evaluation.sequence import forward_multistep, inverse_eval, torque_errors
+    from dynlearn_ros.learning.evaluation.sequence import (
+        forward_free_run,
+        forward_multistep,
+        inverse_eval,
+        torque_errors,
+    )
     from dynlearn_ros.learning.training.sequence import load_checkpoint
 
+    if split is None and runs:
+        import torch
+
+        first = torch.load(Path(runs[0]) / "checkpoint.pt", map_location="cpu", weights_only=False)
+        split = SplitSpec.from_dict(first.get("split"))
+    split = split or SplitSpec()
     data = load_dataset(data_name)
-    _tr, _va, test = train_val_test(data, seed=seed)
-    results: dict = {"data": str(data_name), "split_seed": seed, "test_rows": len(test),
+    _tr, _va, test = split_data(data, seed=seed, spec=split)
+    results: dict = {"data": str(data_name), "split_seed": seed, "split": split.to_dict(), "test_rows": len(test),
                      "date": datetime.now(UTC).strftime("%Y-%m-%d"), "models": {}}
     direction = None
     for run_dir in runs:
@@ -55,14 +72,30 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
         direction = tc["direction"]
         k = int(ckpt.get("subsample", 1))
         if direction == "forward":
-            res = forward_multistep(model, stats, keep_every(test, k), obs_qd=tc["obs_qd"])
+            from dynlearn_ros.datasets.windows import model_arrays
+            from dynlearn_ros.learning.evaluation.linear_baselines import ARX
+
+            te_k, tr_k = keep_every(test, k), keep_every(_tr, k)
+            res = forward_multistep(model, stats, te_k, obs_qd=tc["obs_qd"])
+            arx_k = ARX().fit(*model_arrays(tr_k, "forward", tc["obs_qd"]), tr_k.episode)
+            res["free_run"] = forward_free_run(model, stats, te_k, obs_qd=tc["obs_qd"], arx=arx_k)
         else:
             res = inverse_eval(model, stats, keep_every(test, k))
-        res.update({"run": str(run_dir), "subsample": k, "seed": tc["seed"], "epochs": tc["epochs"],
-                    "best_epoch": ckpt["best_epoch"], "train_rows": ckpt["train_rows"],
+        res.update({"run": str(run_dir), "subsample": k, "obs_qd": bool(tc.get("obs_qd", False)),
+                    "seed": tc["seed"], "epochs": tc["epochs"], "best_epoch": ckpt["best_epoch"], "train_rows": ckpt["train_rows"],
                     "train_wall_s": round(ckpt["wall_s"], 1)})
         results["models"][f"{tc['kind']} s{tc['seed']}" + (f" (1/{k} rate)" if k > 1 else "")] = res
     test = keep_every(test, int(subsample or 1))
+    train = keep_every(_tr, int(subsample or 1))
+    if direction == "forward":
+        from dynlearn_ros.learning.evaluation.linear_baselines import arx_multistep
+
+        obs_qd = any(r.get("obs_qd", False) for r in results["models"].values())
+        arx = arx_multistep(train, test, obs_qd=obs_qd)
+        free = [r["free_run"] for r in results["models"].values() if "free_run" in r]
+        if free:   # the ARX and previous-state free runs on the same episodes as the models'
+            arx["free_run"] = {"rmse": free[0]["arx_rmse"], "curve": free[0]["arx_curve"]}
+        results["models"]["ARX(2, 2)"] = arx
     if analytic:
         results["models"]["analytic (Pinocchio)"] = analytic_errors(str(data_name), test, urdf)
         direction = "inverse"
@@ -70,6 +103,10 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
         # the reference every learned inverse model must beat: it is handed tau_{t-1}
         rows = inverse_rows(test.episode)
         results["models"]["previous torque"] = torque_errors(test.tau[rows - 1], test.tau[rows])
+        from dynlearn_ros.learning.evaluation.linear_baselines import inverse_baselines
+
+        for name, tau_hat in inverse_baselines(train, test).items():
+            results["models"][name] = torque_errors(tau_hat, test.tau[rows])
     if not results["models"]:
         raise ValueError("nothing to evaluate: give --runs and/or --model analytic")
     results["direction"] = direction or "inverse"

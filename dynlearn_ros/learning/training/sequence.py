@@ -94,11 +94,37 @@ def nll(mu: Tensor, var: Tensor, y: Tensor) -> Tensor:
     return 0.5 * torch.mean(torch.log(var) + (y - mu.detach()) ** 2 / var)
 
 
+def inverse_action_target(act: Tensor, dact: Tensor, act_target: str) -> Tensor:
+    """Target (B, W-2, d_a) of an inverse model's outputs t = 1 .. W-2 of a window of W rows.
+
+    act (B, W, d_a): normalized a_0 .. a_{W-1}; dact (B, W-1, d_a): normalized differences with
+    dact[:, j] = a_{j+1} - a_j. ``act_target`` "absolute": a_t = act[:, t], t = 1 .. W-2;
+    "difference": a_t - a_{t-1} = dact[:, t-1], t = 1 .. W-2, i.e. dact[:, :-1] (the step's
+    own torque change, which evaluation, export and runtime add to a_{t-1}).
+    """
+    if act_target == "absolute":
+        return act[:, 1:-1]
+    return dact[:, :-1]
+
+
+def inverse_forward_target(dobs: Tensor) -> Tensor:
+    """Target (B, W-2, d_o) of the ac-RKN inverse model's auxiliary forward head, which decodes
+    the prior at t (after a_{t-1}) into o_t - o_{t-1}, t = 1 .. W-2: dobs[:, t-1] with
+    dobs[:, j] = o_{j+1} - o_j (B, W-1, d_o)."""
+    return dobs[:, :-1]
+
+
+def forward_target(dobs: Tensor) -> Tensor:
+    """Target (B, W-1, d_o) of a forward model fed o_t, a_t for t = 0 .. W-2: o_{t+1} - o_t =
+    dobs[:, t] (all of dobs)."""
+    return dobs
+
+
 def batch_loss(model: torch.nn.Module, ws: WindowSet, idx: Tensor, tcfg: TrainConfig,
                gen: torch.Generator) -> tuple[Tensor, dict]:
     obs, act = ws.obs[idx], ws.act[idx]
     if tcfg.direction == "forward":
-        x_obs, x_act, y = obs[:, :-1], act[:, :-1], ws.dobs[idx]
+        x_obs, x_act, y = obs[:, :-1], act[:, :-1], forward_target(ws.dobs[idx])
         valid = (torch.rand(x_obs.shape[0], x_obs.shape[1], 1, generator=gen) >= tcfg.mask_frac).float()
         valid[:, 0] = 1.0
         mu, var = model.seq(x_obs, x_act, valid)
@@ -108,15 +134,12 @@ def batch_loss(model: torch.nn.Module, ws: WindowSet, idx: Tensor, tcfg: TrainCo
         mu, var, fwd = model.seq(obs, act, own_mask=own_action_mask(obs.shape[0], obs.shape[1], tcfg.own_action_frac, gen))
     else:
         mu, var, fwd = model.seq(obs, act)
-    if model.cfg.act_target == "absolute":
-        y = act[:, 1:-1]                         # a_t, t = 1..W-2
-    else:
-        y = ws.dact[idx][:, 1:]                  # a_t - a_{t-1}, t = 1..W-2
+    y = inverse_action_target(act, ws.dact[idx], model.cfg.act_target)
     r, n = rmse(mu, y), nll(mu, var, y)
     loss = r + n
     parts = {"rmse": float(r.detach()), "nll": float(n.detach())}
     if fwd is not None:
-        rf = rmse(fwd, ws.dobs[idx][:, :-1])     # o_t - o_{t-1}, t = 1..W-2
+        rf = rmse(fwd, inverse_forward_target(ws.dobs[idx]))
         loss = loss + tcfg.lam * rf
         parts["fwd_rmse"] = float(rf.detach())
     return loss, parts
