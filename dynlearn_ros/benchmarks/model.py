@@ -143,7 +143,7 @@ def bench_model(steps: int = 5000, warmup: int = 500, inverse_dir: str | None = 
             with torch.no_grad():
                 tstep(*ins)
         out["acrkn_inverse_torch_eager"] = time_calls(eager, max(steps // 5, 200), warm // 5)
-        # graph A/B, same step and sizes: torch.onnx.export vs the hand-built graph (learning.acrkn_onnx)
+        # graph A/B, same step and sizes: torch.onnx.export vs the hand-built graph (learning.export.acrkn_graph)
         out.update(_graph_ab(tstep, tmp, steps, warm))
         # forward step
         fmeta = json.loads((fwd_dir / "metadata.json").read_text())
