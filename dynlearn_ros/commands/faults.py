@@ -1,4 +1,5 @@
-"""``dynlearn-ros faults``: run the fault-injection matrix (docs/safety.md) and print its table."""
+"""``dynlearn-ros faults``: run the fault-injection matrix (docs/safety.md) and print its table (the
+soak run is ``dynlearn-ros bench soak``)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast", action="store_true", help="leave out the slow rows (as CI does)")
     parser.add_argument("--list", action="store_true", help="list the rows and exit")
     parser.add_argument("--workdir", default=None, help="keep the rows' logs here (default: a temporary directory)")
-    parser.add_argument("--soak-minutes", type=float, default=None, metavar="M",
-                        help="instead of the matrix: the soak run (realtime, M minutes; docs/safety.md)")
 
 
 def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.faults.matrix import ROWS, row_names, run_matrix, table
 
-    if args.soak_minutes is not None:
-        return _soak(args)
     if args.list:
         for r in ROWS:
             print(f"{r.name:32s} item {r.item:5s} {'slow ' if r.slow else ''}{r.fault}")
@@ -45,18 +42,3 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps({"rows": [r.as_dict() for r in results],
                                                "tried": len(results), "ok": sum(r.ok for r in results)}, indent=1))
     return 0 if all(r.ok for r in results) else 1
-
-
-def _soak(args: argparse.Namespace) -> int:
-    from dynlearn_ros.faults.soak import run_soak
-
-    if not args.soak_minutes > 0:
-        raise ValueError(f"--soak-minutes must be > 0, got {args.soak_minutes}")
-    with tempfile.TemporaryDirectory(prefix="dynlearn_soak_") as tmp:
-        out = run_soak(args.soak_minutes, Path(args.workdir) if args.workdir else Path(tmp))
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text)
-    ok = out["crashes"] == 0 and out["beyond_limits"] == 0 and out["non_finite"] == 0
-    return 0 if ok else 1

@@ -5,7 +5,7 @@ on ``model_updates`` when a shipped model exists. Reported: crashes (exit codes,
 alive), commands beyond the torque limits, memory (RSS of both nodes every 10 s: first, last,
 slope over the second half).
 
-``dynlearn-ros faults --soak-minutes M --json PATH`` runs it.
+``dynlearn-ros bench soak --minutes M --json PATH`` runs it.
 """
 
 from __future__ import annotations
