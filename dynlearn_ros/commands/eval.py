@@ -36,11 +36,9 @@ def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.reporting.markdown import write_outputs
     from dynlearn_ros.reporting.tables import sequence_eval_table
 
-    try:
-        results = evaluate_runs(str(args.data), args.runs, args.seed, args.subsample, analytic=args.model == "analytic",
+    # ValueError (nothing to evaluate, no URDF, another robot's run): one line, exit 2 (cli.main)
+    results = evaluate_runs(str(args.data), args.runs, args.seed, args.subsample, analytic=args.model == "analytic",
                                 urdf=args.urdf, split=split_spec(args, default_none=True))
-    except ValueError as exc:  # nothing to evaluate, or no URDF for --model analytic
-        raise SystemExit(str(exc)) from exc
     write_outputs(results, sequence_eval_table(results, results["direction"], results["joint_names"]), args.json,
                   args.md)
     return 0

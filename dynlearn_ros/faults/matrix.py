@@ -624,9 +624,8 @@ def row_export_read_only(ctx: Ctx) -> list[Check]:
 
 def row_eval_other_robot(ctx: Ctx) -> list[Check]:
     """A model trained on the iiwa evaluated on Panda data (7 joints both): must be refused with
-    one line naming the data and the joint-name mismatch, exit 2. Known open (issue 13): eval
-    runs and prints errors for the wrong robot; the check belongs where eval reads its data
-    (commands/eval.py, learning/), outside this matrix's files."""
+    one line naming the data and the joint-name mismatch, exit 2 (the run's recorded joint names
+    are compared with the data set's in ``learning.evaluation.sequence_runs.evaluate_runs``)."""
     iiwa, panda = ctx.path("iiwa.npz"), ctx.path("panda.npz")
     for robot, path in ((ROBOT, iiwa), ("panda", panda)):
         rc, out = ctx.cli("collect", "--robot", robot, "--episodes", "2", "--seconds", "0.5", "--out", str(path))
@@ -683,7 +682,7 @@ ROWS: tuple[Row, ...] = (
         "directory unchanged", row_failed_export_keeps_model_dir, needs_ros=False),
     Row("export_read_only", "10", "export / collect into a read-only directory", "one line, exit 2, nothing written",
         row_export_read_only, slow=True, needs_ros=False),
-    Row("eval_other_robot", "also", "eval of an iiwa model on Panda data", "one line, exit 2 (open: not refused yet)",
+    Row("eval_other_robot", "also", "eval of an iiwa model on Panda data", "one line, exit 2",
         row_eval_other_robot, slow=True, needs_ros=False),
     Row("two_controllers", "also", "two controllers on one domain", "bridge: command_conflicts, brakes",
         row_two_controllers),

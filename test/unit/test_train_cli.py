@@ -62,12 +62,18 @@ def test_forward_train_eval(npz, tmp_path):
     assert list(arx["rmse"]) == ["1", "3", "5", "7", "10"] and arx["windows"] == r["windows"]
 
 
-def test_export_refuses_a_baseline(npz, tmp_path):
+def test_export_refuses_a_baseline(npz, tmp_path, capsys):
     run = tmp_path / "lstm"
     assert main(["train", "--data", npz, "--model", "lstm", "--epochs", "1", "--out", str(run),
                  "--lod", "4", "--hidden", "8", "--no-progress"]) == 0
-    with pytest.raises(ValueError, match="RKN models"):
-        main(["export", "--run", str(run), "--out", str(tmp_path / "m"), "--no-metrics"])
+    capsys.readouterr()
+    # a user error: one line on stderr, exit 2, nothing written
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "m"), "--no-metrics"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "RKN models" in err[0], err
+    assert not (tmp_path / "m").exists()
+    with pytest.raises(ValueError, match="RKN models"):   # --debug: the exception itself
+        main(["--debug", "export", "--run", str(run), "--out", str(tmp_path / "m"), "--no-metrics"])
 
 
 @pytest.mark.data

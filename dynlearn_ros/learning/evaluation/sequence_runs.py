@@ -67,6 +67,10 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
     direction = None
     for run_dir in runs:
         model, ckpt = load_checkpoint(Path(run_dir) / "checkpoint.pt")
+        trained_on = tuple(ckpt.get("joint_names") or ())
+        if trained_on and trained_on != tuple(data.joint_names):   # another robot, or another order
+            raise ValueError(f"{run_dir} was trained on joints {list(trained_on)} ({ckpt.get('data', '?')}); "
+                             f"data set {data_name} has {list(data.joint_names)}: evaluate it on its own robot's data")
         stats = Stats.from_dict(ckpt["stats"])
         tc = ckpt["train_config"]
         direction = tc["direction"]
