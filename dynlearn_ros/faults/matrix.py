@@ -649,12 +649,15 @@ class Row:
     run: Callable[[Ctx], list[Check]]
     slow: bool = False
     needs_ros: bool = True
+    #: why the row is known NOT OK today (an open item of issue 13); empty: it must pass
+    known_open: str = ""
 
 
 ROWS: tuple[Row, ...] = (
     Row("controller_killed_realtime", "1", "kill -9 of the controller (realtime, sine)",
         "bridge brakes; command_losses, log 'brakes on'; |qd| < v_max", lambda c: row_controller_killed(c, "realtime"),
-        slow=True),
+        slow=True, known_open="realtime on a loaded 2-core machine: the brake holds, but the arm can "
+        "exceed v_max before it engages (issue 13 item 1 in realtime, docs/safety.md)"),
     Row("controller_killed_lockstep", "1", "kill -9 of the controller (lockstep)",
         "bridge brakes after lockstep_timeout_ms; |qd| < v_max", lambda c: row_controller_killed(c, "lockstep")),
     Row("position_1e30", "2", "one state with q = 1e30", "rejected_position_out_of_range, no command", row_position_1e30),
@@ -687,7 +690,9 @@ ROWS: tuple[Row, ...] = (
     Row("two_controllers", "also", "two controllers on one domain", "bridge: command_conflicts, brakes",
         row_two_controllers),
     Row("realtime_cpu_hog", "11", "realtime with two busy loops on the 2 cores",
-        "no clamp, no run-away, no fault, clean exits", row_realtime_cpu_hog, slow=True),
+        "no clamp, no run-away, no fault, clean exits", row_realtime_cpu_hog, slow=True,
+        known_open="graceful degradation under overload not solved: limits hold, the arm still runs away "
+        "in most runs (issue 13 item 11, docs/safety.md)"),
 )
 
 

@@ -2,8 +2,11 @@
 log line and torque bound are in each row's checks (dynlearn_ros/faults/matrix.py); a row is OK
 when every check holds. The same rows run from ``dynlearn-ros faults --json PATH``.
 
-Slow rows (realtime with a CPU hog, training a model to export) are marked ``slow`` and left
-out of CI (``-m "not slow"``); the others take about 2 minutes together on 2 cores.
+Slow rows (realtime with a CPU hog, training a model to export) are marked ``slow``
+(``-m "not slow"`` leaves them out); the others take about 2 minutes together on 2 cores. Rows
+that are known NOT OK today (``Row.known_open``: open items of issue 13) are expected failures
+that still run (non-strict: on a quiet machine they may pass), so the suite shows them as xfail
+with the reason instead of hiding them.
 """
 
 from __future__ import annotations
@@ -15,8 +18,14 @@ from dynlearn_ros.faults.matrix import ROWS, run_row
 pytestmark = pytest.mark.ros
 
 
-@pytest.mark.parametrize("row", [pytest.param(r, id=r.name, marks=[pytest.mark.slow] if r.slow else [])
-                                 for r in ROWS])
+def _marks(r) -> list:
+    marks = [pytest.mark.slow] if r.slow else []
+    if r.known_open:
+        marks.append(pytest.mark.xfail(reason=r.known_open, strict=False))
+    return marks
+
+
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.name, marks=_marks(r)) for r in ROWS])
 def test_fault_row(row, fault_env, tmp_path):
     result = run_row(row, tmp_path, fault_env)
     report = "\n".join(f"  {'ok ' if c.ok else 'BAD'} {c.name}: {c.detail}" for c in result.checks)
