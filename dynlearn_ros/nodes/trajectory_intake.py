@@ -12,6 +12,7 @@ two ticks and builds the spline there (vectorised numpy: milliseconds for 100 00
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 from collections.abc import Sequence
 
@@ -54,8 +55,14 @@ def parse_trajectory(raw: bytes, joint_names: Sequence[str], lower: np.ndarray, 
     return SplineReference(times, pos, interior_velocities(times, pos) if estimated else vel), estimated
 
 
-def _worker(inbox, outbox, joint_names, lower, upper) -> None:
-    """The parser process: (seq, bytes) in, (seq, result, error) out, until None arrives."""
+#: how often an idle parser checks that the node that started it is still alive (s)
+ORPHAN_CHECK_S = 1.0
+
+
+def _worker(inbox, outbox, joint_names, lower, upper, parent_pid: int | None = None) -> None:
+    """The parser process: (seq, bytes) in, (seq, result, error) out, until None arrives or the
+    node's process is gone (a SIGKILLed node cannot send None: the parser notices within
+    ORPHAN_CHECK_S that its parent changed and ends, so no orphan outlives the node)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the node ends this process, not a Ctrl-C
@@ -63,7 +70,12 @@ def _worker(inbox, outbox, joint_names, lower, upper) -> None:
     import trajectory_msgs.msg  # noqa: F401
 
     while True:
-        item = inbox.get()
+        try:
+            item = inbox.get(timeout=ORPHAN_CHECK_S)
+        except queue.Empty:
+            if parent_pid is not None and os.getppid() != parent_pid:
+                return
+            continue
         if item is None:
             return
         seq, raw = item
@@ -99,7 +111,7 @@ class TrajectoryIntake:
         ctx = multiprocessing.get_context("spawn")
         self._inbox, self._outbox = ctx.Queue(), ctx.Queue()
         self._proc = ctx.Process(target=_worker, args=(self._inbox, self._outbox, self.joint_names, self.lower,
-                                                       self.upper), daemon=True, name="trajectory_parser")
+                                                       self.upper, os.getpid()), daemon=True, name="trajectory_parser")
         self._proc.start()
         self._sizes.clear()
 
