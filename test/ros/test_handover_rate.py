@@ -55,7 +55,9 @@ class FakeDriver:
     def publish(self, q, qd=None):
         msg = self.JointState()
         self.k += 1
-        msg.header.stamp.nanosec = self.k * 1_000_000
+        # 1 s apart: the controller's state gate bounds a joint's jump by what physics allows
+        # between two stamps, and these test states jump (0.1 rad) to exercise the rate limit
+        msg.header.stamp.sec = self.k
         msg.name = list(SPEC.joint_names)
         msg.position = [float(v) for v in q]
         msg.velocity = [float(v) for v in (np.zeros(N) if qd is None else qd)]
