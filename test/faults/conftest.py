@@ -1,5 +1,8 @@
-"""The fault matrix under pytest: one ROS domain and one rclpy context for the whole session
-(the same isolation as test/ros/conftest.py: a claimed ROS_DOMAIN_ID, localhost discovery)."""
+"""The fault matrix under pytest: one ROS domain and one rclpy context for the matrix's module
+(the same isolation as test/ros/conftest.py: a claimed ROS_DOMAIN_ID, localhost discovery).
+Module scope, not session: the context and the domain end with the matrix, so the ROS tests that
+run after it in the same pytest process start their own (a session-wide context kept the
+matrix's domain while test/ros started its nodes on another, and they never met)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import pytest
 from dynlearn_ros.procs import claim_domain_id
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fault_env(tmp_path_factory):
     import rclpy
 
