@@ -65,14 +65,19 @@ def test_trainer_announces_a_version_the_controller_swaps_in(ros_context, start_
     try:
         assert spin_until(lambda: node.count_publishers("/computed_torque/status") > 0
                           and node.count_publishers("/trainer/metrics") > 0, 60.0), ctl.output() + trainer.output()
-        bridge = start_node("sim_bridge", {"robot": "iiwa", "stepping": "lockstep", "duration_s": 600.0,
-                                           "payload_kg": 12.0})
-        # a malformed and a NaN state for the trainer (the controller rejects them too, and counts)
+        # a malformed and a NaN state for the trainer (the controller rejects them too, and counts),
+        # sent before the bridge starts and from a publisher that then leaves: the controller
+        # refuses to control while two publishers share joint_states (issue 13, item 3)
+        assert spin_until(lambda: bad.get_subscription_count() >= 2, 30.0)
         msg = JointState(name=list(SPEC.joint_names[:3]), position=[0.0] * 3, velocity=[0.0] * 3)
         bad.publish(msg)
         msg = JointState(name=list(SPEC.joint_names), position=[float("nan")] * N, velocity=[0.0] * N,
                          effort=[0.0] * N)
         bad.publish(msg)
+        spin_until(lambda: False, 1.0)   # let them arrive
+        node.destroy_publisher(bad)
+        bridge = start_node("sim_bridge", {"robot": "iiwa", "stepping": "lockstep", "duration_s": 600.0,
+                                           "payload_kg": 12.0})
         ok = spin_until(lambda: bool(rows) and rows[-1].size == width
                         and rows[-1][width - 2] > base_version, 240.0)
         assert ok, f"no new model version in the controller\n{trainer.output()[-3000:]}\n{ctl.output()[-2000:]}"
