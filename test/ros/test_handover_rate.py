@@ -164,6 +164,11 @@ def test_namespace_keeps_diagnostics_global_and_sim_time_keeps_the_timers(ros_co
         assert status.hardware_id == "/ns"
         assert "waiting for /ns/joint_states" in status.message
         assert (stamp.sec, stamp.nanosec) == (0, 0)        # sim time, and no /clock published
+        # the log line comes from the watchdog (throttled, every 2 s) and reaches the log file
+        # through the process's output buffer: give it a few periods
+        end = time.monotonic() + 10.0
+        while "waiting for /ns/joint_states" not in ctl.output() and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.1)
         assert "waiting for /ns/joint_states" in ctl.output()
         assert ctl.stop() == 0
     finally:

@@ -61,13 +61,15 @@ def test_every_argument_has_a_description_and_valid_default():
 
 
 def test_sim_graph_has_bridge_and_controller_on_the_same_topics():
-    specs = vgain_control({"robot": "panda", "payload_kg": "2.5", "namespace": "arm"})
+    specs = vgain_control({"robot": "panda", "payload_kg": "2.5", "namespace": "arm", "stepping": "realtime"})
     assert [s.name for s in specs] == ["sim_bridge", "computed_torque"]
     assert all(s.namespace == "arm" and s.remappings == [] for s in specs)
     assert specs[0].parameters[-1]["payload_kg"] == 2.5
     assert "stale_timeout_ms" not in specs[1].parameters[-1]  # realtime: the configured timeout
     lock = vgain_control({"stepping": "lockstep"})
     assert lock[1].parameters[-1]["stale_timeout_ms"] >= 1000.0
+    # the default a first user gets is lockstep (docs/safety.md)
+    assert vgain_control({})[1].parameters[-1]["stale_timeout_ms"] == lock[1].parameters[-1]["stale_timeout_ms"]
     assert Path(specs[1].parameters[0]).name == "computed_torque_panda.yaml"
     cmd = node_command(specs[1])
     assert cmd[cmd.index("--ros-args") + 1:][:4] == ["-r", "__node:=computed_torque", "-r", "__ns:=/arm"]
