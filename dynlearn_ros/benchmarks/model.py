@@ -66,9 +66,9 @@ def _graph_ab(tstep, tmp: Path, steps: int, warm: int, rounds: int = 3) -> dict:
     of a shared machine's load hits both); p50 / p99 = medians over the rounds."""
     import onnx
 
+    from dynlearn_ros.learning.export.acrkn import export_torch_onnx
     from dynlearn_ros.learning.export.acrkn_graph import build_inverse_graph
     from dynlearn_ros.learning.export.acrkn_weights import weights_from_step
-    from dynlearn_ros.learning.export.acrkn import export_torch_onnx
     from dynlearn_ros.runtime.onnx_step import OnnxStep
 
     export_torch_onnx(tstep, tmp / "ab_torch.onnx")

@@ -14,6 +14,7 @@ import argparse
 import json
 import time
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="WHAT", required=True)
     sub.add_parser("list", help="load every known data set and print its size",

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
 #: names of the feed-forward models the controller can run (its ``model_kind`` parameter):
 #: "analytic" is built from the URDF; the learned kinds are loaded by
 #: :mod:`dynlearn_ros.runtime.registry`, which must offer exactly the others (a test checks).

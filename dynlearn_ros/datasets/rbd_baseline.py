@@ -10,7 +10,6 @@ friction, reflected rotor inertia, payloads and sensor offsets - a baseline, not
 
 from __future__ import annotations
 
-import sys
 import warnings
 from functools import cache
 from pathlib import Path

@@ -28,15 +28,14 @@ and gives a better feed-forward (ablation in docs/results_closed_loop.md, sectio
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 
 from dynlearn_ros.core.analytic import RigidBodyModel
 from dynlearn_ros.core.trajectories import WaypointReference
-from dynlearn_ros.datasets.format import TrajectoryData, save_npz
-from dynlearn_ros.scenarios.vgain_config import ScenarioConfig, load_config
+from dynlearn_ros.datasets.format import TrajectoryData
+from dynlearn_ros.scenarios.vgain_config import ScenarioConfig
 from dynlearn_ros.sim.collect import track_episode
 from dynlearn_ros.sim.excitation import FourierTrajectory
 from dynlearn_ros.sim.plant import SimPlant

@@ -17,10 +17,8 @@ configuration takes 1-3 s here against ~15 s through ROS.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 

@@ -17,8 +17,8 @@ from test_export_parity import N, _ckpt, _model, _stats
 
 from dynlearn_ros.learning.export import acrkn as export
 from dynlearn_ros.learning.export import acrkn_graph
-from dynlearn_ros.learning.export.acrkn_graph import GRAPH_NAME, convert_model_dir, rollout
 from dynlearn_ros.learning.export.acrkn import InverseStep, initial_belief, write_model_dir
+from dynlearn_ros.learning.export.acrkn_graph import GRAPH_NAME, convert_model_dir, rollout
 from dynlearn_ros.runtime.metadata import ModelMetadata
 from dynlearn_ros.runtime.onnx_step import OnnxStep
 

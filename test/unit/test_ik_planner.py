@@ -99,8 +99,8 @@ def test_ik_demo_graph():
 
 
 def test_node_mask_parameter_validation():
-    from dynlearn_ros.nodes.ik import IKNode
     from dynlearn_ros.core.config import ConfigError
+    from dynlearn_ros.nodes.ik import IKNode
 
     np.testing.assert_array_equal(IKNode._mask([1, 1, 1, 0, 0, 0, 1, 1, 1]), [1, 1, 1, 0, 0, 0, 1, 1, 1])
     for bad in ([1.0] * 8, [0.0] * 9, [1, 1, 1, 0.5, 0, 0, 1, 1, 1], [1, 1, 1, float("nan"), 0, 0, 1, 1, 1]):

@@ -226,8 +226,8 @@ def test_added_robot_runs_in_the_simulator_and_matches_its_analytic_model(twolin
 
 
 def test_added_robot_gives_the_analytic_baseline_for_its_own_data(twolink):
-    from dynlearn_ros.datasets.rbd_baseline import analytic_torque, baseline_urdf
     from dynlearn_ros.datasets.format import TrajectoryData
+    from dynlearn_ros.datasets.rbd_baseline import analytic_torque, baseline_urdf
 
     rng = np.random.default_rng(3)
     n = 50
