@@ -688,7 +688,9 @@ ROWS: tuple[Row, ...] = (
     Row("eval_other_robot", "also", "eval of an iiwa model on Panda data", "one line, exit 2",
         row_eval_other_robot, slow=True, needs_ros=False),
     Row("two_controllers", "also", "two controllers on one domain", "bridge: command_conflicts, brakes",
-        row_two_controllers),
+        row_two_controllers, known_open="flaky in a full pytest run (failed once in three; passes alone): "
+        "the rows share one ROS domain and processes of earlier rows may linger on the graph; cause not "
+        "isolated yet - a fresh domain per row is the likely fix"),
     Row("realtime_cpu_hog", "11", "realtime with two busy loops on the 2 cores",
         "no clamp, no run-away, no fault, clean exits", row_realtime_cpu_hog, slow=True,
         known_open="graceful degradation under overload not solved: limits hold, the arm still runs away "
