@@ -11,12 +11,17 @@ Optionally a causal low-pass (:func:`lowpass_causal`, for noisy real velocities)
 tau alike, so both carry the same delay and stay paired.
 
 Which command was applied over [t_k, t_{k+1}):
-* ``torque_source="command"``: the last command *received* (bag log time) before state k+1 was
-  received. A controller answers state k with its command and the plant applies it until state
-  k+1, so on one recorder's clock the order is state k < command k < state k+1. Commands carry no
-  stamp of their own (std_msgs/Float64MultiArray), which is why log times order them. A row whose
-  command was received before state k (none fresh in between) uses the held command and is
-  counted as ``held``; a row before the first command is dropped.
+* ``torque_source="command"``: the last command whose bag time is before state k+1's. A
+  controller answers state k with its command and the plant applies it until state k+1, so the
+  *send* times are ordered state k < command k < state k+1 on one machine's clock: the recorder
+  node stores the publisher's send time (DDS source timestamp) as the bag time for that reason.
+  ``ros2 bag record`` stores the receive time, where messages of two publishers can swap (measured
+  in a lockstep run: 96 of 1,746 commands received after the next state); for such bags prefer
+  ``torque_source="effort"`` when the driver reports the applied torque. Commands carry no stamp of
+  their own (std_msgs/Float64MultiArray), which is why bag times order them. A row whose last
+  command came before state k (none fresh in between) uses the held command and is
+  counted as ``held``; rows before the first command or from the last command on are dropped
+  (the recording of commands had not started or had ended).
 * ``torque_source="effort"``: the ``effort`` of state k+1 (the sim bridge and torque-controlled
   drivers report there the torque applied over the step that led to the state).
 
@@ -130,9 +135,12 @@ def align(states: StateSeries, commands: CommandSeries | None, torque_source: st
         have = j >= 0
         tau[have] = ctau[j[have]]
         fresh = have & (clog[np.maximum(j, 0)] > s.log[:-1])
-        counts["held"] = int((pair_ok & have & ~fresh).sum())
+        # states after the last recorded command (the recording of commands ended first): unknown
+        after = s.log[:-1] >= clog[-1]
+        counts["after_last_command"] = int((pair_ok & after).sum())
+        counts["held"] = int((pair_ok & have & ~fresh & ~after).sum())
         counts["no_command"] = int((pair_ok & ~have).sum())
-        pair_ok &= have
+        pair_ok &= have & ~after
     else:
         if s.effort is None:
             raise ValueError("joint states carry no effort (torque_source='effort')")

@@ -62,20 +62,19 @@ def read_states(bag: Bag, topic: str) -> StateSeries:
             dropped["bad_length"] += 1
             continue
         if tuple(msg.name) == names:
-            idx = None
+            idx = slice(None)
         else:
             where = {nm: i for i, nm in enumerate(msg.name)}
             if any(nm not in where for nm in names):
                 dropped["missing_joint"] += 1
                 continue
             idx = np.array([where[nm] for nm in names])
-        pick = (lambda a: a) if idx is None else (lambda a: a[idx])
         stamp.append(msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
         log.append(t)
-        q.append(pick(pos))
-        qd.append(pick(vel))
+        q.append(pos[idx])
+        qd.append(vel[idx])
         if effort.size == len(msg.name):
-            eff.append(pick(effort))
+            eff.append(effort[idx])
         else:
             has_effort = False
             eff.append(np.full(len(names), np.nan))
