@@ -127,3 +127,19 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
     assert part.meta["alignment"]["counts"]["gaps"] == 0          # a gap-free prefix
     assert part.meta["alignment"]["rows_command_equals_next_effort"] == 1.0
     assert len(part) >= 1000
+
+    # ---- the trainer node starts from the recorded bag (initial_bag); a bad bag refuses start-up
+    tr_json = tmp_path / "trainer.json"
+    trainer = start_node("trainer", {"model_dir": "svdkl_iiwa_sim", "out_dir": str(tmp_path / "online"),
+                                     "cycle_period_s": 0.2, "initial_bag": str(bag_a),
+                                     "summary_path": str(tr_json)})
+    end = time.monotonic() + 120.0
+    while "model version" not in trainer.output() and "candidate rejected" not in trainer.output():
+        assert trainer.poll() is None and time.monotonic() < end, trainer.output()
+        time.sleep(0.2)
+    assert trainer.stop(timeout=30.0) == 0
+    tr = json.loads(tr_json.read_text())
+    assert tr["initial_bag_rows"] == len(data) and tr["cycles"] >= 1, tr
+    bad = start_node("trainer", {"model_dir": "svdkl_iiwa_sim", "initial_bag": str(tmp_path / "absent.mcap")})
+    assert bad.wait(timeout=120.0) == 2
+    assert "absent.mcap: no such bag" in bad.output()

@@ -272,3 +272,43 @@ def test_writer_close_gives_a_complete_bag(tmp_path):
         BagWriter(tmp_path / "ok")
     with pytest.raises(KeyError):
         BagWriter(tmp_path / "x").add_topic("/t", "no_pkg/msg/Nothing")
+
+
+def test_cli_bag_verbs_and_the_train_data_hook(tmp_path, capsys):
+    """`dynlearn-ros bag info | to-npz` and `train --data run.mcap` on a single MCAP file."""
+    from dynlearn_ros.cli import main
+    from dynlearn_ros.datasets.format import load_npz
+
+    p = plant(400, seed=4)
+    folder = write_bag(tmp_path / "run", "mcap", p)
+    mcap = next(folder.glob("*.mcap"))
+    assert main(["bag", "info", str(mcap)]) == 0
+    out = capsys.readouterr().out
+    assert "complete" in out and "/joint_states" in out and "401" in out
+    assert main(["bag", "to-npz", str(folder), str(tmp_path / "run.npz")]) == 0
+    data = load_npz(tmp_path / "run.npz")
+    assert len(data) == 400 and data.meta["bag"]["states_topic"] == "/joint_states"
+    assert np.abs(residual(data)).max() < 1e-9
+    # a missing topic through the CLI: exit 2 with one line naming it
+    assert main(["bag", "to-npz", str(folder), str(tmp_path / "x.npz"), "--states-topic", "/arm/joint_states"]) == 2
+    assert "/arm/joint_states is not in the bag" in capsys.readouterr().err
+    # train --data run.mcap: converted next to the run, then trained (a one-epoch FFNN: the hook,
+    # not the model, is under test)
+    run = tmp_path / "ffnn"
+    assert main(["train", "--data", str(mcap), "--model", "ffnn", "--epochs", "1", "--window", "20",
+                 "--no-progress", "--out", str(run)]) == 0
+    assert (run / "bag_data.npz").is_file()
+    import json
+    assert json.loads((run / "train.json").read_text())["data"] == str(run / "bag_data.npz")
+
+
+def test_launch_record_argument_adds_the_recorder(tmp_path):
+    from dynlearn_ros.launch_graph import vgain_control
+
+    names = [s.name for s in vgain_control({})]
+    assert "recorder" not in names
+    specs = vgain_control({"record": "true", "summary_dir": str(tmp_path)})
+    rec = specs[0]
+    assert rec.name == "recorder" and rec.module == "dynlearn_ros.nodes.recorder" and not rec.required
+    params = rec.parameters[0]
+    assert params["bag_path"] == str(tmp_path / "bag") and params["summary_path"] == str(tmp_path / "recorder.json")
