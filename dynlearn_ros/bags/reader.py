@@ -174,9 +174,13 @@ def open_bag(path: str | Path) -> Bag:
     path = Path(path).expanduser()
     target, storage = _resolve(path)
     complete, problem = True, ""
+    unfinished = path.is_dir() and target != path    # a folder without metadata.yaml
     try:
         topics, messages, problem = _read_rosbags(target)
-        complete = not problem
+        complete = not problem and not unfinished
+        if unfinished and not problem:
+            problem = ("the folder has no metadata.yaml: the recording did not finish (killed?); "
+                       f"read what {target.name} holds")
     except (ReaderError, OSError, ValueError, KeyError, EOFError) as exc:
         mcap = target if target.suffix == ".mcap" else (_storage_file(target) if target.is_dir() else None)
         if mcap is None or mcap.suffix != ".mcap":

@@ -48,8 +48,9 @@ class BagWriter:
         self.storage = storage
         self.chunk_period_s, self.poll_s, self.max_queue = float(chunk_period_s), float(poll_s), int(max_queue)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # opened, written and closed in the writer thread only (sqlite3 objects are bound to the
+        # thread that made them)
         self._writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=plugins[storage])
-        self._writer.open()
         self._queue: deque = deque()
         self._conns: list = []
         self.topics: list[TopicCount] = []
@@ -59,8 +60,13 @@ class BagWriter:
         self._stop = threading.Event()
         self._closed = False
         self._lock = threading.Lock()
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bag-writer", daemon=True)
         self._thread.start()
+        self._ready.wait(timeout=60.0)
+        if self.error or not self._ready.is_set():
+            self._closed = True
+            raise ValueError(f"cannot open the bag {self.path}: {self.error or 'timed out'}")
 
     def add_topic(self, topic: str, msgtype: str) -> int:
         """Register ``topic`` of ``msgtype`` ("sensor_msgs/msg/JointState", known to the Kilted
@@ -104,6 +110,13 @@ class BagWriter:
         self.flushes += 1
 
     def _run(self) -> None:
+        try:
+            self._writer.open()
+        except Exception as exc:   # the folder appeared meanwhile, no permission, ...
+            self.error = f"{type(exc).__name__}: {exc}"
+            self._ready.set()
+            return
+        self._ready.set()
         last = time.monotonic()
         try:
             while not self._stop.wait(self.poll_s):
@@ -111,22 +124,23 @@ class BagWriter:
                 if time.monotonic() - last >= self.chunk_period_s:
                     self._flush()
                     last = time.monotonic()
+            self._drain()
         except Exception as exc:   # disk full, a bad message: stop writing, keep the node alive
             self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            try:
+                self._writer.close()   # summary, index, metadata.yaml
+            except Exception as exc:
+                self.error = self.error or f"closing: {type(exc).__name__}: {exc}"
 
     def close(self) -> None:
-        """Stop the thread, write what is queued and finalize the bag (idempotent)."""
+        """Stop the thread after it has written what is queued and finalized the bag
+        (idempotent)."""
         if self._closed:
             return
         self._closed = True
         self._stop.set()
-        self._thread.join(timeout=30.0)
-        if not self.error:
-            try:
-                self._drain()
-            except Exception as exc:
-                self.error = f"{type(exc).__name__}: {exc}"
-        self._writer.close()
+        self._thread.join(timeout=120.0)
 
     def counts(self) -> dict[str, int]:
         return {t.topic: t.written for t in self.topics}

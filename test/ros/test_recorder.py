@@ -128,6 +128,11 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
     assert part.meta["alignment"]["rows_command_equals_next_effort"] == 1.0
     assert len(part) >= 1000
 
+    # ---- a recorder never overwrites: an existing bag_path refuses the start-up with the reason
+    again = start_node("recorder", {"bag_path": str(bag_a)}, name="recorder_c")
+    assert again.wait(timeout=60.0) == 2
+    assert "exists already" in again.output()
+
     # ---- the trainer node starts from the recorded bag (initial_bag); a bad bag refuses start-up
     tr_json = tmp_path / "trainer.json"
     trainer = start_node("trainer", {"model_dir": "svdkl_iiwa_sim", "out_dir": str(tmp_path / "online"),

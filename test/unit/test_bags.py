@@ -169,6 +169,31 @@ def test_missing_topic_is_a_clear_error(tmp_path):
         bag_to_data(only)
 
 
+def test_zstd_chunks_read_whole_and_cut(tmp_path):
+    """MCAP with zstd-compressed chunks (what ros2 bag record's MCAP storage writes by default):
+    read whole by rosbags, and cut: the salvage decompresses the complete chunks."""
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
+
+    ts = typestore()
+    S = ts.types["std_msgs/msg/String"]
+    path = tmp_path / "z"
+    w = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+    w.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+    with w:
+        c = w.add_connection("/chatter", "std_msgs/msg/String", typestore=ts)
+        for k in range(60000):   # ~4 MB of records: several 1 MiB chunks
+            w.write(c, 1_000_000 + k, ts.serialize_cdr(S(data=f"message number {k:08d}"), "std_msgs/msg/String"))
+    bag = open_bag(path)
+    assert bag.complete and bag.topics["/chatter"].count == 60000
+    src = next(path.glob("*.mcap")).read_bytes()
+    cut = tmp_path / "zcut.mcap"
+    cut.write_bytes(src[: len(src) * 2 // 3])
+    part = open_bag(cut)
+    got = [m.data for _, m in part.decoded("/chatter")]
+    assert not part.complete and 0 < len(got) < 60000
+    assert got == [f"message number {k:08d}" for k in range(len(got))]
+
+
 def test_truncated_bags_never_crash(tmp_path):
     """Cut a finished MCAP at many sizes: each read is a DataFileError or a partial read whose
     joint states are a prefix of the recording, flagged incomplete."""
@@ -221,7 +246,7 @@ KILL_SCRIPT = textwrap.dedent("""
     ts = typestore()
     F64 = ts.types["std_msgs/msg/Float64MultiArray"]
     Layout = ts.types["std_msgs/msg/MultiArrayLayout"]
-    w = BagWriter(sys.argv[1], "mcap", chunk_period_s=0.2, poll_s=0.01)
+    w = BagWriter(sys.argv[1], sys.argv[2], chunk_period_s=0.2, poll_s=0.01)
     i = w.add_topic("/counter", "std_msgs/msg/Float64MultiArray")
     k = 0
     t_end = time.monotonic() + 1.5
@@ -235,19 +260,21 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_writer_killed_loses_at_most_the_last_chunk(tmp_path):
-    """A real SIGKILL of a process writing through BagWriter: the folder has no metadata.yaml and
-    an MCAP without summary; everything but the chunk being filled reads, in order."""
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_writer_killed_loses_at_most_the_last_chunk(tmp_path, storage):
+    """A real SIGKILL of a process writing through BagWriter: the folder has no metadata.yaml (and
+    the MCAP no summary); everything but the chunk being filled (sqlite3: the open transaction)
+    reads, in order."""
     path = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    out = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(path)], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(path), storage], capture_output=True, text=True,
                          timeout=120, env=env)
     assert out.returncode == -signal.SIGKILL, out.stderr
     pushed, t_kill, flushes = (int(v) for v in out.stdout.split())
     assert flushes >= 3
     assert not (path / "metadata.yaml").exists()
     bag = open_bag(path)
-    assert not bag.complete and "summary" in bag.problem
+    assert not bag.complete and ("summary" in bag.problem if storage == "mcap" else "metadata.yaml" in bag.problem)
     got = [int(m.data[0]) for _, m in bag.decoded("/counter")]
     assert got == list(range(len(got)))          # a gap-free prefix
     last_ns = bag.messages["/counter"][-1][0]
