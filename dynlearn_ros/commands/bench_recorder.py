@@ -1,5 +1,5 @@
-"""``dynlearn-ros bench recorder --json PATH``: the control loop with and without the recorder
-node, ABBA order in one run, ratios of the medians (docs/bags.md)."""
+"""``dynlearn-ros bench recorder --json PATH``: the control loop without the recorder node and
+with it (bag_time send / receive), in one run, ratios of the medians (docs/bags.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="sim seconds per run")
-    parser.add_argument("--pairs", type=int, default=2, help="(off, on) pairs, ABBA order")
+    parser.add_argument("--pairs", type=int, default=2, help="rounds of (off, send, receive), every other "
+                        "round reversed")
     parser.add_argument("--stepping", choices=("realtime", "lockstep"), default="realtime")
     parser.add_argument("--json", required=True, help="output JSON path")
 

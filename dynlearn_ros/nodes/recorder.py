@@ -8,7 +8,7 @@ it appears (checked every ``discovery_period_s``), with that publisher's type an
 record`` does, reliable only if every publisher offers reliable (best effort otherwise) and
 transient-local only if every publisher is. Subscriptions are raw: the callback receives the CDR
 bytes and hands them with the publisher's send time (the DDS source timestamp, ns since the epoch;
-the bag's time; ``ros2 bag record`` uses the receive time instead) to
+the bag's time; ``ros2 bag record`` uses the receive time instead, parameter ``bag_time``) to
 :class:`dynlearn_ros.bags.writer.BagWriter`, whose thread writes and flushes a chunk every
 ``chunk_period_s`` - a callback never waits for the disk. SIGINT / SIGTERM finalize a complete,
 indexed bag with ``metadata.yaml``; a SIGKILL loses at most the chunk being filled.
@@ -56,6 +56,10 @@ RECORDER_SPEC: tuple[ParamSpec, ...] = (
     ParamSpec("max_queue", "int", 200000, "messages waiting for the writer beyond this are dropped (counted)",
               lo=100, hi=100_000_000, dynamic=False, reason=_FIXED),
     ParamSpec("summary_path", "string", "", "write a JSON summary here at exit", dynamic=False, reason=_FIXED),
+    ParamSpec("bag_time", "string", "send", "the bag's time of a message: send (the publisher's DDS source "
+              "timestamp; keeps the order state -> command -> next state; SingleThreadedExecutor) or "
+              "receive (as ros2 bag record; EventsExecutor, less CPU)", choices=("send", "receive"),
+              dynamic=False, reason=_FIXED),
 )
 
 
@@ -132,10 +136,14 @@ class Recorder(Node):
                                   f"store's {store_hash} (its bytes would not decode)")
                 continue
             idx = self.writer.add_topic(topic, msgtype)
-            # two parameters: rclpy passes the MessageInfo; its source timestamp is the bag's time
-            self._subs.append(self.create_subscription(
-                cls, topic, lambda data, info, i=idx, push=self.writer.push: push(i, info["source_timestamp"], data),
-                self._qos(infos), raw=True))
+            if self.p["bag_time"] == "send":
+                # two parameters: rclpy passes the MessageInfo; its source timestamp is the bag's time
+                def callback(data, info, i=idx, push=self.writer.push):
+                    push(i, info["source_timestamp"], data)
+            else:
+                def callback(data, i=idx, push=self.writer.push, now=time.time_ns):
+                    push(i, now(), data)
+            self._subs.append(self.create_subscription(cls, topic, callback, self._qos(infos), raw=True))
             self.subscribed[topic] = msgtype
             self.get_logger().info(f"recording {topic} ({msgtype})")
 
@@ -144,12 +152,19 @@ class Recorder(Node):
         self.get_logger().warning(f"not recording {topic}: {reason}")
 
     def run(self, executor, stop) -> int:
-        """Spin on a SingleThreadedExecutor of its own: rclpy's EventsExecutor (the package's
-        default, :func:`dynlearn_ros.nodes.params.make_executor`) does not pass MessageInfo to
-        callbacks (Kilted: SystemError), and the source timestamps are what orders the messages
-        of different publishers correctly."""
+        """With ``bag_time`` send: spin on a SingleThreadedExecutor of its own: rclpy's
+        EventsExecutor (the package's default, :func:`dynlearn_ros.nodes.params.make_executor`)
+        does not pass MessageInfo to callbacks (Kilted: SystemError), and the source timestamps
+        are what orders the messages of different publishers correctly. With receive: the
+        runner's executor."""
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
+
+        from dynlearn_ros.nodes.runner import spin_until_stopped
+
+        if self.p["bag_time"] == "receive":
+            spin_until_stopped(executor, self.context)
+            return 0
 
         executor.remove_node(self)
         own = SingleThreadedExecutor(context=self.context)

@@ -1,5 +1,5 @@
 """The recorder node in a real graph: sim_bridge (lockstep iiwa) <-> computed_torque, two recorders
-in their own processes, and a test node publishing the predictor's topics (a JointTrajectory of
+in their own processes (bag time: send / receive), and a test node publishing the predictor's topics (a JointTrajectory of
 predictions, a Float64MultiArray of std) and trainer metrics. One recorder is stopped with SIGINT
 mid-run: its bag is complete and reads, the rclpy bytes decode with the Kilted type store, and the
 commands align with the states (each command equals the effort the bridge reports for the step it
@@ -33,7 +33,9 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
     sum_a = tmp_path / "recorder_a.json"
     rec_a = start_node("recorder", {"bag_path": str(bag_a), "summary_path": str(sum_a),
                                     "chunk_period_s": CHUNK_S}, name="recorder_a")
-    rec_b = start_node("recorder", {"bag_path": str(bag_b), "chunk_period_s": CHUNK_S}, name="recorder_b")
+    # recorder_b stamps by receive time (EventsExecutor), as ros2 bag record does
+    rec_b = start_node("recorder", {"bag_path": str(bag_b), "chunk_period_s": CHUNK_S, "bag_time": "receive"},
+                       name="recorder_b")
     node = rclpy.create_node("recorder_peer")
     pred_pub = node.create_publisher(JointTrajectory, "predictions", 10)
     std_pub = node.create_publisher(Float64MultiArray, "prediction_std", 10)
@@ -125,8 +127,10 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
     assert (t_kill - last_ns) * 1e-9 < CHUNK_S + 1.0
     part = bag_to_data(bag_b)
     assert part.meta["alignment"]["counts"]["gaps"] == 0          # a gap-free prefix
-    assert part.meta["alignment"]["rows_command_equals_next_effort"] == 1.0
     assert len(part) >= 1000
+    # receive times: a command received after the next state (measured ~5 % of them in a lockstep
+    # run) mislabels at most two rows, so at least ~90 % agree; the send times above agree on all
+    assert part.meta["alignment"]["rows_command_equals_next_effort"] > 0.8
 
     # ---- a recorder never overwrites: an existing bag_path refuses the start-up with the reason
     again = start_node("recorder", {"bag_path": str(bag_a)}, name="recorder_c")
