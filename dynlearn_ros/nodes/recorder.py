@@ -192,7 +192,9 @@ class Recorder(Node):
             write_json_atomic(self.p["summary_path"], self.summary())
 
     def destroy_node(self) -> None:
-        self.writer.close()
+        writer = getattr(self, "writer", None)   # None when the start-up was refused
+        if writer is not None:
+            writer.close()
         super().destroy_node()
 
 

@@ -59,6 +59,9 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
                                        "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS})
         start_node("sim_bridge", {"robot": "iiwa", "stepping": "lockstep", "duration_s": 600.0})
         assert spin_until(lambda: len(seen) > 100, 90.0), rec_a.output()
+        # both recorders subscribe once they see a publisher: wait for them before publishing
+        assert spin_until(lambda: all(p.get_subscription_count() >= 2 for p in (pred_pub, std_pub, metrics_pub)),
+                          30.0), rec_a.output()
         # the predictor's topics, with values the bag must give back exactly
         sent = []
         for k in range(20):
@@ -128,9 +131,11 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
     part = bag_to_data(bag_b)
     assert part.meta["alignment"]["counts"]["gaps"] == 0          # a gap-free prefix
     assert len(part) >= 1000
-    # receive times: a command received after the next state (measured ~5 % of them in a lockstep
-    # run) mislabels at most two rows, so at least ~90 % agree; the send times above agree on all
-    assert part.meta["alignment"]["rows_command_equals_next_effort"] > 0.8
+    # receive times do not order a command before the next state reliably (measured: 5 % to 44 %
+    # of the rows of such runs got another command, depending on the load): no bound on them here.
+    # The effort the states carry pairs every row without any time
+    by_effort = bag_to_data(bag_b, torque_source="effort")
+    assert len(by_effort) >= len(part) and by_effort.meta["alignment"]["counts"]["gaps"] == 0
 
     # ---- a recorder never overwrites: an existing bag_path refuses the start-up with the reason
     again = start_node("recorder", {"bag_path": str(bag_a)}, name="recorder_c")
@@ -148,7 +153,8 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
         time.sleep(0.2)
     assert trainer.stop(timeout=30.0) == 0
     tr = json.loads(tr_json.read_text())
-    assert tr["initial_bag_rows"] == len(data) and tr["cycles"] >= 1, tr
+    # the trainer's default torque_source is effort: the bag's rows aligned that way
+    assert tr["initial_bag_rows"] == len(bag_to_data(bag_a, torque_source="effort")) and tr["cycles"] >= 1, tr
     bad = start_node("trainer", {"model_dir": "svdkl_iiwa_sim", "initial_bag": str(tmp_path / "absent.mcap")})
     assert bad.wait(timeout=120.0) == 2
     assert "absent.mcap: no such bag" in bad.output()
