@@ -158,3 +158,24 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
     bad = start_node("trainer", {"model_dir": "svdkl_iiwa_sim", "initial_bag": str(tmp_path / "absent.mcap")})
     assert bad.wait(timeout=120.0) == 2
     assert "absent.mcap: no such bag" in bad.output()
+
+
+def test_launch_record_true_names_the_bag_in_the_run_summary(tmp_path, ros_env):
+    """`dynlearn-ros launch vgain_control record:=true`: the recorder runs beside the graph, its
+    bag is under the run folder, complete, and the run summary names it with its counts."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "dynlearn_ros.cli", "launch", "vgain_control", "record:=true",
+           "stepping:=lockstep", "sim_duration_s:=2", "--runs-root", str(tmp_path), "--quiet"]
+    out = subprocess.run(cmd, env=ros_env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.name.endswith("-vgain_control")]
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["exit_codes"]["recorder"] == 0
+    assert s["bag"]["path"] == str(run_dir / "bag") and f"bag: {run_dir / 'bag'}" in out.stdout
+    info = bag_info(run_dir / "bag")
+    assert info["complete"]
+    for topic, count in s["bag"]["messages"].items():
+        assert info["topics"][topic]["count"] == count > 0, topic
+    assert {"/joint_states", "/effort_controller/commands"} <= set(s["bag"]["messages"])
