@@ -19,9 +19,12 @@ Which command was applied over [t_k, t_{k+1}):
   in a lockstep run: 96 of 1,746 commands received after the next state); for such bags prefer
   ``torque_source="effort"`` when the driver reports the applied torque. Commands carry no stamp of
   their own (std_msgs/Float64MultiArray), which is why bag times order them. A row whose last
-  command came before state k (none fresh in between) uses the held command and is
-  counted as ``held``; rows before the first command or from the last command on are dropped
-  (the recording of commands had not started or had ended).
+  command came before state k (none fresh in between) is counted as ``held`` and dropped unless
+  ``keep_held``: the driver may have held the previous command, or the recorder may have lost
+  the new one (a reader that falls behind the publisher's history, depth 1 for commands, misses
+  it), and only in the first case is the previous command the right label. Rows before the first
+  command or from the last command on are dropped (the recording of commands had not started or
+  had ended).
 * ``torque_source="effort"``: the ``effort`` of state k+1 (the sim bridge and torque-controlled
   drivers report there the torque applied over the step that led to the state).
 
@@ -102,11 +105,12 @@ def clean_states(states: StateSeries) -> StateSeries:
 
 
 def align(states: StateSeries, commands: CommandSeries | None, torque_source: str = "command",
-          qdd_cutoff_hz: float = 0.0, meta: dict | None = None) -> TrajectoryData:
+          qdd_cutoff_hz: float = 0.0, meta: dict | None = None, keep_held: bool = False) -> TrajectoryData:
     """Rows (q_k, qd_k, qdd_k, tau_k) of the module docstring's convention.
 
     torque_source: "command" (needs ``commands``) or "effort" (needs ``states.effort``);
-    qdd_cutoff_hz > 0: causal low-pass of qdd and tau at that cut-off (Hz). ValueError when too
+    qdd_cutoff_hz > 0: causal low-pass of qdd and tau at that cut-off (Hz); keep_held: keep the
+    rows without a fresh command, labelled with the held one. ValueError when too
     few rows remain (fewer than 2 consecutive states with a command between them)."""
     if torque_source not in ("command", "effort"):
         raise ValueError(f"torque_source must be 'command' or 'effort', got {torque_source!r}")
@@ -140,7 +144,7 @@ def align(states: StateSeries, commands: CommandSeries | None, torque_source: st
         counts["after_last_command"] = int((pair_ok & after).sum())
         counts["held"] = int((pair_ok & have & ~fresh & ~after).sum())
         counts["no_command"] = int((pair_ok & ~have).sum())
-        pair_ok &= have & ~after
+        pair_ok &= have & ~after & (fresh | keep_held)
     else:
         if s.effort is None:
             raise ValueError("joint states carry no effort (torque_source='effort')")
@@ -162,7 +166,8 @@ def align(states: StateSeries, commands: CommandSeries | None, torque_source: st
     counts["rows"] = int(rows.size)
     counts["episodes"] = int(episode[-1] + 1)
     info = {**(meta or {}), "alignment": {"torque_source": torque_source, "qdd": "(qd[k+1] - qd[k]) / dt_k",
-                                          "qdd_cutoff_hz": qdd_cutoff_hz, "counts": counts,
+                                          "qdd_cutoff_hz": qdd_cutoff_hz, "keep_held": keep_held,
+                                          "counts": counts,
                                           "dropped_states": s.dropped}}
     if torque_source == "command" and s.effort is not None:
         # the applied torque the plant reports: agreement says the pairing is right

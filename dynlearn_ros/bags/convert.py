@@ -106,7 +106,8 @@ def read_commands(bag: Bag, topic: str, n: int) -> tuple[CommandSeries, int]:
 
 
 def bag_to_data(path: str | Path, states_topic: str | None = None, commands_topic: str | None = None,
-                torque_source: str = "command", qdd_cutoff_hz: float = 0.0) -> TrajectoryData:
+                torque_source: str = "command", qdd_cutoff_hz: float = 0.0,
+                keep_held: bool = False) -> TrajectoryData:
     """The bag at ``path`` as :class:`TrajectoryData` (rows of :mod:`dynlearn_ros.bags.align`).
 
     DataFileError naming the bag for an unreadable bag, a missing topic or too little data; a
@@ -129,7 +130,7 @@ def bag_to_data(path: str | Path, states_topic: str | None = None, commands_topi
         "commands_of_wrong_size": bad}, "units": {"t": "s", "q": "rad", "qd": "rad/s", "qdd": "rad/s^2",
                                                   "tau": "N*m"}}
     try:
-        return align(states, commands, torque_source, qdd_cutoff_hz, meta)
+        return align(states, commands, torque_source, qdd_cutoff_hz, meta, keep_held)
     except ValueError as exc:
         raise DataFileError(bag.path, str(exc)) from exc
 

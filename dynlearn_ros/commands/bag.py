@@ -29,6 +29,9 @@ def add_alignment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qdd-cutoff-hz", type=float, default=0.0,
                         help="causal Butterworth low-pass (Hz) of the accelerations and torques; 0: none "
                              "(simulated data is noise-free)")
+    parser.add_argument("--keep-held", action="store_true",
+                        help="keep steps without a new command in the bag, labelled with the previous one "
+                             "(right if the driver holds commands; wrong if the recorder lost one)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +59,8 @@ def bag_data(args: argparse.Namespace, bag: str):
     from dynlearn_ros.bags.convert import bag_to_data
 
     return bag_to_data(bag, getattr(args, "states_topic", None), getattr(args, "commands_topic", None),
-                       getattr(args, "torque_source", "command"), getattr(args, "qdd_cutoff_hz", 0.0))
+                       getattr(args, "torque_source", "command"), getattr(args, "qdd_cutoff_hz", 0.0),
+                       getattr(args, "keep_held", False))
 
 
 def resolve_bag_data(args: argparse.Namespace) -> None:

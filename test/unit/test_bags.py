@@ -134,13 +134,17 @@ def test_gaps_start_episodes_and_held_commands_are_counted():
     cmd_keep = np.ones(300, dtype=bool)
     cmd_keep[200] = False                     # one command lost: row 200 uses the held one
     states = StateSeries(p["stamp"][keep], p["state_log"][keep], p["q"][keep], p["qd"][keep], None, NAMES)
-    data = align(states, CommandSeries(p["cmd_log"][cmd_keep], p["tau"][cmd_keep]))
-    counts = data.meta["alignment"]["counts"]
+    cmds = CommandSeries(p["cmd_log"][cmd_keep], p["tau"][cmd_keep])
+    kept = align(states, cmds, keep_held=True)
+    counts = kept.meta["alignment"]["counts"]
     assert counts["gaps"] == 1 and counts["held"] == 1 and counts["episodes"] == 2
-    assert len(data) == 300 - 4               # 4 pairs touch a lost state (99->103 is one gap row)
-    assert data.t[0] == 0.0 and np.isclose(data.t[np.flatnonzero(data.episode == 1)[0]], 0.0)
-    bad = np.abs(residual(data)).max(axis=1) > 1e-9
-    assert bad.sum() == 1                     # only the held-command row misses the answer
+    assert len(kept) == 300 - 4               # 4 pairs touch a lost state (99->103 is one gap row)
+    assert kept.t[0] == 0.0 and np.isclose(kept.t[np.flatnonzero(kept.episode == 1)[0]], 0.0)
+    bad = np.abs(residual(kept)).max(axis=1) > 1e-9
+    assert bad.sum() == 1                     # the held-command row misses the answer (the command was lost)
+    data = align(states, cmds)                # default: that row is dropped, every row is right
+    assert len(data) == 300 - 5 and data.meta["alignment"]["counts"]["episodes"] == 3
+    assert np.abs(residual(data)).max() < 1e-9
 
 
 def test_lowpass_causal_is_causal_and_passes_dc():
