@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "novelty": ("novelty", "calibrate the novelty term of a trained SVDKL/SVGP run's variance"),
     "data": ("data", "list the data sets; the rigid-body baseline on them"),
     "bench": ("bench", "benchmarks writing JSON (loop, model, train, svdkl, plant)"),
+    "bag": ("bag", "rosbag2 files as training data: info, to-npz, train (docs/bags.md)"),
     "model": ("model", "check or migrate model directories (docs/models.md)"),
     "ik": ("ik", "learned inverse kinematics: train, eval, tasks, export (docs/ik.md)"),
     "faults": ("faults", "run the fault-injection matrix (docs/safety.md) and print its table"),

@@ -133,6 +133,9 @@ def vgain_args() -> tuple[LaunchArg, ...]:
         LaunchArg("trainer_model_kind", "svdkl", "model kind the trainer updates (the ac-RKN online "
                   "update is not implemented)", ("svdkl",)),
         LaunchArg("summary_dir", "", "write the nodes' JSON summaries (controller, bridge) here at exit"),
+        LaunchArg("record", "false", "true: also start the recorder (its own process), writing a rosbag2 "
+                  "(MCAP) of the run's topics to <summary_dir>/bag, or runs/<time>-bag without summary_dir "
+                  "(docs/bags.md)", ("true", "false")),
     )
 
 
@@ -257,7 +260,21 @@ def vgain_control(args: dict[str, str]) -> list[NodeSpec]:
         if summary_dir:
             tr_over["summary_path"] = str(summary_dir / "trainer.json")
         nodes.append(NodeSpec("trainer", "dynlearn_ros.nodes.trainer", "trainer", ns, [tr_over], remaps))
+    if a["record"] == "true":
+        nodes.insert(0, recorder_spec(summary_dir, ns, remaps))
     return nodes
+
+
+def recorder_spec(summary_dir: Path | None, ns: str, remaps: list[tuple[str, str]]) -> NodeSpec:
+    """The recorder of ``record:=true``: started first (it subscribes as publishers appear), not
+    required (a recorder that fails must not stop the robot); its bag under the run folder."""
+    from datetime import datetime
+
+    bag = summary_dir / "bag" if summary_dir else Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-bag"
+    params: dict = {"bag_path": str(bag.absolute())}
+    if summary_dir:
+        params["summary_path"] = str(summary_dir / "recorder.json")
+    return NodeSpec("recorder", "dynlearn_ros.nodes.recorder", "recorder", ns, [params], remaps, required=False)
 
 
 #: graph name -> (its launch arguments, its node factory)

@@ -82,6 +82,7 @@ def _load(path: Path) -> dict:
 def summarize(graph: str, args: dict, run_dir: Path, exit_codes: dict, wall_s: float) -> dict:
     ctl = _load(run_dir / "computed_torque.json")
     bridge = _load(run_dir / "sim_bridge.json")
+    recorder = _load(run_dir / "recorder.json")
     counters = dict(ctl.get("counters", {}))
     for key in ("clamps", "timeouts", "rejected_commands", "deadline_misses"):
         if key in bridge:
@@ -101,6 +102,7 @@ def summarize(graph: str, args: dict, run_dir: Path, exit_codes: dict, wall_s: f
         "safety_counters": counters,
         "controller_tick_us": ctl.get("controller_tick_us"),
         "round_trip_us": bridge.get("round_trip_us"),
+        "bag": ({"path": recorder.get("bag_path"), "messages": recorder.get("messages")} if recorder else None),
         "exit_codes": exit_codes,
         "run_dir": str(run_dir),
     }
@@ -217,4 +219,6 @@ def _print_summary(s: dict) -> None:
             print(f"  {name:<18}{1e3 * s['joint_rmse_rad'][i]:>12.3f}"
                   f"{1e3 * s['joint_max_abs_err_rad'][i]:>12.3f}{s['mean_kp'][i]:>12.2f}")
     print(f"  safety counters: {s['safety_counters']}")
+    if s.get("bag"):
+        print(f"  bag: {s['bag']['path']} (messages per topic: {s['bag']['messages']})")
     print(f"  summary: {s['run_dir']}/summary.json")

@@ -68,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dynlearn_ros.commands.bag import resolve_bag_data
+
+    resolve_bag_data(args)   # --data run.mcap (a rosbag2): converted to the generic format first
     if args.model in GP_KINDS:
         if split_spec(args, default_none=True) is not None:
             raise SystemExit("--split/--gap/--test-file apply to the sequence models; the GP models use their own split")

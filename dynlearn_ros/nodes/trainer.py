@@ -67,6 +67,9 @@ TRAINER_SPEC: tuple[ParamSpec, ...] = (
               reason=_RESTART),
     ParamSpec("summary_path", "string", "", "write a JSON summary here at exit", dynamic=False,
               reason=_RESTART),
+    ParamSpec("initial_bag", "string", "", "a rosbag2 (docs/bags.md: folder, .mcap or .db3) whose aligned "
+              "rows (torque per torque_source) are the learner's first samples; empty: none",
+              dynamic=False, reason=_RESTART),
 )
 
 
@@ -86,6 +89,7 @@ class Trainer(Node):
         self.diff = StateDifferencer(self.n, 1e-3 * p["max_gap_ms"])
         self.mapper = JointStateMapper(names)
         self.rejected: dict[str, int] = {}
+        self.bag_rows = self._seed_from_bag(p["initial_bag"], names) if p["initial_bag"] else 0
         self._effort = np.zeros(self.n)
         self._cmd = np.full(self.n, np.nan)
         self.update_pub = self.create_publisher(String, qos.MODEL_UPDATES_TOPIC, qos.MODEL_UPDATES)
@@ -97,6 +101,24 @@ class Trainer(Node):
         self._worker.start()
         self.get_logger().info(f"learning {p['model_kind']} from {self.learner.base_dir} (version "
                                f"{self.learner.version}); new versions under {out}")
+
+    def _seed_from_bag(self, path: str, names) -> int:
+        """Push the bag's rows ([q, qd, qdd], tau in the model's joint order) into the learner;
+        ValueError (start-up refused) when the bag cannot be read or lacks a joint."""
+        from dynlearn_ros.bags.convert import bag_to_data
+
+        data = bag_to_data(path, torque_source=self.p["torque_source"])
+        missing = [j for j in names if j not in data.joint_names]
+        if missing:
+            raise ValueError(f"initial_bag {path}: joints {missing} of the model are not in its joint states "
+                             f"{list(data.joint_names)}")
+        idx = [data.joint_names.index(j) for j in names]
+        x = np.hstack([data.q[:, idx], data.qd[:, idx], data.qdd[:, idx]])
+        for xi, yi in zip(x, data.tau[:, idx], strict=True):
+            self.learner.add(xi, yi)
+        self.get_logger().info(f"initial_bag {path}: {len(data)} samples added "
+                               f"({'complete' if data.meta['bag']['complete'] else 'partial'} bag)")
+        return len(data)
 
     def _count(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
@@ -150,6 +172,7 @@ class Trainer(Node):
 
     def summary(self) -> dict:
         return {**self.learner.metrics(), "states": dict(self.diff.counts), "rejected_states": dict(self.rejected),
+                "initial_bag_rows": self.bag_rows,
                 "wall_time": time.time()}
 
     def write_summary(self) -> None:

@@ -6,7 +6,7 @@ import sys
 
 import dynlearn_ros.nodes
 
-NO_ROS = ("core", "learning", "runtime", "sim", "datasets")
+NO_ROS = ("core", "learning", "runtime", "sim", "datasets", "bags")
 
 
 def modules_of(sub: str) -> list[str]:
@@ -58,15 +58,16 @@ ALLOWED_PARTS = {
     "runtime": {"core", "paths"},
     "datasets": {"core", "paths"},
     "sim": {"core", "datasets", "paths"},
+    "bags": {"datasets", "paths"},
     "reporting": set(),
     "learning": {"core", "datasets", "runtime", "paths"},
-    "nodes": {"core", "runtime", "sim", "paths", "learning"},  # learning: see NODES_WITH_LEARNING
+    "nodes": {"core", "runtime", "sim", "paths", "learning", "bags"},  # learning: see NODES_WITH_LEARNING
     "scenarios": {"core", "runtime", "sim", "datasets", "paths", "procs", "launch_graph", "reporting", "learning"},
 }
 #: the nodes that may import learning/ (torch): the trainer (and a planning node off the 1 kHz
 #: path, if one says so in docs/architecture.md)
 NODES_WITH_LEARNING = {"trainer", "ik"}
-NO_TORCH = {"core", "runtime", "sim", "datasets", "reporting", "paths", "launch_graph"}
+NO_TORCH = {"core", "runtime", "sim", "datasets", "reporting", "paths", "launch_graph", "bags"}
 
 
 def _imports(path: Path) -> list[tuple[str, int]]:
