@@ -3,7 +3,10 @@
 Each row is a function ``row(ctx) -> list[Check]`` run against real processes: the
 computed_torque and sim_bridge nodes (``python -m``, :class:`dynlearn_ros.procs.NodeProcess`),
 a test-side rclpy :class:`~dynlearn_ros.faults.driver.Driver`, or the ``dynlearn-ros`` command
-line. :func:`run_matrix` claims its own ROS_DOMAIN_ID, runs the chosen rows and returns one
+line. Every ROS row runs on a ROS_DOMAIN_ID of its own (:func:`dynlearn_ros.procs.ros_domain`)
+with an rclpy context of its own, so no process or node of one row can meet another row's
+(rows sharing one domain made ``two_controllers`` flaky: a lingering controller of an earlier
+row was a third publisher). :func:`run_matrix` runs the chosen rows and returns one
 :class:`RowResult` each; ``slow`` rows (realtime with a CPU hog, training a model) are left
 out of CI.
 
@@ -32,7 +35,7 @@ import numpy as np
 
 from dynlearn_ros.core.robots import robot_spec
 from dynlearn_ros.launch_graph import LOCKSTEP_STALE_TIMEOUT_MS as LOCKSTEP_STALE_MS
-from dynlearn_ros.procs import NodeProcess, claim_domain_id
+from dynlearn_ros.procs import NodeProcess, ros_domain
 
 ROBOT = "iiwa"
 #: hold reference at the first state with fixed, known gains: every command is predictable
@@ -66,11 +69,12 @@ class RowResult:
 
 
 class Ctx:
-    """What a row needs: a work directory, the claimed domain's environment, node processes
-    (stopped at the end of the row), CLI runs, drivers."""
+    """What a row needs: a work directory, the claimed domain's environment, the row's rclpy
+    context (None for rows without ROS), node processes (stopped at the end of the row), CLI
+    runs, drivers."""
 
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.workdir, self.env = workdir, env
+    def __init__(self, workdir: Path, env: dict[str, str], context=None) -> None:
+        self.workdir, self.env, self.context = workdir, env, context
         self.procs: list[NodeProcess] = []
         self.drivers: list = []
         self.figures: dict = {}
@@ -89,7 +93,8 @@ class Ctx:
     def driver(self, states: bool = True):
         from dynlearn_ros.faults.driver import Driver
 
-        d = Driver(self.spec.joint_names, node_name=f"fault_driver_{len(self.drivers)}_{os.getpid()}", states=states)
+        d = Driver(self.spec.joint_names, node_name=f"fault_driver_{len(self.drivers)}_{os.getpid()}", states=states,
+                   context=self.context)
         self.drivers.append(d)
         return d
 
@@ -688,9 +693,7 @@ ROWS: tuple[Row, ...] = (
     Row("eval_other_robot", "also", "eval of an iiwa model on Panda data", "one line, exit 2",
         row_eval_other_robot, slow=True, needs_ros=False),
     Row("two_controllers", "also", "two controllers on one domain", "bridge: command_conflicts, brakes",
-        row_two_controllers, known_open="flaky in a full pytest run (failed once in three; passes alone): "
-        "the rows share one ROS domain and processes of earlier rows may linger on the graph; cause not "
-        "isolated yet - a fresh domain per row is the likely fix"),
+        row_two_controllers),
     Row("realtime_cpu_hog", "11", "realtime with two busy loops on the 2 cores",
         "no clamp, no run-away, no fault, clean exits", row_realtime_cpu_hog, slow=True,
         known_open="graceful degradation under overload not solved: limits hold, the arm still runs away "
@@ -702,10 +705,24 @@ def row_names(include_slow: bool = True) -> list[str]:
     return [r.name for r in ROWS if include_slow or not r.slow]
 
 
-def run_row(row: Row, workdir: Path, env: dict[str, str]) -> RowResult:
-    """Run one row in ``workdir`` with the node environment ``env`` (rclpy initialised by the
-    caller for ROS rows)."""
-    ctx = Ctx(workdir, env)
+def run_row(row: Row, workdir: Path) -> RowResult:
+    """Run one row in ``workdir``; a ROS row on a freshly claimed ROS_DOMAIN_ID with its own
+    rclpy context (initialised here, shut down when the row ends)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not row.needs_ros:
+        return _run_row(row, Ctx(workdir, dict(os.environ)))
+    import rclpy
+
+    with ros_domain(workdir / "ros_log") as env:
+        context = rclpy.Context()
+        rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]))
+        try:
+            return _run_row(row, Ctx(workdir, env, context))
+        finally:
+            rclpy.try_shutdown(context=context)
+
+
+def _run_row(row: Row, ctx: Ctx) -> RowResult:
     t0 = time.monotonic()
     error = ""
     try:
@@ -723,32 +740,16 @@ def run_row(row: Row, workdir: Path, env: dict[str, str]) -> RowResult:
 
 
 def run_matrix(names: list[str] | None, workdir: Path, progress: Callable[[RowResult], None] | None = None) -> list[RowResult]:
-    """Claim a ROS domain, initialise rclpy, run the rows ``names`` (None: all) in order."""
-    import rclpy
-
+    """Run the rows ``names`` (None: all) in order, each in ``workdir/<row>`` (and on its own
+    ROS domain, :func:`run_row`)."""
     rows = [r for r in ROWS if names is None or r.name in names]
     workdir.mkdir(parents=True, exist_ok=True)
     results = []
-    with claim_domain_id() as claim:
-        env = claim.env(workdir / "ros_log")
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        rclpy.init()
-        try:
-            for row in rows:
-                rd = workdir / row.name
-                rd.mkdir(exist_ok=True)
-                res = run_row(row, rd, env)
-                results.append(res)
-                if progress:
-                    progress(res)
-        finally:
-            rclpy.try_shutdown()
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    for row in rows:
+        res = run_row(row, workdir / row.name)
+        results.append(res)
+        if progress:
+            progress(res)
     return results
 
 
