@@ -83,6 +83,7 @@ class Counters:
     rate_limited_joints: int = 0
     reference_clipped: int = 0
     late_ticks: int = 0
+    withheld_holds: int = 0   # stale holds not sent: the states showed the arm moving implausibly
     rejected: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -91,6 +92,7 @@ class Counters:
             "nonfinite_torque": self.nonfinite_torque, "clamped_joints": self.clamped_joints,
             "tracking_fault": self.tracking_fault, "rate_limited_joints": self.rate_limited_joints,
             "reference_clipped": self.reference_clipped, "late_ticks": self.late_ticks,
+            "withheld_holds": self.withheld_holds,
             **{f"rejected_{k}": v for k, v in sorted(self.rejected.items())},
         }
 
@@ -267,6 +269,7 @@ class ComputedTorqueController:
         self.err = np.zeros(n)
         self._derr = np.zeros(n)
         self._scratch = np.zeros(n)
+        self._mask = np.zeros(n, dtype=bool)   # comparisons in the tick, reduced with .any()
         self.mode = Mode.WAITING
         self.counters = Counters()
         self.stats = TrackingStats(n)
@@ -377,7 +380,9 @@ class ComputedTorqueController:
         acceleration are zero (the reference stops at the limit); counted per tick."""
         lo, hi = self.q_des_limits
         qr = self.query
-        if np.any(qr.q_des < lo) or np.any(qr.q_des > hi) or np.any(qr.q_des_next < lo) or np.any(qr.q_des_next > hi):
+        m = self._mask
+        if (np.less(qr.q_des, lo, out=m).any() or np.greater(qr.q_des, hi, out=m).any()
+                or np.less(qr.q_des_next, lo, out=m).any() or np.greater(qr.q_des_next, hi, out=m).any()):
             self.counters.reference_clipped += 1
             outside = (qr.q_des < lo) | (qr.q_des > hi)
             qr.qd_des[outside] = 0.0
@@ -455,7 +460,7 @@ class ComputedTorqueController:
         np.subtract(qr.q_des, q, out=self.err)
         if self._limit_on:
             np.abs(self.err, out=self._scratch)
-            if np.any(self._scratch > self.max_error):
+            if np.greater(self._scratch, self.max_error, out=self._mask).any():
                 c.tracking_fault += 1
                 self.faulted = True
                 self.q_fault[:] = q
@@ -491,6 +496,20 @@ class ComputedTorqueController:
         self.model.reset()
         self.envelope.reset()
         return self._hold()
+
+    def withhold_hold(self) -> Mode:
+        """Stale, and the states that did arrive were rejected as implausible motion (beyond the
+        joint limits, faster than the velocity bound, jumping): the arm is moving and the
+        controller cannot see it, so no command is the safe answer - a gravity hold at the
+        last valid pose would be the wrong torque at the real pose, and every command keeps a
+        robot's command watchdog from braking (docs/safety.md). Counts, resets the model's
+        belief and the std envelope as a stale hold does; the caller publishes nothing."""
+        self.counters.withheld_holds += 1
+        self.model.reset()
+        self.envelope.reset()
+        self._gains_fresh = False
+        self.mode = Mode.HOLD
+        return self.mode
 
     def _fault_hold(self, q: np.ndarray, qd: np.ndarray) -> Mode:
         """Stiff hold at q_fault: tau = RNEA_urdf(q, qd, 0) + K_max (q_fault - q) - K_D,max qd."""
