@@ -205,6 +205,64 @@ def row_position_jump(ctx: Ctx) -> list[Check]:
     return _bad_state_row(ctx, bad, "position_jump")
 
 
+def row_blind_motion(ctx: Ctx) -> list[Check]:
+    """NaN states (no evidence of motion) for longer than stale_timeout_ms get the usual stale
+    hold g(q0); after a valid state, states that keep showing implausible motion (joint 7 at 3x
+    its velocity limit, every 2 ms) as long get no command at all: a gravity hold at the last
+    valid pose would be the wrong torque at the real one and would keep a robot's command
+    watchdog from braking. A valid state then resumes control."""
+    ctl, drv, summary, q0, zero = _controller(ctx)
+    stale_s = HOLD["stale_timeout_ms"] * 1e-3
+    t = [1.0]
+
+    def stream(q, qd, seconds):   # > 2 watchdog periods (stale_timeout / 2) past the timeout
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            t[0] += 0.002
+            drv.publish(q, qd, t[0])
+            drv.spin(0.002)
+
+    nan = q0.copy()
+    nan[2] = np.nan
+    n0 = len(drv.cmds)
+    stream(nan, zero, 2.5 * stale_s)
+    g0 = _gravity(q0)
+    # a valid state 0.01 rad off q0: its tick's command (g(q1) + K_P (q0 - q1)) differs from any
+    # hold, so the resumption is told apart from holds still queued behind the NaN states
+    q1 = q0.copy()
+    q1[0] += 0.01
+    g1 = _gravity(q1)
+    t[0] += 0.002
+    drv.publish(q1, zero, t[0])
+    end = time.monotonic() + 10.0
+    while not any(not np.allclose(c, g0, atol=1e-6) for _, c in drv.cmds[n0:]) and time.monotonic() < end:
+        drv.spin(0.01)
+    k = next((i for i, (_, c) in enumerate(drv.cmds[n0:]) if not np.allclose(c, g0, atol=1e-6)), None)
+    holds = [c for _, c in drv.cmds[n0:n0 + k]] if k is not None else []
+    fast = zero.copy()
+    fast[6] = 3.0 * ctx.spec.velocity_limits[6]
+    n1 = len(drv.cmds)
+    stream(q1, fast, 2.5 * stale_s)
+    drv.spin(0.3)
+    motion_holds = sum(np.allclose(c, g1, rtol=1e-9, atol=1e-9) for _, c in drv.cmds[n1:])
+    t[0] += 0.002
+    drv.publish(q1, zero, t[0])
+    resumed = drv.wait_cmds(len(drv.cmds) + 1, 10.0)
+    rc, s = _stop_summary(ctx, ctl, summary)
+    log = ctl.output()
+    return [
+        Check("stale hold g(q0) for NaN states", bool(holds) and all(np.allclose(c, g0, rtol=1e-9, atol=1e-9)
+                                                                     for c in holds), f"{len(holds)} holds"),
+        Check("control resumed on a valid state", k is not None, ""),
+        Check("no stale hold g(q1) while only implausible motion arrives", motion_holds == 0, f"{motion_holds} holds"),
+        Check("counter withheld_holds >= 1", _counter(s, "withheld_holds") >= 1, str(s.get("counters"))),
+        Check("log line", "no command sent, so the robot's command watchdog brakes" in log, ""),
+        Check("control resumes after the motion", resumed, ""),
+        Check("clean exit", rc == 0, f"exit {rc}"),
+        *_torque_checks(ctx, drv.cmds),
+    ]
+
+
 def row_stamp_backwards(ctx: Ctx) -> list[Check]:
     return _bad_state_row(ctx, lambda q0, zero: [(q0, zero, 0.0), (q0, zero, 1.0 - 2.0)], "stamp_backwards")
 
@@ -668,6 +726,8 @@ ROWS: tuple[Row, ...] = (
     Row("position_1e30", "2", "one state with q = 1e30", "rejected_position_out_of_range, no command", row_position_1e30),
     Row("velocity_1e6", "2", "one state with qd = 1e6", "rejected_velocity_implausible, no command", row_velocity_1e6),
     Row("position_jump", "2", "0.3 rad jump in 1 ms", "rejected_position_jump, no command", row_position_jump),
+    Row("blind_motion", "11", "NaN states, then only implausible-motion states, each for > stale_timeout",
+        "NaN: stale hold g(q); motion: no hold, withheld_holds, log", row_blind_motion),
     Row("second_publisher", "3", "second publisher, 0.2 rad off at 200 Hz",
         "rejected_second_source, refuse to control (hold at q0 only)", row_second_publisher),
     Row("stamp_backwards", "4", "stamps 0 and 2 s back", "rejected_stamp_backwards, no command", row_stamp_backwards),
