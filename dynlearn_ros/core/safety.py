@@ -254,13 +254,24 @@ def lateness_gain_scale(omega_max: float, delay_s: float, period_s: float) -> fl
         scale = f(delay) / f(period),   f(d) = min(1, (LATENESS_PHASE / (omega_max d))^2)
 
     so an on-time tick (delay = one period) always keeps the schedule's gains. omega_max: the
-    controller's highest natural frequency (rad/s), sqrt(K_max / inertia). At omega 40 rad/s
+    controller's highest natural frequency (rad/s), :func:`coupled_omega_max`. At omega 40 rad/s
     and 1 kHz a tick after 10 ms gets 0.39 of K_P, after 50 ms 0.016: softer, not unstable -
     the graceful side of a loaded machine (docs/safety.md)."""
     def f(d: float) -> float:
         return min(1.0, (LATENESS_PHASE / (omega_max * d)) ** 2)
 
     return f(max(delay_s, period_s)) / f(period_s)
+
+
+def coupled_omega_max(mass_matrix: np.ndarray, k_max: np.ndarray) -> float:
+    """The closed loop's highest natural frequency (rad/s) at stiffness ``k_max`` (n,) N*m/rad:
+    sqrt(max |eig(M^-1 K)|) with ``mass_matrix`` M (n, n) kg*m^2. Per-joint gains scaled by the
+    diagonal of M give each joint alone sqrt(K_j / M_jj) (40 rad/s for the defaults), but M is
+    coupled: the iiwa's fastest mode at home is 134 rad/s (faults/late_commands.py), and that is
+    the one a late command destabilises first."""
+    m = np.asarray(mass_matrix, dtype=np.float64)
+    k = np.asarray(k_max, dtype=np.float64)
+    return float(np.sqrt(np.max(np.abs(np.linalg.eigvals(np.linalg.solve(m, np.diag(k)))))))
 
 
 #: a stamp step shorter than this many control periods is not a held command (see held_delay)

@@ -13,9 +13,13 @@ arm's inertia is coupled, so the closed loop's fastest modes are the eigenvalues
 (natural frequencies) and M^-1 K_D (damping rates): for the iiwa at K_max about 135 rad/s and
 900 1/s, against 40 and 80 for each joint alone. A damping rate of 900 1/s times a 1 ms period
 is 0.9 - stable when every command is on time, close to the limit with a one-period delay.
-Measured with this replay (5 s, seed 0): on time, 5 % and 20 % late stay calm; 50 % late runs
-away (a joint beyond twice its velocity limit after 2.5 s, the following-error fault trips);
-with K_D / 3 (zeta / 3) 50 % late stays calm. docs/safety.md ("Realtime under load").
+Measured with this replay (5 s, seed 0) without the controller's chatter guard: on time calm
+(|qd| <= 0.31 v_max); 20, 50 and 100 % late commands: joint 3 beyond twice its velocity limit
+after 2.2-2.6 s (the controller's plausibility bound: its states would be rejected) while the
+position error stays below 25 mrad - a velocity chatter, the fast mode; with K_D / 3 (zeta / 3)
+50 % late stays calm. With the guard (core/control.py CHATTER_LEVEL: K_D / 3 while the
+velocity chatters) 20, 50 and 100 % late stay below 0.75 v_max. docs/safety.md ("Realtime under
+load").
 """
 
 from __future__ import annotations
@@ -48,14 +52,15 @@ def coupled_rates(config: ControllerConfig, robot: str = "iiwa") -> dict[str, np
     }
 
 
-def replay(late_fraction: float, seconds: float = 5.0, seed: int = 0, robot: str = "iiwa",
+def replay(late_fraction: float, seconds: float = 5.0, seed: int = 0, robot: str = "iiwa", guard: bool = True,
            **overrides) -> dict:
-    """Realtime stepping with a fraction of late commands (see the module docstring).
+    """Realtime stepping with a fraction of late commands (see the module docstring); ``guard``:
+    the controller's chatter guard on, as the node runs it (core/control.py CHATTER_LEVEL).
 
     Returns {"late_ticks", "ticks", "max_qd_over_limit" (max over time and joints of |qd| /
     velocity limit), "first_over_2x_s" (sim time s when a joint first exceeded twice its
     velocity limit, the controller's plausibility bound; None if never), "joint" (that joint's
-    index), "max_abs_err_rad", "tracking_faults"}."""
+    index), "max_abs_err_rad", "tracking_faults", "chatter_ticks" (ticks with K_D lowered)}."""
     from dynlearn_ros.sim.plant import SimPlant
 
     if not 0.0 <= late_fraction <= 1.0:
@@ -66,6 +71,8 @@ def replay(late_fraction: float, seconds: float = 5.0, seed: int = 0, robot: str
     analytic = build_analytic(config)
     reference, _ = fit_to_limits(builtin_reference(config, spec.home), spec.lower, spec.upper)
     ctl = build_controller(config, analytic, analytic, reference)
+    if guard:
+        ctl.set_chatter_guard(spec.velocity_limits)
     dt = config.control_period_s
     plant = SimPlant(robot, dt=dt)
     n = spec.n
@@ -93,4 +100,4 @@ def replay(late_fraction: float, seconds: float = 5.0, seed: int = 0, robot: str
         plant.close()
     return {"late_ticks": late, "ticks": steps, "max_qd_over_limit": max_ratio, "first_over_2x_s": first,
             "joint": joint, "max_abs_err_rad": float(np.max(ctl.stats.max_abs_err)),
-            "tracking_faults": ctl.counters.tracking_fault}
+            "tracking_faults": ctl.counters.tracking_fault, "chatter_ticks": ctl.counters.chatter_ticks}

@@ -61,6 +61,7 @@ from dynlearn_ros.core.safety import (  # noqa: E402
     JointStateMapper,
     SourceLock,
     StateGate,
+    coupled_omega_max,
     held_delay,
     lateness_gain_scale,
 )
@@ -145,6 +146,7 @@ class ComputedTorqueNode(Node):
         self.gate = StateGate(spec.lower, spec.upper, spec.velocity_limits, 0.5 * config.control_period_s)
         self.source = SourceLock(silence_s=config.stale_timeout_s)
         self.ctl.set_position_limits(spec.lower, spec.upper)
+        self.ctl.set_chatter_guard(spec.velocity_limits)   # K_D lowered while late commands make the arm chatter
         self.intake = TrajectoryIntake(self.joint_names, spec.lower, spec.upper)
         self.intake.start()
         self.limits = (spec.lower, spec.upper)
@@ -153,7 +155,8 @@ class ComputedTorqueNode(Node):
         self._last_accept_wall = -np.inf
         self._blind_motion = False   # the last gate rejection since the last accepted state was a MOTION_REJECTS one
         self._holds_at_accept = 0
-        self._omega_max = float(np.sqrt(np.max(config.k_max / self.ctx.inertia)))
+        self._mass_home = self.analytic.rbd.mass_matrix(spec.home)   # M(home) (n, n) for the coupled rate
+        self._omega_max = coupled_omega_max(self._mass_home, config.k_max)
 
     def _load_model(self, kind: str, model_dir: str) -> InverseModel:
         """The slot's loader (worker thread): ``kind`` '' reads the kind from metadata.json."""
@@ -200,7 +203,7 @@ class ComputedTorqueNode(Node):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.config = new
-        self._omega_max = float(np.sqrt(np.max(new.k_max / self.ctx.inertia)))
+        self._omega_max = coupled_omega_max(self._mass_home, new.k_max)
         self.ctl.stage_tuning(tuning)
         self.slot.reprepare()
         if new.stale_timeout_s != old.stale_timeout_s:
@@ -345,6 +348,11 @@ class ComputedTorqueNode(Node):
             ctl.set_reference(ref)
         mode = ctl.step(self.mapper.q, self.mapper.qd, t_state, wall)
         self.slot.note_tick(mode is not Mode.MODEL_FALLBACK)
+        if ctl.damping_scale < 1.0:
+            self.get_logger().warning(
+                f"joint velocities chatter from tick to tick (late commands on a loaded machine?): K_D lowered "
+                f"to {ctl.damping_scale:.2f} x while it lasts ({ctl.counters.chatter_ticks} ticks so far)",
+                throttle_duration_sec=LOG_THROTTLE_S)
         if mode is Mode.MODEL_FALLBACK:
             self.get_logger().warning(
                 f"model prediction unusable: analytic feed-forward with maximal gains "
