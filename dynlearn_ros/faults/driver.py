@@ -80,8 +80,9 @@ class Driver:
             self.executor.spin_once(timeout_sec=0.01)
         return len(self.cmds) >= count
 
-    def wait_connected(self, proc, timeout: float = 20.0) -> bool:
-        """Until the controller subscribes to joint_states and publishes commands."""
+    def wait_connected(self, proc, timeout: float = 60.0) -> bool:
+        """Until the controller subscribes to joint_states and publishes commands (60 s: at load
+        average 17 on 2 cores a controller was still importing after 20 s, its log empty)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.pub.get_subscription_count() > 0 and self.node.count_publishers("effort_controller/commands"):
