@@ -485,13 +485,15 @@ def row_controller_killed(ctx: Ctx, stepping: str) -> list[Check]:
     while not drv.node.count_publishers("effort_controller/commands") and time.monotonic() < end:
         drv.spin(0.05)
     drv.spin(0.5)   # discovery both ways before the first command
-    # lockstep: 0.2 s of sim time, the kill after 100 steps, then 100 braked steps of
-    # lockstep_timeout_ms (100 ms: a loaded 2-core machine answers within it) = 10 s
-    params = {"stepping": stepping, "duration_s": 2.0 if stepping == "realtime" else 0.2}
+    # lockstep: 0.4 s of sim time, the kill once this driver has seen 20 commands, then at most
+    # 380 braked steps of lockstep_timeout_ms (100 ms: a loaded 2-core machine answers within
+    # it) = 38 s. (0.2 s and the kill after 100 commands raced: at load average 17 this driver
+    # counted its 100th command after the pair had run all 200 steps, and nothing was braked.)
+    params = {"stepping": stepping, "duration_s": 2.0 if stepping == "realtime" else 0.4}
     if stepping == "lockstep":
         params["lockstep_timeout_ms"] = 100.0
     br, stats_path = _bridge(ctx, params)
-    ok_run = _wait_commands(drv, 100 if stepping == "lockstep" else 500, 60.0)
+    ok_run = _wait_commands(drv, 20 if stepping == "lockstep" else 500, 60.0)
     os.kill(ctl.pid, signal.SIGKILL)
     ctl.proc.wait(timeout=10)
     try:
