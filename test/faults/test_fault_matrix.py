@@ -7,8 +7,8 @@ Each ROS row claims a ROS_DOMAIN_ID and an rclpy context of its own (``run_row``
 test/ros tests of the same pytest process, whose environment is restored after every row.
 
 Slow rows (realtime with a CPU hog, training a model to export) are marked ``slow``
-(``-m "not slow"`` leaves them out); the others take about 2 minutes together on 2 cores. Rows
-that are known NOT OK today (``Row.known_open``: open items of issue 13) are expected failures
+(``-m "not slow"`` leaves them out); the others take 3-5 minutes together on 2 cores (8 at
+load average 17). Rows that are known NOT OK today (``Row.known_open``: open items of issue 13) are expected failures
 that still run (non-strict: on a quiet machine they may pass), so the suite shows them as xfail
 with the reason instead of hiding them.
 """
