@@ -17,10 +17,14 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+#: the variables :meth:`DomainClaim.env` sets or removes (what :func:`ros_domain` restores)
+ROS_ENV_KEYS = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR", "PYTHONUNBUFFERED",
+                "ROS_LOCALHOST_ONLY")
 LOCK_PATTERN = "/tmp/dynlearn_ros_domain_{}.lock"
 DOMAIN_RANGE = range(1, 101)  # ROS_DOMAIN_ID 1..100 (0 is the default graph: never claimed)
 
@@ -69,6 +73,31 @@ def claim_domain_id(start: int | None = None) -> DomainClaim:
             continue
         return DomainClaim(domain, f)
     raise RuntimeError("no free ROS_DOMAIN_ID in 1..100 (all locked by other processes)")
+
+
+@contextmanager
+def ros_domain(log_dir: str | Path, start: int | None = None) -> Iterator[dict[str, str]]:
+    """Claim a ROS_DOMAIN_ID (:func:`claim_domain_id`), set its environment in ``os.environ``
+    and yield a copy of it (the environment for child nodes). On exit the variables of
+    :data:`ROS_ENV_KEYS` get their previous values back (or are removed again) and the claim
+    is released.
+
+    An rclpy context initialised inside the block reads the domain and the discovery range from
+    ``os.environ`` at init: initialise it inside, shut it down before the block ends."""
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    saved = {k: os.environ.get(k) for k in ROS_ENV_KEYS}
+    with claim_domain_id(start) as claim:
+        env = claim.env(log_dir)
+        os.environ.pop("ROS_LOCALHOST_ONLY", None)
+        os.environ.update(env)
+        try:
+            yield dict(env)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 def format_param(v) -> str:

@@ -70,6 +70,25 @@ class Mode(enum.IntEnum):
 DEFAULT_MAX_TRACKING_ERROR = 0.5
 
 
+#: chatter guard (docs/safety.md, "Realtime under load"): late commands excite the arm's fastest
+#: coupled mode (M^-1 K_D ~ 900 1/s for the iiwa's defaults, faults/late_commands.py), a velocity
+#: oscillating from tick to tick. Measure: the velocity's second difference per tick,
+#: max_j |qd - 2 qd' + qd''|_j / v_max_j, averaged over CHATTER_TICKS ticks. Smooth tracking gives
+#: ~|jerk| dt^2 ~ 1e-5 of v_max (the sine reference: 34 rad/s^3); an oscillation of amplitude A at
+#: the Nyquist rate gives 4 A / v_max, so the level 0.1 is an oscillation of v_max / 40: 1e4 times
+#: smooth tracking, a twentieth of the gate's plausibility bound (2 v_max) where states start
+#: being rejected. A single torque step (a hot swap, a new reference) is one tick's spike,
+#: diluted 20 times: it trips the guard only beyond 2 v_max of second difference.
+CHATTER_TICKS = 20
+CHATTER_LEVEL = 0.1
+#: while chattering, and CHATTER_HOLD_S after, K_D is multiplied by CHATTER_DAMPING (a third of
+#: the damping keeps the replay calm with every command late; the P term is unchanged). The hold
+#: outlasts the mode's return: released after 0.5 s it chattered again within the next second
+#: in the replay (late_commands.py), with 2 s it stayed calm at 20, 50 and 100 % late commands.
+CHATTER_HOLD_S = 2.0
+CHATTER_DAMPING = 1.0 / 3.0
+
+
 @dataclass
 class Counters:
     """Safety and bookkeeping counters (cumulative)."""
@@ -83,6 +102,8 @@ class Counters:
     rate_limited_joints: int = 0
     reference_clipped: int = 0
     late_ticks: int = 0
+    chatter_ticks: int = 0    # ticks with K_D lowered by the chatter guard
+    withheld_holds: int = 0   # stale holds not sent: the states showed the arm moving implausibly
     rejected: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -91,6 +112,7 @@ class Counters:
             "nonfinite_torque": self.nonfinite_torque, "clamped_joints": self.clamped_joints,
             "tracking_fault": self.tracking_fault, "rate_limited_joints": self.rate_limited_joints,
             "reference_clipped": self.reference_clipped, "late_ticks": self.late_ticks,
+            "chatter_ticks": self.chatter_ticks, "withheld_holds": self.withheld_holds,
             **{f"rejected_{k}": v for k, v in sorted(self.rejected.items())},
         }
 
@@ -267,6 +289,7 @@ class ComputedTorqueController:
         self.err = np.zeros(n)
         self._derr = np.zeros(n)
         self._scratch = np.zeros(n)
+        self._mask = np.zeros(n, dtype=bool)   # comparisons in the tick, reduced with .any()
         self.mode = Mode.WAITING
         self.counters = Counters()
         self.stats = TrackingStats(n)
@@ -277,6 +300,14 @@ class ComputedTorqueController:
         self.last_state_wall = -np.inf
         self.q_des_limits: tuple[np.ndarray, np.ndarray] | None = None
         self.gain_scale = 1.0   # < 1: gains lowered for a late state (see set_gain_scale)
+        self.damping_scale = 1.0   # < 1: K_D lowered by the chatter guard (set_chatter_guard)
+        self.chatter = 0.0         # the guard's level (see CHATTER_LEVEL)
+        self._inv_vmax: np.ndarray | None = None
+        self._qd1 = np.zeros(n)
+        self._qd2 = np.zeros(n)
+        self._d2 = np.zeros(n)
+        self._chatter_seen = 0
+        self._chatter_until = -np.inf
 
     # -- inputs -------------------------------------------------------------------------
     def set_reference(self, reference: Reference, t_start: float | None = None) -> None:
@@ -359,6 +390,35 @@ class ComputedTorqueController:
             raise ValueError(f"position limits must be (n,) with lower < upper, got {lo}, {hi}")
         self.q_des_limits = (lo, hi)
 
+    def set_chatter_guard(self, velocity_limits: np.ndarray) -> None:
+        """Turn the chatter guard on (CHATTER_LEVEL above): velocity_limits (n,) rad/s > 0. Off by
+        default (the in-process scenarios run lockstep, where commands are never late)."""
+        v = np.asarray(velocity_limits, dtype=np.float64)
+        if v.shape != (self.n,) or not np.all(v > 0):
+            raise ValueError(f"velocity limits must be (n,) and > 0, got {v}")
+        self._inv_vmax = 1.0 / v
+
+    def _guard_chatter(self, qd: np.ndarray, t: float) -> None:
+        d = self._d2
+        np.subtract(qd, self._qd1, out=d)
+        d -= self._qd1
+        d += self._qd2
+        np.abs(d, out=d)
+        d *= self._inv_vmax
+        if self._chatter_seen >= 2:
+            self.chatter += (float(d.max()) - self.chatter) / CHATTER_TICKS
+        else:
+            self._chatter_seen += 1
+        self._qd2[:] = self._qd1
+        self._qd1[:] = qd
+        if self.chatter > CHATTER_LEVEL:
+            self._chatter_until = t + CHATTER_HOLD_S
+        if t <= self._chatter_until:
+            self.damping_scale = CHATTER_DAMPING
+            self.counters.chatter_ticks += 1
+        else:
+            self.damping_scale = 1.0
+
     def set_gain_scale(self, scale: float) -> None:
         """Scale the next ticks' gains: K_P by ``scale`` in (0, 1], K_D by sqrt(scale) (the same
         damping ratio at a lower natural frequency). The node lowers it for late states
@@ -377,7 +437,9 @@ class ComputedTorqueController:
         acceleration are zero (the reference stops at the limit); counted per tick."""
         lo, hi = self.q_des_limits
         qr = self.query
-        if np.any(qr.q_des < lo) or np.any(qr.q_des > hi) or np.any(qr.q_des_next < lo) or np.any(qr.q_des_next > hi):
+        m = self._mask
+        if (np.less(qr.q_des, lo, out=m).any() or np.greater(qr.q_des, hi, out=m).any()
+                or np.less(qr.q_des_next, lo, out=m).any() or np.greater(qr.q_des_next, hi, out=m).any()):
             self.counters.reference_clipped += 1
             outside = (qr.q_des < lo) | (qr.q_des > hi)
             qr.qd_des[outside] = 0.0
@@ -414,6 +476,8 @@ class ComputedTorqueController:
             clamp_torque(self.tau, self.tau_max)
             self.tau_prev[:] = self.tau
         self.t_ref = t_state - self.t0
+        if self._inv_vmax is not None:
+            self._guard_chatter(qd, t_state)
         res = self.residual
         if res is not None:
             res.observe(qd, t_state)
@@ -452,10 +516,13 @@ class ComputedTorqueController:
 
         if self.gain_scale < 1.0:
             self._scale_gains()
+        if self.damping_scale < 1.0:
+            self.kd *= self.damping_scale
+            self._gains_fresh = False
         np.subtract(qr.q_des, q, out=self.err)
         if self._limit_on:
             np.abs(self.err, out=self._scratch)
-            if np.any(self._scratch > self.max_error):
+            if np.greater(self._scratch, self.max_error, out=self._mask).any():
                 c.tracking_fault += 1
                 self.faulted = True
                 self.q_fault[:] = q
@@ -492,6 +559,20 @@ class ComputedTorqueController:
         self.envelope.reset()
         return self._hold()
 
+    def withhold_hold(self) -> Mode:
+        """Stale, and the states that did arrive were rejected as implausible motion (beyond the
+        joint limits, faster than the velocity bound, jumping): the arm is moving and the
+        controller cannot see it, so no command is the safe answer - a gravity hold at the
+        last valid pose would be the wrong torque at the real pose, and every command keeps a
+        robot's command watchdog from braking (docs/safety.md). Counts, resets the model's
+        belief and the std envelope as a stale hold does; the caller publishes nothing."""
+        self.counters.withheld_holds += 1
+        self.model.reset()
+        self.envelope.reset()
+        self._gains_fresh = False
+        self.mode = Mode.HOLD
+        return self.mode
+
     def _fault_hold(self, q: np.ndarray, qd: np.ndarray) -> Mode:
         """Stiff hold at q_fault: tau = RNEA_urdf(q, qd, 0) + K_max (q_fault - q) - K_D,max qd."""
         qr = self.query
@@ -508,6 +589,8 @@ class ComputedTorqueController:
         self.schedule.max_gains(self.kp, self.kd)
         if self.gain_scale < 1.0:
             self._scale_gains()
+        if self.damping_scale < 1.0:
+            self.kd *= self.damping_scale
         np.subtract(self.q_fault, q, out=self.err)
         tau = self.tau
         np.multiply(self.kp, self.err, out=tau)

@@ -41,6 +41,7 @@ class JointStateMapper:
         self._identity = True
         self._buf_q = np.zeros(self.n)
         self._buf_qd = np.zeros(self.n)
+        self._finite = np.zeros(self.n, dtype=bool)
         self.reorders = 0
 
     def _reindex(self, names: Sequence[str]) -> bool:
@@ -75,7 +76,8 @@ class JointStateMapper:
         else:
             np.take(pos, self._index, out=self._buf_q)
             np.take(vel, self._index, out=self._buf_qd)
-        if not (np.isfinite(self._buf_q).all() and np.isfinite(self._buf_qd).all()):
+        fin = self._finite
+        if not (np.isfinite(self._buf_q, out=fin).all() and np.isfinite(self._buf_qd, out=fin).all()):
             return NON_FINITE
         self.q[:] = self._buf_q
         self.qd[:] = self._buf_qd
@@ -150,7 +152,7 @@ class StateGate:
     where (q_last, t_last) is the last state that passed. The first state has no history: only
     the range checks apply. :meth:`check` does not change anything on rejection; :meth:`accept`
     records a state that passed. :meth:`reset` forgets the history (a new source). Allocates
-    nothing per call except numpy's comparison temporaries."""
+    nothing per call (comparisons go into a preallocated mask)."""
 
     def __init__(self, lower: np.ndarray, upper: np.ndarray, velocity: np.ndarray, min_interval_s: float,
                  margin: float = POSITION_MARGIN, vel_factor: float = VELOCITY_FACTOR) -> None:
@@ -163,16 +165,19 @@ class StateGate:
         self.q_last = np.zeros(self.lo.size)
         self.t_last: float | None = None
         self._tmp = np.zeros(self.lo.size)
+        self._bound = np.zeros(self.lo.size)
+        self._over = np.zeros(self.lo.size, dtype=bool)
 
     def reset(self) -> None:
         self.t_last = None
 
     def check(self, q: np.ndarray, qd: np.ndarray, t: float) -> str:
         """:data:`OK` or the first failed check's reason (see the class docstring)."""
-        if np.any(q < self.lo) or np.any(q > self.hi):
+        over = self._over   # comparisons into one preallocated mask, reduced with the method
+        if np.less(q, self.lo, out=over).any() or np.greater(q, self.hi, out=over).any():
             return OUT_OF_RANGE
         np.abs(qd, out=self._tmp)
-        if np.any(self._tmp > self.vmax):
+        if np.greater(self._tmp, self.vmax, out=over).any():
             return TOO_FAST
         if self.t_last is None:
             return OK
@@ -185,7 +190,9 @@ class StateGate:
             return RATE
         np.subtract(q, self.q_last, out=self._tmp)
         np.abs(self._tmp, out=self._tmp)
-        if np.any(self._tmp > self.vmax * dt + JUMP_EPS):
+        np.multiply(self.vmax, dt, out=self._bound)
+        self._bound += JUMP_EPS
+        if np.greater(self._tmp, self._bound, out=over).any():
             return JUMP
         return OK
 
@@ -247,13 +254,24 @@ def lateness_gain_scale(omega_max: float, delay_s: float, period_s: float) -> fl
         scale = f(delay) / f(period),   f(d) = min(1, (LATENESS_PHASE / (omega_max d))^2)
 
     so an on-time tick (delay = one period) always keeps the schedule's gains. omega_max: the
-    controller's highest natural frequency (rad/s), sqrt(K_max / inertia). At omega 40 rad/s
+    controller's highest natural frequency (rad/s), :func:`coupled_omega_max`. At omega 40 rad/s
     and 1 kHz a tick after 10 ms gets 0.39 of K_P, after 50 ms 0.016: softer, not unstable -
     the graceful side of a loaded machine (docs/safety.md)."""
     def f(d: float) -> float:
         return min(1.0, (LATENESS_PHASE / (omega_max * d)) ** 2)
 
     return f(max(delay_s, period_s)) / f(period_s)
+
+
+def coupled_omega_max(mass_matrix: np.ndarray, k_max: np.ndarray) -> float:
+    """The closed loop's highest natural frequency (rad/s) at stiffness ``k_max`` (n,) N*m/rad:
+    sqrt(max |eig(M^-1 K)|) with ``mass_matrix`` M (n, n) kg*m^2. Per-joint gains scaled by the
+    diagonal of M give each joint alone sqrt(K_j / M_jj) (40 rad/s for the defaults), but M is
+    coupled: the iiwa's fastest mode at home is 134 rad/s (faults/late_commands.py), and that is
+    the one a late command destabilises first."""
+    m = np.asarray(mass_matrix, dtype=np.float64)
+    k = np.asarray(k_max, dtype=np.float64)
+    return float(np.sqrt(np.max(np.abs(np.linalg.eigvals(np.linalg.solve(m, np.diag(k)))))))
 
 
 #: a stamp step shorter than this many control periods is not a held command (see held_delay)

@@ -14,12 +14,15 @@ import numpy as np
 
 
 class Driver:
-    """One rclpy node (the default context must be initialised) with a JointState publisher on
-    ``joint_states``, a recorder on ``effort_controller/commands`` and a JointTrajectory
-    publisher on ``reference_trajectory`` (``states``: False for a listener that leaves the
-    joint states to the bridge)."""
+    """One rclpy node with a JointState publisher on ``joint_states``, a recorder on
+    ``effort_controller/commands`` and a JointTrajectory publisher on ``reference_trajectory``
+    (``states``: False for a listener that leaves the joint states to the bridge).
 
-    def __init__(self, joint_names: Sequence[str], node_name: str = "fault_driver", states: bool = True) -> None:
+    ``context``: the initialised rclpy context to live in (None: the default context, which
+    must then be initialised); the fault matrix gives every row its own context and domain."""
+
+    def __init__(self, joint_names: Sequence[str], node_name: str = "fault_driver", states: bool = True,
+                 context=None) -> None:
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
@@ -28,7 +31,8 @@ class Driver:
 
         self.names = list(joint_names)
         self.JointState = JointState
-        self.node = rclpy.create_node(node_name)
+        self.context = context
+        self.node = rclpy.create_node(node_name, context=context)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         # states=False: listen to the commands only (a second publisher on joint_states would be
         # a second source, which the controller refuses)
@@ -39,7 +43,7 @@ class Driver:
         self.node.create_subscription(Float64MultiArray, "effort_controller/commands",
                                       lambda m: self.cmds.append((time.monotonic(), np.array(m.data))),
                                       QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE))
-        self.executor = rclpy.executors.SingleThreadedExecutor()
+        self.executor = rclpy.executors.SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.extra_pubs: list = []
 
@@ -47,7 +51,7 @@ class Driver:
         """Another publisher on joint_states (its own node: its own gid)."""
         import rclpy
 
-        node = rclpy.create_node(self.node.get_name() + "_second")
+        node = rclpy.create_node(self.node.get_name() + "_second", context=self.context)
         pub = node.create_publisher(self.JointState, "joint_states", 10)
         self.extra_pubs.append(node)
         self.executor.add_node(node)
@@ -76,8 +80,9 @@ class Driver:
             self.executor.spin_once(timeout_sec=0.01)
         return len(self.cmds) >= count
 
-    def wait_connected(self, proc, timeout: float = 20.0) -> bool:
-        """Until the controller subscribes to joint_states and publishes commands."""
+    def wait_connected(self, proc, timeout: float = 60.0) -> bool:
+        """Until the controller subscribes to joint_states and publishes commands (60 s: at load
+        average 17 on 2 cores a controller was still importing after 20 s, its log empty)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.pub.get_subscription_count() > 0 and self.node.count_publishers("effort_controller/commands"):
@@ -93,3 +98,4 @@ class Driver:
             n.destroy_node()
         self.executor.remove_node(self.node)
         self.node.destroy_node()
+        self.executor.shutdown(timeout_sec=1.0)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dynlearn_ros.core.robots import robot_spec
-from dynlearn_ros.procs import NodeProcess, claim_domain_id
+from dynlearn_ros.procs import NodeProcess, ros_domain
 
 ROBOT = "iiwa"
 SHIPPED_MODEL = "svdkl_iiwa_sim"
@@ -55,11 +55,7 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
     workdir.mkdir(parents=True, exist_ok=True)
     model = resolve_model_dir(SHIPPED_MODEL)
     have_model = (model / "model.onnx").is_file()
-    with claim_domain_id() as claim:
-        env = claim.env(workdir / "ros_log")
-        import os
-
-        os.environ.update(env)
+    with ros_domain(workdir / "ros_log") as env:
         summary = workdir / "controller.json"
         stats = workdir / "bridge.json"
         ctl = NodeProcess("computed_torque", {"robot": ROBOT, "summary_path": str(summary),

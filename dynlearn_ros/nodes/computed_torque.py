@@ -25,6 +25,8 @@ if __name__ == "__main__":  # a signal during the imports below must end the pro
 
     catch_signals_early()
 
+import array  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
@@ -50,12 +52,16 @@ from dynlearn_ros.core.control import Mode  # noqa: E402
 from dynlearn_ros.core.inverse_model import InverseModel  # noqa: E402
 from dynlearn_ros.core.robots import robot_spec  # noqa: E402
 from dynlearn_ros.core.safety import (  # noqa: E402
+    JUMP,
     OK,
+    OUT_OF_RANGE,
     SECOND_SOURCE,
     STAMP_REPEATED,
+    TOO_FAST,
     JointStateMapper,
     SourceLock,
     StateGate,
+    coupled_omega_max,
     held_delay,
     lateness_gain_scale,
 )
@@ -76,6 +82,9 @@ ROS_OWN_PARAMS = ("use_sim_time", "start_type_description_service")
 REPEAT_ANSWER_S = 0.05   # a re-sent state (same stamp) is answered with the last command at most this often
 GRAPH_CHECK_S = 0.25     # how often the publishers on joint_states are counted
 TRAJECTORY_POLL_S = 0.01  # how often parsed trajectories are looked for (swapped in between ticks)
+#: gate rejections that mean "the arm is moving where it should not": while the last states were
+#: rejected for one of these, a stale state gets no hold command (ComputedTorqueController.withhold_hold)
+MOTION_REJECTS = frozenset((OUT_OF_RANGE, TOO_FAST, JUMP))
 
 
 class ComputedTorqueNode(Node):
@@ -90,6 +99,12 @@ class ComputedTorqueNode(Node):
         self.fq_name = self.get_fully_qualified_name()
         self._configure()
         self._build_io()
+        # everything built so far lives as long as the node: move it out of the cyclic
+        # collector's generations, so a full collection (triggered by the tick's few small
+        # allocations, every few seconds) scans only what was made since - a pause of ~10 us
+        # instead of several ms with onnxruntime, pinocchio and rclpy loaded (the tick's p99)
+        gc.collect()
+        gc.freeze()
 
     # -- configuration ------------------------------------------------------------------------
     def _configure(self) -> None:
@@ -131,14 +146,17 @@ class ComputedTorqueNode(Node):
         self.gate = StateGate(spec.lower, spec.upper, spec.velocity_limits, 0.5 * config.control_period_s)
         self.source = SourceLock(silence_s=config.stale_timeout_s)
         self.ctl.set_position_limits(spec.lower, spec.upper)
+        self.ctl.set_chatter_guard(spec.velocity_limits)   # K_D lowered while late commands make the arm chatter
         self.intake = TrajectoryIntake(self.joint_names, spec.lower, spec.upper)
         self.intake.start()
         self.limits = (spec.lower, spec.upper)
         self._last_cmd_wall = -np.inf
         self._reject_logged: dict[str, float] = {}
         self._last_accept_wall = -np.inf
+        self._blind_motion = False   # the last gate rejection since the last accepted state was a MOTION_REJECTS one
         self._holds_at_accept = 0
-        self._omega_max = float(np.sqrt(np.max(config.k_max / self.ctx.inertia)))
+        self._mass_home = self.analytic.rbd.mass_matrix(spec.home)   # M(home) (n, n) for the coupled rate
+        self._omega_max = coupled_omega_max(self._mass_home, config.k_max)
 
     def _load_model(self, kind: str, model_dir: str) -> InverseModel:
         """The slot's loader (worker thread): ``kind`` '' reads the kind from metadata.json."""
@@ -185,7 +203,7 @@ class ComputedTorqueNode(Node):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.config = new
-        self._omega_max = float(np.sqrt(np.max(new.k_max / self.ctx.inertia)))
+        self._omega_max = coupled_omega_max(self._mass_home, new.k_max)
         self.ctl.stage_tuning(tuning)
         self.slot.reprepare()
         if new.stale_timeout_s != old.stale_timeout_s:
@@ -249,13 +267,19 @@ class ComputedTorqueNode(Node):
 
         self.cmd_msg = Float64MultiArray()
         self.cmd_msg.layout.dim = [MultiArrayDimension(label="joint", size=n, stride=n)]
-        self.cmd_msg.data = [0.0] * n
+        # the messages' data are float64 array.arrays filled through numpy views: the generated
+        # setter takes an array.array('d') as it is, a list is converted and range-checked
+        # value by value (1.6 / 6 us per command / status row, the tick's largest single cost)
+        self._cmd_data = array.array("d", bytes(8 * n))
+        self._cmd_view = np.frombuffer(self._cmd_data, dtype=np.float64)
+        self.cmd_msg.data = self._cmd_data
         self.status_msg = Float64MultiArray()
         self.status_msg.layout.dim = [
             MultiArrayDimension(label=status_label(), size=len(STATUS_FIELDS), stride=len(STATUS_FIELDS) * n),
             MultiArrayDimension(label="joint", size=n, stride=n),
         ]
-        self.status_buf = np.zeros(status_width(n))
+        self._status_data = array.array("d", bytes(8 * status_width(n)))
+        self.status_buf = np.frombuffer(self._status_data, dtype=np.float64)   # a view: fill_status writes into it
         self.tick_ns = np.zeros(1 << 18, dtype=np.int64)  # ring buffer of tick durations
         self.publish_ns = np.zeros(1 << 18, dtype=np.int64)   # ... and of their command publish
         self.n_ticks = 0
@@ -297,18 +321,23 @@ class ComputedTorqueNode(Node):
         gate = self.gate.check(self.mapper.q, self.mapper.qd, t_state)
         if gate != OK:
             self._count_reject(gate)
+            if gate in MOTION_REJECTS:
+                self._blind_motion = True
             if gate == STAMP_REPEATED and wall - self._last_cmd_wall > REPEAT_ANSWER_S and self.ctl.started:
                 self._publish_command()   # a re-sent state (lockstep start) gets the last command again
             return
         t_prev = self.gate.t_last
         self.gate.accept(self.mapper.q, t_state)
+        self._blind_motion = False
         ctl = self.ctl
         # a tick after the plant ran long on one command gets softer gains (docs/safety.md)
         holds = ctl.counters.stale_hold
         delay = config.control_period_s if t_prev is None else held_delay(
             t_state - t_prev, wall - self._last_accept_wall, config.control_period_s, holds != self._holds_at_accept)
         self._last_accept_wall, self._holds_at_accept = wall, holds
-        ctl.set_gain_scale(lateness_gain_scale(self._omega_max, delay, config.control_period_s))
+        # an on-time tick (delay = one period, nearly every tick) has scale f(T) / f(T) = 1 exactly
+        ctl.set_gain_scale(1.0 if delay == config.control_period_s
+                           else lateness_gain_scale(self._omega_max, delay, config.control_period_s))
         cand = self.slot.take_ready()
         if cand is not None:   # hot swap between two ticks: one reference
             self.slot.activated(cand, ctl.swap_model(cand.model, cand.prepared))
@@ -319,6 +348,11 @@ class ComputedTorqueNode(Node):
             ctl.set_reference(ref)
         mode = ctl.step(self.mapper.q, self.mapper.qd, t_state, wall)
         self.slot.note_tick(mode is not Mode.MODEL_FALLBACK)
+        if ctl.damping_scale < 1.0:
+            self.get_logger().warning(
+                f"joint velocities chatter from tick to tick (late commands on a loaded machine?): K_D lowered "
+                f"to {ctl.damping_scale:.2f} x while it lasts ({ctl.counters.chatter_ticks} ticks so far)",
+                throttle_duration_sec=LOG_THROTTLE_S)
         if mode is Mode.MODEL_FALLBACK:
             self.get_logger().warning(
                 f"model prediction unusable: analytic feed-forward with maximal gains "
@@ -392,6 +426,14 @@ class ComputedTorqueNode(Node):
             self._log_waiting()
             return
         if self.ctl.is_stale(time.monotonic()):
+            if self._blind_motion:
+                self.ctl.withhold_hold()
+                self.get_logger().error(
+                    f"no valid joint state for > {self.ctl.stale_timeout_s * 1e3:.0f} ms and the last ones showed "
+                    "implausible motion (beyond the limits, too fast or jumping): no command sent, so the "
+                    f"robot's command watchdog brakes ({self.ctl.counters.withheld_holds} times)",
+                    throttle_duration_sec=LOG_THROTTLE_S)
+                return
             self.ctl.stale_hold()
             self.get_logger().warning(
                 f"joint states stale (> {self.ctl.stale_timeout_s * 1e3:.0f} ms): gravity hold at the last "
@@ -416,13 +458,14 @@ class ComputedTorqueNode(Node):
                                       throttle_duration_sec=LOG_THROTTLE_S)
 
     def _publish_command(self) -> None:
-        self.cmd_msg.data = self.ctl.tau.tolist()
+        np.copyto(self._cmd_view, self.ctl.tau)
+        self.cmd_msg.data = self._cmd_data
         self._last_cmd_wall = time.monotonic()
         self._publish(self.cmd_pub, self.cmd_msg)
 
     def _publish_status(self, tick_ns: int) -> None:
         fill_status(self.ctl, tick_ns * 1e-3, self.slot.active.version, self.slot.swaps, self.status_buf)
-        self.status_msg.data = self.status_buf.tolist()
+        self.status_msg.data = self._status_data
         self._publish(self.status_pub, self.status_msg)
 
     def _publish_diagnostics(self) -> None:

@@ -1,9 +1,11 @@
 """Shared fixtures for ROS tests: an isolated ROS graph per test process, nodes as processes.
 
-* ``ros_env`` (session, autouse): claims a ROS_DOMAIN_ID in 1..100 that no other test process
-  on this machine holds (an flock on /tmp/dynlearn_ros_domain_<id>.lock, starting from the pid),
-  sets it with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a temporary ROS_LOG_DIR in
-  ``os.environ`` (for this process's rclpy) and returns the environment for child processes.
+* ``ros_env`` (session, autouse): ``dynlearn_ros.procs.ros_domain``: claims a ROS_DOMAIN_ID in
+  1..100 that no other test process on this machine holds (an flock on
+  /tmp/dynlearn_ros_domain_<id>.lock, starting from the pid), sets it with
+  ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a temporary ROS_LOG_DIR in ``os.environ`` (for
+  this process's rclpy), returns the environment for child processes and restores the old one
+  at the end.
 * ``ros_context`` (session): rclpy initialised once for the test-side nodes.
 * ``start_node`` (function): ``start_node(module, params, remaps=None, name=None, params_file=None)
   -> NodeProcess`` runs ``python -m dynlearn_ros.nodes.<module> --ros-args [--params-file F]
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from dynlearn_ros.procs import NodeProcess, claim_domain_id
+from dynlearn_ros.procs import NodeProcess, ros_domain
 
 _counter = itertools.count()
 
@@ -32,17 +34,8 @@ _counter = itertools.count()
 @pytest.fixture(scope="session", autouse=True)
 def ros_env(tmp_path_factory) -> dict[str, str]:
     """Environment of this test process and of the nodes it starts (unique domain, localhost)."""
-    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR")}
-    claim = claim_domain_id()
-    os.environ.update(claim.env(tmp_path_factory.mktemp("ros_log")))
-    os.environ.pop("ROS_LOCALHOST_ONLY", None)  # deprecated variable, conflicts with the range
-    yield dict(os.environ)
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    claim.close()
+    with ros_domain(tmp_path_factory.mktemp("ros_log")):
+        yield dict(os.environ)
 
 
 @pytest.fixture(scope="session")

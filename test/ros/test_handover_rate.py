@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 import pytest
+from fakes import TestPeer, gravity_of
 
-from dynlearn_ros.core.analytic import RigidBodyModel
 from dynlearn_ros.core.robots import robot_spec
 
 pytestmark = pytest.mark.ros
@@ -21,61 +21,30 @@ GAINS = {"k_min": [50.0], "k_max": [100.0], "zeta": [1.0], "sigma_n": [0.1], "si
          "schedule_c": [3.0], "analytic_std": [10.0], "reference": "hold", "stale_timeout_ms": 5000.0}
 
 
-class FakeDriver:
+class FakeDriver(TestPeer):
     """Records commands and /diagnostics; its joint-state publisher is created on demand (a
     driver that appears later)."""
 
     def __init__(self):
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from std_msgs.msg import Float64MultiArray
 
-        self.node = rclpy.create_node("fake_driver_handover")
-        self.cmds: list[np.ndarray] = []
+        super().__init__("fake_driver_handover")
+        self.record_commands()
         self.diags: list = []
-        self.node.create_subscription(Float64MultiArray, "effort_controller/commands",
-                                      lambda m: self.cmds.append(np.array(m.data)),
-                                      QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE))
         self.node.create_subscription(DiagnosticArray, "/diagnostics",
                                       lambda m: self.diags.extend(s for s in m.status if "computed torque" in s.name),
                                       10)
-        self.executor = rclpy.executors.SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.pub = None
         self.k = 0
-        self.rbd = RigidBodyModel(SPEC.urdf_path, SPEC.joint_names)
+        self.gravity = gravity_of(SPEC)
 
     def appear(self):
-        from sensor_msgs.msg import JointState
-
-        self.JointState = JointState
-        self.pub = self.node.create_publisher(JointState, "joint_states", 10)
+        self.joint_state_publisher(10)
 
     def publish(self, q, qd=None):
-        msg = self.JointState()
         self.k += 1
         # 1 s apart: the controller's state gate bounds a joint's jump by what physics allows
         # between two stamps, and these test states jump (0.1 rad) to exercise the rate limit
-        msg.header.stamp.sec = self.k
-        msg.name = list(SPEC.joint_names)
-        msg.position = [float(v) for v in q]
-        msg.velocity = [float(v) for v in (np.zeros(N) if qd is None else qd)]
-        self.pub.publish(msg)
-
-    def spin_until(self, pred, timeout):
-        end = time.monotonic() + timeout
-        while not pred():
-            if time.monotonic() > end:
-                return False
-            self.executor.spin_once(timeout_sec=0.01)
-        return True
-
-    def gravity(self, q):
-        return self.rbd.gravity(q, np.zeros(N))
-
-    def close(self):
-        self.node.destroy_node()
+        self.pub.publish(self.joint_state(SPEC.joint_names, q, qd, stamp_ns=self.k * 1_000_000_000))
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 
 import numpy as np
 import pytest
+from fakes import TestPeer
 
 from dynlearn_ros.core.robots import robot_spec
 from dynlearn_ros.core.status import split_status
@@ -32,8 +32,7 @@ SWAPS = 100
 
 
 def test_hundred_swaps_under_the_lockstep_loop(ros_context, start_node, tmp_path):
-    import rclpy
-    from std_msgs.msg import Float64MultiArray, String
+    from std_msgs.msg import String
 
     from dynlearn_ros.nodes import qos
 
@@ -45,21 +44,9 @@ def test_hundred_swaps_under_the_lockstep_loop(ros_context, start_node, tmp_path
                                          "reference": "sine", "status_decimation": 1,
                                          "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS,
                                          "summary_path": str(ctl_json)})
-    node = rclpy.create_node("swap_peer")
-    rows: list[np.ndarray] = []
-    node.create_subscription(Float64MultiArray, "/computed_torque/status",
-                             lambda m: rows.append(np.array(m.data)), qos.STATUS)
+    peer = TestPeer("swap_peer").record_status()
+    node, rows, spin_until = peer.node, peer.rows, peer.spin_until
     announce = node.create_publisher(String, qos.MODEL_UPDATES_TOPIC, qos.MODEL_UPDATES)
-    ex = rclpy.executors.SingleThreadedExecutor()
-    ex.add_node(node)
-
-    def spin_until(pred, timeout):
-        end = time.monotonic() + timeout
-        while not pred():
-            if time.monotonic() > end:
-                return False
-            ex.spin_once(timeout_sec=0.01)
-        return True
 
     width = 8 * N + 5
     try:
@@ -76,7 +63,7 @@ def test_hundred_swaps_under_the_lockstep_loop(ros_context, start_node, tmp_path
         spin_until(lambda: False, 0.3)   # some ticks after the last swap
         assert bridge.stop() == 0
     finally:
-        node.destroy_node()
+        peer.close()
     assert ctl.stop() == 0
 
     stats = json.loads(br_json.read_text())

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 import pytest
+from fakes import TestPeer, gravity_of
 
-from dynlearn_ros.core.analytic import RigidBodyModel
 from dynlearn_ros.core.robots import robot_spec
 
 pytestmark = pytest.mark.ros
@@ -26,51 +26,29 @@ PARAMS = {"k_min": [50.0], "k_max": [100.0], "zeta": [1.0], "sigma_n": [0.1], "s
           "qos_overrides./joint_states.subscription.reliability": "best_effort"}
 
 
-class Driver:
+class Driver(TestPeer):
+    """The driver (best-effort joint states) and a lifecycle client of /computed_torque."""
+
     def __init__(self):
-        import rclpy
         from lifecycle_msgs.srv import ChangeState, GetState
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import JointState
-        from std_msgs.msg import Float64MultiArray
 
-        self.node = rclpy.create_node("fake_driver_lifecycle")
-        self.JointState = JointState
-        self.pub = self.node.create_publisher(JointState, "joint_states",
-                                              QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
-        self.cmds: list[np.ndarray] = []
-        self.node.create_subscription(Float64MultiArray, "effort_controller/commands",
-                                      lambda m: self.cmds.append(np.array(m.data)),
-                                      QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE))
+        super().__init__("fake_driver_lifecycle")
+        self.joint_state_publisher(QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+        self.record_commands()
         self.change = self.node.create_client(ChangeState, "/computed_torque/change_state")
         self.get = self.node.create_client(GetState, "/computed_torque/get_state")
         self.ChangeState, self.GetState = ChangeState, GetState
-        self.executor = rclpy.executors.SingleThreadedExecutor()
-        self.executor.add_node(self.node)
         self.k = 0
-        self.rbd = RigidBodyModel(SPEC.urdf_path, SPEC.joint_names)
+        self.gravity = gravity_of(SPEC)
 
     def drive(self, q, seconds, period=0.002):
         """Publish q at rest every ``period`` s for ``seconds`` while spinning."""
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            msg = self.JointState()
             self.k += 1
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(self.k * 2_000_000, 1_000_000_000)
-            msg.name = list(SPEC.joint_names)
-            msg.position = [float(v) for v in q]
-            msg.velocity = [0.0] * N
-            self.pub.publish(msg)
+            self.pub.publish(self.joint_state(SPEC.joint_names, q, stamp_ns=self.k * 2_000_000))
             self.executor.spin_once(timeout_sec=period)
-
-    def call(self, client, request, timeout=15.0):
-        assert client.wait_for_service(timeout_sec=timeout), f"{client.srv_name} not available"
-        fut = client.call_async(request)
-        end = time.monotonic() + timeout
-        while not fut.done() and time.monotonic() < end:
-            self.executor.spin_once(timeout_sec=0.01)
-        assert fut.done(), f"{client.srv_name}: no answer"
-        return fut.result()
 
     def transition(self, label: str) -> bool:
         from lifecycle_msgs.msg import Transition
@@ -83,12 +61,6 @@ class Driver:
 
     def state(self) -> str:
         return self.call(self.get, self.GetState.Request()).current_state.label
-
-    def gravity(self, q):
-        return self.rbd.gravity(q, np.zeros(N))
-
-    def close(self):
-        self.node.destroy_node()
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 
 import numpy as np
 import pytest
+from fakes import TestPeer
 
 from dynlearn_ros.core.robots import robot_spec
 from dynlearn_ros.core.status import split_status
@@ -26,45 +26,26 @@ START = {"k_min": [50.0], "k_max": [100.0], "zeta": [1.0], "gain_mode": "fixed",
          "status_decimation": 1, "stale_timeout_ms": 5000.0}
 
 
-class Peer:
+class Peer(TestPeer):
+    """The driver (states at home, each one a tick), a reader of ~/status and a parameter
+    client of /computed_torque."""
+
     def __init__(self):
-        import rclpy
         from rcl_interfaces.srv import GetParameters, SetParameters
-        from sensor_msgs.msg import JointState
-        from std_msgs.msg import Float64MultiArray
 
-        from dynlearn_ros.nodes import qos
-
-        self.node = rclpy.create_node("param_peer")
-        self.msg = JointState()
-        self.msg.name = list(SPEC.joint_names)
-        self.pub = self.node.create_publisher(JointState, "joint_states", 10)
-        self.rows: list[np.ndarray] = []
-        self.node.create_subscription(Float64MultiArray, "/computed_torque/status",
-                                      lambda m: self.rows.append(np.array(m.data)), qos.STATUS)
+        super().__init__("param_peer")
+        self.joint_state_publisher(10)
+        self.record_status()
         self.set_cli = self.node.create_client(SetParameters, "/computed_torque/set_parameters")
         self.get_cli = self.node.create_client(GetParameters, "/computed_torque/get_parameters")
-        self.executor = rclpy.executors.SingleThreadedExecutor()
-        self.executor.add_node(self.node)
         self.k = 0
-
-    def spin_until(self, pred, timeout):
-        end = time.monotonic() + timeout
-        while not pred():
-            if time.monotonic() > end:
-                return False
-            self.executor.spin_once(timeout_sec=0.01)
-        return True
 
     def tick(self, count=5):
         """Publish ``count`` states at home (1 ms apart in stamp time) and wait for their rows."""
         target = len(self.rows) + count
         for _ in range(count):
             self.k += 1
-            self.msg.header.stamp.nanosec = self.k * 1_000_000
-            self.msg.position = SPEC.home.tolist()
-            self.msg.velocity = [0.0] * N
-            self.pub.publish(self.msg)
+            self.pub.publish(self.joint_state(SPEC.joint_names, SPEC.home, stamp_ns=self.k * 1_000_000))
             self.executor.spin_once(timeout_sec=0.005)
         self.spin_until(lambda: len(self.rows) >= target, 5.0)
         return split_status(np.array(self.rows[-1]), N)
@@ -85,9 +66,6 @@ class Peer:
         fut = self.get_cli.call_async(GetParameters.Request(names=[name]))
         assert self.spin_until(fut.done, 10.0)
         return parameter_value_to_python(fut.result().values[0])
-
-    def close(self):
-        self.node.destroy_node()
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ the shipped model's); bad joint states sent to the trainer are skipped and count
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import TestPeer
 
 from dynlearn_ros.core.robots import robot_spec
 from dynlearn_ros.core.status import split_status, status_width
@@ -27,11 +27,9 @@ N = SPEC.n
 
 
 def test_trainer_announces_a_version_the_controller_swaps_in(ros_context, start_node, tmp_path):
-    import rclpy
     from sensor_msgs.msg import JointState
-    from std_msgs.msg import Float64MultiArray, String
+    from std_msgs.msg import String
 
-    from dynlearn_ros.nodes import qos
 
     base_version = ModelMetadata.read(models_dir() / "svdkl_iiwa_sim").model_version
     ctl_json, tr_json = tmp_path / "ctl.json", tmp_path / "trainer.json"
@@ -43,23 +41,11 @@ def test_trainer_announces_a_version_the_controller_swaps_in(ros_context, start_
                                          "summary_path": str(ctl_json)})
     trainer = start_node("trainer", {"model_dir": "svdkl_iiwa_sim", "out_dir": str(out), "cycle_period_s": 0.5,
                                      "summary_path": str(tr_json)})
-    node = rclpy.create_node("trainer_peer")
-    rows: list[np.ndarray] = []
+    peer = TestPeer("trainer_peer").record_status()
+    node, rows, spin_until = peer.node, peer.rows, peer.spin_until
     metrics: list[dict] = []
-    node.create_subscription(Float64MultiArray, "/computed_torque/status",
-                             lambda m: rows.append(np.array(m.data)), qos.STATUS)
     node.create_subscription(String, "/trainer/metrics", lambda m: metrics.append(json.loads(m.data)), 10)
     bad = node.create_publisher(JointState, "joint_states", 10)
-    ex = rclpy.executors.SingleThreadedExecutor()
-    ex.add_node(node)
-
-    def spin_until(pred, timeout):
-        end = time.monotonic() + timeout
-        while not pred():
-            if time.monotonic() > end:
-                return False
-            ex.spin_once(timeout_sec=0.01)
-        return True
 
     width = status_width(N)
     try:
@@ -84,7 +70,7 @@ def test_trainer_announces_a_version_the_controller_swaps_in(ros_context, start_
         spin_until(lambda: False, 0.5)
         assert bridge.stop() == 0
     finally:
-        node.destroy_node()
+        peer.close()
     assert trainer.stop() == 0
     assert ctl.stop() == 0
     tr = json.loads(tr_json.read_text())

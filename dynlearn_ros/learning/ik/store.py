@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,12 +23,11 @@ class IKModelError(ValueError):
 
 def save(model: PoseChainLSTM, chain_: Chain, out: str | Path, *, command: list[str] | None = None,
          history: dict | None = None, metrics: dict | None = None) -> Path:
-    """Write the model directory ``out`` atomically (a temporary directory, then a rename)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model directory is shared data
-    try:
+    """Write the model directory ``out`` atomically (runtime.model_store.publish_model_dir: a
+    temporary directory beside it, then a rename; on failure ``out`` is left as it was)."""
+    from dynlearn_ros.runtime.model_store import publish_model_dir  # onnxruntime: only to save
+
+    def fill(tmp: Path) -> None:
         torch.save({"config": model.config(), "state_dict": model.state_dict()}, tmp / WEIGHTS)
         meta = {
             "kind": KIND,
@@ -52,17 +48,8 @@ def save(model: PoseChainLSTM, chain_: Chain, out: str | Path, *, command: list[
             "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2))
-        if out.exists():
-            old = out.with_name(out.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+
+    return publish_model_dir(out, fill)
 
 
 def load(path: str | Path, expect_chain: str | None = None) -> tuple[PoseChainLSTM, Chain, dict]:

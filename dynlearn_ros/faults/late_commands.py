@@ -1,0 +1,103 @@
+"""Why the realtime loop runs away on a loaded machine: late commands replayed in one process.
+
+In realtime stepping the bridge publishes state k at deadline k and steps at deadline k+1 with
+the newest command that has arrived; a command that misses its deadline is applied one period
+later (the plant runs one more step on the previous one). :func:`replay` reproduces exactly that
+without ROS: the PyBullet plant of ``sim_bridge`` and the control law of ``computed_torque``
+(default parameters, the built-in sine reference), where each command is late with probability
+``late_fraction`` (independently per tick, seeded).
+
+:func:`coupled_rates` gives the reason it matters: the default gains are per joint, scaled by
+the diagonal of M(home) (K = I omega^2 with omega = 40 rad/s, K_D for damping ratio 1), but the
+arm's inertia is coupled, so the closed loop's fastest modes are the eigenvalues of M^-1 K_P
+(natural frequencies) and M^-1 K_D (damping rates): for the iiwa at K_max about 135 rad/s and
+900 1/s, against 40 and 80 for each joint alone. A damping rate of 900 1/s times a 1 ms period
+is 0.9 - stable when every command is on time, close to the limit with a one-period delay.
+Measured with this replay (5 s, seed 0) without the controller's chatter guard: on time calm
+(|qd| <= 0.31 v_max); 20, 50 and 100 % late commands: joint 3 beyond twice its velocity limit
+after 2.2-2.6 s (the controller's plausibility bound: its states would be rejected) while the
+position error stays below 25 mrad - a velocity chatter, the fast mode; with K_D / 3 (zeta / 3)
+50 % late stays calm. With the guard (core/control.py CHATTER_LEVEL: K_D / 3 while the
+velocity chatters) 20, 50 and 100 % late stay below 0.75 v_max. docs/safety.md ("Realtime under
+load").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dynlearn_ros.core.analytic import RigidBodyModel
+from dynlearn_ros.core.assembly import build_analytic, build_controller, builtin_reference
+from dynlearn_ros.core.config import ControllerConfig, robot_context, validate
+from dynlearn_ros.core.robots import robot_spec
+from dynlearn_ros.core.trajectories import fit_to_limits
+
+
+def default_config(robot: str = "iiwa", **overrides) -> ControllerConfig:
+    """The controller node's configuration for ``robot`` with parameter ``overrides``."""
+    return validate({"robot": robot, **overrides}, robot_context(robot, ""))
+
+
+def coupled_rates(config: ControllerConfig, robot: str = "iiwa") -> dict[str, np.ndarray]:
+    """Closed-loop rates at the robot's home pose with K_P = k_max: ``omega`` = sqrt|eig(M^-1 K_P)|
+    (rad/s) and ``damping`` = |eig(M^-1 K_D)| (1/s), K_D = zeta sqrt(k_max), each (n,) sorted
+    descending; ``omega_diag`` = sqrt(k_max / diag M) for comparison."""
+    spec = robot_spec(robot)
+    m = RigidBodyModel(spec.urdf_path, spec.joint_names).mass_matrix(spec.home)
+    kd = config.zeta * np.sqrt(config.k_max)
+    return {
+        "omega": np.sort(np.sqrt(np.abs(np.linalg.eigvals(np.linalg.solve(m, np.diag(config.k_max))))))[::-1],
+        "damping": np.sort(np.abs(np.linalg.eigvals(np.linalg.solve(m, np.diag(kd)))))[::-1],
+        "omega_diag": np.sqrt(config.k_max / np.diag(m)),
+    }
+
+
+def replay(late_fraction: float, seconds: float = 5.0, seed: int = 0, robot: str = "iiwa", guard: bool = True,
+           **overrides) -> dict:
+    """Realtime stepping with a fraction of late commands (see the module docstring); ``guard``:
+    the controller's chatter guard on, as the node runs it (core/control.py CHATTER_LEVEL).
+
+    Returns {"late_ticks", "ticks", "max_qd_over_limit" (max over time and joints of |qd| /
+    velocity limit), "first_over_2x_s" (sim time s when a joint first exceeded twice its
+    velocity limit, the controller's plausibility bound; None if never), "joint" (that joint's
+    index), "max_abs_err_rad", "tracking_faults", "chatter_ticks" (ticks with K_D lowered)}."""
+    from dynlearn_ros.sim.plant import SimPlant
+
+    if not 0.0 <= late_fraction <= 1.0:
+        raise ValueError(f"late_fraction must be in [0, 1], got {late_fraction}")
+    rng = np.random.default_rng(seed)
+    spec = robot_spec(robot)
+    config = default_config(robot, **overrides)
+    analytic = build_analytic(config)
+    reference, _ = fit_to_limits(builtin_reference(config, spec.home), spec.lower, spec.upper)
+    ctl = build_controller(config, analytic, analytic, reference)
+    if guard:
+        ctl.set_chatter_guard(spec.velocity_limits)
+    dt = config.control_period_s
+    plant = SimPlant(robot, dt=dt)
+    n = spec.n
+    q, qd = np.zeros(n), np.zeros(n)
+    applied = None   # the command the plant runs on
+    max_ratio, first, joint, late = 0.0, None, None, 0
+    steps = int(round(seconds / dt))
+    try:
+        plant.reset(spec.home, np.zeros(n))
+        for k in range(steps):
+            plant.state_into(q, qd)
+            ratio = np.abs(qd) / spec.velocity_limits
+            max_ratio = max(max_ratio, float(ratio.max()))
+            if first is None and ratio.max() > 2.0:
+                first, joint = k * dt, int(np.argmax(ratio))
+            ctl.step(q, qd, k * dt, k * dt)
+            fresh = ctl.tau.copy()
+            if applied is not None and rng.uniform() < late_fraction:
+                late += 1        # missed its deadline: this step still runs on the previous command
+                plant.step(applied)
+            else:
+                plant.step(fresh)
+            applied = fresh      # it has arrived by the next deadline
+    finally:
+        plant.close()
+    return {"late_ticks": late, "ticks": steps, "max_qd_over_limit": max_ratio, "first_over_2x_s": first,
+            "joint": joint, "max_abs_err_rad": float(np.max(ctl.stats.max_abs_err)),
+            "tracking_faults": ctl.counters.tracking_fault, "chatter_ticks": ctl.counters.chatter_ticks}
