@@ -42,6 +42,7 @@ setup(
             "computed_torque_managed = dynlearn_ros.nodes.computed_torque_managed:main",
             "scenario_recorder = dynlearn_ros.nodes.scenario_recorder:main",
             "trainer = dynlearn_ros.nodes.trainer:main",
+            "predictor = dynlearn_ros.nodes.predictor:main",
             "ik = dynlearn_ros.nodes.ik:main",
             "dynlearn-ros = dynlearn_ros.cli:main",
         ],

@@ -1,4 +1,4 @@
-"""``dynlearn-ros bench {loop,model,train,svdkl,plant,online,soak} --json PATH``: benchmarks that write JSON.
+"""``dynlearn-ros bench {loop,model,train,svdkl,plant,online,predictor,soak} --json PATH``: benchmarks that write JSON.
 
 Figures are medians / percentiles of one run, with a baseline measured in the same run
 (these machines are shared and noisy): compare ratios, not absolute numbers. The measuring
@@ -16,6 +16,7 @@ BENCHES = {
     "svdkl": ("bench_svdkl", "SVDKL mean+variance latency: onnxruntime, numpy, gpytorch, shipped models"),
     "plant": ("bench_plant", "PyBullet plant speed and its match to the analytic model"),
     "online": ("bench_online", "online learning: seconds per cycle, ticks late during model swaps"),
+    "predictor": ("bench_predictor", "the predictor node's per-message cost at 1 kHz input vs the bare ONNX step"),
     "soak": ("bench_soak", "soak: realtime graph for minutes under changing references and bad input (not CI)"),
 }
 

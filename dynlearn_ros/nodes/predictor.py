@@ -20,8 +20,9 @@ loaded, checked and swapped in off the state path, other roles are ignored). Pub
 The logic is :class:`dynlearn_ros.runtime.forward.ForwardStream` (ROS-free, documented there);
 this node maps the messages, gates them, publishes on a timer and hot-swaps the model through
 :class:`dynlearn_ros.runtime.slot.ModelSlot`. Bad input never stops it: unknown or missing joints,
-non-finite values, missing effort, stamps that go backwards or repeat and wrongly sized
-commands are dropped and counted per reason (``rejected`` in the status, diagnostics and summary)
+non-finite values, missing effort, stamps that go backwards or repeat (except after a stale
+period: then the source restarted and the belief restarts from it) and wrongly sized commands
+are dropped and counted per reason (``rejected`` in the status, diagnostics and summary)
 with a log line at most every 2 s per reason.
 
 Open-loop part of the horizon: the last applied torque held. The node does not know what the
@@ -60,7 +61,7 @@ from dynlearn_ros.nodes.runner import run_node  # noqa: E402
 from dynlearn_ros.paths import resolve_model_dir  # noqa: E402
 from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor  # noqa: E402
 from dynlearn_ros.runtime.errors import ModelLoadError  # noqa: E402
-from dynlearn_ros.runtime.forward import ForwardStream, check_forward_model, decimation  # noqa: E402
+from dynlearn_ros.runtime.forward import ForwardStream, check_forward_model  # noqa: E402
 from dynlearn_ros.runtime.slot import ModelRefused, ModelSlot  # noqa: E402
 
 LOG_THROTTLE_S = 2.0
@@ -82,7 +83,7 @@ PREDICTOR_SPEC: tuple[ParamSpec, ...] = (
               dynamic=False, reason=_SIZED),
     ParamSpec("step_dt_ms", "double", 1.0, "time between two predicted points, ms: a whole multiple of the "
               "model's dt", lo=0.01, hi=1000.0, dynamic=False, reason=_SIZED),
-    ParamSpec("publish_rate_hz", "double", 20.0, "predictions published per second (wall clock)", lo=0.1,
+    ParamSpec("publish_rate_hz", "double", 10.0, "predictions published per second (wall clock)", lo=0.1,
               hi=1000.0),
     ParamSpec("torque_source", "string", "effort", "applied torque: the joint_states effort (the torque over "
               "the step that led to the state) or the last effort_controller/commands message",
@@ -314,8 +315,13 @@ class Predictor(Node):
             tau = self._cmd
         t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
         if self._t_last is not None and t <= self._t_last:
-            self._reject(STAMP_REPEATED if t == self._t_last else STAMP_BACKWARDS)
-            return
+            if not (self._stale and t < self._t_last):
+                self._reject(STAMP_REPEATED if t == self._t_last else STAMP_BACKWARDS)
+                return
+            # older stamps after a stale period: the source restarted (a new driver or simulator)
+            self.stream.reset()
+            self.get_logger().warning("joint states are back with older stamps (the source restarted): "
+                                      "the belief restarts from them")
         cand = self.slot.take_ready()
         if cand is not None:   # hot swap between two states: the new model starts from its initial belief
             previous = self.stream.model
@@ -335,17 +341,21 @@ class Predictor(Node):
         self.state_ns[self.n_states % self.state_ns.size] = time.perf_counter_ns() - t0
         self.n_states += 1
 
-    def _publish_prediction(self) -> None:
-        s = self.stream
-        if s.t_last is None:
-            return
-        now = time.monotonic()
-        age = now - self._wall_last
-        if age > 1e-3 * self.p["stale_timeout_ms"] and not self._stale:
+    def _check_stale(self) -> float:
+        """Seconds since the last accepted state (wall clock); flags the stale state once."""
+        age = time.monotonic() - self._wall_last
+        if age > 1e-3 * self.p["stale_timeout_ms"] and not self._stale and self.stream.t_last is not None:
             self._stale = True
             self.stale_episodes += 1
             self.get_logger().warning(f"joint states stale ({age * 1e3:.0f} ms since the last): predicting on "
                                       "from the belief with the last torque held")
+        return age
+
+    def _publish_prediction(self) -> None:
+        s = self.stream
+        if s.t_last is None:
+            return
+        age = self._check_stale()
         skip = int(age / s.dt) if self._stale else 0
         if skip > s.max_gap_steps:
             self.get_logger().error(f"no joint state for {age * 1e3:.0f} ms (> max_gap_ms): no prediction "
@@ -391,11 +401,11 @@ class Predictor(Node):
         self.status_pub.publish(self.status_msg)
 
     def _publish_diagnostics(self) -> None:
+        age = self._check_stale()
         level, message = DiagnosticStatus.OK, "predicting from measured states"
         if self.stream.t_last is None:
             level, message = DiagnosticStatus.WARN, f"waiting for {self.state_sub.topic_name}: nothing predicted yet"
         elif self._stale:
-            age = time.monotonic() - self._wall_last
             if age * 1e3 > self.p["max_gap_ms"]:
                 level, message = DiagnosticStatus.ERROR, (f"STALE: no joint state for {age * 1e3:.0f} ms (> max_gap_ms "
                                                           f"{self.p['max_gap_ms']:g}): predictions stopped")

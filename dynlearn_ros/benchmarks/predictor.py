@@ -1,0 +1,312 @@
+"""The predictor's measurements: prediction error on held-out simulated runs (``dynlearn-ros report
+predictor``) and its per-message cost in a real ROS graph at 1 kHz (``dynlearn-ros bench predictor``).
+
+Prediction error (:func:`evaluate_predictor`): held-out runs of the simulated iiwa with a payload
+and joint friction (``sim.collect``, seeds the shipped model never saw) are streamed row by row
+through :class:`~dynlearn_ros.runtime.forward.ForwardStream` as the node streams joint states
+(state k with the torque applied over the step that led to it). Every ``every`` rows after a
+warm-up, from the same state o_k, five predictions of q at t_k + h are scored (h = 1, 10, 50,
+100 ms; RMSE pooled over joints and points, rad; velocities likewise):
+
+* ``acrkn_held``: what the node publishes: the ac-RKN rollout with the last applied torque held;
+* ``acrkn_applied``: the ac-RKN rollout fed the torques that were actually applied over the
+  horizon (the model's own quality, as if the node knew the future commands);
+* ``const_velocity``: q_k + h qd_k;
+* ``pinocchio_applied`` / ``pinocchio_held``: the URDF's rigid-body forward dynamics
+  qdd = M(q)^-1 (tau - C(q, qd) qd - g(q)), integrated with the simulator's semi-implicit Euler
+  step at 1 ms from o_k with the applied / the held torque. It knows neither the payload nor the
+  friction: the gap the learned model is there to close.
+
+Coverage: the fraction of joint-points whose error is inside the streamed 95 % band (1.96 std).
+
+Cost (:func:`bench_predictor`): the node in its own process, fed a recorded held-out run at 1 kHz
+(sensor_msgs/JointState with effort) from this process; its summary gives the per-state callback
+cost and the per-publication rollout cost (p50 / p99, us), its process CPU time gives the share of
+a core. Baseline measured in the same run: the bare ONNX forward step of the same model in this
+process (p50 / p99), so the figures are read as ratios on a shared machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dynlearn_ros.paths import resolve_model_dir
+
+HORIZONS_MS = (1, 10, 50, 100)
+METHODS = ("acrkn_held", "acrkn_applied", "const_velocity", "pinocchio_applied", "pinocchio_held")
+Z95 = 1.959964
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """One held-out data set: ``episodes`` x ``seconds`` of the iiwa tracking random Fourier
+    references (the training data's controller), ``payload_kg`` at the end effector, viscous /
+    Coulomb friction on every joint, episode trajectories drawn from ``seed``."""
+
+    payload_kg: float
+    seed: int
+    friction_viscous: float = 0.3
+    friction_coulomb: float = 0.05
+    episodes: int = 2
+    seconds: float = 6.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.payload_kg:g} kg, b={self.friction_viscous:g}, fc={self.friction_coulomb:g}, seed {self.seed}"
+
+
+def collect_held_out(h: HeldOut):
+    from dynlearn_ros.sim.collect import collect_dataset
+
+    return collect_dataset(robot="iiwa", episodes=h.episodes, seconds=h.seconds, payload_kg=h.payload_kg,
+                           friction_viscous=h.friction_viscous, friction_coulomb=h.friction_coulomb, seed=h.seed)
+
+
+class _Pinocchio:
+    """Semi-implicit Euler with the URDF's rigid-body model: qdd = M^-1 (tau - h(q, qd))."""
+
+    def __init__(self, joint_names: Sequence[str]) -> None:
+        from dynlearn_ros.core.analytic import RigidBodyModel
+        from dynlearn_ros.core.robots import robot_spec
+
+        self.rbd = RigidBodyModel(robot_spec("iiwa").urdf_path, joint_names)
+        n = self.rbd.n
+        self._h, self._zero = np.zeros(n), np.zeros(n)
+
+    def rollout(self, q0: np.ndarray, qd0: np.ndarray, taus: np.ndarray, dt: float, out_q: np.ndarray,
+                out_qd: np.ndarray) -> None:
+        """taus (K, n) N*m -> out_q / out_qd (K, n): the state after each step."""
+        q, qd = q0.copy(), qd0.copy()
+        for i in range(taus.shape[0]):
+            self.rbd.rnea(q, qd, self._zero, self._h)
+            qdd = np.linalg.solve(self.rbd.mass_matrix(q), taus[i] - self._h)
+            qd += dt * qdd
+            q += dt * qd
+            out_q[i], out_qd[i] = q, qd
+
+
+def evaluate_episode(model, pin: _Pinocchio, q: np.ndarray, qd: np.ndarray, tau: np.ndarray, t: np.ndarray,
+                     every: int, warmup: int, acc: dict) -> None:
+    """Stream one episode (rows of q, qd (rad, rad/s), tau (N*m, applied over the row's step), t (s))
+    and add the squared errors / band hits of every method at HORIZONS_MS to ``acc``."""
+    from dynlearn_ros.runtime.forward import ForwardStream
+
+    dt = float(model.metadata.dt)
+    hs = [int(round(h * 1e-3 / dt)) for h in HORIZONS_MS]
+    hmax = hs[-1]
+    n = q.shape[1]
+    stream = ForwardStream(model, hmax, dt, 0.2)
+    snap = np.zeros(model.snapshot_size, dtype=np.float32)
+    m_mean, m_var = np.zeros(2 * n), np.zeros(2 * n)
+    app_q, app_qd = np.zeros((hmax, n)), np.zeros((hmax, n))
+    pq, pqd = np.zeros((hmax, n)), np.zeros((hmax, n))
+    obs = np.zeros(2 * n)
+    rows = q.shape[0]
+    for k in range(rows):
+        stream.observe(q[k], qd[k], tau[k - 1] if k else tau[0], t[k])
+        if k < warmup or (k - warmup) % every or k + hmax >= rows:
+            continue
+        if not stream.rollout():
+            acc["failed_rollouts"] += 1
+            continue
+        # the ac-RKN fed the applied torques over the horizon (same belief, restored after)
+        obs[:n], obs[n:] = q[k], qd[k]
+        model.snapshot_into(snap)
+        ok = True
+        for i in range(hmax):
+            ok = ok and model.predict(obs if i == 0 else None, tau[k + i], m_mean, m_var)
+            app_q[i], app_qd[i] = m_mean[:n], m_mean[n:]
+        model.restore(snap)
+        if not ok:
+            acc["failed_rollouts"] += 1
+            continue
+        preds = {"acrkn_held": (stream.q_pred, stream.qd_pred), "acrkn_applied": (app_q, app_qd)}
+        for name, taus in (("pinocchio_applied", tau[k:k + hmax]), ("pinocchio_held", np.repeat(tau[k - 1:k], hmax, 0))):
+            pin.rollout(q[k], qd[k], taus, dt, pq, pqd)
+            preds[name] = (pq.copy(), pqd.copy())
+        steps = (np.arange(1, hmax + 1) * dt)[:, None]
+        preds["const_velocity"] = (q[k] + steps * qd[k], np.repeat(qd[k:k + 1], hmax, 0))
+        acc["points"] += 1
+        for j, h in enumerate(hs):
+            truth_q, truth_qd = q[k + h], qd[k + h]
+            for name, (mq, mqd) in preds.items():
+                acc["sq_q"][name][j] += float(np.sum((mq[h - 1] - truth_q) ** 2))
+                acc["sq_qd"][name][j] += float(np.sum((mqd[h - 1] - truth_qd) ** 2))
+            acc["in_band"][j] += int(np.count_nonzero(np.abs(stream.q_pred[h - 1] - truth_q)
+                                                      <= Z95 * stream.q_std[h - 1]))
+            acc["in_band_applied"][j] += int(np.count_nonzero(np.abs(app_q[h - 1] - truth_q)
+                                                              <= Z95 * stream.q_std[h - 1]))
+            acc["std_q"][j] += float(np.sum(stream.q_std[h - 1] ** 2))
+
+
+def evaluate_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", sets: Sequence[HeldOut] = (),
+                       every: int = 20, warmup: int = 200) -> dict:
+    """The error table of the module docstring for each held-out set. Returns
+    {"model_dir", "model_version", "horizons_ms", "sets": [{"label", ..., "rmse_q_rad": {method:
+    [per horizon]}, "rmse_qd_rad_s": ..., "coverage95_q", "coverage95_q_applied", "mean_std_q_rad",
+    "points"}], "wall_s"}."""
+    from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor
+
+    t0 = time.perf_counter()
+    path = resolve_model_dir(str(model_dir))
+    model = AcrknForwardPredictor.from_directory(path)
+    pin = _Pinocchio(model.metadata.joint_names)
+    out = {"model_dir": str(path), "model_version": model.version, "horizons_ms": list(HORIZONS_MS),
+           "every_rows": every, "warmup_rows": warmup, "sets": []}
+    nh = len(HORIZONS_MS)
+    for h in sets:
+        data = collect_held_out(h)
+        if tuple(data.joint_names) != tuple(model.metadata.joint_names):
+            raise ValueError(f"held-out joints {data.joint_names} differ from the model's {model.metadata.joint_names}")
+        acc = {"points": 0, "failed_rollouts": 0, "sq_q": {m: np.zeros(nh) for m in METHODS},
+               "sq_qd": {m: np.zeros(nh) for m in METHODS}, "in_band": np.zeros(nh, dtype=np.int64),
+               "in_band_applied": np.zeros(nh, dtype=np.int64), "std_q": np.zeros(nh)}
+        for e in np.unique(data.episode):
+            sel = data.episode == e
+            evaluate_episode(model, pin, data.q[sel], data.qd[sel], data.tau[sel], data.t[sel], every, warmup, acc)
+        cnt = max(1, acc["points"] * model.act_dim)
+        out["sets"].append({
+            "label": h.label, **asdict(h), "points": acc["points"], "failed_rollouts": acc["failed_rollouts"],
+            "rmse_q_rad": {m: np.sqrt(acc["sq_q"][m] / cnt).tolist() for m in METHODS},
+            "rmse_qd_rad_s": {m: np.sqrt(acc["sq_qd"][m] / cnt).tolist() for m in METHODS},
+            "coverage95_q": (acc["in_band"] / cnt).tolist(),
+            "coverage95_q_applied": (acc["in_band_applied"] / cnt).tolist(),
+            "mean_std_q_rad": np.sqrt(acc["std_q"] / cnt).tolist(),
+        })
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def predictor_markdown(res: dict) -> str:
+    """The docs table: per held-out set, RMSE of q (mrad) per method and horizon, and coverage."""
+    from dynlearn_ros.reporting.markdown import md_table
+
+    hs = res["horizons_ms"]
+    header = ["held-out set", "method", *[f"{h} ms" for h in hs]]
+    rows = []
+    for s in res["sets"]:
+        for m in METHODS:
+            rows.append([s["label"], m, *[f"{1e3 * v:.3f}" for v in s["rmse_q_rad"][m]]])
+        rows.append([s["label"], "coverage of the streamed 95 % band", *[f"{v:.2f}" for v in s["coverage95_q"]]])
+    return (f"RMSE of q (mrad) at each horizon, model {res['model_dir']} (version {res['model_version']}); "
+            f"{res['sets'][0]['points'] if res['sets'] else 0} points per set\n\n" + md_table(header, rows) + "\n")
+
+
+# -- cost at 1 kHz --------------------------------------------------------------------------------
+def _onnx_baseline(model, q: np.ndarray, qd: np.ndarray, tau: np.ndarray, calls: int) -> dict:
+    """p50 / p99 (us) of one bare forward step (AcrknForwardPredictor.predict) on recorded rows."""
+    n = q.shape[1]
+    obs, mean, var = np.zeros(2 * n), np.zeros(2 * n), np.zeros(2 * n)
+    ns = np.zeros(calls, dtype=np.int64)
+    model.reset()
+    for i in range(calls):
+        k = i % q.shape[0]
+        obs[:n], obs[n:] = q[k], qd[k]
+        t0 = time.perf_counter_ns()
+        model.predict(obs, tau[k], mean, var)
+        ns[i] = time.perf_counter_ns() - t0
+    us = ns[calls // 10:] * 1e-3
+    return {"p50": float(np.percentile(us, 50)), "p99": float(np.percentile(us, 99)), "n": int(us.size)}
+
+
+def _cpu_s(pid: int) -> float:
+    """utime + stime of process ``pid`` (s), from /proc."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 10.0, publish_rate_hz: float = 10.0,
+                    horizon: int = 100, workdir: Path | None = None) -> dict:
+    """Run the predictor node on a recorded held-out run replayed at 1 kHz; see the module docstring."""
+    import json
+    import tempfile
+
+    import rclpy
+    from builtin_interfaces.msg import Time
+    from sensor_msgs.msg import JointState
+
+    from dynlearn_ros.nodes import qos
+    from dynlearn_ros.procs import NodeProcess, claim_domain_id
+    from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor
+
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="bench-predictor-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = resolve_model_dir(str(model_dir))
+    model = AcrknForwardPredictor.from_directory(path)
+    data = collect_held_out(HeldOut(3.0, 201, episodes=1, seconds=seconds + 2.0))
+    q, qd, tau, t = data.q, data.qd, data.tau, data.t
+    baseline_before = _onnx_baseline(model, q, qd, tau, 3000)
+    summary = workdir / "predictor.json"
+    with claim_domain_id() as claim:
+        import os
+
+        env = claim.env(workdir / "ros_log")
+        os.environ.update(env)
+        node_proc = NodeProcess("predictor", {"model_dir": str(path), "horizon": horizon,
+                                              "publish_rate_hz": publish_rate_hz, "summary_path": str(summary)},
+                                env, workdir / "predictor.log")
+        rclpy.init()
+        node = rclpy.create_node("bench_predictor_driver")
+        pub = node.create_publisher(JointState, "joint_states", qos.STATE_STREAM)
+        received = [0]
+        from trajectory_msgs.msg import JointTrajectory
+
+        node.create_subscription(JointTrajectory, "/predictor/prediction", lambda m: received.__setitem__(0, received[0] + 1),
+                                 qos.PREDICTIONS)
+        try:
+            deadline = time.monotonic() + 60.0
+            while pub.get_subscription_count() < 1 or node.count_publishers("/predictor/prediction") < 1:
+                rclpy.spin_once(node, timeout_sec=0.05)
+                if time.monotonic() > deadline or node_proc.poll() is not None:
+                    raise RuntimeError(f"predictor did not come up:\n{node_proc.tail()}")
+            msg = JointState(name=list(data.joint_names))
+            rows = min(q.shape[0], int(seconds * 1000))
+            cpu0, wall0 = _cpu_s(node_proc.pid), time.monotonic()
+            start = time.perf_counter()
+            late = 0
+            for k in range(rows):
+                target = start + k * 1e-3
+                while (now := time.perf_counter()) < target:
+                    if target - now > 2e-4:
+                        time.sleep(target - now - 1.5e-4)
+                if now - target > 1e-3:
+                    late += 1
+                sec = int(t[k])
+                msg.header.stamp = Time(sec=sec, nanosec=int(round((t[k] - sec) * 1e9)))
+                msg.position, msg.velocity = q[k].tolist(), qd[k].tolist()
+                msg.effort = (tau[k - 1] if k else tau[0]).tolist()
+                pub.publish(msg)
+                if k % 50 == 0:
+                    rclpy.spin_once(node, timeout_sec=0.0)
+            wall = time.monotonic() - wall0
+            time.sleep(0.3)
+            cpu = _cpu_s(node_proc.pid) - cpu0
+            for _ in range(20):
+                rclpy.spin_once(node, timeout_sec=0.01)
+        finally:
+            node_proc.stop()
+            node.destroy_node()
+            rclpy.try_shutdown()
+    baseline_after = _onnx_baseline(model, q, qd, tau, 3000)
+    s = json.loads(summary.read_text()) if summary.is_file() else {}
+    base_p50 = 0.5 * (baseline_before["p50"] + baseline_after["p50"])
+    base_p99 = 0.5 * (baseline_before["p99"] + baseline_after["p99"])
+    st = s.get("state_us", {})
+    return {
+        "model_dir": str(path), "seconds": seconds, "states_sent": rows, "sent_late_over_1ms": late,
+        "publish_rate_hz": publish_rate_hz, "horizon": horizon, "predictions_received": received[0],
+        "node": {k: s.get(k) for k in ("state_us", "rollout_us", "published", "rejected", "stream", "online_score")},
+        "node_cpu_share": cpu / wall if wall > 0 else None,
+        "baseline_onnx_step_us": {"before": baseline_before, "after": baseline_after},
+        "ratio_state_p50_to_onnx_p50": (st.get("p50") or np.nan) / base_p50,
+        "ratio_state_p99_to_onnx_p99": (st.get("p99") or np.nan) / base_p99,
+        "ratio_rollout_p50_to_onnx_p50": ((s.get("rollout_us") or {}).get("p50") or np.nan) / base_p50,
+        "workdir": str(workdir),
+    }
