@@ -20,7 +20,9 @@ Time and alignment (model step dt, o = [q, qd] in the model's joint order)::
 
 ``s`` > 0 is used while states are missing: the published horizon then starts s steps after the
 last state (the wall time elapsed since it), so the node keeps predicting the present and the
-future from its belief instead of repeating a stale forecast.
+future from its belief instead of repeating a stale forecast. Belief, state and held torque do
+not change until the next state, so the first such call rolls out once as far as max_gap + K
+steps and the later ones publish slices of that rollout.
 
 Nothing here allocates per state; the rollout writes into arrays owned by this object.
 """
@@ -92,6 +94,7 @@ class StreamCounters:
     too_fast: int = 0          # states less than half a model step after the last one (dropped)
     nonfinite_model: int = 0   # steps whose output was not finite (belief restarted)
     rollouts: int = 0
+    rollout_steps: int = 0     # model steps run by rollouts
     short_rollouts: int = 0    # rollouts that stopped early on a non-finite step (not published)
 
     def as_dict(self) -> dict[str, int]:
@@ -174,6 +177,7 @@ class ForwardStream:
         self._p_std = np.zeros((pending, len(SCORE_HORIZONS_S), n))
         self._p_next = 0
         self._err = np.zeros(n)
+        self._cache_t: float | None = None   # t_last of the long rollout kept while states are missing
 
     # -- states -----------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -181,6 +185,7 @@ class ForwardStream:
         self.model.reset()
         self.t_last = None
         self.since_reset = 0
+        self._cache_t = None
 
     def observe(self, q: np.ndarray, qd: np.ndarray, action: np.ndarray, t: float) -> bool:
         """State (q, qd) (n,) rad, rad/s at stamp ``t`` s, reached under the torque ``action`` (n,)
@@ -230,11 +235,18 @@ class ForwardStream:
         skip = min(max(0, int(skip)), self.max_gap_steps)
         rows = skip + k * self.horizon
         mean, var = self._mean[:rows], self._var[:rows]
-        done = self.model.rollout(self.obs, self.action, mean, var, self._snap)
-        self.counters.rollouts += 1
-        if done != rows:
-            self.counters.short_rollouts += 1
-            return False
+        if skip and self._cache_t == self.t_last:
+            pass   # the same belief, state and held torque: a slice of the rollout already computed
+        else:
+            full = self._mean.shape[0] if skip else rows   # while stale: once, as far as max_gap
+            done = self.model.rollout(self.obs, self.action, self._mean[:full], self._var[:full], self._snap)
+            self.counters.rollouts += 1
+            self.counters.rollout_steps += full
+            if done != full:
+                self.counters.short_rollouts += 1
+                self._cache_t = None
+                return False
+            self._cache_t = self.t_last if skip else None
         sel = slice(skip + k - 1, rows, k)   # row i predicts t_last + (i + 1) dt
         self.q_pred[:] = mean[sel, :n]
         self.qd_pred[:] = mean[sel, n:]

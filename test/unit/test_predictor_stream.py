@@ -176,6 +176,10 @@ def test_a_stale_rollout_starts_later_and_a_gap_is_bridged(model_dir):
     assert s.rollout(skip=7)               # states missing for 7 steps: the horizon starts at t + 7 dt
     assert s.t_base == pytest.approx(36 * DT)
     np.testing.assert_allclose(s.q_pred, o[37:42, :N], atol=1e-5)
+    runs = s.counters.rollouts
+    assert s.rollout(skip=9)               # later while still stale: a slice of the same rollout
+    assert s.counters.rollouts == runs and s.t_base == pytest.approx(38 * DT)
+    np.testing.assert_allclose(s.q_pred, o[39:44, :N], atol=1e-5)
     # three states lost: the next one is reached by bridging 4 steps open loop (torque held)
     before = s.counters.bridged_steps
     s.observe(o[33, :N], o[33, N:], a[32], 33 * DT)
