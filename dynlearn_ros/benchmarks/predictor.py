@@ -19,11 +19,12 @@ warm-up, from the same state o_k, five predictions of q at t_k + h are scored (h
 
 Coverage: the fraction of joint-points whose error is inside the streamed 95 % band (1.96 std).
 
-Cost (:func:`bench_predictor`): the node in its own process, fed a recorded held-out run at 1 kHz
-(sensor_msgs/JointState with effort) from this process; its summary gives the per-state callback
-cost and the per-publication rollout cost (p50 / p99, us), its process CPU time gives the share of
-a core. Baseline measured in the same run: the bare ONNX forward step of the same model in this
-process (p50 / p99), so the figures are read as ratios on a shared machine.
+Cost (:func:`bench_predictor`): the node in its own process beside the realtime 1 kHz sim_bridge
+and the computed_torque controller (each its own process; sensor_msgs/JointState with effort at
+1 kHz); its summary gives the per-state callback cost and the per-publication rollout cost
+(p50 / p99, us), its process CPU time the share of a core. Baseline measured in the same run:
+the bare ONNX forward step of the same model in this process (p50 / p99, before and after), so
+the figures are read as ratios on a shared machine. No rclpy here: the nodes are processes.
 """
 
 from __future__ import annotations
@@ -224,15 +225,13 @@ def _cpu_s(pid: int) -> float:
 
 def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 10.0, publish_rate_hz: float = 10.0,
                     horizon: int = 100, workdir: Path | None = None) -> dict:
-    """Run the predictor node on a recorded held-out run replayed at 1 kHz; see the module docstring."""
+    """Run sim_bridge (realtime, 1 kHz, 3 kg payload, friction) <-> computed_torque (analytic,
+    pick-and-place) with the predictor listening, each its own process, for ``seconds`` of sim
+    time; see the module docstring. No rclpy here: the nodes' JSON summaries are read back."""
     import json
+    import os
     import tempfile
 
-    import rclpy
-    from builtin_interfaces.msg import Time
-    from sensor_msgs.msg import JointState
-
-    from dynlearn_ros.nodes import qos
     from dynlearn_ros.procs import NodeProcess, claim_domain_id
     from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor
 
@@ -240,73 +239,49 @@ def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 1
     workdir.mkdir(parents=True, exist_ok=True)
     path = resolve_model_dir(str(model_dir))
     model = AcrknForwardPredictor.from_directory(path)
-    data = collect_held_out(HeldOut(3.0, 201, episodes=1, seconds=seconds + 2.0))
-    q, qd, tau, t = data.q, data.qd, data.tau, data.t
-    baseline_before = _onnx_baseline(model, q, qd, tau, 3000)
-    summary = workdir / "predictor.json"
+    data = collect_held_out(HeldOut(3.0, 201, episodes=1, seconds=2.0))
+    baseline_before = _onnx_baseline(model, data.q, data.qd, data.tau, 3000)
+    files = {k: workdir / f"{k}.json" for k in ("predictor", "computed_torque", "sim_bridge")}
     with claim_domain_id() as claim:
-        import os
-
         env = claim.env(workdir / "ros_log")
-        os.environ.update(env)
-        node_proc = NodeProcess("predictor", {"model_dir": str(path), "horizon": horizon,
-                                              "publish_rate_hz": publish_rate_hz, "summary_path": str(summary)},
-                                env, workdir / "predictor.log")
-        rclpy.init()
-        node = rclpy.create_node("bench_predictor_driver")
-        pub = node.create_publisher(JointState, "joint_states", qos.STATE_STREAM)
-        received = [0]
-        from trajectory_msgs.msg import JointTrajectory
-
-        node.create_subscription(JointTrajectory, "/predictor/prediction", lambda m: received.__setitem__(0, received[0] + 1),
-                                 qos.PREDICTIONS)
+        pred = NodeProcess("predictor", {"model_dir": str(path), "horizon": horizon, "publish_rate_hz": publish_rate_hz,
+                                         "summary_path": str(files["predictor"])}, env, workdir / "predictor.log")
+        ctl = NodeProcess("computed_torque", {"robot": "iiwa", "reference": "pick_place",
+                                              "summary_path": str(files["computed_torque"])},
+                          env, workdir / "computed_torque.log")
+        deadline = time.monotonic() + 90.0
+        while "forward model" not in pred.output() or "robot=iiwa" not in ctl.output():
+            if time.monotonic() > deadline or pred.poll() is not None or ctl.poll() is not None:
+                raise RuntimeError(f"nodes did not start:\n{pred.tail()}\n{ctl.tail()}")
+            time.sleep(0.1)
+        bridge = NodeProcess("sim_bridge", {"robot": "iiwa", "stepping": "realtime", "payload_kg": 3.0,
+                                            "friction_viscous": [0.3], "friction_coulomb": [0.05],
+                                            "duration_s": seconds, "stats_path": str(files["sim_bridge"])},
+                             env, workdir / "sim_bridge.log")
+        cpu0, wall0 = _cpu_s(pred.pid), time.monotonic()
         try:
-            deadline = time.monotonic() + 60.0
-            while pub.get_subscription_count() < 1 or node.count_publishers("/predictor/prediction") < 1:
-                rclpy.spin_once(node, timeout_sec=0.05)
-                if time.monotonic() > deadline or node_proc.poll() is not None:
-                    raise RuntimeError(f"predictor did not come up:\n{node_proc.tail()}")
-            msg = JointState(name=list(data.joint_names))
-            rows = min(q.shape[0], int(seconds * 1000))
-            cpu0, wall0 = _cpu_s(node_proc.pid), time.monotonic()
-            start = time.perf_counter()
-            late = 0
-            for k in range(rows):
-                target = start + k * 1e-3
-                while (now := time.perf_counter()) < target:
-                    if target - now > 2e-4:
-                        time.sleep(target - now - 1.5e-4)
-                if now - target > 1e-3:
-                    late += 1
-                sec = int(t[k])
-                msg.header.stamp = Time(sec=sec, nanosec=int(round((t[k] - sec) * 1e9)))
-                msg.position, msg.velocity = q[k].tolist(), qd[k].tolist()
-                msg.effort = (tau[k - 1] if k else tau[0]).tolist()
-                pub.publish(msg)
-                if k % 50 == 0:
-                    rclpy.spin_once(node, timeout_sec=0.0)
+            bridge.wait(timeout=seconds * 20 + 120.0)
             wall = time.monotonic() - wall0
-            time.sleep(0.3)
-            cpu = _cpu_s(node_proc.pid) - cpu0
-            for _ in range(20):
-                rclpy.spin_once(node, timeout_sec=0.01)
+            cpu = _cpu_s(pred.pid) - cpu0
         finally:
-            node_proc.stop()
-            node.destroy_node()
-            rclpy.try_shutdown()
-    baseline_after = _onnx_baseline(model, q, qd, tau, 3000)
-    s = json.loads(summary.read_text()) if summary.is_file() else {}
+            for proc in (bridge, pred, ctl):
+                proc.stop()
+    baseline_after = _onnx_baseline(model, data.q, data.qd, data.tau, 3000)
+    read = {k: json.loads(f.read_text()) if f.is_file() else {} for k, f in files.items()}
+    s = read["predictor"]
     base_p50 = 0.5 * (baseline_before["p50"] + baseline_after["p50"])
     base_p99 = 0.5 * (baseline_before["p99"] + baseline_after["p99"])
-    st = s.get("state_us", {})
+    st, ro = s.get("state_us") or {}, s.get("rollout_us") or {}
     return {
-        "model_dir": str(path), "seconds": seconds, "states_sent": rows, "sent_late_over_1ms": late,
-        "publish_rate_hz": publish_rate_hz, "horizon": horizon, "predictions_received": received[0],
+        "model_dir": str(path), "sim_seconds": seconds, "wall_s": wall, "publish_rate_hz": publish_rate_hz,
+        "horizon": horizon, "cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
+        "bridge": {k: read["sim_bridge"].get(k) for k in ("ticks", "deadline_miss_ratio", "round_trip_us", "cpu_percent")},
+        "controller_tick_us": read["computed_torque"].get("controller_tick_us"),
         "node": {k: s.get(k) for k in ("state_us", "rollout_us", "published", "rejected", "stream", "online_score")},
         "node_cpu_share": cpu / wall if wall > 0 else None,
         "baseline_onnx_step_us": {"before": baseline_before, "after": baseline_after},
         "ratio_state_p50_to_onnx_p50": (st.get("p50") or np.nan) / base_p50,
         "ratio_state_p99_to_onnx_p99": (st.get("p99") or np.nan) / base_p99,
-        "ratio_rollout_p50_to_onnx_p50": ((s.get("rollout_us") or {}).get("p50") or np.nan) / base_p50,
+        "ratio_rollout_p50_to_onnx_p50": (ro.get("p50") or np.nan) / base_p50,
         "workdir": str(workdir),
     }
