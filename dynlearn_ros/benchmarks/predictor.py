@@ -19,6 +19,10 @@ warm-up, from the same state o_k, five predictions of q at t_k + h are scored (h
 
 Coverage: the fraction of joint-points whose error is inside the streamed 95 % band (1.96 std).
 
+Free-run stability (:func:`free_run_episode`): from a state every second, 1 s of open-loop
+prediction fed the applied torques; RMSE of q at 250 / 500 / 1000 ms and the largest |error|,
+against the same for constant velocity and Pinocchio: a model that diverges shows it here.
+
 Cost (:func:`bench_predictor`): the node in its own process beside the realtime 1 kHz sim_bridge
 and the computed_torque controller (each its own process; sensor_msgs/JointState with effort at
 1 kHz); its summary gives the per-state callback cost and the per-publication rollout cost
@@ -145,6 +149,49 @@ def evaluate_episode(model, pin: _Pinocchio, q: np.ndarray, qd: np.ndarray, tau:
             acc["std_q"][j] += float(np.sum(stream.q_std[h - 1] ** 2))
 
 
+FREE_RUN_MS = (250, 500, 1000)
+FREE_METHODS = ("acrkn_applied", "const_velocity", "pinocchio_applied")
+
+
+def free_run_episode(model, pin: _Pinocchio, q: np.ndarray, qd: np.ndarray, tau: np.ndarray, t: np.ndarray,
+                     warmup: int, acc: dict) -> None:
+    """Free runs of FREE_RUN_MS[-1] from a state every as many rows (after ``warmup``), fed the
+    applied torques: squared q errors at FREE_RUN_MS and the largest |q error| of each run."""
+    from dynlearn_ros.runtime.forward import ForwardStream
+
+    dt = float(model.metadata.dt)
+    idx = [int(round(h * 1e-3 / dt)) for h in FREE_RUN_MS]
+    length = idx[-1]
+    n = q.shape[1]
+    stream = ForwardStream(model, 1, dt, 0.2)
+    snap = np.zeros(model.snapshot_size, dtype=np.float32)
+    mean, var, obs = np.zeros(2 * n), np.zeros(2 * n), np.zeros(2 * n)
+    run_q = np.zeros((length, n))
+    pq, pqd = np.zeros((length, n)), np.zeros((length, n))
+    for k in range(q.shape[0]):
+        stream.observe(q[k], qd[k], tau[k - 1] if k else tau[0], t[k])
+        if k < warmup or (k - warmup) % length or k + length >= q.shape[0]:
+            continue
+        obs[:n], obs[n:] = q[k], qd[k]
+        model.snapshot_into(snap)
+        ok = True
+        for i in range(length):
+            ok = ok and model.predict(obs if i == 0 else None, tau[k + i], mean, var)
+            run_q[i] = mean[:n] if ok else np.nan
+        model.restore(snap)
+        pin.rollout(q[k], qd[k], tau[k:k + length], dt, pq, pqd)
+        steps = (np.arange(1, length + 1) * dt)[:, None]
+        truth = q[k + 1:k + length + 1]
+        acc["runs"] += 1
+        for name, pred in (("acrkn_applied", run_q), ("pinocchio_applied", pq),
+                           ("const_velocity", q[k] + steps * qd[k])):
+            err = pred - truth
+            acc["max_abs"][name] = max(acc["max_abs"][name], float(np.nanmax(np.abs(err))) if ok or
+                                       name != "acrkn_applied" else np.inf)
+            for j, r in enumerate(idx):
+                acc["sq"][name][j] += float(np.sum(err[r - 1] ** 2))
+
+
 def evaluate_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", sets: Sequence[HeldOut] = (),
                        every: int = 20, warmup: int = 200) -> dict:
     """The error table of the module docstring for each held-out set. Returns
@@ -167,10 +214,14 @@ def evaluate_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", sets: Sequence[
         acc = {"points": 0, "failed_rollouts": 0, "sq_q": {m: np.zeros(nh) for m in METHODS},
                "sq_qd": {m: np.zeros(nh) for m in METHODS}, "in_band": np.zeros(nh, dtype=np.int64),
                "in_band_applied": np.zeros(nh, dtype=np.int64), "std_q": np.zeros(nh)}
+        free = {"runs": 0, "sq": {m: np.zeros(len(FREE_RUN_MS)) for m in FREE_METHODS},
+                "max_abs": {m: 0.0 for m in FREE_METHODS}}
         for e in np.unique(data.episode):
             sel = data.episode == e
             evaluate_episode(model, pin, data.q[sel], data.qd[sel], data.tau[sel], data.t[sel], every, warmup, acc)
+            free_run_episode(model, pin, data.q[sel], data.qd[sel], data.tau[sel], data.t[sel], warmup, free)
         cnt = max(1, acc["points"] * model.act_dim)
+        fcnt = max(1, free["runs"] * model.act_dim)
         out["sets"].append({
             "label": h.label, **asdict(h), "points": acc["points"], "failed_rollouts": acc["failed_rollouts"],
             "rmse_q_rad": {m: np.sqrt(acc["sq_q"][m] / cnt).tolist() for m in METHODS},
@@ -178,6 +229,10 @@ def evaluate_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", sets: Sequence[
             "coverage95_q": (acc["in_band"] / cnt).tolist(),
             "coverage95_q_applied": (acc["in_band_applied"] / cnt).tolist(),
             "mean_std_q_rad": np.sqrt(acc["std_q"] / cnt).tolist(),
+            "q_std_rad": float(np.std(data.q - data.q.mean(axis=0))),
+            "free_run": {"horizons_ms": list(FREE_RUN_MS), "runs": free["runs"],
+                         "rmse_q_rad": {m: np.sqrt(free["sq"][m] / fcnt).tolist() for m in FREE_METHODS},
+                         "max_abs_q_rad": dict(free["max_abs"])},
         })
     out["wall_s"] = time.perf_counter() - t0
     return out
@@ -194,8 +249,17 @@ def predictor_markdown(res: dict) -> str:
         for m in METHODS:
             rows.append([s["label"], m, *[f"{1e3 * v:.3f}" for v in s["rmse_q_rad"][m]]])
         rows.append([s["label"], "coverage of the streamed 95 % band", *[f"{v:.2f}" for v in s["coverage95_q"]]])
+    fr = ["held-out set", "free run (applied torques)", *[f"{h} ms" for h in FREE_RUN_MS], "max abs error"]
+    frows = []
+    for s in res["sets"]:
+        f = s["free_run"]
+        for m in FREE_METHODS:
+            frows.append([f"{s['label']} ({f['runs']} runs)", m, *[f"{1e3 * v:.1f}" for v in f["rmse_q_rad"][m]],
+                          f"{1e3 * f['max_abs_q_rad'][m]:.1f}"])
     return (f"RMSE of q (mrad) at each horizon, model {res['model_dir']} (version {res['model_version']}); "
-            f"{res['sets'][0]['points'] if res['sets'] else 0} points per set\n\n" + md_table(header, rows) + "\n")
+            f"{res['sets'][0]['points'] if res['sets'] else 0} points per set\n\n" + md_table(header, rows) + "\n\n"
+            "Free runs (mrad): RMSE of q at each time and the largest |error| of any joint in any run\n\n"
+            + md_table(fr, frows) + "\n")
 
 
 # -- cost at 1 kHz --------------------------------------------------------------------------------

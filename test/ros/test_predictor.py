@@ -175,3 +175,10 @@ def test_predictor_streams_flags_stale_recovers_and_swaps(ros_context, start_nod
     assert s["ignored_model_updates"] == 1
     # forecasts of 20 points x 2 ms are scored at the horizons they reach (1 and 10 ms)
     assert set(s["online_score"]) == {"1ms", "10ms"} and s["online_score"]["1ms"]["n"] > 0
+
+
+def test_predictor_refuses_a_step_the_model_cannot_make(start_node):
+    """step_dt_ms not a whole multiple of the model's dt: start-up refused (exit 2) with the reason."""
+    pred = start_node("predictor", {"model_dir": "acrkn_iiwa_fwd", "step_dt_ms": 1.5})
+    assert pred.wait(timeout=90.0) == 2
+    assert "not a whole multiple" in pred.output()
