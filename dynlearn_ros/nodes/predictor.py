@@ -128,7 +128,8 @@ class Predictor(Node):
         super().__init__("predictor")
         self.fq_name = self.get_fully_qualified_name()
         self.p = p = validate_params(declare_spec(self, PREDICTOR_SPEC, None))
-        self.home = robot_spec(p["robot"]).home
+        spec = robot_spec(p["robot"])
+        self.home = spec.home
         self.step_dt = 1e-3 * p["step_dt_ms"]
         try:   # the first model must load: without one there is nothing to predict with
             model = self._load("", p["model_dir"])
@@ -145,7 +146,8 @@ class Predictor(Node):
             raise ConfigError(f"parameter 'joint_names': {len(self.names)} names for the model's "
                               f"{len(self.model_names)} joints {list(self.model_names)}")
         self.n = n = len(self.names)
-        self.stream = ForwardStream(model, p["horizon"], self.step_dt, 1e-3 * p["max_gap_ms"])
+        self.stream = ForwardStream(model, p["horizon"], self.step_dt, 1e-3 * p["max_gap_ms"],
+                                    limits=(spec.lower, spec.upper, spec.velocity_limits))
         self.slot = ModelSlot(model, "acrkn", p["model_dir"], self._load, self._check)
         self.mapper = JointStateMapper(self.names)
         self.rejected: dict[str, int] = {}
@@ -368,7 +370,8 @@ class Predictor(Node):
         self.rollout_ns[self.n_rollouts % self.rollout_ns.size] = time.perf_counter_ns() - t0
         self.n_rollouts += 1
         if not ok:
-            self.get_logger().warning("prediction not finite: not published (belief kept)",
+            self.get_logger().warning("prediction not finite or beyond the joint / velocity limits (the model "
+                                      "diverged over the horizon): not published (belief kept)",
                                       throttle_duration_sec=LOG_THROTTLE_S)
             return
         t = s.t_base

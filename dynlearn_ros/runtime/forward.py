@@ -41,6 +41,11 @@ from dynlearn_ros.runtime.slot import ModelRefused
 SCORE_HORIZONS_S = (0.001, 0.010, 0.050, 0.100)
 #: two-sided 95 % band of a Gaussian: |error| <= Z95 * std counts as covered
 Z95 = 1.959964
+#: a published horizon stays within the joint limits widened by this (rad; a real arm's soft
+#: limits overshoot by far less) ...
+Q_MARGIN = 0.5
+#: ... and within this multiple of the velocity limits; beyond, the model has diverged
+QD_FACTOR = 3.0
 
 
 def check_forward_model(model: AcrknForwardPredictor, joint_names: Sequence[str], q: np.ndarray,
@@ -96,6 +101,7 @@ class StreamCounters:
     rollouts: int = 0
     rollout_steps: int = 0     # model steps run by rollouts
     short_rollouts: int = 0    # rollouts that stopped early on a non-finite step (not published)
+    implausible_rollouts: int = 0   # rollouts leaving the joint / velocity limits (not published)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -143,7 +149,7 @@ class ForwardStream:
     """
 
     def __init__(self, model: AcrknForwardPredictor, horizon: int, step_dt: float, max_gap_s: float,
-                 pending: int = 64) -> None:
+                 pending: int = 64, limits: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
         self.model = model
         self.n = n = model.act_dim
         self.dt = float(model.metadata.dt)
@@ -178,6 +184,12 @@ class ForwardStream:
         self._p_next = 0
         self._err = np.zeros(n)
         self._cache_t: float | None = None   # t_last of the long rollout kept while states are missing
+        # plausibility of a published horizon: q within the joint limits widened by Q_MARGIN rad,
+        # |qd| within QD_FACTOR x the velocity limits (a diverging model leaves them long before inf)
+        self._lo = self._hi = self._vmax = None
+        if limits is not None:
+            lower, upper, vmax = (np.asarray(x, dtype=np.float64) for x in limits)
+            self._lo, self._hi, self._vmax = lower - Q_MARGIN, upper + Q_MARGIN, QD_FACTOR * vmax
 
     # -- states -----------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -247,6 +259,9 @@ class ForwardStream:
                 self._cache_t = None
                 return False
             self._cache_t = self.t_last if skip else None
+        if self._lo is not None and not self._plausible(mean):
+            self.counters.implausible_rollouts += 1
+            return False
         sel = slice(skip + k - 1, rows, k)   # row i predicts t_last + (i + 1) dt
         self.q_pred[:] = mean[sel, :n]
         self.qd_pred[:] = mean[sel, n:]
@@ -255,6 +270,11 @@ class ForwardStream:
         self.t_base = self.t_last + skip * self.dt
         self._keep_for_score(mean, var, skip)
         return True
+
+    def _plausible(self, mean: np.ndarray) -> bool:
+        n = self.n
+        q, qd = mean[:, :n], mean[:, n:]
+        return bool(np.all(q >= self._lo) and np.all(q <= self._hi) and np.all(np.abs(qd) <= self._vmax))
 
     # -- online score -----------------------------------------------------------------------------
     def _keep_for_score(self, mean: np.ndarray, var: np.ndarray, skip: int) -> None:

@@ -222,3 +222,16 @@ def test_check_forward_model_refuses_what_the_node_cannot_run(model_dir, tmp_pat
     assert decimation(3e-3, 1e-3) == 3 and decimation(2.5e-3, 1e-3) is None
     with pytest.raises(ValueError, match="multiple"):
         stream_of(model_dir, step_dt=0.5 * DT)
+
+
+def test_a_horizon_beyond_the_limits_is_not_published(model_dir):
+    """A rollout that leaves the joint limits (+0.5 rad) or 3x the velocity limits is refused."""
+    o, a = simulate(30, hold_from=0)
+    lim = (np.full(N, -5.0), np.full(N, 5.0), np.full(N, 10.0))
+    s = ForwardStream(AcrknForwardPredictor.from_directory(model_dir), 10, DT, 0.05, limits=lim)
+    for j in range(1, 20):
+        s.observe(o[j, :N], o[j, N:], a[j - 1], j * DT)
+    assert s.rollout()
+    # the same stream driven far off: a state at 5.4 rad moving at 29 rad/s (> 3 x 10 within a step)
+    s.observe(np.full(N, 5.4), np.full(N, 29.9), np.full(N, 200.0), 20 * DT)
+    assert not s.rollout() and s.counters.implausible_rollouts == 1
