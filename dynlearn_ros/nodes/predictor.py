@@ -149,6 +149,7 @@ class Predictor(Node):
         self.stream = ForwardStream(model, p["horizon"], self.step_dt, 1e-3 * p["max_gap_ms"],
                                     limits=(spec.lower, spec.upper, spec.velocity_limits))
         self.slot = ModelSlot(model, "acrkn", p["model_dir"], self._load, self._check)
+        self._syncing = False
         self.mapper = JointStateMapper(self.names)
         self.rejected: dict[str, int] = {}
         self._logged: dict[str, float] = {}
@@ -206,11 +207,17 @@ class Predictor(Node):
             if ev.ok:
                 self.get_logger().info(f"forward model {ev.path!r} (version {ev.version}) passed its checks: "
                                        "swapping it in at the next state")
+                path = ev.path
             else:
                 self.get_logger().error(f"forward model {ev.path!r} refused: {ev.reason}; keeping "
                                         f"{self.slot.active.path!r}")
-                if self.p["model_dir"] != self.slot.active.path:
-                    self.set_parameters([Parameter("model_dir", value=self.slot.active.path)])
+                path = self.slot.active.path
+            if self.p["model_dir"] != path:   # model_dir names the model that runs (or is about to)
+                self._syncing = True
+                try:
+                    self.set_parameters([Parameter("model_dir", value=path)])
+                finally:
+                    self._syncing = False
 
     def _apply_parameters(self, changes: dict[str, Any]) -> None:
         changes = {k: v for k, v in changes.items()
@@ -222,7 +229,7 @@ class Predictor(Node):
         if new["publish_rate_hz"] != old["publish_rate_hz"]:
             self.destroy_timer(self.timer)
             self.timer = self.create_timer(1.0 / new["publish_rate_hz"], self._publish_prediction, clock=self.steady)
-        if new["model_dir"] != old["model_dir"] and new["model_dir"] != self.slot.active.path:
+        if new["model_dir"] != old["model_dir"] and not self._syncing:
             path = resolve_model_dir(new["model_dir"])
             if not (path / "model.onnx").is_file() or not (path / "metadata.json").is_file():
                 self.p = old

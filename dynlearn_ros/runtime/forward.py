@@ -259,7 +259,7 @@ class ForwardStream:
                 self._cache_t = None
                 return False
             self._cache_t = self.t_last if skip else None
-        if self._lo is not None and not self._plausible(mean):
+        if self._lo is not None and not self._plausible(mean[skip:rows]):   # the rows published
             self.counters.implausible_rollouts += 1
             return False
         sel = slice(skip + k - 1, rows, k)   # row i predicts t_last + (i + 1) dt

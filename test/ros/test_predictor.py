@@ -47,7 +47,7 @@ def test_predictor_streams_flags_stale_recovers_and_swaps(ros_context, start_nod
 
     summary = tmp_path / "predictor.json"
     pred = start_node("predictor", {"model_dir": "acrkn_iiwa_fwd", "horizon": H, "step_dt_ms": STEP_MS,
-                                    "publish_rate_hz": 10.0, "stale_timeout_ms": 300.0, "max_gap_ms": 1000.0,
+                                    "publish_rate_hz": 10.0, "stale_timeout_ms": 300.0, "max_gap_ms": 600.0,
                                     "summary_path": str(summary)})
     start_node("computed_torque", {"robot": "iiwa", "reference": "pick_place",
                                    "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS})
@@ -147,6 +147,26 @@ def test_predictor_streams_flags_stale_recovers_and_swaps(ros_context, start_nod
         n_preds = len(preds)
         assert spin_until(lambda: len(preds) >= n_preds + 3, 20.0)
         assert all(np.all(np.isfinite(p.points[-1].positions)) for p in preds[n_preds:])
+        # -- parameters: a sized one refused with its reason, a rate applied ----------------------
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        client = node.create_client(SetParameters, "/predictor/set_parameters")
+        assert client.wait_for_service(timeout_sec=20.0)
+
+        def set_param(name, value):
+            fut = client.call_async(SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+            assert spin_until(fut.done, 20.0)
+            return fut.result().results[0]
+
+        res = set_param("horizon", 5)
+        assert not res.successful and "read-only" in res.reason and "sized once" in res.reason
+        res = set_param("publish_rate_hz", -1.0)
+        assert not res.successful and "publish_rate_hz" in res.reason
+        assert set_param("publish_rate_hz", 20.0).successful
+        n_preds = len(preds)
+        assert spin_until(lambda: len(preds) > n_preds + 2, 20.0)
+
         # -- bad input: refused, counted, the node goes on ----------------------------------------
         # last: while two publish on joint_states the controller refuses to control (issue 13) and
         # the lockstep plant waits for it, so the graph may not resume after this
