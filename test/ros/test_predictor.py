@@ -47,7 +47,7 @@ def test_predictor_streams_flags_stale_recovers_and_swaps(ros_context, start_nod
 
     summary = tmp_path / "predictor.json"
     pred = start_node("predictor", {"model_dir": "acrkn_iiwa_fwd", "horizon": H, "step_dt_ms": STEP_MS,
-                                    "publish_rate_hz": 10.0, "stale_timeout_ms": 300.0, "max_gap_ms": 600.0,
+                                    "publish_rate_hz": 20.0, "stale_timeout_ms": 120.0, "max_gap_ms": 400.0,
                                     "summary_path": str(summary)})
     start_node("computed_torque", {"robot": "iiwa", "reference": "pick_place",
                                    "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS})
@@ -115,7 +115,7 @@ def test_predictor_streams_flags_stale_recovers_and_swaps(ros_context, start_nod
         assert spin_until(lambda: stamp_of(preds[-1]) > first, 30.0), [stamp_of(p) for p in preds]
         stamps = [stamp_of(p) for p in preds]
         assert all(b >= a for a, b in zip(stamps, stamps[1:], strict=False)), stamps
-        assert status[-1][field["stale"]] == 0.0
+        assert spin_until(lambda: status[-1][field["stale"]] == 0.0, 20.0)   # a loaded machine may pause the plant
 
         # -- stale: the bridge paused --------------------------------------------------------------
         n_preds = len(preds)
@@ -123,7 +123,7 @@ def test_predictor_streams_flags_stale_recovers_and_swaps(ros_context, start_nod
         stopped = True
         assert spin_until(lambda: status and status[-1][field["stale"]] == 1.0, 10.0), pred.output()
         # still predicting while stale: horizons that start well after the last state (> 100 ms;
-        # stale is flagged after 300 ms without a state)
+        # stale is flagged after 120 ms without a state, predictions stop after max_gap 400 ms)
         assert spin_until(lambda: any(p.header.stamp.sec + 1e-9 * p.header.stamp.nanosec > last_state[0] + 0.1
                                       for p in preds[n_preds:]), 10.0), pred.output()
         assert spin_until(lambda: any("STALE" in d.message for d in diags), 5.0), [d.message for d in diags]
