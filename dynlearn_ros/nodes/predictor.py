@@ -333,10 +333,7 @@ class Predictor(Node):
                                       "the belief restarts from them")
         cand = self.slot.take_ready()
         if cand is not None:   # hot swap between two states: the new model starts from its initial belief
-            previous = self.stream.model
-            self.stream.model = cand.model
-            self.stream.reset()
-            self.slot.activated(cand, previous)
+            self.slot.activated(cand, self.stream.swap_model(cand.model))
         bad = self.stream.counters.nonfinite_model
         if not self.stream.observe(self.mapper.q, self.mapper.qd, tau, t):
             return

@@ -191,6 +191,16 @@ class ForwardStream:
             lower, upper, vmax = (np.asarray(x, dtype=np.float64) for x in limits)
             self._lo, self._hi, self._vmax = lower - Q_MARGIN, upper + Q_MARGIN, QD_FACTOR * vmax
 
+    def swap_model(self, model: AcrknForwardPredictor) -> AcrknForwardPredictor:
+        """Run ``model`` from now on (same joints, observation, action and dt: the caller checked
+        them with :func:`check_forward_model`; its belief may differ in size); the belief restarts
+        at the next state. Returns the previous model."""
+        previous, self.model = self.model, model
+        if self._snap.size != model.snapshot_size:
+            self._snap = np.zeros(model.snapshot_size, dtype=np.float32)
+        self.reset()
+        return previous
+
     # -- states -----------------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the belief; the next state restarts it."""

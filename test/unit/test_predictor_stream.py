@@ -235,3 +235,23 @@ def test_a_horizon_beyond_the_limits_is_not_published(model_dir):
     # the same stream driven far off: a state at 5.4 rad moving at 29 rad/s (> 3 x 10 within a step)
     s.observe(np.full(N, 5.4), np.full(N, 29.9), np.full(N, 200.0), 20 * DT)
     assert not s.rollout() and s.counters.implausible_rollouts == 1
+
+
+def test_swap_to_a_model_with_another_belief_size(model_dir, tmp_path):
+    """A hot-swapped model may have another latent size: the stream resizes its scratch state."""
+    global BELIEF
+    saved, BELIEF = BELIEF, 9
+    try:
+        other = write_integrator_dir(tmp_path / "wide", version=2)
+    finally:
+        BELIEF = saved
+    o, a = simulate(40)
+    s = stream_of(model_dir)
+    for j in range(1, 10):
+        s.observe(o[j, :N], o[j, N:], a[j - 1], j * DT)
+    s.swap_model(AcrknForwardPredictor.from_directory(other))
+    assert s.t_last is None and s.model.version == 2
+    for j in range(10, 20):
+        s.observe(o[j, :N], o[j, N:], a[j - 1], j * DT)
+    assert s.rollout()
+    assert np.max(np.abs(s._one_mean - o[19])) < TOL
