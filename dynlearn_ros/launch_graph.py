@@ -7,7 +7,8 @@ the same list into processes with standard ``--ros-args``. No ROS import here.
 
 Exit semantics, the same in both launchers: every node of a graph is ``required`` (the bridge
 ends after ``sim_duration_s``; a node that fails its start-up exits 2), and a required node's exit
-ends the launch with a message naming the node and its exit code (:func:`exit_reason`).
+ends the launch with a message naming the node and its exit code (:func:`exit_reason`). The one
+exception is the predictor (``predictor:=true``): the arm is controlled without it.
 """
 
 from __future__ import annotations
