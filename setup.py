@@ -43,6 +43,7 @@ setup(
             "scenario_recorder = dynlearn_ros.nodes.scenario_recorder:main",
             "trainer = dynlearn_ros.nodes.trainer:main",
             "recorder = dynlearn_ros.nodes.recorder:main",
+            "predictor = dynlearn_ros.nodes.predictor:main",
             "ik = dynlearn_ros.nodes.ik:main",
             "dynlearn-ros = dynlearn_ros.cli:main",
         ],

@@ -7,7 +7,8 @@ the same list into processes with standard ``--ros-args``. No ROS import here.
 
 Exit semantics, the same in both launchers: every node of a graph is ``required`` (the bridge
 ends after ``sim_duration_s``; a node that fails its start-up exits 2), and a required node's exit
-ends the launch with a message naming the node and its exit code (:func:`exit_reason`).
+ends the launch with a message naming the node and its exit code (:func:`exit_reason`). The one
+exception is the predictor (``predictor:=true``): the arm is controlled without it.
 """
 
 from __future__ import annotations
@@ -132,6 +133,10 @@ def vgain_args() -> tuple[LaunchArg, ...]:
                   "(residual_window_s 0.1); needs model_kind:=svdkl and a model_dir", ("true", "false")),
         LaunchArg("trainer_model_kind", "svdkl", "model kind the trainer updates (the ac-RKN online "
                   "update is not implemented)", ("svdkl",)),
+        LaunchArg("predictor", "false", "true: also start the predictor (streams the ac-RKN forward model's "
+                  "prediction of the next states on predictor/prediction, docs/predictor.md)", ("true", "false")),
+        LaunchArg("predictor_model_dir", "acrkn_iiwa_fwd", "the predictor's forward model directory (relative: "
+                  "under the package's models/)"),
         LaunchArg("summary_dir", "", "write the nodes' JSON summaries (controller, bridge) here at exit"),
         LaunchArg("record", "false", "true: also start the recorder (its own process), writing a rosbag2 "
                   "(MCAP) of the run's topics to <summary_dir>/bag, or runs/<time>-bag without summary_dir "
@@ -262,6 +267,18 @@ def vgain_control(args: dict[str, str]) -> list[NodeSpec]:
         nodes.append(NodeSpec("trainer", "dynlearn_ros.nodes.trainer", "trainer", ns, [tr_over], remaps))
     if a["record"] == "true":
         nodes.insert(0, recorder_spec(summary_dir, ns, remaps))
+    if a["predictor"] == "true":
+        if a["robot"] != "iiwa" and a["predictor_model_dir"] == "acrkn_iiwa_fwd":
+            raise ValueError(f"predictor:=true with robot:={a['robot']}: the shipped forward model is the iiwa's; "
+                             "give predictor_model_dir (a forward model of this robot)")
+        pr_over: dict = {"robot": a["robot"], "model_dir": a["predictor_model_dir"]}
+        if use_sim and a["stepping"] == "lockstep":   # a lockstep plant may pause under load: not stale
+            pr_over["stale_timeout_ms"] = LOCKSTEP_STALE_TIMEOUT_MS
+        if summary_dir:
+            pr_over["summary_path"] = str(summary_dir / "predictor.json")
+        # not required: the arm is controlled without it, so its exit does not end the launch
+        nodes.append(NodeSpec("predictor", "dynlearn_ros.nodes.predictor", "predictor", ns, [pr_over], remaps,
+                              required=False))
     return nodes
 
 

@@ -1,4 +1,4 @@
-"""``dynlearn-ros bench {loop,model,train,svdkl,plant,online,recorder,soak} --json PATH``: benchmarks that write JSON.
+"""``dynlearn-ros bench {loop,model,train,svdkl,plant,online,recorder,predictor,soak} --json PATH``: benchmarks that write JSON.
 
 Figures are medians / percentiles of one run, with a baseline measured in the same run
 (these machines are shared and noisy): compare ratios, not absolute numbers. The measuring
@@ -17,6 +17,7 @@ BENCHES = {
     "plant": ("bench_plant", "PyBullet plant speed and its match to the analytic model"),
     "online": ("bench_online", "online learning: seconds per cycle, ticks late during model swaps"),
     "recorder": ("bench_recorder", "the control loop with and without the bag recorder (ratios, one run)"),
+    "predictor": ("bench_predictor", "the predictor node's per-message cost at 1 kHz input vs the bare ONNX step"),
     "soak": ("bench_soak", "soak: realtime graph for minutes under changing references and bad input (not CI)"),
 }
 

@@ -103,9 +103,19 @@ def summarize(graph: str, args: dict, run_dir: Path, exit_codes: dict, wall_s: f
         "controller_tick_us": ctl.get("controller_tick_us"),
         "round_trip_us": bridge.get("round_trip_us"),
         "bag": ({"path": recorder.get("bag_path"), "messages": recorder.get("messages")} if recorder else None),
+        "predictor": _predictor_figures(_load(run_dir / "predictor.json")),
         "exit_codes": exit_codes,
         "run_dir": str(run_dir),
     }
+
+
+def _predictor_figures(pred: dict) -> dict | None:
+    """The predictor's figures for the run summary (None when it did not run)."""
+    if not pred:
+        return None
+    keys = ("model_dir", "model_version", "published", "online_score", "state_us", "rollout_us", "stale_episodes",
+            "recoveries", "rejected")
+    return {k: pred.get(k) for k in keys}
 
 
 def run(ns: argparse.Namespace) -> int:

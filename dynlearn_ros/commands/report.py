@@ -8,6 +8,7 @@ Targets (each its own options; ``dynlearn-ros report <target> --help``):
   gp-compare     trained GP runs side by side, per episode kind / distance, with novelty (docs/results_svdkl.md)
   inverse-table  every inverse model family on the same test rows (docs/results.md)
   online         payload schedule: fixed gains, fixed learned model, online learning (docs/results_closed_loop.md)
+  predictor      forward prediction error on held-out simulated runs (docs/predictor.md)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ TARGETS = {
     "gp-compare": ("report_gp", "trained GP runs side by side on the validation and test splits"),
     "inverse-table": ("report_inverse_table", "every inverse model family on the same test rows"),
     "online": ("report_online", "payload schedule: fixed gains, fixed learned model, online learning (PNG)"),
+    "predictor": ("report_predictor", "forward prediction error on held-out simulated runs (docs/predictor.md)"),
 }
 
 

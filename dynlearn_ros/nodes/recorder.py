@@ -2,7 +2,7 @@
 recording never runs in the controller's or the bridge's process.
 
 Topics (parameter ``topics``, names relative to the node's namespace): joint_states,
-effort_controller/commands, reference_trajectory, predictions, prediction_std,
+effort_controller/commands, reference_trajectory, predictor/prediction, predictor/prediction_std,
 computed_torque/status, trainer/metrics, /diagnostics. A topic is subscribed once a publisher of
 it appears (checked every ``discovery_period_s``), with that publisher's type and, as ``ros2 bag
 record`` does, reliable only if every publisher offers reliable (best effort otherwise) and
@@ -39,8 +39,8 @@ from dynlearn_ros.nodes.params import declare_spec, on_set_parameters, write_jso
 from dynlearn_ros.nodes.runner import run_node  # noqa: E402
 
 _FIXED = "the bag and its subscriptions are set up at start-up"
-DEFAULT_TOPICS = ("joint_states", "effort_controller/commands", "reference_trajectory", "predictions",
-                  "prediction_std", "computed_torque/status", "trainer/metrics", "/diagnostics")
+DEFAULT_TOPICS = ("joint_states", "effort_controller/commands", "reference_trajectory", "predictor/prediction",
+                  "predictor/prediction_std", "computed_torque/status", "trainer/metrics", "/diagnostics")
 
 RECORDER_SPEC: tuple[ParamSpec, ...] = (
     ParamSpec("bag_path", "string", "", "folder of the rosbag2 to write (must not exist; required)",

@@ -264,3 +264,45 @@ class AcrknForwardPredictor:
         mean_out[p] = self._mean
         var_out[p] = self._var_acc
         return True
+
+    # -- rollouts (the predictor node): no allocation, the running belief left as it was ---------
+    def snapshot_into(self, snap: np.ndarray) -> None:
+        """Copy the recurrent state (belief, last prediction, accumulated variance) into ``snap``
+        (:attr:`snapshot_size`,) float32."""
+        b, d = self._belief.size, self.obs_dim
+        snap[:b] = self._belief
+        snap[b:b + d] = self._last
+        snap[b + d:b + 2 * d] = self._var_acc
+        snap[-1] = 1.0 if self._has_last else 0.0
+
+    def restore(self, snap: np.ndarray) -> None:
+        """Set the recurrent state back to one :meth:`snapshot_into` recorded."""
+        b, d = self._belief.size, self.obs_dim
+        self._belief[:] = snap[:b]
+        self._last[:] = snap[b:b + d]
+        self._var_acc[:] = snap[b + d:b + 2 * d]
+        self._has_last = bool(snap[-1] > 0.5)
+
+    @property
+    def snapshot_size(self) -> int:
+        return self._belief.size + 2 * self.obs_dim + 1
+
+    def rollout(self, obs: np.ndarray, action: np.ndarray, mean_out: np.ndarray, var_out: np.ndarray,
+                snap: np.ndarray) -> int:
+        """Open-loop prediction from the current belief (the prior at t) without changing it.
+
+        obs (d_o,): the observation o_t (requested order), action (d_a,): the action held over
+        the whole horizon (model order); mean_out / var_out (K, d_o): row i = mean / accumulated
+        variance of o_{t+i+1} (i = 0 .. K-1); ``snap`` (:attr:`snapshot_size`,) scratch space.
+        Returns the number of finite rows written (K when all are; rows after a non-finite
+        step are left as they were)."""
+        self.snapshot_into(snap)
+        done = 0
+        try:
+            for i in range(mean_out.shape[0]):
+                if not self.predict(obs if i == 0 else None, action, mean_out[i], var_out[i]):
+                    break
+                done += 1
+        finally:
+            self.restore(snap)
+        return done

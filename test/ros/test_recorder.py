@@ -37,8 +37,8 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
     rec_b = start_node("recorder", {"bag_path": str(bag_b), "chunk_period_s": CHUNK_S, "bag_time": "receive"},
                        name="recorder_b")
     node = rclpy.create_node("recorder_peer")
-    pred_pub = node.create_publisher(JointTrajectory, "predictions", 10)
-    std_pub = node.create_publisher(Float64MultiArray, "prediction_std", 10)
+    pred_pub = node.create_publisher(JointTrajectory, "predictor/prediction", 10)
+    std_pub = node.create_publisher(Float64MultiArray, "predictor/prediction_std", 10)
     metrics_pub = node.create_publisher(String, "trainer/metrics", 10)
     seen: list[float] = []
     node.create_subscription(JointState, "joint_states",
@@ -96,10 +96,10 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
     assert types["/effort_controller/commands"] == "std_msgs/msg/Float64MultiArray"
     assert types["/computed_torque/status"] == "std_msgs/msg/Float64MultiArray"
     assert types["/diagnostics"] == "diagnostic_msgs/msg/DiagnosticArray"
-    assert types["/predictions"] == "trajectory_msgs/msg/JointTrajectory"
-    assert info["topics"]["/predictions"]["count"] == 20 and info["topics"]["/trainer/metrics"]["count"] == 20
+    assert types["/predictor/prediction"] == "trajectory_msgs/msg/JointTrajectory"
+    assert info["topics"]["/predictor/prediction"]["count"] == 20 and info["topics"]["/trainer/metrics"]["count"] == 20
     bag = open_bag(bag_a)
-    got = [m for _, m in bag.decoded("/predictions")]
+    got = [m for _, m in bag.decoded("/predictor/prediction")]
     assert len(got) == 20 and not bag.undecodable
     for a, b in zip(got, sent, strict=True):
         assert list(a.joint_names) == b.joint_names
@@ -107,7 +107,7 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
             np.testing.assert_array_equal(pa.positions, pb.positions)
             np.testing.assert_array_equal(pa.velocities, pb.velocities)
     assert [json.loads(m.data)["cycle"] for _, m in bag.decoded("/trainer/metrics")] == list(range(20))
-    assert [list(m.data) for _, m in bag.decoded("/prediction_std")] == [[k * 0.5, 1.0] for k in range(20)]
+    assert [list(m.data) for _, m in bag.decoded("/predictor/prediction_std")] == [[k * 0.5, 1.0] for k in range(20)]
 
     data = bag_to_data(bag_a)
     counts = data.meta["alignment"]["counts"]

@@ -149,3 +149,17 @@ def test_only_the_trainer_node_imports_learning():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_predictor_node_loads_neither_torch_nor_learning():
+    """The predictor streams at 1 kHz input: onnxruntime only (issue 11)."""
+    code = (
+        "import sys\n"
+        "import dynlearn_ros.nodes.predictor\n"
+        "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'gpytorch')\n"
+        "             or k.startswith('dynlearn_ros.learning'))\n"
+        "print('loaded:', bad)\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -31,7 +31,7 @@ from dynlearn_ros.runtime.registry import load_inverse_model
 from dynlearn_ros.runtime.validate import open_model_dir
 
 torch.set_num_threads(1)
-SHIPPED = ("acrkn_iiwa_sim", "acrkn_panda_inv", "acrkn_pneumatic_fwd", "svdkl_iiwa_sim", "svdkl_panda")
+SHIPPED = ("acrkn_iiwa_sim", "acrkn_panda_inv", "acrkn_pneumatic_fwd", "acrkn_iiwa_fwd", "svdkl_iiwa_sim", "svdkl_panda")
 INVERSE = {"acrkn_iiwa_sim": "acrkn", "acrkn_panda_inv": "acrkn", "svdkl_iiwa_sim": "svdkl", "svdkl_panda": "svdkl"}
 
 
