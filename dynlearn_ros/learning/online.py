@@ -58,6 +58,13 @@ import onnx
 from onnx import helper, numpy_helper
 
 from dynlearn_ros import __version__
+from dynlearn_ros.learning.payload_features import (
+    NumpyOps,
+    OnnxOps,
+    PointMassChain,
+    point_mass_regressor,
+    robot_for_joints,
+)
 from dynlearn_ros.runtime.metadata import MODEL_FILE, ModelMetadata, Provenance
 from dynlearn_ros.runtime.model_store import finish_model_dir, publish_model_dir
 from dynlearn_ros.runtime.onnx_step import OnnxStep
@@ -68,6 +75,8 @@ from dynlearn_ros.runtime.validate import validate_model_dir
 #: relative of the base torque is ~10x above rounding and far below any real disagreement
 COMPOSE_ATOL_YSTD = 1e-4
 COMPOSE_RTOL = 1e-5
+#: prior std (kg) of the correction's payload coefficients: far beyond any payload of the arms here
+PAYLOAD_PRIOR_KG = 100.0
 
 
 class StateDifferencer:
@@ -107,12 +116,15 @@ class StateDifferencer:
 
 
 class SampleRing:
-    """The newest ``capacity`` samples: x (3n,), y (n,); ``total`` counts every sample pushed."""
+    """The newest ``capacity`` samples: x (3n,), y (n,), and ``base`` (n,) N*m, the base model's
+    mean at x, filled once per sample by the learner (a sample is first held out, then fitted:
+    the base graph runs once for it, not twice); ``total`` counts every sample pushed."""
 
     def __init__(self, capacity: int, n: int) -> None:
         self.capacity, self.n = int(capacity), n
         self.x = np.zeros((self.capacity, 3 * n))
         self.y = np.zeros((self.capacity, n))
+        self.base = np.zeros((self.capacity, n))
         self.total = 0
 
     def push(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -120,10 +132,15 @@ class SampleRing:
         self.x[i], self.y[i] = x, y
         self.total += 1
 
-    def span(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """Samples with running index in [start, stop) (oldest dropped ones are clipped away)."""
+    def index(self, start: int, stop: int) -> np.ndarray:
+        """Ring positions of the samples with running index in [start, stop) (the oldest,
+        dropped ones clipped away)."""
         start = max(start, self.total - self.capacity, 0)
-        idx = np.arange(start, stop) % self.capacity
+        return np.arange(start, stop) % self.capacity
+
+    def span(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Samples x, y (copies) with running index in [start, stop)."""
+        idx = self.index(start, stop)
         return self.x[idx], self.y[idx]
 
 
@@ -132,7 +149,14 @@ class OnlineConfig:
     """Trainer settings. batch: new samples per cycle; holdout: newest samples scored, not fitted;
     features: R random Fourier features; lengthscale: in standardized input units; ridge: prior
     precision of W (standardized); forget_samples: time constant of the statistics (samples);
-    capacity: ring size; keep: model versions kept on disk; seed: the features' draw."""
+    capacity: ring size; keep: model versions kept on disk; seed: the features' draw; linear:
+    include the standardized input x' among the features (features = 0 and linear False leave
+    the bias and the payload regressor);
+    robot: the robot table entry whose URDF gives the payload regressor features
+    (:mod:`dynlearn_ros.learning.payload_features`), "auto" (the entry with the model's joints; none
+    found: no such features) or "" (off); change_ratio: a new batch whose mean square error under
+    the running correction exceeds this many times the correction's own residual mean square is
+    a changed plant, and the statistics of the old one are dropped (see :meth:`OnlineLearner.cycle`)."""
 
     batch: int = 100
     holdout: int = 200
@@ -143,6 +167,9 @@ class OnlineConfig:
     capacity: int = 20000
     keep: int = 5
     seed: int = 0
+    linear: bool = True
+    robot: str = "auto"
+    change_ratio: float = 4.0
 
 
 @dataclass
@@ -158,6 +185,8 @@ class CycleResult:
     seconds: dict = field(default_factory=dict)
     path: str = ""
     reason: str = ""
+    change_ratio: float = float("nan")
+    forgot: bool = False
 
 
 class OnlineLearner:
@@ -178,11 +207,27 @@ class OnlineLearner:
         rng = np.random.default_rng(cfg.seed)
         self.omega = rng.normal(size=(d, cfg.features)) / cfg.lengthscale
         self.phase = rng.uniform(0.0, 2 * np.pi, cfg.features)
-        nf = 1 + d + cfg.features
+        robot = robot_for_joints(self.meta.joint_names) if cfg.robot == "auto" else cfg.robot
+        self.robot = robot or ""
+        #: the payload regressor's chain (None: no such features)
+        self.chain = PointMassChain.from_robot(robot, self.meta.joint_names) if robot else None
+        nf = 1 + (d if cfg.linear else 0) + cfg.features + (self.n if self.chain is not None else 0)
+        # prior precision per feature: ``ridge`` on the generic ones; on the payload coefficients
+        # (kg, the physics says they exist at any magnitude) a prior std of PAYLOAD_PRIOR_KG, so
+        # the generic features do not share out a payload the regressor explains alone
+        self._ridge = np.full(nf, cfg.ridge)
+        if self.chain is not None:
+            self._ridge[-self.n:] = PAYLOAD_PRIOR_KG ** -2
+        self._base_batch = batched_base_session(self.base_dir, self.base_step, self.x_mean, self.x_std)
+        self._based_to = 0
+        self._fitted = False
         self.A = np.zeros((nf, nf))
         self.B = np.zeros((nf, self.n))
         self.W = np.zeros((nf, self.n))          # the running correction (zero: the base model)
         self.s2 = np.ones(self.n)
+        #: per joint, the running correction's mean square error on its held-out window
+        #: (standardized): the yardstick of the change test
+        self.s2_heldout = np.ones(self.n)
         self.ring = SampleRing(cfg.capacity, self.n)
         self._trained_to = 0
         # a restarted trainer continues the numbering of its out_root and clears what a killed one
@@ -199,13 +244,26 @@ class OnlineLearner:
 
     # -- model pieces ----------------------------------------------------------------------
     def features(self, x: np.ndarray) -> np.ndarray:
-        """phi(x) (B, 1 + 3n + R) for raw inputs x (B, 3n)."""
+        """phi(x) (B, 1 + 3n + R [+ n]) for raw inputs x (B, 3n): [1, x', rff, Y(x) / y_std]
+        (the last block, the payload regressor per kg over the base model's y_std, with a chain)."""
         xs = (x - self.x_mean) / self.x_std
-        rff = np.sqrt(2.0 / self.cfg.features) * np.cos(xs @ self.omega + self.phase)
-        return np.concatenate([np.ones((x.shape[0], 1)), xs, rff], axis=1)
+        parts = [np.ones((x.shape[0], 1))]
+        if self.cfg.linear:
+            parts.append(xs)
+        if self.cfg.features:
+            parts.append(np.sqrt(2.0 / self.cfg.features) * np.cos(xs @ self.omega + self.phase))
+        if self.chain is not None:
+            parts.append(point_mass_regressor(NumpyOps(), self.chain, x) / self.y_std)
+        return np.concatenate(parts, axis=1)
 
     def base_predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The base graph's mean (B, n) N*m and var (B, n) (N*m)^2, one row at a time."""
+        """The base graph's mean (B, n) N*m and var (B, n) (N*m)^2: batched when the graph allows
+        it (:func:`batched_base_session`), else one row at a time."""
+        if self._base_batch is not None and len(x):
+            outs = [self._base_batch.run(["mean", "var"], {"x": x[i:i + 4096].astype(np.float32)})
+                    for i in range(0, len(x), 4096)]
+            return (np.concatenate([o[0] for o in outs]).astype(np.float64),
+                    np.concatenate([o[1] for o in outs]).astype(np.float64))
         st = self.base_step
         mean, var = np.zeros((len(x), self.n)), np.zeros((len(x), self.n))
         for i, row in enumerate(x):
@@ -230,26 +288,66 @@ class OnlineLearner:
 
     # -- one cycle ---------------------------------------------------------------------------
     def cycle(self) -> CycleResult | None:
-        """Fit, gate and (if no worse) export; None when fewer than ``batch`` new samples."""
+        """Fit, gate and (if no worse) export; None when fewer than ``batch`` new samples.
+
+        numpy's BLAS is held to one thread meanwhile: on 2 shared cores a threaded solve of the
+        ~160 x 160 system waited ~0.1 s for the other thread (measured; docs/results_closed_loop.md)."""
         if not self.ready():
             return None
+        with _one_blas_thread():
+            return self._cycle()
+
+    def _cycle(self) -> CycleResult:
         cfg, t0 = self.cfg, time.perf_counter()
+        ring = self.ring
         with self.lock:   # copies (fancy indexing), so add() may continue meanwhile
-            total = self.ring.total
+            total = ring.total
+            idx_fill = ring.index(self._based_to, total)
+            x_fill = ring.x[idx_fill]
+        # the base model once per sample (the ring holds >> one cycle's samples: positions filled
+        # here are not overwritten before the write-back)
+        b_fill = self.base_predict(x_fill)[0]
+        with self.lock:
+            ring.base[idx_fill] = b_fill
+            self._based_to = total
             stop = total - cfg.holdout
-            xn, yn = self.ring.span(self._trained_to, stop)
-            xh, yh = self.ring.span(stop, total)
+            i_new, i_h = ring.index(self._trained_to, stop), ring.index(stop, total)
+            xn, yn, bn = ring.x[i_new], ring.y[i_new], ring.base[i_new]
+            xh, yh, bh = ring.x[i_h], ring.y[i_h], ring.base[i_h]
         m = len(xn)
-        rn = (yn - self.base_predict(xn)[0]) / self.y_std
+        rn = (yn - bn) / self.y_std
         pn = self.features(xn)
-        rho = np.exp(-m / cfg.forget_samples)
+        # Changed plant: under the running correction, the new samples' mean square error per
+        # joint against its mean square error on the held-out window it was accepted on is ~1
+        # while the plant is the one it was fitted on (both are stretches of motion outside its
+        # fit; successive stretches of the pick-and-place differ by a small factor); a payload
+        # change of Delta m adds (Delta m Y_j)^2 - on joint 2 of the iiwa ~(6 N*m/kg Delta m)^2
+        # against s2 of a fraction of a (N*m)^2 - so the ratio jumps by orders of magnitude.
+        # Above ``change_ratio`` the old statistics describe a plant that no longer exists: they
+        # are dropped (rho = 0) instead of fading with forget_samples, which would leave a
+        # fraction exp(-t / forget) of the old payload in the fit for seconds.
+        # The rows of the batch before the change (those the running correction still explains)
+        # go with the old statistics: the fit starts at the first row whose own error ratio
+        # passes (per row, the mean over n joints of ~chi^2_1 terms: above 4 by chance at
+        # ~1e-3 per row for n = 7 - a row or two of the new plant dropped - while a single
+        # row of the old plant in the fit weighs (Delta m Y)^2: it must not stay).
+        ratio, forgot = float("nan"), False
+        if self._fitted:
+            per_row = np.mean((rn - pn @ self.W) ** 2 / self.s2_heldout, axis=1)       # (m,)
+            ratio = float(per_row.mean())
+            forgot = ratio > cfg.change_ratio
+            if forgot:
+                first = int(np.argmax(per_row > cfg.change_ratio))
+                xn, rn, pn = xn[first:], rn[first:], pn[first:]
+                m = len(xn)
+        rho = 0.0 if forgot else np.exp(-m / cfg.forget_samples)
         A = rho * self.A + pn.T @ pn
         B = rho * self.B + pn.T @ rn
-        reg = A + cfg.ridge * np.eye(len(A))
-        W = np.linalg.solve(reg, B)
+        reg = A + np.diag(self._ridge)
+        chol = np.linalg.cholesky(reg)               # reg is symmetric positive definite (ridge > 0)
+        W = _chol_solve(chol, B)
         train_rmse = float(np.sqrt(np.mean((rn - pn @ W) ** 2)))
         t_fit = time.perf_counter()
-        bh = self.base_predict(xh)[0]
         ph = self.features(xh)
         rh = (yh - bh) / self.y_std
         s_cand = float(np.sqrt(np.mean((rh - ph @ W) ** 2)))
@@ -257,16 +355,20 @@ class OnlineLearner:
         t_eval = time.perf_counter()
         self.A, self.B, self._trained_to = A, B, stop   # the statistics advance either way
         self.cycles += 1
-        res = CycleResult(self.version, False, m, train_rmse, s_cand, s_run)
+        res = CycleResult(self.version, False, m, train_rmse, s_cand, s_run, change_ratio=ratio, forgot=forgot)
         if s_cand <= s_run:
-            s2 = np.mean((rn - pn @ W) ** 2, axis=0)
+            # floor: a fit that interpolates its batch must not claim a zero residual (the change
+            # test divides by it); 1e-6 y_std^2 is far below any joint's noise
+            s2 = np.maximum(np.mean((rn - pn @ W) ** 2, axis=0), 1e-6)
             try:
-                path = self._export(W, np.linalg.inv(reg), s2, xh, res)
+                path = self._export(W, _chol_solve(chol, np.eye(len(A))), s2, xh, res)
             except Exception as exc:   # a refused export: counted, the running model stays
                 res.reason = f"export refused: {type(exc).__name__}: {exc}"
                 self.rejected += 1
             else:
                 self.W, self.s2, self.version, self.running_dir = W, s2, res.version, path
+                self.s2_heldout = np.maximum(np.mean((rh - ph @ W) ** 2, axis=0), 1e-6)
+                self._fitted = True
                 res.accepted, res.path = True, str(path)
                 self.accepted += 1
         else:
@@ -282,12 +384,14 @@ class OnlineLearner:
         res.version = version
         out = self.out_root / f"v{version:04d}"
         proto = compose_graph(onnx.load(str(self.base_dir / MODEL_FILE)), self.x_mean, self.x_std, self.omega,
-                              self.phase, W * self.y_std, P, s2 * self.y_std**2)
+                              self.phase, W * self.y_std, P, s2 * self.y_std**2, self.chain, self.y_std,
+                              self.cfg.linear)
         gx = golden_x[-min(len(golden_x), 16):]
         ref_mean = self.predict(gx, W)
         digest = hashlib.sha256(np.ascontiguousarray(self.B).tobytes()).hexdigest()[:16]
         online = {"base_model_dir": str(self.base_dir), "base_model_version": self.meta.model_version,
-                  "correction": "base + y_std * ([1, x', sqrt(2/R) cos(x' Omega + b)] W), learning/online.py",
+                  "correction": "base + y_std * ([1, x', sqrt(2/R) cos(x' Omega + b), Y(x) / y_std] W), "
+                                "learning/online.py", "payload_regressor_robot": self.robot,
                   "config": dataclasses.asdict(self.cfg), "samples_seen": int(self.ring.total),
                   "heldout_rmse_std_units": {"candidate": res.heldout_candidate, "running": res.heldout_running},
                   "train_rmse_std_units": res.train_rmse}
@@ -329,9 +433,14 @@ class OnlineLearner:
 
 
 def compose_graph(base: onnx.ModelProto, x_mean: np.ndarray, x_std: np.ndarray, omega: np.ndarray,
-                  phase: np.ndarray, w_nm: np.ndarray, P: np.ndarray, s2_nm: np.ndarray) -> onnx.ModelProto:
+                  phase: np.ndarray, w_nm: np.ndarray, P: np.ndarray, s2_nm: np.ndarray,
+                  chain: PointMassChain | None = None, y_std: np.ndarray | None = None,
+                  linear: bool = True) -> onnx.ModelProto:
     """The base graph (input x (1, 3n); outputs mean, var (1, n)) with the correction appended:
-    mean += phi(x) w_nm (w_nm (F, n) in N*m), var += (phi P phi^T) s2_nm (s2_nm (n,) (N*m)^2)."""
+    mean += phi(x) w_nm (w_nm (F, n) in N*m), var += (phi P phi^T) s2_nm (s2_nm (n,) (N*m)^2);
+    phi = [1, x' (if ``linear``), sqrt(2/R) cos(x' omega + phase) (if R = omega.shape[1] > 0),
+    Y(x) / y_std (with ``chain``: :func:`point_mass_regressor` emitted as ONNX nodes, the same
+    code the trainer's features run)]."""
     g = base.graph
     rename = {"mean": "base_mean", "var": "base_var"}
     for node in g.node:
@@ -340,18 +449,30 @@ def compose_graph(base: onnx.ModelProto, x_mean: np.ndarray, x_std: np.ndarray, 
     R = omega.shape[1]
     f32 = lambda name, a: numpy_helper.from_array(np.asarray(a, dtype=np.float32), name)  # noqa: E731
     g.initializer.extend([
-        f32("oc_x_mean", x_mean[None, :]), f32("oc_x_std", x_std[None, :]), f32("oc_omega", omega),
-        f32("oc_phase", phase[None, :]), f32("oc_scale", np.full((1, 1), np.sqrt(2.0 / R))),
-        f32("oc_one", np.ones((1, 1))), f32("oc_w", w_nm), f32("oc_p", P), f32("oc_s2", s2_nm[None, :]),
+        f32("oc_x_mean", x_mean[None, :]), f32("oc_x_std", x_std[None, :]), f32("oc_one", np.ones((1, 1))),
+        f32("oc_w", w_nm), f32("oc_p", P), f32("oc_s2", s2_nm[None, :]),
         numpy_helper.from_array(np.array([1], dtype=np.int64), "oc_axis1")])
-    g.node.extend([
-        helper.make_node("Sub", ["x", "oc_x_mean"], ["oc_xc"]),
-        helper.make_node("Div", ["oc_xc", "oc_x_std"], ["oc_xs"]),
-        helper.make_node("MatMul", ["oc_xs", "oc_omega"], ["oc_proj"]),
-        helper.make_node("Add", ["oc_proj", "oc_phase"], ["oc_arg"]),
-        helper.make_node("Cos", ["oc_arg"], ["oc_cos"]),
-        helper.make_node("Mul", ["oc_cos", "oc_scale"], ["oc_rff"]),
-        helper.make_node("Concat", ["oc_one", "oc_xs", "oc_rff"], ["oc_phi"], axis=1),
+    nodes = [helper.make_node("Sub", ["x", "oc_x_mean"], ["oc_xc"]),
+             helper.make_node("Div", ["oc_xc", "oc_x_std"], ["oc_xs"])]
+    parts = ["oc_one", "oc_xs"] if linear else ["oc_one"]
+    if R:
+        g.initializer.extend([f32("oc_omega", omega), f32("oc_phase", phase[None, :]),
+                              f32("oc_scale", np.full((1, 1), np.sqrt(2.0 / R)))])
+        nodes += [helper.make_node("MatMul", ["oc_xs", "oc_omega"], ["oc_proj"]),
+                  helper.make_node("Add", ["oc_proj", "oc_phase"], ["oc_arg"]),
+                  helper.make_node("Cos", ["oc_arg"], ["oc_cos"]),
+                  helper.make_node("Mul", ["oc_cos", "oc_scale"], ["oc_rff"])]
+        parts.append("oc_rff")
+    if chain is not None:
+        ops = OnnxOps("oc_pm")
+        y = point_mass_regressor(ops, chain, "x")
+        nodes += ops.nodes
+        g.initializer.extend(ops.inits)
+        g.initializer.append(f32("oc_pm_ystd", np.asarray(y_std)[None, :]))
+        nodes.append(helper.make_node("Div", [y, "oc_pm_ystd"], ["oc_pm_feat"]))
+        parts.append("oc_pm_feat")
+    nodes += [
+        helper.make_node("Concat", parts, ["oc_phi"], axis=1),
         helper.make_node("MatMul", ["oc_phi", "oc_w"], ["oc_corr"]),
         helper.make_node("Add", ["base_mean", "oc_corr"], ["mean"]),
         helper.make_node("MatMul", ["oc_phi", "oc_p"], ["oc_pphi"]),
@@ -359,7 +480,80 @@ def compose_graph(base: onnx.ModelProto, x_mean: np.ndarray, x_std: np.ndarray, 
         helper.make_node("ReduceSum", ["oc_quad_terms", "oc_axis1"], ["oc_quad"], keepdims=1),
         helper.make_node("Mul", ["oc_quad", "oc_s2"], ["oc_var_extra"]),
         helper.make_node("Add", ["base_var", "oc_var_extra"], ["var"]),
-    ])
+    ]
+    g.node.extend(nodes)
     onnx.checker.check_model(base)
     return base
 
+
+def _chol_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """(L L^T)^{-1} rhs for the lower Cholesky factor L (F, F); rhs (F, k)."""
+    from scipy.linalg import cho_solve
+
+    return cho_solve((chol, True), rhs)
+
+
+class _one_blas_thread:
+    """Context: numpy's BLAS on one thread (threadpoolctl when installed; else unchanged)."""
+
+    def __enter__(self):
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            self._ctx = None
+        else:
+            self._ctx = threadpool_limits(1, user_api="blas")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._ctx is not None:
+            self._ctx.restore_original_limits()
+
+
+def batched_base_session(model_dir: Path, step: OnnxStep, x_mean: np.ndarray, x_std: np.ndarray, rows: int = 8):
+    """An onnxruntime session of ``model_dir``'s graph with a free batch dimension, or None.
+
+    The exported graphs have static batch-1 shapes (the controller's IOBinding wants them); the
+    trainer evaluates the base model on hundreds of samples per cycle, row by row ~100 us each.
+    This copy frees dimension 0 of x, mean and var and rewrites the output Reshapes to a (1, n)
+    constant (the SVDKL export's (n, B, 1) -> (1, n)) as Reshape (n, -1) + Transpose: the same
+    values for B = 1. It is used only if it reproduces the batch-1 step on ``rows`` inputs drawn
+    around the data (x_mean +- x_std, (3n,)) to float32 rounding; any failure: None (row by row)."""
+    try:
+        import onnxruntime as ort
+
+        proto = onnx.load(str(Path(model_dir) / MODEL_FILE))
+        g = proto.graph
+        consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+        n = int(step.outputs["mean"].shape[1])
+        g.initializer.append(numpy_helper.from_array(np.array([n, -1], dtype=np.int64), "bb_shape"))
+        nodes = []
+        for node in g.node:
+            shape = consts.get(node.input[1]) if node.op_type == "Reshape" and len(node.input) > 1 else None
+            if shape is not None and shape.tolist() == [1, n]:
+                out = node.output[0]
+                nodes += [helper.make_node("Reshape", [node.input[0], "bb_shape"], [out + "_bb"]),
+                          helper.make_node("Transpose", [out + "_bb"], [out], perm=[1, 0])]
+            else:
+                nodes.append(node)
+        del g.node[:]
+        g.node.extend(nodes)
+        del g.value_info[:]
+        for v in [*g.input, *g.output]:
+            v.type.tensor_type.shape.dim[0].dim_param = "batch"
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(0)
+        x = (x_mean + x_std * rng.normal(size=(rows, len(x_mean)))).astype(np.float32)
+        mean, var = sess.run(["mean", "var"], {"x": x})
+        for i in range(rows):
+            step.inputs["x"][0] = x[i]
+            step.run()
+            for got, ref in ((mean[i], step.outputs["mean"][0]), (var[i], step.outputs["var"][0])):
+                if not np.allclose(got, ref, rtol=1e-5, atol=1e-5 * (1.0 + float(np.abs(ref).max()))):
+                    return None
+        return sess
+    except Exception:   # a graph this rewrite does not fit: the row-by-row path is always right
+        return None
