@@ -58,6 +58,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from dynlearn_ros import __version__
+from dynlearn_ros.learning.online_base import make_base
 from dynlearn_ros.learning.payload_features import (
     NumpyOps,
     OnnxOps,
@@ -88,6 +89,10 @@ class StateDifferencer:
         self._qd = np.zeros(n)
         self._t = 0.0
         self._have = False
+        #: whether the last returned sample directly follows the one returned before it (False
+        #: after a skipped, stale or first state: a recurrent model's belief restarts there)
+        self.contiguous = False
+        self._chained = False
         self.counts = {"states": 0, "samples": 0, "nonfinite": 0, "stale": 0}
 
     def push(self, q: np.ndarray, qd: np.ndarray, t: float, tau_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -98,19 +103,21 @@ class StateDifferencer:
         q, qd, tau_prev = (np.asarray(v, dtype=np.float64) for v in (q, qd, tau_prev))
         if not (np.isfinite(q).all() and np.isfinite(qd).all() and np.isfinite(tau_prev).all() and np.isfinite(t)):
             c["nonfinite"] += 1
-            self._have = False
+            self._have = self._chained = False
             return None
         out = None
         if self._have:
             h = float(t) - self._t
             if not (0.0 < h <= self.max_gap_s):
                 c["stale"] += 1
+                self._chained = False
                 if h <= 0.0:      # an old or repeated state: keep the newer record
                     return None
             else:
                 a = (qd - self._qd) / h
                 out = (np.concatenate([self._q, self._qd, a]), tau_prev.copy())
                 c["samples"] += 1
+                self.contiguous, self._chained = self._chained, True
         self._q[:], self._qd[:], self._t, self._have = q, qd, float(t), True
         return out
 
@@ -125,11 +132,12 @@ class SampleRing:
         self.x = np.zeros((self.capacity, 3 * n))
         self.y = np.zeros((self.capacity, n))
         self.base = np.zeros((self.capacity, n))
+        self.contiguous = np.zeros(self.capacity, dtype=bool)
         self.total = 0
 
-    def push(self, x: np.ndarray, y: np.ndarray) -> None:
+    def push(self, x: np.ndarray, y: np.ndarray, contiguous: bool = True) -> None:
         i = self.total % self.capacity
-        self.x[i], self.y[i] = x, y
+        self.x[i], self.y[i], self.contiguous[i] = x, y, contiguous
         self.total += 1
 
     def index(self, start: int, stop: int) -> np.ndarray:
@@ -196,12 +204,11 @@ class OnlineLearner:
         self.base_dir, self.out_root, self.cfg = Path(base_dir), Path(out_root), cfg
         vm = validate_model_dir(self.base_dir)
         self.meta: ModelMetadata = vm.metadata
-        if self.meta.kind != "svdkl":
-            raise ValueError(f"{base_dir}: online learning needs an svdkl model, got {self.meta.kind}")
+        #: the corrected model's adapter (learning/online_base.py): svdkl or acrkn
+        self.base = make_base(self.base_dir, self.meta, vm.step)
+        self.kind = self.base.kind
         self.base_step: OnnxStep = vm.step
-        nz = self.meta.normalization
-        self.x_mean, self.x_std = np.asarray(nz["x_mean"]), np.asarray(nz["x_std"])
-        self.y_std = np.asarray(nz["y_std"])
+        self.x_mean, self.x_std, self.y_std = self.base.x_mean, self.base.x_std, self.base.y_std
         self.n = self.meta.n_joints
         d = 3 * self.n
         rng = np.random.default_rng(cfg.seed)
@@ -218,7 +225,6 @@ class OnlineLearner:
         self._ridge = np.full(nf, cfg.ridge)
         if self.chain is not None:
             self._ridge[-self.n:] = PAYLOAD_PRIOR_KG ** -2
-        self._base_batch = batched_base_session(self.base_dir, self.base_step, self.x_mean, self.x_std)
         self._based_to = 0
         self._fitted = False
         self.A = np.zeros((nf, nf))
@@ -257,30 +263,22 @@ class OnlineLearner:
         return np.concatenate(parts, axis=1)
 
     def base_predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The base graph's mean (B, n) N*m and var (B, n) (N*m)^2: batched when the graph allows
-        it (:func:`batched_base_session`), else one row at a time."""
-        if self._base_batch is not None and len(x):
-            outs = [self._base_batch.run(["mean", "var"], {"x": x[i:i + 4096].astype(np.float32)})
-                    for i in range(0, len(x), 4096)]
-            return (np.concatenate([o[0] for o in outs]).astype(np.float64),
-                    np.concatenate([o[1] for o in outs]).astype(np.float64))
-        st = self.base_step
-        mean, var = np.zeros((len(x), self.n)), np.zeros((len(x), self.n))
-        for i, row in enumerate(x):
-            st.inputs["x"][0] = row
-            st.run()
-            mean[i], var[i] = st.outputs["mean"][0], st.outputs["var"][0]
-        return mean, var
+        """The (stateless, svdkl) base graph's mean (B, n) N*m and var (B, n) (N*m)^2."""
+        if self.kind != "svdkl":
+            raise ValueError("base_predict on rows is for stateless models; the ring's samples carry "
+                             "the recurrent model's prediction")
+        return self.base.predict(x)
 
     def predict(self, x: np.ndarray, W: np.ndarray | None = None) -> np.ndarray:
-        """Mean torque (B, n) of base + correction W (default: the running one)."""
+        """Mean torque (B, n) of base + correction W (default: the running one); stateless base."""
         W = self.W if W is None else W
         return self.base_predict(x)[0] + (self.features(x) @ W) * self.y_std
 
-    def add(self, x: np.ndarray, y: np.ndarray) -> None:
-        """One sample: x = [q, qd, qdd] (3n,) rad, rad/s, rad/s^2; y = tau (n,) N*m."""
+    def add(self, x: np.ndarray, y: np.ndarray, contiguous: bool = True) -> None:
+        """One sample: x = [q, qd, qdd] (3n,) rad, rad/s, rad/s^2; y = tau (n,) N*m; contiguous:
+        False when it does not directly follow the previous sample (a recurrent base restarts)."""
         with self.lock:
-            self.ring.push(x, y)
+            self.ring.push(x, y, contiguous)
 
     def ready(self) -> bool:
         """True when at least ``batch`` samples beyond the held-out window are new."""
@@ -303,10 +301,12 @@ class OnlineLearner:
         with self.lock:   # copies (fancy indexing), so add() may continue meanwhile
             total = ring.total
             idx_fill = ring.index(self._based_to, total)
-            x_fill = ring.x[idx_fill]
-        # the base model once per sample (the ring holds >> one cycle's samples: positions filled
-        # here are not overwritten before the write-back)
-        b_fill = self.base_predict(x_fill)[0]
+            x_fill, y_fill, c_fill = ring.x[idx_fill], ring.y[idx_fill], ring.contiguous[idx_fill]
+            if len(idx_fill) and self._based_to < max(total - ring.capacity, 0):
+                c_fill[0] = False      # samples were dropped unseen: a recurrent base restarts
+        # the base model once per sample, in order (the ring holds >> one cycle's samples:
+        # positions filled here are not overwritten before the write-back)
+        b_fill = self.base.predict(x_fill, y_fill, c_fill)[0]
         with self.lock:
             ring.base[idx_fill] = b_fill
             self._based_to = total
@@ -385,9 +385,10 @@ class OnlineLearner:
         out = self.out_root / f"v{version:04d}"
         proto = compose_graph(onnx.load(str(self.base_dir / MODEL_FILE)), self.x_mean, self.x_std, self.omega,
                               self.phase, W * self.y_std, P, s2 * self.y_std**2, self.chain, self.y_std,
-                              self.cfg.linear)
-        gx = golden_x[-min(len(golden_x), 16):]
-        ref_mean = self.predict(gx, W)
+                              self.cfg.linear, self.base)
+        golden_in, golden_state, gx = self.base.golden(golden_x)
+        ref_mean = self.base.reference(golden_in) + (self.features(gx) @ W) * self.y_std
+        mean_out = self.base.mean_out
         digest = hashlib.sha256(np.ascontiguousarray(self.B).tobytes()).hexdigest()[:16]
         online = {"base_model_dir": str(self.base_dir), "base_model_version": self.meta.model_version,
                   "correction": "base + y_std * ([1, x', sqrt(2/R) cos(x' Omega + b), Y(x) / y_std] W), "
@@ -407,10 +408,9 @@ class OnlineLearner:
 
         def fill(tmp: Path) -> None:
             onnx.save_model(proto, str(tmp / MODEL_FILE))
-            meta = finish_model_dir(tmp, fields, {"x": gx[:, None, :].astype(np.float32)},
-                                    reference={"mean": ref_mean})
+            meta = finish_model_dir(tmp, fields, golden_in, golden_state, reference={mean_out: ref_mean})
             with np.load(tmp / meta.golden.file) as z:
-                got = z["out.mean"][:, 0].astype(np.float64)
+                got = z[f"out.{mean_out}"][:, 0].astype(np.float64)
             bound = COMPOSE_ATOL_YSTD * y_std + COMPOSE_RTOL * np.abs(ref_mean)
             if np.any(np.abs(got - ref_mean) > bound):
                 raise ValueError(f"composed graph vs numpy: max |diff| {np.abs(got - ref_mean).max():.3g} N*m")
@@ -435,14 +435,16 @@ class OnlineLearner:
 def compose_graph(base: onnx.ModelProto, x_mean: np.ndarray, x_std: np.ndarray, omega: np.ndarray,
                   phase: np.ndarray, w_nm: np.ndarray, P: np.ndarray, s2_nm: np.ndarray,
                   chain: PointMassChain | None = None, y_std: np.ndarray | None = None,
-                  linear: bool = True) -> onnx.ModelProto:
+                  linear: bool = True, adapter=None) -> onnx.ModelProto:
     """The base graph (input x (1, 3n); outputs mean, var (1, n)) with the correction appended:
     mean += phi(x) w_nm (w_nm (F, n) in N*m), var += (phi P phi^T) s2_nm (s2_nm (n,) (N*m)^2);
     phi = [1, x' (if ``linear``), sqrt(2/R) cos(x' omega + phase) (if R = omega.shape[1] > 0),
     Y(x) / y_std (with ``chain``: :func:`point_mass_regressor` emitted as ONNX nodes, the same
-    code the trainer's features run)]."""
+    code the trainer's features run)]. ``adapter`` (learning/online_base.py; default: an SVDKL
+    graph) names the mean / variance outputs and builds x from the graph's inputs."""
     g = base.graph
-    rename = {"mean": "base_mean", "var": "base_var"}
+    mean_out, var_out = (adapter.mean_out, adapter.var_out) if adapter is not None else ("mean", "var")
+    rename = {mean_out: "base_mean", var_out: "base_var"}
     for node in g.node:
         node.output[:] = [rename.get(o, o) for o in node.output]
         node.input[:] = [rename.get(i, i) for i in node.input]
@@ -452,8 +454,11 @@ def compose_graph(base: onnx.ModelProto, x_mean: np.ndarray, x_std: np.ndarray, 
         f32("oc_x_mean", x_mean[None, :]), f32("oc_x_std", x_std[None, :]), f32("oc_one", np.ones((1, 1))),
         f32("oc_w", w_nm), f32("oc_p", P), f32("oc_s2", s2_nm[None, :]),
         numpy_helper.from_array(np.array([1], dtype=np.int64), "oc_axis1")])
-    nodes = [helper.make_node("Sub", ["x", "oc_x_mean"], ["oc_xc"]),
-             helper.make_node("Div", ["oc_xc", "oc_x_std"], ["oc_xs"])]
+    nodes, inits = [], []
+    x_name = adapter.graph_x(nodes, inits) if adapter is not None else "x"
+    g.initializer.extend(inits)
+    nodes += [helper.make_node("Sub", [x_name, "oc_x_mean"], ["oc_xc"]),
+              helper.make_node("Div", ["oc_xc", "oc_x_std"], ["oc_xs"])]
     parts = ["oc_one", "oc_xs"] if linear else ["oc_one"]
     if R:
         g.initializer.extend([f32("oc_omega", omega), f32("oc_phase", phase[None, :]),
@@ -465,7 +470,7 @@ def compose_graph(base: onnx.ModelProto, x_mean: np.ndarray, x_std: np.ndarray, 
         parts.append("oc_rff")
     if chain is not None:
         ops = OnnxOps("oc_pm")
-        y = point_mass_regressor(ops, chain, "x")
+        y = point_mass_regressor(ops, chain, x_name)
         nodes += ops.nodes
         g.initializer.extend(ops.inits)
         g.initializer.append(f32("oc_pm_ystd", np.asarray(y_std)[None, :]))
@@ -474,12 +479,12 @@ def compose_graph(base: onnx.ModelProto, x_mean: np.ndarray, x_std: np.ndarray, 
     nodes += [
         helper.make_node("Concat", parts, ["oc_phi"], axis=1),
         helper.make_node("MatMul", ["oc_phi", "oc_w"], ["oc_corr"]),
-        helper.make_node("Add", ["base_mean", "oc_corr"], ["mean"]),
+        helper.make_node("Add", ["base_mean", "oc_corr"], [mean_out]),
         helper.make_node("MatMul", ["oc_phi", "oc_p"], ["oc_pphi"]),
         helper.make_node("Mul", ["oc_pphi", "oc_phi"], ["oc_quad_terms"]),
         helper.make_node("ReduceSum", ["oc_quad_terms", "oc_axis1"], ["oc_quad"], keepdims=1),
         helper.make_node("Mul", ["oc_quad", "oc_s2"], ["oc_var_extra"]),
-        helper.make_node("Add", ["base_var", "oc_var_extra"], ["var"]),
+        helper.make_node("Add", ["base_var", "oc_var_extra"], [var_out]),
     ]
     g.node.extend(nodes)
     onnx.checker.check_model(base)
@@ -508,52 +513,3 @@ class _one_blas_thread:
     def __exit__(self, *exc) -> None:
         if self._ctx is not None:
             self._ctx.restore_original_limits()
-
-
-def batched_base_session(model_dir: Path, step: OnnxStep, x_mean: np.ndarray, x_std: np.ndarray, rows: int = 8):
-    """An onnxruntime session of ``model_dir``'s graph with a free batch dimension, or None.
-
-    The exported graphs have static batch-1 shapes (the controller's IOBinding wants them); the
-    trainer evaluates the base model on hundreds of samples per cycle, row by row ~100 us each.
-    This copy frees dimension 0 of x, mean and var and rewrites the output Reshapes to a (1, n)
-    constant (the SVDKL export's (n, B, 1) -> (1, n)) as Reshape (n, -1) + Transpose: the same
-    values for B = 1. It is used only if it reproduces the batch-1 step on ``rows`` inputs drawn
-    around the data (x_mean +- x_std, (3n,)) to float32 rounding; any failure: None (row by row)."""
-    try:
-        import onnxruntime as ort
-
-        proto = onnx.load(str(Path(model_dir) / MODEL_FILE))
-        g = proto.graph
-        consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-        n = int(step.outputs["mean"].shape[1])
-        g.initializer.append(numpy_helper.from_array(np.array([n, -1], dtype=np.int64), "bb_shape"))
-        nodes = []
-        for node in g.node:
-            shape = consts.get(node.input[1]) if node.op_type == "Reshape" and len(node.input) > 1 else None
-            if shape is not None and shape.tolist() == [1, n]:
-                out = node.output[0]
-                nodes += [helper.make_node("Reshape", [node.input[0], "bb_shape"], [out + "_bb"]),
-                          helper.make_node("Transpose", [out + "_bb"], [out], perm=[1, 0])]
-            else:
-                nodes.append(node)
-        del g.node[:]
-        g.node.extend(nodes)
-        del g.value_info[:]
-        for v in [*g.input, *g.output]:
-            v.type.tensor_type.shape.dim[0].dim_param = "batch"
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.inter_op_num_threads = 1
-        sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        rng = np.random.default_rng(0)
-        x = (x_mean + x_std * rng.normal(size=(rows, len(x_mean)))).astype(np.float32)
-        mean, var = sess.run(["mean", "var"], {"x": x})
-        for i in range(rows):
-            step.inputs["x"][0] = x[i]
-            step.run()
-            for got, ref in ((mean[i], step.outputs["mean"][0]), (var[i], step.outputs["var"][0])):
-                if not np.allclose(got, ref, rtol=1e-5, atol=1e-5 * (1.0 + float(np.abs(ref).max()))):
-                    return None
-        return sess
-    except Exception:   # a graph this rewrite does not fit: the row-by-row path is always right
-        return None

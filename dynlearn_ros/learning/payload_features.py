@@ -120,7 +120,7 @@ class NumpyOps:
     def einsum(self, eq: str, *args):
         return np.einsum(eq, *args)
 
-    def split(self, a, parts: int, axis: int):
+    def split(self, a, parts: int, axis: int, size: int = 1):
         return np.split(a, parts, axis=axis)
 
 
@@ -184,9 +184,11 @@ class OnnxOps:
     def einsum(self, eq: str, *args):
         return self._node("Einsum", list(args), equation=eq)
 
-    def split(self, a, parts: int, axis: int):
+    def split(self, a, parts: int, axis: int, size: int = 1):
+        """``parts`` pieces of ``size`` along ``axis`` (the sizes as an input: opset 13 and later)."""
         outs = [self._name() for _ in range(parts)]
-        self.nodes.append(helper.make_node("Split", [a], outs, axis=axis))
+        self.nodes.append(helper.make_node("Split", [a, self.const(np.full(parts, size, dtype=np.int64))], outs,
+                                           axis=axis))
         return outs
 
 
@@ -223,7 +225,7 @@ def point_mass_regressor(ops, chain: PointMassChain, x):
         G[i, j, k] = sgn        # skew(a)[i, j] = sgn a_k
     G = G.reshape(16, 4)
     idx = np.concatenate([cols, n + cols, 2 * n + cols])
-    q, qd, qdd = ops.split(ops.reshape(ops.gather(x, idx, 1), [-1, 3 * n, 1, 1]), 3, 1)   # (B, n, 1, 1)
+    q, qd, qdd = ops.split(ops.reshape(ops.gather(x, idx, 1), [-1, 3 * n, 1, 1]), 3, 1, n)   # (B, n, 1, 1)
     L = ops.add(ops.add(ops.const(C), ops.mul(ops.sin(q), ops.const(S))), ops.mul(ops.cos(q), ops.const(Cc)))
     T, Ts = None, []
     for Li in ops.split(L, n, 1):                                            # (B, 1, 4, 4) each
