@@ -10,7 +10,9 @@ through a schedule of masses during one run. Compared configurations:
 * ``learned_rs``: as ``learned`` with the realized-error sigma (core/residual.py) on;
 * ``online``: scheduled gains + realized-error sigma + the online learner
   (:mod:`dynlearn_ros.learning.online`) fed with every lockstep sample, its accepted versions
-  swapped into the controller (``swap_model`` with the model's tuning, between two ticks).
+  swapped into the controller (``swap_model`` with the model's tuning, between two ticks);
+* ``acrkn`` / ``online_acrkn``: the same two with the shipped ac-RKN inverse model (the
+  scenario's (d)) instead of the SVDKL.
 
 Lockstep: the learner's cycle (fit + gate + export + validation) and the load of an accepted
 version run between two control ticks every ``cycle_s`` of sim time; the simulation does not
@@ -45,6 +47,8 @@ CONFIGS = {
     "learned": ("scheduled + fixed SVDKL", "c", {}),
     "learned_rs": ("scheduled + fixed SVDKL + realized-error sigma", "c", {"residual_window_s": 0.1}),
     "online": ("scheduled + online SVDKL + realized-error sigma", "c", {"residual_window_s": 0.1}),
+    "acrkn": ("scheduled + fixed ac-RKN", "d", {}),
+    "online_acrkn": ("scheduled + online ac-RKN + realized-error sigma", "d", {"residual_window_s": 0.1}),
 }
 LOG_EVERY = 10   # ticks between logged rows (100 Hz)
 
@@ -93,7 +97,7 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
         model = load_inverse_model(config.model_kind, resolve_model_dir(config.model_dir), spec.joint_names)
     ctl = build_controller(config, model, analytic, builtin_reference(config, spec.home))
     learner = diff = None
-    if key == "online":
+    if key.startswith("online"):
         from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner, StateDifferencer
         from dynlearn_ros.runtime.registry import load_inverse_model
         out = Path(workdir or tempfile.mkdtemp(prefix="online-")) / "models"
@@ -123,12 +127,12 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
             if diff is not None and k:
                 s = diff.push(q, qd, t, ctl.tau)     # ctl.tau: what the plant applied over the step
                 if s is not None:
-                    learner.add(*s)
+                    learner.add(*s, contiguous=diff.contiguous)
                 if k % cyc_every == 0 and learner.ready():
                     w0 = time.perf_counter()
                     res = learner.cycle()
                     if res is not None and res.accepted:
-                        new = load_inverse_model("svdkl", res.path, spec.joint_names)
+                        new = load_inverse_model(config.model_kind, res.path, spec.joint_names)
                         ctl.swap_model(new, build_tuning(config, new))
                         swaps.append({"t": t, "version": res.version})
                     pause_s += time.perf_counter() - w0
