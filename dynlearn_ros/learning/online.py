@@ -76,6 +76,8 @@ from dynlearn_ros.runtime.validate import validate_model_dir
 #: relative of the base torque is ~10x above rounding and far below any real disagreement
 COMPOSE_ATOL_YSTD = 1e-4
 COMPOSE_RTOL = 1e-5
+#: rows ahead averaged when locating a change inside a batch (10 ms at 1 kHz)
+CHANGE_ROWS = 10
 #: prior std (kg) of the correction's payload coefficients: far beyond any payload of the arms here
 PAYLOAD_PRIOR_KG = 100.0
 
@@ -163,8 +165,9 @@ class OnlineConfig:
     robot: the robot table entry whose URDF gives the payload regressor features
     (:mod:`dynlearn_ros.learning.payload_features`), "auto" (the entry with the model's joints; none
     found: no such features) or "" (off); change_ratio: a new batch whose mean square error under
-    the running correction exceeds this many times the correction's own residual mean square is
-    a changed plant, and the statistics of the old one are dropped (see :meth:`OnlineLearner.cycle`)."""
+    the running correction, per joint relative to the larger of its held-out mean square and
+    the schedule's sigma_f^2, averages above this is a changed plant, and the statistics of the
+    old one are dropped (see :meth:`OnlineLearner.cycle`)."""
 
     batch: int = 100
     holdout: int = 200
@@ -177,7 +180,7 @@ class OnlineConfig:
     seed: int = 0
     linear: bool = True
     robot: str = "auto"
-    change_ratio: float = 4.0
+    change_ratio: float = 1.0
 
 
 @dataclass
@@ -234,6 +237,10 @@ class OnlineLearner:
         #: per joint, the running correction's mean square error on its held-out window
         #: (standardized): the yardstick of the change test
         self.s2_heldout = np.ones(self.n)
+        sb = self.meta.sigma_bounds      # none recorded: y_std, the targets' own spread
+        sigma_f = np.asarray(sb.sigma_f if sb is not None else self.y_std, dtype=float)
+        #: sigma_f^2 in standardized units: the change test's floor
+        self._s2_floor = (sigma_f / self.y_std) ** 2
         self.ring = SampleRing(cfg.capacity, self.n)
         self._trained_to = 0
         # a restarted trainer continues the numbering of its out_root and clears what a killed one
@@ -317,27 +324,33 @@ class OnlineLearner:
         m = len(xn)
         rn = (yn - bn) / self.y_std
         pn = self.features(xn)
-        # Changed plant: under the running correction, the new samples' mean square error per
-        # joint against its mean square error on the held-out window it was accepted on is ~1
-        # while the plant is the one it was fitted on (both are stretches of motion outside its
-        # fit; successive stretches of the pick-and-place differ by a small factor); a payload
-        # change of Delta m adds (Delta m Y_j)^2 - on joint 2 of the iiwa ~(6 N*m/kg Delta m)^2
-        # against s2 of a fraction of a (N*m)^2 - so the ratio jumps by orders of magnitude.
-        # Above ``change_ratio`` the old statistics describe a plant that no longer exists: they
-        # are dropped (rho = 0) instead of fading with forget_samples, which would leave a
-        # fraction exp(-t / forget) of the old payload in the fit for seconds.
-        # The rows of the batch before the change (those the running correction still explains)
-        # go with the old statistics: the fit starts at the first row whose own error ratio
-        # passes (per row, the mean over n joints of ~chi^2_1 terms: above 4 by chance at
-        # ~1e-3 per row for n = 7 - a row or two of the new plant dropped - while a single
-        # row of the old plant in the fit weighs (Delta m Y)^2: it must not stay).
+        # Changed plant. The yardstick per joint: the larger of the running correction's mean
+        # square error on the held-out window it was accepted on and sigma_f^2, the std at which
+        # the gain schedule is already at its top (standardized). While the plant is the one the
+        # correction was fitted on, the new samples' errors are of the held-out size or at the
+        # model's noise (sigma_n < sigma_f): ratio < 1. An error above sigma_f is what the
+        # schedule answers with full stiffness; a payload change of Delta m adds Delta m Y_j,
+        # ~6 N*m/kg on joint 2 of the iiwa against sigma_f = 1.5 N*m: 1 kg passes 1 (mean over
+        # the 7 joints: (6 / 1.5)^2 / 7 = 2.3). Then the old statistics describe a plant that no
+        # longer exists: they are dropped (rho = 0) instead of fading with forget_samples, which
+        # would leave a fraction exp(-t / forget) of the old payload in the fit for seconds.
+        # (Measured without the sigma_f floor: successive 0.5 s stretches of the same plant
+        # differ by 5-50x in held-out error, and the false resets destabilized the loop.)
+        # The rows of the batch before the change go with the old statistics: the fit starts at
+        # the first row that passes and whose next CHANGE_ROWS rows pass on average (an isolated
+        # noisy row does not move the start; a single row of the old plant kept in the fit
+        # weighs (Delta m Y)^2).
         ratio, forgot = float("nan"), False
         if self._fitted:
-            per_row = np.mean((rn - pn @ self.W) ** 2 / self.s2_heldout, axis=1)       # (m,)
+            per_row = np.mean((rn - pn @ self.W) ** 2 / np.maximum(self.s2_heldout, self._s2_floor), axis=1)
             ratio = float(per_row.mean())
             forgot = ratio > cfg.change_ratio
             if forgot:
-                first = int(np.argmax(per_row > cfg.change_ratio))
+                w = min(CHANGE_ROWS, m)
+                c = np.concatenate([[0.0], np.cumsum(per_row)])
+                ahead = np.full(m, np.inf)
+                ahead[:m - w + 1] = (c[w:] - c[:-w]) / w
+                first = int(np.argmax((per_row > cfg.change_ratio) & (ahead > cfg.change_ratio)))
                 xn, rn, pn = xn[first:], rn[first:], pn[first:]
                 m = len(xn)
         rho = 0.0 if forgot else np.exp(-m / cfg.forget_samples)
