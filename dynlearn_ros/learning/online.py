@@ -332,8 +332,9 @@ class OnlineLearner:
         # schedule answers with full stiffness; a payload change of Delta m adds Delta m Y_j,
         # ~6 N*m/kg on joint 2 of the iiwa against sigma_f = 1.5 N*m: 1 kg passes 1 (mean over
         # the 7 joints: (6 / 1.5)^2 / 7 = 2.3). Then the old statistics describe a plant that no
-        # longer exists: they are dropped (rho = 0) instead of fading with forget_samples, which
-        # would leave a fraction exp(-t / forget) of the old payload in the fit for seconds.
+        # longer exists as far as the payload goes: its payload coefficients are released
+        # (:meth:`_release_payload`) instead of fading with forget_samples, which would leave a
+        # fraction exp(-t / forget) of the old payload in the fit for seconds.
         # (Measured without the sigma_f floor: successive 0.5 s stretches of the same plant
         # differ by 5-50x in held-out error, and the false resets destabilized the loop.)
         # The rows of the batch before the change go with the old statistics: the fit starts at
@@ -353,9 +354,12 @@ class OnlineLearner:
                 first = int(np.argmax((per_row > cfg.change_ratio) & (ahead > cfg.change_ratio)))
                 xn, rn, pn = xn[first:], rn[first:], pn[first:]
                 m = len(xn)
-        rho = 0.0 if forgot else np.exp(-m / cfg.forget_samples)
-        A = rho * self.A + pn.T @ pn
-        B = rho * self.B + pn.T @ rn
+        rho = np.exp(-m / cfg.forget_samples)
+        A_old, B_old = rho * self.A, rho * self.B
+        if forgot:
+            A_old, B_old = self._release_payload(A_old, B_old)
+        A = A_old + pn.T @ pn
+        B = B_old + pn.T @ rn
         reg = A + np.diag(self._ridge)
         chol = np.linalg.cholesky(reg)               # reg is symmetric positive definite (ridge > 0)
         W = _chol_solve(chol, B)
@@ -391,6 +395,24 @@ class OnlineLearner:
         res.seconds = {"fit": t_fit - t0, "evaluate": t_eval - t_fit, "export": t_end - t_eval, "total": t_end - t0}
         self.history.append(res)
         return res
+
+    def _release_payload(self, A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Statistics after a detected change. With the payload regressor: the posterior of W
+        (mean W0 = P^{-1} B, precision P = A + ridge) gets the prior's covariance
+        PAYLOAD_PRIOR_KG^2 added on the payload coefficients only (a Kalman filter's process
+        noise at the change): what the old data says about the rest of the correction (friction,
+        the base model's own error - unchanged by a payload) is kept, the payload is free again,
+        and a short window of the new plant has only n numbers to pin. Returns (A', B') with
+        A' + ridge = P' = (P^{-1} + Q)^{-1}, B' = P' W0. Without the regressor: nothing is kept."""
+        if self.chain is None:
+            return np.zeros_like(A), np.zeros_like(B)
+        P = A + np.diag(self._ridge)
+        cov = np.linalg.inv(P)
+        W0 = cov @ B
+        cov[-self.n:, -self.n:] += PAYLOAD_PRIOR_KG ** 2 * np.eye(self.n)
+        P_new = np.linalg.inv(cov)
+        P_new = 0.5 * (P_new + P_new.T)
+        return P_new - np.diag(self._ridge), P_new @ W0
 
     def _export(self, W: np.ndarray, P: np.ndarray, s2: np.ndarray, golden_x: np.ndarray, res: CycleResult) -> Path:
         version = self.version + 1

@@ -156,7 +156,7 @@ def test_a_payload_change_is_learned_everywhere_from_one_window(base_dir, tmp_pa
     assert np.abs(got - want).max() < 0.02 * np.abs(want).max(), np.abs(got - want).max()
 
 
-def test_a_second_payload_change_drops_the_old_statistics(base_dir, tmp_path):
+def test_a_second_payload_change_releases_the_old_payload(base_dir, tmp_path):
     # 3 kg more, then 10 kg more: the change test fires on the first cycles after the switch (the
     # first new window still holds 100 rows of the old payload) and the fit follows the new
     # payload; with the test off (change_ratio = inf) the old rows still weigh exp(-m / 4000)
