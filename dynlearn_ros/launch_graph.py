@@ -129,9 +129,10 @@ def vgain_args() -> tuple[LaunchArg, ...]:
                   "/diagnostics stay global, as the ROS conventions say)"),
         LaunchArg("online", "false", "true: also start the trainer (learns while it controls, announces "
                   "accepted versions on model_updates) and turn on the controller's realized-error sigma "
-                  "(residual_window_s 0.1); needs model_kind:=svdkl and a model_dir", ("true", "false")),
-        LaunchArg("trainer_model_kind", "svdkl", "model kind the trainer updates (the ac-RKN online "
-                  "update is not implemented)", ("svdkl",)),
+                  "(residual_window_s 0.1); needs model_kind:=svdkl or acrkn (= trainer_model_kind) and a "
+                  "model_dir", ("true", "false")),
+        LaunchArg("trainer_model_kind", "svdkl", "model kind the trainer updates (svdkl, or acrkn: the ac-RKN "
+                  "inverse model)", ("svdkl", "acrkn")),
         LaunchArg("summary_dir", "", "write the nodes' JSON summaries (controller, bridge) here at exit"),
     )
 
