@@ -11,26 +11,37 @@ Pipeline, per sample and per cycle:
   and counted.
 * :class:`SampleRing` keeps the newest ``capacity`` samples.
 * :class:`OnlineLearner.cycle` (every ``batch`` new samples; default 100, as in the SVDKL paper):
-  the newest ``holdout`` samples are held out; the others update a Bayesian linear correction
-  of the *base* model (the shipped SVDKL directory the controller started from):
+  the base model (:mod:`dynlearn_ros.learning.online_base`: SVDKL, or the ac-RKN inverse model
+  run over the samples in order) is evaluated once per new sample; the newest ``holdout`` samples
+  are held out; the others update a Bayesian linear correction of the *base* model (the
+  directory the controller started from):
 
-      tau(x) = base_mean(x) + y_std * (phi(x) W)                        (N*m)
-      phi(x) = [1, x', sqrt(2/R) cos(x' Omega / ell + b)]               (1 + 3n + R features)
+      tau(x) = base_mean(x) + y_std * (phi(x) W) + dm * Y(x)                  (N*m)
+      phi(x) = [1, x', sqrt(2/R) cos(x' Omega / ell + b)]                   (1 + 3n + R features)
       x' = (x - x_mean) / x_std     (the base model's own input normalization)
+      Y(x)  = the torque a point mass at the end effector adds per kg (learning/payload_features.py)
 
   with Omega ~ N(0, I), b ~ U(0, 2 pi) fixed at start (random Fourier features of an RBF kernel
-  of lengthscale ``ell`` in standardized units, plus a linear part). The statistics
-  A = sum rho^age phi^T phi and B = sum rho^age phi^T r' (r' = (tau - base_mean) / y_std) carry
-  over from cycle to cycle, discounted by rho = exp(-1 / forget_samples) per sample: the update is
-  warm-started from the running model (its posterior is the next prior) and forgets an old
-  payload with the time constant ``forget_samples``. W = (A + ridge I)^{-1} B.
+  of lengthscale ``ell`` in standardized units, plus a linear part), and dm (kg) one number
+  shared by every joint: a payload's torque is exactly dm Y(x), so a payload change is learned
+  as one parameter that holds everywhere, while W learns what is left (friction, the base
+  model's own error) slowly. The statistics A = sum rho^age phi^T phi, B = sum rho^age phi^T r'
+  (r' = (tau - base_mean) / y_std), C = sum phi^T Y', d = sum |Y'|^2, e = sum Y'.r'
+  (Y' = Y / y_std) carry over from cycle to cycle, discounted by rho = exp(-1 / forget_samples)
+  per sample: the update is warm-started from the running model (its posterior is the next
+  prior). (W, dm) solve the joint normal equations with the ridge on W and a prior std
+  PAYLOAD_PRIOR_KG on dm (:meth:`OnlineLearner._solve`).
+
+  A changed plant (the new batch's error beyond sigma_f, see the comment in the cycle) releases
+  dm: the old samples keep informing W with the old payload taken out of their targets, and dm
+  restarts from the new samples (:meth:`OnlineLearner._release_payload`).
 
   Why a correction and not a gradient step on the SVDKL weights: a model directory holds the
   exported ONNX graph and its caches, not the torch weights, so the running model cannot be
   resumed as an SVDKL; the correction keeps the deep kernel's features and its calibrated std
   (and the novelty term) and learns what the deployment changed. The exported variance adds the
-  correction's parameter uncertainty, s2_j * phi^T (A + ridge I)^{-1} phi, with s2_j the
-  correction's residual mean square (standardized, times y_std_j^2).
+  correction's parameter uncertainty, s2_j * phi^T (A + ridge I)^{-1} phi + var(dm) Y_j^2, with
+  s2_j the correction's residual mean square (standardized, times y_std_j^2).
 
 * Gate: the candidate and the running model (the correction now in use, zero at first) are
   scored on the held-out window, RMSE over joints in standardized units; the candidate is
@@ -39,8 +50,9 @@ Pipeline, per sample and per cycle:
   validated, golden replay), into ``out_root/v%04d`` (a new directory per version, so a reader
   never sees a directory change under it; the newest ``keep`` are kept).
 
-Everything here is single-threaded numpy + onnxruntime (one thread): a cycle of 100-1000
-samples takes tens of ms plus the export (measured: docs/results_closed_loop.md).
+Everything here is single-threaded numpy (BLAS held to one thread) + onnxruntime (one thread):
+a cycle of 100-1000 samples takes tens of ms plus the export (measured:
+docs/results_closed_loop.md).
 """
 
 from __future__ import annotations
