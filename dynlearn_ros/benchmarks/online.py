@@ -95,13 +95,13 @@ PROBE_RUNS = 200
 
 
 def bench_cycles(x: np.ndarray, y: np.ndarray, chunk: int, out: Path,
-                 learner_cfg: OnlineConfig = OnlineConfig()) -> tuple[dict, list[str]]:
+                 learner_cfg: OnlineConfig | None = None) -> tuple[dict, list[str]]:
     """Per-cycle seconds of the learner and of the controller side of each accepted version,
     and the load probe before each (seconds for :data:`PROBE_RUNS` runs)."""
     cfg_run = _setup(0.0)
     config, spec, ctl = cfg_run[1], cfg_run[2], cfg_run[3]
     cfg_run[4].close()
-    learner = OnlineLearner(resolve_model_dir(config.model_dir), out, learner_cfg)
+    learner = OnlineLearner(resolve_model_dir(config.model_dir), out, learner_cfg or OnlineConfig())
     probe = learner.base_step
     rows, dirs = [], []
     for start in range(0, len(x), chunk):
@@ -246,7 +246,8 @@ def bench_model_cost(base_dir: str, version_dir: str, runs: int = 2000, repeats:
 
 
 def run_bench(payload_kg: float = 12.0, collect_s: float = 6.0, chunk: int = 500, tick_s: float = 10.0,
-              swap_every_s: float = 1.0, learner_cfg: OnlineConfig = OnlineConfig()) -> dict:
+              swap_every_s: float = 1.0, learner_cfg: OnlineConfig | None = None) -> dict:
+    learner_cfg = learner_cfg or OnlineConfig()
     x, y = collect(payload_kg, collect_s)
     with tempfile.TemporaryDirectory(prefix="bench-online-") as tmp:
         cycles, dirs = bench_cycles(x, y, chunk, Path(tmp), learner_cfg)
