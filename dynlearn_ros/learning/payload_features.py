@@ -54,13 +54,21 @@ class PointMassChain:
 
     @classmethod
     def from_robot(cls, robot: str, joint_names: Sequence[str]) -> PointMassChain:
-        """The chain of ``robot``'s URDF (Pinocchio) with the payload point of
-        :func:`dynlearn_ros.sim.plant.payload_model` (the end-effector link's centre of mass)."""
+        """The chain of ``robot``'s URDF (Pinocchio) with the payload point the simulated plant
+        uses (:func:`dynlearn_ros.sim.plant.payload_model`: the end-effector link's centre of mass,
+        its URDF inertial origin; read here from the URDF, learning/ does not import sim/)."""
+        import xml.etree.ElementTree as ET
+
+        from dynlearn_ros.core.analytic import RigidBodyModel
         from dynlearn_ros.core.robots import robot_spec
-        from dynlearn_ros.sim.plant import ee_com_local, payload_model
 
         spec = robot_spec(robot)
-        model = payload_model(robot, 0.0).model
+        model = RigidBodyModel(spec.urdf_path, spec.joint_names).model
+        com = np.zeros(3)
+        for link in ET.parse(spec.urdf_path).getroot().findall("link"):
+            origin = link.find("inertial/origin") if link.get("name") == spec.ee_link else None
+            if origin is not None:
+                com = np.array([float(v) for v in origin.get("xyz", "0 0 0").split()])
         frame = model.frames[model.getFrameId(spec.ee_link)]
         chain, j = [], frame.parentJoint
         while j > 0:
@@ -81,7 +89,7 @@ class PointMassChain:
                 raise ValueError(f"joint {model.names[j]}: {short} is not a revolute joint")
         return cls(R0=np.stack([model.jointPlacements[j].rotation for j in chain]),
                    p0=np.stack([model.jointPlacements[j].translation for j in chain]),
-                   axes=np.stack(axes), c=np.asarray(frame.placement.act(ee_com_local(spec)), dtype=float),
+                   axes=np.stack(axes), c=np.asarray(frame.placement.act(com), dtype=float),
                    gravity=np.asarray(model.gravity.linear, dtype=float),
                    cols=np.array([names.index(model.names[j]) for j in chain]))
 
