@@ -130,9 +130,10 @@ def vgain_args() -> tuple[LaunchArg, ...]:
                   "/diagnostics stay global, as the ROS conventions say)"),
         LaunchArg("online", "false", "true: also start the trainer (learns while it controls, announces "
                   "accepted versions on model_updates) and turn on the controller's realized-error sigma "
-                  "(residual_window_s 0.1); needs model_kind:=svdkl and a model_dir", ("true", "false")),
-        LaunchArg("trainer_model_kind", "svdkl", "model kind the trainer updates (the ac-RKN online "
-                  "update is not implemented)", ("svdkl",)),
+                  "(residual_window_s 0.1); needs model_kind:=svdkl or acrkn (= trainer_model_kind) and a "
+                  "model_dir", ("true", "false")),
+        LaunchArg("trainer_model_kind", "svdkl", "model kind the trainer updates (svdkl, or acrkn: the ac-RKN "
+                  "inverse model)", ("svdkl", "acrkn")),
         LaunchArg("predictor", "false", "true: also start the predictor (streams the ac-RKN forward model's "
                   "prediction of the next states on predictor/prediction, docs/predictor.md)", ("true", "false")),
         LaunchArg("predictor_model_dir", "acrkn_iiwa_fwd", "the predictor's forward model directory (relative: "

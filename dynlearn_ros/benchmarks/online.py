@@ -19,11 +19,16 @@ late or missed while new versions are swapped in, against a no-swap stretch of t
    the swaps make, on a shared machine whose load sets both.
 4. The realized-error sigma's cost: the median controller tick with it off and on.
 
+The machine is shared: before each cycle a fixed probe (``PROBE_RUNS`` batch-1 evaluations of the
+shipped model, the controller's own per-tick work) is timed, and each cycle is also reported as a
+ratio to it, so runs under different loads can be compared (the same load slows both).
+
 Training itself runs in the trainer's own process in the graph; here it is measured alone (2).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -85,20 +90,32 @@ def _stats(v: list[float]) -> dict:
             "max": float(a.max())}
 
 
-def bench_cycles(x: np.ndarray, y: np.ndarray, chunk: int, out: Path) -> tuple[dict, list[str]]:
-    """Per-cycle seconds of the learner and of the controller side of each accepted version."""
+#: batch-1 runs of the shipped model timed before each cycle (the load probe)
+PROBE_RUNS = 200
+
+
+def bench_cycles(x: np.ndarray, y: np.ndarray, chunk: int, out: Path,
+                 learner_cfg: OnlineConfig | None = None) -> tuple[dict, list[str]]:
+    """Per-cycle seconds of the learner and of the controller side of each accepted version,
+    and the load probe before each (seconds for :data:`PROBE_RUNS` runs)."""
     cfg_run = _setup(0.0)
     config, spec, ctl = cfg_run[1], cfg_run[2], cfg_run[3]
     cfg_run[4].close()
-    learner = OnlineLearner(resolve_model_dir(config.model_dir), out, OnlineConfig())
+    learner = OnlineLearner(resolve_model_dir(config.model_dir), out, learner_cfg or OnlineConfig())
+    probe = learner.base_step
     rows, dirs = [], []
     for start in range(0, len(x), chunk):
         for xi, yi in zip(x[start:start + chunk], y[start:start + chunk], strict=True):
             learner.add(xi, yi)
+        tp = time.perf_counter()
+        for _ in range(PROBE_RUNS):
+            probe.run()
+        probe_s = time.perf_counter() - tp
         res = learner.cycle()
         if res is None:
             continue
-        row = {"version": res.version, "accepted": res.accepted, "samples": res.samples, **res.seconds}
+        row = {"version": res.version, "accepted": res.accepted, "samples": res.samples, **res.seconds,
+               "probe": probe_s}
         if res.accepted:
             t0 = time.perf_counter()
             model = load_inverse_model("svdkl", res.path, spec.joint_names)
@@ -110,12 +127,16 @@ def bench_cycles(x: np.ndarray, y: np.ndarray, chunk: int, out: Path) -> tuple[d
             t3 = time.perf_counter()
             row.update(load_validate=t1 - t0, check_prepare=t2 - t1, swap=t3 - t2)
             row["cycle_total"] = row["total"] + t3 - t0
+            row["cycle_over_probe"] = row["cycle_total"] / probe_s
             dirs.append(res.path)
         rows.append(row)
-    acc = [r for r in rows if r["accepted"]]
+    acc_all = [r for r in rows if r["accepted"]]
+    acc = acc_all[1:]   # the first cycle also pays one-time imports (scipy, the features' constants)
     summary = {k: _stats([r[k] for r in acc]) for k in ("fit", "evaluate", "export", "load_validate",
-                                                         "check_prepare", "swap", "cycle_total")}
-    return {"cycles": rows, "accepted": len(acc), "rejected": len(rows) - len(acc), "seconds": summary}, dirs
+                                                         "check_prepare", "swap", "cycle_total", "probe",
+                                                         "cycle_over_probe")}
+    return {"cycles": rows, "accepted": len(acc_all), "rejected": len(rows) - len(acc_all), "seconds": summary,
+            "base_dir": str(learner.base_dir)}, dirs
 
 
 def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s: float) -> dict:
@@ -206,11 +227,32 @@ def bench_residual_cost(ticks: int = 3000, repeats: int = 2) -> dict:
     return {"ticks": ticks, "median_tick_us": out}
 
 
+def bench_model_cost(base_dir: str, version_dir: str, runs: int = 2000, repeats: int = 3) -> dict:
+    """Median batch-1 run (us) of the shipped graph and of an online version (base + correction
+    with the payload regressor), alternating ``repeats`` times (the same load for both)."""
+    from dynlearn_ros.runtime.onnx_step import OnnxStep
+
+    out: dict[str, list[float]] = {"shipped": [], "online_version": []}
+    steps = {"shipped": OnnxStep(Path(base_dir) / "model.onnx"), "online_version": OnnxStep(Path(version_dir) / "model.onnx")}
+    for _ in range(repeats):
+        for key, st in steps.items():
+            ts = np.empty(runs)
+            for i in range(runs):
+                t0 = time.perf_counter()
+                st.run()
+                ts[i] = time.perf_counter() - t0
+            out[key].append(1e6 * float(np.median(ts)))
+    return {"runs": runs, "median_run_us": out}
+
+
 def run_bench(payload_kg: float = 12.0, collect_s: float = 6.0, chunk: int = 500, tick_s: float = 10.0,
-              swap_every_s: float = 1.0) -> dict:
+              swap_every_s: float = 1.0, learner_cfg: OnlineConfig | None = None) -> dict:
+    learner_cfg = learner_cfg or OnlineConfig()
     x, y = collect(payload_kg, collect_s)
     with tempfile.TemporaryDirectory(prefix="bench-online-") as tmp:
-        cycles, dirs = bench_cycles(x, y, chunk, Path(tmp))
+        cycles, dirs = bench_cycles(x, y, chunk, Path(tmp), learner_cfg)
         ticks = bench_ticks(dirs[-2:] if len(dirs) >= 2 else dirs, payload_kg, tick_s, swap_every_s)
-    return {"payload_kg": payload_kg, "samples": len(x), "chunk": chunk, "cycles": cycles, "ticks": ticks,
+        model_cost = bench_model_cost(cycles["base_dir"], dirs[-1]) if dirs else {}
+    return {"payload_kg": payload_kg, "samples": len(x), "chunk": chunk, "probe_runs": PROBE_RUNS,
+            "learner": dataclasses.asdict(learner_cfg), "cycles": cycles, "ticks": ticks, "model_cost": model_cost,
             "residual_sigma_cost": bench_residual_cost()}

@@ -8,13 +8,14 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dynlearn_ros.scenarios.online_inproc import CONFIGS
+    from dynlearn_ros.scenarios.online_inproc import CONFIGS, DEFAULT_CONFIGS
 
     parser.add_argument("--config", default=None, help="scenario YAML (default: config/scenario_vgain.yaml)")
     parser.add_argument("--phases", default="5:16,12:16,0:16,15:16,8:16", help="payload schedule kg:seconds,...")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {list(CONFIGS)}")
+    parser.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"comma-separated, from {list(CONFIGS)}")
     parser.add_argument("--cycle-s", type=float, default=0.5, help="sim seconds between learner cycles")
     parser.add_argument("--seed", type=int, default=0, help="draw of the learner's random features")
+    parser.add_argument("--learner", default="", help="learner options (OnlineConfig), e.g. 'features=0,linear=0'")
     parser.add_argument("--json", default=None, help="write the phase table and learner metrics here")
     parser.add_argument("--png", default=None, help="write the plot here")
 
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.scenarios.online_inproc import main
 
     argv = ["--phases", args.phases, "--configs", args.configs, "--cycle-s", str(args.cycle_s),
-            "--seed", str(args.seed)]
+            "--seed", str(args.seed), "--learner", args.learner]
     for flag, value in (("--config", args.config), ("--json", args.json), ("--png", args.png)):
         if value:
             argv += [flag, value]

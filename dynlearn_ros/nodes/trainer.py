@@ -11,7 +11,8 @@ reason, cycles, accepted, rejected, model_version, model_dir, and the last cycle
 held-out RMSE (standardized units) and seconds per stage).
 
 The learning is :class:`dynlearn_ros.learning.online.OnlineLearner` (ROS-free; see there for the
-model, the gate and the export). The callbacks only difference the states and push samples into
+model, the gate and the export); ``model_kind`` svdkl or acrkn (the ac-RKN inverse model, whose
+belief the trainer carries over contiguous samples). The callbacks only difference the states and push samples into
 the learner's ring; a worker thread runs a cycle every ``cycle_period_s`` when enough samples
 are new, so neither the subscriptions nor the controller (another process) wait for training.
 Bad input never stops the node: states with unknown / missing joints or non-finite values and
@@ -35,7 +36,7 @@ from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray, String  # noqa: E402
 
-from dynlearn_ros.core.config import ParamSpec  # noqa: E402
+from dynlearn_ros.core.config import ConfigError, ParamSpec  # noqa: E402
 from dynlearn_ros.core.safety import OK, JointStateMapper  # noqa: E402
 from dynlearn_ros.nodes import qos  # noqa: E402
 from dynlearn_ros.nodes.params import declare_spec, write_json_atomic  # noqa: E402
@@ -45,8 +46,9 @@ _RESTART = "the learner is built once at start-up"
 
 #: the trainer's parameters (all read at start-up)
 TRAINER_SPEC: tuple[ParamSpec, ...] = (
-    ParamSpec("model_kind", "string", "svdkl", "model kind learned (svdkl; the ac-RKN online update is "
-              "not implemented)", choices=("svdkl",), dynamic=False, reason=_RESTART),
+    ParamSpec("model_kind", "string", "svdkl", "kind of the model the controller runs and the trainer "
+              "corrects (svdkl, acrkn: its inverse model); model_dir must hold that kind",
+              choices=("svdkl", "acrkn"), dynamic=False, reason=_RESTART),
     ParamSpec("model_dir", "string", "svdkl_iiwa_sim", "the model the controller starts from (relative: "
               "under the package's models/)", dynamic=False, reason=_RESTART),
     ParamSpec("out_dir", "string", "", "where accepted versions are written (v0002, v0003, ...); empty: "
@@ -84,6 +86,9 @@ class Trainer(Node):
         out = p["out_dir"] or tempfile.mkdtemp(prefix="dynlearn-trainer-")
         self.learner = OnlineLearner(resolve_model_dir(p["model_dir"]), out, OnlineConfig(
             batch=p["batch"], holdout=p["holdout"], forget_samples=p["forget_samples"], seed=p["seed"]))
+        if self.learner.kind != p["model_kind"]:
+            raise ConfigError(f"model_dir {p['model_dir']} holds a {self.learner.kind} model, model_kind is "
+                              f"{p['model_kind']}")
         names = self.learner.meta.joint_names   # the model's order; joint_states are mapped by name
         self.n = len(names)
         self.diff = StateDifferencer(self.n, 1e-3 * p["max_gap_ms"])
@@ -148,7 +153,7 @@ class Trainer(Node):
         t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
         sample = self.diff.push(self.mapper.q, self.mapper.qd, t, tau)
         if sample is not None:
-            self.learner.add(*sample)
+            self.learner.add(*sample, contiguous=self.diff.contiguous)
 
     def _work(self) -> None:
         period = self.p["cycle_period_s"]

@@ -10,7 +10,9 @@ through a schedule of masses during one run. Compared configurations:
 * ``learned_rs``: as ``learned`` with the realized-error sigma (core/residual.py) on;
 * ``online``: scheduled gains + realized-error sigma + the online learner
   (:mod:`dynlearn_ros.learning.online`) fed with every lockstep sample, its accepted versions
-  swapped into the controller (``swap_model`` with the model's tuning, between two ticks).
+  swapped into the controller (``swap_model`` with the model's tuning, between two ticks);
+* ``acrkn`` / ``online_acrkn``: the same two with the shipped ac-RKN inverse model (the
+  scenario's (d)) instead of the SVDKL.
 
 Lockstep: the learner's cycle (fit + gate + export + validation) and the load of an accepted
 version run between two control ticks every ``cycle_s`` of sim time; the simulation does not
@@ -24,6 +26,7 @@ graph runs the trainer in its own process instead). ``--seed`` draws the feature
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -44,7 +47,11 @@ CONFIGS = {
     "learned": ("scheduled + fixed SVDKL", "c", {}),
     "learned_rs": ("scheduled + fixed SVDKL + realized-error sigma", "c", {"residual_window_s": 0.1}),
     "online": ("scheduled + online SVDKL + realized-error sigma", "c", {"residual_window_s": 0.1}),
+    "acrkn": ("scheduled + fixed ac-RKN", "d", {}),
+    "online_acrkn": ("scheduled + online ac-RKN + realized-error sigma", "d", {"residual_window_s": 0.1}),
 }
+#: the configurations run when none are named (the SVDKL comparison; the ac-RKN pair on request)
+DEFAULT_CONFIGS = "fixed,learned,learned_rs,online"
 LOG_EVERY = 10   # ticks between logged rows (100 Hz)
 
 
@@ -59,8 +66,24 @@ def parse_phases(text: str) -> list[tuple[float, float]]:
     return out
 
 
+def parse_learner(text: str) -> dict:
+    """'key=value,...' -> OnlineConfig overrides (ints, floats, booleans 0/1 / true/false, strings)."""
+    from dynlearn_ros.learning.online import OnlineConfig
+
+    fields = {f.name: f.type for f in dataclasses.fields(OnlineConfig)}
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, _, val = part.partition("=")
+        if key not in fields:
+            raise ValueError(f"learner option {key!r}: not one of {sorted(fields)}")
+        kind = str(fields[key])
+        out[key] = (val.lower() in ("1", "true", "yes") if kind == "bool" else int(val) if kind == "int"
+                    else float(val) if kind == "float" else val)
+    return out
+
+
 def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]], cycle_s: float = 0.5,
-               seed: int = 0, workdir: Path | None = None) -> dict:
+               seed: int = 0, workdir: Path | None = None, learner_opts: dict | None = None) -> dict:
     """Run configuration ``key`` of :data:`CONFIGS` through ``phases``; returns the logged series
     (t, payload, err (rad), kp, sigma, version) at 100 Hz and the learner's metrics."""
     label, base_key, extra = CONFIGS[key]
@@ -76,11 +99,12 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
         model = load_inverse_model(config.model_kind, resolve_model_dir(config.model_dir), spec.joint_names)
     ctl = build_controller(config, model, analytic, builtin_reference(config, spec.home))
     learner = diff = None
-    if key == "online":
+    if key.startswith("online"):
         from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner, StateDifferencer
         from dynlearn_ros.runtime.registry import load_inverse_model
         out = Path(workdir or tempfile.mkdtemp(prefix="online-")) / "models"
-        learner = OnlineLearner(resolve_model_dir(config.model_dir), out, OnlineConfig(seed=seed))
+        learner = OnlineLearner(resolve_model_dir(config.model_dir), out,
+                                OnlineConfig(**{"seed": seed, **(learner_opts or {})}))
         diff = StateDifferencer(n)
     plant = SimPlant(cfg.robot, dt=dt, friction_viscous=cfg.friction_viscous, friction_coulomb=cfg.friction_coulomb,
                      coulomb_velocity_eps=cfg.coulomb_velocity_eps, payload_kg=phases[0][0])
@@ -105,12 +129,12 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
             if diff is not None and k:
                 s = diff.push(q, qd, t, ctl.tau)     # ctl.tau: what the plant applied over the step
                 if s is not None:
-                    learner.add(*s)
+                    learner.add(*s, contiguous=diff.contiguous)
                 if k % cyc_every == 0 and learner.ready():
                     w0 = time.perf_counter()
                     res = learner.cycle()
                     if res is not None and res.accepted:
-                        new = load_inverse_model("svdkl", res.path, spec.joint_names)
+                        new = load_inverse_model(config.model_kind, res.path, spec.joint_names)
                         ctl.swap_model(new, build_tuning(config, new))
                         swaps.append({"t": t, "version": res.version})
                     pause_s += time.perf_counter() - w0
@@ -194,9 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None, help="scenario YAML (default: config/scenario_vgain.yaml)")
     ap.add_argument("--phases", default="5:16,12:16,0:16,15:16,8:16", help="payload schedule kg:seconds,...")
-    ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {list(CONFIGS)}")
+    ap.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"comma-separated, from {list(CONFIGS)}")
     ap.add_argument("--cycle-s", type=float, default=0.5, help="sim seconds between learner cycles")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--learner", default="", help="OnlineConfig overrides, e.g. 'features=0,linear=0'")
     ap.add_argument("--json", default=None, help="write the phase table and learner metrics here")
     ap.add_argument("--png", default=None, help="write the plot here")
     a = ap.parse_args(argv)
@@ -204,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     phases = parse_phases(a.phases)
     runs = {}
     for key in a.configs.split(","):
-        runs[key] = r = run_online(cfg, key, phases, a.cycle_s, a.seed)
+        runs[key] = r = run_online(cfg, key, phases, a.cycle_s, a.seed, learner_opts=parse_learner(a.learner))
         print(f"{r['label']}: {'DIVERGED ' if r['diverged'] else ''}{r['wall_s']:.1f} s wall"
               + (f", learner {r['learner']['accepted']} accepted / {r['learner']['rejected']} rejected, "
                  f"training pause {r['pause_s']:.1f} s" if r["learner"] else ""), flush=True)
@@ -218,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps({
-            "phases": phases, "cycle_s": a.cycle_s, "seed": a.seed, "table": table,
+            "phases": phases, "cycle_s": a.cycle_s, "seed": a.seed, "learner": a.learner, "table": table,
             "runs": {k: {kk: v for kk, v in r.items() if kk != "series"} for k, r in runs.items()}},
             indent=1, default=float))
     if a.png:

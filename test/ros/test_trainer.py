@@ -1,6 +1,6 @@
 """The trainer node in the real graph (issue 10): sim_bridge (lockstep, a payload the shipped
-model never saw) <-> computed_torque (shipped SVDKL, realized-error sigma on) and the trainer in
-its own process. The trainer must learn from joint_states, announce an accepted version on
+model never saw) <-> computed_torque (shipped SVDKL or ac-RKN, realized-error sigma on) and the
+trainer (the same model kind) in its own process. The trainer must learn from joint_states, announce an accepted version on
 model_updates, and the running controller must swap it in (its ~/status model_version rises above
 the shipped model's); bad joint states sent to the trainer are skipped and counted, not fatal.
 """
@@ -26,20 +26,21 @@ SPEC = robot_spec("iiwa")
 N = SPEC.n
 
 
-def test_trainer_announces_a_version_the_controller_swaps_in(ros_context, start_node, tmp_path):
+@pytest.mark.parametrize("kind,model_dir", [("svdkl", "svdkl_iiwa_sim"), ("acrkn", "acrkn_iiwa_sim")])
+def test_trainer_announces_a_version_the_controller_swaps_in(ros_context, start_node, tmp_path, kind, model_dir):
     from sensor_msgs.msg import JointState
     from std_msgs.msg import String
 
-
-    base_version = ModelMetadata.read(models_dir() / "svdkl_iiwa_sim").model_version
+    base_version = ModelMetadata.read(models_dir() / model_dir).model_version
     ctl_json, tr_json = tmp_path / "ctl.json", tmp_path / "trainer.json"
     out = tmp_path / "online"
-    ctl = start_node("computed_torque", {"robot": "iiwa", "model_kind": "svdkl", "model_dir": "svdkl_iiwa_sim",
+    ctl = start_node("computed_torque", {"robot": "iiwa", "model_kind": kind, "model_dir": model_dir,
                                          "reference": "pick_place", "status_decimation": 10,
                                          "residual_window_s": 0.1,
                                          "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS,
                                          "summary_path": str(ctl_json)})
-    trainer = start_node("trainer", {"model_dir": "svdkl_iiwa_sim", "out_dir": str(out), "cycle_period_s": 0.5,
+    trainer = start_node("trainer", {"model_kind": kind, "model_dir": model_dir, "out_dir": str(out),
+                                     "cycle_period_s": 0.5,
                                      "summary_path": str(tr_json)})
     peer = TestPeer("trainer_peer").record_status()
     node, rows, spin_until = peer.node, peer.rows, peer.spin_until

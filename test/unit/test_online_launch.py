@@ -24,6 +24,15 @@ def test_online_adds_the_trainer_with_the_controllers_model_and_topics():
     assert _ctl_over(nodes)["residual_window_s"] == 0.1
 
 
+def test_online_with_the_acrkn_model():
+    nodes = vgain_control({"online": "true", "model_kind": "acrkn", "trainer_model_kind": "acrkn",
+                           "model_dir": "acrkn_iiwa_sim", "use_sim": "false", "driver": "lbr"})
+    tr = nodes[-1]
+    assert tr.name == "trainer" and tr.parameters[-1]["model_kind"] == "acrkn"
+    with pytest.raises(ValueError, match="online:=true"):     # the trainer must update the controller's kind
+        vgain_control({"online": "true", "model_kind": "acrkn", "model_dir": "acrkn_iiwa_sim"})
+
+
 def test_default_graph_has_no_trainer_and_the_option_off():
     nodes = vgain_control({})
     assert [n.name for n in nodes] == ["sim_bridge", "computed_torque"]

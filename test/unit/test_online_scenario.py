@@ -16,6 +16,13 @@ Directions asserted, with the reasoning for each margin:
 * learning helps: over the last 1.5 s of the 12 kg phase the online controller's joint RMSE is
   below half the fixed learned model's (the quick run measured 22 vs 86 mrad over 4 s phases; a
   factor 2 leaves room for the shorter phase), and at least one version was accepted.
+* the issue's goal in this phase, after adaptation: tracking no worse than fixed high gains +
+  analytic model (whose feed-forward misses the 7 kg: ~92 mrad in the 16 s report) while
+  cutting mean K_P by >= 40 %. The payload's torque is one learned mass (learning/online.py),
+  identified within ~1 s of the step; the report measured 2.9 mrad at a 79 % cut over the
+  second half of a 16 s phase. Both bounds are the goal itself, not the measured values: a
+  learner that did not identify the payload (the previous random-feature correction: 34 mrad
+  at a 14 % cut) fails the cut.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dynlearn_ros.core.control import Mode
 from dynlearn_ros.scenarios.online_inproc import run_online
 from dynlearn_ros.scenarios.vgain_config import load_config
 
@@ -36,7 +44,7 @@ STEP_T = 3.0
 def runs(tmp_path_factory):
     cfg = load_config()
     return {k: run_online(cfg, k, PHASES, cycle_s=0.5, seed=0, workdir=tmp_path_factory.mktemp(k))
-            for k in ("learned", "online")}
+            for k in ("fixed", "learned", "online")}
 
 
 def _window(s, lo, hi):
@@ -59,7 +67,7 @@ def test_sigma_and_gains_rise_at_the_payload_step(runs):
 
 def test_online_learning_tracks_better_than_the_fixed_model_after_adaptation(runs):
     rmse = {}
-    for k, r in runs.items():
+    for k, r in ((k, runs[k]) for k in ("learned", "online")):
         assert not r["diverged"]
         s = r["series"]
         m = _window(s, 8.0 - 1.5, 8.0)
@@ -67,3 +75,15 @@ def test_online_learning_tracks_better_than_the_fixed_model_after_adaptation(run
     assert rmse["online"] < 0.5 * rmse["learned"], rmse
     learner = runs["online"]["learner"]
     assert learner["accepted"] >= 1 and runs["online"]["series"]["version"].max() > 1
+
+
+def test_after_adaptation_no_worse_than_fixed_high_gains_with_40_percent_less_kp(runs):
+    out = {}
+    for k in ("fixed", "online"):
+        s = runs[k]["series"]
+        m = _window(s, 8.0 - 1.5, 8.0)
+        out[k] = (float(np.sqrt(np.mean(s["err"][m] ** 2))), s["kp"][m].mean(0))
+        assert not np.any(s["mode"][m] == int(Mode.FAULT)), k      # no following-error hold in the window
+    cut = 1.0 - float(np.mean(out["online"][1] / out["fixed"][1]))
+    assert out["online"][0] <= out["fixed"][0], out
+    assert cut >= 0.40, cut
