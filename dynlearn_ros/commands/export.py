@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_metrics:
         data_name = args.data or ckpt.get("data")
         data = load_data(data_name)
-        data_command = str((data.meta or {}).get("command", ""))   # how a generated .npz was made
+        meta = data.meta or {}
+        # how a generated .npz was made (`collect` writes command_line, `data vgain` command)
+        data_command = str(meta.get("command") or meta.get("command_line") or "")
         # the split the run was trained with (--split/--gap/--test-file; default 0.7 / 0.15 / 0.15)
         _tr, _va, test = split_data(data, seed=ckpt["train_config"]["seed"], spec=SplitSpec.from_dict(ckpt.get("split")))
         test = subsample(test, int(ckpt.get("subsample", 1)))

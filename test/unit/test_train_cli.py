@@ -89,3 +89,17 @@ def test_real_panda_short_run(tmp_path):
     # previous torque fed back, even one epoch must stay far below that spread (< 1 N*m pooled)
     assert res["acrkn-inv s0"]["rmse"] < 1.0
     assert len(res["analytic (Pinocchio)"]["rmse_per_joint"]) == 7
+
+
+def test_export_records_how_a_collected_data_set_was_made(tmp_path):
+    """`collect` stores its command as meta["command_line"]; the exported model's provenance must
+    carry it (export once read only meta["command"] and recorded nothing for collected sets)."""
+    data = pendulum_data(n_ep=6, T=80)
+    data.meta = {**(data.meta or {}), "command_line": "dynlearn-ros collect --episodes 6 --out pend.npz"}
+    npz = save_npz(tmp_path / "collected.npz", data)
+    run, out = tmp_path / "run", tmp_path / "model"
+    small = ["--lod", "6", "--hidden", "16", "--window", "20", "--no-progress"]
+    assert main(["train", "--data", str(npz), "--model", "acrkn-inv", "--epochs", "1", "--out", str(run), *small]) == 0
+    assert main(["export", "--model", "acrkn-inv", "--run", str(run), "--out", str(out)]) == 0
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["provenance"]["details"]["data_command"] == "dynlearn-ros collect --episodes 6 --out pend.npz"
