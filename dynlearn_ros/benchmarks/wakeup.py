@@ -97,8 +97,11 @@ def pipe_echo(seconds: float, rate_hz: float = RATE_HZ, rt_priority: int = 0) ->
             next_tick += period
             if clock() - next_tick > 100 * period:  # stalled: re-anchor, as the bridge does
                 next_tick = clock() + period
-        deadline = clock() + 100 * period
-        while awaiting and clock() < deadline:
+        # collect every outstanding echo (several may be in flight after late ticks: `awaiting`
+        # only tracks the newest ping, so it clears when an older echo lands); a loaded machine
+        # may delay the child by tens of ms, so allow up to a second
+        deadline = clock() + 1_000_000_000
+        while n_rt < n_ticks and clock() < deadline:
             drain(deadline - clock())
     finally:
         if rt_priority > 0:
