@@ -10,6 +10,7 @@ from dynlearn_ros.datasets.splits import SplitSpec, split_data, split_paper_leak
 from dynlearn_ros.datasets.windows import model_arrays
 from dynlearn_ros.learning.evaluation.linear_baselines import ARX
 from dynlearn_ros.learning.evaluation.paper_metric import paper_multistep
+from dynlearn_ros.learning.models.sequence import ModelConfig, build_model
 from dynlearn_ros.learning.synthetic import white_noise_linear_data
 
 DT, K, C = 0.1, 1.0, 0.5   # white_noise_linear_data's defaults: dt, stiffness, damping
@@ -17,31 +18,30 @@ DT, K, C = 0.1, 1.0, 0.5   # white_noise_linear_data's defaults: dt, stiffness, 
 
 class LinearOracle(torch.nn.Module):
     """The white-noise system's exact one-step map as a forward model (normalized units, the
-    ``seq(obs, act, valid)`` interface): delta_t = f(o~_t, a_{t - shift}), o~_t the observation
-    where valid, else its own running estimate. ``shift`` = 1 is the one-step misalignment."""
+    ``initial_state`` / ``step(obs, valid, act, state)`` interface): delta_t = f(o~_t, a_{t - shift}),
+    o~_t the observation where valid, else its own running estimate. ``shift`` = 1 is the one-step
+    misalignment (it reads the previous action)."""
 
     def __init__(self, stats: Stats, shift: int = 0) -> None:
         super().__init__()
         self.st, self.shift = stats, shift
 
-    def seq(self, obs, act, valid):
+    def initial_state(self, batch: int):
+        return (torch.zeros(batch, 2, dtype=torch.float64), torch.zeros(batch, 1, dtype=torch.float64))
+
+    def step(self, obs, valid, act, state):
         st = self.st
-        o = obs.double().numpy() * st.obs_std + st.obs_mean
-        a = act.double().numpy() * st.act_std + st.act_mean
-        v = valid.double().numpy()
-        B, T, _ = o.shape
-        est = o[:, 0].copy()
-        out = np.zeros_like(o)
-        for t in range(T):
-            cur = np.where(v[:, t] > 0, o[:, t], est)
-            a_t = a[:, t - self.shift] if t - self.shift >= 0 else np.zeros_like(a[:, 0])
-            q, qd = cur[:, :1], cur[:, 1:]
-            dqd = DT * (a_t - K * q - C * qd)
-            delta = np.concatenate([DT * (qd + dqd), dqd], axis=1)
-            out[:, t] = delta
-            est = cur + delta
-        mu = (out - st.dobs_mean) / st.dobs_std
-        return torch.as_tensor(mu, dtype=torch.float32), torch.ones_like(torch.as_tensor(mu, dtype=torch.float32))
+        est, a_prev = state
+        o = torch.as_tensor(obs.double().numpy() * st.obs_std + st.obs_mean)
+        a = torch.as_tensor(act.double().numpy() * st.act_std + st.act_mean)
+        cur = torch.where(valid > 0, o, est)
+        a_used = a_prev if self.shift else a
+        q, qd = cur[:, :1], cur[:, 1:]
+        dqd = DT * (a_used - K * q - C * qd)
+        delta = torch.cat([DT * (qd + dqd), dqd], 1)
+        mu = ((delta.numpy() - st.dobs_mean) / st.dobs_std)
+        mu = torch.as_tensor(mu, dtype=torch.float32)
+        return mu, torch.ones_like(mu), (cur + delta, a)
 
 
 def test_windows_are_consecutive_non_overlapping_and_tails_dropped():
@@ -102,6 +102,32 @@ def test_paper_metric_is_zero_for_the_exact_model_and_large_for_a_one_step_shift
     # pairs: positions p = 4 .. 39 - k of each 40-row window (context >= 5 rows), i.e. 36 - k
     assert exact["windows"] * (36 - 10) == exact["pairs"]["10"]
     assert exact["windows"] * (36 - 1) == exact["pairs"]["1"]
+
+
+@pytest.mark.parametrize("kind", ["acrkn-fwd", "rkn", "gru"])
+def test_paper_metric_fast_path_equals_masked_reruns(kind):
+    """The metric rolls each position from the stored state of one observed pass; it must equal
+    the reference implementation's way, one full ``seq`` per position with rows p+1.. masked."""
+    _tr, te, st = _leaky_test_set()
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind, "forward", obs_dim=2, act_dim=1, lod=4, enc_hidden=(8,),
+                                    dec_hidden=(8,), ctrl_hidden=(8,)))
+    if hasattr(model, "delta_scale"):
+        model.delta_scale.fill_(0.3)
+    res = paper_multistep(model, st, te, obs_qd=True)
+    obs, act = model_arrays(te, "forward", True)
+    ow, aw = obs.reshape(-1, 40, 2), act.reshape(-1, 40, 1)
+    on = torch.as_tensor((ow - st.obs_mean) / st.obs_std, dtype=torch.float32)
+    an = torch.as_tensor((aw - st.act_mean) / st.act_std, dtype=torch.float32)
+    k, sq = 7, []
+    with torch.no_grad():
+        for p in range(4, 40 - k):
+            valid = torch.zeros(ow.shape[0], 39, 1)
+            valid[:, :p + 1] = 1.0
+            mu, _ = model.seq(on[:, :-1], an[:, :-1], valid)
+            delta = mu.double().numpy()[:, p:p + k] * st.dobs_std + st.dobs_mean
+            sq.append((ow[:, p] + delta.sum(1) - ow[:, p + k]) ** 2)
+    np.testing.assert_allclose(res["rmse"]["7"], np.sqrt(np.mean(np.concatenate(sq))), rtol=1e-5)
 
 
 def test_paper_metric_previous_state_and_arx_by_hand():

@@ -7,7 +7,10 @@ o_hat_{p+k} = o_p + sum_{s=p}^{p+k-1} delta_s. The k-step RMSE (observation unit
 pooled) is taken over every (window, p) with p + k <= W - 1. This is what the reference
 implementation's sliding evaluation computes (context 5 growing along the window, k - 1 masked
 steps, the last prediction scored); since every model here is causal, one run with rows p+1 ..
-masked gives the k-step predictions of every k at once.
+masked gives the k-step predictions of every k at once; and since steps 0 .. p of that run are
+those of the fully observed run, one observed pass stores the recurrent state after every step
+and each p only rolls the remaining K - 1 masked steps from it (``step`` API of every forward
+model).
 
 The previous-state predictor is scored on the same (window, p) pairs (o_hat_{p+k} = o_p), and, as
 the paper's own "naive baseline" does, also on every position p >= 0 ("prev_state_all_rmse").
@@ -43,7 +46,7 @@ def _scores(pred: dict[int, np.ndarray], truth: dict[int, np.ndarray], horizons)
 
 @torch.no_grad()
 def paper_multistep(model: torch.nn.Module | None, stats: Stats | None, data: TrajectoryData, obs_qd: bool = False,
-                    horizons: tuple[int, ...] = HORIZONS, min_context: int = 5, arx=None, batch: int = 1024) -> dict:
+                    horizons: tuple[int, ...] = HORIZONS, min_context: int = 5, arx=None) -> dict:
     """k-step RMSE per horizon of ``model`` (or, with ``model`` None, only the references) on the
     windows of ``data``; with ``arx`` (a fitted ARX) its rows too. Returns {"rmse": {k},
     "prev_state_rmse": {k}, "prev_state_all_rmse": {k}, ["arx_rmse": {k}], "windows", "min_context",
@@ -63,16 +66,23 @@ def paper_multistep(model: torch.nn.Module | None, stats: Stats | None, data: Tr
         model.eval()
         on = torch.as_tensor((ow - stats.obs_mean) / stats.obs_std, dtype=torch.float32)
         an = torch.as_tensor((aw - stats.act_mean) / stats.act_std, dtype=torch.float32)
+    if model is not None:
+        # observed pass: mu of every step and the recurrent state after every step
+        state = model.initial_state(B)
+        ones = torch.ones(B, 1)
+        mu_obs, states_after = [], []
+        for t in range(W - 1):
+            mu, _, state = model.step(on[:, t], ones, an[:, t], state)
+            mu_obs.append(mu)
+            states_after.append(state)
     for p in range(min_context - 1, W - 1):
         n_ahead = min(K, W - 1 - p)
         if model is not None:
-            valid = torch.zeros(B, W - 1, 1)
-            valid[:, :p + 1] = 1.0
-            deltas = []
-            for b in range(0, B, batch):
-                mu, _ = model.seq(on[b:b + batch, :-1], an[b:b + batch, :-1], valid[b:b + batch])
-                deltas.append(mu[:, p:p + n_ahead].double().numpy())
-            delta = np.concatenate(deltas) * stats.dobs_std + stats.dobs_mean       # (B, n_ahead, d)
+            mus, st, zeros = [mu_obs[p]], states_after[p], torch.zeros(B, 1)
+            for t in range(p + 1, p + n_ahead):     # rows p+1 .. removed: the model runs on actions
+                mu, _, st = model.step(on[:, t], zeros, an[:, t], st)
+                mus.append(mu)
+            delta = torch.stack(mus, 1).double().numpy() * stats.dobs_std + stats.dobs_mean   # (B, n_ahead, d)
             o_hat = ow[:, p][:, None] + np.cumsum(delta, axis=1)
         if arx is not None:
             arx_hat = arx.rollout(ow[:, :p + 1 + n_ahead], aw[:, :p + 1 + n_ahead], p + 1)
