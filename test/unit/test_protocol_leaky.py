@@ -150,3 +150,33 @@ def test_paper_metric_refuses_windows_of_unequal_length():
     data = white_noise_linear_data(n_ep=3, T=50, n=1, seed=4)
     with pytest.raises(ValueError, match="one length"):
         paper_multistep(None, None, data.select(np.arange(len(data)) < 120), obs_qd=True)
+
+
+def test_cli_paper_leaky_train_and_eval_score_the_paper_metric(tmp_path):
+    """train --protocol paper-leaky records the protocol; eval reuses it and reports the paper
+    metric as the h = k columns (equal to paper_multistep on the same test windows), keeping the
+    context-30 figures, with the ARX row on the same metric and the protocol named in the table."""
+    import json
+
+    from dynlearn_ros.cli import main
+    from dynlearn_ros.datasets.format import save_npz
+    from dynlearn_ros.learning.training.sequence import load_checkpoint
+
+    npz = str(save_npz(tmp_path / "wn.npz", white_noise_linear_data(n_ep=10, T=160, n=1, seed=11)))
+    run = tmp_path / "run"
+    assert main(["train", "--data", npz, "--model", "gru", "--direction", "forward", "--obs-qd",
+                 "--protocol", "paper-leaky", "--epochs", "1", "--lod", "3", "--hidden", "8",
+                 "--out", str(run), "--no-progress"]) == 0
+    summary = json.loads((run / "train.json").read_text())
+    assert summary["split"]["protocol"] == "paper-leaky" and summary["train_config"]["mask_keep"] == 5
+    js, md = tmp_path / "r.json", tmp_path / "r.md"
+    assert main(["eval", "--data", npz, "--runs", str(run), "--json", str(js), "--md", str(md)]) == 0
+    res = json.loads(js.read_text())
+    r = res["models"]["gru s0"]
+    assert "paper multi-step" in res["metric"] and "paper multi-step" in md.read_text()
+    model, ck = load_checkpoint(run / "checkpoint.pt")
+    _tr, _va, te = split_data(white_noise_linear_data(n_ep=10, T=160, n=1, seed=11), 0,
+                              SplitSpec.from_dict(ck["split"]))
+    ref = paper_multistep(model, Stats.from_dict(ck["stats"]), te, obs_qd=True)
+    assert r["rmse"] == pytest.approx(ref["rmse"], rel=1e-6) and "rmse_context30" in r
+    assert res["models"]["ARX(2, 2)"]["rmse"] == pytest.approx(r["paper_multistep"]["arx_rmse"], rel=1e-12)
