@@ -95,7 +95,10 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
         res.update({"run": str(run_dir), "subsample": k, "obs_qd": bool(tc.get("obs_qd", False)),
                     "seed": tc["seed"], "epochs": tc["epochs"], "best_epoch": ckpt["best_epoch"], "train_rows": ckpt["train_rows"],
                     "train_wall_s": round(ckpt["wall_s"], 1)})
-        results["models"][f"{tc['kind']} s{tc['seed']}" + (f" (1/{k} rate)" if k > 1 else "")] = res
+        name = f"{tc['kind']} s{tc['seed']}" + (f" (1/{k} rate)" if k > 1 else "")
+        if name in results["models"]:   # two runs of one kind and seed (e.g. two training options)
+            name = f"{name} [{Path(run_dir).name}]"
+        results["models"][name] = res
     test = keep_every(test, int(subsample or 1))
     train = keep_every(_tr, int(subsample or 1))
     if direction == "forward":
