@@ -25,6 +25,11 @@ def add_split_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rows dropped before the validation and test blocks of a contiguous split")
     parser.add_argument("--test-file", default=None,
                         help="a separate data set (name or .npz, same joints) used whole as the test split")
+    parser.add_argument("--protocol", choices=("episode", "paper-leaky"), default=None,
+                        help="episode (default): whole episodes or time blocks per part; paper-leaky: the "
+                             "ac-RKN paper's protocol, LEAKY (every episode cut into 40-row windows, windows "
+                             "shuffled over train/val/test, default fractions 0.72,0.08,0.2); for comparison "
+                             "with the paper's figures only, never for a claim about unseen data")
 
 
 def split_spec(args: argparse.Namespace, default_none: bool = False):
@@ -33,10 +38,10 @@ def split_spec(args: argparse.Namespace, default_none: bool = False):
     reason on a malformed option."""
     from dynlearn_ros.datasets.splits import SplitSpec
 
-    if default_none and args.split is None and not args.gap and args.test_file is None:
+    if default_none and args.split is None and not args.gap and args.test_file is None and args.protocol is None:
         return None
     try:
-        return SplitSpec.parse(args.split, args.gap, args.test_file)
+        return SplitSpec.parse(args.split, args.gap, args.test_file, args.protocol or "episode")
     except ValueError as exc:
         raise SystemExit(f"--split/--gap/--test-file: {exc}") from exc
 
@@ -52,6 +57,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-basis", type=int, default=15)
     parser.add_argument("--hidden", type=int, default=120, help="encoder/decoder hidden width")
     parser.add_argument("--mask-frac", type=float, default=0.75, help="forward: observations removed")
+    parser.add_argument("--mask-keep", type=int, default=None,
+                        help="forward: first rows of every window always observed (default 1; 5 with "
+                             "--protocol paper-leaky, as the paper)")
+    parser.add_argument("--ctrl-layers", type=int, default=1,
+                        help="hidden layers (of --hidden units) of the ac-RKN control MLP (paper: 3)")
+    parser.add_argument("--lr-schedule", choices=("none", "cosine"), default="none",
+                        help="cosine: decay the learning rate to lr/100 over --epochs or --time-budget")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="stop after this many epochs without a better validation loss")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="CPU_S",
+                        help="stop when the training process has used this many CPU seconds")
+    parser.add_argument("--rollout-frac", type=float, default=0.0,
+                        help="forward: fraction of windows run free (no observation) after "
+                             "--rollout-context rows, with a loss on the accumulated state error")
+    parser.add_argument("--rollout-context", type=int, default=10)
+    parser.add_argument("--rollout-weight", type=float, default=1.0)
     parser.add_argument("--lam", type=float, default=0.1, help="inverse: weight of the forward RMSE")
     parser.add_argument("--act-target", choices=("difference", "absolute"), default="difference",
                         help="inverse: predict a_t - a_{t-1} (paper) or a_t (closed-loop use, see "
@@ -90,7 +111,17 @@ def run(args: argparse.Namespace) -> int:
         lam=args.lam, obs_qd=args.obs_qd, lod=args.lod, num_basis=args.num_basis, hidden=args.hidden,
         act_target=args.act_target, own_action_frac=args.own_action_frac,
         max_train_samples=args.max_train_samples, threads=args.threads,
+        mask_keep=args.mask_keep if args.mask_keep is not None else (5 if args.protocol == "paper-leaky" else 1),
+        ctrl_layers=args.ctrl_layers, lr_schedule=args.lr_schedule, patience=args.patience,
+        time_budget_s=args.time_budget, rollout_frac=args.rollout_frac, rollout_context=args.rollout_context,
+        rollout_weight=args.rollout_weight,
     )
+    try:
+        from dynlearn_ros.learning.training.sequence import check_schedule
+
+        check_schedule(tcfg)
+    except ValueError as exc:
+        raise SystemExit(f"train: {exc}") from exc
     train_run(str(args.data), tcfg, args.out, args.subsample, progress=not args.no_progress,
               command=command_line(args), split=split_spec(args))
     return 0

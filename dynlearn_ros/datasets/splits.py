@@ -11,10 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dynlearn_ros.datasets.filtering import episode_bounds
 from dynlearn_ros.datasets.format import TrajectoryData
 
 #: fewest episodes for which :func:`train_val_test` splits by episode
 MIN_EPISODES_FOR_EPISODE_SPLIT = 5
+#: split protocols of :class:`SplitSpec`
+PROTOCOLS = ("episode", "paper-leaky")
 
 
 def _check_fractions(fractions: tuple[float, float, float]) -> np.ndarray:
@@ -109,6 +112,53 @@ def train_val_test(
     return split_contiguous(data, fractions)
 
 
+#: the ac-RKN paper's window length for its leaky protocol (official loader, pneumatic arm)
+PAPER_WINDOW = 40
+#: default (train, val, test) fractions of the leaky protocol: the paper's 80 / 20 windows, with a
+#: tenth of its training windows held out for the best-epoch choice (the paper picks it on test)
+PAPER_FRACTIONS = (0.72, 0.08, 0.2)
+
+
+def window_episodes(data: TrajectoryData, window: int) -> TrajectoryData:
+    """``data`` cut into consecutive non-overlapping windows of ``window`` rows (from each
+    episode's first row; a tail shorter than ``window`` is dropped), each window relabelled as
+    its own episode (ids 0, 1, ... in row order). Rows keep their order and values."""
+    if window < 2:
+        raise ValueError(f"window must be >= 2 rows, got {window}")
+    keep = np.zeros(len(data), dtype=bool)
+    new_ep = np.full(len(data), -1, dtype=np.int64)
+    k = 0
+    for a, b in episode_bounds(data.episode):
+        for s in range(a, b - window + 1, window):
+            keep[s:s + window] = True
+            new_ep[s:s + window] = k
+            k += 1
+    out = data.select(keep)
+    out.episode = new_ep[keep]
+    return out
+
+
+def split_paper_leaky(data: TrajectoryData, fractions: tuple[float, float, float] = PAPER_FRACTIONS,
+                      seed: int = 0, window: int = PAPER_WINDOW
+                      ) -> tuple[TrajectoryData, TrajectoryData, TrajectoryData]:
+    """The ac-RKN paper's protocol, **leaky by construction**: every episode cut into consecutive
+    non-overlapping windows of ``window`` rows (:func:`window_episodes`), the windows shuffled
+    (``seed``) and assigned to train / val / test in the proportions ``fractions``. Windows of one
+    recording land on both sides, and a test window's neighbours (the rows just before and after
+    it) are training rows: test error is optimistic compared to unseen recordings. For comparison
+    with published figures only; use the episode split to measure generalization."""
+    if data.episodes().size < 3 and len(data) < 3 * window:
+        raise ValueError(f"too few rows ({len(data)}) for three parts of {window}-row windows")
+    w = window_episodes(data, window)
+    if w.episodes().size < 3:
+        raise ValueError(f"only {w.episodes().size} windows of {window} rows fit: need >= 3")
+    tr, va, te = split_by_episode(w, fractions, seed)
+    info = {"method": "paper-leaky", "seed": int(seed), "window": int(window),
+            "fractions": [float(x) for x in fractions]}
+    return tuple(_tag(p, p.meta["split"]["part"], {**info, "windows": len(p.meta["split"]["episodes"])})
+                 for p in (tr, va, te))
+
+
 @dataclass(frozen=True)
 class SplitSpec:
     """How ``dynlearn-ros train`` / ``eval`` split a data set (recorded in the run's checkpoint so
@@ -118,12 +168,15 @@ class SplitSpec:
     (contiguous blocks); gap: rows dropped before the validation and the test block of a
     contiguous split (ignored by the episode split, whose parts share no episode); test_file: a
     separate data set (name or .npz) used whole as the test split, the data then split into
-    train / val in the proportions of the first two fractions.
+    train / val in the proportions of the first two fractions; protocol: "episode" (the above,
+    default) or "paper-leaky" (:func:`split_paper_leaky`: shuffled 40-row windows, leaky, for
+    comparison with the ac-RKN paper's figures only).
     """
 
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     gap: int = 0
     test_file: str | None = None
+    protocol: str = "episode"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fractions", tuple(float(x) for x in self.fractions))
@@ -132,13 +185,19 @@ class SplitSpec:
             raise ValueError(f"gap must be >= 0, got {self.gap}")
         if self.test_file is not None and self.fractions[0] + self.fractions[1] <= 0:
             raise ValueError("with a test file the train and validation fractions cannot both be 0")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.protocol == "paper-leaky" and (self.test_file is not None or self.gap):
+            raise ValueError("the paper-leaky protocol takes neither a test file nor a gap")
 
     @classmethod
-    def parse(cls, fractions: str | None = None, gap: int = 0, test_file: str | None = None) -> SplitSpec:
+    def parse(cls, fractions: str | None = None, gap: int = 0, test_file: str | None = None,
+              protocol: str = "episode") -> SplitSpec:
         """From the command-line forms: ``fractions`` "0.7,0.15,0.15" (or two numbers, train and
-        val, with ``test_file``); ValueError with the reason otherwise."""
+        val, with ``test_file``; default :data:`PAPER_FRACTIONS` for "paper-leaky"); ValueError
+        with the reason otherwise."""
         if fractions is None:
-            f = (0.7, 0.15, 0.15)
+            f = PAPER_FRACTIONS if protocol == "paper-leaky" else (0.7, 0.15, 0.15)
         else:
             try:
                 f = tuple(float(x) for x in fractions.split(","))
@@ -148,20 +207,24 @@ class SplitSpec:
                 f = (*f, 0.0)
             if len(f) != 3:
                 raise ValueError(f"--split takes three fractions train,val,test (two with --test-file), got {fractions!r}")
-        return cls(f, int(gap), test_file)
+        return cls(f, int(gap), test_file, protocol)
 
     def to_dict(self) -> dict:
-        return {"fractions": list(self.fractions), "gap": self.gap, "test_file": self.test_file}
+        return {"fractions": list(self.fractions), "gap": self.gap, "test_file": self.test_file,
+                "protocol": self.protocol}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> SplitSpec:
-        return cls() if not d else cls(tuple(d["fractions"]), int(d.get("gap", 0)), d.get("test_file"))
+        return cls() if not d else cls(tuple(d["fractions"]), int(d.get("gap", 0)), d.get("test_file"),
+                                       d.get("protocol", "episode"))
 
 
 def split_data(data: TrajectoryData, seed: int = 0, spec: SplitSpec | None = None
                ) -> tuple[TrajectoryData, TrajectoryData, TrajectoryData]:
     """(train, val, test) of ``data`` as ``spec`` says (default: :func:`train_val_test`'s split)."""
     spec = spec or SplitSpec()
+    if spec.protocol == "paper-leaky":
+        return split_paper_leaky(data, spec.fractions, seed)
     if spec.test_file is not None:
         from dynlearn_ros.datasets.catalog import load_dataset
 

@@ -6,6 +6,19 @@ Losses (normalized units, y = target, mu / var = prediction):
 Forward: RMSE(delta) + NLL, with a fraction ``mask_frac`` of observations removed (t = 0 always kept).
 Inverse: RMSE(action difference, or action with ``act_target="absolute"``)
          + lambda * RMSE(forward difference) [ac-RKN] + NLL.
+
+Free-run training (forward, ``rollout_frac`` > 0): in that fraction of the windows every
+observation after the first ``rollout_context`` is removed, so the model rolls on the actions
+alone, and the loss gains ``rollout_weight`` * RMSE of the accumulated state error
+e_t = sum_{s=C-1}^{t} (mu_s - y_s) * std_d / std_o (normalized observation units), the error a
+free run adds up: a per-step RMSE barely sees a small bias in the differences, which grows
+linearly in a free run.
+
+Schedule: ``lr_schedule`` "cosine" decays the learning rate from ``lr`` to ``lr`` / 100 over the
+run's progress (epochs done / ``epochs``, or CPU seconds used / ``time_budget_s`` when that is
+further along); ``patience`` stops after that many epochs without a better validation loss;
+``time_budget_s`` stops when this process has used that many CPU seconds (checked after each
+batch; the epoch in progress is validated and kept like any other).
 """
 
 from __future__ import annotations
@@ -47,6 +60,14 @@ class TrainConfig:
     own_action_frac: float = 0.0   # ac-RKN inverse, absolute target: windows fed their own prediction
     max_train_samples: int | None = None
     threads: int = 1
+    mask_keep: int = 1            # forward: the first rows of every window always observed (paper: 5)
+    ctrl_layers: int = 1          # hidden layers of the control MLP (paper: 3 x 120)
+    lr_schedule: str = "none"     # "none" | "cosine"
+    patience: int | None = None   # early stopping: epochs without a better validation loss
+    time_budget_s: float | None = None   # CPU seconds of this process for the whole fit
+    rollout_frac: float = 0.0     # forward: fraction of windows run free after rollout_context rows
+    rollout_context: int = 10
+    rollout_weight: float = 1.0
 
 
 def data_hash(data: TrajectoryData) -> str:
@@ -80,6 +101,8 @@ class WindowSet:
         self.act = f((aw - stats.act_mean) / stats.act_std)
         self.dobs = f((np.diff(ow, axis=1) - stats.dobs_mean) / stats.dobs_std)   # (k, W-1, d_o)
         self.dact = f((np.diff(aw, axis=1) - stats.dact_mean) / stats.dact_std)   # (k, W-1, d_a)
+        # a normalized difference times this is a change in normalized observation units (d_o,)
+        self.delta_to_obs = f(np.asarray(stats.dobs_std / stats.obs_std)) if tcfg.direction == "forward" else None
         self.rows = len(starts) * tcfg.window
 
     def __len__(self) -> int:
@@ -126,10 +149,21 @@ def batch_loss(model: torch.nn.Module, ws: WindowSet, idx: Tensor, tcfg: TrainCo
     if tcfg.direction == "forward":
         x_obs, x_act, y = obs[:, :-1], act[:, :-1], forward_target(ws.dobs[idx])
         valid = (torch.rand(x_obs.shape[0], x_obs.shape[1], 1, generator=gen) >= tcfg.mask_frac).float()
-        valid[:, 0] = 1.0
+        valid[:, :max(1, tcfg.mask_keep)] = 1.0
+        free = None
+        if tcfg.rollout_frac > 0:
+            free = torch.rand(x_obs.shape[0], generator=gen) < tcfg.rollout_frac
+            valid[free, tcfg.rollout_context:] = 0.0
         mu, var = model.seq(x_obs, x_act, valid)
         r, n = rmse(mu, y), nll(mu, var, y)
-        return r + n, {"rmse": float(r.detach()), "nll": float(n.detach())}
+        parts = {"rmse": float(r.detach()), "nll": float(n.detach())}
+        loss = r + n
+        if free is not None and bool(free.any()):
+            rs = rmse(rollout_state_error(mu[free], y[free], ws.delta_to_obs, tcfg.rollout_context),
+                      torch.zeros(()))
+            loss = loss + tcfg.rollout_weight * rs
+            parts["rollout_rmse"] = float(rs.detach())
+        return loss, parts
     if tcfg.own_action_frac > 0:
         mu, var, fwd = model.seq(obs, act, own_mask=own_action_mask(obs.shape[0], obs.shape[1], tcfg.own_action_frac, gen))
     else:
@@ -143,6 +177,15 @@ def batch_loss(model: torch.nn.Module, ws: WindowSet, idx: Tensor, tcfg: TrainCo
         loss = loss + tcfg.lam * rf
         parts["fwd_rmse"] = float(rf.detach())
     return loss, parts
+
+
+def rollout_state_error(mu: Tensor, y: Tensor, delta_to_obs: Tensor, context: int) -> Tensor:
+    """Accumulated state error (B, W-1-(context-1), d_o) of a free run from ``context`` observed
+    rows: e_t = sum_{s=context-1}^{t} (mu_s - y_s) * delta_to_obs, t = context-1 .. W-2, for
+    predicted / true normalized differences mu, y (B, W-1, d_o) (step s predicts o_{s+1} - o_s,
+    so e_t is the error of o_hat_{t+1} in normalized observation units; the normalization's mean
+    cancels in mu - y)."""
+    return torch.cumsum((mu[:, context - 1:] - y[:, context - 1:]) * delta_to_obs, dim=1)
 
 
 def own_action_mask(batch: int, window: int, frac: float, gen: torch.Generator) -> Tensor:
@@ -159,7 +202,8 @@ def own_action_mask(batch: int, window: int, frac: float, gen: torch.Generator) 
 def model_config(tcfg: TrainConfig, obs_dim: int, act_dim: int) -> ModelConfig:
     h = (tcfg.hidden,)
     return ModelConfig(kind=tcfg.kind, direction=tcfg.direction, obs_dim=obs_dim, act_dim=act_dim,
-                       lod=tcfg.lod, num_basis=tcfg.num_basis, enc_hidden=h, dec_hidden=h, ctrl_hidden=h,
+                       lod=tcfg.lod, num_basis=tcfg.num_basis, enc_hidden=h, dec_hidden=h,
+                       ctrl_hidden=(tcfg.hidden,) * max(1, tcfg.ctrl_layers),
                        act_target=tcfg.act_target)
 
 
@@ -180,6 +224,7 @@ def fit(train: TrajectoryData, val: TrajectoryData, tcfg: TrainConfig, progress:
         raise ValueError("own_action_frac > 0 needs kind acrkn-inv with act_target 'absolute'")
     if not 0.0 <= tcfg.own_action_frac <= 1.0:
         raise ValueError(f"own_action_frac must be in [0, 1], got {tcfg.own_action_frac}")
+    check_schedule(tcfg)
     torch.manual_seed(tcfg.seed)
     np.random.seed(tcfg.seed)
     torch.set_num_threads(max(1, tcfg.threads))
@@ -195,6 +240,8 @@ def fit(train: TrajectoryData, val: TrajectoryData, tcfg: TrainConfig, progress:
     best = (math.inf, -1, copy.deepcopy(model.state_dict()))
     history = []
     t_start = time.perf_counter()
+    cpu_start = time.process_time()
+    stopped = ""
     bar = None
     if progress:
         from tqdm import tqdm
@@ -204,7 +251,10 @@ def fit(train: TrajectoryData, val: TrajectoryData, tcfg: TrainConfig, progress:
         model.train()
         perm = torch.randperm(len(tr), generator=gen)
         tot, nb = 0.0, 0
+        n_batches = max(1, math.ceil(len(tr) / tcfg.batch_size))
         for b in range(0, len(tr), tcfg.batch_size):
+            for g in opt.param_groups:
+                g["lr"] = scheduled_lr(tcfg, epoch + nb / n_batches, time.process_time() - cpu_start)
             loss, _ = batch_loss(model, tr, perm[b:b + tcfg.batch_size], tcfg, gen)
             opt.zero_grad()
             loss.backward()
@@ -212,15 +262,23 @@ def fit(train: TrajectoryData, val: TrajectoryData, tcfg: TrainConfig, progress:
             opt.step()
             tot += float(loss.detach())
             nb += 1
+            if tcfg.time_budget_s is not None and time.process_time() - cpu_start >= tcfg.time_budget_s:
+                stopped = f"time budget of {tcfg.time_budget_s:g} CPU s reached in epoch {epoch}"
+                break
         train_s = time.perf_counter() - t0
         val_loss, val_parts = validate(model, va, tcfg)
         history.append({"epoch": epoch, "train_loss": tot / max(nb, 1), "val_loss": val_loss,
-                        **{f"val_{k}": v for k, v in val_parts.items()}, "epoch_s": train_s})
+                        **{f"val_{k}": v for k, v in val_parts.items()}, "epoch_s": train_s,
+                        "lr": opt.param_groups[0]["lr"], "batches": nb})
         if val_loss < best[0]:
             best = (val_loss, epoch, copy.deepcopy(model.state_dict()))
         if bar is not None:
             bar.set_postfix(train=f"{tot / max(nb, 1):.4f}", val=f"{val_loss:.4f}", best=best[1])
             bar.update(1)
+        if not stopped and tcfg.patience is not None and epoch - best[1] >= tcfg.patience:
+            stopped = f"early stop: no better validation loss for {tcfg.patience} epochs after epoch {best[1]}"
+        if stopped:
+            break
     if bar is not None:
         bar.close()
     model.load_state_dict(best[2])
@@ -228,8 +286,41 @@ def fit(train: TrajectoryData, val: TrajectoryData, tcfg: TrainConfig, progress:
         "model_config": mcfg.to_dict(), "train_config": asdict(tcfg), "state_dict": model.state_dict(),
         "stats": stats.to_dict(), "history": history, "best_epoch": best[1], "best_val_loss": best[0],
         "train_rows": len(train), "train_window_rows": tr.rows, "wall_s": time.perf_counter() - t_start,
+        "cpu_s": time.process_time() - cpu_start, "epochs_run": len(history), "stopped": stopped,
         "joint_names": list(train.joint_names), "dt": train.dt, "data": data_name,
     }
+
+
+def check_schedule(tcfg: TrainConfig) -> None:
+    """ValueError naming the first invalid schedule / free-run option of ``tcfg``."""
+    if tcfg.lr_schedule not in ("none", "cosine"):
+        raise ValueError(f"lr_schedule must be 'none' or 'cosine', got {tcfg.lr_schedule!r}")
+    if tcfg.patience is not None and tcfg.patience < 1:
+        raise ValueError(f"patience must be >= 1 epoch, got {tcfg.patience}")
+    if tcfg.time_budget_s is not None and tcfg.time_budget_s <= 0:
+        raise ValueError(f"time_budget_s must be > 0, got {tcfg.time_budget_s}")
+    if not 0.0 <= tcfg.rollout_frac <= 1.0:
+        raise ValueError(f"rollout_frac must be in [0, 1], got {tcfg.rollout_frac}")
+    if tcfg.rollout_frac > 0 and (tcfg.direction != "forward" or not 1 <= tcfg.rollout_context < tcfg.window - 1):
+        raise ValueError(f"rollout_frac > 0 needs a forward model and 1 <= rollout_context < window - 1 "
+                         f"(got {tcfg.direction}, context {tcfg.rollout_context}, window {tcfg.window})")
+    if not 0 <= tcfg.mask_keep < tcfg.window:
+        raise ValueError(f"mask_keep must be in [0, window), got {tcfg.mask_keep}")
+
+
+def scheduled_lr(tcfg: TrainConfig, epochs_done: float, cpu_used_s: float) -> float:
+    """The learning rate after ``epochs_done`` (fractional) epochs and ``cpu_used_s`` CPU seconds:
+    ``tcfg.lr`` without a schedule; "cosine": lr_min + (lr - lr_min) (1 + cos(pi p)) / 2 with
+    lr_min = lr / 100 and p = the further along of epochs_done / epochs and cpu_used_s /
+    time_budget_s, clipped to [0, 1]."""
+    if tcfg.lr_schedule == "none":
+        return tcfg.lr
+    p = epochs_done / max(tcfg.epochs, 1)
+    if tcfg.time_budget_s:
+        p = max(p, cpu_used_s / tcfg.time_budget_s)
+    p = min(max(p, 0.0), 1.0)
+    lr_min = tcfg.lr / 100.0
+    return lr_min + (tcfg.lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * p))
 
 
 @torch.no_grad()
