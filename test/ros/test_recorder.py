@@ -9,6 +9,7 @@ was applied over). The other is killed with SIGKILL: its bag reads up to the las
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
@@ -31,11 +32,13 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
 
     bag_a, bag_b = tmp_path / "bag_sigint", tmp_path / "bag_sigkill"
     sum_a = tmp_path / "recorder_a.json"
+    # niceness 0, as record:=true sets it beside the lockstep simulator (whose loop takes every
+    # free cycle: a niced recorder would lose states)
     rec_a = start_node("recorder", {"bag_path": str(bag_a), "summary_path": str(sum_a),
-                                    "chunk_period_s": CHUNK_S}, name="recorder_a")
+                                    "chunk_period_s": CHUNK_S, "niceness": 0}, name="recorder_a")
     # recorder_b stamps by receive time (EventsExecutor), as ros2 bag record does
-    rec_b = start_node("recorder", {"bag_path": str(bag_b), "chunk_period_s": CHUNK_S, "bag_time": "receive"},
-                       name="recorder_b")
+    rec_b = start_node("recorder", {"bag_path": str(bag_b), "chunk_period_s": CHUNK_S, "bag_time": "receive",
+                                    "niceness": 0}, name="recorder_b")
     node = rclpy.create_node("recorder_peer")
     pred_pub = node.create_publisher(JointTrajectory, "predictor/prediction", 10)
     std_pub = node.create_publisher(Float64MultiArray, "predictor/prediction_std", 10)
@@ -160,6 +163,32 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
     bad = start_node("trainer", {"model_dir": "svdkl_iiwa_sim", "initial_bag": str(tmp_path / "absent.mcap")})
     assert bad.wait(timeout=120.0) == 2
     assert "absent.mcap: no such bag" in bad.output()
+
+
+def test_recorder_runs_every_thread_at_its_niceness(ros_context, start_node, tmp_path):
+    """Default niceness 19 on every thread, the middleware's threads started before the node
+    included (Linux keeps a niceness per thread: os.nice alone would leave them at 0), and on the
+    threads a new peer makes the middleware start later."""
+    import rclpy
+    from std_msgs.msg import String
+
+    rec = start_node("recorder", {"bag_path": str(tmp_path / "bag"), "summary_path": str(tmp_path / "r.json")})
+    end = time.monotonic() + 60.0
+    while "into" not in rec.output():
+        assert rec.poll() is None and time.monotonic() < end, rec.output()
+        time.sleep(0.05)
+    node = rclpy.create_node("niceness_peer")       # a new participant: new middleware work
+    pub = node.create_publisher(String, "trainer/metrics", 10)
+    try:
+        time.sleep(1.0)                              # > the 0.2 s discovery period, several times
+        tids = os.listdir(f"/proc/{rec.pid}/task")
+        nice = {t: os.getpriority(os.PRIO_PROCESS, int(t)) for t in tids}
+        assert len(tids) > 5 and set(nice.values()) == {19}, (nice, rec.output())
+        pub.publish(String(data="{}"))
+    finally:
+        node.destroy_node()
+    assert rec.stop(timeout=30.0) == 0, rec.output()
+    assert json.loads((tmp_path / "r.json").read_text())["niceness"] == 19
 
 
 def test_launch_record_true_names_the_bag_in_the_run_summary(tmp_path, ros_env):

@@ -343,3 +343,10 @@ def test_launch_record_argument_adds_the_recorder(tmp_path):
     assert rec.name == "recorder" and rec.module == "dynlearn_ros.nodes.recorder" and not rec.required
     params = rec.parameters[0]
     assert params["bag_path"] == str(tmp_path / "bag") and params["summary_path"] == str(tmp_path / "recorder.json")
+    # the launch default is lockstep stepping: the recorder keeps niceness 0 there (a complete bag);
+    # beside a realtime loop (realtime stepping, a real robot) it keeps its default 19
+    assert params["niceness"] == 0
+    for args in ({"stepping": "realtime"}, {"use_sim": "false"}):
+        rt = vgain_control({"record": "true", "summary_dir": str(tmp_path), **args})
+        rec = next(s for s in rt if s.name == "recorder")
+        assert "niceness" not in rec.parameters[0], args
