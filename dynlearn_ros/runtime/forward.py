@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor
-from dynlearn_ros.runtime.slot import ModelRefused
+from dynlearn_ros.runtime.slot import ModelRefused, checking
 
 #: horizons (s) scored online against the states that later arrive (those within the horizon)
 SCORE_HORIZONS_S = (0.001, 0.010, 0.050, 0.100)
@@ -68,17 +68,10 @@ def check_forward_model(model: AcrknForwardPredictor, joint_names: Sequence[str]
     obs = np.concatenate([q, np.zeros(n)])
     mean, var = np.zeros((steps, 2 * n)), np.zeros((steps, 2 * n))
     snap = np.zeros(model.snapshot_size, dtype=np.float32)
-    model.reset()
-    try:
+    with checking(model):
         if model.rollout(obs, np.zeros(n), mean, var, snap) != steps or np.any(var < 0):
             raise ModelRefused(f"{steps} predictions at rest from {np.round(q, 3).tolist()} are not all finite "
                                "with variance >= 0")
-    except ModelRefused:
-        raise
-    except Exception as exc:   # a model raising on finite input breaks its contract: refuse it
-        raise ModelRefused(f"prediction at the check state raised {type(exc).__name__}: {exc}") from exc
-    finally:
-        model.reset()
 
 
 def decimation(step_dt: float, model_dt: float) -> int | None:

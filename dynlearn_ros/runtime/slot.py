@@ -31,7 +31,8 @@ collects results for logging. Counters: swaps, refused, rollbacks.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +86,7 @@ def check_model(model: InverseModel, joint_names: tuple[str, ...], q: np.ndarray
     for arr in (query.q, query.q_des, query.q_des_next):
         arr[:] = q
     mean, std = np.zeros(n), np.zeros(n)
-    model.reset()
-    try:
+    with checking(model):
         for k in range(ticks):
             ok = model.predict(query, mean, std)
             if not ok or not np.isfinite(mean).all() or not np.isfinite(std).all() or np.any(std < 0):
@@ -94,6 +94,16 @@ def check_model(model: InverseModel, joint_names: tuple[str, ...], q: np.ndarray
                                    f"(ok={ok}, mean={np.round(mean, 3).tolist()}, std={np.round(std, 3).tolist()})")
             model.commit(mean)
             query.tau_prev[:] = mean
+
+
+@contextmanager
+def checking(model: Any) -> Iterator[None]:
+    """The frame of a check-state prediction (inverse :func:`check_model`, forward
+    ``runtime.forward.check_forward_model``): ``model`` reset before and after; an exception the
+    model raises on the finite check input breaks its contract and becomes :class:`ModelRefused`."""
+    model.reset()
+    try:
+        yield
     except ModelRefused:
         raise
     except Exception as exc:  # a model raising on finite input breaks its contract: refuse it
