@@ -68,7 +68,7 @@ from dynlearn_ros.core.safety import (  # noqa: E402
 from dynlearn_ros.core.status import STATUS_FIELDS, fill_status, status_label, status_width  # noqa: E402
 from dynlearn_ros.core.trajectories import PrefixedSpline, fit_to_limits  # noqa: E402
 from dynlearn_ros.nodes import qos  # noqa: E402
-from dynlearn_ros.nodes.params import declare_spec, on_set_parameters, write_json_atomic  # noqa: E402
+from dynlearn_ros.nodes.params import declare_spec, on_set_parameters, write_summary_or_exit  # noqa: E402
 from dynlearn_ros.nodes.runner import run_node  # noqa: E402
 from dynlearn_ros.nodes.trajectory_intake import TrajectoryIntake  # noqa: E402
 from dynlearn_ros.paths import resolve_model_dir  # noqa: E402
@@ -512,11 +512,7 @@ class ComputedTorqueNode(Node):
         """Write the summary to ``summary_path``; a failure (the directory vanished, a full
         disk) is one log line and exit code 1, not a traceback."""
         if self.config.summary_path:
-            try:
-                write_json_atomic(self.config.summary_path, self.summary())
-            except OSError as exc:
-                self.get_logger().error(f"summary not written to {self.config.summary_path!r}: {exc}")
-                raise SystemExit(1) from None
+            write_summary_or_exit(self, self.config.summary_path, self.summary())
 
     def destroy_node(self) -> None:
         slot = getattr(self, "slot", None)

@@ -96,3 +96,16 @@ def write_json_atomic(path: str | Path, data: dict) -> Path:
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
     return path
+
+
+def write_summary_or_exit(node, path: str, data: dict) -> None:
+    """A node's exit summary: :func:`write_json_atomic` to ``path`` (nothing when it is empty); a
+    failure (the directory vanished, a full disk) is one error line on ``node``'s logger and exit
+    code 1, not a traceback."""
+    if not path:
+        return
+    try:
+        write_json_atomic(path, data)
+    except OSError as exc:
+        node.get_logger().error(f"summary not written to {path!r}: {exc}")
+        raise SystemExit(1) from None

@@ -56,7 +56,7 @@ from dynlearn_ros.core.config import ConfigError, ParamSpec  # noqa: E402
 from dynlearn_ros.core.robots import robot_names, robot_spec  # noqa: E402
 from dynlearn_ros.core.safety import OK, JointStateMapper  # noqa: E402
 from dynlearn_ros.nodes import qos  # noqa: E402
-from dynlearn_ros.nodes.params import declare_spec, on_set_parameters, write_json_atomic  # noqa: E402
+from dynlearn_ros.nodes.params import declare_spec, on_set_parameters, write_summary_or_exit  # noqa: E402
 from dynlearn_ros.nodes.runner import run_node  # noqa: E402
 from dynlearn_ros.paths import resolve_model_dir  # noqa: E402
 from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor  # noqa: E402
@@ -452,11 +452,7 @@ class Predictor(Node):
 
     def write_summary(self) -> None:
         if self.p["summary_path"]:
-            try:
-                write_json_atomic(self.p["summary_path"], self.summary())
-            except OSError as exc:
-                self.get_logger().error(f"summary not written to {self.p['summary_path']!r}: {exc}")
-                raise SystemExit(1) from None
+            write_summary_or_exit(self, self.p["summary_path"], self.summary())
 
     def destroy_node(self) -> None:
         slot = getattr(self, "slot", None)
