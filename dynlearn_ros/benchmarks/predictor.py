@@ -95,6 +95,25 @@ class _Pinocchio:
             out_q[i], out_qd[i] = q, qd
 
 
+def applied_rollout(model, snap: np.ndarray, obs: np.ndarray, q0: np.ndarray, qd0: np.ndarray, taus: np.ndarray,
+                    mean: np.ndarray, var: np.ndarray, out_q: np.ndarray, out_qd: np.ndarray | None = None) -> bool:
+    """The ac-RKN ``model`` fed the applied torques ``taus`` (K, n) N*m open loop from [q0, qd0]
+    (rad, rad/s), its belief snapshotted into ``snap`` and restored after; ``obs``, ``mean``,
+    ``var`` (2n,) are scratch. out_q (and out_qd) (K, n): the predicted state after each step, NaN
+    from the first failed step on. Returns False if a step failed."""
+    n = q0.shape[0]
+    obs[:n], obs[n:] = q0, qd0
+    model.snapshot_into(snap)
+    ok = True
+    for i in range(taus.shape[0]):
+        ok = ok and model.predict(obs if i == 0 else None, taus[i], mean, var)
+        out_q[i] = mean[:n] if ok else np.nan
+        if out_qd is not None:
+            out_qd[i] = mean[n:] if ok else np.nan
+    model.restore(snap)
+    return ok
+
+
 def evaluate_episode(model, pin: _Pinocchio, q: np.ndarray, qd: np.ndarray, tau: np.ndarray, t: np.ndarray,
                      every: int, warmup: int, acc: dict) -> None:
     """Stream one episode (rows of q, qd (rad, rad/s), tau (N*m, applied over the row's step), t (s))
@@ -120,14 +139,7 @@ def evaluate_episode(model, pin: _Pinocchio, q: np.ndarray, qd: np.ndarray, tau:
             acc["failed_rollouts"] += 1
             continue
         # the ac-RKN fed the applied torques over the horizon (same belief, restored after)
-        obs[:n], obs[n:] = q[k], qd[k]
-        model.snapshot_into(snap)
-        ok = True
-        for i in range(hmax):
-            ok = ok and model.predict(obs if i == 0 else None, tau[k + i], m_mean, m_var)
-            app_q[i], app_qd[i] = m_mean[:n], m_mean[n:]
-        model.restore(snap)
-        if not ok:
+        if not applied_rollout(model, snap, obs, q[k], qd[k], tau[k:k + hmax], m_mean, m_var, app_q, app_qd):
             acc["failed_rollouts"] += 1
             continue
         preds = {"acrkn_held": (stream.q_pred, stream.qd_pred), "acrkn_applied": (app_q, app_qd)}
@@ -172,13 +184,7 @@ def free_run_episode(model, pin: _Pinocchio, q: np.ndarray, qd: np.ndarray, tau:
         stream.observe(q[k], qd[k], tau[k - 1] if k else tau[0], t[k])
         if k < warmup or (k - warmup) % length or k + length >= q.shape[0]:
             continue
-        obs[:n], obs[n:] = q[k], qd[k]
-        model.snapshot_into(snap)
-        ok = True
-        for i in range(length):
-            ok = ok and model.predict(obs if i == 0 else None, tau[k + i], mean, var)
-            run_q[i] = mean[:n] if ok else np.nan
-        model.restore(snap)
+        ok = applied_rollout(model, snap, obs, q[k], qd[k], tau[k:k + length], mean, var, run_q)
         pin.rollout(q[k], qd[k], tau[k:k + length], dt, pq, pqd)
         steps = (np.arange(1, length + 1) * dt)[:, None]
         truth = q[k + 1:k + length + 1]
