@@ -389,3 +389,15 @@ def inertia_gains(spec: RobotSpec, inertia: np.ndarray) -> tuple[np.ndarray, np.
     inertia = np.asarray(inertia, dtype=np.float64)
     w_min, w_max = spec.entry.gain_natural_frequency
     return inertia * w_min**2, inertia * w_max**2, 2.0 * np.sqrt(inertia)
+
+
+def ee_com_local(spec: RobotSpec) -> np.ndarray:
+    """Centre of mass (3,) m of ``spec.ee_link`` in that link's frame (its URDF inertial origin):
+    where the simulated plant puts a payload and the online learner's payload regressor expects it."""
+    root = ET.parse(spec.urdf_path).getroot()
+    for link in root.findall("link"):
+        if link.get("name") == spec.ee_link:
+            origin = link.find("inertial/origin")
+            xyz = "0 0 0" if origin is None else origin.get("xyz", "0 0 0")
+            return np.array([float(v) for v in xyz.split()])
+    raise ValueError(f"link {spec.ee_link} not in {spec.urdf_path}")

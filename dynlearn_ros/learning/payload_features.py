@@ -56,19 +56,13 @@ class PointMassChain:
     def from_robot(cls, robot: str, joint_names: Sequence[str]) -> PointMassChain:
         """The chain of ``robot``'s URDF (Pinocchio) with the payload point the simulated plant
         uses (:func:`dynlearn_ros.sim.plant.payload_model`: the end-effector link's centre of mass,
-        its URDF inertial origin; read here from the URDF, learning/ does not import sim/)."""
-        import xml.etree.ElementTree as ET
-
+        its URDF inertial origin, :func:`dynlearn_ros.core.robots.ee_com_local`)."""
         from dynlearn_ros.core.analytic import RigidBodyModel
-        from dynlearn_ros.core.robots import robot_spec
+        from dynlearn_ros.core.robots import ee_com_local, robot_spec
 
         spec = robot_spec(robot)
         model = RigidBodyModel(spec.urdf_path, spec.joint_names).model
-        com = np.zeros(3)
-        for link in ET.parse(spec.urdf_path).getroot().findall("link"):
-            origin = link.find("inertial/origin") if link.get("name") == spec.ee_link else None
-            if origin is not None:
-                com = np.array([float(v) for v in origin.get("xyz", "0 0 0").split()])
+        com = ee_com_local(spec)
         frame = model.frames[model.getFrameId(spec.ee_link)]
         chain, j = [], frame.parentJoint
         while j > 0:

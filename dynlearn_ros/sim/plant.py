@@ -33,7 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dynlearn_ros.core.robots import RobotSpec, robot_names, robot_spec
+from dynlearn_ros.core.robots import ee_com_local, robot_names, robot_spec
 
 #: gravity along -z (m/s^2); Pinocchio's default model.gravity
 GRAVITY = 9.81
@@ -53,19 +53,6 @@ def per_joint(value: float | Sequence[float] | np.ndarray | None, n: int, name: 
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"{name}: values must be finite and >= 0, got {arr.tolist()}")
     return arr
-
-
-def ee_com_local(spec: RobotSpec) -> np.ndarray:
-    """Centre of mass (3,) m of ``spec.ee_link`` in that link's frame (its URDF inertial origin)."""
-    import xml.etree.ElementTree as ET
-
-    root = ET.parse(spec.urdf_path).getroot()
-    for link in root.findall("link"):
-        if link.get("name") == spec.ee_link:
-            origin = link.find("inertial/origin")
-            xyz = "0 0 0" if origin is None else origin.get("xyz", "0 0 0")
-            return np.array([float(v) for v in xyz.split()])
-    raise ValueError(f"link {spec.ee_link} not in {spec.urdf_path}")
 
 
 def payload_model(robot: str, payload_kg: float, joint_names: Sequence[str] | None = None):
