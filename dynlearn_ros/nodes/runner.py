@@ -11,7 +11,7 @@ terminal plus ``ros2 launch`` used to abort the process in rclpy's shutdown). rc
 with its own signal handling off; the executor is :func:`dynlearn_ros.nodes.params.make_executor`'s
 (EventsExecutor or SingleThreadedExecutor, never the MultiThreadedExecutor); spinning runs in
 0.1 s slices so the flag is seen. Then the node's ``write_summary()`` (if it has one), the node
-is destroyed and rclpy shut down. Exit code: 0 after a signal or a normal end, 2 with one log
+is destroyed, rclpy shut down, and the signals ignored while the interpreter exits. Exit code: 0 after a signal or a normal end, 2 with one log
 line when the configuration is refused.
 
 This module imports nothing heavy at import time (the early handler must be cheap).
@@ -87,7 +87,17 @@ def run_node(factory: Callable[[], object], args: list[str] | None = None, *, na
             if node is not None:
                 node.destroy_node()
             context.try_shutdown()
+            ignore_signals_until_exit()
     return code
+
+
+def ignore_signals_until_exit() -> None:
+    """From here on SIGINT / SIGTERM are ignored: the node is done, the process only exits.
+    Without this, a signal arriving while the interpreter finalizes kills it (exit -2): Python's
+    finalization puts back the default action for every signal it had a handler for, but leaves
+    an ignored one ignored. SIGKILL (``ros2 launch``'s last escalation) still ends it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def spin_until_stopped(executor, context) -> None:
