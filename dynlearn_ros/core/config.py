@@ -192,6 +192,10 @@ COMPUTED_TORQUE_SPEC: tuple[ParamSpec, ...] = (
               reason="the models' query and the schedule's envelope are built for one period"),
     ParamSpec("stale_timeout_ms", "double", 50.0, "a joint state older than this (ms, wall clock) is "
               "stale: the controller sends the gravity hold instead", lo=1.0, hi=10000.0),
+    ParamSpec("command_timeout_ms", "double", 20.0, "the robot's command watchdog (ms): the longest it "
+              "runs on one command before it brakes (sim_bridge's command_timeout_ms). A late state's "
+              "hold is counted up to it and the reference clock pauses for the rest of a longer gap "
+              "(docs/safety.md, realtime under load)", lo=1.0, hi=10000.0),
     ParamSpec("settle_s", "double", 0.0, "seconds after start excluded from the tracking statistics "
               "in the summary", lo=0.0, hi=3600.0, dynamic=False,
               reason="the statistics window is fixed when the run starts"),
@@ -287,13 +291,14 @@ def spec_defaults(specs: Sequence[ParamSpec], ctx: RobotContext | None) -> dict[
 class ControllerConfig:
     """The computed_torque node's validated parameters. Per-joint arrays are read-only (n,)
     float64 in URDF joint order; ``waypoints`` is (m, n) rad; times in s (``stale_timeout_s``
-    is the parameter ``stale_timeout_ms`` / 1000)."""
+    is the parameter ``stale_timeout_ms`` / 1000, ``command_timeout_s`` likewise)."""
 
     robot: str
     urdf_path: str
     joint_names: tuple[str, ...]
     control_period_s: float
     stale_timeout_s: float
+    command_timeout_s: float
     settle_s: float
     analytic_std: np.ndarray
     k_min: np.ndarray
@@ -371,6 +376,7 @@ def validate(values: Mapping[str, Any], ctx: RobotContext,
     if summary and not Path(summary).expanduser().resolve().parent.is_dir():
         raise ConfigError(f"parameter 'summary_path' = {summary!r}: its directory does not exist")
     v["stale_timeout_s"] = 1e-3 * v.pop("stale_timeout_ms")
+    v["command_timeout_s"] = 1e-3 * v.pop("command_timeout_ms")
     frozen = {k: (val.tolist() if isinstance(val, np.ndarray) else val) for k, val in raw.items()}
     return ControllerConfig(**v, params=MappingProxyType(frozen))
 

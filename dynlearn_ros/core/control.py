@@ -104,6 +104,7 @@ class Counters:
     late_ticks: int = 0
     chatter_ticks: int = 0    # ticks with K_D lowered by the chatter guard
     withheld_holds: int = 0   # stale holds not sent: the states showed the arm moving implausibly
+    reference_paused_s: float = 0.0   # s the reference clock was held back (pause_reference)
     rejected: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -113,6 +114,7 @@ class Counters:
             "tracking_fault": self.tracking_fault, "rate_limited_joints": self.rate_limited_joints,
             "reference_clipped": self.reference_clipped, "late_ticks": self.late_ticks,
             "chatter_ticks": self.chatter_ticks, "withheld_holds": self.withheld_holds,
+            "reference_paused_s": self.reference_paused_s,
             **{f"rejected_{k}": v for k, v in sorted(self.rejected.items())},
         }
 
@@ -299,7 +301,10 @@ class ComputedTorqueController:
         self.have_state = False
         self.last_state_wall = -np.inf
         self.q_des_limits: tuple[np.ndarray, np.ndarray] | None = None
-        self.gain_scale = 1.0   # < 1: gains lowered for a late state (see set_gain_scale)
+        self.late_omega = math.inf   # rad/s: bandwidth bound while commands are held long (set_late_bandwidth)
+        self._inv_inertia: np.ndarray | None = None   # (n,) 1/I of the late law (enable_late_law)
+        self._fb = np.zeros(n)      # the late law's accelerations a e + b e' (rad/s^2)
+        self._zero = np.zeros(n)
         self.damping_scale = 1.0   # < 1: K_D lowered by the chatter guard (set_chatter_guard)
         self.chatter = 0.0         # the guard's level (see CHATTER_LEVEL)
         self._inv_vmax: np.ndarray | None = None
@@ -419,18 +424,65 @@ class ComputedTorqueController:
         else:
             self.damping_scale = 1.0
 
-    def set_gain_scale(self, scale: float) -> None:
-        """Scale the next ticks' gains: K_P by ``scale`` in (0, 1], K_D by sqrt(scale) (the same
-        damping ratio at a lower natural frequency). The node lowers it for late states
-        (:func:`dynlearn_ros.core.safety.lateness_gain_scale`); 1 = the schedule's gains."""
-        self.gain_scale = float(min(max(scale, 1e-6), 1.0))
-        if self.gain_scale < 1.0:
+    def pause_reference(self, seconds: float) -> None:
+        """Hold the reference clock back by ``seconds`` (>= 0): the plant did not follow the
+        reference for that long (the robot braked after its command watchdog ran out; the
+        stale hold), so the reference continues from where the arm was left instead of having
+        run ahead of it (docs/safety.md, "Realtime under load")."""
+        if seconds > 0 and self.t0 is not None:
+            self.t0 += float(seconds)
+            self.counters.reference_paused_s += float(seconds)
+
+    def enable_late_law(self, inertia: np.ndarray) -> None:
+        """Allow the late law (:meth:`set_late_bandwidth`): ``inertia`` (n,) kg*m^2 > 0, the
+        per-joint inertias the gains were designed for (K = I omega^2: diag M(home), as
+        :func:`~dynlearn_ros.core.schedule.default_gains`)."""
+        inertia = np.asarray(inertia, dtype=np.float64)
+        if inertia.shape != (self.n,) or not np.all(inertia > 0):
+            raise ValueError(f"inertia must be (n,) and > 0, got {inertia}")
+        self._inertia = inertia.copy()
+        self._inv_inertia = 1.0 / inertia
+
+    def set_late_bandwidth(self, omega: float) -> None:
+        """The next ticks' feedback for commands the plant runs on for longer than a period
+        (docs/safety.md, "Realtime under load"); ``omega`` rad/s, inf = on time (the law above).
+
+        Finite: every joint's designed rates are bounded, a_j = min(K_P,j / I_j, omega^2),
+        b_j = min(K_D,j / I_j, 2 omega), and the feedback goes through the mass matrix,
+
+            tau_fb = M(q) (a (q_d - q) + b (qd_d - qd)),
+
+        so each error obeys e'' = -a e - b e' (with the exact feed-forward): the closed-loop
+        modes are the designed per-joint ones, not the coupled M^-1 K_P, M^-1 K_D (134 rad/s,
+        904 1/s for the iiwa's diagonal gains, faults/late_commands.py), and all of them stay
+        below omega. kp, kd report I a, I b (the equivalent gains at home). Counted in
+        ``late_ticks``; needs :meth:`enable_late_law`."""
+        if self._inv_inertia is None and math.isfinite(omega):
+            raise RuntimeError("set_late_bandwidth needs enable_late_law first")
+        self.late_omega = float(omega) if omega > 0 else math.inf
+        if math.isfinite(self.late_omega):
             self.counters.late_ticks += 1
 
-    def _scale_gains(self) -> None:
-        self.kp *= self.gain_scale
-        self.kd *= np.sqrt(self.gain_scale)
+    def _bound_rates(self) -> None:
+        """kp, kd -> I min(K_P / I, omega^2), I min(K_D / I, 2 omega) (the late law's a, b times I)."""
+        bound, w = self._scratch, self.late_omega
+        np.multiply(self._inertia, w * w, out=bound)
+        np.minimum(self.kp, bound, out=self.kp)
+        np.multiply(self._inertia, 2.0 * w, out=bound)
+        np.minimum(self.kd, bound, out=self.kd)
         self._gains_fresh = False   # kp, kd no longer hold the schedule's gains: recompute next tick
+
+    def _feedback(self, q: np.ndarray, tau: np.ndarray) -> None:
+        """tau = kp * err + kd * _derr; through M(q) I^-1 while late (:meth:`set_late_bandwidth`)."""
+        np.multiply(self.kp, self.err, out=tau)
+        self._derr *= self.kd
+        tau += self._derr
+        if math.isfinite(self.late_omega):
+            # M(q) v = RNEA(q, 0, v) - g(q): two RNEA passes, nothing allocated
+            np.multiply(tau, self._inv_inertia, out=self._fb)
+            rbd = self.analytic.rbd
+            rbd.rnea(q, self._zero, self._fb, tau)
+            tau -= rbd.gravity(q, self._fb)
 
     def _clip_desired(self) -> None:
         """Clip q_des, q_des_next into the limits; where clipped the desired velocity and
@@ -514,8 +566,8 @@ class ComputedTorqueController:
             self.envelope.reset(self.schedule.sigma_f)   # confidence returns gradually afterwards
             self.schedule.max_gains(self.kp, self.kd)
 
-        if self.gain_scale < 1.0:
-            self._scale_gains()
+        if math.isfinite(self.late_omega):
+            self._bound_rates()
         if self.damping_scale < 1.0:
             self.kd *= self.damping_scale
             self._gains_fresh = False
@@ -530,9 +582,7 @@ class ComputedTorqueController:
                 return self._fault_hold(q, qd)
         np.subtract(qr.qd_des, qd, out=self._derr)
         tau = self.tau
-        np.multiply(self.kp, self.err, out=tau)
-        self._derr *= self.kd
-        tau += self._derr
+        self._feedback(q, tau)
         tau += self.tau_ff
         if not math.isfinite(tau.sum()):
             c.nonfinite_torque += 1
@@ -587,15 +637,14 @@ class ComputedTorqueController:
         self.analytic.predict(qr, self.tau_ff, self._scratch)
         self.std[:] = self.schedule.sigma_f
         self.schedule.max_gains(self.kp, self.kd)
-        if self.gain_scale < 1.0:
-            self._scale_gains()
+        if math.isfinite(self.late_omega):
+            self._bound_rates()
         if self.damping_scale < 1.0:
             self.kd *= self.damping_scale
         np.subtract(self.q_fault, q, out=self.err)
+        np.negative(qd, out=self._derr)
         tau = self.tau
-        np.multiply(self.kp, self.err, out=tau)
-        np.multiply(self.kd, qd, out=self._derr)
-        tau -= self._derr
+        self._feedback(q, tau)
         tau += self.tau_ff
         self.mode = Mode.FAULT
         if self.residual is not None:

@@ -9,6 +9,7 @@ the node counts and logs (throttled).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -241,57 +242,88 @@ class SourceLock:
             self.conflict = False
 
 
-#: omega_n * delay kept at or below this (rad) when a state is late: a PD loop with a pure delay
-#: tau keeps a phase margin of about 45 deg at omega_n * tau ~ 0.3-0.4; 0.25 leaves room for
-#: the zero-order hold of the bridge
-LATENESS_PHASE = 0.25
+#: omega * hold kept at or below this (rad) while commands are held long (:class:`LatenessScale`).
+#: A zero-order hold of d acts as a delay of about d / 2: 0.5 rad costs ~15-30 deg of phase (with the
+#: transport delay) out of a critically damped PD's ~76 deg margin. The damping rate is then at most
+#: 2 omega, 1.0 per hold: a held damping command removes the velocity it saw (deadbeat), half the
+#: stability limit 2. In the replay (faults/late_commands.py) 0.25 was stable too but left the arm
+#: too soft to recover after the robot's brakes (errors 0.13-0.17 rad against 0.05-0.06).
+LATENESS_PHASE = 0.5
+
+#: release time constant (s) of the predicted hold (:class:`LatenessScale`): a loaded machine
+#: starves the loop in bursts, so the late law stays on until about release_s * ln(d_hat / T)
+#: of on-time ticks have passed (~3 s after a 20 ms hold at 1 kHz)
+HOLD_RELEASE_S = 1.0
 
 
-def lateness_gain_scale(omega_max: float, delay_s: float, period_s: float) -> float:
-    """The factor for K_P (K_D gets its square root) of a tick that follows ``delay_s`` of
-    plant time on one held command (:func:`held_delay`):
+class LatenessScale:
+    """The bandwidth bound for a loop whose commands the plant runs on for longer than one
+    period (a loaded machine, realtime stepping; docs/safety.md "Realtime under load").
 
-        scale = f(delay) / f(period),   f(d) = min(1, (LATENESS_PHASE / (omega_max d))^2)
+    Each accepted state reports how long the plant ran on the previous command (``delay_s``,
+    :func:`held_delay`). The next command will be held for an unknown time; the estimate is the
+    fast-attack / slow-release envelope of the measured holds,
 
-    so an on-time tick (delay = one period) always keeps the schedule's gains. omega_max: the
-    controller's highest natural frequency (rad/s), :func:`coupled_omega_max`. At omega 40 rad/s
-    and 1 kHz a tick after 10 ms gets 0.39 of K_P, after 50 ms 0.016: softer, not unstable -
-    the graceful side of a loaded machine (docs/safety.md)."""
-    def f(d: float) -> float:
-        return min(1.0, (LATENESS_PHASE / (omega_max * d)) ** 2)
+        d_hat = max(d, T + (d_hat' - T) exp(-d / release_s)),
 
-    return f(max(delay_s, period_s)) / f(period_s)
+    because starvation comes in bursts: softer gains only for the tick right after a long hold
+    still ran away in the replay (faults/late_commands.py). With d_hat of at least LATE_PERIODS
+    periods T the bound is omega = LATENESS_PHASE / d_hat (rad/s) for
+    :meth:`~dynlearn_ros.core.control.ComputedTorqueController.set_late_bandwidth`; on time
+    (d_hat < 2 T) it is inf and the law is untouched - lockstep never looks late, so its
+    figures do not move."""
+
+    def __init__(self, period_s: float, release_s: float = HOLD_RELEASE_S) -> None:
+        if not (period_s > 0 and release_s > 0):
+            raise ValueError(f"period_s and release_s must be > 0, got {period_s}, {release_s}")
+        self.period_s, self.release_s = float(period_s), float(release_s)
+        self.d_hat = self.period_s   # s, the predicted hold of the next command
+
+    def reset(self) -> None:
+        """Forget the history of holds (d_hat = one period)."""
+        self.d_hat = self.period_s
+
+    def update(self, delay_s: float) -> float:
+        """Fold in the hold before this state (s); returns this tick's bound (rad/s, inf = none)."""
+        t = self.period_s
+        d = max(float(delay_s), t)
+        self.d_hat = max(d, t + (self.d_hat - t) * math.exp(-d / self.release_s))
+        if self.d_hat < LATE_PERIODS * t * (1.0 - 1e-6):   # (stamps in ns: 2 ms may read 1.999999)
+            return math.inf
+        return LATENESS_PHASE / self.d_hat
 
 
-def coupled_omega_max(mass_matrix: np.ndarray, k_max: np.ndarray) -> float:
-    """The closed loop's highest natural frequency (rad/s) at stiffness ``k_max`` (n,) N*m/rad:
-    sqrt(max |eig(M^-1 K)|) with ``mass_matrix`` M (n, n) kg*m^2. Per-joint gains scaled by the
-    diagonal of M give each joint alone sqrt(K_j / M_jj) (40 rad/s for the defaults), but M is
-    coupled: the iiwa's fastest mode at home is 134 rad/s (faults/late_commands.py), and that is
-    the one a late command destabilises first."""
-    m = np.asarray(mass_matrix, dtype=np.float64)
-    k = np.asarray(k_max, dtype=np.float64)
-    return float(np.sqrt(np.max(np.abs(np.linalg.eigvals(np.linalg.solve(m, np.diag(k)))))))
+#: a stamp step of this many control periods or more is a held command (see held_delay): held
+#: 2 periods, the default gains' coupled fast mode gets a damping impulse M^-1 K_D d = 1.8 (the
+#: iiwa: 904 1/s; 2 is the stability limit of a held command), held 3 periods it is past it
+LATE_PERIODS = 2
 
 
-#: a stamp step shorter than this many control periods is not a held command (see held_delay)
-LATE_PERIODS = 5
-
-
-def held_delay(dstamp: float, dwall: float, period_s: float, resumed: bool) -> float:
+def held_delay(dstamp: float, dwall: float, period_s: float, resumed: bool, timeout_s: float = math.inf) -> float:
     """How long (s) the plant ran on the previous control command before this state: the stamp
-    step ``dstamp`` since the last accepted state, unless
+    step ``dstamp`` since the last accepted state, at most ``timeout_s`` (the robot's command
+    watchdog: past it the robot brakes, it does not run on the command), unless
 
     * ``resumed``: the controller sent its stale hold in between (the plant ran on the hold, and
       this tick is the resumption after it), or
     * the stamps advance more than twice as fast as the messages arrive (``dwall`` <
       dstamp / 2): a driver publishing slower than its clock says nothing about held commands;
-
-    * the step is shorter than LATE_PERIODS periods (a state or two lost to a depth-1 queue
-      or jitter: normal, and a controller tuned for its period tolerates it);
+    * the step is shorter than LATE_PERIODS periods (the next state on time);
 
     then one ``period_s``. A lockstep plant waits for each command, so its stamps step one
     period per exchange however slow the exchange: it never looks late."""
-    if not resumed and dstamp >= LATE_PERIODS * period_s and dwall >= 0.5 * dstamp:
-        return dstamp
+    if not resumed and dstamp >= LATE_PERIODS * period_s * (1.0 - 1e-6) and dwall >= 0.5 * dstamp:
+        return min(dstamp, timeout_s)
     return period_s
+
+
+def unfollowed_time(dstamp: float, dwall: float, timeout_s: float) -> float:
+    """The part (s) of a gap of ``dstamp`` between two accepted states in which the arm did not
+    follow the reference: beyond the robot's command watchdog ``timeout_s`` it braked (or, past
+    the stale timeout, held the controller's gravity hold). The controller pauses its reference
+    clock by this much (:meth:`~dynlearn_ros.core.control.ComputedTorqueController.pause_reference`)
+    so the arm is not asked to catch up a reference that ran on without it. 0 when the stamps
+    run more than twice as fast as the messages (a slow driver, see :func:`held_delay`)."""
+    if dwall >= 0.5 * dstamp and dstamp > timeout_s:
+        return dstamp - timeout_s
+    return 0.0

@@ -20,6 +20,13 @@ position error stays below 25 mrad - a velocity chatter, the fast mode; with K_D
 50 % late stays calm. With the guard (core/control.py CHATTER_LEVEL: K_D / 3 while the
 velocity chatters) 20, 50 and 100 % late stay below 0.75 v_max. docs/safety.md ("Realtime under
 load").
+
+:func:`replay_starved` is the overloaded machine of the CPU-hog fault row: the controller sees
+only some states (gaps of many periods, log-normal), its command reaches the plant ``lag``
+periods after the state it answers and is held until the next one, and past the robot's command
+watchdog the plant brakes, as sim_bridge does. It runs the node's whole late path
+(core/safety.py held_delay, unfollowed_time, LatenessScale; the controller's late law and chatter
+guard) or, with ``late_law=False``, the law as designed.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from dynlearn_ros.core.analytic import RigidBodyModel
 from dynlearn_ros.core.assembly import build_analytic, build_controller, builtin_reference
 from dynlearn_ros.core.config import ControllerConfig, robot_context, validate
 from dynlearn_ros.core.robots import robot_spec
+from dynlearn_ros.core.safety import LatenessScale, held_delay, unfollowed_time
 from dynlearn_ros.core.trajectories import fit_to_limits
 
 
@@ -101,3 +109,68 @@ def replay(late_fraction: float, seconds: float = 5.0, seed: int = 0, robot: str
     return {"late_ticks": late, "ticks": steps, "max_qd_over_limit": max_ratio, "first_over_2x_s": first,
             "joint": joint, "max_abs_err_rad": float(np.max(ctl.stats.max_abs_err)),
             "tracking_faults": ctl.counters.tracking_fault, "chatter_ticks": ctl.counters.chatter_ticks}
+
+
+def replay_starved(median_gap: float, seconds: float = 5.0, seed: int = 0, robot: str = "iiwa", lag: int = 2,
+                   spread: float = 0.9, on_time: float = 0.1, late_law: bool = True,
+                   command_timeout_ms: float = 20.0) -> dict:
+    """A starved realtime loop (module docstring): the controller reads the state every g
+    periods, g = 1 with probability ``on_time``, else round(lognormal(ln median_gap, spread))
+    (at least 1); its command is applied ``lag`` periods after that state and held until the
+    next one arrives; ``command_timeout_ms`` after the last arrival the plant brakes (sim_bridge's
+    watchdog) until a command arrives. ``late_law``: the node's late path on (False: only the
+    chatter guard, the law as designed).
+
+    Returns {"ticks" (controller ticks), "steps", "brake_steps", "late_ticks",
+    "max_qd_over_limit", "max_abs_err_rad", "tracking_faults", "reference_paused_s"}."""
+    from dynlearn_ros.sim.plant import SimPlant
+
+    if median_gap < 1 or lag < 1:
+        raise ValueError(f"median_gap and lag must be >= 1, got {median_gap}, {lag}")
+    rng = np.random.default_rng(seed)
+    spec = robot_spec(robot)
+    config = default_config(robot, command_timeout_ms=command_timeout_ms)
+    analytic = build_analytic(config)
+    reference, _ = fit_to_limits(builtin_reference(config, spec.home), spec.lower, spec.upper)
+    ctl = build_controller(config, analytic, analytic, reference)
+    ctl.set_chatter_guard(spec.velocity_limits)
+    ctl.enable_late_law(robot_context(robot, "").inertia)
+    lateness = LatenessScale(config.control_period_s)
+    dt, n = config.control_period_s, spec.n
+    timeout_steps = int(round(config.command_timeout_s / dt))
+    plant = SimPlant(robot, dt=dt)
+    q, qd = np.zeros(n), np.zeros(n)
+    pending: list[tuple[int, np.ndarray]] = []   # (step it is applied from, command)
+    applied, last_arrival, k_prev, next_read = None, 0, None, 0
+    max_ratio, steps = 0.0, int(round(seconds / dt))
+    try:
+        plant.reset(spec.home, np.zeros(n))
+        for k in range(steps):
+            plant.state_into(q, qd)
+            max_ratio = max(max_ratio, float(np.max(np.abs(qd) / spec.velocity_limits)))
+            if k == next_read:
+                if late_law and k_prev is not None:
+                    gap = (k - k_prev) * dt   # stamps and arrivals advance together
+                    ctl.pause_reference(unfollowed_time(gap, gap, config.command_timeout_s))
+                    ctl.set_late_bandwidth(lateness.update(held_delay(gap, gap, dt, False, config.command_timeout_s)))
+                k_prev = k
+                ctl.step(q, qd, k * dt, k * dt)
+                pending.append((k + lag, ctl.tau.copy()))
+                g = 1 if rng.uniform() < on_time else round(rng.lognormal(np.log(median_gap), spread))
+                next_read = k + max(1, int(g))
+            while pending and pending[0][0] <= k:
+                applied = pending.pop(0)[1]
+                last_arrival = k
+            if applied is None:
+                plant.step(ctl.tau)   # before the first command arrives: the first one (a hold at home)
+            elif k - last_arrival >= timeout_steps:
+                plant.brake_step()
+            else:
+                plant.step(applied)
+        brake_steps = int(plant.brake_steps)
+    finally:
+        plant.close()
+    return {"ticks": ctl.counters.ticks, "steps": steps, "brake_steps": brake_steps,
+            "late_ticks": ctl.counters.late_ticks, "max_qd_over_limit": max_ratio,
+            "max_abs_err_rad": float(np.max(ctl.stats.max_abs_err)), "tracking_faults": ctl.counters.tracking_fault,
+            "reference_paused_s": ctl.counters.reference_paused_s}

@@ -59,11 +59,11 @@ from dynlearn_ros.core.safety import (  # noqa: E402
     STAMP_REPEATED,
     TOO_FAST,
     JointStateMapper,
+    LatenessScale,
     SourceLock,
     StateGate,
-    coupled_omega_max,
     held_delay,
-    lateness_gain_scale,
+    unfollowed_time,
 )
 from dynlearn_ros.core.status import STATUS_FIELDS, fill_status, status_label, status_width  # noqa: E402
 from dynlearn_ros.core.trajectories import PrefixedSpline, fit_to_limits  # noqa: E402
@@ -155,8 +155,9 @@ class ComputedTorqueNode(Node):
         self._last_accept_wall = -np.inf
         self._blind_motion = False   # the last gate rejection since the last accepted state was a MOTION_REJECTS one
         self._holds_at_accept = 0
-        self._mass_home = self.analytic.rbd.mass_matrix(spec.home)   # M(home) (n, n) for the coupled rate
-        self._omega_max = coupled_omega_max(self._mass_home, config.k_max)
+        # while the plant runs long on each command: the late law, bandwidth from the holds (docs/safety.md)
+        self.ctl.enable_late_law(self.ctx.inertia)
+        self.lateness = LatenessScale(config.control_period_s)
 
     def _load_model(self, kind: str, model_dir: str) -> InverseModel:
         """The slot's loader (worker thread): ``kind`` '' reads the kind from metadata.json."""
@@ -203,7 +204,6 @@ class ComputedTorqueNode(Node):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.config = new
-        self._omega_max = coupled_omega_max(self._mass_home, new.k_max)
         self.ctl.stage_tuning(tuning)
         self.slot.reprepare()
         if new.stale_timeout_s != old.stale_timeout_s:
@@ -332,12 +332,15 @@ class ComputedTorqueNode(Node):
         ctl = self.ctl
         # a tick after the plant ran long on one command gets softer gains (docs/safety.md)
         holds = ctl.counters.stale_hold
-        delay = config.control_period_s if t_prev is None else held_delay(
-            t_state - t_prev, wall - self._last_accept_wall, config.control_period_s, holds != self._holds_at_accept)
+        delay = config.control_period_s
+        if t_prev is not None:
+            dstamp, dwall = t_state - t_prev, wall - self._last_accept_wall
+            delay = held_delay(dstamp, dwall, config.control_period_s, holds != self._holds_at_accept,
+                               config.command_timeout_s)
+            ctl.pause_reference(unfollowed_time(dstamp, dwall, config.command_timeout_s))
         self._last_accept_wall, self._holds_at_accept = wall, holds
-        # an on-time tick (delay = one period, nearly every tick) has scale f(T) / f(T) = 1 exactly
-        ctl.set_gain_scale(1.0 if delay == config.control_period_s
-                           else lateness_gain_scale(self._omega_max, delay, config.control_period_s))
+        # on time (no hold of 2 periods or more lately: nearly every tick) the bound is inf: the law as designed
+        ctl.set_late_bandwidth(self.lateness.update(delay))
         cand = self.slot.take_ready()
         if cand is not None:   # hot swap between two ticks: one reference
             self.slot.activated(cand, ctl.swap_model(cand.model, cand.prepared))

@@ -19,7 +19,9 @@ Stepping (parameter ``stepping``):
   the simulated physics pause with the bridge instead of catching up in a burst.
 
 Command watchdog (like a real robot's: FRI and libfranka stop the arm when commands stop): in
-realtime, no valid command for ``command_timeout_ms`` (wall clock) engages the brakes
+realtime, no valid command for ``command_timeout_ms`` of plant time (the steps the plant ran on the
+last command: wall-clock time while the bridge keeps up; a stall of the bridge itself pauses the
+physics and so the watchdog, instead of braking a paused arm for the bridge's own lateness) engages the brakes
 (:meth:`SimPlant.brake_step`: each joint's velocity driven to 0 with at most its effort limit)
 until a valid command arrives; a short gap (a few missed deadlines) holds the last command. In
 lockstep the same happens when ``lockstep_timeout_ms`` passes without a command. Each loss of
@@ -97,13 +99,15 @@ class SimBridgeNode(Node):
         self.stalls = 0  # realtime: the loop fell > STALL_PERIODS behind and re-anchored
         self.command_losses = 0  # episodes: commands stopped and the brakes engaged
         self._last_valid_ns = 0  # perf_counter_ns of the last valid command
+        self._steps_on_cmd = 0  # plant steps since the last valid command (the watchdog's time)
         self._cmd_publishers = 0
         self._cmd_conflict = False
         self.command_conflicts = 0
         self.deadline_misses = 0
         self.rejected = 0
         self.payload_msgs = 0
-        self.max_abs_qd = 0.0  # rad/s, over the run: a flailing arm shows here
+        self.max_abs_qd_joint = np.zeros(n)  # rad/s per joint, over the run: a flailing arm shows here
+        self._abs_qd = np.zeros(n)
         self.round_trip = LatencyRecorder()
         self._q = np.zeros(n)
         self._qd = np.zeros(n)
@@ -165,6 +169,7 @@ class SimBridgeNode(Node):
                 self._cmd[:] = vals
                 self._have_cmd = True
                 self._last_valid_ns = time.perf_counter_ns()
+                self._steps_on_cmd = 0
         self._fresh = True
 
     def _check_command_publishers(self) -> None:
@@ -181,7 +186,8 @@ class SimBridgeNode(Node):
         stamp_ns = self.k * self.dt_ns
         sec, nsec = divmod(stamp_ns, 1_000_000_000)
         self.plant.state_into(self._q, self._qd)
-        self.max_abs_qd = max(self.max_abs_qd, float(np.abs(self._qd).max()))
+        np.abs(self._qd, out=self._abs_qd)
+        np.maximum(self.max_abs_qd_joint, self._abs_qd, out=self.max_abs_qd_joint)
         js = self._js
         js.header.stamp.sec = sec
         js.header.stamp.nanosec = nsec
@@ -269,7 +275,8 @@ class SimBridgeNode(Node):
             if not self.plant.braking:
                 self.command_losses += 1
                 self.get_logger().error(
-                    f"no command for {(time.perf_counter_ns() - self._last_valid_ns) * 1e-6:.0f} ms at t = "
+                    f"no command for {self._steps_on_cmd * self.dt_ns * 1e-6:.0f} ms "
+                    f"({(time.perf_counter_ns() - self._last_valid_ns) * 1e-6:.0f} ms wall) at t = "
                     f"{self.k * self.dt_ns * 1e-9:.3f} s: brakes on until commands return "
                     f"({self.command_losses} losses; command publishers: {self._cmd_publishers})")
             self.plant.brake_step()
@@ -278,6 +285,7 @@ class SimBridgeNode(Node):
                 self.get_logger().warning(f"commands back at t = {self.k * self.dt_ns * 1e-9:.3f} s: brakes released "
                                           f"after {self.plant.brake_steps} braked steps in all")
             self.plant.step(self._cmd)
+        self._steps_on_cmd += 1
         self.k += 1
         self._publish_state()
 
@@ -323,7 +331,7 @@ class SimBridgeNode(Node):
                     return
             if not self._fresh:
                 self.deadline_misses += 1
-            self._step_and_publish(clock() - self._last_valid_ns > cmd_timeout_ns)
+            self._step_and_publish(self._steps_on_cmd * period_ns >= cmd_timeout_ns)
             next_tick += period_ns
             late = clock() - next_tick
             if late > STALL_PERIODS * period_ns:
@@ -350,7 +358,8 @@ class SimBridgeNode(Node):
             "timeouts": self.timeouts, "rejected_commands": self.rejected,
             "command_losses": self.command_losses, "brake_steps": int(self.plant.brake_steps),
             "command_conflicts": self.command_conflicts, "stalls": self.stalls,
-            "max_abs_qd": float(self.max_abs_qd),
+            "max_abs_qd": float(self.max_abs_qd_joint.max()),
+            "max_abs_qd_per_joint": self.max_abs_qd_joint.tolist(),
             "deadline_misses": self.deadline_misses,
             "deadline_miss_ratio": (self.deadline_misses / ticks if ticks else 0.0)
             if self.cfg["stepping"] == "realtime" else None,

@@ -24,7 +24,8 @@ BRIDGE_SPEC: tuple[ParamSpec, ...] = (
               choices=STEPPING, dynamic=False, reason=_PLANT),
     ParamSpec("lockstep_timeout_ms", "double", 500.0, "lockstep: after the first command, step holding "
               "the last command if none arrives within this", lo=1.0, hi=600000.0, dynamic=False, reason=_PLANT),
-    ParamSpec("command_timeout_ms", "double", 20.0, "realtime: no valid command for this long (wall clock) "
+    ParamSpec("command_timeout_ms", "double", 20.0, "realtime: no valid command for this long (plant time: "
+              "wall clock while the bridge keeps up) "
               "-> the brakes hold the arm until commands return (lockstep: lockstep_timeout_ms)", lo=1.0,
               hi=600000.0, dynamic=False, reason=_PLANT),
     ParamSpec("on_command_loss", "string", "brake", "what the plant does when commands stop (see "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dynlearn_ros.faults.late_commands import coupled_rates, default_config, replay
+from dynlearn_ros.faults.late_commands import coupled_rates, default_config, replay, replay_starved
 
 pytestmark = pytest.mark.sim
 
@@ -48,3 +48,61 @@ def test_a_third_of_the_damping_keeps_half_late_commands_calm():
     c = default_config()
     calm = replay(0.5, seconds=3.0, guard=False, zeta=(c.zeta / 3.0).tolist())
     assert calm["first_over_2x_s"] is None and calm["max_abs_err_rad"] < 1e-3
+
+
+# -- the starved loop of the CPU-hog fault row (replay_starved) ---------------------------------
+# Bounds: |qd| below the velocity limit itself (the fault row's "no run-away" check, half the
+# gate's plausibility bound) and the tracking error below half the following-error limit
+# (0.5 rad), so a run is calm with margin, not just short of a fault. Without the late law the
+# same gaps drive a joint far past twice its velocity limit (measured 36-41 x v_max over 3 s).
+@pytest.mark.parametrize("median_gap", [3, 10])
+def test_starved_loop_runs_away_without_the_late_law(median_gap):
+    r = replay_starved(median_gap, seconds=3.0, late_law=False)
+    assert r["max_qd_over_limit"] > 2.0, r
+
+
+@pytest.mark.parametrize("median_gap,lag,seed", [(2, 1, 0), (3, 2, 1), (10, 2, 2), (25, 4, 3)])
+def test_the_late_law_keeps_a_starved_loop_calm(median_gap, lag, seed):
+    r = replay_starved(median_gap, seconds=4.0, lag=lag, seed=seed)
+    assert r["late_ticks"] > 0.5 * r["ticks"]
+    assert r["max_qd_over_limit"] < 1.0 and r["tracking_faults"] == 0 and r["max_abs_err_rad"] < 0.25, r
+    # the reference paused for exactly the braked time: the brakes end every gap past the watchdog
+    assert r["reference_paused_s"] == pytest.approx(r["brake_steps"] * 1e-3, abs=0.05), r
+
+
+def test_the_late_law_is_the_designed_law_when_every_state_is_on_time():
+    # on time the late path changes nothing: bitwise the same run as without it
+    on = replay_starved(1, seconds=1.0, on_time=1.0)
+    off = replay_starved(1, seconds=1.0, on_time=1.0, late_law=False)
+    assert on["late_ticks"] == 0 and on == {**off, "late_ticks": 0}
+
+
+def test_the_late_feedback_goes_through_the_mass_matrix():
+    from dynlearn_ros.core.assembly import build_analytic, build_controller, builtin_reference
+    from dynlearn_ros.core.config import robot_context
+
+    c = default_config(reference="hold", gain_mode="fixed")
+    ctx = robot_context("iiwa", "")
+    analytic = build_analytic(c)
+    q0 = ctx.spec.home.copy()
+    rng = np.random.default_rng(0)
+    q = q0 + rng.normal(0.0, 0.02, q0.size)
+    qd = rng.normal(0.0, 0.1, q0.size)
+    taus = {}
+    for omega in (np.inf, 30.0):
+        ctl = build_controller(c, analytic, analytic, builtin_reference(c, q0))
+        ctl.enable_late_law(ctx.inertia)
+        ctl.step(q0, np.zeros(q0.size), 0.0, 0.0)   # first state: the reference holds q0
+        ctl.set_late_bandwidth(omega)
+        ctl.step(q, qd, 1e-3, 1e-3)
+        taus[omega] = (ctl.tau.copy(), ctl.tau_ff.copy(), ctl.kp.copy(), ctl.kd.copy())
+    tau, ff, kp, kd = taus[np.inf]
+    np.testing.assert_allclose(tau, ff + kp * (q0 - q) - kd * qd, rtol=1e-12, atol=1e-9)
+    tau_l, ff_l, kp_l, kd_l = taus[30.0]
+    i = ctx.inertia
+    a = np.minimum(kp / i, 30.0**2)
+    b = np.minimum(kd / i, 60.0)
+    np.testing.assert_allclose(kp_l, i * a, rtol=1e-12)
+    np.testing.assert_allclose(kd_l, i * b, rtol=1e-12)
+    m = analytic.rbd.mass_matrix(q)
+    np.testing.assert_allclose(tau_l, ff_l + m @ (a * (q0 - q) - b * qd), rtol=1e-9, atol=1e-9)

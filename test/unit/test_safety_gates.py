@@ -3,6 +3,8 @@ trajectory checks, the O(n) spline swap, the lateness gain scale (numpy only, no
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -134,21 +136,37 @@ def test_prefixed_spline_is_the_spline_through_the_current_state(m, given):
 
 
 def test_lateness_scale_and_held_delay():
-    # on time: the schedule's gains; after longer holds: monotonically softer
-    assert S.lateness_gain_scale(40.0, 1e-3, 1e-3) == 1.0
-    s10, s50 = S.lateness_gain_scale(40.0, 0.01, 1e-3), S.lateness_gain_scale(40.0, 0.05, 1e-3)
-    assert s10 == pytest.approx((0.25 / (40 * 0.01)) ** 2) and 0 < s50 < s10 < 1
-    # uniform gains on a light joint (omega 1000 rad/s): relative to an on-time tick
-    assert S.lateness_gain_scale(1000.0, 1e-3, 1e-3) == 1.0
-    assert S.lateness_gain_scale(1000.0, 2e-3, 1e-3) == pytest.approx(0.25)
-    # realtime plant, 20 ms of states missed (or a starved controller: 80 ms): the stamp step
-    assert S.held_delay(0.02, 0.021, 1e-3, False) == 0.02
-    assert S.held_delay(0.08, 0.5, 1e-3, False) == 0.08
+    T = 1e-3
+    ls = S.LatenessScale(T, release_s=1.0)
+    # on time: no bound (inf), the law as designed
+    assert ls.update(T) == math.inf
+    # a 20 ms hold: omega * hold = LATENESS_PHASE at once (fast attack)
+    assert ls.update(0.02) == pytest.approx(S.LATENESS_PHASE / 0.02)
+    # then on time again: the bound relaxes with release_s (slow release), monotonically, and is
+    # off once d_hat < 2 T: T + 19 ms exp(-t / 1 s) < 2 ms after ln 19 = 2.94 s of on-time ticks
+    bounds = [ls.update(T) for _ in range(2900)]
+    assert all(b1 >= b0 for b0, b1 in zip(bounds, bounds[1:], strict=False)) and math.isfinite(bounds[-1])
+    ls2 = S.LatenessScale(T, release_s=1.0)
+    ls2.update(0.02)
+    n_late = sum(math.isfinite(ls2.update(T)) for _ in range(4000))
+    assert abs(n_late - 1000 * math.log(19.0)) <= 2   # the envelope's closed form, to a tick
+    # a single 2-period hold counts for its own tick only
+    ls3 = S.LatenessScale(T)
+    assert math.isfinite(ls3.update(2e-3)) and ls3.update(T) == math.inf
+    # realtime plant, 20 ms of states missed (or a starved controller: 80 ms): the stamp step,
+    # at most the robot's command watchdog (past it the robot brakes)
+    assert S.held_delay(0.02, 0.021, T, False) == 0.02
+    assert S.held_delay(0.08, 0.5, T, False) == 0.08
+    assert S.held_delay(0.08, 0.08, T, False, timeout_s=0.02) == 0.02
     # lockstep under load: stamps advance one period per (slow) exchange -> one period;
-    # a state or two lost (2-4 ms): normal jitter, one period
-    assert S.held_delay(2e-3, 2e-3, 1e-3, False) == 1e-3
-    assert S.held_delay(5e-3, 5e-3, 1e-3, False) == 5e-3
-    assert S.held_delay(1e-3, 0.004, 1e-3, False) == 1e-3
+    # a state lost to the queue (2 ms) is already a hold of two periods
+    assert S.held_delay(1e-3, 0.004, T, False) == T
+    assert S.held_delay(2e-3, 2e-3, T, False) == 2e-3
+    assert S.held_delay(1.999999e-3, 2e-3, T, False) == 1.999999e-3   # stamps in ns
     # a driver whose stamps jump faster than it publishes; a resumption after the stale hold
-    assert S.held_delay(0.2, 0.02, 1e-3, False) == 1e-3
-    assert S.held_delay(1.0, 1.0, 1e-3, True) == 1e-3
+    assert S.held_delay(0.2, 0.02, T, False) == T
+    assert S.held_delay(1.0, 1.0, T, True) == T
+    # the reference pauses for the part of a gap beyond the watchdog, never for a slow driver
+    assert S.unfollowed_time(0.05, 0.05, 0.02) == pytest.approx(0.03)
+    assert S.unfollowed_time(0.01, 0.01, 0.02) == 0.0
+    assert S.unfollowed_time(0.2, 0.02, 0.02) == 0.0
