@@ -36,6 +36,17 @@ period), after the clamp to +-tau_max. At start the previous command is the anal
 the reference at the first state (for the built-in references: the torque that holds the arm at
 q0), so the first command is not forced to ramp up from zero. Limited joint-ticks are counted.
 
+Late commands (realtime on a loaded machine; the node measures how long the plant ran on each
+command, core/safety.py LatenessScale): :meth:`ComputedTorqueController.set_late_bandwidth` bounds
+every joint's closed-loop rates by omega and applies the feedback through M(q),
+
+    tau = tau_ff + M(q) (a (q_d - q) + b (qd_d - qd)),   a = min(K_P / I, omega^2), b = min(K_D / I, 2 omega),
+
+so the coupled modes are the designed per-joint ones (docs/safety.md, "Realtime under load");
+:meth:`ComputedTorqueController.pause_reference` holds the reference clock back for time the arm
+did not follow it. On time (omega = inf, lockstep, the in-process scenarios) the law above is
+unchanged, bit for bit.
+
 At run time, new gains and limits arrive as one :class:`Tuning` (built off the control path,
 :meth:`ComputedTorqueController.stage_tuning`) and a new model through
 :meth:`ComputedTorqueController.swap_model`; both take effect between two ticks.
@@ -302,7 +313,8 @@ class ComputedTorqueController:
         self.last_state_wall = -np.inf
         self.q_des_limits: tuple[np.ndarray, np.ndarray] | None = None
         self.late_omega = math.inf   # rad/s: bandwidth bound while commands are held long (set_late_bandwidth)
-        self._inv_inertia: np.ndarray | None = None   # (n,) 1/I of the late law (enable_late_law)
+        self._inertia: np.ndarray | None = None       # (n,) I of the late law (enable_late_law)
+        self._inv_inertia: np.ndarray | None = None   # (n,) 1/I
         self._fb = np.zeros(n)      # the late law's accelerations a e + b e' (rad/s^2)
         self._zero = np.zeros(n)
         self.damping_scale = 1.0   # < 1: K_D lowered by the chatter guard (set_chatter_guard)
@@ -418,10 +430,12 @@ class ComputedTorqueController:
         self._qd1[:] = qd
         if self.chatter > CHATTER_LEVEL:
             self._chatter_until = t + CHATTER_HOLD_S
-        if t <= self._chatter_until:
+        if t <= self._chatter_until and not math.isfinite(self.late_omega):
             self.damping_scale = CHATTER_DAMPING
             self.counters.chatter_ticks += 1
         else:
+            # (the late law, when on, bounds the damping itself: critically damped per joint; a
+            # third of it on top made the brakes' velocity steps ring in the replay)
             self.damping_scale = 1.0
 
     def pause_reference(self, seconds: float) -> None:

@@ -243,12 +243,15 @@ class SourceLock:
 
 
 #: omega * hold kept at or below this (rad) while commands are held long (:class:`LatenessScale`).
-#: A zero-order hold of d acts as a delay of about d / 2: 0.5 rad costs ~15-30 deg of phase (with the
-#: transport delay) out of a critically damped PD's ~76 deg margin. The damping rate is then at most
-#: 2 omega, 1.0 per hold: a held damping command removes the velocity it saw (deadbeat), half the
-#: stability limit 2. In the replay (faults/late_commands.py) 0.25 was stable too but left the arm
-#: too soft to recover after the robot's brakes (errors 0.13-0.17 rad against 0.05-0.06).
-LATENESS_PHASE = 0.5
+#: A zero-order hold of d acts as a delay of about d / 2: 0.65 rad costs ~20-40 deg of phase (with
+#: the transport delay) out of a critically damped PD's ~76 deg margin. The damping rate is then at
+#: most 2 omega, 1.3 per hold, below the stability limit 2 of a held damping command. Chosen in
+#: the replay (faults/late_commands.py replay_starved, median gaps 3-25 periods, lag 2-4, 0 and
+#: 3 kg of unknown payload, seeds 0-2): 0.5 stayed calm but soft (an unknown 3 kg payload:
+#: errors up to 0.49 rad, 2 following-error faults in 9 runs); 0.8 tracked best but passed the
+#: velocity limit without payload at the heaviest starvation (1.21 v_max); 0.65: at most 0.92
+#: v_max without payload, errors up to 0.41 rad and no fault with 3 kg.
+LATENESS_PHASE = 0.65
 
 #: release time constant (s) of the predicted hold (:class:`LatenessScale`): a loaded machine
 #: starves the loop in bursts, so the late law stays on until about release_s * ln(d_hat / T)

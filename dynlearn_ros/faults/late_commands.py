@@ -113,16 +113,17 @@ def replay(late_fraction: float, seconds: float = 5.0, seed: int = 0, robot: str
 
 def replay_starved(median_gap: float, seconds: float = 5.0, seed: int = 0, robot: str = "iiwa", lag: int = 2,
                    spread: float = 0.9, on_time: float = 0.1, late_law: bool = True,
-                   command_timeout_ms: float = 20.0) -> dict:
+                   command_timeout_ms: float = 20.0, payload_kg: float = 0.0, guard: bool = True) -> dict:
     """A starved realtime loop (module docstring): the controller reads the state every g
     periods, g = 1 with probability ``on_time``, else round(lognormal(ln median_gap, spread))
     (at least 1); its command is applied ``lag`` periods after that state and held until the
     next one arrives; ``command_timeout_ms`` after the last arrival the plant brakes (sim_bridge's
-    watchdog) until a command arrives. ``late_law``: the node's late path on (False: only the
-    chatter guard, the law as designed).
+    watchdog) until a command arrives. ``late_law``: the node's late path on (False: the law
+    as designed); ``guard``: the chatter guard on; ``payload_kg``: a mass at the end effector
+    the controller's analytic model does not know.
 
     Returns {"ticks" (controller ticks), "steps", "brake_steps", "late_ticks",
-    "max_qd_over_limit", "max_abs_err_rad", "tracking_faults", "reference_paused_s"}."""
+    "max_qd_over_limit", "max_abs_err_rad", "tracking_faults", "reference_paused_s", "chatter_ticks"}."""
     from dynlearn_ros.sim.plant import SimPlant
 
     if median_gap < 1 or lag < 1:
@@ -133,12 +134,13 @@ def replay_starved(median_gap: float, seconds: float = 5.0, seed: int = 0, robot
     analytic = build_analytic(config)
     reference, _ = fit_to_limits(builtin_reference(config, spec.home), spec.lower, spec.upper)
     ctl = build_controller(config, analytic, analytic, reference)
-    ctl.set_chatter_guard(spec.velocity_limits)
+    if guard:
+        ctl.set_chatter_guard(spec.velocity_limits)
     ctl.enable_late_law(robot_context(robot, "").inertia)
     lateness = LatenessScale(config.control_period_s)
     dt, n = config.control_period_s, spec.n
     timeout_steps = int(round(config.command_timeout_s / dt))
-    plant = SimPlant(robot, dt=dt)
+    plant = SimPlant(robot, dt=dt, payload_kg=payload_kg)
     q, qd = np.zeros(n), np.zeros(n)
     pending: list[tuple[int, np.ndarray]] = []   # (step it is applied from, command)
     applied, last_arrival, k_prev, next_read = None, 0, None, 0
@@ -173,4 +175,4 @@ def replay_starved(median_gap: float, seconds: float = 5.0, seed: int = 0, robot
     return {"ticks": ctl.counters.ticks, "steps": steps, "brake_steps": brake_steps,
             "late_ticks": ctl.counters.late_ticks, "max_qd_over_limit": max_ratio,
             "max_abs_err_rad": float(np.max(ctl.stats.max_abs_err)), "tracking_faults": ctl.counters.tracking_fault,
-            "reference_paused_s": ctl.counters.reference_paused_s}
+            "reference_paused_s": ctl.counters.reference_paused_s, "chatter_ticks": ctl.counters.chatter_ticks}

@@ -152,6 +152,6 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
                       for k, v in mem.items()},
         "controller_counters": ctl_summary.get("counters", {}), "model_slot": ctl_summary.get("model_slot"),
         "bridge": {k: br_stats.get(k) for k in ("ticks", "deadline_miss_ratio", "command_losses", "brake_steps",
-                                                 "stalls", "clamps", "max_abs_qd")},
+                                                 "stalls", "clamps", "max_abs_qd", "max_abs_qd_per_joint")},
     }
     return out
