@@ -14,6 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
     parser.add_argument("--json", default=None, metavar="PATH", help="write the figures here")
     parser.add_argument("--workdir", default=None, help="keep the nodes' logs here (default: a temporary directory)")
+    parser.add_argument("--model-plant", action="store_true",
+                        help="simulate the plant the shipped SVDKL model was trained for (5 kg, friction; payload "
+                             "changes 3.5-6.5 kg) instead of the bare arm with 0-3 kg")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.minutes > 0:
         raise ValueError(f"--minutes must be > 0, got {args.minutes}")
     with tempfile.TemporaryDirectory(prefix="dynlearn_soak_") as tmp:
-        out = run_soak(args.minutes, Path(args.workdir) if args.workdir else Path(tmp))
+        out = run_soak(args.minutes, Path(args.workdir) if args.workdir else Path(tmp), model_plant=args.model_plant)
     text = json.dumps(out, indent=1)
     print(text)
     if args.json:

@@ -113,14 +113,16 @@ def replay(late_fraction: float, seconds: float = 5.0, seed: int = 0, robot: str
 
 def replay_starved(median_gap: float, seconds: float = 5.0, seed: int = 0, robot: str = "iiwa", lag: int = 2,
                    spread: float = 0.9, on_time: float = 0.1, late_law: bool = True,
-                   command_timeout_ms: float = 20.0, payload_kg: float = 0.0, guard: bool = True) -> dict:
+                   command_timeout_ms: float = 20.0, payload_kg: float = 0.0, guard: bool = True,
+                   model_kind: str = "analytic", model_dir: str = "") -> dict:
     """A starved realtime loop (module docstring): the controller reads the state every g
     periods, g = 1 with probability ``on_time``, else round(lognormal(ln median_gap, spread))
     (at least 1); its command is applied ``lag`` periods after that state and held until the
     next one arrives; ``command_timeout_ms`` after the last arrival the plant brakes (sim_bridge's
     watchdog) until a command arrives. ``late_law``: the node's late path on (False: the law
     as designed); ``guard``: the chatter guard on; ``payload_kg``: a mass at the end effector
-    the controller's analytic model does not know.
+    the controller's analytic model does not know; ``model_kind`` / ``model_dir``: the
+    feed-forward model, as the node's parameters (a shipped model's name or a directory).
 
     Returns {"ticks" (controller ticks), "steps", "brake_steps", "late_ticks",
     "max_qd_over_limit", "max_abs_err_rad", "tracking_faults", "reference_paused_s", "chatter_ticks"}."""
@@ -130,10 +132,16 @@ def replay_starved(median_gap: float, seconds: float = 5.0, seed: int = 0, robot
         raise ValueError(f"median_gap and lag must be >= 1, got {median_gap}, {lag}")
     rng = np.random.default_rng(seed)
     spec = robot_spec(robot)
-    config = default_config(robot, command_timeout_ms=command_timeout_ms)
+    config = default_config(robot, command_timeout_ms=command_timeout_ms, model_kind=model_kind, model_dir=model_dir)
     analytic = build_analytic(config)
+    model = analytic
+    if model_kind != "analytic":
+        from dynlearn_ros.paths import resolve_model_dir
+        from dynlearn_ros.runtime.registry import load_inverse_model
+
+        model = load_inverse_model(model_kind, resolve_model_dir(model_dir), spec.joint_names)
     reference, _ = fit_to_limits(builtin_reference(config, spec.home), spec.lower, spec.upper)
-    ctl = build_controller(config, analytic, analytic, reference)
+    ctl = build_controller(config, model, analytic, reference)
     if guard:
         ctl.set_chatter_guard(spec.velocity_limits)
     ctl.enable_late_law(robot_context(robot, "").inertia)
