@@ -8,7 +8,7 @@ import pinocchio as pin
 import pytest
 
 from dynlearn_ros.core.assembly import build_analytic, build_schedule
-from dynlearn_ros.core.config import robot_context, validate
+from dynlearn_ros.core.config import ConfigError, robot_context, validate
 from dynlearn_ros.core.gain_floor import gravity_per_kg, payload_gain_floor
 from dynlearn_ros.core.robots import ee_com_local, robot_spec
 
@@ -73,5 +73,5 @@ def test_margin_raises_k_min_and_k_max_only_where_they_are_lower():
     assert s1.k_max[5] > s0.k_max[5] and s1.k_max[1] == s0.k_max[1]
     # default: off, the schedule unchanged (the closed-loop figures are taken without it)
     assert base.payload_margin_kg == 0.0
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigError, match="payload_margin_kg"):
         validate({"robot": "iiwa", "payload_margin_kg": -1.0}, ctx)
