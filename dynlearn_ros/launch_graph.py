@@ -130,7 +130,8 @@ def vgain_args() -> tuple[LaunchArg, ...]:
                   "/diagnostics stay global, as the ROS conventions say)"),
         LaunchArg("online", "false", "true: also start the trainer (learns while it controls, announces "
                   "accepted versions on model_updates) and turn on the controller's realized-error sigma "
-                  "(residual_window_s 0.1); needs model_kind:=svdkl or acrkn (= trainer_model_kind) and a "
+                  "(residual_window_s 0.1) and its gain floor for a 15 kg payload change (payload_margin_kg); "
+                  "needs model_kind:=svdkl or acrkn (= trainer_model_kind) and a "
                   "model_dir", ("true", "false")),
         LaunchArg("trainer_model_kind", "svdkl", "model kind the trainer updates (svdkl, or acrkn: the ac-RKN "
                   "inverse model)", ("svdkl", "acrkn")),
@@ -243,6 +244,7 @@ def vgain_control(args: dict[str, str]) -> list[NodeSpec]:
             raise ValueError(f"online:=true: the trainer updates the controller's model; give model_kind:="
                              f"{a['trainer_model_kind']} and its model_dir (got model_kind:={a['model_kind']})")
         ctl_over["residual_window_s"] = 0.1
+        ctl_over["payload_margin_kg"] = 15.0   # core/gain_floor.py: a learned payload may leave at once
     ctl_params.append(ctl_over)
     try:
         rt = int(a["rt_priority"])

@@ -16,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cycle-s", type=float, default=0.5, help="sim seconds between learner cycles")
     parser.add_argument("--seed", type=int, default=0, help="draw of the learner's random features")
     parser.add_argument("--learner", default="", help="learner options (OnlineConfig), e.g. 'features=0,linear=0'")
+    parser.add_argument("--payload-margin-kg", type=float, default=15.0,
+                        help="controller gain floor: the payload change (kg) every joint must hold within "
+                             "half the following-error limit (core/gain_floor.py); 0 = off")
     parser.add_argument("--json", default=None, help="write the phase table and learner metrics here")
     parser.add_argument("--png", default=None, help="write the plot here")
 
@@ -24,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.scenarios.online_inproc import main
 
     argv = ["--phases", args.phases, "--configs", args.configs, "--cycle-s", str(args.cycle_s),
-            "--seed", str(args.seed), "--learner", args.learner]
+            "--seed", str(args.seed), "--learner", args.learner,
+            "--payload-margin-kg", str(args.payload_margin_kg)]
     for flag, value in (("--config", args.config), ("--json", args.json), ("--png", args.png)):
         if value:
             argv += [flag, value]

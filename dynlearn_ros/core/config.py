@@ -229,6 +229,11 @@ COMPUTED_TORQUE_SPEC: tuple[ParamSpec, ...] = (
     ParamSpec("residual_filter_s", "double", 0.005, "low-pass time constant (s) of the innovation "
               "before it is squared (velocity-noise suppression; adds this much detection delay)",
               lo=0.0, hi=1.0, dynamic=False, reason="the estimator is built with the controller"),
+    ParamSpec("payload_margin_kg", "double", 0.0, "unmodelled end-effector mass change (kg) every "
+              "joint must hold within half its max_tracking_error whatever the schedule does: K_P >= "
+              "margin * G_j / (max_tracking_error_j / 2), G_j the largest gravity torque per kg at joint "
+              "j (URDF); raises k_min and k_max where they are lower (core/gain_floor.py); 0 = off",
+              lo=0.0, hi=100.0),
     ParamSpec("gain_mode", "string", "scheduled", "scheduled: Eq. 7-8; fixed: K_P = k_max",
               choices=("scheduled", "fixed")),
     ParamSpec("use_model_sigma_bounds", "bool", True, "take sigma_n, sigma_f from the learned model's "
@@ -311,6 +316,7 @@ class ControllerConfig:
     sigma_release_s: float
     residual_window_s: float
     residual_filter_s: float
+    payload_margin_kg: float
     gain_mode: str
     use_model_sigma_bounds: bool
     torque_limits: np.ndarray

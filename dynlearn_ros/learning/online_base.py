@@ -154,8 +154,9 @@ class AcrknBase:
     def reference(self, golden_inputs: dict) -> np.ndarray:
         from dynlearn_ros.runtime.golden import run_sequence
 
-        fresh = OnnxStep(Path(self.model_dir) / MODEL_FILE)
-        _fed, out = run_sequence(fresh, golden_inputs, {"belief": "belief_out"})
+        # the base's own session (no new one per export): run_sequence feeds every input of every
+        # step, and predict() writes all four inputs before each run, so neither sees the other's
+        _fed, out = run_sequence(self.step, golden_inputs, {"belief": "belief_out"})
         return out["tau_mean"][:, 0].astype(np.float64)
 
 

@@ -62,12 +62,15 @@ def publish_model_dir(out_dir: str | Path, fill: Callable[[Path], None],
 
 
 def finish_model_dir(tmp: Path, fields: dict, golden_inputs: dict, state: dict | None = None,
-                     reference: dict | None = None) -> ModelMetadata:
+                     reference: dict | None = None, step: OnnxStep | None = None) -> ModelMetadata:
     """With ``tmp/model.onnx`` written: run ``golden_inputs`` (name -> (T, *shape)) through it in
     one onnxruntime session (recurrent inputs in ``state`` fed back), write ``golden.npz`` (with
     the optional float64 ``reference`` arrays) and ``metadata.json`` from ``fields`` (the
-    :class:`ModelMetadata` fields but ``golden``). Returns the metadata written."""
-    step = OnnxStep(Path(tmp) / MODEL_FILE)
+    :class:`ModelMetadata` fields but ``golden``). Returns the metadata written. ``step``: a
+    session the caller already made of ``tmp/model.onnx`` (used instead of a new one, so a writer
+    can validate with the same session: :func:`dynlearn_ros.runtime.validate.open_model_dir`)."""
+    if step is None:
+        step = OnnxStep(Path(tmp) / MODEL_FILE)
     fed, outs = run_sequence(step, golden_inputs, state)
     spec = write_golden(Path(tmp), fed, outs, state, reference)
     meta = ModelMetadata(**fields, golden=spec)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dynlearn_ros.runtime.errors import JointMismatchError, ModelLoadError
-from dynlearn_ros.runtime.golden import replay_golden
+from dynlearn_ros.runtime.golden import load_golden, replay_golden
 from dynlearn_ros.runtime.metadata import METADATA_FILE, MODEL_FILE, ModelMetadata
 from dynlearn_ros.runtime.onnx_step import OnnxStep
 
@@ -78,11 +78,19 @@ def _check_signature(model_dir: Path, step: OnnxStep, meta: ModelMetadata) -> No
 
 
 def open_model_dir(model_dir: Path | str, kind: str | None = None, role: str | None = None,
-                   threads: int = 1) -> ValidatedModel:
+                   threads: int = 1, step: OnnxStep | None = None) -> ValidatedModel:
     """Validate ``model_dir`` (module docstring) and return it with a ready session.
 
     kind / role: refuse a directory of another kind ("acrkn", "svdkl") / role ("inverse",
-    "forward"). threads: onnxruntime intra-op threads (1 on the control path)."""
+    "forward"). threads: onnxruntime intra-op threads (1 on the control path).
+
+    step: the session in which a *writer* ran the golden sequence of this very ``model.onnx``
+    (:func:`dynlearn_ros.runtime.model_store.finish_model_dir`'s ``step``). It is used instead of
+    a new session (one session per export instead of two: session creation is most of an
+    export's cost), and step 6 then checks the golden file (hash, arrays, shapes) without the
+    replay: that session produced the recorded outputs from those inputs, so a replay in it
+    could only agree. The independent replay is every reader's load (the controller's, in its
+    own process), which never passes ``step``."""
     model_dir = Path(model_dir)
     for name in (MODEL_FILE, METADATA_FILE):
         if not (model_dir / name).is_file():
@@ -99,6 +107,10 @@ def open_model_dir(model_dir: Path | str, kind: str | None = None, role: str | N
     if not (model_dir / meta.golden.file).is_file():
         raise ModelLoadError(f"{model_dir}: missing {meta.golden.file} (metadata golden.file)")
     scan_initializers(model_dir / MODEL_FILE)
+    if step is not None:
+        _check_signature(model_dir, step, meta)
+        load_golden(model_dir, meta)
+        return ValidatedModel(model_dir, meta, step, {t.name: 0.0 for t in meta.outputs})
     try:
         step = OnnxStep(model_dir / MODEL_FILE, threads)
     except Exception as exc:  # onnxruntime raises its own exception types for graphs it rejects

@@ -53,6 +53,8 @@ CONFIGS = {
 #: the configurations run when none are named (the SVDKL comparison; the ac-RKN pair on request)
 DEFAULT_CONFIGS = "fixed,learned,learned_rs,online"
 LOG_EVERY = 10   # ticks between logged rows (100 Hz)
+#: the gain floor's payload margin (kg): the largest change of the schedule (0 to 15 kg)
+PAYLOAD_MARGIN_KG = 15.0
 
 
 def parse_phases(text: str) -> list[tuple[float, float]]:
@@ -83,11 +85,15 @@ def parse_learner(text: str) -> dict:
 
 
 def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]], cycle_s: float = 0.5,
-               seed: int = 0, workdir: Path | None = None, learner_opts: dict | None = None) -> dict:
+               seed: int = 0, workdir: Path | None = None, learner_opts: dict | None = None,
+               payload_margin_kg: float = PAYLOAD_MARGIN_KG) -> dict:
     """Run configuration ``key`` of :data:`CONFIGS` through ``phases``; returns the logged series
-    (t, payload, err (rad), kp, sigma, version) at 100 Hz and the learner's metrics."""
+    (t, payload, err (rad), kp, sigma, version) at 100 Hz and the learner's metrics.
+    ``payload_margin_kg``: the controller's gain floor parameter (core/gain_floor.py), the same
+    for every configuration (so the fixed-gain reference has the same top stiffness)."""
     label, base_key, extra = CONFIGS[key]
-    p = {**controller_params(cfg, base_key), **extra, "reference": "pick_place"}
+    p = {**controller_params(cfg, base_key), **extra, "reference": "pick_place",
+         "payload_margin_kg": float(payload_margin_kg)}
     config = validate(p, robot_context(cfg.robot))
     analytic = build_analytic(config)
     spec = cfg.spec
@@ -222,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cycle-s", type=float, default=0.5, help="sim seconds between learner cycles")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--learner", default="", help="OnlineConfig overrides, e.g. 'features=0,linear=0'")
+    ap.add_argument("--payload-margin-kg", type=float, default=PAYLOAD_MARGIN_KG,
+                    help="controller gain floor: the payload change (kg) every joint must hold "
+                         "within half the following-error limit (core/gain_floor.py); 0 = off")
     ap.add_argument("--json", default=None, help="write the phase table and learner metrics here")
     ap.add_argument("--png", default=None, help="write the plot here")
     a = ap.parse_args(argv)
@@ -229,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     phases = parse_phases(a.phases)
     runs = {}
     for key in a.configs.split(","):
-        runs[key] = r = run_online(cfg, key, phases, a.cycle_s, a.seed, learner_opts=parse_learner(a.learner))
+        runs[key] = r = run_online(cfg, key, phases, a.cycle_s, a.seed, learner_opts=parse_learner(a.learner),
+                                   payload_margin_kg=a.payload_margin_kg)
         print(f"{r['label']}: {'DIVERGED ' if r['diverged'] else ''}{r['wall_s']:.1f} s wall"
               + (f", learner {r['learner']['accepted']} accepted / {r['learner']['rejected']} rejected, "
                  f"training pause {r['pause_s']:.1f} s" if r["learner"] else ""), flush=True)
@@ -243,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps({
-            "phases": phases, "cycle_s": a.cycle_s, "seed": a.seed, "learner": a.learner, "table": table,
+            "phases": phases, "cycle_s": a.cycle_s, "seed": a.seed, "learner": a.learner,
+            "payload_margin_kg": a.payload_margin_kg, "table": table,
             "runs": {k: {kk: v for kk, v in r.items() if kk != "series"} for k, r in runs.items()}},
             indent=1, default=float))
     if a.png:

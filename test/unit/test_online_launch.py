@@ -22,6 +22,7 @@ def test_online_adds_the_trainer_with_the_controllers_model_and_topics():
     assert tr.parameters[-1]["model_dir"] == "svdkl_iiwa_sim"
     assert tr.remappings == nodes[0].remappings and ("joint_states", "/lbr/joint_states") in tr.remappings
     assert _ctl_over(nodes)["residual_window_s"] == 0.1
+    assert _ctl_over(nodes)["payload_margin_kg"] == 15.0
 
 
 def test_online_with_the_acrkn_model():
@@ -37,6 +38,7 @@ def test_default_graph_has_no_trainer_and_the_option_off():
     nodes = vgain_control({})
     assert [n.name for n in nodes] == ["sim_bridge", "computed_torque"]
     assert "residual_window_s" not in _ctl_over(nodes)
+    assert "payload_margin_kg" not in _ctl_over(nodes)
 
 
 def test_online_without_a_learned_model_is_refused():

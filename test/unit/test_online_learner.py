@@ -9,6 +9,8 @@ ridge / (ridge + sum phi_0^2) ~ 1 / 300 of the offset at 300 samples, well insid
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -211,3 +213,36 @@ def test_acrkn_inverse_model_is_corrected_and_stays_a_valid_acrkn_directory(tmp_
     assert model.version == acc[-1].version
     with pytest.raises(ValueError, match="stateless"):
         lr.base_predict(x[:2])
+
+
+def test_an_export_makes_one_session_and_its_validation_still_refuses_a_bad_golden(base_dir, tmp_path, monkeypatch):
+    """Issue 10 (d): the golden run and the validation of an export share one onnxruntime session
+    (session creation is the largest part of an export); the reader's load makes its own and
+    replays the golden. The shared-session validation still checks the golden file: a golden
+    whose bytes no longer match the metadata's hash is refused."""
+    import dynlearn_ros.runtime.onnx_step as onnx_step
+    from dynlearn_ros.runtime.errors import ModelLoadError
+    from dynlearn_ros.runtime.metadata import ModelMetadata as Meta
+    from dynlearn_ros.runtime.onnx_step import OnnxStep
+
+    lr = OnlineLearner(base_dir, tmp_path / "out", OnlineConfig(batch=100, holdout=100))
+    x = _rows(lr, 400, 0)
+    for xi, yi in zip(x, lr.base_predict(x)[0] + OFFSET, strict=True):
+        lr.add(xi, yi)
+    made = []
+    real = onnx_step.make_session
+    monkeypatch.setattr(onnx_step, "make_session", lambda *a, **k: made.append(a[0]) or real(*a, **k))
+    res = lr.cycle()
+    assert res is not None and res.accepted
+    assert len(made) == 1, made
+    monkeypatch.setattr(onnx_step, "make_session", real)
+    vm = open_model_dir(res.path)                                   # a reader: its own session + replay
+    assert max(vm.golden_worst.values()) <= 1.0
+    meta = Meta.read(res.path)
+    golden = Path(res.path) / meta.golden.file
+    data = bytearray(golden.read_bytes())
+    data[-1] ^= 0xFF
+    golden.write_bytes(bytes(data))
+    step = OnnxStep(f"{res.path}/model.onnx")
+    with pytest.raises(ModelLoadError, match="sha256"):
+        open_model_dir(res.path, step=step)
