@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--threads", type=int, default=1, help="torch threads (1: see docs/ik.md, training)")
+    t.add_argument("--outputs", default="absolute", choices=("absolute", "relative"),
+                   help="absolute: each element in the base frame; relative: in the previous element's frame, composed")
+    t.add_argument("--composed-weight", type=float, default=0.0,
+                   help="relative models: weight of the loss on the composed chain (the per-step loss has weight 1)")
 
     e = sub.add_parser("eval", help="forward-model errors and IK success vs damped least squares")
     e.add_argument("--model", nargs="+", default=[], help="model directories (one per seed)")
@@ -42,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--families", nargs="+", default=None, help="random near_limits near_singular")
     e.add_argument("--masks", nargs="+", default=None, help="pose position")
     e.add_argument("--corrections", type=int, default=5, help="target-correction rounds")
+    e.add_argument("--solvers", nargs="+", default=None,
+                   help="dls learned learned+correction learned+correction+polish learned-gn (default: the first three)")
+    e.add_argument("--starts", type=int, default=1, help="starts per target: home, then seeded random ones (multi-start)")
+    e.add_argument("--polish", type=int, default=100, help="Levenberg-Marquardt steps through the model's Jacobian (polish, learned-gn)")
     e.add_argument("--single", type=int, default=10, help="targets also solved one at a time for the single-request time")
     e.add_argument("--seeds", type=int, nargs="+", default=None, help="target seeds (default: 0, 1, ...)")
     e.add_argument("--json", default=None)
@@ -72,7 +80,8 @@ def _train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(hidden=args.hidden, layers=args.layers, stages=args.stages,
                       samples_per_stage=args.samples_per_stage, epochs_per_stage=args.epochs_per_stage,
                       final_epochs=args.final_epochs, batch=args.batch, lr=args.lr, seed=args.seed,
-                      threads=args.threads)
+                      threads=args.threads, outputs=args.outputs,
+                      composed_weight=args.composed_weight)
     model, history = train(c, cfg)
     fwd = forward_table(model, c, 2000, 10_000 + args.seed)
     save(model, c, args.out, command=getattr(args, "command_line", None), history=history,
@@ -86,7 +95,7 @@ def _eval(args: argparse.Namespace) -> int:
     import torch
 
     from dynlearn_ros.learning.ik.chain import chain
-    from dynlearn_ros.learning.ik.evaluation import FAMILIES, MASKS, forward_table, ik_table
+    from dynlearn_ros.learning.ik.evaluation import FAMILIES, MASKS, SOLVERS, forward_table, ik_table
     from dynlearn_ros.learning.ik.store import load
 
     torch.set_num_threads(1)
@@ -107,7 +116,8 @@ def _eval(args: argparse.Namespace) -> int:
         if model is not None:
             rec["forward"] = forward_table(model, c, 2000, 10_000 + seed)
         rec["ik"] = ik_table(model, c, args.targets, seed, args.families or FAMILIES,
-                             args.masks or MASKS, args.corrections, args.single)
+                             args.masks or MASKS, args.corrections, args.single,
+                             solvers=tuple(args.solvers or SOLVERS[:3]), starts=args.starts, polish=args.polish)
         out["runs"].append(rec)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
@@ -137,13 +147,13 @@ def markdown(res: dict) -> str:
                          f"{np.mean([f['pos_mm_p95'][k] for f in fwd]):.1f} | {np.mean(rm):.2f} ± {np.std(rm):.2f} | "
                          f"{np.mean([f['rot_deg_p95'][k] for f in fwd]):.2f} |")
         lines.append("")
-    lines += ["| seed | targets | mask | solver | success | median pos mm | median rot deg | iterations | "
-              "corrections | ms/target batched (mean, p95) | ms single target |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| seed | targets | mask | solver | starts | success | median pos mm | median rot deg | iterations | "
+              "corrections | ms/target batched (mean, p95) | ms single target |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["runs"]:
         for fam, by_mask in r["ik"].items():
             for mask, by_solver in by_mask.items():
                 for name, s in by_solver.items():
-                    lines.append(f"| {r['seed']} | {fam} ({s['n']}) | {mask} | {name} | {100 * s['success']:.1f} % | "
+                    lines.append(f"| {r['seed']} | {fam} ({s['n']}) | {mask} | {name} | {s.get('starts', 1)} | {100 * s['success']:.1f} % | "
                                  f"{s['pos_mm_median']:.2f} | {s['rot_deg_median']:.2f} | {s['iterations_mean']:.0f} | "
                                  f"{s['corrections_mean']:.1f} | {s['solve_ms_mean']:.1f}, {s['solve_ms_p95']:.1f} | "
                                  f"{s.get('single_ms_mean') or float('nan'):.1f} |")
