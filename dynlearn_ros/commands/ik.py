@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k.add_argument("--model", default=None, help="arm40 model directory (without: DLS only)")
     k.add_argument("--corrections", type=int, default=10)
     k.add_argument("--max-iter", type=int, default=300, help="learned solver: iterations per descent")
+    k.add_argument("--polish", type=int, default=100,
+                   help="learned-gn: Levenberg-Marquardt steps through the model's Jacobian per point (0: not run)")
     k.add_argument("--json", default=None)
     k.add_argument("--png", default=None, help="figure of the three tasks")
     k.add_argument("--scaling", type=int, nargs="*", default=[5, 10, 20, 40],
@@ -175,13 +177,17 @@ def _tasks(args: argparse.Namespace) -> int:
     solvers = {"dls": DLSIK(c)}
     if args.model:
         model, c, _ = load(args.model, expect_chain="arm40")
-        solvers["learned+correction"] = LearnedIK(model, c, corrections=args.corrections, max_iter=args.max_iter)
+        if args.corrections:
+            solvers["learned+correction"] = LearnedIK(model, c, corrections=args.corrections, max_iter=args.max_iter)
+        if args.polish:
+            solvers["learned-gn"] = LearnedIK(model, c, max_iter=0, polish=args.polish)
     q_start = c.sample(np.random.default_rng(0), 1, 0.3)[0]
     out = {"command": getattr(args, "command_line", None), "tasks": run_tasks(solvers, c, q_start)}
     if args.png:
         plot_tasks(out["tasks"], c, q_start, args.png)
     if args.scaling:
-        out["scaling"] = scaling(tuple(args.scaling))
+        relative = args.model and model.outputs == "relative"
+        out["scaling"] = scaling(tuple(args.scaling), model=model if relative else None, polish=args.polish or 100)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     return 0

@@ -165,3 +165,23 @@ def test_relative_model_learns_the_arm(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(torch.as_tensor(q[:4], dtype=torch.float32)),
                            model(torch.as_tensor(q[:4], dtype=torch.float32)))
+
+
+def test_model_jacobian_matches_finite_differences(planar3_model):
+    """The batched Jacobian (B x m copies, one backward pass) against central differences of the
+    model's own output: float32 outputs of O(1) with a 1e-3 rad step leave ~1e-4 of round-off
+    (1e-7 / 1e-3) plus O(eps^2) curvature, far below the entries (O(0.1-1))."""
+    model, c = planar3_model
+    solver = LearnedIK(model, c)
+    q = c.sample(np.random.default_rng(2), 4, 0.8)
+    comps = np.array([18, 19, 21, 22, 3, 13])    # tip px, py, x axis (x, y); element 1 and 2 components
+    _, jac = solver.model_jacobian(q, comps)
+    eps = 1e-3
+    fd = np.zeros_like(jac)
+    for k in range(c.n):
+        dq = np.zeros(c.n)
+        dq[k] = eps
+        fd[:, :, k] = (solver.predict(q + dq).reshape(4, -1)[:, comps]
+                       - solver.predict(q - dq).reshape(4, -1)[:, comps]) / (2 * eps)
+    np.testing.assert_allclose(jac, fd, atol=2e-3)
+    assert np.abs(jac).max() > 0.1

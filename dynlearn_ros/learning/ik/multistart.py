@@ -47,8 +47,8 @@ def solve_multistart(solver, starts: np.ndarray, problems: list[IKProblem]) -> l
     """Solve each problem from each of its starts; starts (B, S, n) or (S, n) (the same for all).
 
     Returns one IKResult per problem: the best start's (its ``start`` field says which, 0-based);
-    ``iterations`` and ``corrections`` are summed over the starts that ran and ``solve_s`` is the
-    wall time per problem of the whole multi-start solve."""
+    ``iterations`` and ``corrections`` are summed over the starts that ran; ``solve_s`` is the
+    batch's wall time per problem (learned) or the problem's own time over its starts (DLS)."""
     t0 = time.perf_counter()
     b = len(problems)
     starts = np.asarray(starts, dtype=np.float64)
@@ -59,6 +59,7 @@ def solve_multistart(solver, starts: np.ndarray, problems: list[IKProblem]) -> l
     if hasattr(solver, "solve_batch"):
         flat = solver.solve_batch(starts.reshape(b * s, -1), [p for p in problems for _ in range(s)])
         groups = [flat[i * s:(i + 1) * s] for i in range(b)]
+        times = [(time.perf_counter() - t0) / max(b, 1)] * b
     else:
         groups = []
         for i, p in enumerate(problems):
@@ -68,8 +69,8 @@ def solve_multistart(solver, starts: np.ndarray, problems: list[IKProblem]) -> l
                 if g[-1].success:
                     break
             groups.append(g)
-    dt = (time.perf_counter() - t0) / max(b, 1)
-    for p, g in zip(problems, groups, strict=True):
+        times = [sum(x.solve_s for x in g) for g in groups]
+    for p, g, dt in zip(problems, groups, times, strict=True):
         j = min(range(len(g)), key=lambda k: score(p, g[k]))
         r = g[j]
         out.append(IKResult(r.q, r.success, r.pos_err_m, r.rot_err_deg, sum(x.iterations for x in g), dt,

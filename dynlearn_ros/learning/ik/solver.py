@@ -140,14 +140,16 @@ class LearnedIK:
 
     def model_jacobian(self, q: np.ndarray, comps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The model's pose chains (B, n, 9) at q (B, n) rad and its Jacobian (B, m, n) of the
-        flat pose-chain components ``comps`` (m,) (index k * 9 + c) with respect to q (one
-        backward pass through the LSTM per component, each giving all B rows at once)."""
-        qq = torch.as_tensor(q, dtype=torch.float32).clone().requires_grad_(True)
-        pred = self.model(qq).flatten(1)
-        rows = [torch.autograd.grad(pred[:, int(c)].sum(), qq, retain_graph=i + 1 < len(comps))[0]
-                for i, c in enumerate(comps)]
-        jac = torch.stack(rows, dim=1).double().numpy()
-        return pred.detach().double().numpy().reshape(q.shape[0], -1, 9), jac
+        flat pose-chain components ``comps`` (m,) (index k * 9 + c) with respect to q: one
+        forward and one backward pass over a batch of B x m copies of q, copy j of row b
+        back-propagating component comps[j] only (rows are independent problems)."""
+        b, m = q.shape[0], len(comps)
+        qq = torch.as_tensor(q, dtype=torch.float32).repeat_interleave(m, dim=0).requires_grad_(True)
+        pred = self.model(qq).reshape(b, m, -1)
+        picked = pred[:, torch.arange(m), torch.as_tensor(comps)]
+        (g,) = torch.autograd.grad(picked.sum(), qq)
+        jac = g.reshape(b, m, -1).double().numpy()
+        return pred[:, 0].detach().double().numpy().reshape(b, -1, 9), jac
 
     def _polish(self, q0: np.ndarray, problems: list[IKProblem], active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Levenberg-Marquardt on the true residual with the model's Jacobian (module docstring),
