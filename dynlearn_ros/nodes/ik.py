@@ -67,7 +67,7 @@ IK_SPEC: tuple[ParamSpec, ...] = (
     ParamSpec("joint_names", "string_array", lambda ctx: ctx.spec.joint_names, "joint names as they "
               "appear in joint_states and in the published trajectory, in URDF order", dynamic=False,
               reason=_IO),
-    ParamSpec("solver", "string", "learned", "learned: gradient descent through the pose-chain LSTM, "
+    ParamSpec("solver", "string", "learned_gn", "learned: gradient descent through the pose-chain LSTM, "
               "target correction, then polish_iterations Levenberg-Marquardt steps with the LSTM's "
               "Jacobian on the true error; learned_gn: only those steps; dls: Pinocchio Jacobian, "
               "damped least squares", choices=SOLVERS, dynamic=False, reason=_SOLVER),
