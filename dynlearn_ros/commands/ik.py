@@ -65,11 +65,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k.add_argument("--png", default=None, help="figure of the three tasks")
     k.add_argument("--scaling", type=int, nargs="*", default=[5, 10, 20, 40],
                    help="joint counts for the timing comparison (empty: skip)")
+    k.add_argument("--rounds", type=int, default=3, help="interleaved repetitions of the timing sweep (median)")
+    k.add_argument("--no-tasks", action="store_true", help="only the timing comparison")
 
     x = sub.add_parser("export", help="a trained run -> a shipped model directory with metrics")
     x.add_argument("--run", required=True)
     x.add_argument("--out", required=True)
     x.add_argument("--targets", type=int, default=100, help="IK targets evaluated into the metadata (0: none)")
+    x.add_argument("--eval-json", nargs="*", default=[],
+                   help="`ik eval --json` outputs of this run to record in the metadata's metrics (command and IK tables)")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -182,12 +186,15 @@ def _tasks(args: argparse.Namespace) -> int:
         if args.polish:
             solvers["learned-gn"] = LearnedIK(model, c, max_iter=0, polish=args.polish)
     q_start = c.sample(np.random.default_rng(0), 1, 0.3)[0]
-    out = {"command": getattr(args, "command_line", None), "tasks": run_tasks(solvers, c, q_start)}
-    if args.png:
+    out = {"command": getattr(args, "command_line", None)}
+    if not args.no_tasks:
+        out["tasks"] = run_tasks(solvers, c, q_start)
+    if args.png and not args.no_tasks:
         plot_tasks(out["tasks"], c, q_start, args.png)
     if args.scaling:
         relative = args.model and model.outputs == "relative"
-        out["scaling"] = scaling(tuple(args.scaling), model=model if relative else None, polish=args.polish or 100)
+        out["scaling"] = scaling(tuple(args.scaling), model=model if relative else None, polish=args.polish or 100,
+                                rounds=args.rounds)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     return 0
@@ -201,6 +208,10 @@ def _export(args: argparse.Namespace) -> int:
     metrics = dict(meta.get("metrics", {}))
     if args.targets:
         metrics["ik_random_targets_seed0"] = ik_table(model, c, args.targets, 0, ("random",), ("pose",), log=lambda *_: None)["random"]["pose"]
+    for path in args.eval_json:
+        rec = json.loads(Path(path).read_text())
+        metrics.setdefault("ik_eval", []).append(
+            {"command": rec.get("command"), "ik": [r["ik"] for r in rec["runs"]]})
     save(model, c, args.out, command=meta.get("training_command"), history=meta.get("history"), metrics=metrics)
     meta_out = json.loads((Path(args.out) / "metadata.json").read_text())
     meta_out["export_command"] = getattr(args, "command_line", None)

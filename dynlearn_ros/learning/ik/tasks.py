@@ -110,7 +110,7 @@ def plot_tasks(res: dict, c: Chain, q_start: np.ndarray, path: str) -> None:
 
 
 def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, targets: int = 5,
-            seed: int = 0, model=None, polish: int = 100, log=print) -> list[dict]:
+            seed: int = 0, model=None, polish: int = 100, rounds: int = 3, log=print) -> list[dict]:
     """Per joint count N (2N DoF), in one run: ms per iteration of the learned solver's step
     (forward + backward through an LSTM, ``model``'s size if given, else ``hidden``/``layers``;
     the cost does not depend on the weights' values) and of one DLS iteration (FK + Jacobian +
@@ -118,7 +118,9 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
     armN, moved to each N by :meth:`PoseChainLSTM.on_geometry`), of the learned solver
     (Levenberg-Marquardt through the model's Jacobian, ``polish`` steps at most), on the same
     end-effector pose targets (random configurations within 30 % of the ranges) from q = 0,
-    one target at a time."""
+    one target at a time. The sweep over N is repeated ``rounds`` times, interleaved, and each
+    time is the median over the rounds: on a shared machine the load drifts, and interleaving
+    exposes every N to the same drift."""
     import torch
 
     from dynlearn_ros.learning.ik.dls import DLSIK
@@ -128,7 +130,7 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
-    rows = []
+    setup = {}
     for nj in joint_counts:
         c = chain(f"arm{nj}")
         if model is not None:
@@ -137,37 +139,47 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
             net = PoseChainLSTM(torch.as_tensor(c.geometry), c.scale, hidden, layers).eval()
         for p in net.parameters():
             p.requires_grad_(False)
-        q = torch.zeros(c.n, requires_grad=True)
-        w = torch.zeros(c.n, POSE_DIM)
-        w[-1] = 1
-        reps = 30
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            (g,) = torch.autograd.grad((w * net(q[None])[0]).sum(), q)
-        learned_ms = 1e3 * (time.perf_counter() - t0) / reps
-        qs = c.sample(rng, targets, 0.3)
         problems = []
-        for qt in qs:
+        for qt in c.sample(rng, targets, 0.3):
             weight = np.zeros((c.n, POSE_DIM))
             weight[-1] = 1
             problems.append(IKProblem.from_pose_chain(c.fk(qt), weight))
-        dls = DLSIK(c, max_iter=200)
-        res = [dls.solve(np.zeros(c.n), p) for p in problems]
-        it = sum(r.iterations for r in res)
-        ms = 1e3 * sum(r.solve_s for r in res)
-        row = {"joints": nj, "dof": c.n, "learned_ms_per_iteration": learned_ms,
-               "dls_ms_per_iteration": ms / max(it, 1), "dls_ms_per_target": ms / len(res),
-               "dls_iterations_per_target": it / len(res),
-               "dls_success": float(np.mean([r.success for r in res]))}
+        row = {"joints": nj, "dof": c.n}
         if model is not None:
             err = evaluate(net, c, c.sample(rng, 200, 1.0))
-            solver = LearnedIK(net, c, max_iter=0, polish=polish)
-            lres = [solver.solve(np.zeros(c.n), p) for p in problems]
             row.update({"learned_ee_mm": 1e3 * float(err["pos_m"][:, -1].mean()),
-                        "learned_ee_deg": float(err["rot_deg"][:, -1].mean()),
-                        "learned_ms_per_target": 1e3 * float(np.mean([r.solve_s for r in lres])),
-                        "learned_iterations_per_target": float(np.mean([r.iterations for r in lres])),
-                        "learned_success": float(np.mean([r.success for r in lres]))})
+                        "learned_ee_deg": float(err["rot_deg"][:, -1].mean())})
+        setup[nj] = (c, net, problems, row)
+    samples: dict = {nj: {} for nj in joint_counts}
+    for _ in range(rounds):
+        for nj in joint_counts:
+            c, net, problems, row = setup[nj]
+            put = samples[nj]
+            q = torch.zeros(c.n, requires_grad=True)
+            w = torch.zeros(c.n, POSE_DIM)
+            w[-1] = 1
+            t0 = time.perf_counter()
+            for _ in range(10):
+                torch.autograd.grad((w * net(q[None])[0]).sum(), q)
+            put.setdefault("learned_ms_per_iteration", []).append(1e3 * (time.perf_counter() - t0) / 10)
+            res = [DLSIK(c, max_iter=200).solve(np.zeros(c.n), p) for p in problems]
+            it = sum(r.iterations for r in res)
+            ms = 1e3 * sum(r.solve_s for r in res)
+            put.setdefault("dls_ms_per_iteration", []).append(ms / max(it, 1))
+            put.setdefault("dls_ms_per_target", []).append(ms / len(res))
+            row["dls_iterations_per_target"] = it / len(res)
+            row["dls_success"] = float(np.mean([r.success for r in res]))
+            if model is not None:
+                solver = LearnedIK(net, c, max_iter=0, polish=polish)
+                lres = [solver.solve(np.zeros(c.n), p) for p in problems]
+                put.setdefault("learned_ms_per_target", []).append(1e3 * float(np.mean([r.solve_s for r in lres])))
+                row["learned_iterations_per_target"] = float(np.mean([r.iterations for r in lres]))
+                row["learned_success"] = float(np.mean([r.success for r in lres]))
+    rows = []
+    for nj in joint_counts:
+        row = setup[nj][3]
+        row.update({k: float(np.median(v)) for k, v in samples[nj].items()})
+        row["rounds"] = rounds
         rows.append(row)
-        log(rows[-1])
+        log(row)
     return rows
