@@ -27,7 +27,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
 STEP_IN = 8
 STEP_IN_RELATIVE = 14
 IDENTITY_TIP = (0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
