@@ -14,7 +14,8 @@ from dynlearn_ros.launch_graph import LaunchArg, NodeSpec, resolve_args, vgain_c
 from dynlearn_ros.paths import share_dir
 
 IK_DEMO_ARGS: tuple[LaunchArg, ...] = (
-    LaunchArg("robot", "iiwa", "robot (only the iiwa has a shipped learned IK model)", ("iiwa",)),
+    LaunchArg("robot", "iiwa", "robot with a shipped learned IK model (models/ik_<robot>) and "
+              "config/ik_<robot>.yaml", ("iiwa", "panda")),
     LaunchArg("solver", "learned_gn", "learned_gn: Levenberg-Marquardt through the pose-chain LSTM's "
               "Jacobian on the true error; learned: gradient descent through it, target correction, "
               "then those steps; dls: Pinocchio damped least squares", ("learned_gn", "learned", "dls")),
