@@ -14,9 +14,11 @@ from dynlearn_ros.launch_graph import LaunchArg, NodeSpec, resolve_args, vgain_c
 from dynlearn_ros.paths import share_dir
 
 IK_DEMO_ARGS: tuple[LaunchArg, ...] = (
-    LaunchArg("robot", "iiwa", "robot (only the iiwa has a shipped learned IK model)", ("iiwa",)),
-    LaunchArg("solver", "learned", "learned: gradient descent through the pose-chain LSTM; dls: "
-              "Pinocchio damped least squares", ("learned", "dls")),
+    LaunchArg("robot", "iiwa", "robot with a shipped learned IK model (models/ik_<robot>) and "
+              "config/ik_<robot>.yaml", ("iiwa", "panda")),
+    LaunchArg("solver", "learned_gn", "learned_gn: Levenberg-Marquardt through the pose-chain LSTM's "
+              "Jacobian on the true error; learned: gradient descent through it, target correction, "
+              "then those steps; dls: Pinocchio damped least squares", ("learned_gn", "learned", "dls")),
     LaunchArg("ik_file", "", "ik parameter file (default: config/ik_<robot>.yaml)"),
     LaunchArg("stepping", "lockstep", "sim_bridge stepping: lockstep (one step per command; a "
               "solve that takes the CPU for a second cannot make the plant miss deadlines) or "

@@ -2,9 +2,10 @@
 
     ros2 launch dynlearn_ros ik_demo.launch.py
     ros2 launch dynlearn_ros ik_demo.launch.py solver:=dls
+    ros2 launch dynlearn_ros ik_demo.launch.py robot:=panda
 
 The graph is defined once in dynlearn_ros.launch_ik (also used by ``dynlearn-ros launch
-ik_demo``); the target poses are ``demo_targets`` in config/ik_iiwa.yaml (docs/ik.md).
+ik_demo``); the target poses are ``demo_targets`` in config/ik_<robot>.yaml (docs/ik.md).
 """
 
 from launch.actions import DeclareLaunchArgument, OpaqueFunction

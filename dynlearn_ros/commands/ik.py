@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--threads", type=int, default=1, help="torch threads (1: see docs/ik.md, training)")
+    t.add_argument("--outputs", default="absolute", choices=("absolute", "relative"),
+                   help="absolute: each element in the base frame; relative: in the previous element's frame, composed")
+    t.add_argument("--composed-weight", type=float, default=0.0,
+                   help="relative models: weight of the loss on the composed chain (the per-step loss has weight 1)")
 
     e = sub.add_parser("eval", help="forward-model errors and IK success vs damped least squares")
     e.add_argument("--model", nargs="+", default=[], help="model directories (one per seed)")
@@ -42,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--families", nargs="+", default=None, help="random near_limits near_singular")
     e.add_argument("--masks", nargs="+", default=None, help="pose position")
     e.add_argument("--corrections", type=int, default=5, help="target-correction rounds")
+    e.add_argument("--solvers", nargs="+", default=None,
+                   help="dls learned learned+correction learned+correction+polish learned-gn (default: the first three)")
+    e.add_argument("--starts", type=int, default=1, help="starts per target: home, then seeded random ones (multi-start)")
+    e.add_argument("--polish", type=int, default=100, help="Levenberg-Marquardt steps through the model's Jacobian (polish, learned-gn)")
     e.add_argument("--single", type=int, default=10, help="targets also solved one at a time for the single-request time")
     e.add_argument("--seeds", type=int, nargs="+", default=None, help="target seeds (default: 0, 1, ...)")
     e.add_argument("--json", default=None)
@@ -51,15 +59,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k.add_argument("--model", default=None, help="arm40 model directory (without: DLS only)")
     k.add_argument("--corrections", type=int, default=10)
     k.add_argument("--max-iter", type=int, default=300, help="learned solver: iterations per descent")
+    k.add_argument("--polish", type=int, default=100,
+                   help="learned-gn: Levenberg-Marquardt steps through the model's Jacobian per point (0: not run)")
     k.add_argument("--json", default=None)
     k.add_argument("--png", default=None, help="figure of the three tasks")
     k.add_argument("--scaling", type=int, nargs="*", default=[5, 10, 20, 40],
                    help="joint counts for the timing comparison (empty: skip)")
+    k.add_argument("--rounds", type=int, default=3, help="interleaved repetitions of the timing sweep (median)")
+    k.add_argument("--no-tasks", action="store_true", help="only the timing comparison")
 
     x = sub.add_parser("export", help="a trained run -> a shipped model directory with metrics")
     x.add_argument("--run", required=True)
     x.add_argument("--out", required=True)
     x.add_argument("--targets", type=int, default=100, help="IK targets evaluated into the metadata (0: none)")
+    x.add_argument("--eval-json", nargs="*", default=[],
+                   help="`ik eval --json` outputs of this run to record in the metadata's metrics (command and IK tables)")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -72,7 +86,8 @@ def _train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(hidden=args.hidden, layers=args.layers, stages=args.stages,
                       samples_per_stage=args.samples_per_stage, epochs_per_stage=args.epochs_per_stage,
                       final_epochs=args.final_epochs, batch=args.batch, lr=args.lr, seed=args.seed,
-                      threads=args.threads)
+                      threads=args.threads, outputs=args.outputs,
+                      composed_weight=args.composed_weight)
     model, history = train(c, cfg)
     fwd = forward_table(model, c, 2000, 10_000 + args.seed)
     save(model, c, args.out, command=getattr(args, "command_line", None), history=history,
@@ -86,7 +101,7 @@ def _eval(args: argparse.Namespace) -> int:
     import torch
 
     from dynlearn_ros.learning.ik.chain import chain
-    from dynlearn_ros.learning.ik.evaluation import FAMILIES, MASKS, forward_table, ik_table
+    from dynlearn_ros.learning.ik.evaluation import FAMILIES, MASKS, SOLVERS, forward_table, ik_table
     from dynlearn_ros.learning.ik.store import load
 
     torch.set_num_threads(1)
@@ -107,7 +122,8 @@ def _eval(args: argparse.Namespace) -> int:
         if model is not None:
             rec["forward"] = forward_table(model, c, 2000, 10_000 + seed)
         rec["ik"] = ik_table(model, c, args.targets, seed, args.families or FAMILIES,
-                             args.masks or MASKS, args.corrections, args.single)
+                             args.masks or MASKS, args.corrections, args.single,
+                             solvers=tuple(args.solvers or SOLVERS[:3]), starts=args.starts, polish=args.polish)
         out["runs"].append(rec)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
@@ -137,13 +153,13 @@ def markdown(res: dict) -> str:
                          f"{np.mean([f['pos_mm_p95'][k] for f in fwd]):.1f} | {np.mean(rm):.2f} ± {np.std(rm):.2f} | "
                          f"{np.mean([f['rot_deg_p95'][k] for f in fwd]):.2f} |")
         lines.append("")
-    lines += ["| seed | targets | mask | solver | success | median pos mm | median rot deg | iterations | "
-              "corrections | ms/target batched (mean, p95) | ms single target |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| seed | targets | mask | solver | starts | success | median pos mm | median rot deg | iterations | "
+              "corrections | ms/target batched (mean, p95) | ms single target |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["runs"]:
         for fam, by_mask in r["ik"].items():
             for mask, by_solver in by_mask.items():
                 for name, s in by_solver.items():
-                    lines.append(f"| {r['seed']} | {fam} ({s['n']}) | {mask} | {name} | {100 * s['success']:.1f} % | "
+                    lines.append(f"| {r['seed']} | {fam} ({s['n']}) | {mask} | {name} | {s.get('starts', 1)} | {100 * s['success']:.1f} % | "
                                  f"{s['pos_mm_median']:.2f} | {s['rot_deg_median']:.2f} | {s['iterations_mean']:.0f} | "
                                  f"{s['corrections_mean']:.1f} | {s['solve_ms_mean']:.1f}, {s['solve_ms_p95']:.1f} | "
                                  f"{s.get('single_ms_mean') or float('nan'):.1f} |")
@@ -165,13 +181,20 @@ def _tasks(args: argparse.Namespace) -> int:
     solvers = {"dls": DLSIK(c)}
     if args.model:
         model, c, _ = load(args.model, expect_chain="arm40")
-        solvers["learned+correction"] = LearnedIK(model, c, corrections=args.corrections, max_iter=args.max_iter)
+        if args.corrections:
+            solvers["learned+correction"] = LearnedIK(model, c, corrections=args.corrections, max_iter=args.max_iter)
+        if args.polish:
+            solvers["learned-gn"] = LearnedIK(model, c, max_iter=0, polish=args.polish)
     q_start = c.sample(np.random.default_rng(0), 1, 0.3)[0]
-    out = {"command": getattr(args, "command_line", None), "tasks": run_tasks(solvers, c, q_start)}
-    if args.png:
+    out = {"command": getattr(args, "command_line", None)}
+    if not args.no_tasks:
+        out["tasks"] = run_tasks(solvers, c, q_start)
+    if args.png and not args.no_tasks:
         plot_tasks(out["tasks"], c, q_start, args.png)
     if args.scaling:
-        out["scaling"] = scaling(tuple(args.scaling))
+        relative = args.model and model.outputs == "relative"
+        out["scaling"] = scaling(tuple(args.scaling), model=model if relative else None, polish=args.polish or 100,
+                                rounds=args.rounds)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     return 0
@@ -185,6 +208,10 @@ def _export(args: argparse.Namespace) -> int:
     metrics = dict(meta.get("metrics", {}))
     if args.targets:
         metrics["ik_random_targets_seed0"] = ik_table(model, c, args.targets, 0, ("random",), ("pose",), log=lambda *_: None)["random"]["pose"]
+    for path in args.eval_json:
+        rec = json.loads(Path(path).read_text())
+        metrics.setdefault("ik_eval", []).append(
+            {"command": rec.get("command"), "ik": [r["ik"] for r in rec["runs"]]})
     save(model, c, args.out, command=meta.get("training_command"), history=meta.get("history"), metrics=metrics)
     meta_out = json.loads((Path(args.out) / "metadata.json").read_text())
     meta_out["export_command"] = getattr(args, "command_line", None)

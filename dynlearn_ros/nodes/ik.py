@@ -44,7 +44,7 @@ from dynlearn_ros.nodes import qos  # noqa: E402
 from dynlearn_ros.nodes.params import declare_spec, on_set_parameters, write_json_atomic  # noqa: E402
 from dynlearn_ros.nodes.runner import run_node  # noqa: E402
 
-SOLVERS = ("learned", "dls")
+SOLVERS = ("learned", "learned_gn", "dls")
 LOG_THROTTLE_S = 2.0
 POSE_FIELDS = 7  # demo_targets rows: x y z qx qy qz qw
 EE_COMPONENTS = 9  # px py pz | x axis (3) | z axis (3)
@@ -67,14 +67,21 @@ IK_SPEC: tuple[ParamSpec, ...] = (
     ParamSpec("joint_names", "string_array", lambda ctx: ctx.spec.joint_names, "joint names as they "
               "appear in joint_states and in the published trajectory, in URDF order", dynamic=False,
               reason=_IO),
-    ParamSpec("solver", "string", "learned", "learned: gradient descent through the pose-chain LSTM; "
-              "dls: Pinocchio Jacobian, damped least squares", choices=SOLVERS, dynamic=False, reason=_SOLVER),
+    ParamSpec("solver", "string", "learned_gn", "learned: gradient descent through the pose-chain LSTM, "
+              "target correction, then polish_iterations Levenberg-Marquardt steps with the LSTM's "
+              "Jacobian on the true error; learned_gn: only those steps; dls: Pinocchio Jacobian, "
+              "damped least squares", choices=SOLVERS, dynamic=False, reason=_SOLVER),
     ParamSpec("model_dir", "string", lambda ctx: f"ik_{ctx.spec.name}", "learned IK model directory "
               "(relative: under the package's models/)", dynamic=False, reason=_SOLVER),
     ParamSpec("correction_rounds", "int", 5, "target-correction rounds with Pinocchio FK (0: off)", lo=0,
               hi=50, dynamic=False, reason=_SOLVER),
     ParamSpec("max_iterations", "int", 300, "gradient / DLS iterations per solve", lo=1, hi=100000,
               dynamic=False, reason=_SOLVER),
+    ParamSpec("polish_iterations", "int", 100, "learned solvers: Levenberg-Marquardt steps through the "
+              "LSTM's Jacobian on the true (Pinocchio FK) error (0: off; learned_gn needs >= 1)", lo=0,
+              hi=10000, dynamic=False, reason=_SOLVER),
+    ParamSpec("starts", "int", 4, "starts per target: the current configuration, home, then seeded "
+              "random ones; the best true result is kept", lo=1, hi=64, dynamic=False, reason=_SOLVER),
     ParamSpec("pos_tol_m", "double", 0.005, "position tolerance (m) on constrained components", lo=1e-5,
               hi=1.0, dynamic=False, reason=_SOLVER),
     ParamSpec("rot_tol_deg", "double", 2.0, "orientation tolerance (deg)", lo=0.01, hi=180.0,
@@ -168,7 +175,9 @@ class IKNode(Node):
         self.demo_period_s = p["demo_period_s"]
         self.summary_path = p["summary_path"]
 
-        if p["solver"] == "learned":
+        if p["solver"] == "learned_gn" and p["polish_iterations"] < 1:
+            raise ConfigError("parameter 'polish_iterations': solver learned_gn needs at least 1")
+        if p["solver"] != "dls":
             path = Path(p["model_dir"])
             if not path.is_absolute():
                 path = models_dir() / path
@@ -176,11 +185,15 @@ class IKNode(Node):
                 model, _, _ = load(path, expect_chain=robot)
             except IKModelError as exc:
                 raise ConfigError(f"parameter 'model_dir': {exc}") from exc
-            solver = LearnedIK(model, c, max_iter=p["max_iterations"], corrections=p["correction_rounds"])
+            if p["solver"] == "learned":
+                solver = LearnedIK(model, c, max_iter=p["max_iterations"], corrections=p["correction_rounds"],
+                                   polish=p["polish_iterations"])
+            else:
+                solver = LearnedIK(model, c, max_iter=0, polish=p["polish_iterations"])
         else:
             solver = DLSIK(c, max_iter=p["max_iterations"])
         self.chain = c
-        self.planner = IKPlanner(c, solver, p["pos_tol_m"], p["rot_tol_deg"])
+        self.planner = IKPlanner(c, solver, p["pos_tol_m"], p["rot_tol_deg"], starts=p["starts"])
         self.mapper = JointStateMapper(self.joint_names)
         self.have_state = False
         self.counters = {"targets": 0, "solved": 0, "refused": 0, "rejected_states": 0, "demo_sent": 0,
@@ -189,9 +202,10 @@ class IKNode(Node):
         self.solve_ms: list[float] = []
         self.last_q: list[float] | None = None
         on_set_parameters(self, IK_SPEC, self._apply_parameters)
-        model_dir = p["model_dir"] if p["solver"] == "learned" else "-"
+        model_dir = p["model_dir"] if p["solver"] != "dls" else "-"
         self.get_logger().info(f"robot={robot} solver={p['solver']} model_dir={model_dir} "
-                               f"correction_rounds={p['correction_rounds']} tolerance={p['pos_tol_m'] * 1e3:.1f} mm "
+                               f"correction_rounds={p['correction_rounds']} polish_iterations={p['polish_iterations']} "
+                               f"starts={p['starts']} tolerance={p['pos_tol_m'] * 1e3:.1f} mm "
                                f"/ {p['rot_tol_deg']:.2f} deg demo_targets={len(self.demo)}")
 
     @staticmethod

@@ -92,8 +92,8 @@ def test_ik_node_solves_and_refuses(start_node, ros_context, spin_until, tmp_pat
 
     c = chain("iiwa")
     summary = tmp_path / "ik.json"
-    node = start_node("ik", {"robot": "iiwa", "solver": "learned", "model_dir": "ik_iiwa",
-                             "correction_rounds": 10, "summary_path": str(summary)})
+    node = start_node("ik", {"robot": "iiwa", "solver": "learned_gn", "model_dir": "ik_iiwa",
+                             "starts": 4, "summary_path": str(summary)})
     peer = Peer()
     try:
         ok = spin_until(peer.executor, lambda: peer.pose_pub.get_subscription_count() > 0
@@ -163,6 +163,7 @@ def test_ik_node_solves_and_refuses(start_node, ros_context, spin_until, tmp_pat
     ({"ee_mask": [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 2.0, 1.0, 1.0]}, "ee_mask"),
     ({"demo_targets": [0.5, 0.0, 0.5, 0.0, 1.0]}, "demo_targets"),
     ({"joint_names": ["a", "b"]}, "joint_names"),
+    ({"solver": "learned_gn", "polish_iterations": 0}, "polish_iterations"),
 ])
 def test_ik_node_refuses_bad_start_up_values(start_node, params, name):
     node = start_node("ik", {"robot": "iiwa", **params})

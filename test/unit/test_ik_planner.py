@@ -77,25 +77,56 @@ def test_chain_target_nan_means_dont_care(planner):
         planner.chain_problem(v)
 
 
-def test_ik_demo_graph():
+def _demo_targets(robot: str):
+    import yaml
+
     from dynlearn_ros.commands.launch import GRAPHS
 
     args, factory = GRAPHS["ik_demo"]
-    nodes = factory({})
+    nodes = factory({"robot": robot})
+    ik = nodes[2]
+    assert ik.module == "dynlearn_ros.nodes.ik" and ik.parameters[0].endswith(f"config/ik_{robot}.yaml")
+    cfg = yaml.safe_load(open(ik.parameters[0]))["/**/ik"]["ros__parameters"]
+    assert cfg["robot"] == robot and cfg["model_dir"] == f"ik_{robot}"
+    return nodes, factory, np.asarray(cfg["demo_targets"], dtype=float).reshape(-1, 7)
+
+
+@pytest.mark.parametrize("robot", ["iiwa", "panda"])
+def test_ik_demo_graph(robot):
+    nodes, factory, demo = _demo_targets(robot)
     assert [n.name for n in nodes] == ["sim_bridge", "computed_torque", "ik"]
     ctl = nodes[1].parameters[-1]
     assert ctl["reference"] == "hold"  # the ik node's trajectories are the only motion
-    ik = nodes[2]
-    assert ik.module == "dynlearn_ros.nodes.ik" and ik.parameters[0].endswith("config/ik_iiwa.yaml")
-    import yaml
-
-    cfg = yaml.safe_load(open(ik.parameters[0]))["/**/ik"]["ros__parameters"]
-    demo = np.asarray(cfg["demo_targets"], dtype=float).reshape(-1, 7)
-    c = chain("iiwa")
+    c = chain(robot)
     # every demo pose lies inside the reach (they are FK of configurations near home)
     assert np.all(np.linalg.norm(demo[:, :3] - c.shoulder, axis=1) < c.scale)
     with pytest.raises(ValueError, match="must be one of"):
         factory({"solver": "magic"})
+
+
+@pytest.mark.parametrize("robot", ["iiwa", "panda"])
+def test_shipped_model_solves_its_demo_targets(robot):
+    """The shipped models/ik_<robot> with the node's default solver (learned_gn: Levenberg-
+    Marquardt through the LSTM's Jacobian, 4 starts from home) reaches every demo pose of
+    config/ik_<robot>.yaml within 5 mm / 2 deg, checked here with Pinocchio FK independently of
+    the solver's own report."""
+    import torch
+
+    from dynlearn_ros.learning.ik.solver import LearnedIK
+    from dynlearn_ros.learning.ik.store import load
+    from dynlearn_ros.paths import models_dir
+
+    torch.set_num_threads(1)
+    _, _, demo = _demo_targets(robot)
+    model, c, _ = load(models_dir() / f"ik_{robot}", expect_chain=robot)
+    planner = IKPlanner(c, LearnedIK(model, c, max_iter=0, polish=100), 5e-3, 2.0, starts=4)
+    for row in demo:
+        plan = planner.solve(planner.ee_problem(row[:3], row[3:], np.ones(9)), c.home)
+        reached = c.fk(plan.q)[-1]
+        assert np.linalg.norm(reached[:3] - row[:3]) <= 5e-3
+        rot = quat_to_matrix(*row[3:])
+        got = np.column_stack([reached[3:6], np.cross(reached[6:9], reached[3:6]), reached[6:9]])
+        assert math.degrees(math.acos(np.clip((np.trace(rot.T @ got) - 1) / 2, -1, 1))) <= 2.0
 
 
 def test_node_mask_parameter_validation():

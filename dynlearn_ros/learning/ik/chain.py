@@ -63,6 +63,9 @@ class Chain:
         ee_off = np.linalg.norm(self.model.frames[self.ee_frame].placement.translation)
         self.scale = float(np.sum(np.linalg.norm(geo[1:, 3:], axis=1)) + ee_off) or 1.0
         self.shoulder = self.model.jointPlacements[1].translation.copy()
+        # the end-effector frame in the last DoF's joint frame, as a pose-chain element (9,)
+        tip = self.model.frames[self.ee_frame].placement
+        self.tip = np.concatenate([tip.translation, tip.rotation[:, 0], tip.rotation[:, 2]])
 
     def fk(self, q: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Pose chain of one configuration: q (n,) rad -> (n, 9) [p m | x axis | z axis]."""

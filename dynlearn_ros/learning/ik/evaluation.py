@@ -8,6 +8,13 @@
   5 % of its range), ``near_singular`` (iiwa/Panda: the elbow, joint 4, within 0.05 rad of
   straight or of its limit; the wrist joint 6 within 0.05 rad of 0). Masks: ``pose`` (position
   and both axes) and ``position`` (orientation free).
+
+Solver variants (:data:`SOLVERS`): ``dls`` (Pinocchio Jacobian, the baseline); ``learned``
+(gradient descent through the model, no true FK); ``learned+correction`` (the same, then target
+correction rounds); ``learned+correction+polish`` (then Levenberg-Marquardt steps with the
+model's Jacobian on the true residual); ``learned-gn`` (those steps alone, from the start: no
+gradient descent). Every variant runs from ``starts`` starts (home, then seeded random ones;
+multistart.py) and keeps the best true result.
 """
 
 from __future__ import annotations
@@ -16,12 +23,28 @@ import numpy as np
 
 from dynlearn_ros.learning.ik.chain import Chain
 from dynlearn_ros.learning.ik.dls import DLSIK
+from dynlearn_ros.learning.ik.multistart import solve_multistart, start_configs
 from dynlearn_ros.learning.ik.problem import IKProblem
 from dynlearn_ros.learning.ik.solver import LearnedIK
 from dynlearn_ros.learning.ik.training import evaluate
 
 FAMILIES = ("random", "near_limits", "near_singular")
 MASKS = ("pose", "position")
+SOLVERS = ("dls", "learned", "learned+correction", "learned+correction+polish", "learned-gn")
+START_SEED = 1000  # + the target seed: the random starts of multi-start runs
+
+
+def solver_variants(model, chain: Chain, names=SOLVERS, corrections: int = 10, polish: int = 100) -> dict:
+    """{name: solver} for the requested variants (module docstring); learned ones need a model."""
+    make = {"dls": lambda: DLSIK(chain),
+            "learned": lambda: LearnedIK(model, chain, corrections=0),
+            "learned+correction": lambda: LearnedIK(model, chain, corrections=corrections),
+            "learned+correction+polish": lambda: LearnedIK(model, chain, corrections=corrections, polish=polish),
+            "learned-gn": lambda: LearnedIK(model, chain, max_iter=0, polish=polish)}
+    bad = [n for n in names if n not in make]
+    if bad:
+        raise ValueError(f"unknown solver(s) {bad}; choose from {SOLVERS}")
+    return {n: make[n]() for n in names if n == "dls" or model is not None}
 
 
 def forward_table(model, chain: Chain, count: int, seed: int) -> dict:
@@ -76,17 +99,18 @@ def summarize(results: list) -> dict:
 
 
 def ik_table(model, chain: Chain, count: int, seed: int, families=FAMILIES, masks=MASKS,
-             corrections: int = 5, single: int = 10, log=print) -> dict:
-    """{family: {mask: {solver: summary}}} with solvers dls, learned, learned+correction.
+             corrections: int = 5, single: int = 10, log=print, solvers=SOLVERS[:3], starts: int = 1,
+             polish: int = 100) -> dict:
+    """{family: {mask: {solver: summary}}} for the ``solvers`` variants, each from ``starts``
+    starts (home first; multistart.py).
 
-    The learned solvers run all ``count`` targets as one batch (``solve_ms_*`` amortized per
-    target) and the first ``single`` targets one at a time (``single_ms_mean``); DLS runs one at
-    a time (both times are its per-target time)."""
+    The learned solvers run all ``count`` x ``starts`` (target, start) pairs as one batch
+    (``solve_ms_*`` = the batch's wall time per target) and the first ``single`` targets one at
+    a time (``single_ms_mean``: a single request, the node's case); DLS runs one target at a
+    time, its starts in turn until one succeeds (both times are its per-target time)."""
     rng = np.random.default_rng(seed)
-    solvers = {"dls": DLSIK(chain)}
-    if model is not None:
-        solvers["learned"] = LearnedIK(model, chain, corrections=0)
-        solvers["learned+correction"] = LearnedIK(model, chain, corrections=corrections)
+    variants = solver_variants(model, chain, solvers, corrections, polish)
+    start_qs = start_configs(chain, None, starts, seed=START_SEED + seed)
     out: dict = {}
     for fam in families:
         qs = target_configs(chain, fam, count, rng)
@@ -95,19 +119,17 @@ def ik_table(model, chain: Chain, count: int, seed: int, families=FAMILIES, mask
         for mask in masks:
             out[fam][mask] = {}
             problems = [problem_for(chain, pc, mask) for pc in chains]
-            for name, s in solvers.items():
+            for name, s in variants.items():
+                res = solve_multistart(s, start_qs, problems)
                 if isinstance(s, LearnedIK):
-                    # all targets as one batch (amortized time), plus the first `single` one by
-                    # one: the time a single request (the node's case) takes
-                    res = s.solve_batch(np.tile(chain.home, (len(problems), 1)), problems)
-                    one = [s.solve(chain.home, p).solve_s for p in problems[:single]]
+                    one = [solve_multistart(s, start_qs, [p])[0].solve_s for p in problems[:single]]
                 else:
-                    res = [s.solve(chain.home, p) for p in problems]
                     one = [r.solve_s for r in res[:single]]
                 out[fam][mask][name] = summarize(res)
+                out[fam][mask][name]["starts"] = starts
                 out[fam][mask][name]["single_ms_mean"] = float(1e3 * np.mean(one)) if one else None
-                log(f"{chain.name} seed {seed} {fam:<13} {mask:<8} {name:<18} "
+                log(f"{chain.name} seed {seed} {fam:<13} {mask:<8} {name:<25} x{starts} "
                     f"success {100 * out[fam][mask][name]['success']:5.1f} %  "
                     f"{out[fam][mask][name]['solve_ms_mean']:7.1f} ms amortized, "
-                    f"{out[fam][mask][name]['single_ms_mean']:7.1f} ms single")
+                    f"{out[fam][mask][name]['single_ms_mean'] or float('nan'):7.1f} ms single")
     return out

@@ -1,8 +1,9 @@
 """The ik node's domain object: validate a target, solve it, or refuse with a reason (no ROS).
 
 :class:`IKPlanner` turns an end-effector pose (position m, quaternion x y z w, base frame) with a
-9-component mask, or a full pose-chain target with NaN = "don't care", into joint angles, trying
-the current configuration first and the home pose second. It refuses, with a message and
+9-component mask, or a full pose-chain target with NaN = "don't care", into joint angles from
+``starts`` starts: the current configuration, the home pose, then seeded random ones
+(multistart.py: the learned solver runs them as one batch, DLS one after the other). It refuses, with a message and
 without a solution, targets that are non-finite, have a degenerate quaternion, lie beyond the
 arm's reach from its shoulder, or that no attempt solves within tolerance.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dynlearn_ros.learning.ik.chain import POSE_DIM, Chain
+from dynlearn_ros.learning.ik.multistart import solve_multistart, start_configs
 from dynlearn_ros.learning.ik.problem import IKProblem, IKResult
 
 REACH_MARGIN = 1.02  # targets further than this x the reach from the shoulder are refused at once
@@ -42,15 +44,18 @@ def quat_to_matrix(qx: float, qy: float, qz: float, qw: float) -> np.ndarray:
 class Plan:
     q: np.ndarray
     result: IKResult
-    start: str  # "current" or "home"
+    start: str  # "current", "home" or "random k"
 
 
 class IKPlanner:
-    """Holds one solver (LearnedIK or DLSIK) for ``chain``; ``solve_*`` return a :class:`Plan`."""
+    """Holds one solver (LearnedIK or DLSIK) for ``chain``; ``solve_*`` return a :class:`Plan`.
+    ``starts``: starts per target (current, home, then random ones with ``start_seed``)."""
 
-    def __init__(self, chain: Chain, solver, pos_tol_m: float, rot_tol_deg: float) -> None:
+    def __init__(self, chain: Chain, solver, pos_tol_m: float, rot_tol_deg: float, starts: int = 2,
+                 start_seed: int = 0) -> None:
         self.chain, self.solver = chain, solver
         self.pos_tol_m, self.rot_tol_deg = pos_tol_m, rot_tol_deg
+        self.starts, self.start_seed = starts, start_seed
 
     def ee_problem(self, position, quat, mask: np.ndarray) -> IKProblem:
         """position (3,) m, quat (4,) x y z w, mask (9,) 0/1 -> IKProblem (or Refused)."""
@@ -95,17 +100,14 @@ class IKPlanner:
                           f"chain reaches {reach:.3f} m")
 
     def solve(self, problem: IKProblem, q_current: np.ndarray | None) -> Plan:
-        """Solve from q_current, then from home; Refused when neither meets the tolerances."""
-        starts = [("current", q_current)] if q_current is not None else []
-        starts.append(("home", self.chain.home))
-        best: Plan | None = None
-        for label, q0 in starts:
-            res = self.solver.solve(np.asarray(q0, dtype=np.float64), problem)
-            plan = Plan(res.q, res, label)
-            if res.success:
-                return plan
-            if best is None or res.pos_err_m < best.result.pos_err_m:
-                best = plan
-        r = best.result
+        """Solve from every start, keep the best true result; Refused when none meets the
+        tolerances."""
+        starts = start_configs(self.chain, q_current, self.starts, seed=self.start_seed)
+        labels = (["current"] if q_current is not None else []) + ["home"]
+        labels += [f"random {k + 1}" for k in range(len(starts) - len(labels))]
+        r = solve_multistart(self.solver, starts, [problem])[0]
+        if r.success:
+            return Plan(r.q, r, labels[r.start])
         raise Refused(f"unreachable or not solved: best {1e3 * r.pos_err_m:.1f} mm / {r.rot_err_deg:.2f} deg "
-                      f"(tolerance {1e3 * problem.pos_tol_m:.1f} mm / {problem.rot_tol_deg:.2f} deg)")
+                      f"(tolerance {1e3 * problem.pos_tol_m:.1f} mm / {problem.rot_tol_deg:.2f} deg, "
+                      f"{len(starts)} starts)")

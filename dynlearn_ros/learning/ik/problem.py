@@ -123,8 +123,9 @@ class IKResult:
     solve_s: float
     corrections: int = 0
     reason: str = ""
+    start: int = 0  # which start gave this result (multistart.solve_multistart), 0-based
 
     def as_dict(self) -> dict:
         return {"success": self.success, "pos_err_m": self.pos_err_m, "rot_err_deg": self.rot_err_deg,
                 "iterations": self.iterations, "solve_s": self.solve_s, "corrections": self.corrections,
-                "reason": self.reason}
+                "reason": self.reason, "start": self.start}

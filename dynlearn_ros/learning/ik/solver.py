@@ -19,6 +19,20 @@ after a descent, the bias b = f(q) - f_true(q) of the model at the solution is a
 targets the network is asked for (t' = t + b) and the descent restarts from q; up to
 ``corrections`` rounds, stopping as soon as the *true* pose is within tolerance. It removes the
 model's local error, which changes little over the short distance between rounds.
+
+Polish (``polish`` > 0, needs the true forward kinematics like the correction): Levenberg-
+Marquardt steps whose Jacobian is the *model's* (autograd through the LSTM) and whose residual is
+the true one, r = t - f_true(q) (masked, positions / ``pos_unit``):
+
+    dq = J_m^T (J_m J_m^T + lambda^2 I)^-1 r,   clamped to +-2 max_step, q clipped to the limits.
+
+This is target correction applied at every step, with a Gauss-Newton step through the network
+instead of a gradient descent: t' = t + f(q) - f_true(q) makes the model's residual t' - f(q)
+equal to the true one. A step that does not lower the true loss is undone and lambda x4; one
+that does, lambda x0.5. No Pinocchio Jacobian is used: the true FK only measures the error. It
+converges as long as the model's Jacobian is a fair approximation of the true one (the
+contraction factor is |I - J_true J_m^+|), which holds far better than the model's absolute
+accuracy does.
 """
 
 from __future__ import annotations
@@ -40,12 +54,13 @@ class LearnedIK:
 
     def __init__(self, model: PoseChainLSTM, chain: Chain, *, lr: float = 0.02, momentum: float = 0.8,
                  max_step: float = 0.1, max_iter: int = 300, patience: int = 25, pos_unit: float = 0.1,
-                 inner_slack: float = 0.3, corrections: int = 0) -> None:
+                 inner_slack: float = 0.3, corrections: int = 0, polish: int = 0, damping: float = 0.05) -> None:
         if model.n != chain.n:
             raise ValueError(f"model has {model.n} steps, chain {chain.name} {chain.n} DoF")
         self.model, self.chain = model, chain
         self.lr, self.momentum, self.max_step, self.max_iter = lr, momentum, max_step, max_iter
         self.patience, self.pos_unit, self.inner_slack, self.corrections = patience, pos_unit, inner_slack, corrections
+        self.polish, self.damping = polish, damping
         for p in model.parameters():
             p.requires_grad_(False)
         unit = np.ones(9)
@@ -123,6 +138,68 @@ class LearnedIK:
         its[idx] = iters.numpy()
         return out, its
 
+    def model_jacobian(self, q: np.ndarray, comps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The model's pose chains (B, n, 9) at q (B, n) rad and its Jacobian (B, m, n) of the
+        flat pose-chain components ``comps`` (m,) (index k * 9 + c) with respect to q: one
+        forward and one backward pass over a batch of B x m copies of q, copy j of row b
+        back-propagating component comps[j] only (rows are independent problems)."""
+        b, m = q.shape[0], len(comps)
+        qq = torch.as_tensor(q, dtype=torch.float32).repeat_interleave(m, dim=0).requires_grad_(True)
+        pred = self.model(qq).reshape(b, m, -1)
+        picked = pred[:, torch.arange(m), torch.as_tensor(comps)]
+        (g,) = torch.autograd.grad(picked.sum(), qq)
+        jac = g.reshape(b, m, -1).double().numpy()
+        return pred[:, 0].detach().double().numpy().reshape(b, -1, 9), jac
+
+    def _polish(self, q0: np.ndarray, problems: list[IKProblem], active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Levenberg-Marquardt on the true residual with the model's Jacobian (module docstring),
+        for the active rows of q0 (B, n); returns q (B, n) and iterations (B,)."""
+        c = self.chain
+        q = q0.copy()
+        its = np.zeros(len(problems), dtype=int)
+        idx = [i for i in np.flatnonzero(active)]
+        if not idx:
+            return q, its
+        weight = np.stack([problems[i].weight.reshape(-1) for i in idx])
+        target = np.stack([problems[i].target.reshape(-1) for i in idx])
+        comps = np.flatnonzero(weight.any(axis=0))
+        unit = np.tile(np.where(np.arange(9) < 3, self.pos_unit, 1.0), c.n)[comps]
+        w = weight[:, comps] / unit
+
+        def residual(qs: np.ndarray, rows) -> tuple[np.ndarray, np.ndarray]:
+            fk = c.fk_batch(qs)
+            return w[rows] * (target[rows][:, comps] - fk.reshape(len(qs), -1)[:, comps]), fk
+
+        qa = q[idx]
+        r, fk = residual(qa, slice(None))
+        loss = (r ** 2).sum(1)
+        lam = np.full(len(idx), self.damping)
+        run = np.array([not problems[i].satisfied(fk[j]) for j, i in enumerate(idx)])
+        eye = np.eye(len(comps))
+        for _ in range(self.polish):
+            if not run.any():
+                break
+            sel = np.flatnonzero(run)
+            _, jac = self.model_jacobian(qa[sel], comps)
+            jac = jac * w[sel, :, None]
+            jjt = jac @ jac.transpose(0, 2, 1) + (lam[sel] ** 2)[:, None, None] * eye
+            dq = (jac.transpose(0, 2, 1) @ np.linalg.solve(jjt, r[sel][..., None]))[..., 0]
+            q_new = np.clip(qa[sel] + np.clip(dq, -2 * self.max_step, 2 * self.max_step), c.lower, c.upper)
+            r_new, fk_new = residual(q_new, sel)
+            l_new = (r_new ** 2).sum(1)
+            better = l_new < loss[sel]
+            its[np.asarray(idx)[sel]] += 1
+            acc = sel[better]
+            qa[acc], r[acc], loss[acc] = q_new[better], r_new[better], l_new[better]
+            lam[acc] = np.maximum(lam[acc] * 0.5, 1e-4)
+            lam[sel[~better]] *= 4.0
+            for j, pc in zip(acc, fk_new[better], strict=True):
+                if problems[idx[j]].satisfied(pc):
+                    run[j] = False
+            run &= lam < 1e3
+        q[idx] = qa
+        return q, its
+
     def solve_batch(self, q0: np.ndarray, problems: list[IKProblem], correct: bool | None = None) -> list[IKResult]:
         """Solve B problems from q0 (B, n) rad as one batch; each result's ``solve_s`` is the
         batch's wall time divided by B. ``correct``: target correction (default: corrections > 0)."""
@@ -155,6 +232,14 @@ class LearnedIK:
                     target[i] = problems[i].target + (pred[j] - true) * (weight[i] > 0)
             if not active.any():
                 break
+        if self.polish and (correct is None or correct) and active.any():
+            q, its = self._polish(best_q, problems, active)
+            iters += its
+            for i in np.flatnonzero(active):
+                pos, rot = problems[i].errors(c.fk(q[i]))
+                score = pos / problems[i].pos_tol_m + rot / problems[i].rot_tol_deg
+                if score < best_score[i]:
+                    best_q[i], best_score[i], errs[i] = q[i], score, (pos, rot)
         dt = (time.perf_counter() - t0) / bsz
         out = []
         for i, p in enumerate(problems):

@@ -68,7 +68,8 @@ def load(path: str | Path, expect_chain: str | None = None) -> tuple[PoseChainLS
     if list(c.joint_names) != meta.get("joint_names"):
         raise IKModelError(f"{path}: joint names {meta.get('joint_names')} differ from {list(c.joint_names)}")
     cfg = blob["config"]
-    model = PoseChainLSTM(torch.as_tensor(c.geometry), c.scale, cfg["hidden"], cfg["layers"])
+    model = PoseChainLSTM(torch.as_tensor(c.geometry), c.scale, cfg["hidden"], cfg["layers"],
+                          cfg.get("outputs", "absolute"), c.tip)
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as exc:

@@ -110,44 +110,76 @@ def plot_tasks(res: dict, c: Chain, q_start: np.ndarray, path: str) -> None:
 
 
 def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, targets: int = 5,
-            seed: int = 0, log=print) -> list[dict]:
-    """Per joint count N (2N DoF): ms per iteration of the learned solver's step (forward +
-    backward through an LSTM of the given size; the cost does not depend on the weights' values)
-    and of one DLS iteration (FK + Jacobian + m x m solve), and DLS ms per target on
-    end-effector pose targets of random configurations (30 % of the ranges) from q = 0."""
+            seed: int = 0, model=None, polish: int = 100, rounds: int = 3, log=print) -> list[dict]:
+    """Per joint count N (2N DoF), in one run: ms per iteration of the learned solver's step
+    (forward + backward through an LSTM, ``model``'s size if given, else ``hidden``/``layers``;
+    the cost does not depend on the weights' values) and of one DLS iteration (FK + Jacobian +
+    m x m solve), and ms per target of DLS and, with a chain-relative ``model`` (trained on one
+    armN, moved to each N by :meth:`PoseChainLSTM.on_geometry`), of the learned solver
+    (Levenberg-Marquardt through the model's Jacobian, ``polish`` steps at most), on the same
+    end-effector pose targets (random configurations within 30 % of the ranges) from q = 0,
+    one target at a time. The sweep over N is repeated ``rounds`` times, interleaved, and each
+    time is the median over the rounds: on a shared machine the load drifts, and interleaving
+    exposes every N to the same drift."""
     import torch
 
     from dynlearn_ros.learning.ik.dls import DLSIK
     from dynlearn_ros.learning.ik.model import PoseChainLSTM
+    from dynlearn_ros.learning.ik.solver import LearnedIK
+    from dynlearn_ros.learning.ik.training import evaluate
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
-    rows = []
+    setup = {}
     for nj in joint_counts:
         c = chain(f"arm{nj}")
-        model = PoseChainLSTM(torch.as_tensor(c.geometry), c.scale, hidden, layers).eval()
-        for p in model.parameters():
+        if model is not None:
+            net = model.on_geometry(torch.as_tensor(c.geometry))
+        else:
+            net = PoseChainLSTM(torch.as_tensor(c.geometry), c.scale, hidden, layers).eval()
+        for p in net.parameters():
             p.requires_grad_(False)
-        q = torch.zeros(c.n, requires_grad=True)
-        w = torch.zeros(c.n, POSE_DIM)
-        w[-1] = 1
-        reps = 30
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            (g,) = torch.autograd.grad((w * model(q[None])[0]).sum(), q)
-        learned_ms = 1e3 * (time.perf_counter() - t0) / reps
-        dls = DLSIK(c, max_iter=200)
-        qs = c.sample(rng, targets, 0.3)
-        res = []
-        for qt in qs:
+        problems = []
+        for qt in c.sample(rng, targets, 0.3):
             weight = np.zeros((c.n, POSE_DIM))
             weight[-1] = 1
-            res.append(dls.solve(np.zeros(c.n), IKProblem.from_pose_chain(c.fk(qt), weight)))
-        it = sum(r.iterations for r in res)
-        ms = 1e3 * sum(r.solve_s for r in res)
-        rows.append({"joints": nj, "dof": c.n, "learned_ms_per_iteration": learned_ms,
-                     "dls_ms_per_iteration": ms / max(it, 1), "dls_ms_per_target": ms / len(res),
-                     "dls_iterations_per_target": it / len(res),
-                     "dls_success": float(np.mean([r.success for r in res]))})
-        log(rows[-1])
+            problems.append(IKProblem.from_pose_chain(c.fk(qt), weight))
+        row = {"joints": nj, "dof": c.n}
+        if model is not None:
+            err = evaluate(net, c, c.sample(rng, 200, 1.0))
+            row.update({"learned_ee_mm": 1e3 * float(err["pos_m"][:, -1].mean()),
+                        "learned_ee_deg": float(err["rot_deg"][:, -1].mean())})
+        setup[nj] = (c, net, problems, row)
+    samples: dict = {nj: {} for nj in joint_counts}
+    for _ in range(rounds):
+        for nj in joint_counts:
+            c, net, problems, row = setup[nj]
+            put = samples[nj]
+            q = torch.zeros(c.n, requires_grad=True)
+            w = torch.zeros(c.n, POSE_DIM)
+            w[-1] = 1
+            t0 = time.perf_counter()
+            for _ in range(10):
+                torch.autograd.grad((w * net(q[None])[0]).sum(), q)
+            put.setdefault("learned_ms_per_iteration", []).append(1e3 * (time.perf_counter() - t0) / 10)
+            res = [DLSIK(c, max_iter=200).solve(np.zeros(c.n), p) for p in problems]
+            it = sum(r.iterations for r in res)
+            ms = 1e3 * sum(r.solve_s for r in res)
+            put.setdefault("dls_ms_per_iteration", []).append(ms / max(it, 1))
+            put.setdefault("dls_ms_per_target", []).append(ms / len(res))
+            row["dls_iterations_per_target"] = it / len(res)
+            row["dls_success"] = float(np.mean([r.success for r in res]))
+            if model is not None:
+                solver = LearnedIK(net, c, max_iter=0, polish=polish)
+                lres = [solver.solve(np.zeros(c.n), p) for p in problems]
+                put.setdefault("learned_ms_per_target", []).append(1e3 * float(np.mean([r.solve_s for r in lres])))
+                row["learned_iterations_per_target"] = float(np.mean([r.iterations for r in lres]))
+                row["learned_success"] = float(np.mean([r.success for r in lres]))
+    rows = []
+    for nj in joint_counts:
+        row = setup[nj][3]
+        row.update({k: float(np.median(v)) for k, v in samples[nj].items()})
+        row["rounds"] = rounds
+        rows.append(row)
+        log(row)
     return rows

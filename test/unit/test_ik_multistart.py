@@ -1,0 +1,187 @@
+"""Multi-start IK and the learned solver's polish (Levenberg-Marquardt through the model's
+Jacobian on the true residual), on the planar arms whose forward kinematics has a closed form,
+and the chain-relative model's composition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dynlearn_ros.learning.ik.chain import POSE_DIM, chain, planar_fk
+from dynlearn_ros.learning.ik.dls import DLSIK
+from dynlearn_ros.learning.ik.model import PoseChainLSTM, compose, relative
+from dynlearn_ros.learning.ik.multistart import solve_multistart, start_configs
+from dynlearn_ros.learning.ik.problem import IKProblem
+from dynlearn_ros.learning.ik.solver import LearnedIK
+from dynlearn_ros.learning.ik.training import TrainConfig, chain_errors, train
+
+
+@pytest.fixture(scope="module")
+def planar3_model():
+    """A small absolute model of the 3-link planar arm (a few seconds): accurate to centimetres,
+    i.e. far from the 5 mm the IK needs - what the polish has to make up for."""
+    torch.set_num_threads(1)
+    c = chain("planar3")
+    cfg = TrainConfig(hidden=32, layers=1, stages=2, samples_per_stage=4000, epochs_per_stage=3,
+                      final_epochs=6, batch=64, lr=1e-2, seed=0, threads=1)
+    model, _ = train(c, cfg, log=lambda *_: None)
+    return model, c
+
+
+def _position_problem(q: np.ndarray, heading: bool = False) -> IKProblem:
+    w = np.zeros((q.size, POSE_DIM))
+    w[-1, :3] = 1.0
+    if heading:
+        w[-1, 3:] = 1.0
+    return IKProblem.from_pose_chain(planar_fk(q), w)
+
+
+def test_start_configs_order_and_reproducibility():
+    c = chain("planar3")
+    cur = np.array([0.1, -0.2, 0.3])
+    s = start_configs(c, cur, 5, seed=7)
+    assert s.shape == (5, 3)
+    np.testing.assert_array_equal(s[0], cur)
+    np.testing.assert_array_equal(s[1], c.home)
+    np.testing.assert_array_equal(s, start_configs(c, cur, 5, seed=7))      # same seed, same starts
+    assert np.all(s >= c.lower) and np.all(s <= c.upper)
+    assert start_configs(c, None, 1)[0] == pytest.approx(c.home)
+    with pytest.raises(ValueError):
+        start_configs(c, None, 0)
+
+
+@pytest.mark.parametrize("solver_kind", ["dls", "learned"])
+def test_multistart_keeps_the_best_true_result(planar3_model, solver_kind):
+    """Starts with a 3-iteration budget: each ends somewhere different; the kept result must be
+    the start whose *true* (closed-form) error is the lowest, and its reported errors must be
+    that start's own."""
+    model, c = planar3_model
+    solver = DLSIK(c, max_iter=3) if solver_kind == "dls" else LearnedIK(model, c, max_iter=3)
+    rng = np.random.default_rng(4)
+    problems = [_position_problem(q) for q in c.sample(rng, 6, 0.8)]
+    starts = c.sample(np.random.default_rng(5), 4, 0.9)
+    best = solve_multistart(solver, starts, problems)
+    for p, r in zip(problems, best, strict=True):
+        alone = [solver.solve(s, p) for s in starts]
+        if solver_kind == "dls" and any(a.success for a in alone):
+            continue  # DLS stops at its first success: covered by the next test
+        errs = [a.pos_err_m for a in alone]
+        assert r.start == int(np.argmin(errs))
+        assert r.pos_err_m == pytest.approx(min(errs), rel=1e-6)
+        tip = planar_fk(r.q)[-1, :3]
+        assert np.linalg.norm(tip - p.target[-1, :3]) == pytest.approx(r.pos_err_m, rel=1e-6)
+
+
+def test_multistart_finds_the_start_that_succeeds():
+    """A start at the solution itself succeeds at once; the other starts (far away, one
+    iteration) cannot: the result must be that start's, whatever its position in the list."""
+    c = chain("planar3")
+    q_goal = np.array([0.4, -0.6, 0.8])
+    p = _position_problem(q_goal)
+    starts = np.stack([np.array([-1.5, 1.5, -1.5]), np.array([1.5, 1.5, 1.5]), q_goal])
+    r = solve_multistart(DLSIK(c, max_iter=1), starts, [p])[0]
+    assert r.success and r.start == 2 and r.pos_err_m < 1e-9
+
+
+def test_polish_reaches_tolerance_where_the_model_alone_does_not(planar3_model):
+    """Full-pose targets (position and heading) of random configurations: the model's own
+    descent stops at its own error (no target meets 5 mm / 2 deg); the Levenberg-Marquardt steps
+    with the model's Jacobian on the true residual, from 4 starts (home + 3 random), bring every
+    target within the tolerance (true FK: the closed form). Every constrained component within
+    5 mm / 2 deg: the issue's bar. (From home alone 2 of these 10 fail: one wrong basin, one
+    stall; multi-start is part of the method.)"""
+    model, c = planar3_model
+    rng = np.random.default_rng(11)
+    plain = LearnedIK(model, c)
+    gn = LearnedIK(model, c, max_iter=0, polish=60)
+    problems = [_position_problem(q, heading=True) for q in c.sample(rng, 10, 0.8)]
+    assert not any(plain.solve(c.home, p).success for p in problems)
+    for p, r in zip(problems, solve_multistart(gn, start_configs(c, None, 4, seed=0), problems), strict=True):
+        fk = planar_fk(r.q)[-1]
+        assert np.linalg.norm(fk[:3] - p.target[-1, :3]) <= 5e-3
+        assert np.degrees(np.arccos(np.clip(fk[3:6] @ p.target[-1, 3:6], -1, 1))) <= 2.0
+        assert r.success and np.all(r.q >= c.lower) and np.all(r.q <= c.upper)
+
+
+def test_polish_leaves_a_masked_heading_free(planar3_model):
+    """Tip of configuration A with the heading of B in the target, heading masked: the position
+    is met while the heading ends far (> 30 deg) from B's and from the start's: the solver let the
+    free component wander wherever lowering the position error took it."""
+    model, c = planar3_model
+    qa, qb = np.array([0.5, 0.9, -0.4]), np.array([-1.0, -0.4, -0.9])
+    target = planar_fk(qa)
+    target[-1, 3:] = planar_fk(qb)[-1, 3:]
+    w = np.zeros((3, POSE_DIM))
+    w[-1, :3] = 1.0
+    r = LearnedIK(model, c, max_iter=0, polish=60).solve(np.zeros(3), IKProblem(target, w))
+    assert r.success
+    heading = planar_fk(r.q)[-1, 3:6]
+    angle = lambda a, b: np.degrees(np.arccos(np.clip(a @ b, -1, 1)))  # noqa: E731
+    assert angle(heading, target[-1, 3:6]) > 30.0
+    assert angle(heading, planar_fk(np.zeros(3))[-1, 3:6]) > 30.0
+
+
+def test_relative_composition_round_trip_and_geometry_transfer():
+    """compose(relative(chain)) is the chain (float64 round-off); a relative model moved to
+    another joint count keeps its weights and gives n' elements."""
+    c = chain("arm5")
+    y = torch.as_tensor(c.fk_batch(c.sample(np.random.default_rng(0), 8)))
+    r = relative(y, c.tip)
+    np.testing.assert_allclose(compose(r[..., :3], r[..., 3:], c.tip).numpy(), y.numpy(), atol=1e-12)
+    # every joint frame of an x-then-y arm sits one link (or 0) from the previous one
+    np.testing.assert_allclose(np.sort(np.unique(np.round(r[..., :3].norm(dim=-1).numpy(), 9))), [0.0, 0.025])
+    m = PoseChainLSTM(torch.as_tensor(c.geometry), c.scale, 16, 1, "relative", c.tip)
+    m7 = m.on_geometry(torch.as_tensor(chain("arm7").geometry))
+    assert m7.n == 14 and float(m7.scale) == float(m.scale)
+    assert torch.equal(m7.head.weight, m.head.weight)
+    q = torch.zeros(2, 14)
+    assert m7(q).shape == (2, 14, POSE_DIM)
+
+
+def test_relative_model_learns_the_arm(tmp_path):
+    """A chain-relative model of a 3-joint (6-DoF) x/y arm, trained a few seconds: the tip error
+    must be well under the arm's size (reach 0.1 m; random tips lie ~5 cm apart), which a model
+    with a shifted input sequence does not achieve."""
+    from dynlearn_ros.learning.ik.store import load, save
+
+    torch.set_num_threads(1)
+    c = chain("arm3")
+    cfg = TrainConfig(hidden=32, layers=1, stages=1, samples_per_stage=6000, epochs_per_stage=4,
+                      final_epochs=0, batch=128, lr=1e-2, seed=0, outputs="relative")
+    model, _ = train(c, cfg, log=lambda *_: None)
+    q = c.sample(np.random.default_rng(3), 300)
+    with torch.no_grad():
+        pred = model(torch.as_tensor(q, dtype=torch.float32)).double().numpy()
+        shifted = model(torch.as_tensor(np.roll(q, 1, axis=1), dtype=torch.float32)).double().numpy()
+    true = c.fk_batch(q)
+    err = chain_errors(pred, true)["pos_m"][:, -1].mean()
+    spread = np.linalg.norm(true[:, -1, :3] - true[:, -1, :3].mean(0), axis=1).mean()
+    assert err < 0.25 * spread
+    assert chain_errors(shifted, true)["pos_m"][:, -1].mean() > 2 * err
+    save(model, c, tmp_path / "m")
+    loaded, _, meta = load(tmp_path / "m")
+    assert meta["model"]["outputs"] == "relative"
+    with torch.no_grad():
+        assert torch.equal(loaded(torch.as_tensor(q[:4], dtype=torch.float32)),
+                           model(torch.as_tensor(q[:4], dtype=torch.float32)))
+
+
+def test_model_jacobian_matches_finite_differences(planar3_model):
+    """The batched Jacobian (B x m copies, one backward pass) against central differences of the
+    model's own output: float32 outputs of O(1) with a 1e-3 rad step leave ~1e-4 of round-off
+    (1e-7 / 1e-3) plus O(eps^2) curvature, far below the entries (O(0.1-1))."""
+    model, c = planar3_model
+    solver = LearnedIK(model, c)
+    q = c.sample(np.random.default_rng(2), 4, 0.8)
+    comps = np.array([18, 19, 21, 22, 3, 13])    # tip px, py, x axis (x, y); element 1 and 2 components
+    _, jac = solver.model_jacobian(q, comps)
+    eps = 1e-3
+    fd = np.zeros_like(jac)
+    for k in range(c.n):
+        dq = np.zeros(c.n)
+        dq[k] = eps
+        fd[:, :, k] = (solver.predict(q + dq).reshape(4, -1)[:, comps]
+                       - solver.predict(q - dq).reshape(4, -1)[:, comps]) / (2 * eps)
+    np.testing.assert_allclose(jac, fd, atol=2e-3)
+    assert np.abs(jac).max() > 0.1
