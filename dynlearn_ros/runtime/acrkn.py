@@ -258,7 +258,23 @@ class AcrknForwardPredictor:
         self._has_last = False
         self._since_obs = 0
         self._tmp = np.zeros(self.obs_dim)
+        self._requested = tuple(joint_names)
+        #: a second predictor of the same files on its own session (:meth:`with_twin`), for
+        #: rollouts on another thread while this one follows the states; None without
+        self.rollout_twin: AcrknForwardPredictor | None = None
         self.reset()
+
+    def with_twin(self) -> AcrknForwardPredictor:
+        """Give this predictor a :attr:`rollout_twin`: the same validated directory on a second
+        onnxruntime session with its own buffers (not re-validated: the files were, a moment ago,
+        by this one). Returns self."""
+        from dynlearn_ros.runtime.onnx_step import OnnxStep
+
+        twin_model = ValidatedModel(self.model_dir, self.metadata, OnnxStep(self.model_dir / "model.onnx"), {})
+        self.rollout_twin = AcrknForwardPredictor(twin_model, self._requested)
+        if self.rollout_twin.snapshot_size != self.snapshot_size:
+            raise ModelLoadError(f"{self.model_dir}: model.onnx changed while it was loaded")
+        return self
 
     @classmethod
     def from_directory(cls, model_dir: Path, joint_names: Sequence[str] | None = None) -> AcrknForwardPredictor:
