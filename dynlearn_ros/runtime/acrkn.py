@@ -264,6 +264,17 @@ class AcrknForwardPredictor:
         self.rollout_twin: AcrknForwardPredictor | None = None
         self.reset()
 
+    def set_std_scale(self, scale: np.ndarray | None) -> None:
+        """Use ``scale`` (H, d_o) (model order, positive) instead of the metadata's calibration;
+        None: none (the raw accumulated variance, as a calibration is fitted on)."""
+        if scale is None:
+            self._scale2 = None
+            return
+        scale = np.asarray(scale, dtype=np.float64)
+        if scale.ndim != 2 or scale.shape[1] != self.obs_dim or not np.all(np.isfinite(scale) & (scale > 0)):
+            raise ValueError(f"std scale must be (H, {self.obs_dim}) positive finite, got {scale.shape}")
+        self._scale2 = (scale * scale).astype(np.float32)
+
     def with_twin(self) -> AcrknForwardPredictor:
         """Give this predictor a :attr:`rollout_twin`: the same validated directory on a second
         onnxruntime session with its own buffers (not re-validated: the files were, a moment ago,
