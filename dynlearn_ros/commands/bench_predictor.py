@@ -33,5 +33,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"bare ONNX step   p50 {b['p50']:8.1f} us  p99 {b['p99']:8.1f} us")
     print(f"ratios: state p50 / step p50 {out['ratio_state_p50_to_onnx_p50']:.2f}, state p99 / step p99 "
           f"{out['ratio_state_p99_to_onnx_p99']:.2f}; node CPU {100 * (out['node_cpu_share'] or 0):.0f} % of a core")
+    print(f"states: {out['states_observed']} observed of {out['states_sent']} sent; "
+          f"{node.get('published')} predictions published")
     print(f"-> {args.json}")
     return 0
