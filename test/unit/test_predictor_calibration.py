@@ -56,8 +56,13 @@ def test_runtime_applies_the_scale_per_step(model_copy):
 
 def test_fitted_scale_calibrates_another_run(model_copy):
     pytest.importorskip("pybullet")
-    from dynlearn_ros.benchmarks.predictor import (HeldOut, calibration_errors, collect_held_out, fit_std_scale,
-                                                   write_std_scale)
+    from dynlearn_ros.benchmarks.predictor import (
+        HeldOut,
+        calibration_errors,
+        collect_held_out,
+        fit_std_scale,
+        write_std_scale,
+    )
     from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor
 
     cal = fit_std_scale(model_copy, [HeldOut(3.0, 7, episodes=1, seconds=3.0)], steps=STEPS, every=25, warmup=200)
