@@ -383,7 +383,7 @@ def _cpu_s(pid: int) -> float:
 
 
 def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 10.0, publish_rate_hz: float = 10.0,
-                    horizon: int = 100, workdir: Path | None = None) -> dict:
+                    horizon: int = 100, workdir: Path | None = None, rollout_thread: bool = True) -> dict:
     """Run sim_bridge (realtime, 1 kHz, 3 kg payload, friction) <-> computed_torque (analytic,
     pick-and-place) with the predictor listening, each its own process, for ``seconds`` of sim
     time; see the module docstring. No rclpy here: the nodes' JSON summaries are read back."""
@@ -404,7 +404,7 @@ def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 1
     with claim_domain_id() as claim:
         env = claim.env(workdir / "ros_log")
         pred = NodeProcess("predictor", {"model_dir": str(path), "horizon": horizon, "publish_rate_hz": publish_rate_hz,
-                                         "summary_path": str(files["predictor"])}, env, workdir / "predictor.log")
+                                         "rollout_thread": rollout_thread, "summary_path": str(files["predictor"])}, env, workdir / "predictor.log")
         ctl = NodeProcess("computed_torque", {"robot": "iiwa", "reference": "pick_place",
                                               "summary_path": str(files["computed_torque"])},
                           env, workdir / "computed_torque.log")
@@ -433,7 +433,7 @@ def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 1
     st, ro = s.get("state_us") or {}, s.get("rollout_us") or {}
     return {
         "model_dir": str(path), "sim_seconds": seconds, "wall_s": wall, "publish_rate_hz": publish_rate_hz,
-        "horizon": horizon, "cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
+        "horizon": horizon, "rollout_thread": rollout_thread, "cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
         "bridge": {k: read["sim_bridge"].get(k) for k in ("ticks", "deadline_miss_ratio", "round_trip_us", "cpu_percent")},
         "controller_tick_us": read["computed_torque"].get("controller_tick_us"),
         "node": {k: s.get(k) for k in ("state_us", "rollout_us", "published", "rejected", "stream", "online_score")},

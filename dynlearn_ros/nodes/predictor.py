@@ -98,6 +98,9 @@ PREDICTOR_SPEC: tuple[ParamSpec, ...] = (
     ParamSpec("max_gap_ms", "double", 200.0, "a gap between states up to this is bridged open loop, a longer "
               "one restarts the belief; while stale, predictions go on this far past the last state, then "
               "stop until states return", lo=1.0, hi=10000.0, dynamic=False, reason=_SIZED),
+    ParamSpec("rollout_thread", "bool", True, "true: rollouts run on their own thread and session, off the state "
+              "path; false: inside the publish timer on the executor's thread (the first design, kept as the "
+              "bench's same-run baseline)", dynamic=False, reason=_START),
     ParamSpec("summary_path", "string", "", "write a JSON summary here at exit (empty: none)", dynamic=False,
               reason=_START),
 )
@@ -180,7 +183,8 @@ class Predictor(Node):
         self._stop = threading.Event()
         self._rollout_thread = threading.Thread(target=self._rollout_loop, name="predictor-rollout", daemon=True)
         self._build_io()
-        self._rollout_thread.start()
+        if p["rollout_thread"]:
+            self._rollout_thread.start()
         on_set_parameters(self, PREDICTOR_SPEC, self._apply_parameters)
         self.get_logger().info(
             f"forward model {resolve_model_dir(p['model_dir'])} (version {model.version}, dt "
@@ -190,7 +194,8 @@ class Predictor(Node):
     # -- model ------------------------------------------------------------------------------------
     def _load(self, kind: str, model_dir: str) -> AcrknForwardPredictor:   # noqa: ARG002 - slot signature
         """The model with its rollout twin (a second session for the rollout thread)."""
-        return AcrknForwardPredictor.from_directory(resolve_model_dir(model_dir)).with_twin()
+        model = AcrknForwardPredictor.from_directory(resolve_model_dir(model_dir))
+        return model.with_twin() if self.p["rollout_thread"] else model
 
     def _check(self, model: AcrknForwardPredictor) -> None:
         names = getattr(self, "model_names", tuple(model.metadata.joint_names))
@@ -239,7 +244,7 @@ class Predictor(Node):
         old, self.p = self.p, new
         if new["publish_rate_hz"] != old["publish_rate_hz"]:
             self.destroy_timer(self.timer)
-            self.timer = self.create_timer(1.0 / new["publish_rate_hz"], self._wake.set, clock=self.steady)
+            self.timer = self.create_timer(1.0 / new["publish_rate_hz"], self._on_publish_timer, clock=self.steady)
         if new["model_dir"] != old["model_dir"] and not self._syncing:
             path = resolve_model_dir(new["model_dir"])
             if not (path / "model.onnx").is_file() or not (path / "metadata.json").is_file():
@@ -262,7 +267,7 @@ class Predictor(Node):
                                      qos.COMMANDS, **over)
         self.create_subscription(String, qos.MODEL_UPDATES_TOPIC, self._on_model_update, qos.MODEL_UPDATES, **over)
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.timer = self.create_timer(1.0 / self.p["publish_rate_hz"], self._wake.set, clock=self.steady)
+        self.timer = self.create_timer(1.0 / self.p["publish_rate_hz"], self._on_publish_timer, clock=self.steady)
         self.create_timer(1.0, self._publish_diagnostics, clock=self.steady)
         self.create_timer(SLOT_POLL_S, self._poll_slot, clock=self.steady)
 
@@ -371,6 +376,12 @@ class Predictor(Node):
             self.get_logger().warning(f"joint states stale ({age * 1e3:.0f} ms since the last): predicting on "
                                       "from the belief with the last torque held")
         return age
+
+    def _on_publish_timer(self) -> None:
+        if self.p["rollout_thread"]:
+            self._wake.set()
+        else:
+            self._publish_prediction()
 
     def _rollout_loop(self) -> None:
         """The rollout thread: one prediction per wake-up of the publish timer (wake-ups during a
