@@ -20,9 +20,9 @@ loaded, checked and swapped in off the state path, other roles are ignored). Pub
 The logic is :class:`dynlearn_ros.runtime.forward.ForwardStream` (ROS-free, documented there);
 this node maps the messages, gates them, publishes and hot-swaps the model through
 :class:`dynlearn_ros.runtime.slot.ModelSlot`. Two threads: the executor's runs the state
-callback (one model step per state, then a capture of the belief) and the timers; the publish
-timer only wakes a rollout thread, which rolls the horizon out on the model's second session
-(``rollout_twin``) from the last capture and publishes. A rollout (tens of model steps) therefore
+callback (one model step per state, then a capture of the belief) and the timers; a rollout
+thread, paced at ``publish_rate_hz`` by itself, rolls the horizon out on the model's second
+session (``rollout_twin``) from the last capture and publishes. A rollout (tens of model steps) therefore
 never holds up the states: they are all observed, whatever the horizon and rate. Bad input never stops it: unknown or missing joints,
 non-finite values, missing effort, stamps that go backwards or repeat (except after a stale
 period: then the source restarted and the belief restarts from it) and wrongly sized commands
@@ -179,7 +179,6 @@ class Predictor(Node):
         self.n_rollouts = 0
         self.start_wall = time.monotonic()
         self._flags = threading.Lock()                # stale flag and its counters (two threads)
-        self._wake = threading.Event()                 # publish timer -> rollout thread
         self._stop = threading.Event()
         self._rollout_thread = threading.Thread(target=self._rollout_loop, name="predictor-rollout", daemon=True)
         self._build_io()
@@ -378,19 +377,21 @@ class Predictor(Node):
         return age
 
     def _on_publish_timer(self) -> None:
-        if self.p["rollout_thread"]:
-            self._wake.set()
-        else:
+        if not self.p["rollout_thread"]:   # with the thread, it paces itself
             self._publish_prediction()
 
     def _rollout_loop(self) -> None:
-        """The rollout thread: one prediction per wake-up of the publish timer (wake-ups during a
-        rollout collapse into one), until the node is destroyed."""
+        """The rollout thread: one prediction every 1 / publish_rate_hz s (steady clock, paced by
+        this thread itself, so a busy executor does not hold it up; a late rollout is not caught
+        up), until the node is destroyed."""
+        next_t = time.monotonic()
         while not self._stop.is_set():
-            if not self._wake.wait(timeout=0.1):
-                continue
-            self._wake.clear()
-            if self._stop.is_set():
+            period = 1.0 / self.p["publish_rate_hz"]
+            next_t += period
+            now = time.monotonic()
+            if next_t < now - period:   # more than a period late: start again from now
+                next_t = now
+            if self._stop.wait(max(0.0, next_t - now)):
                 break
             try:
                 self._publish_prediction()
@@ -498,7 +499,6 @@ class Predictor(Node):
         stop = getattr(self, "_stop", None)
         if stop is not None:
             stop.set()
-            self._wake.set()
             if self._rollout_thread.is_alive():
                 self._rollout_thread.join(timeout=5.0)
         slot = getattr(self, "slot", None)
