@@ -281,7 +281,7 @@ def write_std_scale(model_dir: str | Path, cal: dict) -> Path:
     meta = json.loads(meta_path.read_text())
     meta["acrkn"]["std_scale"] = {k: cal[k] for k in ("scale", "source", "points")}
     tmp = meta_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
+    tmp.write_text(json.dumps(meta, indent=1) + "\n")   # as ModelMetadata.write
     os.replace(tmp, meta_path)
     AcrknForwardPredictor.from_directory(path)
     return path
