@@ -198,6 +198,95 @@ def free_run_episode(model, pin: _Pinocchio, q: np.ndarray, qd: np.ndarray, tau:
                 acc["sq"][name][j] += float(np.sum(err[r - 1] ** 2))
 
 
+#: the calibration's target: the 95 % band (Z95 std) should hold this fraction of the errors
+CALIBRATION_QUANTILE = 0.95
+
+
+def calibration_errors(model, q: np.ndarray, qd: np.ndarray, tau: np.ndarray, t: np.ndarray, steps: int,
+                       every: int, warmup: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stream one episode through :class:`~dynlearn_ros.runtime.forward.ForwardStream` as the node
+    does and, every ``every`` rows after ``warmup``, roll out ``steps`` model steps with the last
+    applied torque held (what the node streams). Returns (errors, std), each (points, steps, 2n)
+    in the model's order: predicted minus true [q, qd] at each step, and the model's streamed std
+    (calibration as currently set on ``model``)."""
+    from dynlearn_ros.runtime.forward import ForwardStream
+
+    n = q.shape[1]
+    stream = ForwardStream(model, 1, float(model.metadata.dt), 0.2)
+    snap = np.zeros(model.snapshot_size, dtype=np.float32)
+    mean, var = np.zeros((steps, 2 * n)), np.zeros((steps, 2 * n))
+    truth = np.concatenate([q, qd], axis=1)
+    errs, stds = [], []
+    for k in range(q.shape[0]):
+        stream.observe(q[k], qd[k], tau[k - 1] if k else tau[0], t[k])
+        if k < warmup or (k - warmup) % every or k + steps >= q.shape[0]:
+            continue
+        if model.rollout(stream.obs, stream.action, mean, var, snap) != steps:
+            continue
+        errs.append(mean - truth[k + 1:k + 1 + steps])
+        stds.append(np.sqrt(var))
+    empty = np.zeros((0, steps, 2 * n))
+    return (np.array(errs), np.array(stds)) if errs else (empty, empty)
+
+
+def fit_std_scale(model_dir: str | Path, sets: Sequence[HeldOut], steps: int = 300, every: int = 25,
+                  warmup: int = 200) -> dict:
+    """Per-step std scale of a forward model on validation runs (never the report's held-out sets):
+    for each step h = 1 .. ``steps`` after the last state and each value d of [q, qd],
+    scale[h, d] = quantile_0.95(|error| / std) / 1.96 over the points of ``sets``, then the running
+    maximum over h, so that the 95 % band of the scaled std holds (at least) 95 % of the
+    validation errors at every step (the raw std sums one-step variances as if the errors were
+    independent; the real ones drift, so the needed factor grows with h). Returns {"scale": (steps, 2n) list, "source", "points",
+    "coverage95_before": per step (q pooled), ...}; :func:`write_std_scale` stores it."""
+    from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor
+
+    path = resolve_model_dir(str(model_dir))
+    model = AcrknForwardPredictor.from_directory(path)
+    model.set_std_scale(None)
+    errs, stds = [], []
+    for h in sets:
+        data = collect_held_out(h)
+        for e in np.unique(data.episode):
+            sel = data.episode == e
+            er, sd = calibration_errors(model, data.q[sel], data.qd[sel], data.tau[sel], data.t[sel], steps, every, warmup)
+            errs.append(er)
+            stds.append(sd)
+    err, std = np.concatenate(errs), np.concatenate(stds)
+    if len(err) < 20:
+        raise ValueError(f"{len(err)} calibration points: too few for a 95 % quantile (need >= 20)")
+    z = np.abs(err) / np.maximum(std, 1e-12)
+    scale = np.maximum(np.quantile(z, CALIBRATION_QUANTILE, axis=0) / Z95, 1e-3)   # (steps, 2n)
+    # non-decreasing in h (running maximum): the raw std accumulates, so the streamed std stays
+    # non-decreasing along the horizon, and sampling noise in one step's quantile cannot narrow it
+    scale = np.maximum.accumulate(scale, axis=0)
+    n = err.shape[2] // 2
+    return {"scale": scale.tolist(), "points": int(len(err)), "steps": steps,
+            "source": "per step and value: 95th percentile of |error| / std over held-torque rollouts of "
+                      + "; ".join(h.label for h in sets) + f" (every {every} rows after {warmup}), / 1.96",
+            "coverage95_q_before": np.mean(z[..., :n] <= Z95, axis=(0, 2)).tolist(),
+            "coverage95_q_after": np.mean(z[..., :n] <= Z95 * scale[None, :, :n], axis=(0, 2)).tolist()}
+
+
+def write_std_scale(model_dir: str | Path, cal: dict) -> Path:
+    """Store ``cal`` (:func:`fit_std_scale`) as metadata ``acrkn.std_scale`` {"scale", "source",
+    "points"} of the model directory (metadata.json rewritten through a temporary file and a
+    rename; the graph and golden replay are unchanged), then check that it loads."""
+    import json
+    import os
+
+    from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor
+
+    path = resolve_model_dir(str(model_dir))
+    meta_path = path / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["acrkn"]["std_scale"] = {k: cal[k] for k in ("scale", "source", "points")}
+    tmp = meta_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=1) + "\n")   # as ModelMetadata.write
+    os.replace(tmp, meta_path)
+    AcrknForwardPredictor.from_directory(path)
+    return path
+
+
 def evaluate_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", sets: Sequence[HeldOut] = (),
                        every: int = 20, warmup: int = 200) -> dict:
     """The error table of the module docstring for each held-out set. Returns
@@ -294,7 +383,7 @@ def _cpu_s(pid: int) -> float:
 
 
 def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 10.0, publish_rate_hz: float = 10.0,
-                    horizon: int = 100, workdir: Path | None = None) -> dict:
+                    horizon: int = 100, workdir: Path | None = None, rollout_thread: bool = True) -> dict:
     """Run sim_bridge (realtime, 1 kHz, 3 kg payload, friction) <-> computed_torque (analytic,
     pick-and-place) with the predictor listening, each its own process, for ``seconds`` of sim
     time; see the module docstring. No rclpy here: the nodes' JSON summaries are read back."""
@@ -315,7 +404,7 @@ def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 1
     with claim_domain_id() as claim:
         env = claim.env(workdir / "ros_log")
         pred = NodeProcess("predictor", {"model_dir": str(path), "horizon": horizon, "publish_rate_hz": publish_rate_hz,
-                                         "summary_path": str(files["predictor"])}, env, workdir / "predictor.log")
+                                         "rollout_thread": rollout_thread, "summary_path": str(files["predictor"])}, env, workdir / "predictor.log")
         ctl = NodeProcess("computed_torque", {"robot": "iiwa", "reference": "pick_place",
                                               "summary_path": str(files["computed_torque"])},
                           env, workdir / "computed_torque.log")
@@ -344,7 +433,7 @@ def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 1
     st, ro = s.get("state_us") or {}, s.get("rollout_us") or {}
     return {
         "model_dir": str(path), "sim_seconds": seconds, "wall_s": wall, "publish_rate_hz": publish_rate_hz,
-        "horizon": horizon, "cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
+        "horizon": horizon, "rollout_thread": rollout_thread, "cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
         "bridge": {k: read["sim_bridge"].get(k) for k in ("ticks", "deadline_miss_ratio", "round_trip_us", "cpu_percent")},
         "controller_tick_us": read["computed_torque"].get("controller_tick_us"),
         "node": {k: s.get(k) for k in ("state_us", "rollout_us", "published", "rejected", "stream", "online_score")},
@@ -353,5 +442,8 @@ def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 1
         "ratio_state_p50_to_onnx_p50": (st.get("p50") or np.nan) / base_p50,
         "ratio_state_p99_to_onnx_p99": (st.get("p99") or np.nan) / base_p99,
         "ratio_rollout_p50_to_onnx_p50": (ro.get("p50") or np.nan) / base_p50,
+        # states the bridge sent vs the node observed (a rollout on the state path used to lose some)
+        "states_sent": read["sim_bridge"].get("ticks"),
+        "states_observed": (s.get("stream") or {}).get("observed"),
         "workdir": str(workdir),
     }

@@ -14,6 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--publish-rate", type=float, default=10.0, help="the node's publish_rate_hz")
     parser.add_argument("--horizon", type=int, default=100, help="the node's horizon (points of 1 ms)")
     parser.add_argument("--workdir", default=None, help="keep the node's log and summary here")
+    parser.add_argument("--inline-rollouts", action="store_true",
+                        help="the node's rollout_thread:=false (rollouts on the executor's thread, the "
+                             "first design): the baseline for the rollout thread")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.reporting.markdown import write_outputs
 
     out = bench_predictor(args.model_dir, args.seconds, args.publish_rate, args.horizon,
-                          Path(args.workdir) if args.workdir else None)
+                          Path(args.workdir) if args.workdir else None, rollout_thread=not args.inline_rollouts)
     write_outputs(out, None, args.json, None)
     node = out["node"]
     for key in ("state_us", "rollout_us"):
@@ -33,5 +36,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"bare ONNX step   p50 {b['p50']:8.1f} us  p99 {b['p99']:8.1f} us")
     print(f"ratios: state p50 / step p50 {out['ratio_state_p50_to_onnx_p50']:.2f}, state p99 / step p99 "
           f"{out['ratio_state_p99_to_onnx_p99']:.2f}; node CPU {100 * (out['node_cpu_share'] or 0):.0f} % of a core")
+    print(f"states: {out['states_observed']} observed of {out['states_sent']} sent; "
+          f"{node.get('published')} predictions published")
     print(f"-> {args.json}")
     return 0

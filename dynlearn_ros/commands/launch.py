@@ -115,7 +115,31 @@ def _predictor_figures(pred: dict) -> dict | None:
         return None
     keys = ("model_dir", "model_version", "published", "online_score", "state_us", "rollout_us", "stale_episodes",
             "recoveries", "rejected")
-    return {k: pred.get(k) for k in keys}
+    out = {k: pred.get(k) for k in keys}
+    out["states_observed"] = (pred.get("stream") or {}).get("observed")
+    return out
+
+
+def predictor_summary_lines(p: dict) -> list[str]:
+    """The predictor's figures (:func:`_predictor_figures`) as the launch's closing text: what it
+    published and observed, its online score per horizon (q RMSE mrad, 95 % band coverage) and
+    its per-state / per-rollout cost (p50 / p99 us)."""
+    def cost(d: dict | None) -> str:
+        d = d or {}
+        if d.get("p50") is None:
+            return "-"
+        return f"{d['p50']:.0f} / {d['p99']:.0f} us"
+
+    lines = [f"  predictor: model {p.get('model_dir')} (version {p.get('model_version')}), "
+             f"{p.get('published')} predictions published, {p.get('states_observed')} states observed, "
+             f"rejected {p.get('rejected') or {}}, stale episodes {p.get('stale_episodes')}"]
+    score = p.get("online_score") or {}
+    if score:
+        lines.append("    online score (q): " + ", ".join(
+            f"{h} {1e3 * v['rmse_q_rad']:.2f} mrad cov {v['coverage95_q']:.2f}" for h, v in score.items()
+            if "rmse_q_rad" in v))
+    lines.append(f"    cost per state {cost(p.get('state_us'))}, per rollout {cost(p.get('rollout_us'))} (p50 / p99)")
+    return lines
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -229,6 +253,8 @@ def _print_summary(s: dict) -> None:
             print(f"  {name:<18}{1e3 * s['joint_rmse_rad'][i]:>12.3f}"
                   f"{1e3 * s['joint_max_abs_err_rad'][i]:>12.3f}{s['mean_kp'][i]:>12.2f}")
     print(f"  safety counters: {s['safety_counters']}")
+    if s.get("predictor"):
+        print("\n".join(predictor_summary_lines(s["predictor"])))
     if s.get("bag"):
         print(f"  bag: {s['bag']['path']} (messages per topic: {s['bag']['messages']})")
     print(f"  summary: {s['run_dir']}/summary.json")

@@ -21,6 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per episode")
     parser.add_argument("--every", type=int, default=50, help="rows between two scored prediction points")
     parser.add_argument("--warmup", type=int, default=200, help="rows streamed before the first scored point")
+    parser.add_argument("--calibrate-seeds", type=int, nargs="+", default=None,
+                        help="first fit the per-step std scale on validation runs of these seeds (never "
+                             "--seeds) and write it into the model's metadata (acrkn.std_scale)")
+    parser.add_argument("--calibrate-payload", type=float, default=3.0,
+                        help="payload of the calibration runs, kg (the training payload)")
+    parser.add_argument("--calibrate-steps", type=int, default=300,
+                        help="steps after the last state the scale covers (the node's max_gap + horizon)")
     parser.add_argument("--json", default=None, help="JSON output path")
     parser.add_argument("--md", default=None, help="markdown table output path")
 
@@ -31,7 +38,20 @@ def run(args: argparse.Namespace) -> int:
 
     sets = [HeldOut(p, s, args.friction_viscous, args.friction_coulomb, args.episodes, args.seconds)
             for p in args.payloads for s in args.seeds]
+    cal = None
+    if args.calibrate_seeds:
+        from dynlearn_ros.benchmarks.predictor import fit_std_scale, write_std_scale
+
+        if set(args.calibrate_seeds) & set(args.seeds):
+            raise SystemExit(f"report predictor: --calibrate-seeds {args.calibrate_seeds} overlap the held-out "
+                             f"--seeds {args.seeds}: calibrate on other runs than those scored")
+        cal = fit_std_scale(args.model_dir, [HeldOut(args.calibrate_payload, s, args.friction_viscous,
+                                                     args.friction_coulomb, args.episodes, args.seconds)
+                                             for s in args.calibrate_seeds], steps=args.calibrate_steps)
+        write_std_scale(args.model_dir, cal)
     res = evaluate_predictor(args.model_dir, sets, args.every, args.warmup)
+    if cal is not None:
+        res["calibration"] = {k: v for k, v in cal.items() if k != "scale"}
     res["command"] = " ".join(getattr(args, "command_line", ["dynlearn-ros", "report", "predictor"]))
     write_outputs(res, predictor_markdown(res), args.json, args.md)
     return 0

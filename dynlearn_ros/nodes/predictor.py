@@ -18,8 +18,12 @@ loaded, checked and swapped in off the state path, other roles are ignored). Pub
   named in the layout's label) and ``/diagnostics`` (diagnostic_msgs) once a second.
 
 The logic is :class:`dynlearn_ros.runtime.forward.ForwardStream` (ROS-free, documented there);
-this node maps the messages, gates them, publishes on a timer and hot-swaps the model through
-:class:`dynlearn_ros.runtime.slot.ModelSlot`. Bad input never stops it: unknown or missing joints,
+this node maps the messages, gates them, publishes and hot-swaps the model through
+:class:`dynlearn_ros.runtime.slot.ModelSlot`. Two threads: the executor's runs the state
+callback (one model step per state, then a capture of the belief) and the timers; a rollout
+thread, paced at ``publish_rate_hz`` by itself, rolls the horizon out on the model's second
+session (``rollout_twin``) from the last capture and publishes. A rollout (tens of model steps) therefore
+never holds up the states: they are all observed, whatever the horizon and rate. Bad input never stops it: unknown or missing joints,
 non-finite values, missing effort, stamps that go backwards or repeat (except after a stale
 period: then the source restarted and the belief restarts from it) and wrongly sized commands
 are dropped and counted per reason (``rejected`` in the status, diagnostics and summary)
@@ -39,6 +43,7 @@ if __name__ == "__main__":  # a signal during the imports below must end the pro
     catch_signals_early()
 
 import json  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -93,6 +98,9 @@ PREDICTOR_SPEC: tuple[ParamSpec, ...] = (
     ParamSpec("max_gap_ms", "double", 200.0, "a gap between states up to this is bridged open loop, a longer "
               "one restarts the belief; while stale, predictions go on this far past the last state, then "
               "stop until states return", lo=1.0, hi=10000.0, dynamic=False, reason=_SIZED),
+    ParamSpec("rollout_thread", "bool", True, "true: rollouts run on their own thread and session, off the state "
+              "path; false: inside the publish timer on the executor's thread (the first design, kept as the "
+              "bench's same-run baseline)", dynamic=False, reason=_START),
     ParamSpec("summary_path", "string", "", "write a JSON summary here at exit (empty: none)", dynamic=False,
               reason=_START),
 )
@@ -170,7 +178,12 @@ class Predictor(Node):
         self.n_states = 0
         self.n_rollouts = 0
         self.start_wall = time.monotonic()
+        self._flags = threading.Lock()                # stale flag and its counters (two threads)
+        self._stop = threading.Event()
+        self._rollout_thread = threading.Thread(target=self._rollout_loop, name="predictor-rollout", daemon=True)
         self._build_io()
+        if p["rollout_thread"]:
+            self._rollout_thread.start()
         on_set_parameters(self, PREDICTOR_SPEC, self._apply_parameters)
         self.get_logger().info(
             f"forward model {resolve_model_dir(p['model_dir'])} (version {model.version}, dt "
@@ -179,7 +192,9 @@ class Predictor(Node):
 
     # -- model ------------------------------------------------------------------------------------
     def _load(self, kind: str, model_dir: str) -> AcrknForwardPredictor:   # noqa: ARG002 - slot signature
-        return AcrknForwardPredictor.from_directory(resolve_model_dir(model_dir))
+        """The model with its rollout twin (a second session for the rollout thread)."""
+        model = AcrknForwardPredictor.from_directory(resolve_model_dir(model_dir))
+        return model.with_twin() if self.p["rollout_thread"] else model
 
     def _check(self, model: AcrknForwardPredictor) -> None:
         names = getattr(self, "model_names", tuple(model.metadata.joint_names))
@@ -228,7 +243,7 @@ class Predictor(Node):
         old, self.p = self.p, new
         if new["publish_rate_hz"] != old["publish_rate_hz"]:
             self.destroy_timer(self.timer)
-            self.timer = self.create_timer(1.0 / new["publish_rate_hz"], self._publish_prediction, clock=self.steady)
+            self.timer = self.create_timer(1.0 / new["publish_rate_hz"], self._on_publish_timer, clock=self.steady)
         if new["model_dir"] != old["model_dir"] and not self._syncing:
             path = resolve_model_dir(new["model_dir"])
             if not (path / "model.onnx").is_file() or not (path / "metadata.json").is_file():
@@ -251,7 +266,7 @@ class Predictor(Node):
                                      qos.COMMANDS, **over)
         self.create_subscription(String, qos.MODEL_UPDATES_TOPIC, self._on_model_update, qos.MODEL_UPDATES, **over)
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.timer = self.create_timer(1.0 / self.p["publish_rate_hz"], self._publish_prediction, clock=self.steady)
+        self.timer = self.create_timer(1.0 / self.p["publish_rate_hz"], self._on_publish_timer, clock=self.steady)
         self.create_timer(1.0, self._publish_diagnostics, clock=self.steady)
         self.create_timer(SLOT_POLL_S, self._poll_slot, clock=self.steady)
 
@@ -341,8 +356,9 @@ class Predictor(Node):
         self._t_last = t
         self._wall_last = time.monotonic()
         if self._stale:
-            self._stale = False
-            self.recoveries += 1
+            with self._flags:
+                self._stale = False
+                self.recoveries += 1
             self.get_logger().info("joint states are back: predicting from measured states again")
         self.state_ns[self.n_states % self.state_ns.size] = time.perf_counter_ns() - t0
         self.n_states += 1
@@ -350,12 +366,37 @@ class Predictor(Node):
     def _check_stale(self) -> float:
         """Seconds since the last accepted state (wall clock); flags the stale state once."""
         age = time.monotonic() - self._wall_last
-        if age > 1e-3 * self.p["stale_timeout_ms"] and not self._stale and self.stream.t_last is not None:
-            self._stale = True
-            self.stale_episodes += 1
+        with self._flags:
+            flag = age > 1e-3 * self.p["stale_timeout_ms"] and not self._stale and self.stream.t_last is not None
+            if flag:
+                self._stale = True
+                self.stale_episodes += 1
+        if flag:
             self.get_logger().warning(f"joint states stale ({age * 1e3:.0f} ms since the last): predicting on "
                                       "from the belief with the last torque held")
         return age
+
+    def _on_publish_timer(self) -> None:
+        if not self.p["rollout_thread"]:   # with the thread, it paces itself
+            self._publish_prediction()
+
+    def _rollout_loop(self) -> None:
+        """The rollout thread: one prediction every 1 / publish_rate_hz s (steady clock, paced by
+        this thread itself, so a busy executor does not hold it up; a late rollout is not caught
+        up), until the node is destroyed."""
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            period = 1.0 / self.p["publish_rate_hz"]
+            next_t += period
+            now = time.monotonic()
+            if next_t < now - period:   # more than a period late: start again from now
+                next_t = now
+            if self._stop.wait(max(0.0, next_t - now)):
+                break
+            try:
+                self._publish_prediction()
+            except Exception as exc:   # noqa: BLE001 - the thread must survive and say why
+                self.get_logger().error(f"rollout failed: {exc!r}", throttle_duration_sec=LOG_THROTTLE_S)
 
     def _publish_prediction(self) -> None:
         s = self.stream
@@ -455,6 +496,11 @@ class Predictor(Node):
             write_summary_or_exit(self, self.p["summary_path"], self.summary())
 
     def destroy_node(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+            if self._rollout_thread.is_alive():
+                self._rollout_thread.join(timeout=5.0)
         slot = getattr(self, "slot", None)
         if slot is not None:
             slot.close()

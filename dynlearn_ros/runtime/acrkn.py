@@ -52,6 +52,28 @@ ACRKN_TENSORS: dict[str, dict[str, str]] = {
 
 #: how the desired next observation o_{t+1}^des handed to the model is formed
 DESIRED_NEXT = ("increment", "reference")
+#: what a forward model's decoder predicts (metadata key ``acrkn.output_form``; absent = the
+#: first form): "difference" the whole o_{t+1} - o_t, "acceleration" only qd_{t+1} - qd_t with
+#: q_{t+1} = q_t + dt qd_{t+1} in the graph (learning.models.sequence.AcRknForward). The graph's
+#: inputs and outputs are the same for both; the runtime feeds the last prediction as ``obs``
+#: when an observation is missing, which the "acceleration" form reads.
+OUTPUT_FORMS = ("difference", "acceleration")
+
+
+def _std_scale(model: ValidatedModel, obs_dim: int) -> tuple[np.ndarray | None, str]:
+    """(scale^2 (H, d_o) float32 in model order, source) from metadata ``acrkn.std_scale``
+    ({"scale": (H, d_o) positive finite, "source": str}); (None, "") without it."""
+    spec = model.metadata.specific.get("std_scale")
+    if spec is None:
+        return None, ""
+    try:
+        scale = np.asarray(spec["scale"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{model.model_dir}/metadata.json: 'acrkn.std_scale' unreadable: {exc}") from exc
+    if scale.ndim != 2 or scale.shape[0] < 1 or scale.shape[1] != obs_dim or not np.all(np.isfinite(scale) & (scale > 0)):
+        raise ModelLoadError(f"{model.model_dir}/metadata.json: 'acrkn.std_scale.scale' must be a (H >= 1, {obs_dim}) "
+                             f"array of positive finite factors, got shape {scale.shape}")
+    return (scale * scale).astype(np.float32), str(spec.get("source", ""))
 
 
 class AcrknInversePredictor(InverseModel):
@@ -193,6 +215,12 @@ class AcrknForwardPredictor:
     accumulates (sum of one-step variances since the last observation); an observation resets it.
     Observation layout and order as in metadata (``obs_layout``, ``joint_names``); ``joint_names``
     given to :meth:`from_directory` reorders the per-joint observation blocks.
+
+    Calibration (metadata ``acrkn.std_scale``, optional): ``scale`` (H, d_o), the factor on the
+    std of the h-th prediction since the last observation (h = 1 .. H; beyond H the last row),
+    fitted on validation runs so that the 95 % band covers 95 % (``benchmarks.predictor``
+    ``fit_std_scale``). The variance returned is var_acc * scale[h]^2; without the key, scale 1.
+    ``output_form`` (:data:`OUTPUT_FORMS`) and ``std_scale_source`` say what was loaded.
     """
 
     def __init__(self, model: ValidatedModel, joint_names: Sequence[str] | None = None) -> None:
@@ -220,11 +248,44 @@ class AcrknForwardPredictor:
         perm = joint_permutation(names, joint_names)
         self.perm = np.concatenate([perm + k * len(names) for k in range(blocks)])
         self._init_belief = _belief(model, self._belief)
+        self.output_form = meta.specific.get("output_form", "difference")
+        if self.output_form not in OUTPUT_FORMS:
+            raise ModelLoadError(f"{self.model_dir}/metadata.json: key 'acrkn.output_form' is "
+                                 f"{self.output_form!r}, not one of {OUTPUT_FORMS}")
+        self._scale2, self.std_scale_source = _std_scale(model, self.obs_dim)
         self._last = np.zeros(self.obs_dim, dtype=np.float32)
         self._var_acc = np.zeros(self.obs_dim, dtype=np.float32)
         self._has_last = False
+        self._since_obs = 0
         self._tmp = np.zeros(self.obs_dim)
+        self._requested = tuple(joint_names)
+        #: a second predictor of the same files on its own session (:meth:`with_twin`), for
+        #: rollouts on another thread while this one follows the states; None without
+        self.rollout_twin: AcrknForwardPredictor | None = None
         self.reset()
+
+    def set_std_scale(self, scale: np.ndarray | None) -> None:
+        """Use ``scale`` (H, d_o) (model order, positive) instead of the metadata's calibration;
+        None: none (the raw accumulated variance, as a calibration is fitted on)."""
+        if scale is None:
+            self._scale2 = None
+            return
+        scale = np.asarray(scale, dtype=np.float64)
+        if scale.ndim != 2 or scale.shape[1] != self.obs_dim or not np.all(np.isfinite(scale) & (scale > 0)):
+            raise ValueError(f"std scale must be (H, {self.obs_dim}) positive finite, got {scale.shape}")
+        self._scale2 = (scale * scale).astype(np.float32)
+
+    def with_twin(self) -> AcrknForwardPredictor:
+        """Give this predictor a :attr:`rollout_twin`: the same validated directory on a second
+        onnxruntime session with its own buffers (not re-validated: the files were, a moment ago,
+        by this one). Returns self."""
+        from dynlearn_ros.runtime.onnx_step import OnnxStep
+
+        twin_model = ValidatedModel(self.model_dir, self.metadata, OnnxStep(self.model_dir / "model.onnx"), {})
+        self.rollout_twin = AcrknForwardPredictor(twin_model, self._requested)
+        if self.rollout_twin.snapshot_size != self.snapshot_size:
+            raise ModelLoadError(f"{self.model_dir}: model.onnx changed while it was loaded")
+        return self
 
     @classmethod
     def from_directory(cls, model_dir: Path, joint_names: Sequence[str] | None = None) -> AcrknForwardPredictor:
@@ -235,18 +296,21 @@ class AcrknForwardPredictor:
         self._belief[:] = self._init_belief
         self._var_acc[:] = 0.0
         self._has_last = False
+        self._since_obs = 0
 
     def predict(self, obs: np.ndarray | None, action: np.ndarray, mean_out: np.ndarray,
                 var_out: np.ndarray) -> bool:
         """obs (d_o,) in the requested joint order or None (missing), action (d_a,) in model order
         -> mean_out / var_out (d_o,) of the next observation (requested order). False if the
-        output is not finite (belief unchanged) or no observation was ever given."""
+        output is not finite (belief unchanged) or no observation was ever given. var_out is
+        the accumulated variance times the calibration's scale^2 for this step (class docstring)."""
         p = self.perm
         if obs is not None:
             np.take(obs, p, out=self._tmp)
             self._obs[:] = self._tmp
             self._valid[0] = 1.0
             self._var_acc[:] = 0.0
+            self._since_obs = 0
         elif self._has_last:
             self._obs[:] = self._last
             self._valid[0] = 0.0
@@ -261,8 +325,13 @@ class AcrknForwardPredictor:
         self._last[:] = self._mean
         self._var_acc += self._var
         self._has_last = True
+        self._since_obs += 1
         mean_out[p] = self._mean
-        var_out[p] = self._var_acc
+        if self._scale2 is None:
+            var_out[p] = self._var_acc
+        else:
+            np.multiply(self._var_acc, self._scale2[min(self._since_obs, self._scale2.shape[0]) - 1], out=self._tmp)
+            var_out[p] = self._tmp
         return True
 
     # -- rollouts (the predictor node): no allocation, the running belief left as it was ---------
@@ -273,6 +342,7 @@ class AcrknForwardPredictor:
         snap[:b] = self._belief
         snap[b:b + d] = self._last
         snap[b + d:b + 2 * d] = self._var_acc
+        snap[-2] = float(self._since_obs)
         snap[-1] = 1.0 if self._has_last else 0.0
 
     def restore(self, snap: np.ndarray) -> None:
@@ -281,11 +351,12 @@ class AcrknForwardPredictor:
         self._belief[:] = snap[:b]
         self._last[:] = snap[b:b + d]
         self._var_acc[:] = snap[b + d:b + 2 * d]
+        self._since_obs = int(snap[-2])
         self._has_last = bool(snap[-1] > 0.5)
 
     @property
     def snapshot_size(self) -> int:
-        return self._belief.size + 2 * self.obs_dim + 1
+        return self._belief.size + 2 * self.obs_dim + 2
 
     def rollout(self, obs: np.ndarray, action: np.ndarray, mean_out: np.ndarray, var_out: np.ndarray,
                 snap: np.ndarray) -> int:

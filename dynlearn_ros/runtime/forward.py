@@ -24,11 +24,19 @@ future from its belief instead of repeating a stale forecast. Belief, state and 
 not change until the next state, so the first such call rolls out once as far as max_gap + K
 steps and the later ones publish slices of that rollout.
 
+Threads: :meth:`observe` (the state path) and :meth:`rollout` (a publication) may run on two
+threads. Every accepted state ends with a capture of (belief snapshot, o_j, a_j, t_j) under a
+lock; a rollout copies the last capture under the same lock and runs on the model's
+``rollout_twin`` (a second session, :meth:`AcrknForwardPredictor.with_twin`) restored to it, so
+the state path never waits for a rollout and never sees its model state change. Without a twin
+(tests, reports: one thread) the rollout runs on the model itself, restored afterwards.
+
 Nothing here allocates per state; the rollout writes into arrays owned by this object.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -155,6 +163,13 @@ class ForwardStream:
         self._mean = np.zeros((rows, 2 * n))
         self._var = np.zeros((rows, 2 * n))
         self._snap = np.zeros(model.snapshot_size, dtype=np.float32)
+        self.lock = threading.Lock()
+        # the last accepted state as a rollout starts from it (written by observe, read by rollout)
+        self._cap_snap = np.zeros(model.snapshot_size, dtype=np.float32)
+        self._cap_obs, self._cap_action = np.zeros(2 * n), np.zeros(n)
+        self._cap_t: float | None = None
+        self._cap_seq = 0
+        self._ro_obs, self._ro_action = np.zeros(2 * n), np.zeros(n)
         self._one_mean = np.zeros(2 * n)
         self._one_var = np.zeros(2 * n)
         self.obs = np.zeros(2 * n)       # o at the last state (model order)
@@ -176,7 +191,7 @@ class ForwardStream:
         self._p_std = np.zeros((pending, len(SCORE_HORIZONS_S), n))
         self._p_next = 0
         self._err = np.zeros(n)
-        self._cache_t: float | None = None   # t_last of the long rollout kept while states are missing
+        self._cache_seq: int | None = None   # capture the long rollout kept while states are missing came from
         # plausibility of a published horizon: q within the joint limits widened by Q_MARGIN rad,
         # |qd| within QD_FACTOR x the velocity limits (a diverging model leaves them long before inf)
         self._lo = self._hi = self._vmax = None
@@ -188,9 +203,11 @@ class ForwardStream:
         """Run ``model`` from now on (same joints, observation, action and dt: the caller checked
         them with :func:`check_forward_model`; its belief may differ in size); the belief restarts
         at the next state. Returns the previous model."""
-        previous, self.model = self.model, model
-        if self._snap.size != model.snapshot_size:
-            self._snap = np.zeros(model.snapshot_size, dtype=np.float32)
+        with self.lock:
+            previous, self.model = self.model, model
+            if self._snap.size != model.snapshot_size:
+                self._snap = np.zeros(model.snapshot_size, dtype=np.float32)
+                self._cap_snap = np.zeros(model.snapshot_size, dtype=np.float32)
         self.reset()
         return previous
 
@@ -200,7 +217,9 @@ class ForwardStream:
         self.model.reset()
         self.t_last = None
         self.since_reset = 0
-        self._cache_t = None
+        with self.lock:
+            self._cap_t = None
+            self._cache_seq = None
 
     def observe(self, q: np.ndarray, qd: np.ndarray, action: np.ndarray, t: float) -> bool:
         """State (q, qd) (n,) rad, rad/s at stamp ``t`` s, reached under the torque ``action`` (n,)
@@ -236,32 +255,47 @@ class ForwardStream:
         self.t_last = t
         self.since_reset += 1
         self.counters.observed += 1
-        self._score(q, qd, t)
+        with self.lock:
+            self.model.snapshot_into(self._cap_snap)
+            self._cap_obs[:] = self.obs
+            self._cap_action[:] = action
+            self._cap_t = t
+            self._cap_seq += 1
+            self._score(q, qd, t)
         return True
 
     # -- rollouts ---------------------------------------------------------------------------------
     def rollout(self, skip: int = 0) -> bool:
         """Predict the horizon starting ``skip`` model steps after the last state (0 <= skip <=
         max_gap): fills q_pred, qd_pred, q_std, qd_std and t_base. False (nothing filled) before
-        the first state or when a step is not finite."""
-        if self.t_last is None:
-            return False
+        the first state or when a step is not finite. One rollout at a time (one caller thread);
+        it may run beside :meth:`observe` (module docstring)."""
+        with self.lock:
+            if self._cap_t is None:
+                return False
+            model = self.model
+            runner = model.rollout_twin or model
+            snap, seq, t_from = self._snap, self._cap_seq, self._cap_t
+            snap[:] = self._cap_snap
+            self._ro_obs[:] = self._cap_obs
+            self._ro_action[:] = self._cap_action
         n, k = self.n, self.k
         skip = min(max(0, int(skip)), self.max_gap_steps)
         rows = skip + k * self.horizon
         mean, var = self._mean[:rows], self._var[:rows]
-        if skip and self._cache_t == self.t_last:
+        if skip and self._cache_seq == seq:
             pass   # the same belief, state and held torque: a slice of the rollout already computed
         else:
             full = self._mean.shape[0] if skip else rows   # while stale: once, as far as max_gap
-            done = self.model.rollout(self.obs, self.action, self._mean[:full], self._var[:full], self._snap)
+            runner.restore(snap)   # the captured state (a no-op change on the model itself)
+            done = runner.rollout(self._ro_obs, self._ro_action, self._mean[:full], self._var[:full], snap)
             self.counters.rollouts += 1
             self.counters.rollout_steps += full
             if done != full:
                 self.counters.short_rollouts += 1
-                self._cache_t = None
+                self._cache_seq = None
                 return False
-            self._cache_t = self.t_last if skip else None
+            self._cache_seq = seq if skip else None
         if self._lo is not None and not self._plausible(mean[skip:rows]):   # the rows published
             self.counters.implausible_rollouts += 1
             return False
@@ -270,8 +304,9 @@ class ForwardStream:
         self.qd_pred[:] = mean[sel, n:]
         np.sqrt(var[sel, :n], out=self.q_std)
         np.sqrt(var[sel, n:], out=self.qd_std)
-        self.t_base = self.t_last + skip * self.dt
-        self._keep_for_score(mean, var, skip)
+        self.t_base = t_from + skip * self.dt
+        with self.lock:
+            self._keep_for_score(mean, var, skip, t_from)
         return True
 
     def _plausible(self, mean: np.ndarray) -> bool:
@@ -280,12 +315,12 @@ class ForwardStream:
         return bool(np.all(q >= self._lo) and np.all(q <= self._hi) and np.all(np.abs(qd) <= self._vmax))
 
     # -- online score -----------------------------------------------------------------------------
-    def _keep_for_score(self, mean: np.ndarray, var: np.ndarray, skip: int) -> None:
+    def _keep_for_score(self, mean: np.ndarray, var: np.ndarray, skip: int, t_from: float) -> None:
         if skip:   # only forecasts from a fresh state are scored (the figures are per horizon from a state)
             return
         i = self._p_next % self._p_t.size
         self._p_next += 1
-        self._p_t[i] = self.t_last
+        self._p_t[i] = t_from
         n = self.n
         for j, r in enumerate(self._score_idx):
             if r <= mean.shape[0]:

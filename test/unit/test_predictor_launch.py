@@ -41,7 +41,21 @@ def test_run_summary_carries_the_predictor_figures(tmp_path):
     (tmp_path / "predictor.json").write_text(json.dumps({
         "model_dir": "m", "model_version": 3, "published": 12, "online_score": {"1ms": {"n": 5}},
         "state_us": {"p50": 80.0}, "rollout_us": {"p50": 9000.0}, "stale_episodes": 1, "recoveries": 1,
-        "rejected": {"non_finite_state": 2}, "joint_names": ["a"]}))
+        "rejected": {"non_finite_state": 2}, "joint_names": ["a"], "stream": {"observed": 1000}}))
     got = summarize("vgain_control", {}, tmp_path, {}, 1.0)["predictor"]
     assert got["model_version"] == 3 and got["rejected"] == {"non_finite_state": 2}
     assert got["online_score"]["1ms"]["n"] == 5 and "joint_names" not in got
+    assert got["states_observed"] == 1000
+
+
+def test_launch_summary_text_prints_the_predictor_figures(tmp_path):
+    from dynlearn_ros.commands.launch import predictor_summary_lines, summarize
+
+    (tmp_path / "predictor.json").write_text(json.dumps({
+        "model_dir": "m", "model_version": 3, "published": 12, "stream": {"observed": 999},
+        "online_score": {"10ms": {"n": 5, "rmse_q_rad": 0.00125, "rmse_qd_rad_s": 0.1, "coverage95_q": 0.9}},
+        "state_us": {"p50": 80.0, "p99": 300.0}, "rollout_us": {"p50": None, "p99": None}}))
+    text = "\n".join(predictor_summary_lines(summarize("vgain_control", {}, tmp_path, {}, 1.0)["predictor"]))
+    assert "version 3" in text and "12 predictions published" in text and "999 states observed" in text
+    assert "10ms 1.25 mrad cov 0.90" in text
+    assert "per state 80 / 300 us" in text and "per rollout -" in text

@@ -220,6 +220,10 @@ def write_model_dir(model: nn.Module, ckpt: dict, out_dir: Path, metrics: dict |
                            ckpt["train_config"].get("obs_qd") else "q per joint in joint_names order"),
             "act_layout": "tau (N*m) per joint" if inverse else "actions of the data set (tau column)",
         }
+        if not inverse:
+            # what the decoder predicts; the graph's outputs are the same for every form
+            # (runtime.acrkn.OUTPUT_FORMS; older directories without the key are "difference")
+            specific["output_form"] = model.cfg.fwd_output
         if inverse:
             # how the runtime forms the desired next observation (runtime.acrkn.DESIRED_NEXT)
             specific["desired_next"] = "increment"

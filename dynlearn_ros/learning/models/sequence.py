@@ -32,6 +32,8 @@ from torch import Tensor, nn
 from dynlearn_ros.learning.models.rkn import Belief, Encoder, RKNCell, elup1, mlp
 
 FORWARD_KINDS = ("acrkn-fwd", "rkn", "lstm", "gru")
+#: what an ac-RKN forward decoder predicts (ModelConfig.fwd_output; see AcRknForward)
+FWD_OUTPUTS = ("difference", "acceleration")
 INVERSE_KINDS = ("acrkn-inv", "lstm", "gru", "ffnn")
 ACT_TARGETS = ("difference", "absolute")
 
@@ -52,11 +54,18 @@ class ModelConfig:
     ctrl_hidden: tuple[int, ...] = (120,)
     init_trans_cov: float = 0.1
     act_target: str = "difference"   # inverse: "difference" (a_t - a_{t-1}) | "absolute" (a_t)
+    fwd_output: str = "difference"   # ac-RKN forward: "difference" | "acceleration" (FWD_OUTPUTS)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.act_target not in ACT_TARGETS:
             raise ValueError(f"act_target must be one of {ACT_TARGETS}, got {self.act_target!r}")
+        if self.fwd_output not in FWD_OUTPUTS:
+            raise ValueError(f"fwd_output must be one of {FWD_OUTPUTS}, got {self.fwd_output!r}")
+        if self.fwd_output == "acceleration" and (self.direction != "forward" or self.obs_dim % 2
+                                                  or self.kind not in ("acrkn-fwd", "rkn")):
+            raise ValueError("fwd_output 'acceleration' needs an RKN forward model observing [q, qd] "
+                             f"(got {self.kind} {self.direction}, obs_dim {self.obs_dim})")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -104,33 +113,104 @@ class _ForwardUnroll(nn.Module):
 class AcRknForward(_ForwardUnroll):
     """ac-RKN forward model: z-_{t+1} = A z+_t + b(a_t); decodes the next prior into the
     normalized difference o_{t+1} - o_t. With ``concat_actions`` it becomes the plain RKN
-    baseline: actions are concatenated to the observation and there is no control model."""
+    baseline: actions are concatenated to the observation and there is no control model.
+
+    ``cfg.fwd_output``:
+
+    * "difference" (the paper's form): a decoder maps the prior mean z- (2m) to the whole
+      normalized difference (d_o).
+    * "acceleration" (o = [q, qd], n joints, d_o = 2n): a decoder maps [z- (2m), a_t (d_a),
+      o_t (d_o)] (normalized; o_t is the observation, or the last prediction when it is missing)
+      to the normalized velocity change nu (n) only, and the rest follows the simulator's
+      semi-implicit Euler step by construction::
+
+          qd_{t+1} - qd_t = dt * qdd_t = nu * std_dqd + mean_dqd
+          q_{t+1}  - q_t  = dt * qd_{t+1} = dt * (qd_t + (qd_{t+1} - qd_t))
+
+      returned as the same normalized difference vector [(dq - mean_dq) / std_dq, nu], so the
+      export, the runtime and the losses are those of the "difference" form. nu = 0 with zero
+      mean is constant velocity: the network learns only the acceleration, from belief, torque
+      and state. The unit buffers (``obs_mean``/``obs_std``/``dobs_mean``/``dobs_std`` (d_o,),
+      ``dt`` (1,) s) are set by :meth:`set_units` from the training statistics.
+    """
 
     def __init__(self, cfg: ModelConfig, concat_actions: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         self.concat = concat_actions
+        self.structured = cfg.fwd_output == "acceleration"
         m = cfg.lod
         enc_in = cfg.obs_dim + (cfg.act_dim if concat_actions else 0)
         self.encoder = Encoder(enc_in, m, cfg.enc_hidden)
         self.cell = RKNCell(m, cfg.num_basis, cfg.bandwidth, init_trans_cov=cfg.init_trans_cov)
         self.control = None if concat_actions else mlp(cfg.act_dim, cfg.ctrl_hidden, 2 * m)
-        self.dec_mean = mlp(2 * m, cfg.dec_hidden, cfg.obs_dim)
+        if self.structured:
+            self.n_joints = cfg.obs_dim // 2
+            self.dec_mean = mlp(2 * m + cfg.act_dim + cfg.obs_dim, cfg.dec_hidden, self.n_joints)
+            for k in ("obs_mean", "dobs_mean"):
+                self.register_buffer(k, torch.zeros(cfg.obs_dim))
+            for k in ("obs_std", "dobs_std"):
+                self.register_buffer(k, torch.ones(cfg.obs_dim))
+            self.register_buffer("dt", torch.ones(1))
+        else:
+            self.dec_mean = mlp(2 * m, cfg.dec_hidden, cfg.obs_dim)
         self.dec_var = _VarHead(3 * m, cfg.dec_hidden, cfg.obs_dim)
+
+    def set_units(self, stats, dt: float) -> None:
+        """Copy the training statistics (``Stats``: obs / dobs mean and std, (d_o,)) and the
+        sample period ``dt`` (s) into the structured form's buffers (no-op for "difference")."""
+        if not self.structured:
+            return
+        for k in ("obs_mean", "obs_std", "dobs_mean", "dobs_std"):
+            getattr(self, k).copy_(torch.as_tensor(getattr(stats, k), dtype=torch.float32).reshape(-1))
+        self.dt.fill_(float(dt))
 
     def initial_state(self, batch: int) -> Belief:
         return self.cell.initial_belief(batch)
 
     def step(self, obs: Tensor, valid: Tensor, act: Tensor, state: Belief) -> tuple[Tensor, Tensor, Belief]:
-        """obs (B, d_o), valid (B, 1), act (B, d_a), state = prior belief at t
-        -> delta mean, delta var (B, d_o), prior belief at t+1."""
+        """obs (B, d_o) (the observation, or the last prediction where valid = 0), valid (B, 1),
+        act (B, d_a), state = prior belief at t -> delta mean, delta var (B, d_o), prior belief
+        at t+1 (all normalized)."""
         enc_in = torch.cat([obs, act], -1) if self.concat else obs
         w, w_var = self.encoder(enc_in)
         post = self.cell.update(state, w, w_var, valid)
         ctrl = None if self.control is None else self.control(act)
         prior = self.cell.predict(post, ctrl)
         z, cu, cl, cs = prior
-        return self.dec_mean(z), self.dec_var(torch.cat([cu, cl, cs], -1)), prior
+        var = self.dec_var(torch.cat([cu, cl, cs], -1))
+        if not self.structured:
+            return self.dec_mean(z), var, prior
+        return self.structured_delta(obs, self.dec_mean(torch.cat([z, act, obs], -1))), var, prior
+
+    def structured_delta(self, obs: Tensor, nu: Tensor) -> Tensor:
+        """Normalized difference (B, 2n) from the normalized observation (B, 2n) and the
+        normalized velocity change nu (B, n), by the semi-implicit Euler step (class docstring)."""
+        n = self.n_joints
+        qd = obs[:, n:] * self.obs_std[n:] + self.obs_mean[n:]                 # rad/s
+        dqd = nu * self.dobs_std[n:] + self.dobs_mean[n:]                      # rad/s per step
+        dq = self.dt * (qd + dqd)                                              # rad per step
+        return torch.cat([(dq - self.dobs_mean[:n]) / self.dobs_std[:n], nu], -1)
+
+    def seq(self, obs: Tensor, act: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        """Means and variances (B, T, d_o); ``valid`` (B, T, 1). The structured form reads its own
+        last prediction where an observation is missing (as the runtime feeds it), so a masked
+        stretch is a real free run: o~_{t+1} = o~_t + delta_t in normalized observation units."""
+        if not self.structured:
+            return super().seq(obs, act, valid)
+        state = self.initial_state(obs.shape[0])
+        to_obs = self.dobs_std / self.obs_std
+        shift = self.dobs_mean / self.obs_std
+        means, vars_ = [], []
+        o_hat = obs[:, 0]
+        for t in range(obs.shape[1]):
+            v = valid[:, t]
+            o_in = v * obs[:, t] + (1 - v) * o_hat
+            mu, var, state = self.step(o_in, v, act[:, t], state)
+            means.append(mu)
+            vars_.append(var)
+            o_hat = o_in + mu * to_obs + shift
+        return torch.stack(means, 1), torch.stack(vars_, 1)
 
 
 class RnnForward(_ForwardUnroll):

@@ -68,6 +68,7 @@ class TrainConfig:
     rollout_frac: float = 0.0     # forward: fraction of windows run free after rollout_context rows
     rollout_context: int = 10
     rollout_weight: float = 1.0
+    fwd_output: str = "difference"  # ac-RKN forward decoder: "difference" | "acceleration" (models.sequence)
 
 
 def data_hash(data: TrajectoryData) -> str:
@@ -204,7 +205,7 @@ def model_config(tcfg: TrainConfig, obs_dim: int, act_dim: int) -> ModelConfig:
     return ModelConfig(kind=tcfg.kind, direction=tcfg.direction, obs_dim=obs_dim, act_dim=act_dim,
                        lod=tcfg.lod, num_basis=tcfg.num_basis, enc_hidden=h, dec_hidden=h,
                        ctrl_hidden=(tcfg.hidden,) * max(1, tcfg.ctrl_layers),
-                       act_target=tcfg.act_target)
+                       act_target=tcfg.act_target, fwd_output=tcfg.fwd_output)
 
 
 def set_delta_buffers(model: torch.nn.Module, stats: Stats) -> None:
@@ -235,6 +236,8 @@ def fit(train: TrajectoryData, val: TrajectoryData, tcfg: TrainConfig, progress:
     mcfg = model_config(tcfg, obs.shape[1], act.shape[1])
     model = build_model(mcfg)
     set_delta_buffers(model, stats)
+    if hasattr(model, "set_units"):   # structured forward output: statistics and dt in the model
+        model.set_units(stats, train.dt)
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     gen = torch.Generator().manual_seed(tcfg.seed)
     best = (math.inf, -1, copy.deepcopy(model.state_dict()))
