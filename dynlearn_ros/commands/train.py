@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inverse: predict a_t - a_{t-1} (paper) or a_t (closed-loop use, see "
                              "learning/models/sequence.py)")
     parser.add_argument("--own-action-frac", type=float, default=0.0,
-                        help="acrkn-inv with --act-target absolute: fraction of training windows "
+                        help="inverse models with --act-target absolute: fraction of training windows "
                              "that, from a random step on, read the model's own previous prediction "
                              "instead of the recorded action (scheduled sampling, for closed-loop use)")
     parser.add_argument("--obs-qd", action="store_true", help="forward: observe [q, qd] instead of q")
