@@ -221,3 +221,23 @@ def test_fed_back_run_is_the_teacher_forced_run_on_its_own_torques(arm, tmp_path
     np.testing.assert_allclose(forced, tau_hat, atol=1e-4)
     # ... and the test can see a slip: the largest one-step change is 100x the tolerance
     assert np.abs(tau_hat[1:] - tau_hat[:-1]).max() > 1e-2
+
+
+def test_static_run_sits_in_both_regimes_on_the_same_rows(arm, tmp_path):
+    path, ffnn, _svgp = arm
+    from dynlearn_ros.datasets.catalog import load_dataset as load_data
+    from dynlearn_ros.datasets.splits import train_val_test as split
+    from dynlearn_ros.learning.training.static import StaticTrainConfig, load_static, static_run
+
+    static_run(path, StaticTrainConfig(epochs=3, hidden=16), tmp_path / "st")
+    assert it.run_family(tmp_path / "st") == "static"
+    res = it.build_table(path, [("ffnn", ffnn), ("ffnn-static", str(tmp_path / "st"))], seed=0, analytic=False)
+    row = res["models"]["ffnn-static"]
+    assert row["regime"] == "both" and row["inputs"] == it.GP_INPUTS
+    _tr, _va, te = split(load_data(path), 0)
+    rows = inverse_rows(te.episode)
+    model, _ = load_static(tmp_path / "st")
+    from dynlearn_ros.learning.training.gp import inputs_targets
+
+    mean, _std = model.predict(inputs_targets(te)[0])
+    assert row["test"]["rmse"] == pytest.approx(float(np.sqrt(np.mean((mean[rows] - te.tau[rows]) ** 2))), rel=1e-9)

@@ -80,8 +80,11 @@ def score(y: np.ndarray, mean: np.ndarray, std: np.ndarray | None, y_std: np.nda
 
 
 def run_family(run: str | Path) -> str:
-    """'core' for a learning-core checkpoint, 'gp' for a GP helper checkpoint."""
+    """'core' for a learning-core (sequence) checkpoint, 'static' for a static-task run (``train
+    --task static``), 'gp' for a GP checkpoint."""
     blob = torch.load(Path(run) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    if "static_config" in blob:
+        return "static"
     if "train_config" in blob and "model_config" in blob:
         return "core"
     if "config" in blob and "state_dict" in blob:
@@ -193,6 +196,18 @@ def build_table(data_name: str, runs: list[tuple[str, str]], seed: int = 0, nove
                 info.update({"run": str(run), "own_action": own, "regime": "i" if own else "ii"})
                 res["models"][f"{name}, own tau fed back" if own else name] = {
                     **info, **_entry(y, mean, std, y_std, kinds, y_va, mean_va, std_va)}
+            continue
+        if run_family(run) == "static":
+            from dynlearn_ros.learning.training.static import load_static, static_predict
+
+            model, ck = load_static(run)
+            info = {"kind": f"{ck['train_config']['kind']} (static)", "family": "static", "inputs": GP_INPUTS,
+                    "run": str(run), "regime": "both", "best_epoch": ck["best_epoch"], "epochs": ck["epochs_run"],
+                    "train_wall_s": ck["wall_s"], "train_cpu_s": ck["cpu_s"], "train_command": ck.get("train_command")}
+            mean, std = static_predict(model, te)
+            mean_va, std_va = static_predict(model, va)
+            res["models"][name] = {**info, **_entry(y, mean[rows], std[rows], y_std, kinds,
+                                                    y_va, mean_va[rows_va], std_va[rows_va])}
             continue
         model, extra, term = load_gp(run, x_train, novelty)
         if not np.allclose(model.y_std.numpy(), y_std, rtol=1e-5):

@@ -47,10 +47,12 @@ def inverse_features(q: np.ndarray, qd: np.ndarray, qdd: np.ndarray) -> np.ndarr
     return np.concatenate([np.ones((q.shape[0], 1)), q, np.sin(q), np.cos(q), qd, np.sign(qd), qdd], axis=1)
 
 
-def inverse_baselines(train: TrajectoryData, test: TrajectoryData) -> dict[str, np.ndarray]:
-    """{"training mean", "linear (least squares)"} -> tau_hat (M, n) on the rows
-    ``inverse_rows(test.episode)``; the linear model is fitted on all training rows."""
-    rows = inverse_rows(test.episode)
+def inverse_baselines(train: TrajectoryData, test: TrajectoryData,
+                      rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """{"training mean", "linear (least squares)"} -> tau_hat (M, n) on the rows ``rows`` of
+    ``test`` (default ``inverse_rows(test.episode)``, the sequence models' rows; the static task
+    passes every row); the linear model is fitted on all training rows."""
+    rows = inverse_rows(test.episode) if rows is None else np.asarray(rows)
     w = lstsq(inverse_features(train.q, train.qd, _qdd(train)), train.tau)
     phi = inverse_features(test.q, test.qd, _qdd(test))[rows]
     mean = np.broadcast_to(train.tau.mean(0), (rows.size, train.tau.shape[1])).copy()
