@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="split seed")
     parser.add_argument("--novelty", action="store_true", help="also '<name> + novelty' for GP runs with novelty.json")
     parser.add_argument("--no-analytic", action="store_true", help="leave out the rigid-body baseline")
+    parser.add_argument("--urdf", default=None, help="URDF of the rigid-body baseline (default: the data set's robot)")
     parser.add_argument("--json", default=None, help="JSON output path")
     parser.add_argument("--md", default=None, help="markdown table output path")
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     for spec in args.runs:
         name, _, run_dir = spec.partition("=")
         runs.append((name, run_dir) if run_dir else (Path(spec).name, spec))
-    res = build_table(args.data, runs, args.seed, args.novelty, not args.no_analytic)
+    res = build_table(args.data, runs, args.seed, args.novelty, not args.no_analytic, args.urdf)
     res["command"] = command_line(args)
     write_outputs(res, inverse_table(res), args.json, args.md)
     return 0

@@ -166,10 +166,11 @@ def _entry(y, mean, std, y_std, kinds, y_val=None, mean_val=None, std_val=None) 
 
 
 def build_table(data_name: str, runs: list[tuple[str, str]], seed: int = 0, novelty: bool = False,
-                analytic: bool = True) -> dict:
+                analytic: bool = True, urdf: str | Path | None = None) -> dict:
     """Every run (name, directory) and the baselines on the same test rows of ``data_name``;
     every learning-core run gets a regime-(ii) row (measured tau_{t-1}) and a regime-(i) row
-    "<name>, own tau fed back"."""
+    "<name>, own tau fed back". The analytic row uses ``urdf`` when given, else the data set's
+    robot (none for an unknown robot)."""
     from dynlearn_ros.datasets.splits import load_splits
     from dynlearn_ros.datasets.windows import inverse_rows
     from dynlearn_ros.learning.training.gp import data_hash, inputs_targets
@@ -227,7 +228,12 @@ def build_table(data_name: str, runs: list[tuple[str, str]], seed: int = 0, nove
     if analytic:
         from dynlearn_ros.learning.evaluation.baselines import rigid_body_torque
 
-        tau_an = rigid_body_torque(te, data.meta.get("robot"))
+        if urdf is not None:
+            from dynlearn_ros.datasets.rbd_baseline import analytic_torque
+
+            tau_an = np.asarray(analytic_torque(te, urdf=urdf))
+        else:
+            tau_an = rigid_body_torque(te, data.meta.get("robot"))
         if tau_an is not None:
             res["models"]["analytic (Pinocchio)"] = {"family": "baseline", "inputs": GP_INPUTS, "regime": "both",
                                                      **_entry(y, tau_an[rows], None, y_std, kinds)}
