@@ -28,7 +28,8 @@ rows or on NLL units. This module puts them in one table with one definition of 
   no torque (GP models, analytic, training mean, linear) are the same in both; "previous torque"
   exists only in (ii). Every row carries ``regime`` ("i", "ii" or "both");
 * baselines without a std: the analytic rigid-body model (Pinocchio RNEA on the nominal URDF),
-  "previous torque" (tau_hat_t = tau_{t-1}, measured), the reference of regime (ii), the training
+  "previous torque" (tau_hat_t = tau_{t-1}, measured), the reference of regime (ii), "torque
+  AR(5)" (tau_{t-1} plus a least-squares function of the last 5 measured torque changes), the training
   mean and the least-squares linear model in [1, q, sin q, cos q, qd, sign qd, qdd]
   (:mod:`~dynlearn_ros.learning.evaluation.linear_baselines`).
 
@@ -239,7 +240,10 @@ def build_table(data_name: str, runs: list[tuple[str, str]], seed: int = 0, nove
                                                      **_entry(y, tau_an[rows], None, y_std, kinds)}
     res["models"]["previous torque"] = {"family": "baseline", "inputs": "measured tau_{t-1}", "regime": "ii",
                                         **_entry(y, te.tau[rows - 1], None, y_std, kinds)}
-    from dynlearn_ros.learning.evaluation.linear_baselines import inverse_baselines
+    from dynlearn_ros.learning.evaluation.linear_baselines import inverse_baselines, torque_ar
+
+    res["models"]["torque AR(5)"] = {"family": "baseline", "inputs": "measured tau_{t-1} .. tau_{t-6}", "regime": "ii",
+                                     **_entry(y, torque_ar(tr, te, rows, 5), None, y_std, kinds)}
 
     for bname, tau_b in inverse_baselines(tr, te).items():
         inputs = "none (constant)" if bname == "training mean" else GP_INPUTS
