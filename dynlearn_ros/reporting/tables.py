@@ -118,8 +118,6 @@ def inverse_table(res: dict) -> str:
     definition of every column ("all" = RMSE pooled over rows and joints), one table per regime
     ((i) controller form, (ii) measured previous torque; "x ref." = all / the regime's reference
     row's all); per kind of test episode when the data has kinds."""
-    from dynlearn_ros.learning.evaluation.inverse_table import REGIME_REFERENCE, regime_rows
-
     names = [n.replace("lbr_iiwa_joint_", "j").replace("_joint", " j") for n in res["joint_names"]]
     lines = [f"**{res['data']}**: {res['test_rows']} test rows (rows 1..T-2 of test episodes "
              f"{', '.join(map(str, res['test_episodes']))}), {res['val_rows']} validation rows; "
@@ -128,15 +126,16 @@ def inverse_table(res: dict) -> str:
               "ii": "(ii) the measured previous torque tau_{t-1} read"}
     for regime in ("i", "ii"):
         rows = []
-        for name, m in regime_rows(res, regime).items():
+        for name, ratio in res["regimes"][regime].items():
+            m = res["models"][name]
             t, v = m["test"], m.get("val", {})
             ep = f"{m['best_epoch']} / {m['epochs']}" if m.get("best_epoch") is not None else "-"
             secs = f"{m['train_wall_s']:.0f}" if isinstance(m.get("train_wall_s"), (int, float)) else "-"
-            ratio = f"{m['ratio']:.2f}" if m["ratio"] is not None else "-"
-            rows.append([name, m["inputs"], *(f"{e:.3f}" for e in t["rmse_per_joint"]), f"{t['rmse']:.3f}", ratio,
+            rows.append([name, m["inputs"], *(f"{e:.3f}" for e in t["rmse_per_joint"]), f"{t['rmse']:.3f}",
+                         "-" if ratio is None else f"{ratio:.2f}",
                          _f(t, "nll"), _f(t, "coverage95"), _f(t, "mean_std"), _f(v, "rmse"), _f(v, "nll"),
                          _f(v, "coverage95"), ep, secs])
-        lines += ["", f"{titles[regime]} (x ref. = all / all of '{REGIME_REFERENCE[regime]}')", "",
+        lines += ["", f"{titles[regime]} (x ref. = all / all of '{res['regime_reference'][regime]}')", "",
                   md_table(["model", "inputs", *names, "all", "x ref.", "NLL", "95 % cov.", "mean std", "val all",
                             "val NLL", "val 95 % cov.", "best epoch / epochs", "train s"], rows)]
     kinds = res.get("test_rows_by_kind")

@@ -50,6 +50,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+#: the reference row of each regime: (i) controller form, (ii) measured previous torque
+REGIME_REFERENCE = {"ii": "previous torque", "i": "analytic (Pinocchio)"}
 #: the 95 % two-sided Gaussian quantile, as in gp.training.gaussian_metrics
 Z95 = 1.959964
 CORE_INPUTS = "q, qd, desired next obs., measured tau_{t-1}"
@@ -249,10 +251,9 @@ def build_table(data_name: str, runs: list[tuple[str, str]], seed: int = 0, nove
         inputs = "none (constant)" if bname == "training mean" else GP_INPUTS
         res["models"][bname] = {"family": "baseline", "inputs": inputs, "regime": "both",
                                 **_entry(y, tau_b, None, y_std, kinds)}
+    res["regime_reference"] = dict(REGIME_REFERENCE)
+    res["regimes"] = {r: {name: m["ratio"] for name, m in regime_rows(res, r).items()} for r in ("i", "ii")}
     return res
-
-
-REGIME_REFERENCE = {"ii": "previous torque", "i": "analytic (Pinocchio)"}
 
 
 def regime_rows(res: dict, regime: str) -> dict:
