@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 
 from dynlearn_ros.commands._common import GP_KINDS, add_common, gp_dispatch
-from dynlearn_ros.commands.train import add_split_arguments, split_spec
+from dynlearn_ros.commands.train import add_split_arguments, add_task_argument, split_spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
     add_split_arguments(parser)
+    add_task_argument(parser)
     parser.set_defaults(model=None)
     parser.add_argument("--runs", nargs="*", default=[], help="run directories written by train")
     parser.add_argument("--subsample", type=int, default=1,
@@ -28,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task == "static":
+        return _eval_static(args)
     if args.model in GP_KINDS:
         if split_spec(args, default_none=True) is not None:
             raise SystemExit("--split/--gap/--test-file apply to the sequence models; the GP models use their own split")
@@ -43,4 +46,18 @@ def run(args: argparse.Namespace) -> int:
     if "metric" in results:
         table = f"h = k columns: {results['metric']}.\n\n{table}"
     write_outputs(results, table, args.json, args.md)
+    return 0
+
+
+def _eval_static(args: argparse.Namespace) -> int:
+    """``eval --task static``: static FFNN and GP runs, training mean, linear model (and with
+    ``--model analytic`` Pinocchio RNEA) on every test row."""
+    from dynlearn_ros.learning.evaluation.static import evaluate_static
+    from dynlearn_ros.reporting.markdown import write_outputs
+    from dynlearn_ros.reporting.tables import sequence_eval_table
+
+    results = evaluate_static(str(args.data), args.runs, args.seed, split=split_spec(args, default_none=True),
+                              analytic=args.model == "analytic", urdf=args.urdf)
+    write_outputs(results, "static task: every test row on its own.\n\n"
+                  + sequence_eval_table(results, "inverse", results["joint_names"]), args.json, args.md)
     return 0

@@ -46,9 +46,17 @@ def split_spec(args: argparse.Namespace, default_none: bool = False):
         raise SystemExit(f"--split/--gap/--test-file: {exc}") from exc
 
 
+def add_task_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", choices=("sequence", "static"), default="sequence",
+                        help="sequence (default): time-ordered windows; static: every row (q, qd, qdd -> tau) "
+                             "on its own, for logs that are not sequences (models ffnn, svdkl/svgp/dkl; the "
+                             "linear and training-mean rows come with eval)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
     add_split_arguments(parser)
+    add_task_argument(parser)
     parser.add_argument("--window", type=int, default=None, help="rows per training window "
                         "(default 40 forward, 50 inverse)")
     parser.add_argument("--stride", type=int, default=None, help="rows between window starts "
@@ -81,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inverse: predict a_t - a_{t-1} (paper) or a_t (closed-loop use, see "
                              "learning/models/sequence.py)")
     parser.add_argument("--own-action-frac", type=float, default=0.0,
-                        help="acrkn-inv with --act-target absolute: fraction of training windows "
+                        help="inverse models with --act-target absolute: fraction of training windows "
                              "that, from a random step on, read the model's own previous prediction "
                              "instead of the recorded action (scheduled sampling, for closed-loop use)")
     parser.add_argument("--obs-qd", action="store_true", help="forward: observe [q, qd] instead of q")
@@ -95,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.commands.bag import resolve_bag_data
 
     resolve_bag_data(args)   # --data run.mcap (a rosbag2): converted to the generic format first
+    if args.task == "static" and args.model not in GP_KINDS:
+        return _train_static(args)
     if args.model in GP_KINDS:
         if split_spec(args, default_none=True) is not None:
             raise SystemExit("--split/--gap/--test-file apply to the sequence models; the GP models use their own split")
@@ -129,4 +139,22 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"train: {exc}") from exc
     train_run(str(args.data), tcfg, args.out, args.subsample, progress=not args.no_progress,
               command=command_line(args), split=split_spec(args))
+    return 0
+
+
+def _train_static(args: argparse.Namespace) -> int:
+    """``train --task static --model ffnn``: a feed-forward network on single rows."""
+    if args.model != "ffnn":
+        raise SystemExit(f"train --task static: model ffnn or one of {', '.join(GP_KINDS)}, not {args.model}")
+    from dynlearn_ros.learning.training.static import StaticTrainConfig, static_run
+
+    cfg = StaticTrainConfig(kind="ffnn", hidden=args.hidden, epochs=args.epochs or 50,
+                            batch_size=args.batch_size or 256, lr=args.lr or 1e-3, seed=args.seed, threads=args.threads,
+                            max_train_samples=args.max_train_samples, time_budget_s=args.time_budget,
+                            patience=args.patience)
+    try:
+        static_run(str(args.data), cfg, args.out, split=split_spec(args), command=command_line(args),
+                   progress=not args.no_progress)
+    except ValueError as exc:
+        raise SystemExit(f"train --task static: {exc}") from exc
     return 0

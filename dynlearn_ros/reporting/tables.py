@@ -54,7 +54,7 @@ def sequence_eval_table(results: dict, direction: str, joint_names: Sequence[str
 
 
 def gp_eval_table(results: dict, joint_names: Sequence[str]) -> str:
-    """``dynlearn-ros eval --model svdkl|svgp|dkl``: RMSE per joint, mean RMSE, NLL
+    """``dynlearn-ros eval --model svdkl|svgp|dkl``: RMSE per joint, all (pooled RMSE), NLL
     (standardized), 95 % coverage, mean predictive std."""
     rows = [[name, *(f"{v:.3f}" for v in res["rmse_per_joint"]), f"{res['rmse']:.3f}", f"{res['nll']:.3f}",
              f"{res['coverage95']:.3f}", f"{res['mean_std']:.3f}"] for name, res in results["models"].items()]
@@ -67,7 +67,7 @@ def gp_quality_table(res: dict) -> str:
     lines: list[str] = []
     for data_name, entry in res["data"].items():
         names = entry["joint_names"]
-        header = ["model", *(_short(n) for n in names), "mean RMSE", "NLL", "95 % cov.", "val RMSE", "val NLL",
+        header = ["model", *(_short(n) for n in names), "all", "NLL", "95 % cov.", "val RMSE", "val NLL",
                   "val 95 % cov.", "train rows", "train s"]
         rows = []
         for model, m in entry["models"].items():
@@ -115,21 +115,29 @@ def gp_compare_table(res: dict) -> str:
 
 def inverse_table(res: dict) -> str:
     """``dynlearn-ros report inverse-table``: every model family on the same test rows, one
-    definition of every column; per kind of test episode when the data has kinds."""
+    definition of every column ("all" = RMSE pooled over rows and joints), one table per regime
+    ((i) controller form, (ii) measured previous torque; "x ref." = all / the regime's reference
+    row's all); per kind of test episode when the data has kinds."""
     names = [n.replace("lbr_iiwa_joint_", "j").replace("_joint", " j") for n in res["joint_names"]]
-    rows = []
-    for name, m in res["models"].items():
-        t, v = m["test"], m.get("val", {})
-        ep = f"{m['best_epoch']} / {m['epochs']}" if m.get("best_epoch") is not None else "-"
-        secs = f"{m['train_wall_s']:.0f}" if isinstance(m.get("train_wall_s"), (int, float)) else "-"
-        rows.append([name, m["inputs"], *(f"{e:.3f}" for e in t["rmse_per_joint"]), f"{t['rmse']:.3f}", _f(t, "nll"),
-                     _f(t, "coverage95"), _f(t, "mean_std"), _f(v, "rmse"), _f(v, "nll"), _f(v, "coverage95"), ep,
-                     secs])
     lines = [f"**{res['data']}**: {res['test_rows']} test rows (rows 1..T-2 of test episodes "
              f"{', '.join(map(str, res['test_episodes']))}), {res['val_rows']} validation rows; "
-             "RMSE in N*m, NLL standardized by the training torque std per joint", "",
-             md_table(["model", "inputs", *names, "mean RMSE", "NLL", "95 % cov.", "mean std", "val RMSE", "val NLL",
-                       "val 95 % cov.", "best epoch / epochs", "train s"], rows)]
+             "RMSE in N*m, all = pooled over rows and joints, NLL standardized by the training torque std per joint"]
+    titles = {"i": "(i) controller form: no measured torque, each sequence model reads its own previous output",
+              "ii": "(ii) the measured previous torque tau_{t-1} read"}
+    for regime in ("i", "ii"):
+        rows = []
+        for name, ratio in res["regimes"][regime].items():
+            m = res["models"][name]
+            t, v = m["test"], m.get("val", {})
+            ep = f"{m['best_epoch']} / {m['epochs']}" if m.get("best_epoch") is not None else "-"
+            secs = f"{m['train_wall_s']:.0f}" if isinstance(m.get("train_wall_s"), (int, float)) else "-"
+            rows.append([name, m["inputs"], *(f"{e:.3f}" for e in t["rmse_per_joint"]), f"{t['rmse']:.3f}",
+                         "-" if ratio is None else f"{ratio:.2f}",
+                         _f(t, "nll"), _f(t, "coverage95"), _f(t, "mean_std"), _f(v, "rmse"), _f(v, "nll"),
+                         _f(v, "coverage95"), ep, secs])
+        lines += ["", f"{titles[regime]} (x ref. = all / all of '{res['regime_reference'][regime]}')", "",
+                  md_table(["model", "inputs", *names, "all", "x ref.", "NLL", "95 % cov.", "mean std", "val all",
+                            "val NLL", "val 95 % cov.", "best epoch / epochs", "train s"], rows)]
     kinds = res.get("test_rows_by_kind")
     if kinds:
         ks = sorted(kinds)
@@ -138,6 +146,6 @@ def inverse_table(res: dict) -> str:
                                                 _f(m["test_by_kind"][k], "coverage95")))]
                 for name, m in res["models"].items()]
         lines += ["", "Per kind of test episode (rows: " + ", ".join(f"{k} {kinds[k]}" for k in ks)
-                  + "): mean RMSE / NLL / 95 % coverage", "",
+                  + "): all (pooled RMSE) / NLL / 95 % coverage", "",
                   md_table(["model", *(c for k in ks for c in (f"{k} RMSE", f"{k} NLL", f"{k} 95 % cov."))], rows)]
     return "\n".join(lines) + "\n"

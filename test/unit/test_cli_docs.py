@@ -90,7 +90,7 @@ def test_no_python_m_side_doors_for_learning_data_or_benchmarks():
     ["report", "gp-quality", "--data", "a", "b", "--models", "svdkl", "--no-train"],
     ["report", "gp-fractions", "--fractions", "0.5", "1", "--png", "x.png"],
     ["report", "gp-compare", "--data", "a.npz", "--runs", "x=r", "--novelty", "--split-distance", "1.5"],
-    ["report", "inverse-table", "--data", "a.npz", "--runs", "x=r", "--own-action", "x"],
+    ["report", "inverse-table", "--data", "a.npz", "--runs", "x=r", "--no-analytic"],
 ])
 def test_new_verbs_parse(argv):
     args = build_parser().parse_args(argv)

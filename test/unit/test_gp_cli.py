@@ -103,7 +103,7 @@ def test_novelty_and_report_verbs_on_a_trained_run(npz, tmp_path):
     assert main(["report", "inverse-table", "--data", npz, "--runs", f"s={run}", "--no-analytic",
                  "--json", str(t_json)]) == 0
     table = json.loads(t_json.read_text())
-    assert set(table["models"]) == {"s", "previous torque"}
+    assert set(table["models"]) == {"s", "previous torque", "torque AR(5)", "training mean", "linear (least squares)"}
     assert table["command"].startswith("dynlearn-ros report inverse-table")
 
 

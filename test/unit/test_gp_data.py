@@ -56,7 +56,8 @@ def test_shipped_svdkl_reproduces_its_recorded_test_metrics():
     # recorded on all test rows with gpytorch in float32; here every 5th row through ONNX. The
     # rows are 1 ms apart on a smooth trajectory, so the subsample's RMSE is within a few
     # percent of the full one; the ONNX/gpytorch difference (< 1 % of a std) is far smaller
-    assert got["rmse"] == pytest.approx(rec["rmse"], rel=0.05)
+    # the shipped metadata predates issue 9's pooled "all": its "rmse" is the mean of the per-joint RMSEs
+    assert got["rmse_mean_joint"] == pytest.approx(rec["rmse"], rel=0.05)
     assert got["coverage95"] == pytest.approx(rec["coverage95"], abs=0.03)
     sn, sf = pred.noise_and_signal_std()
     np.testing.assert_allclose(sn, meta["sigma_bounds"]["sigma_n"])

@@ -116,7 +116,7 @@ def test_table_scores_every_model_on_the_same_rows(arm):
     own = inverse_eval(model, Stats.from_dict(ck["stats"]), te)
     got = res["models"]["ffnn"]["test"]
     np.testing.assert_allclose(got["rmse_per_joint"], own["rmse_per_joint"], rtol=1e-10)
-    assert got["rmse_pooled"] == pytest.approx(own["rmse"], rel=1e-10)
+    assert got["rmse"] == pytest.approx(own["rmse"], rel=1e-10)      # "all" is the pooled RMSE everywhere
     assert got["within_2std"] == pytest.approx(own["within_2std"])
     assert got["nll_nm"] == pytest.approx(own["nll"], rel=1e-10)
     # the GP scored on rows 1..T-2 only (not on every test row), with its own y_std
@@ -132,9 +132,22 @@ def test_table_scores_every_model_on_the_same_rows(arm):
     # previous torque: tau_{t-1}
     prev = res["models"]["previous torque"]["test"]
     err = te.tau[rows - 1] - te.tau[rows]
-    assert prev["rmse"] == pytest.approx(float(np.sqrt((err**2).mean(0)).mean()))
+    assert prev["rmse"] == pytest.approx(float(np.sqrt((err**2).mean())))
+    assert prev["rmse_mean_joint"] == pytest.approx(float(np.sqrt((err**2).mean(0)).mean()))
+    # regimes: the sequence run in both, its fed-back row only in (i), previous torque only in (ii),
+    # the models that read no torque in both
+    assert res["models"]["ffnn"]["regime"] == "ii" and res["models"]["ffnn, own tau fed back"]["regime"] == "i"
+    reg_i, reg_ii = it.regime_rows(res, "i"), it.regime_rows(res, "ii")
+    assert "previous torque" not in reg_i and "previous torque" in reg_ii
+    assert {"svgp", "training mean", "linear (least squares)"} <= set(reg_i) & set(reg_ii)
+    assert "ffnn, own tau fed back" in reg_i and "ffnn, own tau fed back" not in reg_ii
+    assert reg_ii["previous torque"]["ratio"] == pytest.approx(1.0)
+    assert reg_i["svgp"]["ratio"] is None                    # analytic=False: no reference row
+    mean_row = res["models"]["training mean"]["test"]
+    tau_bar = _tr.tau.mean(0)
+    assert mean_row["rmse"] == pytest.approx(float(np.sqrt(((te.tau[rows] - tau_bar) ** 2).mean())))
     md = inverse_table(res)
-    assert "| ffnn |" in md and "| svgp |" in md and "fourier RMSE" in md
+    assert "| ffnn |" in md and "| svgp |" in md and "fourier RMSE" in md and "(i) controller form" in md
     # every table row has as many cells as its header
     for block in md.split("\n\n"):
         table = [ln for ln in block.splitlines() if ln.startswith("|")]
@@ -170,5 +183,61 @@ def test_own_action_mode_never_reads_the_measured_torque_after_tau0(arm, tmp_pat
     # ... and the first predicted row of each episode is the same in both modes (both read tau_0)
     starts = np.flatnonzero(np.r_[True, np.diff(te.episode[own[2]]) != 0])
     np.testing.assert_allclose(own[0][starts], forced[0][starts], rtol=1e-6, atol=1e-6)
-    with pytest.raises(ValueError, match="absolute"):
-        it.predict_core(ffnn, te, own=True)
+
+
+
+@pytest.mark.parametrize("kind,target", [("ffnn", "difference"), ("lstm", "difference"), ("acrkn-inv", "difference"),
+                                         ("ffnn", "absolute"), ("lstm", "absolute"), ("acrkn-inv", "absolute")])
+def test_fed_back_run_is_the_teacher_forced_run_on_its_own_torques(arm, tmp_path, kind, target):
+    """A fixed point that pins the controller form's alignment: replace the measured torques of
+    rows 1 .. T-2 by the fed-back predictions tau_hat; the teacher-forced run on that data must
+    then reproduce tau_hat row for row (row t reads tau_hat_{t-1}, row 1 the measured tau_0).
+    Feeding back tau_hat one step late or early breaks it by a whole step's torque change."""
+    path, _ffnn, _svgp = arm
+    from dynlearn_ros.datasets.catalog import load_dataset as load_data
+    from dynlearn_ros.datasets.normalize import Stats
+    from dynlearn_ros.datasets.splits import train_val_test as split
+    from dynlearn_ros.learning.evaluation.sequence import inverse_predict, inverse_predict_fed_back
+    from dynlearn_ros.learning.training.sequence import TrainConfig, fit
+
+    tr, va, te = split(load_data(path), 0)
+    torch.set_num_threads(1)
+    ck = fit(tr, va, TrainConfig(kind=kind, direction="inverse", epochs=1, window=20, stride=10, lod=4, num_basis=3,
+                                 hidden=16, act_target=target), progress=False)
+    from dynlearn_ros.learning.models.sequence import ModelConfig, build_model
+
+    model = build_model(ModelConfig.from_dict(ck["model_config"]))
+    model.load_state_dict(ck["state_dict"])
+    stats = Stats.from_dict(ck["stats"])
+    tau_hat, _std, rows = inverse_predict_fed_back(model, stats, te)
+    assert np.array_equal(rows, inverse_rows(te.episode))
+    te2 = te.select(np.ones(len(te), dtype=bool))
+    te2.tau = te.tau.copy()
+    te2.tau[rows] = tau_hat
+    forced, _, rows2 = inverse_predict(model, stats, te2)
+    assert np.array_equal(rows2, rows)
+    # float32 network, torques of a few N*m: agreement to 1e-4 N*m is rounding; a one-step slip
+    # moves a row by a step's torque change
+    np.testing.assert_allclose(forced, tau_hat, atol=1e-4)
+    # ... and the test can see a slip: the largest one-step change is 100x the tolerance
+    assert np.abs(tau_hat[1:] - tau_hat[:-1]).max() > 1e-2
+
+
+def test_static_run_sits_in_both_regimes_on_the_same_rows(arm, tmp_path):
+    path, ffnn, _svgp = arm
+    from dynlearn_ros.datasets.catalog import load_dataset as load_data
+    from dynlearn_ros.datasets.splits import train_val_test as split
+    from dynlearn_ros.learning.training.static import StaticTrainConfig, load_static, static_run
+
+    static_run(path, StaticTrainConfig(epochs=3, hidden=16), tmp_path / "st")
+    assert it.run_family(tmp_path / "st") == "static"
+    res = it.build_table(path, [("ffnn", ffnn), ("ffnn-static", str(tmp_path / "st"))], seed=0, analytic=False)
+    row = res["models"]["ffnn-static"]
+    assert row["regime"] == "both" and row["inputs"] == it.GP_INPUTS
+    _tr, _va, te = split(load_data(path), 0)
+    rows = inverse_rows(te.episode)
+    model, _ = load_static(tmp_path / "st")
+    from dynlearn_ros.learning.training.gp import inputs_targets
+
+    mean, _std = model.predict(inputs_targets(te)[0])
+    assert row["test"]["rmse"] == pytest.approx(float(np.sqrt(np.mean((mean[rows] - te.tau[rows]) ** 2))), rel=1e-9)

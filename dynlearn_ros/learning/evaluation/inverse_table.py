@@ -8,8 +8,10 @@ rows or on NLL units. This module puts them in one table with one definition of 
 * rows: rows 1 .. T-2 of every test episode (``train_val_test(data, seed)``), the rows the learning
   core can predict (it needs tau_{t-1} and o_{t+1}); the GP models, which could predict every row,
   are scored on the same rows;
-* RMSE per joint (N*m) and "mean RMSE" = the mean of the per-joint RMSEs (the GP evaluation's
-  convention; ``dynlearn-ros eval`` prints the RMSE pooled over joints instead);
+* RMSE per joint (N*m) and "all" = the RMSE pooled over every row and joint (sqrt of the mean
+  squared error), the one definition of "all" in every table of the package (``dynlearn-ros
+  eval`` and the GP evaluation use it too); the mean of the per-joint RMSEs, the GP tables'
+  "all" before issue 9, is kept in the JSON as ``rmse_mean_joint``;
 * NLL: mean Gaussian negative log-likelihood per row and joint in units standardized by the
   *training split's* torque std per joint, the same ``y_std`` for every model (= the GP evaluation's
   NLL). ``nll_nm`` is the same quantity in N*m (natural log, includes 0.5 log 2 pi), which is what
@@ -19,12 +21,17 @@ rows or on NLL units. This module puts them in one table with one definition of 
   learning core's column, 2 std) is also kept;
 * per kind of test episode (the vgain scenario data: ``fourier`` / ``pick_place``) as ``dynlearn-ros
   report gp-compare`` does;
-* optionally (``--own-action NAME``) a learning-core run trained with ``--act-target absolute``
-  evaluated free-running: its own previous prediction fed back instead of the measured tau_{t-1}
-  (as in closed loop, where no measured torque is read);
-* baselines without a std: the analytic rigid-body model (Pinocchio RNEA on the nominal URDF) and
-  "previous torque" (tau_hat_t = tau_{t-1}, measured), the reference for every model handed
-  tau_{t-1}.
+* two regimes (issue 9, section 4): (ii) every learning-core run as trained, reading the
+  *measured* previous torque; (i) the controller form, where no torque is measured: the same run
+  reads its *own* previous prediction (tau_0 of each episode measured,
+  :func:`~dynlearn_ros.learning.evaluation.sequence.inverse_predict_fed_back`). Models that read
+  no torque (GP models, analytic, training mean, linear) are the same in both; "previous torque"
+  exists only in (ii). Every row carries ``regime`` ("i", "ii" or "both");
+* baselines without a std: the analytic rigid-body model (Pinocchio RNEA on the nominal URDF),
+  "previous torque" (tau_hat_t = tau_{t-1}, measured), the reference of regime (ii), "torque
+  AR(5)" (tau_{t-1} plus a least-squares function of the last 5 measured torque changes), the training
+  mean and the least-squares linear model in [1, q, sin q, cos q, qd, sign qd, qdd]
+  (:mod:`~dynlearn_ros.learning.evaluation.linear_baselines`).
 
 What the models are given differs and is part of the table: the learning core's inverse models
 read [q, qd], the desired next observation and the *measured previous torque*; the GP models read
@@ -43,6 +50,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+#: the reference row of each regime: (i) controller form, (ii) measured previous torque
+REGIME_REFERENCE = {"ii": "previous torque", "i": "analytic (Pinocchio)"}
 #: the 95 % two-sided Gaussian quantile, as in gp.training.gaussian_metrics
 Z95 = 1.959964
 CORE_INPUTS = "q, qd, desired next obs., measured tau_{t-1}"
@@ -54,8 +63,8 @@ def score(y: np.ndarray, mean: np.ndarray, std: np.ndarray | None, y_std: np.nda
     split's torque std that standardizes the NLL. Without a std only the RMSEs."""
     err = mean - y
     rmse = np.sqrt(np.mean(err**2, axis=0))
-    out = {"rows": int(len(y)), "rmse": float(rmse.mean()), "rmse_per_joint": rmse.tolist(),
-           "rmse_pooled": float(np.sqrt(np.mean(err**2)))}
+    out = {"rows": int(len(y)), "rmse": float(np.sqrt(np.mean(err**2))), "rmse_per_joint": rmse.tolist(),
+           "rmse_mean_joint": float(rmse.mean())}
     if std is None:
         return out
     std = np.maximum(std, 1e-12)
@@ -74,8 +83,11 @@ def score(y: np.ndarray, mean: np.ndarray, std: np.ndarray | None, y_std: np.nda
 
 
 def run_family(run: str | Path) -> str:
-    """'core' for a learning-core checkpoint, 'gp' for a GP helper checkpoint."""
+    """'core' for a learning-core (sequence) checkpoint, 'static' for a static-task run (``train
+    --task static``), 'gp' for a GP checkpoint."""
     blob = torch.load(Path(run) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    if "static_config" in blob:
+        return "static"
     if "train_config" in blob and "model_config" in blob:
         return "core"
     if "config" in blob and "state_dict" in blob:
@@ -83,37 +95,12 @@ def run_family(run: str | Path) -> str:
     raise ValueError(f"{run}: neither a learning-core nor a GP checkpoint")
 
 
-@torch.no_grad()
-def own_action_predict(model, stats, part) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Like ``evaluate.inverse_predict`` for an ``act_target="absolute"`` model, but free-running:
-    from the second predicted row of each episode on, the model reads its *own* previous
-    prediction instead of the measured tau_{t-1} (only tau_0 of each episode is measured)."""
-    from dynlearn_ros.datasets.filtering import episode_bounds
-    from dynlearn_ros.datasets.windows import model_arrays
-
-    if getattr(model.cfg, "act_target", "difference") != "absolute":
-        raise ValueError("own-action evaluation needs a model trained with --act-target absolute")
-    model.eval()
-    obs, act = model_arrays(part, "inverse")
-    means, stds, rows = [], [], []
-    for a, b in episode_bounds(part.episode):
-        if b - a < 3:
-            continue
-        sl = slice(a, b)
-        on = torch.as_tensor((obs[sl] - stats.obs_mean) / stats.obs_std, dtype=torch.float32)[None]
-        an = torch.as_tensor((act[sl] - stats.act_mean) / stats.act_std, dtype=torch.float32)[None]
-        mu, var, _ = model.seq(on, an, own_mask=torch.ones(1, on.shape[1], 1))
-        means.append(mu[0].double().numpy() * stats.act_std + stats.act_mean)
-        stds.append(np.sqrt(var[0].double().numpy()) * stats.act_std)
-        rows.append(np.arange(a + 1, b - 1))
-    return np.concatenate(means), np.concatenate(stds), np.concatenate(rows)
-
-
 def predict_core(run: str | Path, part, own: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """(mean, std, rows, info) of a learning-core inverse run on a split ``part`` (rows as
-    :func:`~dynlearn_ros.datasets.windows.inverse_rows`); ``own``: free-running (:func:`own_action_predict`)."""
+    :func:`~dynlearn_ros.datasets.windows.inverse_rows`); ``own``: the controller form, its own
+    previous prediction fed back (:func:`~dynlearn_ros.learning.evaluation.sequence.inverse_predict_fed_back`)."""
     from dynlearn_ros.datasets.normalize import Stats
-    from dynlearn_ros.learning.evaluation.sequence import inverse_predict
+    from dynlearn_ros.learning.evaluation.sequence import inverse_predict, inverse_predict_fed_back
     from dynlearn_ros.learning.training.sequence import load_checkpoint
 
     model, ckpt = load_checkpoint(Path(run) / "checkpoint.pt")
@@ -123,13 +110,14 @@ def predict_core(run: str | Path, part, own: bool = False) -> tuple[np.ndarray, 
     if int(ckpt.get("subsample", 1)) != 1:
         raise ValueError(f"{run}: trained with --subsample {ckpt['subsample']}; rows would not match")
     stats = Stats.from_dict(ckpt["stats"])
-    mean, std, rows = (own_action_predict if own else inverse_predict)(model, stats, part)
+    mean, std, rows = (inverse_predict_fed_back if own else inverse_predict)(model, stats, part)
     inputs = CORE_INPUTS.replace("measured tau_{t-1}", "own previous prediction (tau_0 measured)") if own \
         else CORE_INPUTS
     info = {"kind": tc["kind"], "family": "core", "inputs": inputs, "best_epoch": ckpt["best_epoch"],
             "epochs": tc["epochs"], "window": tc["window"], "stride": tc["stride"],
             "train_wall_s": round(float(ckpt["wall_s"]), 1), "train_command": ckpt.get("train_command"),
-            "act_target": tc.get("act_target", "difference")}
+            "act_target": tc.get("act_target", "difference"), "own_action_frac": tc.get("own_action_frac", 0.0),
+            "train_cpu_s": ckpt.get("cpu_s"), "stopped": ckpt.get("stopped")}
     return mean, std, rows, info
 
 
@@ -181,9 +169,11 @@ def _entry(y, mean, std, y_std, kinds, y_val=None, mean_val=None, std_val=None) 
 
 
 def build_table(data_name: str, runs: list[tuple[str, str]], seed: int = 0, novelty: bool = False,
-                analytic: bool = True, own_action: tuple[str, ...] = ()) -> dict:
+                analytic: bool = True, urdf: str | Path | None = None) -> dict:
     """Every run (name, directory) and the baselines on the same test rows of ``data_name``;
-    learning-core runs named in ``own_action`` get a second, free-running row."""
+    every learning-core run gets a regime-(ii) row (measured tau_{t-1}) and a regime-(i) row
+    "<name>, own tau fed back". The analytic row uses ``urdf`` when given, else the data set's
+    robot (none for an unknown robot)."""
     from dynlearn_ros.datasets.splits import load_splits
     from dynlearn_ros.datasets.windows import inverse_rows
     from dynlearn_ros.learning.training.gp import data_hash, inputs_targets
@@ -202,20 +192,32 @@ def build_table(data_name: str, runs: list[tuple[str, str]], seed: int = 0, nove
         res["test_rows_by_kind"] = {k: int((kinds == k).sum()) for k in sorted(set(kinds))}
     for name, run in runs:
         if run_family(run) == "core":
-            for own in (False, True) if name in own_action else (False,):
+            for own in (False, True):
                 mean, std, r, info = predict_core(run, te, own)
                 if not np.array_equal(r, rows):
                     raise AssertionError(f"{run}: the learning core's rows differ from inverse_rows")
                 mean_va, std_va, _, _ = predict_core(run, va, own)
-                info.update({"run": str(run), "own_action": own})
-                res["models"][f"{name} (own tau fed back)" if own else name] = {
+                info.update({"run": str(run), "own_action": own, "regime": "i" if own else "ii"})
+                res["models"][f"{name}, own tau fed back" if own else name] = {
                     **info, **_entry(y, mean, std, y_std, kinds, y_va, mean_va, std_va)}
+            continue
+        if run_family(run) == "static":
+            from dynlearn_ros.learning.training.static import load_static, static_predict
+
+            model, ck = load_static(run)
+            info = {"kind": f"{ck['train_config']['kind']} (static)", "family": "static", "inputs": GP_INPUTS,
+                    "run": str(run), "regime": "both", "best_epoch": ck["best_epoch"], "epochs": ck["epochs_run"],
+                    "train_wall_s": ck["wall_s"], "train_cpu_s": ck["cpu_s"], "train_command": ck.get("train_command")}
+            mean, std = static_predict(model, te)
+            mean_va, std_va = static_predict(model, va)
+            res["models"][name] = {**info, **_entry(y, mean[rows], std[rows], y_std, kinds,
+                                                    y_va, mean_va[rows_va], std_va[rows_va])}
             continue
         model, extra, term = load_gp(run, x_train, novelty)
         if not np.allclose(model.y_std.numpy(), y_std, rtol=1e-5):
             raise AssertionError(f"{run}: its y_std differs from this split's training torque std "
                                  "(trained on other data or another split?)")
-        info = {"kind": model.cfg.kind, "family": "gp", "inputs": GP_INPUTS, "run": str(run),
+        info = {"kind": model.cfg.kind, "family": "gp", "inputs": GP_INPUTS, "run": str(run), "regime": "both",
                 "gp_input": getattr(model.cfg, "gp_input", "features"), "num_inducing": model.cfg.num_inducing,
                 "best_epoch": extra.get("best_epoch"), "epochs": extra.get("epochs"),
                 "train_wall_s": extra.get("wall_s"), "train_command": extra.get("command")}
@@ -229,10 +231,38 @@ def build_table(data_name: str, runs: list[tuple[str, str]], seed: int = 0, nove
     if analytic:
         from dynlearn_ros.learning.evaluation.baselines import rigid_body_torque
 
-        tau_an = rigid_body_torque(te, data.meta.get("robot"))
+        if urdf is not None:
+            from dynlearn_ros.datasets.rbd_baseline import analytic_torque
+
+            tau_an = np.asarray(analytic_torque(te, urdf=urdf))
+        else:
+            tau_an = rigid_body_torque(te, data.meta.get("robot"))
         if tau_an is not None:
-            res["models"]["analytic (Pinocchio)"] = {"family": "baseline", "inputs": GP_INPUTS,
+            res["models"]["analytic (Pinocchio)"] = {"family": "baseline", "inputs": GP_INPUTS, "regime": "both",
                                                      **_entry(y, tau_an[rows], None, y_std, kinds)}
-    res["models"]["previous torque"] = {"family": "baseline", "inputs": "measured tau_{t-1}",
+    res["models"]["previous torque"] = {"family": "baseline", "inputs": "measured tau_{t-1}", "regime": "ii",
                                         **_entry(y, te.tau[rows - 1], None, y_std, kinds)}
+    from dynlearn_ros.learning.evaluation.linear_baselines import inverse_baselines, torque_ar
+
+    res["models"]["torque AR(5)"] = {"family": "baseline", "inputs": "measured tau_{t-1} .. tau_{t-6}", "regime": "ii",
+                                     **_entry(y, torque_ar(tr, te, rows, 5), None, y_std, kinds)}
+
+    for bname, tau_b in inverse_baselines(tr, te).items():
+        inputs = "none (constant)" if bname == "training mean" else GP_INPUTS
+        res["models"][bname] = {"family": "baseline", "inputs": inputs, "regime": "both",
+                                **_entry(y, tau_b, None, y_std, kinds)}
+    res["regime_reference"] = dict(REGIME_REFERENCE)
+    res["regimes"] = {r: {name: m["ratio"] for name, m in regime_rows(res, r).items()} for r in ("i", "ii")}
     return res
+
+
+def regime_rows(res: dict, regime: str) -> dict:
+    """The models of ``res`` that belong to regime "i" (controller form) or "ii" (measured
+    previous torque), in table order, each with ``ratio``: its pooled test RMSE over that of the
+    regime's reference row (:data:`REGIME_REFERENCE`), None when the reference is absent."""
+    ref = res["models"].get(REGIME_REFERENCE[regime])
+    out = {}
+    for name, m in res["models"].items():
+        if m.get("regime", "both") in (regime, "both"):
+            out[name] = {**m, "ratio": m["test"]["rmse"] / ref["test"]["rmse"] if ref else None}
+    return out

@@ -8,7 +8,9 @@ sequence models predict):
 * linear: tau_hat = W^T phi(q, qd, qdd), phi = [1, q, sin q, cos q, qd, sign qd, qdd] (1 + 6n
   features), the rigid-body structure's simplest linear surrogate (gravity-like sin / cos terms,
   viscous and Coulomb friction, inertia on the diagonal);
-* previous torque (computed by the caller): tau_hat = tau_{t-1}.
+* previous torque (computed by the caller): tau_hat = tau_{t-1};
+* torque AR(k) (``torque_ar``): tau_{t-1} plus a linear function of the last k measured torque
+  changes, the torque signal's own trend without any state.
 
 Forward dynamics: an ARX model o_{t+1} - o_t = W^T [1, o_t .. o_{t-na+1}, a_t .. a_{t-nb+1}], fitted
 one step ahead on every training row that has its lags inside its episode, evaluated on the same
@@ -47,14 +49,48 @@ def inverse_features(q: np.ndarray, qd: np.ndarray, qdd: np.ndarray) -> np.ndarr
     return np.concatenate([np.ones((q.shape[0], 1)), q, np.sin(q), np.cos(q), qd, np.sign(qd), qdd], axis=1)
 
 
-def inverse_baselines(train: TrajectoryData, test: TrajectoryData) -> dict[str, np.ndarray]:
-    """{"training mean", "linear (least squares)"} -> tau_hat (M, n) on the rows
-    ``inverse_rows(test.episode)``; the linear model is fitted on all training rows."""
-    rows = inverse_rows(test.episode)
+def inverse_baselines(train: TrajectoryData, test: TrajectoryData,
+                      rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """{"training mean", "linear (least squares)"} -> tau_hat (M, n) on the rows ``rows`` of
+    ``test`` (default ``inverse_rows(test.episode)``, the sequence models' rows; the static task
+    passes every row); the linear model is fitted on all training rows."""
+    rows = inverse_rows(test.episode) if rows is None else np.asarray(rows)
     w = lstsq(inverse_features(train.q, train.qd, _qdd(train)), train.tau)
     phi = inverse_features(test.q, test.qd, _qdd(test))[rows]
     mean = np.broadcast_to(train.tau.mean(0), (rows.size, train.tau.shape[1])).copy()
     return {"training mean": mean, "linear (least squares)": phi @ w}
+
+
+def _torque_lags(tau: np.ndarray, episode: np.ndarray, k: int) -> np.ndarray:
+    """(N, n, k): for row t, the measured torque changes tau_{t-i} - tau_{t-i-1}, i = 1 .. k, inside
+    t's episode (0 where the episode has no such row)."""
+    lags = np.zeros((*tau.shape, k))
+    for a, b in episode_bounds(episode):
+        d = np.diff(tau[a:b], axis=0)                       # d[j] = tau_{a+j+1} - tau_{a+j}
+        for i in range(1, k + 1):
+            # row t = a + m reads d[m - i - 1] = tau_{t-i} - tau_{t-i-1}, needs m - i - 1 >= 0
+            if b - a > i + 1:
+                lags[a + i + 1:b, :, i - 1] = d[: b - a - i - 1]
+    return lags
+
+
+def torque_ar(train: TrajectoryData, test: TrajectoryData, rows: np.ndarray, k: int = 5) -> np.ndarray:
+    """Torque history alone: tau_hat_t = tau_{t-1} + sum_i w_ij (tau_{t-i} - tau_{t-i-1}), i = 1 .. k,
+    per joint j, least squares on every training row with all k lags inside its episode. The
+    measured-torque reference of regime (ii) beside "previous torque" (k = 0): what the torque
+    signal's own trend predicts without any state. Returns tau_hat (len(rows), n) N*m."""
+    lag_tr = _torque_lags(train.tau, train.episode, k)
+    ok = np.zeros(len(train), dtype=bool)
+    for a, b in episode_bounds(train.episode):
+        ok[a + k + 1:b] = True
+    prev_tr = np.roll(train.tau, 1, axis=0)
+    y = (train.tau - prev_tr)[ok]
+    lag_te = _torque_lags(test.tau, test.episode, k)[rows]
+    out = test.tau[rows - 1].copy()
+    for j in range(train.tau.shape[1]):
+        w = lstsq(lag_tr[ok, j], y[:, j])
+        out[:, j] += lag_te[:, j] @ w
+    return out
 
 
 class ARX:

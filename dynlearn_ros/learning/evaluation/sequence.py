@@ -164,6 +164,51 @@ def inverse_predict(model: torch.nn.Module, stats: Stats, data: TrajectoryData) 
     return np.concatenate(means), np.concatenate(stds), np.concatenate(rows)
 
 
+@torch.no_grad()
+def inverse_predict_fed_back(model: torch.nn.Module, stats: Stats,
+                             data: TrajectoryData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The controller form: like :func:`inverse_predict`, but no measured torque is read after
+    tau_0 of each episode; step t reads the model's *own* previous prediction tau_hat_{t-1} (N*m)
+    where the measured tau_{t-1} went, for every inverse kind and either ``act_target``
+    ("difference": tau_hat_t = tau_hat_{t-1} + the predicted change, so errors add up;
+    "absolute": tau_hat_t = the prediction). In a computed-torque loop the torque fed back is the
+    commanded one, model output plus PD correction; with the plant tracking well the PD part is
+    small, so this is the model's share of that loop, open-loop in the torque.
+
+    Returns (tau_hat (M, n) N*m, std (M, n) N*m, rows (M,)) over rows 1 .. T-2 of every episode,
+    the same rows as :func:`inverse_predict`. The std is the model's one-step variance head: for
+    a "difference" model it does not include the accumulated error, so its NLL here is not a
+    calibration figure."""
+    model.eval()
+    obs, act = model_arrays(data, "inverse")
+    absolute = model.cfg.act_target == "absolute"
+    on_all = (obs - stats.obs_mean) / stats.obs_std
+    means, stds, rows = [], [], []
+    for a, b in episode_bounds(data.episode):
+        if b - a < 3:
+            continue
+        on = _t(on_all[a:b])
+        state = model.initial_state(1)
+        tau_prev = act[a].astype(np.float64)
+        mu_ep = np.empty((b - a - 2, act.shape[1]))
+        sd_ep = np.empty_like(mu_ep)
+        for k, t in enumerate(range(1, b - a - 1)):
+            a_in = _t(((tau_prev - stats.act_mean) / stats.act_std)[None])
+            mu, var, state = model.step(on[t:t + 1], on[t + 1:t + 2], a_in, state)
+            mu_n, sd_n = mu[0].double().numpy(), np.sqrt(var[0].double().numpy())
+            if absolute:
+                tau_prev = mu_n * stats.act_std + stats.act_mean
+                sd_ep[k] = sd_n * stats.act_std
+            else:
+                tau_prev = tau_prev + mu_n * stats.dact_std + stats.dact_mean
+                sd_ep[k] = sd_n * stats.dact_std
+            mu_ep[k] = tau_prev
+        means.append(mu_ep)
+        stds.append(sd_ep)
+        rows.append(np.arange(a + 1, b - 1))
+    return np.concatenate(means), np.concatenate(stds), np.concatenate(rows)
+
+
 def torque_errors(tau_hat: np.ndarray, tau: np.ndarray, std: np.ndarray | None = None) -> dict:
     """RMSE per joint and pooled (N*m); with a std, also the mean Gaussian NLL per joint value and
     the fraction of errors inside +-2 std (calibration)."""

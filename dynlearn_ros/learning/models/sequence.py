@@ -275,6 +275,19 @@ class _DesiredChange(nn.Module):
         return (obs_next - obs) * self.dnext_scale - self.dnext_shift
 
 
+def _check_own(cfg: ModelConfig, own_mask: Tensor | None) -> None:
+    if own_mask is not None and cfg.act_target != "absolute":
+        raise ValueError("own-action feedback needs act_target='absolute' (a prediction in action units)")
+
+
+def _fed_back(recorded: Tensor, mu: Tensor | None, own_mask: Tensor | None, t: int) -> Tensor:
+    """The previous action step t reads (B, d_a): the recorded a_{t-1}, or where ``own_mask[:, t]``
+    is 1 the model's own previous prediction ``mu`` (normalized action units)."""
+    if own_mask is None or mu is None:
+        return recorded
+    return own_mask[:, t] * mu + (1.0 - own_mask[:, t]) * recorded
+
+
 class AcRknInverse(_DesiredChange):
     """ac-RKN inverse model.
 
@@ -321,15 +334,12 @@ class AcRknInverse(_DesiredChange):
         PD correction; training on its own outputs makes the action -> belief -> action loop one
         the model has seen, so it does not run away when nothing corrects it (the observation
         update alone did not, for a model trained teacher-forced only)."""
-        if own_mask is not None and self.cfg.act_target != "absolute":
-            raise ValueError("own-action feedback needs act_target='absolute' (a prediction in action units)")
+        _check_own(self.cfg, own_mask)
         state = self.initial_state(obs.shape[0])
         means, vars_, fwds = [], [], []
         mu = None
         for t in range(1, obs.shape[1] - 1):
-            a_in = act[:, t - 1]
-            if own_mask is not None and mu is not None:
-                a_in = own_mask[:, t] * mu + (1.0 - own_mask[:, t]) * a_in
+            a_in = _fed_back(act[:, t - 1], mu, own_mask, t)
             mu, var, state, fwd = self.step(obs[:, t], obs[:, t + 1], a_in, state, with_fwd=True)
             means.append(mu)
             vars_.append(var)
@@ -367,11 +377,14 @@ class RnnInverse(_DesiredChange):
             new = (h,)
         return self.dec_act(h), self.dec_var(h), new
 
-    def seq(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor, None]:
+    def seq(self, obs: Tensor, act: Tensor, own_mask: Tensor | None = None) -> tuple[Tensor, Tensor, None]:
+        """Teacher-forced unroll; ``own_mask`` as :meth:`AcRknInverse.seq` (absolute target only)."""
+        _check_own(self.cfg, own_mask)
         state = self.initial_state(obs.shape[0])
         means, vars_ = [], []
+        mu = None
         for t in range(1, obs.shape[1] - 1):
-            mu, var, state = self.step(obs[:, t], obs[:, t + 1], act[:, t - 1], state)
+            mu, var, state = self.step(obs[:, t], obs[:, t + 1], _fed_back(act[:, t - 1], mu, own_mask, t), state)
             means.append(mu)
             vars_.append(var)
         return torch.stack(means, 1), torch.stack(vars_, 1), None
@@ -397,9 +410,20 @@ class FfnnInverse(_DesiredChange):
         h = self.body(torch.cat([obs, self.desired_change(obs, obs_next), act_prev], -1))
         return self.dec_act(h), self.dec_var(h), ()
 
-    def seq(self, obs: Tensor, act: Tensor) -> tuple[Tensor, Tensor, None]:
-        mu, var, _ = self.step(obs[:, 1:-1], obs[:, 2:], act[:, :-2])
-        return mu, var, None
+    def seq(self, obs: Tensor, act: Tensor, own_mask: Tensor | None = None) -> tuple[Tensor, Tensor, None]:
+        """All steps at once; with ``own_mask`` (absolute target only) step by step, reading the
+        model's own previous prediction where the mask is 1 (as :meth:`AcRknInverse.seq`)."""
+        _check_own(self.cfg, own_mask)
+        if own_mask is None:
+            mu, var, _ = self.step(obs[:, 1:-1], obs[:, 2:], act[:, :-2])
+            return mu, var, None
+        means, vars_ = [], []
+        mu = None
+        for t in range(1, obs.shape[1] - 1):
+            mu, var, _ = self.step(obs[:, t], obs[:, t + 1], _fed_back(act[:, t - 1], mu, own_mask, t))
+            means.append(mu)
+            vars_.append(var)
+        return torch.stack(means, 1), torch.stack(vars_, 1), None
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

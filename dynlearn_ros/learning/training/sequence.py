@@ -221,8 +221,8 @@ def set_delta_buffers(model: torch.nn.Module, stats: Stats) -> None:
 def fit(train: TrajectoryData, val: TrajectoryData, tcfg: TrainConfig, progress: bool = True,
         data_name: str = "") -> dict:
     """Train; return a checkpoint dict (best validation epoch's weights, config, statistics)."""
-    if tcfg.own_action_frac > 0 and (tcfg.kind != "acrkn-inv" or tcfg.act_target != "absolute"):
-        raise ValueError("own_action_frac > 0 needs kind acrkn-inv with act_target 'absolute'")
+    if tcfg.own_action_frac > 0 and (tcfg.direction != "inverse" or tcfg.act_target != "absolute"):
+        raise ValueError("own_action_frac > 0 needs an inverse model with act_target 'absolute'")
     if not 0.0 <= tcfg.own_action_frac <= 1.0:
         raise ValueError(f"own_action_frac must be in [0, 1], got {tcfg.own_action_frac}")
     check_schedule(tcfg)
