@@ -11,7 +11,7 @@ import numpy as np
 from dynlearn_ros.core.analytic import AnalyticInverseModel
 from dynlearn_ros.core.config import ControllerConfig
 from dynlearn_ros.core.control import ComputedTorqueController, Tuning
-from dynlearn_ros.core.gain_floor import payload_gain_floor
+from dynlearn_ros.core.gain_floor import payload_gain_floor, payload_within_torque_limits
 from dynlearn_ros.core.inverse_model import InverseModel
 from dynlearn_ros.core.residual import ResidualSigma
 from dynlearn_ros.core.robots import ee_com_local, robot_spec
@@ -38,8 +38,12 @@ def build_schedule(config: ControllerConfig, model: InverseModel) -> GainSchedul
     k_min, k_max = config.k_min, config.k_max
     if config.payload_margin_kg > 0:   # core/gain_floor.py: the stiffness a payload drop needs
         spec = robot_spec(config.robot)
-        floor = payload_gain_floor(config.urdf_path or str(spec.urdf_path), spec.joint_names, spec.ee_link,
-                                   ee_com_local(spec), config.payload_margin_kg, config.max_tracking_error)
+        urdf = config.urdf_path or str(spec.urdf_path)
+        com = ee_com_local(spec)
+        payload_within_torque_limits(urdf, spec.joint_names, spec.ee_link, com, config.payload_margin_kg,
+                                     config.torque_limits)
+        floor = payload_gain_floor(urdf, spec.joint_names, spec.ee_link, com, config.payload_margin_kg,
+                                   config.max_tracking_error)
         k_min, k_max = np.maximum(k_min, floor), np.maximum(k_max, floor)
     return GainSchedule(k_min=k_min, k_max=k_max, sigma_n=sigma_n, sigma_f=sigma_f,
                         c=config.schedule_c, zeta=config.zeta, fixed=config.gain_mode == "fixed")

@@ -232,7 +232,8 @@ COMPUTED_TORQUE_SPEC: tuple[ParamSpec, ...] = (
     ParamSpec("payload_margin_kg", "double", 0.0, "unmodelled end-effector mass change (kg) every "
               "joint must hold within half its max_tracking_error whatever the schedule does: K_P >= "
               "margin * G_j / (max_tracking_error_j / 2), G_j the largest gravity torque per kg at joint "
-              "j (URDF); raises k_min and k_max where they are lower (core/gain_floor.py); 0 = off",
+              "j (URDF); raises k_min and k_max where they are lower (core/gain_floor.py); 0 = off; refused "
+              "when margin * G_j exceeds a joint's torque limit (default limits: iiwa 19.5 kg, Panda 7.1 kg)",
               lo=0.0, hi=100.0),
     ParamSpec("gain_mode", "string", "scheduled", "scheduled: Eq. 7-8; fixed: K_P = k_max",
               choices=("scheduled", "fixed")),

@@ -101,3 +101,26 @@ def payload_gain_floor(urdf_path: str | Path, joint_names: Sequence[str], ee_lin
                        tuple(float(v) for v in np.asarray(com_local, dtype=float)))
     with np.errstate(divide="ignore"):
         return np.where(max_error > 0, margin_kg * g / (0.5 * max_error), 0.0)
+
+
+def payload_within_torque_limits(urdf_path: str | Path, joint_names: Sequence[str], ee_link: str,
+                                 com_local: np.ndarray, margin_kg: float, torque_limits: np.ndarray) -> None:
+    """Raise ValueError naming the first joint whose torque limit (N*m, (n,)) is below the largest
+    gravity torque ``margin_kg`` at the end effector makes there (margin_kg * G_j): the floor
+    promises to hold that payload error within half the following-error limit, which needs at
+    least that torque in the worst pose, so a larger margin would be a promise the motors cannot
+    keep (the command would be clipped at the limit and the error would grow past the bound)."""
+    if margin_kg <= 0:
+        return
+    g = gravity_per_kg(str(urdf_path), tuple(joint_names), ee_link,
+                       tuple(float(v) for v in np.asarray(com_local, dtype=float)))
+    need = margin_kg * g
+    limits = np.asarray(torque_limits, dtype=float)
+    over = np.flatnonzero(need > limits)
+    if over.size:
+        j = int(over[0])
+        raise ValueError(
+            f"parameter 'payload_margin_kg' = {margin_kg:g}: joint {joint_names[j]} cannot hold it "
+            f"({margin_kg:g} kg at the end effector makes up to {need[j]:.1f} N*m there, its torque "
+            f"limit is {limits[j]:.1f} N*m); at most {float(np.min(limits[g > 0] / g[g > 0])):.1f} kg "
+            "on this robot with these torque_limits")

@@ -75,3 +75,24 @@ def test_margin_raises_k_min_and_k_max_only_where_they_are_lower():
     assert base.payload_margin_kg == 0.0
     with pytest.raises(ConfigError, match="payload_margin_kg"):
         validate({"robot": "iiwa", "payload_margin_kg": -1.0}, ctx)
+
+
+@pytest.mark.parametrize("robot", ["iiwa", "panda"])
+def test_a_margin_the_motors_cannot_hold_is_refused_with_the_joint(robot):
+    """margin * G_j is the gravity torque the payload error makes at joint j in the worst pose;
+    above the joint's torque limit the floor's promise cannot be kept, so the configuration is
+    refused (at start-up and at run time: build_schedule raises, the node turns it into a refusal).
+    The largest accepted margin is min_j limit_j / G_j: just below it passes, just above it fails."""
+    ctx = robot_context(robot)
+    base = validate({"robot": robot}, ctx)
+    analytic = build_analytic(base)
+    g = _g(robot)
+    limit_kg = float(np.min(base.torque_limits[g > 0] / g[g > 0]))
+    build_schedule(validate({"robot": robot, "payload_margin_kg": 0.99 * limit_kg}, ctx), analytic)
+    with pytest.raises(ValueError, match=r"payload_margin_kg.*cannot hold it.*torque limit"):
+        build_schedule(validate({"robot": robot, "payload_margin_kg": 1.01 * limit_kg}, ctx), analytic)
+    # lower torque_limits lower the largest margin: the check reads the configured limits
+    half = validate({"robot": robot, "torque_limits": (0.5 * base.torque_limits).tolist(),
+                     "payload_margin_kg": 0.99 * limit_kg}, ctx)
+    with pytest.raises(ValueError, match="payload_margin_kg"):
+        build_schedule(half, analytic)
