@@ -306,8 +306,10 @@ class ComputedTorqueController:
         self.mode = Mode.WAITING
         self.counters = Counters()
         self.stats = TrackingStats(n)
-        self.t0: float | None = None  # state time of the first valid state
-        self.t_ref = 0.0
+        self.t0: float | None = None  # state time at which the current reference started
+        self.t_ref = 0.0              # reference time: state time since the current reference started
+        self.t_first: float | None = None  # state time of the first valid state
+        self.t_last = 0.0                  # state time of the latest valid state
         self.q_last = np.zeros(n)
         self.have_state = False
         self.last_state_wall = -np.inf
@@ -529,8 +531,9 @@ class ComputedTorqueController:
         self.last_state_wall = wall_now
         self.q_last[:] = q
         self.tau_prev[:] = self.tau
+        self.t_last = t_state
         if self.t0 is None:
-            self.t0 = t_state
+            self.t0 = self.t_first = t_state
             if self.reference is None:
                 raise RuntimeError("no reference set")
             # models that predict relative to the previous torque need a sensible first one:
@@ -689,6 +692,12 @@ class ComputedTorqueController:
         self.kd.fill(0.0)
         self.mode = Mode.HOLD
         return self.mode
+
+    @property
+    def state_time_s(self) -> float:
+        """State (robot or simulation) time covered from the first valid state to the latest (s);
+        unlike ``t_ref`` it does not restart with a new reference."""
+        return 0.0 if self.t_first is None else self.t_last - self.t_first
 
     def summary(self) -> dict:
         return {**self.stats.summary(), "counters": self.counters.as_dict()}

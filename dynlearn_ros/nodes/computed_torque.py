@@ -501,7 +501,8 @@ class ComputedTorqueNode(Node):
             "model_load_error": self.model_load_error,
             "model_slot": self.slot.counters(),
             "publish_errors": self.publish_errors,
-            "sim_time_s": self.ctl.t_ref,
+            "sim_time_s": self.ctl.state_time_s,    # state time since the first valid state
+            "reference_time_s": self.ctl.t_ref,     # since the current reference started
             "wall_time_s": time.monotonic() - self.start_wall,
             **self.ctl.summary(),
             # the command's publish alone (rclpy + the DDS write, which wakes the receiver)

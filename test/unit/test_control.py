@@ -276,3 +276,19 @@ def test_following_error_fault_latches_a_stiff_analytic_hold_and_a_new_reference
     np.testing.assert_allclose(ctl.tau_ff, 3.0)        # the learned model is back
     with pytest.raises(ValueError, match="max_error"):
         ComputedTorqueController(analytic, model, schedule(False), ref, SPEC.effort_limits, max_error=-1.0)
+
+
+def test_state_time_covers_the_run_while_reference_time_restarts_with_each_reference():
+    """The summary's sim_time_s (state_time_s) is the state time since the first valid state;
+    t_ref restarts at every new reference (the ik_demo's launch summary printed t_ref as 'sim time':
+    6.1 s after 80 s of simulation, the time since the last of its targets)."""
+    ctl = controller()
+    assert ctl.state_time_s == 0.0
+    for k in range(6):                                  # states at 10.000 .. 10.005 s
+        ctl.step(SPEC.home, np.zeros(N), t_state=10.0 + 1e-3 * k, wall_now=0.0)
+    assert ctl.state_time_s == pytest.approx(0.005) and ctl.t_ref == pytest.approx(0.005)
+    ctl.set_reference(HoldReference(SPEC.home))         # continues from now: t0 moves to 10.005
+    for k in range(6, 9):
+        ctl.step(SPEC.home, np.zeros(N), t_state=10.0 + 1e-3 * k, wall_now=0.0)
+    assert ctl.state_time_s == pytest.approx(0.008)
+    assert ctl.t_ref == pytest.approx(0.003)
