@@ -80,9 +80,11 @@ def _load(path: Path) -> dict:
 
 
 def summarize(graph: str, args: dict, run_dir: Path, exit_codes: dict, wall_s: float) -> dict:
-    ctl = _load(run_dir / "computed_torque.json")
-    bridge = _load(run_dir / "sim_bridge.json")
-    recorder = _load(run_dir / "recorder.json")
+    # the nodes write their summaries to the summary_dir argument (the run folder by default)
+    src = Path(args["summary_dir"]).expanduser() if args.get("summary_dir") else run_dir
+    ctl = _load(src / "computed_torque.json")
+    bridge = _load(src / "sim_bridge.json")
+    recorder = _load(src / "recorder.json")
     counters = dict(ctl.get("counters", {}))
     for key in ("clamps", "timeouts", "rejected_commands", "deadline_misses"):
         if key in bridge:
@@ -103,7 +105,7 @@ def summarize(graph: str, args: dict, run_dir: Path, exit_codes: dict, wall_s: f
         "controller_tick_us": ctl.get("controller_tick_us"),
         "round_trip_us": bridge.get("round_trip_us"),
         "bag": ({"path": recorder.get("bag_path"), "messages": recorder.get("messages")} if recorder else None),
-        "predictor": _predictor_figures(_load(run_dir / "predictor.json")),
+        "predictor": _predictor_figures(_load(src / "predictor.json")),
         "exit_codes": exit_codes,
         "run_dir": str(run_dir),
     }

@@ -59,3 +59,20 @@ def test_launch_summary_text_prints_the_predictor_figures(tmp_path):
     assert "version 3" in text and "12 predictions published" in text and "999 states observed" in text
     assert "10ms 1.25 mrad cov 0.90" in text
     assert "per state 80 / 300 us" in text and "per rollout -" in text
+
+
+def test_run_summary_reads_the_node_summaries_from_summary_dir(tmp_path):
+    """With summary_dir:=elsewhere the nodes write there, so the run summary must read there
+    (it read the run folder and printed 'sim time=None', 'safety counters: {}')."""
+    from dynlearn_ros.commands.launch import summarize
+
+    run_dir, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    run_dir.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "computed_torque.json").write_text(json.dumps({
+        "sim_time_s": 87.9, "model_kind": "analytic", "counters": {"ticks": 87900}}))
+    (elsewhere / "sim_bridge.json").write_text(json.dumps({"clamps": 0}))
+    got = summarize("ik_demo", {"summary_dir": str(elsewhere)}, run_dir, {}, 60.0)
+    assert got["duration_s"] == 87.9 and got["model_kind"] == "analytic"
+    assert got["safety_counters"] == {"ticks": 87900, "bridge_clamps": 0}
+    assert summarize("ik_demo", {"summary_dir": ""}, run_dir, {}, 60.0)["duration_s"] is None
