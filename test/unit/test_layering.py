@@ -14,19 +14,25 @@ def modules_of(sub: str) -> list[str]:
     return [f"dynlearn_ros.{sub}"] + [m.name for m in pkgutil.walk_packages(pkg.__path__, f"dynlearn_ros.{sub}.")]
 
 
-def test_non_node_packages_never_import_rclpy():
-    mods = [m for sub in NO_ROS for m in modules_of(sub)] + ["dynlearn_ros.launch_graph", "dynlearn_ros.paths"]
-    assert len(mods) > 20
+def assert_fresh_import_loads_none(mods: list[str], forbidden: str) -> None:
+    """Import ``mods`` in a fresh interpreter; fail, listing them, if any loaded module name
+    ``k`` satisfies the Python expression ``forbidden``."""
     code = (
         "import importlib, sys\n"
         f"for m in {mods!r}:\n"
         "    importlib.import_module(m)\n"
-        "bad = sorted(k for k in sys.modules if k == 'rclpy' or k.startswith('rclpy.'))\n"
-        "print('ROS:', bad)\n"
+        f"bad = sorted(k for k in sys.modules if {forbidden})\n"
+        "print('loaded:', bad)\n"
         "sys.exit(1 if bad else 0)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_non_node_packages_never_import_rclpy():
+    mods = [m for sub in NO_ROS for m in modules_of(sub)] + ["dynlearn_ros.launch_graph", "dynlearn_ros.paths"]
+    assert len(mods) > 20
+    assert_fresh_import_loads_none(mods, "k == 'rclpy' or k.startswith('rclpy.')")
 
 
 def test_every_node_module_has_a_main():
@@ -139,27 +145,10 @@ def test_only_the_trainer_node_imports_learning():
     planning node, docs/ik.md: NODES_WITH_LEARNING) loads learning/."""
     mods = [f"dynlearn_ros.nodes.{m.name}" for m in pkgutil.iter_modules(dynlearn_ros.nodes.__path__)
             if m.name not in NODES_WITH_LEARNING]
-    code = (
-        "import importlib, sys\n"
-        f"for m in {mods!r}:\n"
-        "    importlib.import_module(m)\n"
-        "bad = sorted(k for k in sys.modules if k.startswith('dynlearn_ros.learning'))\n"
-        "print('learning:', bad)\n"
-        "sys.exit(1 if bad else 0)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert_fresh_import_loads_none(mods, "k.startswith('dynlearn_ros.learning')")
 
 
 def test_the_predictor_node_loads_neither_torch_nor_learning():
     """The predictor streams at 1 kHz input: onnxruntime only (issue 11)."""
-    code = (
-        "import sys\n"
-        "import dynlearn_ros.nodes.predictor\n"
-        "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'gpytorch')\n"
-        "             or k.startswith('dynlearn_ros.learning'))\n"
-        "print('loaded:', bad)\n"
-        "sys.exit(1 if bad else 0)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert_fresh_import_loads_none(["dynlearn_ros.nodes.predictor"],
+                                   "k.split('.')[0] in ('torch', 'gpytorch') or k.startswith('dynlearn_ros.learning')")
