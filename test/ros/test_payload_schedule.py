@@ -23,12 +23,11 @@ import json
 
 import numpy as np
 import pytest
-from fakes import TestPeer
+from online_graph import start_online_graph
 
 from dynlearn_ros.core.control import Mode
 from dynlearn_ros.core.robots import robot_spec
 from dynlearn_ros.core.status import split_status, status_width
-from dynlearn_ros.launch_graph import LOCKSTEP_STALE_TIMEOUT_MS
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim, pytest.mark.slow]
 
@@ -46,21 +45,13 @@ STOP_S = 30.0
 
 
 def test_trainer_follows_a_payload_step_of_the_bridge(ros_context, start_node, tmp_path):
-    from std_msgs.msg import Float64, String
+    from std_msgs.msg import Float64
 
-    ctl_json, tr_json, br_json = tmp_path / "ctl.json", tmp_path / "trainer.json", tmp_path / "bridge.json"
-    ctl = start_node("computed_torque", {"robot": "iiwa", "model_kind": "svdkl", "model_dir": "svdkl_iiwa_sim",
-                                         "reference": "pick_place", "status_decimation": 10,
-                                         "residual_window_s": 0.1, "payload_margin_kg": MARGIN_KG,
-                                         "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS,
-                                         "summary_path": str(ctl_json)})
-    trainer = start_node("trainer", {"model_kind": "svdkl", "model_dir": "svdkl_iiwa_sim",
-                                     "out_dir": str(tmp_path / "online"), "cycle_period_s": 0.5,
-                                     "summary_path": str(tr_json)})
-    peer = TestPeer("payload_peer").record_status()
+    br_json = tmp_path / "bridge.json"
+    g = start_online_graph(start_node, tmp_path, "svdkl", "svdkl_iiwa_sim", "payload_peer",
+                           payload_margin_kg=MARGIN_KG)
+    ctl, trainer, peer, metrics, tr_json = g.ctl, g.trainer, g.peer, g.metrics, g.tr_json
     node, rows, spin_until = peer.node, peer.rows, peer.spin_until
-    metrics: list[dict] = []
-    node.create_subscription(String, "/trainer/metrics", lambda m: metrics.append(json.loads(m.data)), 10)
     payload_pub = node.create_publisher(Float64, "/sim_bridge/payload_kg", 10)
     width = status_width(N)
 

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import TestPeer
+from online_graph import start_online_graph
 
 from dynlearn_ros.core.robots import robot_spec
 from dynlearn_ros.core.status import split_status, status_width
-from dynlearn_ros.launch_graph import LOCKSTEP_STALE_TIMEOUT_MS
 from dynlearn_ros.paths import models_dir
 from dynlearn_ros.runtime.metadata import ModelMetadata
 
@@ -29,23 +28,12 @@ N = SPEC.n
 @pytest.mark.parametrize("kind,model_dir", [("svdkl", "svdkl_iiwa_sim"), ("acrkn", "acrkn_iiwa_sim")])
 def test_trainer_announces_a_version_the_controller_swaps_in(ros_context, start_node, tmp_path, kind, model_dir):
     from sensor_msgs.msg import JointState
-    from std_msgs.msg import String
 
     base_version = ModelMetadata.read(models_dir() / model_dir).model_version
-    ctl_json, tr_json = tmp_path / "ctl.json", tmp_path / "trainer.json"
-    out = tmp_path / "online"
-    ctl = start_node("computed_torque", {"robot": "iiwa", "model_kind": kind, "model_dir": model_dir,
-                                         "reference": "pick_place", "status_decimation": 10,
-                                         "residual_window_s": 0.1,
-                                         "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS,
-                                         "summary_path": str(ctl_json)})
-    trainer = start_node("trainer", {"model_kind": kind, "model_dir": model_dir, "out_dir": str(out),
-                                     "cycle_period_s": 0.5,
-                                     "summary_path": str(tr_json)})
-    peer = TestPeer("trainer_peer").record_status()
+    g = start_online_graph(start_node, tmp_path, kind, model_dir, "trainer_peer")
+    ctl, trainer, peer, metrics = g.ctl, g.trainer, g.peer, g.metrics
+    ctl_json, tr_json, out = g.ctl_json, g.tr_json, g.out_dir
     node, rows, spin_until = peer.node, peer.rows, peer.spin_until
-    metrics: list[dict] = []
-    node.create_subscription(String, "/trainer/metrics", lambda m: metrics.append(json.loads(m.data)), 10)
     bad = node.create_publisher(JointState, "joint_states", 10)
 
     width = status_width(N)
