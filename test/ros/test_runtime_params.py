@@ -41,13 +41,15 @@ class Peer(TestPeer):
         self.k = 0
 
     def tick(self, count=5):
-        """Publish ``count`` states at home (1 ms apart in stamp time) and wait for their rows."""
-        target = len(self.rows) + count
+        """Publish ``count`` states at home (1 ms apart in stamp time), each after the row of the
+        one before (lockstep, as the bridge runs): a state the controller's sensor-data queue
+        dropped on a loaded machine would read as a command held 2 periods and switch on the
+        late law, which lowers the wrist's K_D (seen in CI: K_D 0.65 at joint 7 after k_max 80)."""
         for _ in range(count):
+            target = len(self.rows) + 1
             self.k += 1
             self.pub.publish(self.joint_state(SPEC.joint_names, SPEC.home, stamp_ns=self.k * 1_000_000))
-            self.executor.spin_once(timeout_sec=0.005)
-        self.spin_until(lambda: len(self.rows) >= target, 5.0)
+            assert self.spin_until(lambda: len(self.rows) >= target, 5.0), f"no status row for state {self.k}"
         return split_status(np.array(self.rows[-1]), N)
 
     def set(self, **values):
