@@ -28,7 +28,12 @@ lockstep the same happens when ``lockstep_timeout_ms`` passes without a command.
 commands is logged (error) and counted (``command_losses``, ``brake_steps``); /diagnostics is
 ERROR while braking, and says when the command publisher has left the graph (a dead controller).
 More than one publisher on the command topic (two controllers on one graph) is treated the
-same way: the brakes hold until one remains (counted in ``command_conflicts``, logged).
+same way: the brakes hold until one remains (counted in ``command_conflicts``, logged). The
+count is the command subscription's matched-publisher count (``get_publisher_count``, ~1.5 us:
+DDS matches a writer before any of its data is delivered), read when each command arrives and
+before every step (also the first): a command that arrives while two publishers are matched is
+never stored, no step applies a command while they are, and after the conflict the brakes stay
+on until a command arrives from the one that remains.
 ``on_command_loss:=hold_last`` keeps the old behaviour (last torque for ever) for experiments.
 
 A command of the wrong length or with a non-finite value is rejected (counter, throttled warning,
@@ -102,7 +107,10 @@ class SimBridgeNode(Node):
         self._steps_on_cmd = 0  # plant steps since the last valid command (the watchdog's time)
         self._cmd_publishers = 0
         self._cmd_conflict = False
+        self._cmd_since_conflict = True  # a valid command arrived after the last conflict ended
         self.command_conflicts = 0
+        self.rejected_in_conflict = 0  # commands refused because two publishers were matched
+        self.first_conflict_tick: int | None = None  # state index at which a conflict was first seen
         self.deadline_misses = 0
         self.rejected = 0
         self.payload_msgs = 0
@@ -128,7 +136,7 @@ class SimBridgeNode(Node):
         self.sub_payload = self.create_subscription(Float64, "~/payload_kg", self._on_payload_msg, 10)
         on_set_parameters(self, BRIDGE_SPEC, self._apply_parameters)
         self.create_timer(1.0, self._publish_diagnostics)
-        self.create_timer(0.25, self._check_command_publishers)
+        self.create_timer(0.25, self._check_command_publishers)  # also while no step runs
         self.get_logger().info(
             f"{cfg['robot']} ({n} joints) at {cfg['rate_hz']:g} Hz, {cfg['stepping']}, payload {cfg['payload_kg']:g} kg, "
             f"friction b={self.plant.friction_viscous.tolist()} fc={self.plant.friction_coulomb.tolist()}; "
@@ -165,22 +173,34 @@ class SimBridgeNode(Node):
             if not np.all(np.isfinite(vals)):
                 self.rejected += 1
                 self.get_logger().warning("rejected command: non-finite value", throttle_duration_sec=1.0)
+            elif self._check_command_publishers():
+                self.rejected_in_conflict += 1
             else:
                 self._cmd[:] = vals
                 self._have_cmd = True
+                self._cmd_since_conflict = True
                 self._last_valid_ns = time.perf_counter_ns()
                 self._steps_on_cmd = 0
         self._fresh = True
 
-    def _check_command_publishers(self) -> None:
-        count = self.count_publishers(self.sub_cmd.topic_name)
-        if count > 1 and not self._cmd_conflict:
-            self.command_conflicts += 1
-            self.get_logger().error(f"{count} publishers on {self.sub_cmd.topic_name} (two controllers?): "
-                                    "brakes on until one remains")
-        elif count <= 1 and self._cmd_conflict:
-            self.get_logger().warning(f"one publisher on {self.sub_cmd.topic_name} again")
-        self._cmd_conflict = count > 1
+    def _check_command_publishers(self) -> bool:
+        """Read the command subscription's matched-publisher count; True while more than one
+        (a conflict: counted and logged once per episode, the brakes hold)."""
+        count = self.sub_cmd.get_publisher_count()
+        if count > 1:
+            if not self._cmd_conflict:
+                self.command_conflicts += 1
+                if self.first_conflict_tick is None:
+                    self.first_conflict_tick = self.k
+                self.get_logger().error(f"{count} publishers on {self.sub_cmd.topic_name} (two controllers?): "
+                                        "brakes on until one remains")
+            self._cmd_conflict = True
+            self._cmd_since_conflict = False
+        elif self._cmd_conflict:
+            self._cmd_conflict = False
+            self.get_logger().warning(f"one publisher on {self.sub_cmd.topic_name} again: brakes on until "
+                                      "its next command")
+        return self._cmd_conflict
 
     def _publish_state(self) -> None:
         stamp_ns = self.k * self.dt_ns
@@ -233,15 +253,17 @@ class SimBridgeNode(Node):
 
     # ------------------------------------------------------------------ loop
     def _wait_first_command(self, executor) -> bool:
-        """Publish state 0 (again every FIRST_STATE_REPEAT_S) until a valid command arrives."""
+        """Publish state 0 (again every FIRST_STATE_REPEAT_S) until a valid command arrives, or
+        a command refused because two publishers are matched (the steps then brake)."""
         self._publish_state()
         last = time.monotonic()
-        while rclpy.ok(context=self.context) and not self._have_cmd and not self._stop.is_set():
+        while (rclpy.ok(context=self.context) and not (self._have_cmd or self._cmd_conflict)
+               and not self._stop.is_set()):
             executor.spin_once(timeout_sec=0.05)
-            if not self._have_cmd and time.monotonic() - last >= FIRST_STATE_REPEAT_S:
+            if not (self._have_cmd or self._cmd_conflict) and time.monotonic() - last >= FIRST_STATE_REPEAT_S:
                 self._publish_state()
                 last = time.monotonic()
-        return self._have_cmd
+        return self._have_cmd or self._cmd_conflict
 
     def _done(self) -> bool:
         dur = self.cfg["duration_s"]
@@ -270,7 +292,7 @@ class SimBridgeNode(Node):
     def _step_and_publish(self, commands_lost: bool = False) -> None:
         """One step with the last valid command, or with the brakes when ``commands_lost`` (and
         ``on_command_loss`` is brake), then publish the new state."""
-        commands_lost = commands_lost or self._cmd_conflict
+        commands_lost = commands_lost or self._check_command_publishers() or not self._cmd_since_conflict
         if commands_lost and self.cfg["on_command_loss"] == "brake":
             if not self.plant.braking:
                 self.command_losses += 1
@@ -357,7 +379,8 @@ class SimBridgeNode(Node):
             "clamps": int(self.plant.clamped_steps), "clamps_per_joint": self.plant.clamp_counts.tolist(),
             "timeouts": self.timeouts, "rejected_commands": self.rejected,
             "command_losses": self.command_losses, "brake_steps": int(self.plant.brake_steps),
-            "command_conflicts": self.command_conflicts, "stalls": self.stalls,
+            "command_conflicts": self.command_conflicts, "first_conflict_tick": self.first_conflict_tick,
+            "commands_refused_in_conflict": self.rejected_in_conflict, "stalls": self.stalls,
             "max_abs_qd": float(self.max_abs_qd_joint.max()),
             "max_abs_qd_per_joint": self.max_abs_qd_joint.tolist(),
             "deadline_misses": self.deadline_misses,
