@@ -37,7 +37,7 @@ from dynlearn_ros.core.analytic import RigidBodyModel
 from dynlearn_ros.core.assembly import build_analytic, build_controller, builtin_reference
 from dynlearn_ros.core.config import ControllerConfig, robot_context, validate
 from dynlearn_ros.core.robots import robot_spec
-from dynlearn_ros.core.safety import LatenessScale, held_delay, unfollowed_time
+from dynlearn_ros.core.safety import AppliedCommandMatch, LatenessScale, held_delay, unfollowed_time
 from dynlearn_ros.core.trajectories import fit_to_limits
 
 
@@ -61,14 +61,20 @@ def coupled_rates(config: ControllerConfig, robot: str = "iiwa") -> dict[str, np
 
 
 def replay(late_fraction: float, seconds: float = 5.0, seed: int = 0, robot: str = "iiwa", guard: bool = True,
-           **overrides) -> dict:
+           detect: bool = False, **overrides) -> dict:
     """Realtime stepping with a fraction of late commands (see the module docstring); ``guard``:
-    the controller's chatter guard on, as the node runs it (core/control.py CHATTER_LEVEL).
+    the controller's chatter guard on, as the node runs it (core/control.py CHATTER_LEVEL);
+    ``detect``: the node's late path for lateness the stamps do not show (every state is seen,
+    one period apart): each state's effort (the plant's applied torque, as sim_bridge publishes
+    it) against the commands sent (core/safety.py AppliedCommandMatch) -> LatenessScale -> the
+    late law.
 
-    Returns {"late_ticks", "ticks", "max_qd_over_limit" (max over time and joints of |qd| /
+    Returns {"late_commands" (commands applied a period late), "ticks", "max_qd_over_limit" (max over time and joints of |qd| /
     velocity limit), "first_over_2x_s" (sim time s when a joint first exceeded twice its
     velocity limit, the controller's plausibility bound; None if never), "joint" (that joint's
-    index), "max_abs_err_rad", "tracking_faults", "chatter_ticks" (ticks with K_D lowered)}."""
+    index), "max_abs_err_rad", "tracking_faults", "chatter_ticks" (ticks with K_D lowered),
+    "late_ticks" (ticks under the late law), "detected_late" (states whose effort was an older
+    command)}."""
     from dynlearn_ros.sim.plant import SimPlant
 
     if not 0.0 <= late_fraction <= 1.0:
@@ -82,6 +88,9 @@ def replay(late_fraction: float, seconds: float = 5.0, seed: int = 0, robot: str
     if guard:
         ctl.set_chatter_guard(spec.velocity_limits)
     dt = config.control_period_s
+    match, lateness = AppliedCommandMatch(), LatenessScale(dt)
+    if detect:
+        ctl.enable_late_law(robot_context(robot, "").inertia)
     plant = SimPlant(robot, dt=dt)
     n = spec.n
     q, qd = np.zeros(n), np.zeros(n)
@@ -96,8 +105,12 @@ def replay(late_fraction: float, seconds: float = 5.0, seed: int = 0, robot: str
             max_ratio = max(max_ratio, float(ratio.max()))
             if first is None and ratio.max() > 2.0:
                 first, joint = k * dt, int(np.argmax(ratio))
+            if detect:
+                held = match.held_delay(plant.applied_torque, dt) if k else None
+                ctl.set_late_bandwidth(lateness.update(dt if held is None else held))
             ctl.step(q, qd, k * dt, k * dt)
             fresh = ctl.tau.copy()
+            match.record(fresh)
             if applied is not None and rng.uniform() < late_fraction:
                 late += 1        # missed its deadline: this step still runs on the previous command
                 plant.step(applied)
@@ -106,9 +119,10 @@ def replay(late_fraction: float, seconds: float = 5.0, seed: int = 0, robot: str
             applied = fresh      # it has arrived by the next deadline
     finally:
         plant.close()
-    return {"late_ticks": late, "ticks": steps, "max_qd_over_limit": max_ratio, "first_over_2x_s": first,
+    return {"late_commands": late, "ticks": steps, "max_qd_over_limit": max_ratio, "first_over_2x_s": first,
             "joint": joint, "max_abs_err_rad": float(np.max(ctl.stats.max_abs_err)),
-            "tracking_faults": ctl.counters.tracking_fault, "chatter_ticks": ctl.counters.chatter_ticks}
+            "tracking_faults": ctl.counters.tracking_fault, "chatter_ticks": ctl.counters.chatter_ticks,
+            "late_ticks": ctl.counters.late_ticks, "detected_late": match.late}
 
 
 def replay_starved(median_gap: float, seconds: float = 5.0, seed: int = 0, robot: str = "iiwa", lag: int = 2,

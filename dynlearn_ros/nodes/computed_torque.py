@@ -59,6 +59,7 @@ from dynlearn_ros.core.safety import (  # noqa: E402
     STAMP_REPEATED,
     TOO_FAST,
     JointStateMapper,
+    AppliedCommandMatch,
     LatenessScale,
     SourceLock,
     StateGate,
@@ -158,6 +159,9 @@ class ComputedTorqueNode(Node):
         # while the plant runs long on each command: the late law, bandwidth from the holds (docs/safety.md)
         self.ctl.enable_late_law(self.ctx.inertia)
         self.lateness = LatenessScale(config.control_period_s)
+        # ... and while commands reach the plant a period late behind on-time stamps (the
+        # state's effort is an older command than the newest: docs/safety.md)
+        self.applied = AppliedCommandMatch()
 
     def _load_model(self, kind: str, model_dir: str) -> InverseModel:
         """The slot's loader (worker thread): ``kind`` '' reads the kind from metadata.json."""
@@ -338,6 +342,9 @@ class ComputedTorqueNode(Node):
             delay = held_delay(dstamp, dwall, config.control_period_s, holds != self._holds_at_accept,
                                config.command_timeout_s)
             ctl.pause_reference(unfollowed_time(dstamp, dwall, config.command_timeout_s))
+        late = self.applied.held_delay(msg.effort, config.control_period_s)
+        if late is not None and late > delay:
+            delay = late
         self._last_accept_wall, self._holds_at_accept = wall, holds
         # on time (no hold of 2 periods or more lately: nearly every tick) the bound is inf: the law as designed
         ctl.set_late_bandwidth(self.lateness.update(delay))
@@ -463,6 +470,7 @@ class ComputedTorqueNode(Node):
     def _publish_command(self) -> None:
         np.copyto(self._cmd_view, self.ctl.tau)
         self.cmd_msg.data = self._cmd_data
+        self.applied.record(self._cmd_data)
         self._last_cmd_wall = time.monotonic()
         self._publish(self.cmd_pub, self.cmd_msg)
 
@@ -501,6 +509,8 @@ class ComputedTorqueNode(Node):
             "model_load_error": self.model_load_error,
             "model_slot": self.slot.counters(),
             "publish_errors": self.publish_errors,
+            # states whose effort showed the plant ran an older command than the newest
+            "commands_applied_late": self.applied.late,
             "sim_time_s": self.ctl.state_time_s,    # state time since the first valid state
             "reference_time_s": self.ctl.t_ref,     # since the current reference started
             "wall_time_s": time.monotonic() - self.start_wall,
