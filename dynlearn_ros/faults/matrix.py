@@ -308,6 +308,45 @@ def row_flood(ctx: Ctx) -> list[Check]:
     ]
 
 
+def row_late_behind_stamps(ctx: Ctx) -> list[Check]:
+    """Commands applied a period late while every state arrives one period apart (the 10-minute
+    soak's 87.9 rad/s episode: the stamps show no gap). The driver plays a realtime bridge in
+    lockstep with the controller (each state after the previous one's command: event-driven, no
+    timing): 50 states whose effort is the newest command (on time), then 50 whose effort is
+    the one before (each command ran a period late). The controller must see the second half
+    (``commands_applied_late``) and put those ticks under the late law (``late_ticks``), and
+    nothing in the first half."""
+    ctl, drv, summary, q0, zero = _controller(ctx)
+    n_on, n_late = 50, 50
+    ok = True
+    qd = zero.copy()
+    qd[0] = 0.1   # rad/s: the arm drifts off the hold, so each command differs from the one before
+    for k in range(1, n_on + n_late + 1):
+        msg = drv.state(q0 + qd * k * 1e-3, qd, 1.0 + k * 1e-3)
+        # the command the plant ran during the step before this state: the newest (on time) or,
+        # in the second half, the one before it (the newest missed its deadline)
+        ran = drv.cmds[-1][1] if k <= n_on or len(drv.cmds) < 2 else drv.cmds[-2][1]
+        msg.effort = ran.tolist()
+        before = len(drv.cmds)
+        drv.pub.publish(msg)
+        if not drv.wait_cmds(before + 1, 15.0):
+            ok = False
+            break
+    rc, s = _stop_summary(ctx, ctl, summary)
+    late, late_ticks = int(s.get("commands_applied_late", -1)), _counter(s, "late_ticks")
+    ctx.figures.update(commands_applied_late=late, late_ticks=late_ticks, ticks=_counter(s, "ticks"))
+    return [
+        Check("every state answered", ok, f"{len(drv.cmds)} commands"),
+        # the first late state names the command before the newest: all 50 are seen
+        Check(f"commands_applied_late = {n_late}", late == n_late, str(late)),
+        # each seen one is a hold of 2 periods: d_hat >= 2 T, the late law on from then on;
+        # the 50 on-time states before: the law as designed (no late tick)
+        Check(f"late_ticks = {n_late}", late_ticks == n_late, str(s.get("counters"))),
+        Check("clean exit", rc == 0, f"exit {rc}"),
+        *_torque_checks(ctx, drv.cmds),
+    ]
+
+
 def row_second_publisher(ctx: Ctx) -> list[Check]:
     """A second publisher sends states 0.2 rad off at 200 Hz while the driver sends the true
     (resting, at q0) state at ~1 kHz: the controller must refuse to control; every command it
@@ -757,6 +796,8 @@ ROWS: tuple[Row, ...] = (
         "NaN: stale hold g(q); motion: no hold, withheld_holds, log", row_blind_motion),
     Row("second_publisher", "3", "second publisher, 0.2 rad off at 200 Hz",
         "rejected_second_source, refuse to control (hold at q0 only)", row_second_publisher),
+    Row("late_behind_stamps", "11", "commands applied a period late, stamps one period apart",
+        "commands_applied_late, late_ticks (late law on)", row_late_behind_stamps),
     Row("stamp_backwards", "4", "stamps 0 and 2 s back", "rejected_stamp_backwards, no command", row_stamp_backwards),
     Row("flood", "5", "same state re-sent at kHz; stamps 0.2 ms apart",
         "no step per message; rejected_stamp_repeated / rate_too_high", row_flood),
