@@ -63,9 +63,12 @@ import numpy as np
 from dynlearn_ros.core.analytic import AnalyticInverseModel
 from dynlearn_ros.core.inverse_model import InverseModel, InverseQuery
 from dynlearn_ros.core.residual import ResidualSigma
-from dynlearn_ros.core.safety import clamp_torque, rate_limit
+from dynlearn_ros.core.safety import _any, clamp_torque, rate_limit
 from dynlearn_ros.core.schedule import GainSchedule
 from dynlearn_ros.core.trajectories import Reference
+
+
+_sum = np.add.reduce   # ndarray.sum() without its Python-level wrapper (the same pairwise sum)
 
 
 class Mode(enum.IntEnum):
@@ -506,8 +509,8 @@ class ComputedTorqueController:
         lo, hi = self.q_des_limits
         qr = self.query
         m = self._mask
-        if (np.less(qr.q_des, lo, out=m).any() or np.greater(qr.q_des, hi, out=m).any()
-                or np.less(qr.q_des_next, lo, out=m).any() or np.greater(qr.q_des_next, hi, out=m).any()):
+        if (_any(np.less(qr.q_des, lo, out=m)) or _any(np.greater(qr.q_des, hi, out=m))
+                or _any(np.less(qr.q_des_next, lo, out=m)) or _any(np.greater(qr.q_des_next, hi, out=m))):
             self.counters.reference_clipped += 1
             outside = (qr.q_des < lo) | (qr.q_des > hi)
             qr.qd_des[outside] = 0.0
@@ -565,7 +568,7 @@ class ComputedTorqueController:
         ok = self.model.predict(qr, self.tau_ff, self.std)
         # one reduction for both finiteness checks: a NaN or inf anywhere makes the sum non-finite
         # (an overflow of finite values too: then the fallback, the safe side)
-        if ok and math.isfinite(self.tau_ff.sum() + self.std.sum()):
+        if ok and math.isfinite(_sum(self.tau_ff) + _sum(self.std)):
             self.mode = Mode.NORMAL
             if not self._gains_fresh:
                 sig = self.std if res is None else res.combine(self.std, self.sigma_in)
@@ -591,7 +594,7 @@ class ComputedTorqueController:
         np.subtract(qr.q_des, q, out=self.err)
         if self._limit_on:
             np.abs(self.err, out=self._scratch)
-            if np.greater(self._scratch, self.max_error, out=self._mask).any():
+            if _any(np.greater(self._scratch, self.max_error, out=self._mask)):
                 c.tracking_fault += 1
                 self.faulted = True
                 self.q_fault[:] = q
@@ -601,7 +604,7 @@ class ComputedTorqueController:
         tau = self.tau
         self._feedback(q, tau)
         tau += self.tau_ff
-        if not math.isfinite(tau.sum()):
+        if not math.isfinite(_sum(tau)):
             c.nonfinite_torque += 1
             return self._hold()
         c.clamped_joints += clamp_torque(tau, self.tau_max)

@@ -14,6 +14,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# the reductions behind ndarray.any() / .sum(), called directly: the methods go through a
+# Python-level wrapper (numpy/_core/_methods.py), a frame per call on the tick's path
+_any = np.logical_or.reduce
+_all = np.logical_and.reduce
+
 # Reasons a joint state is rejected (also the counter names).
 OK = "ok"
 SHORT = "short_message"  # position/velocity arrays shorter than the name list, or empty
@@ -40,9 +45,9 @@ class JointStateMapper:
         self._names: list[str] | None = None
         self._index = np.arange(self.n)
         self._identity = True
-        self._buf_q = np.zeros(self.n)
-        self._buf_qd = np.zeros(self.n)
-        self._finite = np.zeros(self.n, dtype=bool)
+        self._buf = np.zeros((2, self.n))   # rows: q, qd (one finiteness check for both)
+        self._buf_q, self._buf_qd = self._buf[0], self._buf[1]
+        self._finite = np.zeros((2, self.n), dtype=bool)
         self.reorders = 0
 
     def _reindex(self, names: Sequence[str]) -> bool:
@@ -77,8 +82,7 @@ class JointStateMapper:
         else:
             np.take(pos, self._index, out=self._buf_q)
             np.take(vel, self._index, out=self._buf_qd)
-        fin = self._finite
-        if not (np.isfinite(self._buf_q, out=fin).all() and np.isfinite(self._buf_qd, out=fin).all()):
+        if not _all(np.isfinite(self._buf, out=self._finite), axis=None):
             return NON_FINITE
         self.q[:] = self._buf_q
         self.qd[:] = self._buf_qd
@@ -175,10 +179,10 @@ class StateGate:
     def check(self, q: np.ndarray, qd: np.ndarray, t: float) -> str:
         """:data:`OK` or the first failed check's reason (see the class docstring)."""
         over = self._over   # comparisons into one preallocated mask, reduced with the method
-        if np.less(q, self.lo, out=over).any() or np.greater(q, self.hi, out=over).any():
+        if _any(np.less(q, self.lo, out=over)) or _any(np.greater(q, self.hi, out=over)):
             return OUT_OF_RANGE
         np.abs(qd, out=self._tmp)
-        if np.greater(self._tmp, self.vmax, out=over).any():
+        if _any(np.greater(self._tmp, self.vmax, out=over)):
             return TOO_FAST
         if self.t_last is None:
             return OK
@@ -193,7 +197,7 @@ class StateGate:
         np.abs(self._tmp, out=self._tmp)
         np.multiply(self.vmax, dt, out=self._bound)
         self._bound += JUMP_EPS
-        if np.greater(self._tmp, self._bound, out=over).any():
+        if _any(np.greater(self._tmp, self._bound, out=over)):
             return JUMP
         return OK
 
@@ -368,11 +372,14 @@ class AppliedCommandMatch:
     def record(self, tau) -> None:
         """Note a published command ``tau`` ((n,) N*m: an ndarray or array.array('d'));
         a re-sent copy of the newest one is not a new command."""
-        b = tau.tobytes()
+        self.record_bytes(tau.tobytes())
+
+    def record_bytes(self, values: bytes) -> None:
+        """:meth:`record` for a command already as its raw float64 bytes (n * 8)."""
         sent = self._sent
-        if sent and sent[0] == b:
+        if sent and sent[0] == values:
             return
-        sent.insert(0, b)
+        sent.insert(0, values)
         del sent[self.depth:]
 
     def held_delay(self, effort, period_s: float) -> float | None:

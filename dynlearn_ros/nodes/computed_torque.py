@@ -277,6 +277,13 @@ class ComputedTorqueNode(Node):
         self._cmd_data = array.array("d", bytes(8 * n))
         self._cmd_view = np.frombuffer(self._cmd_data, dtype=np.float64)
         self.cmd_msg.data = self._cmd_data
+        # the command is published as its serialized bytes: the message's CDR prefix (the
+        # layout, constant) + the n float64 values, the message's last field. rclpy's message
+        # conversion walks the layout's fields on every publish (~15 us CPU per command against
+        # ~5 us raw, measured in one process). Checked once here by serializing a probe
+        # command: if its bytes do not end in the probe's (another encoding), the message is
+        # published as before.
+        self._cmd_prefix = _raw_prefix(self.cmd_msg, self._cmd_data, self._cmd_view)
         self.status_msg = Float64MultiArray()
         self.status_msg.layout.dim = [
             MultiArrayDimension(label=status_label(), size=len(STATUS_FIELDS), stride=len(STATUS_FIELDS) * n),
@@ -468,10 +475,15 @@ class ComputedTorqueNode(Node):
                                       throttle_duration_sec=LOG_THROTTLE_S)
 
     def _publish_command(self) -> None:
+        self._last_cmd_wall = time.monotonic()
+        if self._cmd_prefix is not None:
+            values = self.ctl.tau.tobytes()
+            self.applied.record_bytes(values)
+            self._publish(self.cmd_pub, self._cmd_prefix + values)
+            return
         np.copyto(self._cmd_view, self.ctl.tau)
         self.cmd_msg.data = self._cmd_data
         self.applied.record(self._cmd_data)
-        self._last_cmd_wall = time.monotonic()
         self._publish(self.cmd_pub, self.cmd_msg)
 
     def _publish_status(self, tick_ns: int) -> None:
@@ -536,6 +548,24 @@ class ComputedTorqueNode(Node):
         if intake is not None:
             intake.close()
         super().destroy_node()
+
+
+def _raw_prefix(msg: Float64MultiArray, data: array.array, view: np.ndarray) -> bytes | None:
+    """The serialized ``msg`` without its data values, when the serialized message is that prefix
+    followed by the values' native float64 bytes (probed with distinct values); else None.
+    ``data`` / ``view``: the message's data array and a numpy view of it (n,)."""
+    from rclpy.serialization import serialize_message
+
+    view[:] = np.arange(1.0, view.size + 1.0) * np.pi   # distinct, every byte pattern non-trivial
+    msg.data = data
+    try:
+        raw = serialize_message(msg)
+        tail = view.tobytes()
+        ok = raw.endswith(tail)
+    finally:
+        view[:] = 0.0
+        msg.data = data
+    return raw[: len(raw) - len(tail)] if ok else None
 
 
 def _percentiles(us: np.ndarray) -> dict:
