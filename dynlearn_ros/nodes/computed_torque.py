@@ -291,8 +291,10 @@ class ComputedTorqueNode(Node):
         ]
         self._status_data = array.array("d", bytes(8 * status_width(n)))
         self.status_buf = np.frombuffer(self._status_data, dtype=np.float64)   # a view: fill_status writes into it
-        self.tick_ns = np.zeros(1 << 18, dtype=np.int64)  # ring buffer of tick durations
-        self.publish_ns = np.zeros(1 << 18, dtype=np.int64)   # ... and of their command publish
+        # rings of tick durations and of their command publish, filled at start: np.zeros' lazily
+        # mapped pages made the RSS grow by 16 B per tick until full (docs/safety.md, soak memory)
+        self.tick_ns = np.full(1 << 18, 0, dtype=np.int64)
+        self.publish_ns = np.full(1 << 18, 0, dtype=np.int64)
         self.n_ticks = 0
         self.publish_errors = 0
         self.start_wall = time.monotonic()
