@@ -67,7 +67,6 @@ from dynlearn_ros.core.safety import _any, clamp_torque, rate_limit
 from dynlearn_ros.core.schedule import GainSchedule
 from dynlearn_ros.core.trajectories import Reference
 
-
 _sum = np.add.reduce   # ndarray.sum() without its Python-level wrapper (the same pairwise sum)
 
 
