@@ -171,7 +171,10 @@ class ComputedTorqueNode(Node):
                 kind = json.loads((path / "metadata.json").read_text())["kind"]
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelLoadError(f"{path}: no model kind in metadata.json ({exc})") from exc
-        return load_inverse_model(kind, path, self.urdf_joints)
+        # the controller's URDF: a model with an analytic base adds its RNEA (and is refused if
+        # it was fitted against another robot or URDF, runtime/analytic_base.py)
+        urdf = self.config.urdf_path or str(robot_spec(self.config.robot).urdf_path)
+        return load_inverse_model(kind, path, self.urdf_joints, urdf=urdf)
 
     def _load_initial_model(self, kind: str, model_dir: str) -> InverseModel:
         try:

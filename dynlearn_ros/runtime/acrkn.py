@@ -139,9 +139,11 @@ class AcrknInversePredictor(InverseModel):
         self.reset()
 
     @classmethod
-    def from_directory(cls, model_dir: Path, joint_names: Sequence[str]) -> AcrknInversePredictor:
+    def from_directory(cls, model_dir: Path, joint_names: Sequence[str], urdf: str | Path | None = None
+                       ) -> AcrknInversePredictor:
         """Validate ``model_dir`` (an ac-RKN inverse model) and map its joints to ``joint_names``;
-        ModelLoadError with the reason otherwise."""
+        ModelLoadError with the reason otherwise. ``urdf``: unused (the metadata refuses an analytic
+        base on an ac-RKN model)."""
         return cls(open_model_dir(model_dir, kind="acrkn", role="inverse"), joint_names)
 
     def reset(self) -> None:

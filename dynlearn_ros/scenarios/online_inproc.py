@@ -104,13 +104,14 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
         from dynlearn_ros.runtime.registry import load_inverse_model
         model = load_inverse_model(config.model_kind, resolve_model_dir(config.model_dir), spec.joint_names)
     ctl = build_controller(config, model, analytic, builtin_reference(config, spec.home))
+    urdf = config.urdf_path or str(spec.urdf_path)    # the controller's URDF (an analytic base's RNEA)
     learner = diff = None
     if key.startswith("online"):
         from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner, StateDifferencer
         from dynlearn_ros.runtime.registry import load_inverse_model
         out = Path(workdir or tempfile.mkdtemp(prefix="online-")) / "models"
         learner = OnlineLearner(resolve_model_dir(config.model_dir), out,
-                                OnlineConfig(**{"seed": seed, **(learner_opts or {})}))
+                                OnlineConfig(**{"seed": seed, "urdf": urdf, **(learner_opts or {})}))
         diff = StateDifferencer(n)
     plant = SimPlant(cfg.robot, dt=dt, friction_viscous=cfg.friction_viscous, friction_coulomb=cfg.friction_coulomb,
                      coulomb_velocity_eps=cfg.coulomb_velocity_eps, payload_kg=phases[0][0])
@@ -140,7 +141,7 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
                     w0 = time.perf_counter()
                     res = learner.cycle()
                     if res is not None and res.accepted:
-                        new = load_inverse_model(config.model_kind, res.path, spec.joint_names)
+                        new = load_inverse_model(config.model_kind, res.path, spec.joint_names, urdf=urdf)
                         ctl.swap_model(new, build_tuning(config, new))
                         swaps.append({"t": t, "version": res.version})
                     pause_s += time.perf_counter() - w0
