@@ -43,9 +43,24 @@ Pipeline, per sample and per cycle:
   correction's parameter uncertainty, s2_j * phi^T (A + ridge I)^{-1} phi + var(dm) Y_j^2, with
   s2_j the correction's residual mean square (standardized, times y_std_j^2).
 
-* Gate: the candidate and the running model (the correction now in use, zero at first) are
-  scored on the held-out window, RMSE over joints in standardized units; the candidate is
-  exported only if it is no worse. Export: the base graph with the correction appended
+* Two bases (``OnlineConfig.base``, default "auto"): the correction above is fitted on the base
+  model's mean ("model") and, side by side with its own statistics (:class:`Track`), on the URDF's
+  rigid-body torque RNEA(q, qd, a) ("analytic", an svdkl base of a robot in the table):
+
+      tau(x) = RNEA_urdf(x) + y_std * (phi(x) W_a) + dm_a Y(x)
+
+  where the URDF is exact but for the payload and friction (DESIGN.md: 1e-14 against PyBullet),
+  the learned base carries its own ~sigma_n error everywhere, which a correction from a few
+  seconds of samples cannot remove (the 0 kg phases: docs/results_closed_loop.md). Here dm_a is the
+  payload itself, not its change from the base model's training payload.
+
+* Gate: each base's candidate and its previous fit are scored on the held-out window, RMSE over
+  joints in standardized units (the same y_std for both bases, so the scores compare); of the
+  candidates no worse than their own previous fit, the lowest is exported if it is no worse than
+  the running model (the version now in use, on its base; the base model itself at first). A
+  version on the RNEA declares ``"base": {"kind": "analytic", ...}`` in its metadata and its
+  graph's mean is the correction alone: the loader adds the RNEA of the controller's URDF
+  (runtime/analytic_base.py). Export: the base graph with the correction appended
   (:func:`compose_graph`), through the model-directory contract (written whole or not at all,
   validated, golden replay), into ``out_root/v%04d`` (a new directory per version, so a reader
   never sees a directory change under it; the newest ``keep`` are kept).
