@@ -292,10 +292,10 @@ class OnlineLearner:
         if cfg.base not in ("model", "analytic", "auto"):
             raise ValueError(f"OnlineConfig.base must be 'model', 'analytic' or 'auto', got {cfg.base!r}")
         if cfg.base != "model":
-            if self.kind != "svdkl" or not self.robot:
+            if not self.robot:
                 if cfg.base == "analytic":
-                    raise ValueError(f"{self.base_dir}: an analytic base needs an svdkl model of a robot in the "
-                                     f"table (this one: {self.kind}, robot {self.robot or 'none'})")
+                    raise ValueError(f"{self.base_dir}: an analytic base needs a model of a robot in the table "
+                                     f"(joints {list(self.meta.joint_names)})")
             else:
                 from dynlearn_ros.core.analytic import RigidBodyModel
                 from dynlearn_ros.core.robots import robot_spec

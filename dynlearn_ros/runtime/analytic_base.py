@@ -104,6 +104,17 @@ class AnalyticBaseTerm:
         mean += self.rbd.rnea(q, qd, qdd, self._tau)
 
 
+def golden_base_rows(meta: ModelMetadata, ins: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
+    """The base's rows x (T, 3n) = [q, qd, a] at the golden inputs ``ins`` (name -> (T, 1, ...)) and
+    the name of the graph's mean output: svdkl x itself ("mean"); acrkn q, qd of ``obs`` and
+    a = (qd of ``obs_next`` - qd) / dt ("tau_mean")."""
+    if meta.kind == "svdkl":
+        return ins["x"][:, 0, :].astype(np.float64), "mean"
+    n = meta.n_joints
+    obs, nxt = ins["obs"][:, 0, :].astype(np.float64), ins["obs_next"][:, 0, :].astype(np.float64)
+    return np.concatenate([obs, (nxt[:, n:] - obs[:, n:]) / float(meta.dt)], axis=1), "tau_mean"
+
+
 def check_base_golden(model_dir: Path, meta: ModelMetadata, urdf_path: str | Path | None) -> str:
     """Step 7 of :func:`dynlearn_ros.runtime.validate.open_model_dir`: the probe (:func:`check_base`)
     and the golden sequence's whole torque. ``urdf_path`` None: the robot table's URDF of the robot
@@ -128,10 +139,10 @@ def check_base_golden(model_dir: Path, meta: ModelMetadata, urdf_path: str | Pat
             raise ModelLoadError(f"{path}: a model with an analytic base records 'ref.full_mean' (the whole "
                                  "torque at the golden inputs); it is missing")
         ref = z["ref.full_mean"]
-    x = ins["x"][:, 0, :].astype(np.float64)
+    x, mean_out = golden_base_rows(meta, ins)
     if ref.shape != (len(x), meta.n_joints):
         raise ModelLoadError(f"{path}: 'ref.full_mean' is {ref.shape}, expected {(len(x), meta.n_joints)}")
-    full = outs["mean"][:, 0, :].astype(np.float64) + rnea_rows(rbd, x)
+    full = outs[mean_out][:, 0, :].astype(np.float64) + rnea_rows(rbd, x)
     worst = compare({"mean": full}, {"mean": ref})["mean"]
     if not worst <= 1.0:
         raise ModelLoadError(f"{model_dir}: graph mean + analytic base misses the recorded whole torque by "

@@ -29,7 +29,8 @@ A model directory holds ``model.onnx`` (the graph), ``metadata.json`` (this sche
                     the controller's own URDF (runtime/analytic_base.py); ``probe`` holds states
                     x (P, 3n) and the RNEA tau (P, n) of the URDF the model was fitted with, so a
                     loader with another robot or URDF refuses the model. Any other kind is refused.
-                    Defined for svdkl (stateless x = [q, qd, qdd]) models only.
+                    Defined for inverse models: svdkl (x = [q, qd, qdd]) and acrkn (RNEA at
+                    q, qd of ``obs`` and the acceleration (qd of ``obs_next`` - qd) / dt).
     <kind>          the kind-specific section ("acrkn": model_config, initial_belief, belief_dim,
                     graph, opset, desired_next for inverse; "svdkl": config, opset, ir_version,
                     jitter, novelty if any)
@@ -346,9 +347,9 @@ def _parse_base(r: _Reader, kind: str, role: str, names: tuple[str, ...]) -> dic
     base_kind = b.get("kind", str)
     if base_kind not in BASE_KINDS:
         raise b.err("kind", f"is {base_kind!r}; this loader knows the bases {BASE_KINDS} (absent: none)")
-    if (kind, role) != ("svdkl", "inverse"):
-        raise b.err("kind", f"'analytic' is defined for svdkl inverse models (input x = [q, qd, qdd]), "
-                            f"this one is {kind} {role}")
+    if role != "inverse":
+        raise b.err("kind", f"'analytic' is defined for inverse models (svdkl: x = [q, qd, qdd]; acrkn: "
+                            f"the acceleration (qd_next - qd) / dt of obs, obs_next), this one is {kind} {role}")
     b.get("robot", str)
     if tuple(b.get("joint_names", list)) != names:
         raise b.err("joint_names", f"must equal the model's joint_names {list(names)}")

@@ -85,7 +85,6 @@ def test_a_model_of_another_plant_is_refused_before_activation(ros_context, star
     assert ctl.stop() == 0
     log = ctl.output()
     line = next(ln for ln in log.splitlines() if "does not fit the running plant" in ln)
-    print(line)
     assert "against the running model's" in line and "N*m" in line, line      # both errors logged
     summary = json.loads(ctl_json.read_text())
     slot = summary["model_slot"]

@@ -120,7 +120,7 @@ def test_a_model_with_an_analytic_base_is_refused_without_a_urdf_or_with_another
     load_inverse_model("svdkl", res.path, lr.meta.joint_names, urdf=str(same))
 
 
-def test_base_metadata_unknown_kind_and_wrong_model_kind_are_refused(fitted, tmp_path):
+def test_base_metadata_unknown_kind_and_a_forward_model_are_refused(fitted, tmp_path):
     _lr, res = fitted
     data = json.loads((Path(res.path) / "metadata.json").read_text())
     bad = json.loads(json.dumps(data))
@@ -130,10 +130,10 @@ def test_base_metadata_unknown_kind_and_wrong_model_kind_are_refused(fitted, tmp
     none = json.loads(json.dumps(data))
     none["base"] = None                       # null: the graph's mean is the whole torque
     assert ModelMetadata.from_dict(none).base is None
-    acrkn = json.loads((resolve_model_dir("acrkn_iiwa_sim") / "metadata.json").read_text())
-    acrkn["base"] = data["base"]
-    with pytest.raises(MetadataError, match="svdkl"):
-        ModelMetadata.from_dict(acrkn)
+    fwd = json.loads((resolve_model_dir("acrkn_iiwa_fwd") / "metadata.json").read_text())
+    fwd["base"] = data["base"]                # a forward model predicts states, not torque
+    with pytest.raises(MetadataError, match="inverse"):
+        ModelMetadata.from_dict(fwd)
 
 
 def test_an_export_whose_graph_keeps_the_learned_mean_under_an_analytic_base_is_refused(fitted, monkeypatch, tmp_path):
