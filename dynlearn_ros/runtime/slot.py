@@ -3,7 +3,8 @@ tick as one reference, keep the previous one for rollback. No ROS here.
 
 Life of a model::
 
-    request(kind, path)  -> worker thread: load (``loader``), check (:func:`check_model`),
+    request(kind, path)  -> worker thread: load (``loader``), check (the node's: :func:`check_model`
+                            at home, :func:`check_plant_fit` on the controller's recent steps),
                             prepare (the node's ``prepare(model)``, e.g. its gain tuning)
                          -> ready (one reference) or refused (reason kept for :meth:`poll`)
     take_ready()         <- the tick, at its start: returns the ready :class:`Candidate` once;
