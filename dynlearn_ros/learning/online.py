@@ -215,6 +215,7 @@ class OnlineConfig:
     hold_w_ratio: float = 100.0
     base: str = "auto"
     urdf: str = ""
+    analytic_var: str = "base"
 
 
 @dataclass
@@ -289,6 +290,8 @@ class OnlineLearner:
         self.tracks = [Track("model", nf, self.n)]
         self.urdf: str | None = None
         self.rbd = None
+        if cfg.analytic_var not in ("base", "correction"):
+            raise ValueError(f"OnlineConfig.analytic_var must be 'base' or 'correction', got {cfg.analytic_var!r}")
         if cfg.base not in ("model", "analytic", "auto"):
             raise ValueError(f"OnlineConfig.base must be 'model', 'analytic' or 'auto', got {cfg.base!r}")
         if cfg.base != "model":
@@ -598,7 +601,8 @@ class OnlineLearner:
         out = self.out_root / f"v{version:04d}"
         proto = compose_graph(onnx.load(str(self.base_dir / MODEL_FILE)), self.x_mean, self.x_std, self.omega,
                               self.phase, W * self.y_std, P, s2 * self.y_std**2, self.chain, dm, dm_var,
-                              self.cfg.linear, self.base, keep_base_mean=not analytic)
+                              self.cfg.linear, self.base, keep_base_mean=not analytic,
+                              keep_base_var=not (analytic and self.cfg.analytic_var == "correction"))
         golden_in, golden_state, gx = self.base.golden(golden_x)
         y_gold = self.payload(gx)
         corr = (self.features(gx) @ W) * self.y_std + dm * y_gold
@@ -676,7 +680,8 @@ class OnlineLearner:
 def compose_graph(base: onnx.ModelProto, x_mean: np.ndarray, x_std: np.ndarray, omega: np.ndarray,
                   phase: np.ndarray, w_nm: np.ndarray, P: np.ndarray, s2_nm: np.ndarray,
                   chain: PointMassChain | None = None, dm: float = 0.0, dm_var: float = 0.0,
-                  linear: bool = True, adapter=None, keep_base_mean: bool = True) -> onnx.ModelProto:
+                  linear: bool = True, adapter=None, keep_base_mean: bool = True,
+                  keep_base_var: bool = True) -> onnx.ModelProto:
     """The base graph (input x (1, 3n); outputs mean, var (1, n)) with the correction appended:
     mean += phi(x) w_nm + dm Y(x) (w_nm (F, n) in N*m, dm kg), var += (phi P phi^T) s2_nm +
     dm_var Y(x)^2 (s2_nm (n,) (N*m)^2, dm_var kg^2); phi = [1, x' (if ``linear``),
@@ -685,7 +690,8 @@ def compose_graph(base: onnx.ModelProto, x_mean: np.ndarray, x_std: np.ndarray, 
     run. ``adapter`` (learning/online_base.py; default: an SVDKL graph) names the mean / variance
     outputs and builds x from the graph's inputs. ``keep_base_mean`` False: the mean output is the
     correction alone (an analytic base: the loader adds the RNEA; the base graph's variance stays,
-    its mean is left unused)."""
+    its mean is left unused). ``keep_base_var`` False: the variance output is the correction's alone
+    plus s2_nm as its noise (learning/online.py OnlineConfig.analytic_var)."""
     g = base.graph
     mean_out, var_out = (adapter.mean_out, adapter.var_out) if adapter is not None else ("mean", "var")
     rename = {mean_out: "base_mean", var_out: "base_var"}
@@ -734,7 +740,7 @@ def compose_graph(base: onnx.ModelProto, x_mean: np.ndarray, x_std: np.ndarray, 
         mean_in, var_in = "oc_corr_all", "oc_var_all"
     nodes += [helper.make_node("Add", ["base_mean", mean_in], [mean_out]) if keep_base_mean
               else helper.make_node("Identity", [mean_in], [mean_out]),
-              helper.make_node("Add", ["base_var", var_in], [var_out])]
+              helper.make_node("Add", ["base_var" if keep_base_var else "oc_s2", var_in], [var_out])]
     g.node.extend(nodes)
     onnx.checker.check_model(base)
     return base

@@ -176,3 +176,30 @@ def test_validation_replays_the_whole_torque(fitted, tmp_path, iiwa_urdf):
     (d / "metadata.json").write_text(json.dumps(data))
     with pytest.raises(ModelLoadError, match="misses the recorded whole torque"):
         open_model_dir(d, urdf=iiwa_urdf)
+
+
+def test_analytic_var_correction_replaces_the_base_models_variance(tmp_path, iiwa_urdf):
+    # analytic_var="correction": the version's variance is the correction's own - its residual
+    # mean square s2 per joint (here the fit's error on RNEA + friction, far below the SVDKL's
+    # noise) plus its parameter uncertainty (>= 0) - so the std lies at or above sqrt(s2) and,
+    # on these rows of the SVDKL's training region, below the SVDKL's own std (its sigma_n
+    # 0.26-0.58 N*m on joints 1-4 against a fit error of a few hundredths)
+    lr = OnlineLearner(resolve_model_dir("svdkl_iiwa_sim"), tmp_path,
+                       OnlineConfig(batch=100, holdout=100, base="analytic", analytic_var="correction"))
+    x = _rows(lr, 400, 0)
+    for xi, yi in zip(x, lr.analytic_predict(x) + _friction(lr, x), strict=True):
+        lr.add(xi, yi)
+    res = lr.cycle()
+    assert res.accepted and res.base == "analytic", res
+    model = load_inverse_model("svdkl", res.path, lr.meta.joint_names, urdf=iiwa_urdf)
+    q = InverseQuery(7)
+    mean, std = np.zeros(7), np.zeros(7)
+    s2 = lr.running.s2 * np.asarray(lr.meta.normalization["y_std"]) ** 2
+    base_std = np.sqrt(lr.base_predict(x[:5])[1])
+    for i, row in enumerate(x[:5]):
+        q.q[:], q.qd[:], q.qdd_des[:] = row[:7], row[7:14], row[14:]
+        assert model.predict(q, mean, std)
+        assert np.all(std >= np.sqrt(s2) * (1 - 1e-4))               # float32 graph
+        assert np.all(std[:4] < base_std[i, :4]), (std, base_std[i])
+    with pytest.raises(ValueError, match="analytic_var"):
+        OnlineLearner(resolve_model_dir("svdkl_iiwa_sim"), tmp_path / "x", OnlineConfig(analytic_var="novelty"))
