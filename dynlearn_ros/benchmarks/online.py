@@ -118,7 +118,7 @@ def bench_cycles(x: np.ndarray, y: np.ndarray, chunk: int, out: Path,
                "probe": probe_s}
         if res.accepted:
             t0 = time.perf_counter()
-            model = load_inverse_model("svdkl", res.path, spec.joint_names)
+            model = load_inverse_model("svdkl", res.path, spec.joint_names, urdf=str(spec.urdf_path))
             t1 = time.perf_counter()
             check_model(model, spec.joint_names, spec.home)
             tuning = build_tuning(config, model)
@@ -143,7 +143,7 @@ def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s
     """Wall-clock 1 kHz loop with slot swaps every ``swap_every_s``; lateness in and out of swaps."""
     cfg, config, spec, ctl, plant = _setup(payload_kg)
     n, dt = spec.n, config.control_period_s
-    slot = ModelSlot(ctl.model, "svdkl", config.model_dir, lambda k, p: load_inverse_model(k, p, spec.joint_names),
+    slot = ModelSlot(ctl.model, "svdkl", config.model_dir, lambda k, p: load_inverse_model(k, p, spec.joint_names, urdf=str(spec.urdf_path)),
                      lambda m: check_model(m, spec.joint_names, spec.home),
                      prepare=lambda m: build_tuning(config, m))
     q, qd = np.zeros(n), np.zeros(n)

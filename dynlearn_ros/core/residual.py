@@ -71,6 +71,15 @@ so the estimate of a stationary mean square has a relative std of ~sqrt(filter_s
 
 Ticks in which the law did not run (hold, fault, stale state) break the chain: the next update
 only remembers; the estimate keeps its value. No allocation per tick.
+
+Recent samples for a swap's plant check
+---------------------------------------
+Each update also writes its step into a ring of the newest ``samples`` steps (default
+SAMPLE_ROWS, 1 s at 1 kHz): the state (q, qd) at the recorded tick, the measured acceleration a,
+the torque applied over the step and the raw innovation r (the running model's realized error
+at a). :meth:`ResidualSigma.snapshot` copies them without a lock for another thread: the slot's
+check of a candidate model (runtime/slot.py :func:`~dynlearn_ros.runtime.slot.check_plant_fit`)
+scores the candidate on them against r.
 """
 
 from __future__ import annotations
@@ -85,6 +94,8 @@ from dynlearn_ros.core.analytic import RigidBodyModel
 #: defaults derived above (s)
 DEFAULT_FILTER_S = 0.005
 DEFAULT_WINDOW_S = 0.1
+#: recent steps kept for the swap's plant check (1 s at 1 kHz)
+SAMPLE_ROWS = 1000
 
 
 def _keep(dt: float, tc: float) -> float:
@@ -106,7 +117,8 @@ class ResidualSigma:
     v ((N*m)^2), ``updates`` (count)."""
 
     def __init__(self, urdf_path: str | Path, joint_names: Sequence[str], dt: float,
-                 filter_s: float = DEFAULT_FILTER_S, window_s: float = DEFAULT_WINDOW_S) -> None:
+                 filter_s: float = DEFAULT_FILTER_S, window_s: float = DEFAULT_WINDOW_S,
+                 samples: int = SAMPLE_ROWS) -> None:
         if not (np.isfinite(filter_s) and filter_s >= 0):
             raise ValueError(f"filter_s must be finite and >= 0, got {filter_s}")
         if not (np.isfinite(window_s) and window_s > 0):
@@ -124,6 +136,12 @@ class ResidualSigma:
         self._pending = False
         self._h_cached, self._beta, self._gamma = -1.0, 1.0, 1.0
         self._a, self._ma, self._zero = np.zeros(n), np.zeros(n), np.zeros(n)
+        self._tau = np.zeros(n)
+        # the ring of recent steps (module docstring): rows written by observe(), ``total`` counts them
+        cap = self.sample_capacity = max(int(samples), 1)
+        self._rq, self._rqd, self._ra, self._rtau, self._rr = (np.zeros((cap, n)) for _ in range(5))
+        self._rt = np.zeros(cap)
+        self.sample_total = 0
 
     def reset(self) -> None:
         """Forget the record and the estimate (start, or a new plant)."""
@@ -143,6 +161,7 @@ class ResidualSigma:
         self._q[:] = q
         self._qd[:] = qd
         np.subtract(tau_applied, tau_ff, out=self._fb)
+        self._tau[:] = tau_applied
         self._qdd_des[:] = qdd_des
         self._t_prev = float(t_state)
         self._pending = True
@@ -160,11 +179,19 @@ class ResidualSigma:
         a = self._a
         np.subtract(qd, self._qd, out=a)
         a /= h
+        i = self.sample_total % self.sample_capacity
+        self._ra[i] = a                  # the measured acceleration, before a is reused below
         a -= self._qdd_des
         self.rbd.rnea(self._q, self._zero, a, self._ma)       # M(q) (a - qdd_des)
         np.subtract(self._fb, self._ma, out=self.innovation)
         if not np.isfinite(self.innovation).all():
             return False
+        self._rq[i] = self._q
+        self._rqd[i] = self._qd
+        self._rtau[i] = self._tau
+        self._rr[i] = self.innovation
+        self._rt[i] = self._t_prev
+        self.sample_total += 1
         if abs(h - self._h_cached) > 1e-9:   # the weights of the last step length (1 kHz: once)
             self._h_cached, self._beta, self._gamma = h, _keep(h, self.filter_s), _keep(h, self.window_s)
         beta, gamma = self._beta, self._gamma
@@ -178,6 +205,23 @@ class ResidualSigma:
         self.mean_square += a
         self.updates += 1
         return True
+
+    def snapshot(self, rows: int) -> dict[str, np.ndarray] | None:
+        """Copies of the newest <= ``rows`` recorded steps, oldest first: t (m,) s, q, qd, a, tau,
+        r (m, n) (rad, rad/s, rad/s^2, N*m applied, N*m innovation); None when none.
+
+        Lock-free for a thread other than the tick's: ``sample_total`` is read before and after
+        the copy, and rows the tick may have written meanwhile (running indices from the first
+        read on wrap onto the oldest positions) are dropped."""
+        cap = self.sample_capacity
+        first = self.sample_total
+        arrays = [a.copy() for a in (self._rt, self._rq, self._rqd, self._ra, self._rtau, self._rr)]
+        last = self.sample_total
+        lo = max(last + 1 - cap, first - int(rows), 0)
+        if first <= lo:
+            return None
+        idx = np.arange(lo, first) % cap
+        return dict(zip(("t", "q", "qd", "a", "tau", "r"), (a[idx] for a in arrays), strict=True))
 
     def combine(self, std: np.ndarray, out: np.ndarray) -> np.ndarray:
         """out = sqrt(std^2 + max(0, v - std^2)) = max(std, sqrt(v)) (n,) N*m."""

@@ -43,9 +43,24 @@ Pipeline, per sample and per cycle:
   correction's parameter uncertainty, s2_j * phi^T (A + ridge I)^{-1} phi + var(dm) Y_j^2, with
   s2_j the correction's residual mean square (standardized, times y_std_j^2).
 
-* Gate: the candidate and the running model (the correction now in use, zero at first) are
-  scored on the held-out window, RMSE over joints in standardized units; the candidate is
-  exported only if it is no worse. Export: the base graph with the correction appended
+* Two bases (``OnlineConfig.base``, default "auto"): the correction above is fitted on the base
+  model's mean ("model") and, side by side with its own statistics (:class:`Track`), on the URDF's
+  rigid-body torque RNEA(q, qd, a) ("analytic", an svdkl base of a robot in the table):
+
+      tau(x) = RNEA_urdf(x) + y_std * (phi(x) W_a) + dm_a Y(x)
+
+  where the URDF is exact but for the payload and friction (DESIGN.md: 1e-14 against PyBullet),
+  the learned base carries its own ~sigma_n error everywhere, which a correction from a few
+  seconds of samples cannot remove (the 0 kg phases: docs/results_closed_loop.md). Here dm_a is the
+  payload itself, not its change from the base model's training payload.
+
+* Gate: each base's candidate and its previous fit are scored on the held-out window, RMSE over
+  joints in standardized units (the same y_std for both bases, so the scores compare); of the
+  candidates no worse than their own previous fit, the lowest is exported if it is no worse than
+  the running model (the version now in use, on its base; the base model itself at first). A
+  version on the RNEA declares ``"base": {"kind": "analytic", ...}`` in its metadata and its
+  graph's mean is the correction alone: the loader adds the RNEA of the controller's URDF
+  (runtime/analytic_base.py). Export: the base graph with the correction appended
   (:func:`compose_graph`), through the model-directory contract (written whole or not at all,
   validated, golden replay), into ``out_root/v%04d`` (a new directory per version, so a reader
   never sees a directory change under it; the newest ``keep`` are kept).
@@ -146,6 +161,8 @@ class SampleRing:
         self.x = np.zeros((self.capacity, 3 * n))
         self.y = np.zeros((self.capacity, n))
         self.base = np.zeros((self.capacity, n))
+        #: the analytic base's RNEA at x (n,) N*m (filled like ``base`` when the learner has one)
+        self.base_an = np.zeros((self.capacity, n))
         self.contiguous = np.zeros(self.capacity, dtype=bool)
         self.total = 0
 
@@ -196,6 +213,29 @@ class OnlineConfig:
     robot: str = "auto"
     change_ratio: float = 1.0
     hold_w_ratio: float = 100.0
+    base: str = "auto"
+    urdf: str = ""
+    analytic_var: str = "base"
+
+
+@dataclass
+class Track:
+    """One base's correction: its statistics (A (F, F), B, C (F, n), d, e; see the module
+    docstring) and its own latest fit that passed its held-out test (W (F, n), dm kg, dm_var kg^2,
+    s2 (n,) standardized residual mean square, s2_heldout (n,) the change test's yardstick)."""
+
+    name: str
+    nf: int
+    n: int
+    fitted: bool = False
+
+    def __post_init__(self) -> None:
+        nf, n = self.nf, self.n
+        self.A, self.B, self.C = np.zeros((nf, nf)), np.zeros((nf, n)), np.zeros((nf, n))
+        self.d, self.e = 0.0, 0.0
+        self.W = np.zeros((nf, n))
+        self.dm, self.dm_var = 0.0, 0.0
+        self.s2, self.s2_heldout = np.ones(n), np.ones(n)
 
 
 @dataclass
@@ -214,6 +254,8 @@ class CycleResult:
     change_ratio: float = float("nan")
     forgot: bool = False
     payload_kg: float = 0.0
+    base: str = "model"
+    heldout_by_base: dict = field(default_factory=dict)
 
 
 class OnlineLearner:
@@ -240,23 +282,34 @@ class OnlineLearner:
         nf = 1 + (d if cfg.linear else 0) + cfg.features
         self._ridge = np.full(nf, cfg.ridge)
         self._based_to = 0
-        self._fitted = False
-        self.A = np.zeros((nf, nf))
-        self.B = np.zeros((nf, self.n))
-        self.W = np.zeros((nf, self.n))          # the running correction (zero: the base model)
-        # the payload: one mass dm (kg) shared by every joint, r'_tj = phi_t W_j + dm Y'_tj with
-        # Y' = Y / y_std; its statistics C = sum phi^T Y' (F, n), d = sum Y'^2, e = sum Y' r'
-        self.C = np.zeros((nf, self.n))
-        self.d, self.e = 0.0, 0.0
-        self.dm, self.dm_var = 0.0, 0.0          # running estimate (kg) and its variance (kg^2)
-        self.s2 = np.ones(self.n)
-        #: per joint, the running correction's mean square error on its held-out window
-        #: (standardized): the yardstick of the change test
-        self.s2_heldout = np.ones(self.n)
         sb = self.meta.sigma_bounds      # none recorded: y_std, the targets' own spread
         sigma_f = np.asarray(sb.sigma_f if sb is not None else self.y_std, dtype=float)
         #: sigma_f^2 in standardized units: the change test's floor
         self._s2_floor = (sigma_f / self.y_std) ** 2
+        #: the bases fitted side by side (:class:`Track`); the gate exports the best
+        self.tracks = [Track("model", nf, self.n)]
+        self.urdf: str | None = None
+        self.rbd = None
+        if cfg.analytic_var not in ("base", "correction"):
+            raise ValueError(f"OnlineConfig.analytic_var must be 'base' or 'correction', got {cfg.analytic_var!r}")
+        if cfg.base not in ("model", "analytic", "auto"):
+            raise ValueError(f"OnlineConfig.base must be 'model', 'analytic' or 'auto', got {cfg.base!r}")
+        if cfg.base != "model":
+            if not self.robot:
+                if cfg.base == "analytic":
+                    raise ValueError(f"{self.base_dir}: an analytic base needs a model of a robot in the table "
+                                     f"(joints {list(self.meta.joint_names)})")
+            else:
+                from dynlearn_ros.core.analytic import RigidBodyModel
+                from dynlearn_ros.core.robots import robot_spec
+
+                self.urdf = str(cfg.urdf or robot_spec(self.robot).urdf_path)
+                self.rbd = RigidBodyModel(self.urdf, self.meta.joint_names)
+                an = Track("analytic", nf, self.n)
+                self.tracks = [an] if cfg.base == "analytic" else [*self.tracks, an]
+        #: the exported (running) correction: its track and (W, dm, dm_var, s2); at first the
+        #: base model itself (track "model", zero correction), whatever tracks are fitted
+        self.running = Track("model", nf, self.n)
         self.ring = SampleRing(cfg.capacity, self.n)
         self._trained_to = 0
         # a restarted trainer continues the numbering of its out_root and clears what a killed one
@@ -295,10 +348,33 @@ class OnlineLearner:
                              "the recurrent model's prediction")
         return self.base.predict(x)
 
-    def predict(self, x: np.ndarray, W: np.ndarray | None = None, dm: float | None = None) -> np.ndarray:
-        """Mean torque (B, n) of base + correction (W, dm) (default: the running one); stateless base."""
-        W, dm = (self.W if W is None else W), (self.dm if dm is None else dm)
-        return self.base_predict(x)[0] + (self.features(x) @ W) * self.y_std + dm * self.payload(x)
+    def analytic_predict(self, x: np.ndarray) -> np.ndarray:
+        """RNEA of the analytic base's URDF (B, n) N*m at rows x (B, 3n) (needs an analytic track)."""
+        from dynlearn_ros.runtime.analytic_base import rnea_rows
+
+        if self.rbd is None:
+            raise ValueError("no analytic base in this learner (OnlineConfig.base, kind, robot)")
+        return rnea_rows(self.rbd, x)
+
+    def predict(self, x: np.ndarray, W: np.ndarray | None = None, dm: float | None = None,
+                base: str | None = None) -> np.ndarray:
+        """Mean torque (B, n) of base + correction (W, dm) (default: the running one, on its base);
+        stateless base."""
+        run = self.running
+        W, dm = (run.W if W is None else W), (run.dm if dm is None else dm)
+        b = self.analytic_predict(x) if (base or run.name) == "analytic" else self.base_predict(x)[0]
+        return b + (self.features(x) @ W) * self.y_std + dm * self.payload(x)
+
+    @property
+    def W(self) -> np.ndarray:
+        """The running correction's W (F, n) (standardized)."""
+        return self.running.W
+
+    @property
+    def dm(self) -> float:
+        """The running correction's payload (kg, relative to its base: the base model's training
+        payload for "model", none for "analytic")."""
+        return self.running.dm
 
     def add(self, x: np.ndarray, y: np.ndarray, contiguous: bool = True) -> None:
         """One sample: x = [q, qd, qdd] (3n,) rad, rad/s, rad/s^2; y = tau (n,) N*m; contiguous:
@@ -333,17 +409,73 @@ class OnlineLearner:
         # the base model once per sample, in order (the ring holds >> one cycle's samples:
         # positions filled here are not overwritten before the write-back)
         b_fill = self.base.predict(x_fill, y_fill, c_fill)[0]
+        a_fill = self.analytic_predict(x_fill) if self.rbd is not None else None
         with self.lock:
             ring.base[idx_fill] = b_fill
+            if a_fill is not None:
+                ring.base_an[idx_fill] = a_fill
             self._based_to = total
             stop = total - cfg.holdout
             i_new, i_h = ring.index(self._trained_to, stop), ring.index(stop, total)
-            xn, yn, bn = ring.x[i_new], ring.y[i_new], ring.base[i_new]
-            xh, yh, bh = ring.x[i_h], ring.y[i_h], ring.base[i_h]
-        m = len(xn)
-        rn = (yn - bn) / self.y_std
+            xn, yn = ring.x[i_new], ring.y[i_new]
+            xh, yh = ring.x[i_h], ring.y[i_h]
+            bases = {"model": (ring.base[i_new], ring.base[i_h])}
+            if a_fill is not None:
+                bases["analytic"] = (ring.base_an[i_new], ring.base_an[i_h])
         pn = self.features(xn)
         yp = self.payload(xn) / self.y_std
+        ph = self.features(xh)
+        yph = self.payload(xh) / self.y_std
+        fits = {tr.name: self._fit_track(tr, (yn - bases[tr.name][0]) / self.y_std, pn, yp,
+                                         (yh - bases[tr.name][1]) / self.y_std, ph, yph) for tr in self.tracks}
+        self._trained_to = stop
+        t_fit = time.perf_counter()
+        # the exported model on this held-out window, and the best fit that passed its own test
+        run = self.running
+        rh_run = (yh - bases[run.name][1]) / self.y_std if run.name in bases else None
+        s_run = (float(np.sqrt(np.mean((rh_run - ph @ run.W - run.dm * yph) ** 2))) if rh_run is not None
+                 else float("inf"))
+        passed = [f for f in fits.values() if f["s_cand"] <= f["s_track"]]
+        best = min(passed or fits.values(), key=lambda f: f["s_cand"])
+        t_eval = time.perf_counter()
+        self.cycles += 1
+        res = CycleResult(self.version, False, best["m"], best["train_rmse"], best["s_cand"], s_run,
+                          change_ratio=best["ratio"], forgot=best["forgot"], payload_kg=best["dm"],
+                          base=best["track"].name, heldout_by_base={k: f["s_cand"] for k, f in fits.items()})
+        for f in passed:
+            if f is not best:
+                self._take_fit(f)
+        if passed and best["s_cand"] <= s_run:
+            try:
+                path = self._export(best, xh, res)
+            except Exception as exc:   # a refused export: counted, the running model stays
+                res.reason = f"export refused: {type(exc).__name__}: {exc}"
+                self.rejected += 1
+            else:
+                self._take_fit(best)
+                tr = best["track"]
+                self.running = Track(tr.name, tr.nf, tr.n, True)
+                self.running.W, self.running.dm, self.running.dm_var = tr.W, tr.dm, tr.dm_var
+                self.running.s2, self.running.s2_heldout = tr.s2, tr.s2_heldout
+                self.version, self.running_dir = res.version, path
+                res.accepted, res.path = True, str(path)
+                self.accepted += 1
+        else:
+            res.reason = f"held-out RMSE {best['s_cand']:.4f} > running {min(s_run, best['s_track']):.4f} (standardized)"
+            self.rejected += 1
+        t_end = time.perf_counter()
+        res.seconds = {"fit": t_fit - t0, "evaluate": t_eval - t_fit, "export": t_end - t_eval, "total": t_end - t0}
+        self.history.append(res)
+        return res
+
+    def _fit_track(self, tr: Track, rn: np.ndarray, pn: np.ndarray, yp: np.ndarray, rh: np.ndarray,
+                   ph: np.ndarray, yph: np.ndarray) -> dict:
+        """Advance ``tr``'s statistics with the new rows (standardized residuals rn (m, n) of its
+        base, features pn (m, F), payload regressor yp (m, n)) and fit; score on the held-out rows
+        (rh, ph, yph). Returns the fit (W, dm, ...) and its scores: s_cand (the fit) and s_track
+        (the track's previous fit) on the held-out window, standardized RMSE."""
+        cfg = self.cfg
+        m = len(rn)
         # Changed plant. The yardstick per joint: the larger of the running correction's mean
         # square error on the held-out window it was accepted on and sigma_f^2, the std at which
         # the gain schedule is already at its top (standardized). While the plant is the one the
@@ -362,8 +494,8 @@ class OnlineLearner:
         # noisy row does not move the start; a single row of the old plant kept in the fit
         # weighs (Delta m Y)^2).
         ratio, forgot = float("nan"), False
-        if self._fitted:
-            per_row = np.mean((rn - pn @ self.W - self.dm * yp) ** 2 / np.maximum(self.s2_heldout, self._s2_floor),
+        if tr.fitted:
+            per_row = np.mean((rn - pn @ tr.W - tr.dm * yp) ** 2 / np.maximum(tr.s2_heldout, self._s2_floor),
                               axis=1)
             ratio = float(per_row.mean())
             forgot = ratio > cfg.change_ratio
@@ -373,57 +505,38 @@ class OnlineLearner:
                 ahead = np.full(m, np.inf)
                 ahead[:m - w + 1] = (c[w:] - c[:-w]) / w
                 first = int(np.argmax((per_row > cfg.change_ratio) & (ahead > cfg.change_ratio)))
-                xn, rn, pn, yp = xn[first:], rn[first:], pn[first:], yp[first:]
-                m = len(xn)
+                rn, pn, yp = rn[first:], pn[first:], yp[first:]
+                m = len(rn)
         rho = np.exp(-m / cfg.forget_samples)
-        A, B, C = rho * self.A, rho * self.B, rho * self.C
-        d, e = rho * self.d, rho * self.e
+        A, B, C = rho * tr.A, rho * tr.B, rho * tr.C
+        d, e = rho * tr.d, rho * tr.e
         if forgot:
-            B, C, d, e = self._release_payload(B, C, d, e)
+            B, C, d, e = self._release_payload(tr, B, C, d, e)
         A = A + pn.T @ pn
         B = B + pn.T @ rn
         C = C + pn.T @ yp
         d, e = d + float(np.sum(yp * yp)), e + float(np.sum(yp * rn))
         W, dm, dm_var_unit, chol = self._solve(A, B, C, d, e)
         if forgot and ratio > cfg.hold_w_ratio and self.chain is not None:
-            W, dm, dm_var_unit = self._payload_only(rn, pn, yp)
+            W, dm, dm_var_unit = self._payload_only(tr, rn, pn, yp)
         train_rmse = float(np.sqrt(np.mean((rn - pn @ W - dm * yp) ** 2)))
-        t_fit = time.perf_counter()
-        ph = self.features(xh)
-        yph = self.payload(xh) / self.y_std
-        rh = (yh - bh) / self.y_std
-        s_cand = float(np.sqrt(np.mean((rh - ph @ W - dm * yph) ** 2)))
-        s_run = float(np.sqrt(np.mean((rh - ph @ self.W - self.dm * yph) ** 2)))
-        t_eval = time.perf_counter()
         # the statistics advance either way
-        self.A, self.B, self.C, self.d, self.e, self._trained_to = A, B, C, d, e, stop
-        self.cycles += 1
-        res = CycleResult(self.version, False, m, train_rmse, s_cand, s_run, change_ratio=ratio, forgot=forgot,
-                          payload_kg=dm)
-        if s_cand <= s_run:
-            # floor: a fit that interpolates its batch must not claim a zero residual (the change
-            # test divides by it); 1e-6 y_std^2 is far below any joint's noise
-            s2 = np.maximum(np.mean((rn - pn @ W - dm * yp) ** 2, axis=0), 1e-6)
-            dm_var = float(np.mean(s2)) * dm_var_unit      # kg^2: the fit's residual variance
-            try:
-                path = self._export(W, dm, dm_var, _chol_solve(chol, np.eye(len(A))), s2, xh, res)
-            except Exception as exc:   # a refused export: counted, the running model stays
-                res.reason = f"export refused: {type(exc).__name__}: {exc}"
-                self.rejected += 1
-            else:
-                self.W, self.s2, self.version, self.running_dir = W, s2, res.version, path
-                self.dm, self.dm_var = dm, dm_var
-                self.s2_heldout = np.maximum(np.mean((rh - ph @ W - dm * yph) ** 2, axis=0), 1e-6)
-                self._fitted = True
-                res.accepted, res.path = True, str(path)
-                self.accepted += 1
-        else:
-            res.reason = f"held-out RMSE {s_cand:.4f} > running {s_run:.4f} (standardized)"
-            self.rejected += 1
-        t_end = time.perf_counter()
-        res.seconds = {"fit": t_fit - t0, "evaluate": t_eval - t_fit, "export": t_end - t_eval, "total": t_end - t0}
-        self.history.append(res)
-        return res
+        tr.A, tr.B, tr.C, tr.d, tr.e = A, B, C, d, e
+        # floor: a fit that interpolates its batch must not claim a zero residual (the change
+        # test divides by it); 1e-6 y_std^2 is far below any joint's noise
+        s2 = np.maximum(np.mean((rn - pn @ W - dm * yp) ** 2, axis=0), 1e-6)
+        return {"track": tr, "W": W, "dm": dm, "dm_var": float(np.mean(s2)) * dm_var_unit, "chol": chol, "s2": s2,
+                "m": m, "train_rmse": train_rmse, "ratio": ratio, "forgot": forgot,
+                "s_cand": float(np.sqrt(np.mean((rh - ph @ W - dm * yph) ** 2))),
+                "s_track": float(np.sqrt(np.mean((rh - ph @ tr.W - tr.dm * yph) ** 2))),
+                "s2_heldout": np.maximum(np.mean((rh - ph @ W - dm * yph) ** 2, axis=0), 1e-6)}
+
+    @staticmethod
+    def _take_fit(f: dict) -> None:
+        """The fit ``f`` becomes its track's latest (the change test's reference)."""
+        tr = f["track"]
+        tr.W, tr.dm, tr.dm_var, tr.s2, tr.s2_heldout = f["W"], f["dm"], f["dm_var"], f["s2"], f["s2_heldout"]
+        tr.fitted = True
 
     def _solve(self, A, B, C, d, e):
         """Posterior mean of (W, dm): with K = A + ridge, G_B = K^-1 B, G_C = K^-1 C,
@@ -440,7 +553,8 @@ class OnlineLearner:
         dm = (e - float(np.sum(C * GB))) / schur
         return GB - dm * GC, dm, 1.0 / schur, chol
 
-    def _payload_only(self, rn: np.ndarray, pn: np.ndarray, yp: np.ndarray) -> tuple[np.ndarray, float, float]:
+    def _payload_only(self, tr: Track, rn: np.ndarray, pn: np.ndarray, yp: np.ndarray
+                      ) -> tuple[np.ndarray, float, float]:
         """(W, dm, dm's variance per unit residual variance) for a batch that follows a detected
         change: W stays the running one, dm = sum Y'.(r' - phi W) / (sum |Y'|^2 + prior^-2) from
         the batch's rows after the change (standardized, (m, n) each; pn (m, F)).
@@ -461,11 +575,11 @@ class OnlineLearner:
         ones of ratio 1-3 that a steady plant gives now and then) stopped W from learning: a
         0 kg phase from the 5 kg base, seed 1, then detected 9 "changes" in 16 s and tracked at
         1.20 mrad against 0.46 with the joint solve (2 detections), measured in lockstep."""
-        resid = rn - pn @ self.W
+        resid = rn - pn @ tr.W
         denom = float(np.sum(yp * yp)) + PAYLOAD_PRIOR_KG ** -2
-        return self.W, float(np.sum(yp * resid)) / denom, 1.0 / denom
+        return tr.W, float(np.sum(yp * resid)) / denom, 1.0 / denom
 
-    def _release_payload(self, B, C, d, e):
+    def _release_payload(self, tr: Track, B, C, d, e):
         """Statistics after a detected change: the old samples keep informing the rest of the
         correction (friction, the base model's own error - a payload does not change them) with
         the old payload taken out of their targets (B - dm_old C: their residual as if the
@@ -475,32 +589,49 @@ class OnlineLearner:
         old statistics are dropped (B = 0; A fades as usual, as a prior on W)."""
         if self.chain is None:
             return np.zeros_like(B), C, d, e
-        return B - self.dm * C, np.zeros_like(C), 0.0, 0.0
+        return B - tr.dm * C, np.zeros_like(C), 0.0, 0.0
 
-    def _export(self, W: np.ndarray, dm: float, dm_var: float, P: np.ndarray, s2: np.ndarray,
-                golden_x: np.ndarray, res: CycleResult) -> Path:
+    def _export(self, fit: dict, golden_x: np.ndarray, res: CycleResult) -> Path:
+        """Write the fit ``fit`` (:meth:`_fit_track`) on its base as a new version (module docstring)."""
+        W, dm, dm_var, s2, tr = fit["W"], fit["dm"], fit["dm_var"], fit["s2"], fit["track"]
+        P = _chol_solve(fit["chol"], np.eye(len(tr.A)))
+        analytic = tr.name == "analytic"
         version = self.version + 1
         res.version = version
         out = self.out_root / f"v{version:04d}"
         proto = compose_graph(onnx.load(str(self.base_dir / MODEL_FILE)), self.x_mean, self.x_std, self.omega,
                               self.phase, W * self.y_std, P, s2 * self.y_std**2, self.chain, dm, dm_var,
-                              self.cfg.linear, self.base)
+                              self.cfg.linear, self.base, keep_base_mean=not analytic,
+                              keep_base_var=not (analytic and self.cfg.analytic_var == "correction"))
         golden_in, golden_state, gx = self.base.golden(golden_x)
         y_gold = self.payload(gx)
-        ref_mean = self.base.reference(golden_in) + (self.features(gx) @ W) * self.y_std + dm * y_gold
+        corr = (self.features(gx) @ W) * self.y_std + dm * y_gold
+        ref_mean = corr if analytic else self.base.reference(golden_in) + corr
         mean_out = self.base.mean_out
-        digest = hashlib.sha256(np.ascontiguousarray(self.B).tobytes()).hexdigest()[:16]
+        reference = {mean_out: ref_mean}
+        base_record = None
+        if analytic:
+            from dynlearn_ros.runtime.analytic_base import analytic_base_record
+
+            base_record = analytic_base_record(self.robot, self.urdf, self.meta.joint_names)
+            # the whole torque the loader's prediction must reproduce (runtime/analytic_base.py)
+            reference["full_mean"] = ref_mean + self.analytic_predict(gx)
+        digest = hashlib.sha256(np.ascontiguousarray(tr.B).tobytes()).hexdigest()[:16]
         online = {"base_model_dir": str(self.base_dir), "base_model_version": self.meta.model_version,
-                  "correction": "base + y_std * ([1, x', sqrt(2/R) cos(x' Omega + b)] W) + dm Y(x), "
-                                "learning/online.py", "payload_regressor_robot": self.robot,
-                  "payload_kg_vs_base": dm, "payload_kg_std": float(np.sqrt(max(dm_var, 0.0))),
+                  "base": tr.name,
+                  "correction": ("RNEA_urdf" if analytic else "base")
+                  + " + y_std * ([1, x', sqrt(2/R) cos(x' Omega + b)] W) + dm Y(x), learning/online.py",
+                  "payload_regressor_robot": self.robot,
+                  ("payload_kg_vs_urdf" if analytic else "payload_kg_vs_base"): dm,
+                  "payload_kg_std": float(np.sqrt(max(dm_var, 0.0))),
                   "config": dataclasses.asdict(self.cfg), "samples_seen": int(self.ring.total),
-                  "heldout_rmse_std_units": {"candidate": res.heldout_candidate, "running": res.heldout_running},
+                  "heldout_rmse_std_units": {"candidate": res.heldout_candidate, "running": res.heldout_running,
+                                             "by_base": res.heldout_by_base},
                   "train_rmse_std_units": res.train_rmse}
         fields = {f.name: getattr(self.meta, f.name) for f in dataclasses.fields(self.meta)
                   if f.name not in ("golden", "format_version")}
         fields.update(model_version=version, metrics={"online": online},
-                      specific={**self.meta.specific, "online": online},
+                      specific={**self.meta.specific, "online": online}, base=base_record,
                       provenance=Provenance("dynlearn_ros.learning.online (trainer)", "online samples", digest,
                                             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), __version__,
                                             dataclasses.asdict(self.cfg),
@@ -515,7 +646,7 @@ class OnlineLearner:
         def fill(tmp: Path) -> None:
             onnx.save_model(proto, str(tmp / MODEL_FILE))
             session.append(OnnxStep(tmp / MODEL_FILE))
-            meta = finish_model_dir(tmp, fields, golden_in, golden_state, reference={mean_out: ref_mean},
+            meta = finish_model_dir(tmp, fields, golden_in, golden_state, reference=reference,
                                     step=session[0])
             with np.load(tmp / meta.golden.file) as z:
                 got = z[f"out.{mean_out}"][:, 0].astype(np.float64)
@@ -527,7 +658,7 @@ class OnlineLearner:
             if np.any(np.abs(got - ref_mean) > bound):
                 raise ValueError(f"composed graph vs numpy: max |diff| {np.abs(got - ref_mean).max():.3g} N*m")
 
-        path = publish_model_dir(out, fill, check=lambda tmp: open_model_dir(tmp, step=session[0]))
+        path = publish_model_dir(out, fill, check=lambda tmp: open_model_dir(tmp, step=session[0], urdf=self.urdf))
         self._prune()
         return path
 
@@ -542,21 +673,25 @@ class OnlineLearner:
         last = self.history[-1] if self.history else None
         return {"samples_seen": int(self.ring.total), "cycles": self.cycles, "accepted": self.accepted,
                 "rejected": self.rejected, "model_version": self.version, "model_dir": str(self.running_dir),
-                "payload_kg_running": float(self.dm),
+                "payload_kg_running": float(self.dm), "base_running": self.running.name,
                 "last": None if last is None else dataclasses.asdict(last)}
 
 
 def compose_graph(base: onnx.ModelProto, x_mean: np.ndarray, x_std: np.ndarray, omega: np.ndarray,
                   phase: np.ndarray, w_nm: np.ndarray, P: np.ndarray, s2_nm: np.ndarray,
                   chain: PointMassChain | None = None, dm: float = 0.0, dm_var: float = 0.0,
-                  linear: bool = True, adapter=None) -> onnx.ModelProto:
+                  linear: bool = True, adapter=None, keep_base_mean: bool = True,
+                  keep_base_var: bool = True) -> onnx.ModelProto:
     """The base graph (input x (1, 3n); outputs mean, var (1, n)) with the correction appended:
     mean += phi(x) w_nm + dm Y(x) (w_nm (F, n) in N*m, dm kg), var += (phi P phi^T) s2_nm +
     dm_var Y(x)^2 (s2_nm (n,) (N*m)^2, dm_var kg^2); phi = [1, x' (if ``linear``),
     sqrt(2/R) cos(x' omega + phase) (if R = omega.shape[1] > 0)]; Y (with ``chain``):
     :func:`point_mass_regressor` emitted as ONNX nodes, the same code the trainer's features
     run. ``adapter`` (learning/online_base.py; default: an SVDKL graph) names the mean / variance
-    outputs and builds x from the graph's inputs."""
+    outputs and builds x from the graph's inputs. ``keep_base_mean`` False: the mean output is the
+    correction alone (an analytic base: the loader adds the RNEA; the base graph's variance stays,
+    its mean is left unused). ``keep_base_var`` False: the variance output is the correction's alone
+    plus s2_nm as its noise (learning/online.py OnlineConfig.analytic_var)."""
     g = base.graph
     mean_out, var_out = (adapter.mean_out, adapter.var_out) if adapter is not None else ("mean", "var")
     rename = {mean_out: "base_mean", var_out: "base_var"}
@@ -603,8 +738,9 @@ def compose_graph(base: onnx.ModelProto, x_mean: np.ndarray, x_std: np.ndarray, 
                   helper.make_node("Mul", ["oc_pm_y2", "oc_pm_dmvar"], ["oc_pm_var"]),
                   helper.make_node("Add", ["oc_var_extra", "oc_pm_var"], ["oc_var_all"])]
         mean_in, var_in = "oc_corr_all", "oc_var_all"
-    nodes += [helper.make_node("Add", ["base_mean", mean_in], [mean_out]),
-              helper.make_node("Add", ["base_var", var_in], [var_out])]
+    nodes += [helper.make_node("Add", ["base_mean", mean_in], [mean_out]) if keep_base_mean
+              else helper.make_node("Identity", [mean_in], [mean_out]),
+              helper.make_node("Add", ["base_var" if keep_base_var else "oc_s2", var_in], [var_out])]
     g.node.extend(nodes)
     onnx.checker.check_model(base)
     return base

@@ -74,7 +74,7 @@ from dynlearn_ros.nodes.runner import run_node  # noqa: E402
 from dynlearn_ros.nodes.trajectory_intake import TrajectoryIntake  # noqa: E402
 from dynlearn_ros.paths import resolve_model_dir  # noqa: E402
 from dynlearn_ros.runtime.registry import ModelLoadError, UnavailableModel, load_inverse_model  # noqa: E402
-from dynlearn_ros.runtime.slot import ModelSlot, check_model  # noqa: E402
+from dynlearn_ros.runtime.slot import PLANT_FIT_ROWS, ModelSlot, check_model, check_plant_fit  # noqa: E402
 
 LOG_THROTTLE_S = 2.0
 SLOT_POLL_S = 0.02   # how often finished model loads are logged and the parameters synced
@@ -129,6 +129,7 @@ class ComputedTorqueNode(Node):
             # the analytic model is the live fallback the tick uses: trusted, never run here
             if m is not self.analytic:
                 check_model(m, self.urdf_joints, spec.home, config.control_period_s)
+                self._check_plant_fit(m)
 
         self.slot = ModelSlot(model, config.model_kind, config.model_dir, self._load_model, check,
                               prepare=lambda m: build_tuning(self.config, m))
@@ -163,6 +164,15 @@ class ComputedTorqueNode(Node):
         # state's effort is an older command than the newest: docs/safety.md)
         self.applied = AppliedCommandMatch()
 
+    def _check_plant_fit(self, m: InverseModel) -> None:
+        """The slot's plant check (worker thread): the candidate on the controller's recent steps
+        against the running model (runtime/slot.py check_plant_fit; needs the realized-error
+        sigma's record, residual_window_s > 0, else nothing to score on)."""
+        res = self.ctl.residual
+        if res is not None:
+            sched = self.ctl.schedule
+            check_plant_fit(m, res.snapshot(PLANT_FIT_ROWS), sched.sigma_n, self.config.control_period_s)
+
     def _load_model(self, kind: str, model_dir: str) -> InverseModel:
         """The slot's loader (worker thread): ``kind`` '' reads the kind from metadata.json."""
         if kind == "analytic":
@@ -175,7 +185,10 @@ class ComputedTorqueNode(Node):
                 kind = json.loads((path / "metadata.json").read_text())["kind"]
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelLoadError(f"{path}: no model kind in metadata.json ({exc})") from exc
-        return load_inverse_model(kind, path, self.urdf_joints)
+        # the controller's URDF: a model with an analytic base adds its RNEA (and is refused if
+        # it was fitted against another robot or URDF, runtime/analytic_base.py)
+        urdf = self.config.urdf_path or str(robot_spec(self.config.robot).urdf_path)
+        return load_inverse_model(kind, path, self.urdf_joints, urdf=urdf)
 
     def _load_initial_model(self, kind: str, model_dir: str) -> InverseModel:
         try:

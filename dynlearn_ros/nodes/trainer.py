@@ -65,6 +65,10 @@ TRAINER_SPEC: tuple[ParamSpec, ...] = (
               "(its acceleration is not used)", lo=0.1, hi=10000.0, dynamic=False, reason=_RESTART),
     ParamSpec("torque_source", "string", "effort", "applied torque: joint_states effort, or the last "
               "effort_controller/commands", choices=("effort", "command"), dynamic=False, reason=_RESTART),
+    ParamSpec("base", "string", "auto", "what the correction is added to: the model's own mean, the URDF's "
+              "RNEA (svdkl models; the version declares it and the controller adds its URDF's RNEA), or "
+              "auto: both fitted, the lower held-out error exported (learning/online.py)",
+              choices=("auto", "model", "analytic"), dynamic=False, reason=_RESTART),
     ParamSpec("seed", "int", 0, "draw of the random features", lo=0, hi=2**31 - 1, dynamic=False,
               reason=_RESTART),
     ParamSpec("summary_path", "string", "", "write a JSON summary here at exit", dynamic=False,
@@ -85,7 +89,8 @@ class Trainer(Node):
         self.p = p = {s.name: s.check(raw[s.name], 0) for s in TRAINER_SPEC}   # ConfigError: exit 2
         out = p["out_dir"] or tempfile.mkdtemp(prefix="dynlearn-trainer-")
         self.learner = OnlineLearner(resolve_model_dir(p["model_dir"]), out, OnlineConfig(
-            batch=p["batch"], holdout=p["holdout"], forget_samples=p["forget_samples"], seed=p["seed"]))
+            batch=p["batch"], holdout=p["holdout"], forget_samples=p["forget_samples"], seed=p["seed"],
+            base=p["base"]))
         if self.learner.kind != p["model_kind"]:
             raise ConfigError(f"model_dir {p['model_dir']} holds a {self.learner.kind} model, model_kind is "
                               f"{p['model_kind']}")

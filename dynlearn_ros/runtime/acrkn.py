@@ -136,13 +136,30 @@ class AcrknInversePredictor(InverseModel):
         self._has_commit = False
         self._tmp = np.zeros(n)
         self._identity = bool(np.array_equal(self.perm, np.arange(n)))
+        #: the analytic base's RNEA term (metadata ``base``; None: the graph's mean is the whole
+        #: torque), evaluated at the acceleration the graph is asked for, (qd^des_{t+1} - qd_t) / dt
+        self.base = None
+        if meta.base is not None:
+            from dynlearn_ros.runtime.analytic_base import AnalyticBaseTerm
+
+            if model.base_urdf is None:
+                raise ModelLoadError(f"{self.model_dir}: the model declares an analytic base; it was not "
+                                     "checked against a URDF")
+            self.base = AnalyticBaseTerm(model.base_urdf, self.joint_names)
+            self._acc = np.zeros(n)
         self.reset()
 
     @classmethod
-    def from_directory(cls, model_dir: Path, joint_names: Sequence[str]) -> AcrknInversePredictor:
+    def from_directory(cls, model_dir: Path, joint_names: Sequence[str], urdf: str | Path | None = None
+                       ) -> AcrknInversePredictor:
         """Validate ``model_dir`` (an ac-RKN inverse model) and map its joints to ``joint_names``;
-        ModelLoadError with the reason otherwise."""
-        return cls(open_model_dir(model_dir, kind="acrkn", role="inverse"), joint_names)
+        ModelLoadError with the reason otherwise. ``urdf``: the controller's URDF, required by a
+        model with an analytic base (runtime/analytic_base.py)."""
+        vm = open_model_dir(model_dir, kind="acrkn", role="inverse", urdf=urdf)
+        if vm.metadata.base is not None and urdf is None:
+            raise ModelLoadError(f"{model_dir}: the model declares an analytic base (robot "
+                                 f"{vm.metadata.base['robot']!r}); its loader must pass the controller's URDF")
+        return cls(vm, joint_names)
 
     def reset(self) -> None:
         self._belief[:] = self._init_belief
@@ -194,6 +211,10 @@ class AcrknInversePredictor(InverseModel):
         else:
             mean_out[p] = self._tau
             std_out[p] = self._var
+        if self.base is not None:
+            np.subtract(qdn, query.qd, out=self._acc)
+            self._acc /= query.dt
+            self.base.add(query.q, query.qd, self._acc, mean_out)
         return True
 
     def noise_and_signal_std(self) -> tuple[np.ndarray, np.ndarray] | None:

@@ -22,6 +22,15 @@ A model directory holds ``model.onnx`` (the graph), ``metadata.json`` (this sche
     metrics         free-form evaluation record (test split)
     golden          {file, sha256, steps, state}: the golden sequence, its hash, and which inputs
                     are fed back from which outputs (recurrent models)
+    base            optional: what the graph's mean is added to. Absent or null: nothing (the
+                    graph's mean is the whole feed-forward torque, every model before this key).
+                    {"kind": "analytic", "robot", "joint_names", "probe": {"x", "tau"}}: the
+                    graph predicts tau - RNEA_urdf(q, qd, qdd) and the loader adds the RNEA of
+                    the controller's own URDF (runtime/analytic_base.py); ``probe`` holds states
+                    x (P, 3n) and the RNEA tau (P, n) of the URDF the model was fitted with, so a
+                    loader with another robot or URDF refuses the model. Any other kind is refused.
+                    Defined for inverse models: svdkl (x = [q, qd, qdd]) and acrkn (RNEA at
+                    q, qd of ``obs`` and the acceleration (qd of ``obs_next`` - qd) / dt).
     <kind>          the kind-specific section ("acrkn": model_config, initial_belief, belief_dim,
                     graph, opset, desired_next for inverse; "svdkl": config, opset, ir_version,
                     jitter, novelty if any)
@@ -47,6 +56,8 @@ METADATA_FILE = "metadata.json"
 GOLDEN_FILE = "golden.npz"
 
 KINDS = ("acrkn", "svdkl")
+#: the ``base`` kinds a loader knows (absent / null: no base)
+BASE_KINDS = ("analytic",)
 MODELS = {"acrkn": ("acrkn-inv", "acrkn-fwd"), "svdkl": ("svdkl", "svgp")}
 ROLES = ("inverse", "forward")
 DTYPES = ("float32",)
@@ -226,6 +237,8 @@ class ModelMetadata:
     golden: GoldenSpec
     specific: dict
     format_version: int = FORMAT_VERSION
+    #: the ``base`` record (module docstring) or None (the graph's mean is the whole torque)
+    base: dict | None = None
 
     @property
     def n_joints(self) -> int:
@@ -245,6 +258,7 @@ class ModelMetadata:
             "sigma_bounds": None if self.sigma_bounds is None else self.sigma_bounds.to_dict(),
             "normalization": self.normalization, "provenance": self.provenance.to_dict(),
             "metrics": self.metrics, "golden": self.golden.to_dict(), self.kind: self.specific,
+            **({"base": self.base} if self.base is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -316,12 +330,40 @@ class ModelMetadata:
         spec = r.sub(kind)
         for key in KIND_KEYS[(kind, role)]:
             spec.get(key, object)
+        base = _parse_base(r, kind, role, tuple(names))
         return cls(
             model_version=version, kind=kind, model=model, role=role, joint_names=tuple(names),
             dt=None if dt is None else float(dt), inputs=tensors["inputs"], outputs=tensors["outputs"],
             sigma_bounds=None if sb is None else SigmaBounds.parse(sb, len(names)),
             normalization=norm, provenance=Provenance.parse(r.sub("provenance")),
-            metrics=r.get("metrics", dict), golden=golden, specific=spec.data, format_version=fmt)
+            metrics=r.get("metrics", dict), golden=golden, specific=spec.data, format_version=fmt, base=base)
+
+
+def _parse_base(r: _Reader, kind: str, role: str, names: tuple[str, ...]) -> dict | None:
+    """The ``base`` record checked (module docstring); None when absent or null."""
+    b = r.sub("base", optional=True)
+    if b is None:
+        return None
+    base_kind = b.get("kind", str)
+    if base_kind not in BASE_KINDS:
+        raise b.err("kind", f"is {base_kind!r}; this loader knows the bases {BASE_KINDS} (absent: none)")
+    if role != "inverse":
+        raise b.err("kind", f"'analytic' is defined for inverse models (svdkl: x = [q, qd, qdd]; acrkn: "
+                            f"the acceleration (qd_next - qd) / dt of obs, obs_next), this one is {kind} {role}")
+    b.get("robot", str)
+    if tuple(b.get("joint_names", list)) != names:
+        raise b.err("joint_names", f"must equal the model's joint_names {list(names)}")
+    probe = b.sub("probe")
+    n = len(names)
+    x, tau = probe.get("x", list), probe.get("tau", list)
+    rows_ok = (len(x) >= 1 and len(x) == len(tau)
+               and all(isinstance(v, list) and len(v) == 3 * n for v in x)
+               and all(isinstance(v, list) and len(v) == n for v in tau)
+               and all(isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f)
+                       for v in (*x, *tau) for f in v))
+    if not rows_ok:
+        raise probe.err("x", f"and 'tau' must be equally many rows of {3 * n} and {n} finite numbers")
+    return b.data
 
 
 def read_model_version(model_dir: Path) -> int:

@@ -37,8 +37,11 @@ class UnavailableModel(InverseModel):
         return False
 
 
-def load_inverse_model(kind: str, model_dir: str | Path, joint_names: Sequence[str]) -> InverseModel:
-    """Load a learned inverse model; raise :class:`ModelLoadError` with the reason if unusable."""
+def load_inverse_model(kind: str, model_dir: str | Path, joint_names: Sequence[str],
+                       urdf: str | Path | None = None) -> InverseModel:
+    """Load a learned inverse model; raise :class:`ModelLoadError` with the reason if unusable.
+    ``urdf``: the controller's URDF (a model with an analytic base adds its RNEA and is refused
+    without it, or with another robot's; runtime/analytic_base.py)."""
     if kind not in LEARNED_KINDS:
         raise ModelLoadError(f"unknown learned model kind '{kind}'; choose from {sorted(LEARNED_KINDS)}")
     model_dir = Path(model_dir)
@@ -48,7 +51,7 @@ def load_inverse_model(kind: str, model_dir: str | Path, joint_names: Sequence[s
     except (ImportError, AttributeError) as exc:
         raise ModelLoadError(f"model kind '{kind}' is not available: {exc}") from exc
     try:
-        return cls.from_directory(model_dir, tuple(joint_names))
+        return cls.from_directory(model_dir, tuple(joint_names), urdf=urdf)
     except ModelLoadError:
         raise
     except Exception as exc:  # corrupt files surface as many exception types; report them all

@@ -3,7 +3,8 @@ tick as one reference, keep the previous one for rollback. No ROS here.
 
 Life of a model::
 
-    request(kind, path)  -> worker thread: load (``loader``), check (:func:`check_model`),
+    request(kind, path)  -> worker thread: load (``loader``), check (the node's: :func:`check_model`
+                            at home, :func:`check_plant_fit` on the controller's recent steps),
                             prepare (the node's ``prepare(model)``, e.g. its gain tuning)
                          -> ready (one reference) or refused (reason kept for :meth:`poll`)
     take_ready()         <- the tick, at its start: returns the ready :class:`Candidate` once;
@@ -42,10 +43,19 @@ from dynlearn_ros.core.inverse_model import InverseModel, InverseQuery
 
 ROLLBACK_AFTER = 20
 WATCH_TICKS = 1000
+#: plant check (:func:`check_plant_fit`): recent steps scored (0.3 s at 1 kHz), the fewest that
+#: make a score (fewer: the check is skipped and says so), and the refusal factor on the RMS error
+PLANT_FIT_ROWS = 300
+PLANT_FIT_MIN_ROWS = 100
+PLANT_FIT_FACTOR = 2.0
 
 
 class ModelRefused(RuntimeError):
     """A candidate model that failed its checks (the message says which)."""
+
+
+class PlantFitRefused(ModelRefused):
+    """A candidate that does not fit the running plant (:func:`check_plant_fit`)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,79 @@ def check_model(model: InverseModel, joint_names: tuple[str, ...], q: np.ndarray
             query.tau_prev[:] = mean
 
 
+def check_plant_fit(model: InverseModel, samples: dict[str, np.ndarray] | None, sigma_n: np.ndarray,
+                    dt: float, factor: float = PLANT_FIT_FACTOR) -> dict:
+    """Score ``model`` on the controller's recent steps against the running model; refuse
+    (:class:`PlantFitRefused`, both errors in the message) a candidate worse by ``factor``.
+
+    samples: :meth:`dynlearn_ros.core.residual.ResidualSigma.snapshot` - per step t (m,) s, the
+    state q, qd, the measured acceleration a, the applied torque tau and the running model's
+    realized error r (m, n). The candidate is run over the steps in order as the controller
+    would run it with the measured motion as its reference (q_des = q, qd_des = qd, qdd_des = a,
+    the next desired state the step reached, the previous applied torque committed; reset where
+    the steps are not contiguous), and its error is e = tau - prediction: the torque the plant
+    needed for the motion it made, against what the candidate says it needs.
+
+    Score per joint: s_j = RMS_t e_tj (N*m), the running model's s_run,j = RMS_t r_tj, and
+    refused if s_j > factor * max(s_run,j, sigma_n,j) on any joint (both errors of the worst joint
+    in the message). Per joint and relative, because the joints' torques differ by 1000x (iiwa
+    sigma_f 1.5 N*m on joint 2, 7e-4 on joint 7): one pooled score is the few joints' whose
+    friction is largest against their scale, and a payload that joint 7 does not feel would pass.
+    The floor sigma_n: below it the schedule is at K_min either way, errors under it are equally good.
+
+    Why factor 2: the trainer exports only a candidate no worse than the running model on its
+    own held-out window of the same plant, so a candidate of this plant scores here about as the
+    running one does (the windows differ by < 1 s); the score's sampling error over 300 steps of
+    ~20 independent stretches (a 5-15 ms correlation of the motion's error) is ~1 / sqrt(2 * 20)
+    ~ 16 %, so 2x is > 6 of those. A candidate 2x worse would double sigma (the realized-error
+    sigma) and the tracking error at the same gains: nothing a swap should bring. A model of
+    another plant misses by the plant difference: 10 kg more payload than the plant carries is
+    ~10 kg * 9 N*m/kg on the iiwa's joint 2, ~60 sigma_f. The running model's r is linearized at the
+    reference acceleration (core/residual.py); its error at the measured one is, if anything,
+    overstated by it (the candidate is evaluated exactly), which only makes the check lenient.
+
+    Returns {"rows", "score", "running", "floor"} ((n,) N*m each: s, s_run, sigma_n) and "ratio"
+    (the largest s_j / max(s_run,j, sigma_n,j)), or {"rows", "skipped"} with fewer than
+    PLANT_FIT_MIN_ROWS steps."""
+    rows = 0 if samples is None else len(samples["t"])
+    if rows < PLANT_FIT_MIN_ROWS:
+        return {"rows": rows, "skipped": f"{rows} recent steps (< {PLANT_FIT_MIN_ROWS})"}
+    n = model.n
+    query = InverseQuery(n, dt=dt)
+    mean, std = np.zeros(n), np.zeros(n)
+    err = np.zeros((rows, n))
+    t, q, qd, a, tau = (samples[k] for k in ("t", "q", "qd", "a", "tau"))
+    with checking(model):
+        for i in range(rows):
+            if i and not abs(t[i] - t[i - 1] - dt) <= 0.25 * dt:
+                model.reset()            # a gap: a recurrent model restarts, as after a hold
+            query.q[:], query.qd[:], query.q_des[:], query.qd_des[:] = q[i], qd[i], q[i], qd[i]
+            query.qdd_des[:] = a[i]
+            np.multiply(a[i], dt, out=query.qd_des_next)
+            query.qd_des_next += qd[i]
+            np.multiply(query.qd_des_next, dt, out=query.q_des_next)
+            query.q_des_next += q[i]
+            if i:
+                query.tau_prev[:] = tau[i - 1]
+            ok = model.predict(query, mean, std)
+            if not ok or not np.isfinite(mean).all():
+                raise PlantFitRefused(f"prediction on recent step {i} of {rows} is unusable (ok={ok})")
+            err[i] = tau[i] - mean
+            model.commit(tau[i])
+    score = np.sqrt(np.mean(err ** 2, axis=0))
+    running = np.sqrt(np.mean(samples["r"] ** 2, axis=0))
+    floor = np.asarray(sigma_n, dtype=np.float64)
+    ratios = score / np.maximum(np.maximum(running, floor), 1e-300)
+    j = int(np.argmax(ratios))
+    out = {"rows": rows, "score": score, "running": running, "floor": floor, "ratio": float(ratios[j])}
+    if not ratios[j] <= factor:
+        raise PlantFitRefused(
+            f"does not fit the running plant: RMS error on the controller's last {rows} steps, joint {j + 1}: "
+            f"{score[j]:.4g} N*m against the running model's {running[j]:.4g} (sigma_n {floor[j]:.3g}): "
+            f"{ratios[j]:.3g}x, refused above {factor:g}x")
+    return out
+
+
 @contextmanager
 def checking(model: Any) -> Iterator[None]:
     """The frame of a check-state prediction (inverse :func:`check_model`, forward
@@ -135,6 +218,7 @@ class ModelSlot:
         self._bad_run = 0
         self.swaps = 0
         self.refused = 0
+        self.refused_plant_fit = 0   # of ``refused``: candidates that did not fit the running plant
         self.rollbacks = 0
         self.loading = False
 
@@ -198,6 +282,7 @@ class ModelSlot:
             except Exception as exc:  # every failure refuses the request, with its reason
                 with self._lock:
                     self.refused += 1
+                    self.refused_plant_fit += isinstance(exc, PlantFitRefused)
                     self.loading = False
                     self._events.append(SlotEvent(False, kind, path, f"{type(exc).__name__}: {exc}"))
                 continue
@@ -255,6 +340,7 @@ class ModelSlot:
         return out
 
     def counters(self) -> dict:
-        return {"model_swaps": self.swaps, "model_refused": self.refused, "model_rollbacks": self.rollbacks,
+        return {"model_swaps": self.swaps, "model_refused": self.refused,
+                "model_refused_plant_fit": self.refused_plant_fit, "model_rollbacks": self.rollbacks,
                 "model_version": self.active.version, "model_dir": self.active.path, "model_kind": self.active.kind}
 

@@ -13,7 +13,12 @@ var_gp + (alpha_j max(d - d0, 0))^2 with d the distance of the standardized inpu
 stored input, so the std the gain schedule reads grows where the state leaves the training data.
 Nothing changes here: the graph's signature and outputs are the same (``novelty`` property).
 
-Per tick (no allocation): x = [q, qd, qdd_des] -> session -> mean_out = mean, std_out = sqrt(var).
+A model may declare an analytic base (metadata ``base``, runtime/analytic_base.py): then the
+graph predicts tau - RNEA_urdf(q, qd, qdd) and this predictor adds RNEA(q, qd, qdd_des) of the
+URDF it is given (the controller's; the load refuses another robot's or no URDF).
+
+Per tick (no allocation): x = [q, qd, qdd_des] -> session -> mean_out = mean (+ the base's
+RNEA), std_out = sqrt(var).
 ``qdd_des`` is the reference acceleration, so the mean is the feed-forward torque of the desired
 motion at the measured state.
 """
@@ -51,6 +56,15 @@ class SvdklPredictor(InverseModel):
     def __init__(self, model: ValidatedModel, joint_names: Sequence[str]) -> None:
         super().__init__(tuple(joint_names))
         meta = model.metadata
+        #: the analytic base's RNEA term (None: the graph's mean is the whole torque)
+        self.base = None
+        if meta.base is not None:
+            from dynlearn_ros.runtime.analytic_base import AnalyticBaseTerm
+
+            if model.base_urdf is None:
+                raise ModelLoadError(f"{model.model_dir}: the model declares an analytic base; it was not "
+                                     "checked against a URDF")
+            self.base = AnalyticBaseTerm(model.base_urdf, self.joint_names)
         self.model_dir: Path = model.model_dir
         self.metadata: ModelMetadata = meta
         self.version: int = meta.model_version
@@ -85,10 +99,17 @@ class SvdklPredictor(InverseModel):
         self._sigma_n, self._sigma_f = sn, sf
 
     @classmethod
-    def from_directory(cls, model_dir: Path, joint_names: Sequence[str]) -> SvdklPredictor:
+    def from_directory(cls, model_dir: Path, joint_names: Sequence[str], urdf: str | Path | None = None
+                       ) -> SvdklPredictor:
         """Validate ``model_dir`` (files, schema, initializers, graph signature, golden replay) and
-        map its joints to ``joint_names``; raises ModelLoadError with the reason otherwise."""
-        pred = cls(open_model_dir(model_dir, kind="svdkl", role="inverse"), joint_names)
+        map its joints to ``joint_names``; raises ModelLoadError with the reason otherwise.
+        ``urdf``: the controller's URDF, required by a model with an analytic base (which must
+        reproduce the base's probe torques with it)."""
+        vm = open_model_dir(model_dir, kind="svdkl", role="inverse", urdf=urdf)
+        if vm.metadata.base is not None and urdf is None:
+            raise ModelLoadError(f"{model_dir}: the model declares an analytic base (robot "
+                                 f"{vm.metadata.base['robot']!r}); its loader must pass the controller's URDF")
+        pred = cls(vm, joint_names)
         pred.warm_up()
         return pred
 
@@ -125,6 +146,8 @@ class SvdklPredictor(InverseModel):
             np.take(self._tmp, self._out_idx, out=mean_out)
             np.sqrt(self._out[1], out=self._std)
             np.take(self._std, self._out_idx, out=std_out)
+        if self.base is not None:
+            self.base.add(query.q, query.qd, query.qdd_des, mean_out)
         return True
 
     @property

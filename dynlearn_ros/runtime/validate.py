@@ -12,7 +12,12 @@
    :class:`~dynlearn_ros.runtime.onnx_step.OnnxStep`), its inputs / outputs equal to the
    metadata's (names, static shapes, float32);
 6. the golden sequence (:mod:`dynlearn_ros.runtime.golden`): file hash, arrays, replay within
-   tolerance.
+   tolerance;
+7. a model with an analytic base (metadata ``base``, :mod:`dynlearn_ros.runtime.analytic_base`):
+   the URDF (the caller's ``urdf``, else the robot table's URDF of the robot the base names)
+   reproduces the metadata's probe torques, and the golden sequence's whole torque (graph mean
+   + RNEA of that URDF at the golden inputs) matches the exporter's float64 record
+   ``ref.full_mean`` (a missing, doubled or sign-flipped base misses it by the RNEA's size).
 
 Joint mapping (:func:`joint_permutation`) is checked by the predictors against the caller's joints.
 """
@@ -40,6 +45,8 @@ class ValidatedModel:
     metadata: ModelMetadata
     step: OnnxStep
     golden_worst: dict[str, float]
+    #: the URDF the analytic base was checked against (None: the model has no base)
+    base_urdf: str | None = None
 
 
 def joint_permutation(model_names: Sequence[str], requested: Sequence[str]) -> np.ndarray:
@@ -78,7 +85,8 @@ def _check_signature(model_dir: Path, step: OnnxStep, meta: ModelMetadata) -> No
 
 
 def open_model_dir(model_dir: Path | str, kind: str | None = None, role: str | None = None,
-                   threads: int = 1, step: OnnxStep | None = None) -> ValidatedModel:
+                   threads: int = 1, step: OnnxStep | None = None, urdf: str | Path | None = None
+                   ) -> ValidatedModel:
     """Validate ``model_dir`` (module docstring) and return it with a ready session.
 
     kind / role: refuse a directory of another kind ("acrkn", "svdkl") / role ("inverse",
@@ -90,7 +98,10 @@ def open_model_dir(model_dir: Path | str, kind: str | None = None, role: str | N
     export's cost), and step 6 then checks the golden file (hash, arrays, shapes) without the
     replay: that session produced the recorded outputs from those inputs, so a replay in it
     could only agree. The independent replay is every reader's load (the controller's, in its
-    own process), which never passes ``step``."""
+    own process), which never passes ``step``.
+
+    urdf: the URDF an analytic base is checked against (step 7); None: the robot table's URDF of
+    the robot the base names (a controller passes its own, runtime/svdkl.py)."""
     model_dir = Path(model_dir)
     for name in (MODEL_FILE, METADATA_FILE):
         if not (model_dir / name).is_file():
@@ -110,14 +121,20 @@ def open_model_dir(model_dir: Path | str, kind: str | None = None, role: str | N
     if step is not None:
         _check_signature(model_dir, step, meta)
         load_golden(model_dir, meta)
-        return ValidatedModel(model_dir, meta, step, {t.name: 0.0 for t in meta.outputs})
-    try:
-        step = OnnxStep(model_dir / MODEL_FILE, threads)
-    except Exception as exc:  # onnxruntime raises its own exception types for graphs it rejects
-        raise ModelLoadError(f"{model_dir}: onnxruntime cannot load {MODEL_FILE}: {type(exc).__name__}: {exc}") from exc
-    _check_signature(model_dir, step, meta)
-    worst = replay_golden(step, model_dir, meta)
-    return ValidatedModel(model_dir, meta, step, worst)
+        worst = {t.name: 0.0 for t in meta.outputs}
+    else:
+        try:
+            step = OnnxStep(model_dir / MODEL_FILE, threads)
+        except Exception as exc:  # onnxruntime raises its own exception types for graphs it rejects
+            raise ModelLoadError(f"{model_dir}: onnxruntime cannot load {MODEL_FILE}: {type(exc).__name__}: {exc}") from exc
+        _check_signature(model_dir, step, meta)
+        worst = replay_golden(step, model_dir, meta)
+    base_urdf = None
+    if meta.base is not None:
+        from dynlearn_ros.runtime.analytic_base import check_base_golden
+
+        base_urdf = check_base_golden(model_dir, meta, urdf)
+    return ValidatedModel(model_dir, meta, step, worst, base_urdf)
 
 
 def validate_model_dir(model_dir: Path | str) -> ValidatedModel:

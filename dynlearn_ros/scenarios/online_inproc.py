@@ -104,13 +104,15 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
         from dynlearn_ros.runtime.registry import load_inverse_model
         model = load_inverse_model(config.model_kind, resolve_model_dir(config.model_dir), spec.joint_names)
     ctl = build_controller(config, model, analytic, builtin_reference(config, spec.home))
+    urdf = config.urdf_path or str(spec.urdf_path)    # the controller's URDF (an analytic base's RNEA)
     learner = diff = None
     if key.startswith("online"):
         from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner, StateDifferencer
         from dynlearn_ros.runtime.registry import load_inverse_model
+        from dynlearn_ros.runtime.slot import PLANT_FIT_ROWS, PlantFitRefused, check_plant_fit
         out = Path(workdir or tempfile.mkdtemp(prefix="online-")) / "models"
         learner = OnlineLearner(resolve_model_dir(config.model_dir), out,
-                                OnlineConfig(**{"seed": seed, **(learner_opts or {})}))
+                                OnlineConfig(**{"seed": seed, "urdf": urdf, **(learner_opts or {})}))
         diff = StateDifferencer(n)
     plant = SimPlant(cfg.robot, dt=dt, friction_viscous=cfg.friction_viscous, friction_coulomb=cfg.friction_coulomb,
                      coulomb_velocity_eps=cfg.coulomb_velocity_eps, payload_kg=phases[0][0])
@@ -119,7 +121,7 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
     cyc_every = max(1, int(round(cycle_s / dt)))
     q, qd = np.zeros(n), np.zeros(n)
     log = {k: [] for k in ("t", "payload", "err", "kp", "sigma", "std", "version", "mode")}
-    swaps, pause_s, phase, diverged = [], 0.0, 0, False
+    swaps, refused, pause_s, phase, diverged = [], [], 0.0, 0, False
     wall0 = time.perf_counter()
     try:
         plant.reset(spec.home, np.zeros(n))
@@ -140,9 +142,14 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
                     w0 = time.perf_counter()
                     res = learner.cycle()
                     if res is not None and res.accepted:
-                        new = load_inverse_model(config.model_kind, res.path, spec.joint_names)
-                        ctl.swap_model(new, build_tuning(config, new))
-                        swaps.append({"t": t, "version": res.version})
+                        new = load_inverse_model(config.model_kind, res.path, spec.joint_names, urdf=urdf)
+                        try:    # the controller's swap check on its own recent steps (runtime/slot.py)
+                            check_plant_fit(new, ctl.residual.snapshot(PLANT_FIT_ROWS), ctl.schedule.sigma_n, dt)
+                        except PlantFitRefused as exc:
+                            refused.append({"t": t, "version": res.version, "reason": str(exc)})
+                        else:
+                            ctl.swap_model(new, build_tuning(config, new))
+                            swaps.append({"t": t, "version": res.version})
                     pause_s += time.perf_counter() - w0
             ctl.step(q, qd, t, 0.0)
             if k % LOG_EVERY == 0:
@@ -159,7 +166,7 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
         plant.close()
     series = {k: np.asarray(v) for k, v in log.items()}
     return {"key": key, "label": label, "series": series, "phases": phases, "diverged": diverged,
-            "swaps": swaps, "learner": learner.metrics() if learner else None,
+            "swaps": swaps, "plant_fit_refused": refused, "learner": learner.metrics() if learner else None,
             "learner_cycles": [vars(h) for h in learner.history] if learner else [],
             "pause_s": pause_s, "wall_s": time.perf_counter() - wall0}
 
@@ -242,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                                    payload_margin_kg=a.payload_margin_kg)
         print(f"{r['label']}: {'DIVERGED ' if r['diverged'] else ''}{r['wall_s']:.1f} s wall"
               + (f", learner {r['learner']['accepted']} accepted / {r['learner']['rejected']} rejected, "
+                 f"{len(r['plant_fit_refused'])} refused by the plant check, "
                  f"training pause {r['pause_s']:.1f} s" if r["learner"] else ""), flush=True)
     ref = "fixed" if "fixed" in runs else next(iter(runs))
     table = phase_table(runs, ref)

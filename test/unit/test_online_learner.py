@@ -14,12 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dynlearn_ros.core.robots import robot_spec
 from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner, SampleRing, StateDifferencer
 from dynlearn_ros.paths import resolve_model_dir
 from dynlearn_ros.runtime.metadata import ModelMetadata
 from dynlearn_ros.runtime.registry import load_inverse_model
 from dynlearn_ros.runtime.validate import open_model_dir
 
+#: the controller's URDF: an accepted version may be on the analytic base (learning/online.py)
+IIWA_URDF = str(robot_spec("iiwa").urdf_path)
 OFFSET = np.array([0.0, 6.0, 0.0, -3.0, 0.0, 0.0, 0.0])   # N*m: a payload's gravity on joints 2, 4
 
 
@@ -74,7 +77,7 @@ def test_cycle_learns_a_torque_change_and_exports_a_valid_new_version(base_dir, 
     assert res.heldout_candidate < 0.1 * res.heldout_running      # the gate saw the improvement
     vm = open_model_dir(res.path, kind="svdkl")                     # the contract: schema, golden
     assert vm.metadata.model_version == ModelMetadata.read(base_dir).model_version + 1
-    model = load_inverse_model("svdkl", res.path, vm.metadata.joint_names)
+    model = load_inverse_model("svdkl", res.path, vm.metadata.joint_names, urdf=IIWA_URDF)
     xt = _rows(lr, 20, 1)                                            # unseen rows
     got = np.array([_predict(model, row) for row in xt])
     base = lr.base_predict(xt)[0]
@@ -150,7 +153,7 @@ def test_a_payload_change_is_learned_everywhere_from_one_window(base_dir, tmp_pa
         lr.add(xi, yi)
     res = lr.cycle()
     assert res is not None and res.accepted, res
-    model = load_inverse_model("svdkl", res.path, lr.meta.joint_names)
+    model = load_inverse_model("svdkl", res.path, lr.meta.joint_names, urdf=IIWA_URDF)
     nz = lr.meta.normalization
     xt = np.asarray(nz["x_mean"]) + np.random.default_rng(9).normal(size=(20, 21)) * np.asarray(nz["x_std"])
     want = _payload_torque(xt, 7.0)
@@ -209,7 +212,7 @@ def test_acrkn_inverse_model_is_corrected_and_stays_a_valid_acrkn_directory(tmp_
     acc = [r for r in results if r.accepted]
     assert acc, [r.reason for r in results]
     assert acc[-1].heldout_candidate < 0.5 * results[0].heldout_running
-    model = load_inverse_model("acrkn", acc[-1].path, lr.meta.joint_names)
+    model = load_inverse_model("acrkn", acc[-1].path, lr.meta.joint_names, urdf=IIWA_URDF)
     assert model.version == acc[-1].version
     with pytest.raises(ValueError, match="stateless"):
         lr.base_predict(x[:2])

@@ -102,3 +102,77 @@ def test_combine_takes_the_larger_and_breaks_are_skipped():
     np.testing.assert_array_equal(est.mean_square, before)
     with pytest.raises(ValueError):
         ResidualSigma(spec.urdf_path, spec.joint_names, DT, window_s=0.0)
+
+
+def test_snapshot_returns_the_newest_recorded_steps_in_order():
+    r_true = np.array([3.0, -8.0, 2.0, -4.0, 1.0, 0.5, 0.02])
+    spec, rows = _synthetic(r_true, 0, 40)
+    est, _, _ = _run(spec, rows, samples=16)
+    assert est.sample_total == 39                     # every row after the first is observed
+    snap = est.snapshot(10)
+    # the newest 10 observed steps: records of rows 29..38 (row 39 is recorded, not yet observed)
+    np.testing.assert_allclose(snap["t"], [rows[k][2] for k in range(29, 39)])
+    np.testing.assert_allclose(snap["q"][-1], rows[38][0])
+    np.testing.assert_allclose(snap["tau"][-1], rows[38][3])
+    np.testing.assert_allclose(snap["r"], np.broadcast_to(r_true, (10, 7)), atol=1e-9)   # the innovation
+    assert len(est.snapshot(100)["t"]) == 15          # capacity 16, one position kept free for a writer
+
+
+class _RneaModel:
+    """A real inverse model of a plant: the URDF + a payload (sim/plant.py payload_model) + viscous
+    friction; std 0 (an InverseModel in all but the base class, as the slot's check calls it)."""
+
+    def __init__(self, payload_kg: float, friction: np.ndarray) -> None:
+        from dynlearn_ros.sim.plant import payload_model
+
+        self.rbd, self.friction = payload_model("iiwa", payload_kg), friction
+        self.n = self.rbd.n
+        self.calls = 0
+
+    def predict(self, query, mean, std) -> bool:
+        self.calls += 1
+        self.rbd.rnea(query.q, query.qd, query.qdd_des, mean)
+        mean += self.friction * query.qd
+        std[:] = 0.0
+        return True
+
+    def commit(self, tau) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+
+def test_plant_check_refuses_a_model_of_another_plant_and_passes_one_of_this():
+    from dynlearn_ros.runtime.slot import PLANT_FIT_FACTOR, PlantFitRefused, check_plant_fit
+    from dynlearn_ros.sim.plant import payload_model
+
+    # recent steps of a plant with a 5 kg payload and viscous friction, smooth motion
+    fric = np.array([0.3, 0.3, 0.3, 0.3, 0.05, 0.05, 0.02])
+    plant = payload_model("iiwa", 5.0)
+    m = 300
+    t = np.arange(m) * DT
+    spec = robot_spec("iiwa")
+    q = spec.home + 0.3 * np.sin(2.0 * t[:, None] + np.arange(7))
+    qd = 0.6 * np.cos(2.0 * t[:, None] + np.arange(7))
+    a = -1.2 * np.sin(2.0 * t[:, None] + np.arange(7))
+    tau = np.array([plant.rnea(q[i], qd[i], a[i], np.zeros(7)) for i in range(m)]) + fric * qd
+    sigma_n = np.array([0.28, 0.58, 0.27, 0.35, 0.064, 0.059, 0.00026])   # the shipped SVDKL's
+    # the running model: this plant but for its friction (its realized error: the friction torque)
+    samples = {"t": t, "q": q, "qd": qd, "a": a, "tau": tau, "r": fric * qd}
+    exact = check_plant_fit(_RneaModel(5.0, fric), samples, sigma_n, DT)
+    assert exact["score"].max() < 1e-9 and exact["rows"] == m     # the plant itself: no error
+    # a candidate of the same plant without friction: exactly the running model's error
+    same = check_plant_fit(_RneaModel(5.0, 0 * fric), samples, sigma_n, DT)
+    np.testing.assert_allclose(same["score"], same["running"], rtol=1e-9)
+    # a model of the plant with 15 kg: the 10 kg difference, ~10 * 9 N*m on joint 2 against a
+    # running error of 0.18 N*m (friction) or sigma_n 0.58: ~100x, far beyond the factor
+    wrong = _RneaModel(15.0, fric)
+    with pytest.raises(PlantFitRefused, match="does not fit the running plant") as info:
+        check_plant_fit(wrong, samples, sigma_n, DT)
+    assert "against the running model's" in str(info.value)
+    ratio = float(str(info.value).split("): ")[1].split("x")[0])
+    assert ratio > 10 * PLANT_FIT_FACTOR, info.value                 # by a wide margin
+    # too few steps: skipped, said so
+    few = {k: v[:50] for k, v in samples.items()}
+    assert "skipped" in check_plant_fit(wrong, few, sigma_n, DT)

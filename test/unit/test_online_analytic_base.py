@@ -1,0 +1,205 @@
+"""The analytic base of an online model (runtime/analytic_base.py, learning/online.py base "auto").
+
+Known answer: samples whose torque is the iiwa URDF's RNEA plus a viscous friction law
+tau_f,j = -c y_std,j qd_j / x_std,qd_j (c = 0.8: ~1 y_std per std of velocity on every joint, so
+no joint's error dominates the standardized gate). The friction is linear in qd, a column of the
+correction's linear features, so the analytic-base fit recovers it up to the ridge's shrinkage
+(ridge / (ridge + sum x'^2) ~ 1 / 300 at 300 rows) plus what the random features take: 5 % of the
+largest friction torque is a bound with margin. The errors the test guards against miss by far
+more: a missing base by the RNEA itself (tens of N*m, > 20x the bound), a doubled base the same,
+a sign error on the correction by twice the friction (40x the bound), a correction left in
+standardized units (not times y_std) by (1 - y_std) of it (y_std ~ 0.008-8 N*m: > 10x on the
+joints whose y_std is far from 1). The SVDKL-base track cannot represent RNEA + friction minus
+the SVDKL's own smooth mean as well, so the gate must choose the analytic base here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dynlearn_ros.learning.online as online_mod
+from dynlearn_ros.core.inverse_model import InverseQuery
+from dynlearn_ros.core.robots import robot_spec
+from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner
+from dynlearn_ros.paths import resolve_model_dir
+from dynlearn_ros.runtime.errors import MetadataError, ModelLoadError
+from dynlearn_ros.runtime.metadata import ModelMetadata
+from dynlearn_ros.runtime.registry import load_inverse_model
+from dynlearn_ros.runtime.validate import open_model_dir
+
+C_FRICTION = 0.8
+BOUND = 0.05   # of the largest friction torque (module docstring)
+
+
+@pytest.fixture(scope="module")
+def iiwa_urdf() -> str:
+    return str(robot_spec("iiwa").urdf_path)
+
+
+def _rows(lr: OnlineLearner, m: int, seed: int) -> np.ndarray:
+    nz = lr.meta.normalization
+    rng = np.random.default_rng(seed)
+    return np.asarray(nz["x_mean"]) + 0.5 * rng.normal(size=(m, 21)) * np.asarray(nz["x_std"])
+
+
+def _friction(lr: OnlineLearner, x: np.ndarray) -> np.ndarray:
+    nz = lr.meta.normalization
+    return -C_FRICTION * np.asarray(nz["y_std"]) * x[:, 7:14] / np.asarray(nz["x_std"])[7:14]
+
+
+def _predict(model, x: np.ndarray) -> np.ndarray:
+    q = InverseQuery(model.n)
+    mean, std, out = np.zeros(model.n), np.zeros(model.n), []
+    for row in x:
+        q.q[:], q.qd[:], q.qdd_des[:] = row[:7], row[7:14], row[14:]
+        assert model.predict(q, mean, std)
+        out.append(mean.copy())
+    return np.asarray(out)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, iiwa_urdf):
+    """One learner (base auto) after one cycle on RNEA + friction; its exported directory."""
+    out = tmp_path_factory.mktemp("online_base")
+    lr = OnlineLearner(resolve_model_dir("svdkl_iiwa_sim"), out, OnlineConfig(batch=100, holdout=100))
+    assert [t.name for t in lr.tracks] == ["model", "analytic"]
+    x = _rows(lr, 400, 0)
+    for xi, yi in zip(x, lr.analytic_predict(x) + _friction(lr, x), strict=True):
+        lr.add(xi, yi)
+    res = lr.cycle()
+    return lr, res
+
+
+def test_known_friction_on_the_analytic_base_is_recovered_and_the_gate_chooses_it(fitted, iiwa_urdf):
+    lr, res = fitted
+    assert res.accepted, res
+    assert res.base == "analytic", res.heldout_by_base
+    assert res.heldout_by_base["analytic"] < 0.5 * res.heldout_by_base["model"], res.heldout_by_base
+    meta = ModelMetadata.read(Path(res.path))
+    assert meta.base is not None and meta.base["kind"] == "analytic" and meta.base["robot"] == "iiwa"
+    model = load_inverse_model("svdkl", res.path, lr.meta.joint_names, urdf=iiwa_urdf)
+    xt = _rows(lr, 30, 1)                                  # rows the fit never saw
+    got = _predict(model, xt)
+    rnea, fric = lr.analytic_predict(xt), _friction(lr, xt)
+    tol = BOUND * np.abs(fric).max()
+    err = np.abs(got - (rnea + fric)).max()
+    assert err < tol, (err, tol)
+    y_std = np.asarray(lr.meta.normalization["y_std"])
+    corr = got - rnea
+    # what each mistake would give, against the same answer: each misses by far more than tol
+    for name, wrong in (("missing base", corr), ("doubled base", got + rnea), ("sign of the correction", rnea - corr),
+                        ("correction in standardized units", rnea + corr / y_std)):
+        miss = np.abs(wrong - (rnea + fric)).max()
+        assert miss > 10 * tol, (name, miss, tol)
+
+
+def test_a_model_with_an_analytic_base_is_refused_without_a_urdf_or_with_another(fitted, tmp_path, iiwa_urdf):
+    lr, res = fitted
+    with pytest.raises(ModelLoadError, match="analytic base"):
+        load_inverse_model("svdkl", res.path, lr.meta.joint_names)
+    # the same robot with link 3 (3 kg, the fourth <mass>) 1 % heavier: its gravity torque on joint 2 moves by
+    # ~0.03 kg * 9.81 m/s^2 * ~0.4 m ~ 0.1 N*m of ~100: ~1e-3 relative, 1000x PROBE_RTOL
+    text = Path(iiwa_urdf).read_text()
+    i = -1
+    for _ in range(4):                      # links 0, 1, 2, 3: the fourth <mass>
+        i = text.index('<mass value="', i + 1)
+    j = text.index('"', i + len('<mass value="'))
+    mass = float(text[i + len('<mass value="'):j])
+    heavier = tmp_path / "iiwa_heavier.urdf"
+    heavier.write_text(text[:i] + f'<mass value="{1.01 * mass!r}' + text[j:])
+    with pytest.raises(ModelLoadError, match="another robot or URDF"):
+        load_inverse_model("svdkl", res.path, lr.meta.joint_names, urdf=str(heavier))
+    # the exact URDF, copied elsewhere: the same torques, accepted
+    same = tmp_path / "iiwa_copy.urdf"
+    shutil.copy(iiwa_urdf, same)
+    load_inverse_model("svdkl", res.path, lr.meta.joint_names, urdf=str(same))
+
+
+def test_base_metadata_unknown_kind_and_a_forward_model_are_refused(fitted, tmp_path):
+    _lr, res = fitted
+    data = json.loads((Path(res.path) / "metadata.json").read_text())
+    bad = json.loads(json.dumps(data))
+    bad["base"]["kind"] = "learned_rnea"
+    with pytest.raises(MetadataError, match="base.kind"):
+        ModelMetadata.from_dict(bad)
+    none = json.loads(json.dumps(data))
+    none["base"] = None                       # null: the graph's mean is the whole torque
+    assert ModelMetadata.from_dict(none).base is None
+    fwd = json.loads((resolve_model_dir("acrkn_iiwa_fwd") / "metadata.json").read_text())
+    fwd["base"] = data["base"]                # a forward model predicts states, not torque
+    with pytest.raises(MetadataError, match="inverse"):
+        ModelMetadata.from_dict(fwd)
+
+
+def test_an_export_whose_graph_keeps_the_learned_mean_under_an_analytic_base_is_refused(fitted, monkeypatch, tmp_path):
+    # the exporter's mistake a loader could not see from the metadata: the graph still adds the
+    # SVDKL's mean while the metadata declares the RNEA base (the base counted twice)
+    lr, _ = fitted
+    real = online_mod.compose_graph
+
+    def keeps_mean(*args, **kwargs):
+        kwargs["keep_base_mean"] = True
+        return real(*args, **kwargs)
+
+    lr2 = OnlineLearner(lr.base_dir, tmp_path, OnlineConfig(batch=100, holdout=100, base="analytic"))
+    x = _rows(lr2, 400, 2)
+    for xi, yi in zip(x, lr2.analytic_predict(x) + _friction(lr2, x), strict=True):
+        lr2.add(xi, yi)
+    monkeypatch.setattr(online_mod, "compose_graph", keeps_mean)
+    res = lr2.cycle()
+    assert not res.accepted and "export refused" in res.reason, res
+    assert not any(p.name.startswith("v") for p in tmp_path.iterdir())
+
+
+def test_validation_replays_the_whole_torque(fitted, tmp_path, iiwa_urdf):
+    _lr, res = fitted
+    vm = open_model_dir(res.path, urdf=iiwa_urdf)
+    assert vm.base_urdf == iiwa_urdf
+    # a golden record of the whole torque that disagrees (here: the base's sign flipped) is refused
+    d = tmp_path / "m"
+    shutil.copytree(res.path, d)
+    z = dict(np.load(d / "golden.npz"))
+    z["ref.full_mean"] = z["out.mean"][:, 0].astype(np.float64) * 2 - z["ref.full_mean"]
+    from dynlearn_ros.runtime.golden import write_golden
+
+    meta = ModelMetadata.read(d)
+    spec = write_golden(d, {k[3:]: v for k, v in z.items() if k.startswith("in.")},
+                        {k[4:]: v for k, v in z.items() if k.startswith("out.")}, meta.golden.state,
+                        {k[4:]: v for k, v in z.items() if k.startswith("ref.")})
+    data = json.loads((d / "metadata.json").read_text())
+    data["golden"]["sha256"] = spec.sha256
+    (d / "metadata.json").write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="misses the recorded whole torque"):
+        open_model_dir(d, urdf=iiwa_urdf)
+
+
+def test_analytic_var_correction_replaces_the_base_models_variance(tmp_path, iiwa_urdf):
+    # analytic_var="correction": the version's variance is the correction's own - its residual
+    # mean square s2 per joint (here the fit's error on RNEA + friction, far below the SVDKL's
+    # noise) plus its parameter uncertainty (>= 0) - so the std lies at or above sqrt(s2) and,
+    # on these rows of the SVDKL's training region, below the SVDKL's own std (its sigma_n
+    # 0.26-0.58 N*m on joints 1-4 against a fit error of a few hundredths)
+    lr = OnlineLearner(resolve_model_dir("svdkl_iiwa_sim"), tmp_path,
+                       OnlineConfig(batch=100, holdout=100, base="analytic", analytic_var="correction"))
+    x = _rows(lr, 400, 0)
+    for xi, yi in zip(x, lr.analytic_predict(x) + _friction(lr, x), strict=True):
+        lr.add(xi, yi)
+    res = lr.cycle()
+    assert res.accepted and res.base == "analytic", res
+    model = load_inverse_model("svdkl", res.path, lr.meta.joint_names, urdf=iiwa_urdf)
+    q = InverseQuery(7)
+    mean, std = np.zeros(7), np.zeros(7)
+    s2 = lr.running.s2 * np.asarray(lr.meta.normalization["y_std"]) ** 2
+    base_std = np.sqrt(lr.base_predict(x[:5])[1])
+    for i, row in enumerate(x[:5]):
+        q.q[:], q.qd[:], q.qdd_des[:] = row[:7], row[7:14], row[14:]
+        assert model.predict(q, mean, std)
+        assert np.all(std >= np.sqrt(s2) * (1 - 1e-4))               # float32 graph
+        assert np.all(std[:4] < base_std[i, :4]), (std, base_std[i])
+    with pytest.raises(ValueError, match="analytic_var"):
+        OnlineLearner(resolve_model_dir("svdkl_iiwa_sim"), tmp_path / "x", OnlineConfig(analytic_var="novelty"))
