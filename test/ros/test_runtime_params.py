@@ -49,7 +49,7 @@ class Peer(TestPeer):
             target = len(self.rows) + 1
             self.k += 1
             self.pub.publish(self.joint_state(SPEC.joint_names, SPEC.home, stamp_ns=self.k * 1_000_000))
-            assert self.spin_until(lambda: len(self.rows) >= target, 5.0), f"no status row for state {self.k}"
+            assert self.spin_until(lambda target=target: len(self.rows) >= target, 5.0), f"no status row for state {self.k}"
         return split_status(np.array(self.rows[-1]), N)
 
     def set(self, **values):
