@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="dls learned learned+correction learned+correction+polish learned-gn (default: the first three)")
     e.add_argument("--starts", type=int, default=1, help="starts per target: home, then seeded random ones (multi-start)")
     e.add_argument("--polish", type=int, default=100, help="Levenberg-Marquardt steps through the model's Jacobian (polish, learned-gn)")
+    e.add_argument("--until-success", action="store_true",
+                   help="learned solvers: start j only for targets no earlier start solved (same success, less work; DLS always)")
     e.add_argument("--single", type=int, default=10, help="targets also solved one at a time for the single-request time")
     e.add_argument("--seeds", type=int, nargs="+", default=None, help="target seeds (default: 0, 1, ...)")
     e.add_argument("--json", default=None)
@@ -123,7 +125,8 @@ def _eval(args: argparse.Namespace) -> int:
             rec["forward"] = forward_table(model, c, 2000, 10_000 + seed)
         rec["ik"] = ik_table(model, c, args.targets, seed, args.families or FAMILIES,
                              args.masks or MASKS, args.corrections, args.single,
-                             solvers=tuple(args.solvers or SOLVERS[:3]), starts=args.starts, polish=args.polish)
+                             solvers=tuple(args.solvers or SOLVERS[:3]), starts=args.starts, polish=args.polish,
+                             until_success=args.until_success)
         out["runs"].append(rec)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
@@ -154,7 +157,8 @@ def markdown(res: dict) -> str:
                          f"{np.mean([f['rot_deg_p95'][k] for f in fwd]):.2f} |")
         lines.append("")
     lines += ["| seed | targets | mask | solver | starts | success | median pos mm | median rot deg | iterations | "
-              "corrections | ms/target batched (mean, p95) | ms single target |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "corrections | ms/target batched (mean, p95) | ms single target | success within 1, 2, ... starts |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["runs"]:
         for fam, by_mask in r["ik"].items():
             for mask, by_solver in by_mask.items():
@@ -162,7 +166,8 @@ def markdown(res: dict) -> str:
                     lines.append(f"| {r['seed']} | {fam} ({s['n']}) | {mask} | {name} | {s.get('starts', 1)} | {100 * s['success']:.1f} % | "
                                  f"{s['pos_mm_median']:.2f} | {s['rot_deg_median']:.2f} | {s['iterations_mean']:.0f} | "
                                  f"{s['corrections_mean']:.1f} | {s['solve_ms_mean']:.1f}, {s['solve_ms_p95']:.1f} | "
-                                 f"{s.get('single_ms_mean') or float('nan'):.1f} |")
+                                 f"{s.get('single_ms_mean') or float('nan'):.1f} | "
+                                 f"{', '.join(f'{100 * x:.1f}' for x in s.get('success_by_starts', []))} |")
     return "\n".join(lines) + "\n"
 
 

@@ -100,14 +100,18 @@ def summarize(results: list) -> dict:
 
 def ik_table(model, chain: Chain, count: int, seed: int, families=FAMILIES, masks=MASKS,
              corrections: int = 5, single: int = 10, log=print, solvers=SOLVERS[:3], starts: int = 1,
-             polish: int = 100) -> dict:
+             polish: int = 100, until_success: bool = False) -> dict:
     """{family: {mask: {solver: summary}}} for the ``solvers`` variants, each from ``starts``
     starts (home first; multistart.py).
 
     The learned solvers run all ``count`` x ``starts`` (target, start) pairs as one batch
     (``solve_ms_*`` = the batch's wall time per target) and the first ``single`` targets one at
     a time (``single_ms_mean``: a single request, the node's case); DLS runs one target at a
-    time, its starts in turn until one succeeds (both times are its per-target time)."""
+    time, its starts in turn until one succeeds (both times are its per-target time).
+    ``until_success``: the learned solvers too run start j only for the targets no earlier start
+    solved (one batch per start; the same success, far less work: multistart.py).
+    ``success_by_starts[k]``: the fraction solved within the first k + 1 starts (exact for DLS
+    and ``until_success``, where the kept start is the first that succeeded)."""
     rng = np.random.default_rng(seed)
     variants = solver_variants(model, chain, solvers, corrections, polish)
     start_qs = start_configs(chain, None, starts, seed=START_SEED + seed)
@@ -120,13 +124,16 @@ def ik_table(model, chain: Chain, count: int, seed: int, families=FAMILIES, mask
             out[fam][mask] = {}
             problems = [problem_for(chain, pc, mask) for pc in chains]
             for name, s in variants.items():
-                res = solve_multistart(s, start_qs, problems)
+                res = solve_multistart(s, start_qs, problems, until_success)
                 if isinstance(s, LearnedIK):
-                    one = [solve_multistart(s, start_qs, [p])[0].solve_s for p in problems[:single]]
+                    one = [solve_multistart(s, start_qs, [p], until_success)[0].solve_s for p in problems[:single]]
                 else:
                     one = [r.solve_s for r in res[:single]]
                 out[fam][mask][name] = summarize(res)
                 out[fam][mask][name]["starts"] = starts
+                out[fam][mask][name]["until_success"] = bool(until_success or not isinstance(s, LearnedIK))
+                out[fam][mask][name]["success_by_starts"] = [
+                    float(np.mean([r.success and r.start <= k for r in res])) for k in range(starts)]
                 out[fam][mask][name]["single_ms_mean"] = float(1e3 * np.mean(one)) if one else None
                 log(f"{chain.name} seed {seed} {fam:<13} {mask:<8} {name:<25} x{starts} "
                     f"success {100 * out[fam][mask][name]['success']:5.1f} %  "

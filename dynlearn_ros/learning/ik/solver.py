@@ -88,6 +88,8 @@ class LearnedIK:
     def _descend(self, q0: np.ndarray, target: np.ndarray, weight: np.ndarray, tol: np.ndarray,
                  active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Descend the active rows of q0 (B, n); returns q (B, n) and iterations (B,)."""
+        if self.max_iter == 0:  # learned-gn: no descent, and no forward/backward pass spent on it
+            return q0.copy(), np.zeros(q0.shape[0], dtype=int)
         idx = np.flatnonzero(active)
         q = torch.as_tensor(q0[idx], dtype=torch.float32).clone()
         t = torch.as_tensor(target[idx], dtype=torch.float32)
@@ -218,7 +220,7 @@ class LearnedIK:
         for r in range(rounds + 1):
             q, its = self._descend(q, target, weight, tol, active)
             iters += its
-            pred = self.predict(q[active])
+            pred = self.predict(q[active]) if r < rounds else None  # only a correction reads it
             for j, i in enumerate(np.flatnonzero(active)):
                 true = c.fk(q[i])
                 pos, rot = problems[i].errors(true)
