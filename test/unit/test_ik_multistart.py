@@ -13,7 +13,7 @@ from dynlearn_ros.learning.ik.dls import DLSIK
 from dynlearn_ros.learning.ik.model import PoseChainLSTM, compose, compose_sequential, orthonormalize, relative
 from dynlearn_ros.learning.ik.multistart import solve_multistart, start_configs
 from dynlearn_ros.learning.ik.problem import IKProblem
-from dynlearn_ros.learning.ik.solver import LearnedIK
+from dynlearn_ros.learning.ik.solver import LearnedIK, broyden_update
 from dynlearn_ros.learning.ik.training import TrainConfig, chain_errors, train
 
 
@@ -140,6 +140,41 @@ def test_polish_reaches_tolerance_where_the_model_alone_does_not(planar3_model):
         assert np.linalg.norm(fk[:3] - p.target[-1, :3]) <= 5e-3
         assert np.degrees(np.arccos(np.clip(fk[3:6] @ p.target[-1, 3:6], -1, 1))) <= 2.0
         assert r.success and np.all(r.q >= c.lower) and np.all(r.q <= c.upper)
+
+
+def test_broyden_update_is_the_secant_and_changes_nothing_across_the_step():
+    """J' dq = df exactly (the secant condition, float64 round-off ~1e-15 on O(1) numbers), J'
+    and J agree on a direction orthogonal to dq, and a zero step leaves J as it was."""
+    rng = np.random.default_rng(3)
+    jac, dq, df = rng.normal(size=(2, 9, 7)), rng.normal(size=(2, 7)), rng.normal(size=(2, 9))
+    dq[1] = 0.0
+    new = broyden_update(jac, dq, df)
+    np.testing.assert_allclose(new[0] @ dq[0], df[0], atol=1e-12)
+    v = rng.normal(size=7)
+    v -= (v @ dq[0]) / (dq[0] @ dq[0]) * dq[0]
+    np.testing.assert_allclose(new[0] @ v, jac[0] @ v, atol=1e-12)
+    np.testing.assert_array_equal(new[1], jac[1])
+
+
+def test_broyden_variant_reaches_tolerance_with_fewer_network_jacobians(planar3_model):
+    """learned-broyden (the network's Jacobian every 10 steps, secant updates between) on the
+    polish test's full-pose targets from the same 4 starts: every target within 5 mm / 2 deg,
+    and fewer network Jacobians (rows through model_jacobian) than steps taken."""
+    model, c = planar3_model
+    rng = np.random.default_rng(11)
+    solver = LearnedIK(model, c, max_iter=0, polish=100, jacobian_every=10)
+    rows = []
+    real = solver.model_jacobian
+    solver.model_jacobian = lambda q, comps: rows.append(len(q)) or real(q, comps)
+    problems = [_position_problem(q, heading=True) for q in c.sample(rng, 10, 0.8)]
+    res = solve_multistart(solver, start_configs(c, None, 4, seed=0), problems)
+    for p, r in zip(problems, res, strict=True):
+        fk = planar_fk(r.q)[-1]
+        assert np.linalg.norm(fk[:3] - p.target[-1, :3]) <= 5e-3
+        assert np.degrees(np.arccos(np.clip(fk[3:6] @ p.target[-1, 3:6], -1, 1))) <= 2.0
+    assert sum(rows) < sum(r.iterations for r in res)
+    with pytest.raises(ValueError):
+        LearnedIK(model, c, jacobian_every=0)
 
 
 def test_polish_leaves_a_masked_heading_free(planar3_model):

@@ -13,7 +13,8 @@ Solver variants (:data:`SOLVERS`): ``dls`` (Pinocchio Jacobian, the baseline); `
 (gradient descent through the model, no true FK); ``learned+correction`` (the same, then target
 correction rounds); ``learned+correction+polish`` (then Levenberg-Marquardt steps with the
 model's Jacobian on the true residual); ``learned-gn`` (those steps alone, from the start: no
-gradient descent). Every variant runs from ``starts`` starts (home, then seeded random ones;
+gradient descent); ``learned-broyden`` (the same with the network's Jacobian only every
+:data:`BROYDEN_EVERY` steps, Broyden secant updates in between: solver.py). Every variant runs from ``starts`` starts (home, then seeded random ones;
 multistart.py) and keeps the best true result.
 """
 
@@ -30,7 +31,8 @@ from dynlearn_ros.learning.ik.training import evaluate
 
 FAMILIES = ("random", "near_limits", "near_singular")
 MASKS = ("pose", "position")
-SOLVERS = ("dls", "learned", "learned+correction", "learned+correction+polish", "learned-gn")
+SOLVERS = ("dls", "learned", "learned+correction", "learned+correction+polish", "learned-gn", "learned-broyden")
+BROYDEN_EVERY = 10  # learned-broyden: the network's Jacobian every 10 steps, Broyden updates between
 START_SEED = 1000  # + the target seed: the random starts of multi-start runs
 
 
@@ -40,7 +42,8 @@ def solver_variants(model, chain: Chain, names=SOLVERS, corrections: int = 10, p
             "learned": lambda: LearnedIK(model, chain, corrections=0),
             "learned+correction": lambda: LearnedIK(model, chain, corrections=corrections),
             "learned+correction+polish": lambda: LearnedIK(model, chain, corrections=corrections, polish=polish),
-            "learned-gn": lambda: LearnedIK(model, chain, max_iter=0, polish=polish)}
+            "learned-gn": lambda: LearnedIK(model, chain, max_iter=0, polish=polish),
+            "learned-broyden": lambda: LearnedIK(model, chain, max_iter=0, polish=polish, jacobian_every=BROYDEN_EVERY)}
     bad = [n for n in names if n not in make]
     if bad:
         raise ValueError(f"unknown solver(s) {bad}; choose from {SOLVERS}")
