@@ -8,7 +8,8 @@
 ``eval`` measures the forward model per chain element and IK success against Pinocchio's
 damped least squares (one seed per model directory given, the target seed = the model's seed);
 ``tasks`` runs the seed's three tasks on the 40-joint arm (figure + JSON) and times both
-solvers against the joint count; ``export`` copies a run into a shipped model directory with its evaluation in ``metrics``.
+solvers against the joint count; ``export`` copies a run into a shipped model directory with its evaluation in ``metrics``
+(``--onnx``: plus ``model.onnx``, the forward pass, checked against torch through onnxruntime).
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     x.add_argument("--run", required=True)
     x.add_argument("--out", required=True)
     x.add_argument("--targets", type=int, default=100, help="IK targets evaluated into the metadata (0: none)")
+    x.add_argument("--onnx", action="store_true",
+                   help="also write model.onnx (the forward pass, checked against torch through onnxruntime)")
     x.add_argument("--eval-json", nargs="*", default=[],
                    help="`ik eval --json` outputs of this run to record in the metadata's metrics (command and IK tables)")
 
@@ -217,7 +220,8 @@ def _export(args: argparse.Namespace) -> int:
         rec = json.loads(Path(path).read_text())
         metrics.setdefault("ik_eval", []).append(
             {"command": rec.get("command"), "ik": [r["ik"] for r in rec["runs"]]})
-    save(model, c, args.out, command=meta.get("training_command"), history=meta.get("history"), metrics=metrics)
+    save(model, c, args.out, command=meta.get("training_command"), history=meta.get("history"), metrics=metrics,
+         onnx=args.onnx)
     meta_out = json.loads((Path(args.out) / "metadata.json").read_text())
     meta_out["export_command"] = getattr(args, "command_line", None)
     (Path(args.out) / "metadata.json").write_text(json.dumps(meta_out, indent=2))
