@@ -72,6 +72,9 @@ def target_configs(chain: Chain, family: str, count: int, rng: np.random.Generat
         if chain.n >= 6:
             q[:, 3] = np.where(rng.random(count) < 0.5, rng.uniform(-0.05, 0.05, count),
                                chain.lower[3] + rng.uniform(0.0, 0.05, count)) if chain.lower[3] < -0.05 else q[:, 3]
+            # the Panda's elbow cannot straighten (upper limit -0.07 rad): "near straight" is then
+            # its upper limit; without the clip half of its targets were out of the joint range
+            q[:, 3] = np.clip(q[:, 3], chain.lower[3], chain.upper[3])
             q[:, 5] = np.clip(rng.uniform(-0.05, 0.05, count), chain.lower[5], chain.upper[5])
         else:  # generic: the whole chain nearly straight
             q *= 0.02
