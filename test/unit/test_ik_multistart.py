@@ -10,7 +10,13 @@ import torch
 
 from dynlearn_ros.learning.ik.chain import POSE_DIM, chain, planar_fk
 from dynlearn_ros.learning.ik.dls import DLSIK
-from dynlearn_ros.learning.ik.model import PoseChainLSTM, compose, compose_sequential, orthonormalize, relative
+from dynlearn_ros.learning.ik.model import (
+    PoseChainLSTM,
+    compose,
+    compose_sequential,
+    orthonormalize,
+    relative,
+)
 from dynlearn_ros.learning.ik.multistart import solve_multistart, start_configs
 from dynlearn_ros.learning.ik.problem import IKProblem
 from dynlearn_ros.learning.ik.solver import LearnedIK, broyden_update
