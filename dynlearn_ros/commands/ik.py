@@ -8,7 +8,8 @@
 ``eval`` measures the forward model per chain element and IK success against Pinocchio's
 damped least squares (one seed per model directory given, the target seed = the model's seed);
 ``tasks`` runs the seed's three tasks on the 40-joint arm (figure + JSON) and times both
-solvers against the joint count; ``export`` copies a run into a shipped model directory with its evaluation in ``metrics``.
+solvers against the joint count; ``export`` copies a run into a shipped model directory with its evaluation in ``metrics``
+(``--onnx``: plus ``model.onnx``, the forward pass, checked against torch through onnxruntime).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="dls learned learned+correction learned+correction+polish learned-gn (default: the first three)")
     e.add_argument("--starts", type=int, default=1, help="starts per target: home, then seeded random ones (multi-start)")
     e.add_argument("--polish", type=int, default=100, help="Levenberg-Marquardt steps through the model's Jacobian (polish, learned-gn)")
+    e.add_argument("--until-success", action="store_true",
+                   help="learned solvers: start j only for targets no earlier start solved (same success, less work; DLS always)")
     e.add_argument("--single", type=int, default=10, help="targets also solved one at a time for the single-request time")
     e.add_argument("--seeds", type=int, nargs="+", default=None, help="target seeds (default: 0, 1, ...)")
     e.add_argument("--json", default=None)
@@ -72,6 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     x.add_argument("--run", required=True)
     x.add_argument("--out", required=True)
     x.add_argument("--targets", type=int, default=100, help="IK targets evaluated into the metadata (0: none)")
+    x.add_argument("--onnx", action="store_true",
+                   help="also write model.onnx (the forward pass, checked against torch through onnxruntime)")
     x.add_argument("--eval-json", nargs="*", default=[],
                    help="`ik eval --json` outputs of this run to record in the metadata's metrics (command and IK tables)")
 
@@ -123,7 +128,8 @@ def _eval(args: argparse.Namespace) -> int:
             rec["forward"] = forward_table(model, c, 2000, 10_000 + seed)
         rec["ik"] = ik_table(model, c, args.targets, seed, args.families or FAMILIES,
                              args.masks or MASKS, args.corrections, args.single,
-                             solvers=tuple(args.solvers or SOLVERS[:3]), starts=args.starts, polish=args.polish)
+                             solvers=tuple(args.solvers or SOLVERS[:3]), starts=args.starts, polish=args.polish,
+                             until_success=args.until_success)
         out["runs"].append(rec)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
@@ -154,7 +160,8 @@ def markdown(res: dict) -> str:
                          f"{np.mean([f['rot_deg_p95'][k] for f in fwd]):.2f} |")
         lines.append("")
     lines += ["| seed | targets | mask | solver | starts | success | median pos mm | median rot deg | iterations | "
-              "corrections | ms/target batched (mean, p95) | ms single target |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "corrections | ms/target batched (mean, p95) | ms single target | success within 1, 2, ... starts |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["runs"]:
         for fam, by_mask in r["ik"].items():
             for mask, by_solver in by_mask.items():
@@ -162,7 +169,8 @@ def markdown(res: dict) -> str:
                     lines.append(f"| {r['seed']} | {fam} ({s['n']}) | {mask} | {name} | {s.get('starts', 1)} | {100 * s['success']:.1f} % | "
                                  f"{s['pos_mm_median']:.2f} | {s['rot_deg_median']:.2f} | {s['iterations_mean']:.0f} | "
                                  f"{s['corrections_mean']:.1f} | {s['solve_ms_mean']:.1f}, {s['solve_ms_p95']:.1f} | "
-                                 f"{s.get('single_ms_mean') or float('nan'):.1f} |")
+                                 f"{s.get('single_ms_mean') or float('nan'):.1f} | "
+                                 f"{', '.join(f'{100 * x:.1f}' for x in s.get('success_by_starts', []))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -212,7 +220,8 @@ def _export(args: argparse.Namespace) -> int:
         rec = json.loads(Path(path).read_text())
         metrics.setdefault("ik_eval", []).append(
             {"command": rec.get("command"), "ik": [r["ik"] for r in rec["runs"]]})
-    save(model, c, args.out, command=meta.get("training_command"), history=meta.get("history"), metrics=metrics)
+    save(model, c, args.out, command=meta.get("training_command"), history=meta.get("history"), metrics=metrics,
+         onnx=args.onnx)
     meta_out = json.loads((Path(args.out) / "metadata.json").read_text())
     meta_out["export_command"] = getattr(args, "command_line", None)
     (Path(args.out) / "metadata.json").write_text(json.dumps(meta_out, indent=2))

@@ -10,10 +10,16 @@ import torch
 
 from dynlearn_ros.learning.ik.chain import POSE_DIM, chain, planar_fk
 from dynlearn_ros.learning.ik.dls import DLSIK
-from dynlearn_ros.learning.ik.model import PoseChainLSTM, compose, relative
+from dynlearn_ros.learning.ik.model import (
+    PoseChainLSTM,
+    compose,
+    compose_sequential,
+    orthonormalize,
+    relative,
+)
 from dynlearn_ros.learning.ik.multistart import solve_multistart, start_configs
 from dynlearn_ros.learning.ik.problem import IKProblem
-from dynlearn_ros.learning.ik.solver import LearnedIK
+from dynlearn_ros.learning.ik.solver import LearnedIK, broyden_update
 from dynlearn_ros.learning.ik.training import TrainConfig, chain_errors, train
 
 
@@ -84,6 +90,44 @@ def test_multistart_finds_the_start_that_succeeds():
     assert r.success and r.start == 2 and r.pos_err_m < 1e-9
 
 
+def test_until_success_keeps_every_success_and_runs_fewer_starts(planar3_model):
+    """Batched multi-start in "until success" mode: start j runs only for the targets that no
+    earlier start solved. Rows of a batch are independent problems, so the set of solved targets
+    must be exactly the all-starts set, and each success must name the first start that solves
+    its target alone; the number of (target, start) solves must be below targets x starts."""
+    model, c = planar3_model
+    rng = np.random.default_rng(11)
+    gn = LearnedIK(model, c, max_iter=0, polish=60)
+    problems = [_position_problem(q, heading=True) for q in c.sample(rng, 10, 0.8)]
+    starts = start_configs(c, None, 4, seed=0)
+    every = solve_multistart(gn, starts, problems)
+    calls = []
+    real = gn.solve_batch
+    gn.solve_batch = lambda q0, ps, *a: calls.append(len(ps)) or real(q0, ps, *a)
+    first = solve_multistart(gn, starts, problems, until_success=True)
+    assert [r.success for r in first] == [r.success for r in every]
+    assert sum(calls) < len(problems) * len(starts) and calls[0] == len(problems)
+    for p, r in zip(problems, first, strict=True):
+        alone = [real(s[None], [p])[0].success for s in starts]
+        if r.success:
+            assert r.start == alone.index(True)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 17])
+def test_log_depth_composition_equals_the_sequential_product(n):
+    """The Hillis-Steele scan of compose() against n sequential products, float64, random
+    rotations and offsets of ~1 m: the two differ only by the order of the products, a
+    round-off of ~n x 1e-16 per component; 1e-12 leaves a margin of > 100x and is far below any
+    ordering or indexing mistake (which would move a frame by a link, ~1)."""
+    g = torch.Generator().manual_seed(n)
+    dp = torch.randn(3, n, 3, generator=g, dtype=torch.float64)
+    axes = orthonormalize(torch.randn(3, n, 6, generator=g, dtype=torch.float64))
+    tip = torch.cat([torch.randn(3, generator=g, dtype=torch.float64),
+                     orthonormalize(torch.randn(6, generator=g, dtype=torch.float64))])
+    np.testing.assert_allclose(compose(dp, axes, tip).numpy(), compose_sequential(dp, axes, tip).numpy(),
+                               rtol=0, atol=1e-12)
+
+
 def test_polish_reaches_tolerance_where_the_model_alone_does_not(planar3_model):
     """Full-pose targets (position and heading) of random configurations: the model's own
     descent stops at its own error (no target meets 5 mm / 2 deg); the Levenberg-Marquardt steps
@@ -102,6 +146,41 @@ def test_polish_reaches_tolerance_where_the_model_alone_does_not(planar3_model):
         assert np.linalg.norm(fk[:3] - p.target[-1, :3]) <= 5e-3
         assert np.degrees(np.arccos(np.clip(fk[3:6] @ p.target[-1, 3:6], -1, 1))) <= 2.0
         assert r.success and np.all(r.q >= c.lower) and np.all(r.q <= c.upper)
+
+
+def test_broyden_update_is_the_secant_and_changes_nothing_across_the_step():
+    """J' dq = df exactly (the secant condition, float64 round-off ~1e-15 on O(1) numbers), J'
+    and J agree on a direction orthogonal to dq, and a zero step leaves J as it was."""
+    rng = np.random.default_rng(3)
+    jac, dq, df = rng.normal(size=(2, 9, 7)), rng.normal(size=(2, 7)), rng.normal(size=(2, 9))
+    dq[1] = 0.0
+    new = broyden_update(jac, dq, df)
+    np.testing.assert_allclose(new[0] @ dq[0], df[0], atol=1e-12)
+    v = rng.normal(size=7)
+    v -= (v @ dq[0]) / (dq[0] @ dq[0]) * dq[0]
+    np.testing.assert_allclose(new[0] @ v, jac[0] @ v, atol=1e-12)
+    np.testing.assert_array_equal(new[1], jac[1])
+
+
+def test_broyden_variant_reaches_tolerance_with_fewer_network_jacobians(planar3_model):
+    """learned-broyden (the network's Jacobian every 10 steps, secant updates between) on the
+    polish test's full-pose targets from the same 4 starts: every target within 5 mm / 2 deg,
+    and fewer network Jacobians (rows through model_jacobian) than steps taken."""
+    model, c = planar3_model
+    rng = np.random.default_rng(11)
+    solver = LearnedIK(model, c, max_iter=0, polish=100, jacobian_every=10)
+    rows = []
+    real = solver.model_jacobian
+    solver.model_jacobian = lambda q, comps: rows.append(len(q)) or real(q, comps)
+    problems = [_position_problem(q, heading=True) for q in c.sample(rng, 10, 0.8)]
+    res = solve_multistart(solver, start_configs(c, None, 4, seed=0), problems)
+    for p, r in zip(problems, res, strict=True):
+        fk = planar_fk(r.q)[-1]
+        assert np.linalg.norm(fk[:3] - p.target[-1, :3]) <= 5e-3
+        assert np.degrees(np.arccos(np.clip(fk[3:6] @ p.target[-1, 3:6], -1, 1))) <= 2.0
+    assert sum(rows) < sum(r.iterations for r in res)
+    with pytest.raises(ValueError):
+        LearnedIK(model, c, jacobian_every=0)
 
 
 def test_polish_leaves_a_masked_heading_free(planar3_model):
@@ -129,6 +208,11 @@ def test_relative_composition_round_trip_and_geometry_transfer():
     y = torch.as_tensor(c.fk_batch(c.sample(np.random.default_rng(0), 8)))
     r = relative(y, c.tip)
     np.testing.assert_allclose(compose(r[..., :3], r[..., 3:], c.tip).numpy(), y.numpy(), atol=1e-12)
+    # the 80-DoF arm: 80 products (each rounding ~1e-16) accumulate to ~1e-14; 1e-11 = margin
+    c80 = chain("arm40")
+    y80 = torch.as_tensor(c80.fk_batch(c80.sample(np.random.default_rng(1), 4)))
+    r80 = relative(y80, c80.tip)
+    np.testing.assert_allclose(compose(r80[..., :3], r80[..., 3:], c80.tip).numpy(), y80.numpy(), atol=1e-11)
     # every joint frame of an x-then-y arm sits one link (or 0) from the previous one
     np.testing.assert_allclose(np.sort(np.unique(np.round(r[..., :3].norm(dim=-1).numpy(), 9))), [0.0, 0.025])
     m = PoseChainLSTM(torch.as_tensor(c.geometry), c.scale, 16, 1, "relative", c.tip)

@@ -67,21 +67,28 @@ class Chain:
         tip = self.model.frames[self.ee_frame].placement
         self.tip = np.concatenate([tip.translation, tip.rotation[:, 0], tip.rotation[:, 2]])
 
-    def fk(self, q: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Pose chain of one configuration: q (n,) rad -> (n, 9) [p m | x axis | z axis]."""
-        out = np.empty((self.n, POSE_DIM)) if out is None else out
+    def fk(self, q: np.ndarray, out: np.ndarray | None = None, elements=None) -> np.ndarray:
+        """Pose chain of one configuration: q (n,) rad -> (n, 9) [p m | x axis | z axis].
+
+        ``elements`` (indices, optional): fill only these rows (a solver needs only the
+        constrained ones; copying all n frames out of Pinocchio is a Python loop over n); the
+        other rows of a new ``out`` are 0."""
+        if out is None:
+            out = np.empty((self.n, POSE_DIM)) if elements is None else np.zeros((self.n, POSE_DIM))
         pin.forwardKinematics(self.model, self.data, np.asarray(q, dtype=np.float64))
-        for k in range(self.n - 1):
-            _pack(self.data.oMi[k + 1], out[k])
-        _pack(pin.updateFramePlacement(self.model, self.data, self.ee_frame), out[self.n - 1])
+        for k in range(self.n) if elements is None else elements:
+            if k == self.n - 1:
+                _pack(pin.updateFramePlacement(self.model, self.data, self.ee_frame), out[k])
+            else:
+                _pack(self.data.oMi[k + 1], out[k])
         return out
 
-    def fk_batch(self, q: np.ndarray) -> np.ndarray:
-        """q (B, n) rad -> pose chains (B, n, 9)."""
+    def fk_batch(self, q: np.ndarray, elements=None) -> np.ndarray:
+        """q (B, n) rad -> pose chains (B, n, 9) (``elements``: only these rows, as :meth:`fk`)."""
         q = np.asarray(q, dtype=np.float64)
-        out = np.empty((q.shape[0], self.n, POSE_DIM))
+        out = np.empty((q.shape[0], self.n, POSE_DIM)) if elements is None else np.zeros((q.shape[0], self.n, POSE_DIM))
         for b in range(q.shape[0]):
-            self.fk(q[b], out[b])
+            self.fk(q[b], out[b], elements)
         return out
 
     def jacobian(self, q: np.ndarray, k: int) -> np.ndarray:

@@ -55,10 +55,11 @@ class DLSIK:
         t0 = time.perf_counter()
         c = self.chain
         q = np.clip(np.asarray(q0, dtype=np.float64), c.lower, c.upper)
+        elements = [int(k) for k in np.flatnonzero(problem.constrained)]  # the only rows it reads
         best, stall, reason = np.inf, 0, "max_iter"
         it = 0
         for it in range(1, self.max_iter + 1):
-            pose = c.fk(q)
+            pose = c.fk(q, elements=elements)
             if problem.satisfied(pose):
                 reason = "converged"
                 it -= 1

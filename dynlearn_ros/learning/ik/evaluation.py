@@ -13,7 +13,8 @@ Solver variants (:data:`SOLVERS`): ``dls`` (Pinocchio Jacobian, the baseline); `
 (gradient descent through the model, no true FK); ``learned+correction`` (the same, then target
 correction rounds); ``learned+correction+polish`` (then Levenberg-Marquardt steps with the
 model's Jacobian on the true residual); ``learned-gn`` (those steps alone, from the start: no
-gradient descent). Every variant runs from ``starts`` starts (home, then seeded random ones;
+gradient descent); ``learned-broyden`` (the same with the network's Jacobian only every
+:data:`BROYDEN_EVERY` steps, Broyden secant updates in between: solver.py). Every variant runs from ``starts`` starts (home, then seeded random ones;
 multistart.py) and keeps the best true result.
 """
 
@@ -30,7 +31,8 @@ from dynlearn_ros.learning.ik.training import evaluate
 
 FAMILIES = ("random", "near_limits", "near_singular")
 MASKS = ("pose", "position")
-SOLVERS = ("dls", "learned", "learned+correction", "learned+correction+polish", "learned-gn")
+SOLVERS = ("dls", "learned", "learned+correction", "learned+correction+polish", "learned-gn", "learned-broyden")
+BROYDEN_EVERY = 10  # learned-broyden: the network's Jacobian every 10 steps, Broyden updates between
 START_SEED = 1000  # + the target seed: the random starts of multi-start runs
 
 
@@ -40,7 +42,8 @@ def solver_variants(model, chain: Chain, names=SOLVERS, corrections: int = 10, p
             "learned": lambda: LearnedIK(model, chain, corrections=0),
             "learned+correction": lambda: LearnedIK(model, chain, corrections=corrections),
             "learned+correction+polish": lambda: LearnedIK(model, chain, corrections=corrections, polish=polish),
-            "learned-gn": lambda: LearnedIK(model, chain, max_iter=0, polish=polish)}
+            "learned-gn": lambda: LearnedIK(model, chain, max_iter=0, polish=polish),
+            "learned-broyden": lambda: LearnedIK(model, chain, max_iter=0, polish=polish, jacobian_every=BROYDEN_EVERY)}
     bad = [n for n in names if n not in make]
     if bad:
         raise ValueError(f"unknown solver(s) {bad}; choose from {SOLVERS}")
@@ -69,6 +72,9 @@ def target_configs(chain: Chain, family: str, count: int, rng: np.random.Generat
         if chain.n >= 6:
             q[:, 3] = np.where(rng.random(count) < 0.5, rng.uniform(-0.05, 0.05, count),
                                chain.lower[3] + rng.uniform(0.0, 0.05, count)) if chain.lower[3] < -0.05 else q[:, 3]
+            # the Panda's elbow cannot straighten (upper limit -0.07 rad): "near straight" is then
+            # its upper limit; without the clip half of its targets were out of the joint range
+            q[:, 3] = np.clip(q[:, 3], chain.lower[3], chain.upper[3])
             q[:, 5] = np.clip(rng.uniform(-0.05, 0.05, count), chain.lower[5], chain.upper[5])
         else:  # generic: the whole chain nearly straight
             q *= 0.02
@@ -100,14 +106,18 @@ def summarize(results: list) -> dict:
 
 def ik_table(model, chain: Chain, count: int, seed: int, families=FAMILIES, masks=MASKS,
              corrections: int = 5, single: int = 10, log=print, solvers=SOLVERS[:3], starts: int = 1,
-             polish: int = 100) -> dict:
+             polish: int = 100, until_success: bool = False) -> dict:
     """{family: {mask: {solver: summary}}} for the ``solvers`` variants, each from ``starts``
     starts (home first; multistart.py).
 
     The learned solvers run all ``count`` x ``starts`` (target, start) pairs as one batch
     (``solve_ms_*`` = the batch's wall time per target) and the first ``single`` targets one at
     a time (``single_ms_mean``: a single request, the node's case); DLS runs one target at a
-    time, its starts in turn until one succeeds (both times are its per-target time)."""
+    time, its starts in turn until one succeeds (both times are its per-target time).
+    ``until_success``: the learned solvers too run start j only for the targets no earlier start
+    solved (one batch per start; the same success, far less work: multistart.py).
+    ``success_by_starts[k]``: the fraction solved within the first k + 1 starts (exact for DLS
+    and ``until_success``, where the kept start is the first that succeeded)."""
     rng = np.random.default_rng(seed)
     variants = solver_variants(model, chain, solvers, corrections, polish)
     start_qs = start_configs(chain, None, starts, seed=START_SEED + seed)
@@ -120,13 +130,16 @@ def ik_table(model, chain: Chain, count: int, seed: int, families=FAMILIES, mask
             out[fam][mask] = {}
             problems = [problem_for(chain, pc, mask) for pc in chains]
             for name, s in variants.items():
-                res = solve_multistart(s, start_qs, problems)
+                res = solve_multistart(s, start_qs, problems, until_success)
                 if isinstance(s, LearnedIK):
-                    one = [solve_multistart(s, start_qs, [p])[0].solve_s for p in problems[:single]]
+                    one = [solve_multistart(s, start_qs, [p], until_success)[0].solve_s for p in problems[:single]]
                 else:
                     one = [r.solve_s for r in res[:single]]
                 out[fam][mask][name] = summarize(res)
                 out[fam][mask][name]["starts"] = starts
+                out[fam][mask][name]["until_success"] = bool(until_success or not isinstance(s, LearnedIK))
+                out[fam][mask][name]["success_by_starts"] = [
+                    float(np.mean([r.success and r.start <= k for r in res])) for k in range(starts)]
                 out[fam][mask][name]["single_ms_mean"] = float(1e3 * np.mean(one)) if one else None
                 log(f"{chain.name} seed {seed} {fam:<13} {mask:<8} {name:<25} x{starts} "
                     f"success {100 * out[fam][mask][name]['success']:5.1f} %  "

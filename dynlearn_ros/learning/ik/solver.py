@@ -26,6 +26,14 @@ the true one, r = t - f_true(q) (masked, positions / ``pos_unit``):
 
     dq = J_m^T (J_m J_m^T + lambda^2 I)^-1 r,   clamped to +-2 max_step, q clipped to the limits.
 
+``jacobian_every`` = k > 1 (the ``learned-broyden`` variant): the network's Jacobian is taken at
+the first step and then only every k steps (and after a rejected step); in between it is
+refined by Broyden's rank-1 secant update from the true residuals the steps measure anyway,
+J <- J + ((r_old - r_new) - J dq) dq^T / |dq|^2 (weighted residual space), so that most steps
+cost one true FK instead of a forward and backward pass through the LSTM. The learned Jacobian
+is the start of the estimate; the secant moves it towards the true one along the directions
+the steps explore.
+
 This is target correction applied at every step, with a Gauss-Newton step through the network
 instead of a gradient descent: t' = t + f(q) - f_true(q) makes the model's residual t' - f(q)
 equal to the true one. A step that does not lower the true loss is undone and lambda x4; one
@@ -47,6 +55,17 @@ from dynlearn_ros.learning.ik.model import PoseChainLSTM
 from dynlearn_ros.learning.ik.problem import IKProblem, IKResult
 
 
+def broyden_update(jac: np.ndarray, dq: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Broyden's rank-1 ("good") update of Jacobian estimates jac (B, m, n) after steps dq
+    (B, n) that changed the function by df (B, m): J + (df - J dq) dq^T / |dq|^2, the closest
+    matrix (Frobenius) to J that maps dq to df; J is unchanged along every direction orthogonal
+    to dq. A row with a zero step (clipped at a limit) keeps its J."""
+    nn2 = (dq ** 2).sum(1)
+    ok = nn2 > 1e-20
+    upd = (df - (jac @ dq[..., None])[..., 0]) / np.where(ok, nn2, 1.0)[:, None]
+    return jac + np.where(ok[:, None, None], upd[:, :, None] * dq[:, None, :], 0.0)
+
+
 class LearnedIK:
     """Gradient-descent IK through ``model``; ``chain`` gives limits and the true FK."""
 
@@ -54,13 +73,17 @@ class LearnedIK:
 
     def __init__(self, model: PoseChainLSTM, chain: Chain, *, lr: float = 0.02, momentum: float = 0.8,
                  max_step: float = 0.1, max_iter: int = 300, patience: int = 25, pos_unit: float = 0.1,
-                 inner_slack: float = 0.3, corrections: int = 0, polish: int = 0, damping: float = 0.05) -> None:
+                 inner_slack: float = 0.3, corrections: int = 0, polish: int = 0, damping: float = 0.05,
+                 jacobian_every: int = 1) -> None:
         if model.n != chain.n:
             raise ValueError(f"model has {model.n} steps, chain {chain.name} {chain.n} DoF")
         self.model, self.chain = model, chain
         self.lr, self.momentum, self.max_step, self.max_iter = lr, momentum, max_step, max_iter
         self.patience, self.pos_unit, self.inner_slack, self.corrections = patience, pos_unit, inner_slack, corrections
         self.polish, self.damping = polish, damping
+        if jacobian_every < 1:
+            raise ValueError(f"jacobian_every must be >= 1, got {jacobian_every}")
+        self.jacobian_every = jacobian_every
         for p in model.parameters():
             p.requires_grad_(False)
         unit = np.ones(9)
@@ -88,6 +111,8 @@ class LearnedIK:
     def _descend(self, q0: np.ndarray, target: np.ndarray, weight: np.ndarray, tol: np.ndarray,
                  active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Descend the active rows of q0 (B, n); returns q (B, n) and iterations (B,)."""
+        if self.max_iter == 0:  # learned-gn: no descent, and no forward/backward pass spent on it
+            return q0.copy(), np.zeros(q0.shape[0], dtype=int)
         idx = np.flatnonzero(active)
         q = torch.as_tensor(q0[idx], dtype=torch.float32).clone()
         t = torch.as_tensor(target[idx], dtype=torch.float32)
@@ -166,8 +191,10 @@ class LearnedIK:
         unit = np.tile(np.where(np.arange(9) < 3, self.pos_unit, 1.0), c.n)[comps]
         w = weight[:, comps] / unit
 
+        elements = [int(k) for k in np.unique(comps // 9)]
+
         def residual(qs: np.ndarray, rows) -> tuple[np.ndarray, np.ndarray]:
-            fk = c.fk_batch(qs)
+            fk = c.fk_batch(qs, elements)
             return w[rows] * (target[rows][:, comps] - fk.reshape(len(qs), -1)[:, comps]), fk
 
         qa = q[idx]
@@ -176,12 +203,17 @@ class LearnedIK:
         lam = np.full(len(idx), self.damping)
         run = np.array([not problems[i].satisfied(fk[j]) for j, i in enumerate(idx)])
         eye = np.eye(len(comps))
+        jw = np.zeros((len(idx), len(comps), c.n))  # weighted Jacobian estimate per row
+        age = np.full(len(idx), self.jacobian_every)  # steps since the network's Jacobian
         for _ in range(self.polish):
             if not run.any():
                 break
             sel = np.flatnonzero(run)
-            _, jac = self.model_jacobian(qa[sel], comps)
-            jac = jac * w[sel, :, None]
+            fresh = sel[age[sel] >= self.jacobian_every]
+            if fresh.size:
+                jw[fresh] = self.model_jacobian(qa[fresh], comps)[1] * w[fresh, :, None]
+                age[fresh] = 0
+            jac = jw[sel]
             jjt = jac @ jac.transpose(0, 2, 1) + (lam[sel] ** 2)[:, None, None] * eye
             dq = (jac.transpose(0, 2, 1) @ np.linalg.solve(jjt, r[sel][..., None]))[..., 0]
             q_new = np.clip(qa[sel] + np.clip(dq, -2 * self.max_step, 2 * self.max_step), c.lower, c.upper)
@@ -189,6 +221,9 @@ class LearnedIK:
             l_new = (r_new ** 2).sum(1)
             better = l_new < loss[sel]
             its[np.asarray(idx)[sel]] += 1
+            if self.jacobian_every > 1:  # Broyden: the step's true secant, taken or not
+                jw[sel] = broyden_update(jac, q_new - qa[sel], r[sel] - r_new)
+            age[sel] += 1
             acc = sel[better]
             qa[acc], r[acc], loss[acc] = q_new[better], r_new[better], l_new[better]
             lam[acc] = np.maximum(lam[acc] * 0.5, 1e-4)
@@ -218,7 +253,7 @@ class LearnedIK:
         for r in range(rounds + 1):
             q, its = self._descend(q, target, weight, tol, active)
             iters += its
-            pred = self.predict(q[active])
+            pred = self.predict(q[active]) if r < rounds else None  # only a correction reads it
             for j, i in enumerate(np.flatnonzero(active)):
                 true = c.fk(q[i])
                 pos, rot = problems[i].errors(true)

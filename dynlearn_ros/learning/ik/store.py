@@ -22,9 +22,11 @@ class IKModelError(ValueError):
 
 
 def save(model: PoseChainLSTM, chain_: Chain, out: str | Path, *, command: list[str] | None = None,
-         history: dict | None = None, metrics: dict | None = None) -> Path:
+         history: dict | None = None, metrics: dict | None = None, onnx: bool = False) -> Path:
     """Write the model directory ``out`` atomically (runtime.model_store.publish_model_dir: a
-    temporary directory beside it, then a rename; on failure ``out`` is left as it was)."""
+    temporary directory beside it, then a rename; on failure ``out`` is left as it was).
+    ``onnx``: also ``model.onnx``, the forward pass checked through onnxruntime
+    (:mod:`.onnx_export`), described under "onnx" in the metadata."""
     from dynlearn_ros.runtime.model_store import publish_model_dir  # onnxruntime: only to save
 
     def fill(tmp: Path) -> None:
@@ -47,6 +49,10 @@ def save(model: PoseChainLSTM, chain_: Chain, out: str | Path, *, command: list[
             "metrics": metrics or {},
             "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+        if onnx:
+            from dynlearn_ros.learning.ik.onnx_export import ONNX_FILE, export_onnx
+
+            meta["onnx"] = export_onnx(model, chain_, tmp / ONNX_FILE)
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2))
 
     return publish_model_dir(out, fill)
