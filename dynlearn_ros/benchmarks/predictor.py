@@ -275,13 +275,14 @@ def write_std_scale(model_dir: str | Path, cal: dict) -> Path:
     import os
 
     from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor
+    from dynlearn_ros.runtime.metadata import compact_json
 
     path = resolve_model_dir(str(model_dir))
     meta_path = path / "metadata.json"
     meta = json.loads(meta_path.read_text())
     meta["acrkn"]["std_scale"] = {k: cal[k] for k in ("scale", "source", "points")}
     tmp = meta_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=1) + "\n")   # as ModelMetadata.write
+    tmp.write_text(compact_json(meta))   # as ModelMetadata.write
     os.replace(tmp, meta_path)
     AcrknForwardPredictor.from_directory(path)
     return path
