@@ -384,10 +384,13 @@ def _cpu_s(pid: int) -> float:
 
 
 def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 10.0, publish_rate_hz: float = 10.0,
-                    horizon: int = 100, workdir: Path | None = None, rollout_thread: bool = True) -> dict:
+                    horizon: int = 100, workdir: Path | None = None, rollout_thread: bool = True,
+                    state_depth: int | None = None) -> dict:
     """Run sim_bridge (realtime, 1 kHz, 3 kg payload, friction) <-> computed_torque (analytic,
     pick-and-place) with the predictor listening, each its own process, for ``seconds`` of sim
-    time; see the module docstring. No rclpy here: the nodes' JSON summaries are read back."""
+    time; see the module docstring. ``state_depth``: the node's joint_states subscription depth
+    (its QoS override; None: the node's default, ``qos.STATE_STREAM``). No rclpy here: the nodes'
+    JSON summaries are read back."""
     import json
     import os
     import tempfile
@@ -404,8 +407,11 @@ def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 1
     files = {k: workdir / f"{k}.json" for k in ("predictor", "computed_torque", "sim_bridge")}
     with claim_domain_id() as claim:
         env = claim.env(workdir / "ros_log")
-        pred = NodeProcess("predictor", {"model_dir": str(path), "horizon": horizon, "publish_rate_hz": publish_rate_hz,
-                                         "rollout_thread": rollout_thread, "summary_path": str(files["predictor"])}, env, workdir / "predictor.log")
+        params = {"model_dir": str(path), "horizon": horizon, "publish_rate_hz": publish_rate_hz,
+                  "rollout_thread": rollout_thread, "summary_path": str(files["predictor"])}
+        if state_depth is not None:
+            params["qos_overrides./joint_states.subscription.depth"] = int(state_depth)
+        pred = NodeProcess("predictor", params, env, workdir / "predictor.log")
         ctl = NodeProcess("computed_torque", {"robot": "iiwa", "reference": "pick_place",
                                               "summary_path": str(files["computed_torque"])},
                           env, workdir / "computed_torque.log")
@@ -434,10 +440,11 @@ def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 1
     st, ro = s.get("state_us") or {}, s.get("rollout_us") or {}
     return {
         "model_dir": str(path), "sim_seconds": seconds, "wall_s": wall, "publish_rate_hz": publish_rate_hz,
-        "horizon": horizon, "rollout_thread": rollout_thread, "cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
+        "horizon": horizon, "rollout_thread": rollout_thread, "state_depth": state_depth, "cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
         "bridge": {k: read["sim_bridge"].get(k) for k in ("ticks", "deadline_miss_ratio", "round_trip_us", "cpu_percent")},
         "controller_tick_us": read["computed_torque"].get("controller_tick_us"),
-        "node": {k: s.get(k) for k in ("state_us", "rollout_us", "published", "rejected", "stream", "online_score")},
+        "node": {k: s.get(k) for k in ("state_us", "rollout_us", "published", "rejected", "stream", "online_score",
+                                         "states_lost_in_middleware")},
         "node_cpu_share": cpu / wall if wall > 0 else None,
         "baseline_onnx_step_us": {"before": baseline_before, "after": baseline_after},
         "ratio_state_p50_to_onnx_p50": (st.get("p50") or np.nan) / base_p50,
