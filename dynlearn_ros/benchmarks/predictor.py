@@ -12,6 +12,8 @@ warm-up, from the same state o_k, five predictions of q at t_k + h are scored (h
 * ``acrkn_applied``: the ac-RKN rollout fed the torques that were actually applied over the
   horizon (the model's own quality, as if the node knew the future commands);
 * ``const_velocity``: q_k + h qd_k;
+* ``const_acceleration``: the last velocity change (qd_k - qd_{k-1}) / dt held over the horizon,
+  integrated as the simulator steps (a two-state extrapolation; no model);
 * ``pinocchio_applied`` / ``pinocchio_held``: the URDF's rigid-body forward dynamics
   qdd = M(q)^-1 (tau - C(q, qd) qd - g(q)), integrated with the simulator's semi-implicit Euler
   step at 1 ms from o_k with the applied / the held torque. It knows neither the payload nor the
@@ -43,7 +45,8 @@ import numpy as np
 from dynlearn_ros.paths import resolve_model_dir
 
 HORIZONS_MS = (1, 10, 50, 100)
-METHODS = ("acrkn_held", "acrkn_applied", "const_velocity", "pinocchio_applied", "pinocchio_held")
+METHODS = ("acrkn_held", "acrkn_applied", "const_velocity", "const_acceleration", "pinocchio_applied",
+           "pinocchio_held")
 Z95 = 1.959964
 
 
@@ -148,6 +151,11 @@ def evaluate_episode(model, pin: _Pinocchio, q: np.ndarray, qd: np.ndarray, tau:
             preds[name] = (pq.copy(), pqd.copy())
         steps = (np.arange(1, hmax + 1) * dt)[:, None]
         preds["const_velocity"] = (q[k] + steps * qd[k], np.repeat(qd[k:k + 1], hmax, 0))
+        # the last velocity change held, integrated as the simulator steps (semi-implicit Euler):
+        # qd_i = qd_k + i dt a, q_i = q_k + i dt qd_k + dt^2 a i (i + 1) / 2
+        a = (qd[k] - qd[k - 1]) / dt
+        i = np.arange(1, hmax + 1)[:, None]
+        preds["const_acceleration"] = (q[k] + steps * qd[k] + (dt * dt * i * (i + 1) / 2) * a, qd[k] + steps * a)
         acc["points"] += 1
         for j, h in enumerate(hs):
             truth_q, truth_qd = q[k + h], qd[k + h]
