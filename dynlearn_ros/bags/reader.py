@@ -119,8 +119,9 @@ def _resolve(path: Path) -> tuple[Path, str]:
         path = path.parent
     if path.is_dir():
         storage_file = _storage_file(path)
-        if (path / "metadata.yaml").is_file():
-            return path, STORAGE_SUFFIXES.get(storage_file.suffix, "?") if storage_file else "?"
+        if (path / "metadata.yaml").is_file():   # one storage file, or several (a split bag: <name>_0, _1, ...)
+            kinds = {STORAGE_SUFFIXES[p.suffix] for p in path.iterdir() if p.suffix in STORAGE_SUFFIXES}
+            return path, kinds.pop() if len(kinds) == 1 else "?"
         if storage_file is None:
             raise DataFileError(path, "not a rosbag2 folder: no metadata.yaml and not exactly one .mcap / .db3 file")
         return storage_file, STORAGE_SUFFIXES[storage_file.suffix]
@@ -145,6 +146,16 @@ def _read_rosbags(target: Path) -> tuple[dict[str, TopicInfo], dict[str, list[tu
                 messages[conn.topic].append((int(t), bytes(raw)))
         except Exception as exc:   # a damaged chunk or page part-way: keep what was read before it
             problem = f"reading stopped part-way: {type(exc).__name__}: {exc}"
+        listed: dict[str, int] = {}
+        for conn in reader.connections:
+            listed[conn.topic] = listed.get(conn.topic, 0) + int(conn.msgcount or 0)
+    # rosbags yields only messages whose storage channel matches metadata.yaml's topic entry
+    # (type, serialization, QoS): a bag whose metadata.yaml disagrees with its files reads short
+    short = [f"{t}: {listed[t]} listed, {len(messages[t])} read" for t in sorted(listed)
+             if len(messages[t]) < listed[t]]
+    if short and not problem:
+        problem = ("fewer messages than the bag's metadata lists (metadata.yaml and the storage files "
+                   "disagree, or files are damaged): " + "; ".join(short))
     return topics, messages, problem
 
 

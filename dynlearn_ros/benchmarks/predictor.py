@@ -12,6 +12,8 @@ warm-up, from the same state o_k, five predictions of q at t_k + h are scored (h
 * ``acrkn_applied``: the ac-RKN rollout fed the torques that were actually applied over the
   horizon (the model's own quality, as if the node knew the future commands);
 * ``const_velocity``: q_k + h qd_k;
+* ``const_acceleration``: the last velocity change (qd_k - qd_{k-1}) / dt held over the horizon,
+  integrated as the simulator steps (a two-state extrapolation; no model);
 * ``pinocchio_applied`` / ``pinocchio_held``: the URDF's rigid-body forward dynamics
   qdd = M(q)^-1 (tau - C(q, qd) qd - g(q)), integrated with the simulator's semi-implicit Euler
   step at 1 ms from o_k with the applied / the held torque. It knows neither the payload nor the
@@ -43,7 +45,8 @@ import numpy as np
 from dynlearn_ros.paths import resolve_model_dir
 
 HORIZONS_MS = (1, 10, 50, 100)
-METHODS = ("acrkn_held", "acrkn_applied", "const_velocity", "pinocchio_applied", "pinocchio_held")
+METHODS = ("acrkn_held", "acrkn_applied", "const_velocity", "const_acceleration", "pinocchio_applied",
+           "pinocchio_held")
 Z95 = 1.959964
 
 
@@ -148,6 +151,11 @@ def evaluate_episode(model, pin: _Pinocchio, q: np.ndarray, qd: np.ndarray, tau:
             preds[name] = (pq.copy(), pqd.copy())
         steps = (np.arange(1, hmax + 1) * dt)[:, None]
         preds["const_velocity"] = (q[k] + steps * qd[k], np.repeat(qd[k:k + 1], hmax, 0))
+        # the last velocity change held, integrated as the simulator steps (semi-implicit Euler):
+        # qd_i = qd_k + i dt a, q_i = q_k + i dt qd_k + dt^2 a i (i + 1) / 2
+        a = (qd[k] - qd[k - 1]) / dt
+        i = np.arange(1, hmax + 1)[:, None]
+        preds["const_acceleration"] = (q[k] + steps * qd[k] + (dt * dt * i * (i + 1) / 2) * a, qd[k] + steps * a)
         acc["points"] += 1
         for j, h in enumerate(hs):
             truth_q, truth_qd = q[k + h], qd[k + h]
@@ -275,13 +283,14 @@ def write_std_scale(model_dir: str | Path, cal: dict) -> Path:
     import os
 
     from dynlearn_ros.runtime.acrkn import AcrknForwardPredictor
+    from dynlearn_ros.runtime.metadata import compact_json
 
     path = resolve_model_dir(str(model_dir))
     meta_path = path / "metadata.json"
     meta = json.loads(meta_path.read_text())
     meta["acrkn"]["std_scale"] = {k: cal[k] for k in ("scale", "source", "points")}
     tmp = meta_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=1) + "\n")   # as ModelMetadata.write
+    tmp.write_text(compact_json(meta))   # as ModelMetadata.write
     os.replace(tmp, meta_path)
     AcrknForwardPredictor.from_directory(path)
     return path
@@ -383,10 +392,13 @@ def _cpu_s(pid: int) -> float:
 
 
 def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 10.0, publish_rate_hz: float = 10.0,
-                    horizon: int = 100, workdir: Path | None = None, rollout_thread: bool = True) -> dict:
+                    horizon: int = 100, workdir: Path | None = None, rollout_thread: bool = True,
+                    state_depth: int | None = None) -> dict:
     """Run sim_bridge (realtime, 1 kHz, 3 kg payload, friction) <-> computed_torque (analytic,
     pick-and-place) with the predictor listening, each its own process, for ``seconds`` of sim
-    time; see the module docstring. No rclpy here: the nodes' JSON summaries are read back."""
+    time; see the module docstring. ``state_depth``: the node's joint_states subscription depth
+    (its QoS override; None: the node's default, ``qos.STATE_STREAM``). No rclpy here: the nodes'
+    JSON summaries are read back."""
     import json
     import os
     import tempfile
@@ -403,8 +415,11 @@ def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 1
     files = {k: workdir / f"{k}.json" for k in ("predictor", "computed_torque", "sim_bridge")}
     with claim_domain_id() as claim:
         env = claim.env(workdir / "ros_log")
-        pred = NodeProcess("predictor", {"model_dir": str(path), "horizon": horizon, "publish_rate_hz": publish_rate_hz,
-                                         "rollout_thread": rollout_thread, "summary_path": str(files["predictor"])}, env, workdir / "predictor.log")
+        params = {"model_dir": str(path), "horizon": horizon, "publish_rate_hz": publish_rate_hz,
+                  "rollout_thread": rollout_thread, "summary_path": str(files["predictor"])}
+        if state_depth is not None:
+            params["qos_overrides./joint_states.subscription.depth"] = int(state_depth)
+        pred = NodeProcess("predictor", params, env, workdir / "predictor.log")
         ctl = NodeProcess("computed_torque", {"robot": "iiwa", "reference": "pick_place",
                                               "summary_path": str(files["computed_torque"])},
                           env, workdir / "computed_torque.log")
@@ -433,10 +448,11 @@ def bench_predictor(model_dir: str | Path = "acrkn_iiwa_fwd", seconds: float = 1
     st, ro = s.get("state_us") or {}, s.get("rollout_us") or {}
     return {
         "model_dir": str(path), "sim_seconds": seconds, "wall_s": wall, "publish_rate_hz": publish_rate_hz,
-        "horizon": horizon, "rollout_thread": rollout_thread, "cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
+        "horizon": horizon, "rollout_thread": rollout_thread, "state_depth": state_depth, "cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
         "bridge": {k: read["sim_bridge"].get(k) for k in ("ticks", "deadline_miss_ratio", "round_trip_us", "cpu_percent")},
         "controller_tick_us": read["computed_torque"].get("controller_tick_us"),
-        "node": {k: s.get(k) for k in ("state_us", "rollout_us", "published", "rejected", "stream", "online_score")},
+        "node": {k: s.get(k) for k in ("state_us", "rollout_us", "published", "rejected", "stream", "online_score",
+                                         "states_lost_in_middleware")},
         "node_cpu_share": cpu / wall if wall > 0 else None,
         "baseline_onnx_step_us": {"before": baseline_before, "after": baseline_after},
         "ratio_state_p50_to_onnx_p50": (st.get("p50") or np.nan) / base_p50,

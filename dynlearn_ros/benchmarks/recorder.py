@@ -31,13 +31,17 @@ from dynlearn_ros.procs import NodeProcess, claim_domain_id
 @dataclass
 class RecorderBenchConfig:
     """seconds: sim seconds per run; pairs: rounds of the modes; stepping: realtime | lockstep;
-    modes: "off" and recorder bag_time values ("send", "receive")."""
+    modes: "off" and recorder bag_time values ("send", "receive"); rt_priority: 0 = normal
+    scheduling, 1..99 = the bridge and the controller under SCHED_FIFO (``chrt -f``), as a real
+    robot's loop runs; recorder_niceness: the recorder's ``niceness`` parameter (None: its default, 19)."""
 
     seconds: float = 10.0
     pairs: int = 2
     stepping: str = "realtime"
     robot: str = "iiwa"
     modes: tuple[str, ...] = ("off", "send", "receive")
+    rt_priority: int = 0
+    recorder_niceness: int | None = None
 
 
 def _metrics(run: dict, stepping: str) -> dict:
@@ -53,9 +57,11 @@ def _metrics(run: dict, stepping: str) -> dict:
 def _one(cfg: RecorderBenchConfig, mode: str, env: dict, workdir: Path, tag: str) -> dict:
     rec = None
     if mode != "off":
-        rec = NodeProcess("recorder", {"bag_path": str(workdir / f"{tag}_bag"), "bag_time": mode,
-                                       "summary_path": str(workdir / f"{tag}_recorder.json")},
-                          env, workdir / f"{tag}_recorder.log")
+        params = {"bag_path": str(workdir / f"{tag}_bag"), "bag_time": mode,
+                  "summary_path": str(workdir / f"{tag}_recorder.json")}
+        if cfg.recorder_niceness is not None:
+            params["niceness"] = int(cfg.recorder_niceness)
+        rec = NodeProcess("recorder", params, env, workdir / f"{tag}_recorder.log")
         end = time.monotonic() + STARTUP_TIMEOUT_S
         while "into" not in rec.output():            # its start-up line: the bag is open
             if rec.poll() is not None or time.monotonic() > end:
@@ -64,7 +70,8 @@ def _one(cfg: RecorderBenchConfig, mode: str, env: dict, workdir: Path, tag: str
     cpu0 = _cpu_seconds(rec.pid) if rec else None
     t0 = time.monotonic()
     try:
-        run = run_pair(cfg.stepping, LoopBenchConfig(seconds=cfg.seconds, robot=cfg.robot), env, workdir, tag)
+        run = run_pair(cfg.stepping, LoopBenchConfig(seconds=cfg.seconds, robot=cfg.robot, rt_priority=cfg.rt_priority),
+                       env, workdir, tag)
     finally:
         if rec is not None:
             cpu1 = _cpu_seconds(rec.pid)
@@ -112,7 +119,9 @@ def format_summary(result: dict) -> str:
     med, rat = result["median"], result["ratio_to_off"]
     modes = result["config"]["modes"]
     lines = [f"recorder modes {modes}, {result['config']['pairs']} rounds of {result['config']['seconds']:g} s "
-             f"({result['config']['stepping']}), load {result['machine']['loadavg_before'][0]:.1f}",
+             f"({result['config']['stepping']}, rt_priority {result['config'].get('rt_priority', 0)}, recorder "
+             f"niceness {result['config'].get('recorder_niceness')}), "
+             f"load {result['machine']['loadavg_before'][0]:.1f}",
              f"  {'metric':<26}" + "".join(f"{m:>12}" for m in modes)
              + "".join(f"{m + '/off':>14}" for m in rat)]
 

@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inline-rollouts", action="store_true",
                         help="the node's rollout_thread:=false (rollouts on the executor's thread, the "
                              "first design): the baseline for the rollout thread")
+    parser.add_argument("--state-depth", type=int, default=None,
+                        help="the node's joint_states subscription depth (QoS override; default: the node's)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.reporting.markdown import write_outputs
 
     out = bench_predictor(args.model_dir, args.seconds, args.publish_rate, args.horizon,
-                          Path(args.workdir) if args.workdir else None, rollout_thread=not args.inline_rollouts)
+                          Path(args.workdir) if args.workdir else None, rollout_thread=not args.inline_rollouts, state_depth=args.state_depth)
     write_outputs(out, None, args.json, None)
     node = out["node"]
     for key in ("state_us", "rollout_us"):

@@ -14,6 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", type=int, default=2, help="rounds of (off, send, receive), every other "
                         "round reversed")
     parser.add_argument("--stepping", choices=("realtime", "lockstep"), default="realtime")
+    parser.add_argument("--rt-priority", type=int, default=0,
+                        help="SCHED_FIFO priority (1..99) of the bridge and the controller (chrt -f), as "
+                             "`rt_priority` on a robot; 0: normal scheduling")
+    parser.add_argument("--recorder-niceness", type=int, default=None,
+                        help="the recorder's niceness parameter (default: the node's, 19)")
     parser.add_argument("--json", required=True, help="output JSON path")
 
 
@@ -23,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seconds <= 0 or args.pairs < 1:
         raise SystemExit("--seconds must be > 0 and --pairs >= 1")
-    cfg = RecorderBenchConfig(seconds=args.seconds, pairs=args.pairs, stepping=args.stepping)
+    if not 0 <= args.rt_priority <= 99:
+        raise SystemExit("--rt-priority must be in 0..99")
+    cfg = RecorderBenchConfig(seconds=args.seconds, pairs=args.pairs, stepping=args.stepping,
+                              rt_priority=args.rt_priority, recorder_niceness=args.recorder_niceness)
     try:
         result = bench_recorder(cfg, progress=lambda s: print(s, file=sys.stderr, flush=True))
     except LoopBenchError as exc:

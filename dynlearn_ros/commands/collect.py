@@ -21,8 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes (default 10)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each episode, s (default 10)")
     parser.add_argument("--dt", type=float, default=1e-3, help="sample and physics period, s (default 1e-3)")
-    parser.add_argument("--payload-kg", type=float, default=0.0,
-                        help="point mass at the end-effector link's centre of mass, kg (default 0)")
+    parser.add_argument("--payload-kg", type=float, nargs="+", default=[0.0],
+                        help="point mass at the end-effector link's centre of mass, kg (default 0); several "
+                             "values: episode e uses value e mod their count")
     parser.add_argument("--friction-viscous", type=float, nargs="+", default=None, metavar="B",
                         help="viscous friction b, N*m*s/rad: one value or one per joint (default 0)")
     parser.add_argument("--friction-coulomb", type=float, nargs="+", default=None, metavar="FC",
@@ -34,8 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zeta", type=float, default=1.0, help="PD damping ratio (default 1)")
     parser.add_argument("--base-freq", type=float, default=0.1, help="Fourier base frequency, Hz (default 0.1)")
     parser.add_argument("--harmonics", type=int, default=5, help="Fourier harmonics per joint (default 5)")
-    parser.add_argument("--max-velocity", type=float, default=1.5, help="reference |qd| bound, rad/s")
-    parser.add_argument("--max-acceleration", type=float, default=6.0, help="reference |qdd| bound, rad/s^2")
+    parser.add_argument("--max-velocity", type=float, nargs="+", default=[1.5],
+                        help="reference |qd| bound, rad/s (several: cycled over the episodes as --payload-kg)")
+    parser.add_argument("--max-acceleration", type=float, nargs="+", default=[6.0],
+                        help="reference |qdd| bound, rad/s^2 (several: cycled over the episodes as --payload-kg)")
     parser.add_argument("--out", required=True, help="output .npz path")
     parser.add_argument("--quiet", action="store_true", help="no per-episode lines")
 

@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", default="acrkn_iiwa_fwd",
                         help="forward model directory (relative: under the package's models/)")
     parser.add_argument("--payloads", type=float, nargs="+", default=[3.0, 6.0, 0.0],
-                        help="payloads of the held-out sets, kg (the shipped model was trained at 3 kg)")
+                        help="payloads of the held-out sets, kg (the shipped model: trained at 0-3 and 5-8 kg)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102],
                         help="seeds of the held-out trajectories (training used seed 1)")
     parser.add_argument("--friction-viscous", type=float, default=0.3, help="N*m*s/rad on every joint")
@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibrate-seeds", type=int, nargs="+", default=None,
                         help="first fit the per-step std scale on validation runs of these seeds (never "
                              "--seeds) and write it into the model's metadata (acrkn.std_scale)")
-    parser.add_argument("--calibrate-payload", type=float, default=3.0,
-                        help="payload of the calibration runs, kg (the training payload)")
+    parser.add_argument("--calibrate-payload", type=float, nargs="+", default=[3.0],
+                        help="payloads of the calibration runs, kg (one set per payload and calibration seed)")
     parser.add_argument("--calibrate-steps", type=int, default=300,
                         help="steps after the last state the scale covers (the node's max_gap + horizon)")
     parser.add_argument("--json", default=None, help="JSON output path")
@@ -45,9 +45,10 @@ def run(args: argparse.Namespace) -> int:
         if set(args.calibrate_seeds) & set(args.seeds):
             raise SystemExit(f"report predictor: --calibrate-seeds {args.calibrate_seeds} overlap the held-out "
                              f"--seeds {args.seeds}: calibrate on other runs than those scored")
-        cal = fit_std_scale(args.model_dir, [HeldOut(args.calibrate_payload, s, args.friction_viscous,
-                                                     args.friction_coulomb, args.episodes, args.seconds)
-                                             for s in args.calibrate_seeds], steps=args.calibrate_steps)
+        cal = fit_std_scale(args.model_dir, [HeldOut(p, s, args.friction_viscous, args.friction_coulomb,
+                                                     args.episodes, args.seconds)
+                                             for p in args.calibrate_payload for s in args.calibrate_seeds],
+                            steps=args.calibrate_steps)
         write_std_scale(args.model_dir, cal)
     res = evaluate_predictor(args.model_dir, sets, args.every, args.warmup)
     if cal is not None:

@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 from builtin_interfaces.msg import Duration  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
 from rclpy.clock import Clock, ClockType  # noqa: E402
+from rclpy.event_handler import SubscriptionEventCallbacks  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
@@ -260,7 +261,13 @@ class Predictor(Node):
         self.std_pub = self.create_publisher(Float64MultiArray, "~/prediction_std", qos.PREDICTIONS, **over)
         self.status_pub = self.create_publisher(Float64MultiArray, "~/status", qos.STATUS, **over)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
-        self.state_sub = self.create_subscription(JointState, "joint_states", self._on_state, qos.STATE_STREAM, **over)
+        # message_lost: states the middleware reports lost before they reached this node's queue (the
+        # publisher no longer held them for a reader that fell behind); a full queue of this node
+        # drops its oldest silently and shows only as gaps in the stamps (stream counters gaps)
+        self.dds_lost = 0
+        self.state_sub = self.create_subscription(
+            JointState, "joint_states", self._on_state, qos.STATE_STREAM,
+            event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_message_lost), **over)
         if self.p["torque_source"] == "command":
             self.create_subscription(Float64MultiArray, "effort_controller/commands", self._on_command,
                                      qos.COMMANDS, **over)
@@ -288,6 +295,9 @@ class Predictor(Node):
         self.status_msg.layout.dim = [MultiArrayDimension(label=",".join(STATUS_FIELDS), size=len(STATUS_FIELDS),
                                                           stride=len(STATUS_FIELDS))]
         self._status = np.zeros(len(STATUS_FIELDS))
+
+    def _on_message_lost(self, info) -> None:
+        self.dds_lost = int(info.total_count)
 
     def _reject(self, reason: str) -> None:
         count = self.rejected[reason] = self.rejected.get(reason, 0) + 1
@@ -485,6 +495,7 @@ class Predictor(Node):
             "model_version": self.slot.active.version, "horizon": self.p["horizon"], "step_dt_ms": self.p["step_dt_ms"],
             "torque_source": self.p["torque_source"], "published": self.published,
             "stale_episodes": self.stale_episodes, "recoveries": self.recoveries, "rejected": dict(self.rejected),
+            "states_lost_in_middleware": self.dds_lost,
             "ignored_model_updates": self.ignored_updates, "stream": self.stream.counters.as_dict(),
             "model_slot": self.slot.counters(), "online_score": self.stream.score.summary(),
             "state_us": pct(self.state_ns, self.n_states), "rollout_us": pct(self.rollout_ns, self.n_rollouts),

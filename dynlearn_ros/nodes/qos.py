@@ -10,7 +10,7 @@ Each topic's QoS (the computed_torque node; docs in README.md, Topics):
 | model_updates (subscription) | reliable, transient local, keep last 1 | yes |
 | ~/status | best effort, keep last 1 | yes |
 | /diagnostics | reliable, keep last 10 (the ROS default: diagnostic_aggregator's) | no |
-| predictor: joint_states (subscription) | reliable, keep last 50 | yes |
+| predictor: joint_states (subscription) | reliable, keep last 1000 | yes |
 | predictor: ~/prediction, ~/prediction_std | best effort, keep last 1 | yes |
 
 "Overridable": rclpy's standard QoS overrides, read at start-up (read-only after), by the resolved
@@ -42,9 +42,10 @@ MODEL_UPDATES = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, hist
 MODEL_UPDATES_TOPIC = "model_updates"
 #: the predictor's ~/prediction and ~/prediction_std: best effort, only the latest forecast matters
 PREDICTIONS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-#: joint_states for a node that needs every state (the predictor's belief, the trainer's samples):
-#: reliable, keep last 50 (a rollout of a few ms leaves ~10 states queued at 1 kHz)
-STATE_STREAM = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+#: joint_states for a node that needs every state (the predictor's belief): reliable, keep last
+#: 1000 (1 s at 1 kHz: a CPU-starved node catches up instead of losing the oldest; with 50 the
+#: loaded bench lost 3x more gaps of states, docs/predictor.md "Cost at 1 kHz input")
+STATE_STREAM = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 SENSOR_DATA = qos_profile_sensor_data
 #: ik/target and ik/chain_target (the ik node's requests): reliable, keep last 10, so targets sent
 #: while a solve holds the node (0.1-10 s) wait in the queue instead of being dropped

@@ -97,6 +97,8 @@ class StreamCounters:
     observed: int = 0          # states that advanced the belief
     resets: int = 0            # belief restarts (first state, gap beyond max_gap, non-finite model output)
     bridged_steps: int = 0     # model steps run without an observation to bridge gaps between states
+    gaps: int = 0              # times one or more states were missing between two observed ones
+    largest_gap: int = 0       # the most states missing in one gap (model steps; a reset's gap included)
     too_fast: int = 0          # states less than half a model step after the last one (dropped)
     nonfinite_model: int = 0   # steps whose output was not finite (belief restarted)
     rollouts: int = 0
@@ -231,6 +233,9 @@ class ForwardStream:
             if m <= 0:
                 self.counters.too_fast += 1
                 return False
+            if m > 1:
+                self.counters.gaps += 1
+                self.counters.largest_gap = max(self.counters.largest_gap, m - 1)
             if m > self.max_gap_steps:
                 self.counters.resets += 1
                 self.model.reset()

@@ -262,7 +262,7 @@ class ModelMetadata:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1) + "\n"
+        return compact_json(self.to_dict())
 
     def write(self, model_dir: Path) -> Path:
         """Write ``model_dir/metadata.json`` (after checking the record parses back)."""
@@ -375,3 +375,32 @@ def read_model_version(model_dir: Path) -> int:
         return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
     except (OSError, ValueError, AttributeError):
         return 0
+
+
+def _is_scalar(value: Any) -> bool:
+    return not isinstance(value, (dict, list, tuple))
+
+
+def _compact(value: Any, level: int) -> str:
+    pad, inner = " " * level, " " * (level + 1)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = (f"{inner}{json.dumps(str(k))}: {_compact(v, level + 1)}" for k, v in value.items())
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, (list, tuple)):
+        if all(_is_scalar(v) for v in value):
+            return json.dumps(list(value), allow_nan=False)
+        rows = (inner + _compact(v, level + 1) for v in value)
+        return "[\n" + ",\n".join(rows) + "\n" + pad + "]"
+    return json.dumps(value, allow_nan=False)
+
+
+def compact_json(record: Any) -> str:
+    """``record`` as JSON text that reads back equal (``json.loads(compact_json(r)) == r`` for any
+    JSON-able r; floats keep their shortest round-trip repr): objects one key per line, indented
+    one space per level as before, but a list of scalars on one line, so a table (a list of rows)
+    takes one line per row (the forward model's std scale: one line per step instead of one per
+    value). Non-finite floats are refused (ValueError) as strict JSON readers would."""
+    return _compact(record, 0) + "\n"
+

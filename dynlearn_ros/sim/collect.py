@@ -86,12 +86,20 @@ def track_episode(
     return {"t": t[:-1], "q": qs[:-1], "qd": qds[:-1], "qdd": qdd, "tau": taus, "q_des": q_ref[:-1]}
 
 
+def _cycle(value: float | Sequence[float], name: str) -> tuple[float, ...]:
+    """One value or a non-empty list of values -> tuple of floats (cycled over the episodes)."""
+    vals = tuple(float(v) for v in np.atleast_1d(np.asarray(value, dtype=np.float64)))
+    if not vals:
+        raise ValueError(f"{name}: give at least one value")
+    return vals
+
+
 def collect_dataset(
     robot: str = "iiwa",
     episodes: int = 10,
     seconds: float = 10.0,
     dt: float = 1e-3,
-    payload_kg: float = 0.0,
+    payload_kg: float | Sequence[float] = 0.0,
     friction_viscous: float | Sequence[float] | None = None,
     friction_coulomb: float | Sequence[float] | None = None,
     coulomb_velocity_eps: float = 0.1,
@@ -100,29 +108,39 @@ def collect_dataset(
     zeta: float = 1.0,
     base_freq_hz: float = 0.1,
     harmonics: int = 5,
-    max_velocity: float = 1.5,
-    max_acceleration: float = 6.0,
+    max_velocity: float | Sequence[float] = 1.5,
+    max_acceleration: float | Sequence[float] = 6.0,
     progress: Callable[[int, dict], None] | None = None,
 ) -> TrajectoryData:
     """Simulate ``episodes`` episodes of ``seconds`` s each and return them as one data set.
 
     Episode e's trajectory is drawn from ``SeedSequence(seed).spawn(episodes)[e]``, so a data
     set is reproducible bit for bit from its settings (all stored in ``meta``). ``progress``
-    is called after each episode with (episode, per-episode stats)."""
+    is called after each episode with (episode, per-episode stats).
+
+    ``payload_kg`` (kg), ``max_velocity`` (rad/s) and ``max_acceleration`` (rad/s^2) each take one
+    value or a list; episode e uses element e % len(list) (so a varied data set comes from one
+    call; the episode's values are in its ``episode_stats``)."""
     if episodes < 1 or not seconds > 0:
         raise ValueError(f"need episodes >= 1 and seconds > 0, got {episodes}, {seconds}")
+    payloads, vmaxes, amaxes = (_cycle(v, name) for v, name in ((payload_kg, "payload_kg"),
+                                                                  (max_velocity, "max_velocity"),
+                                                                  (max_acceleration, "max_acceleration")))
     n_steps = int(round(seconds / dt))
     wall0 = time.perf_counter()
     plant = SimPlant(robot, dt=dt, friction_viscous=friction_viscous, friction_coulomb=friction_coulomb,
-                     coulomb_velocity_eps=coulomb_velocity_eps, payload_kg=payload_kg)
+                     coulomb_velocity_eps=coulomb_velocity_eps, payload_kg=payloads[0])
     try:
         rbd = RigidBodyModel(plant.spec.urdf_path, plant.joint_names)
         parts: list[dict[str, np.ndarray]] = []
         stats: list[dict] = []
         for e, ss in enumerate(np.random.SeedSequence(seed).spawn(episodes)):
+            kg, vmax, amax = payloads[e % len(payloads)], vmaxes[e % len(vmaxes)], amaxes[e % len(amaxes)]
+            if plant.payload_kg != kg:
+                plant.set_payload(kg)
             traj = FourierTrajectory.random(plant.spec, np.random.default_rng(ss), base_freq_hz=base_freq_hz,
-                                            harmonics=harmonics, max_velocity=max_velocity,
-                                            max_acceleration=max_acceleration)
+                                            harmonics=harmonics, max_velocity=vmax,
+                                            max_acceleration=amax)
             clamps0 = plant.clamped_steps
             rec = track_episode(plant, rbd, traj, n_steps, omega=omega, zeta=zeta)
             rec["episode"] = np.full(n_steps, e, dtype=np.int64)
@@ -134,7 +152,8 @@ def collect_dataset(
                               axis=1)
             st = {"episode": e, "tracking_rmse_rad": float(np.sqrt(np.mean(err**2))),
                   "tracking_max_rad": float(np.max(np.abs(err))), "clamped_steps": plant.clamped_steps - clamps0,
-                  "limit_rows": int(at_limit.sum())}
+                  "limit_rows": int(at_limit.sum()), "payload_kg": kg, "max_velocity": vmax,
+                  "max_acceleration": amax}
             stats.append(st)
             if progress is not None:
                 progress(e, st)
@@ -143,7 +162,8 @@ def collect_dataset(
     cat = {k: np.concatenate([p[k] for p in parts]) for k in ("t", "q", "qd", "qdd", "tau", "episode")}
     meta = {
         "source": "dynlearn_ros.sim.collect", "robot": robot, "urdf": str(plant.spec.urdf_path),
-        "episodes": episodes, "seconds": seconds, "dt": dt, "payload_kg": payload_kg,
+        "episodes": episodes, "seconds": seconds, "dt": dt,
+        "payload_kg": payloads[0] if len(payloads) == 1 else list(payloads),
         "payload_model": f"point mass at the centre of mass of link {plant.spec.ee_link}",
         "friction_viscous": plant.friction_viscous.tolist(), "friction_coulomb": plant.friction_coulomb.tolist(),
         "coulomb_velocity_eps": coulomb_velocity_eps,
@@ -151,7 +171,8 @@ def collect_dataset(
         "seed": seed, "controller": {"law": "RNEA_urdf(q,qd,qdd_d) + m_eff*(w^2 e + 2 zeta w e_dot)",
                                      "omega": omega, "zeta": zeta},
         "excitation": {"kind": "fourier", "base_freq_hz": base_freq_hz, "harmonics": harmonics,
-                       "max_velocity": max_velocity, "max_acceleration": max_acceleration},
+                       "max_velocity": vmaxes[0] if len(vmaxes) == 1 else list(vmaxes),
+                       "max_acceleration": amaxes[0] if len(amaxes) == 1 else list(amaxes)},
         "qdd": "(qd[k+1] - qd[k]) / dt of the simulated velocity",
         "episode_stats": stats, "wall_time_s": time.perf_counter() - wall0,
     }

@@ -181,14 +181,16 @@ def test_a_stale_rollout_starts_later_and_a_gap_is_bridged(model_dir):
     assert s.counters.rollouts == runs and s.t_base == pytest.approx(38 * DT)
     np.testing.assert_allclose(s.q_pred, o[39:44, :N], atol=1e-5)
     # three states lost: the next one is reached by bridging 4 steps open loop (torque held)
-    before = s.counters.bridged_steps
+    before, gaps = s.counters.bridged_steps, s.counters.gaps
     s.observe(o[33, :N], o[33, N:], a[32], 33 * DT)
     assert s.counters.bridged_steps - before == 3
+    assert s.counters.gaps == gaps + 1 and s.counters.largest_gap == 3
     assert np.max(np.abs(s._one_mean - o[33])) < 1e-5
     # a gap beyond max_gap restarts the belief
     resets = s.counters.resets
     s.observe(o[80, :N], o[80, N:], a[79], 80 * DT + 1.0)
     assert s.counters.resets == resets + 1 and s.since_reset == 1
+    assert s.counters.gaps == gaps + 2 and s.counters.largest_gap == round((80 * DT + 1.0 - 33 * DT) / DT) - 1
 
 
 def test_states_faster_than_the_model_step_are_dropped(model_dir):
