@@ -37,7 +37,7 @@ def test_row_key_removes_only_the_seed():
 
 def test_forward_mean_std_ratio_and_order():
     vals, prevs = [0.010, 0.012, 0.014], [0.020, 0.020, 0.028]
-    agg = aggregate_results([forward_result(s, v, p) for s, (v, p) in enumerate(zip(vals, prevs))],
+    agg = aggregate_results([forward_result(s, v, p) for s, (v, p) in enumerate(zip(vals, prevs, strict=True))],
                             ["s0", "s1", "s2"])
     assert agg["layout"] == "forward"
     t = agg["tables"]["forward"]
