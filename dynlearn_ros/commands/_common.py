@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # torch-free at run time: the parser of every verb imports th
     from dynlearn_ros.learning.training.gp_runs import GPRunConfig
 
 MODEL_CHOICES = ("acrkn-fwd", "acrkn-inv", "rkn", "lstm", "gru", "ffnn", "analytic", *GP_KINDS)
-FORWARD_DATA = ("pneumatic", "kuka_lwr", "baxter")
+FORWARD_DATA = ("pneumatic", "pneumatic_raw", "pneumatic_pressure", "kuka_lwr", "baxter")
 #: sequence models' (epochs, batch_size, lr) when not given; the GP models have their own
 #: (learning.training.gp_runs.GP_DEFAULTS)
 SEQUENCE_DEFAULTS = (10, 32, 1e-3)

@@ -2,6 +2,10 @@
 golden.npz, docs/models.md).
 
     dynlearn-ros export --model acrkn-inv --run runs/panda_gaz2019/acrkn-inv-s0 --out models/acrkn_panda
+    dynlearn-ros export --run runs/mine/ffnn-static-s0 --out models/ffnn_mine   # train --task static
+
+A static FFNN run is written with the SVDKL directory's signature (kind "svdkl", model "ffnn":
+x = [q, qd, qdd] -> torque mean and variance), so the controller runs it with ``model_kind:=svdkl``.
 
 The test split of the run's data set is evaluated and stored in the metadata (``metrics``; for
 inverse models the predicted std also gives ``sigma_bounds``, computed by
@@ -32,6 +36,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(dynlearn-ros novelty first; docs/results_svdkl.md)")
 
 
+def _is_static_run(run: Path) -> bool:
+    """A ``train --task static`` run (its checkpoint holds ``static_config``)."""
+    import torch
+
+    path = run / "checkpoint.pt"
+    if not path.is_file():
+        raise SystemExit(f"export: no checkpoint.pt in {run}")
+    return "static_config" in torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _export_static(args: argparse.Namespace) -> int:
+    """The static FFNN -> an svdkl-kind model directory (learning/export/static.py)."""
+    from dynlearn_ros.learning.export.static import export_static_run
+
+    if args.model not in (None, "ffnn"):
+        raise SystemExit(f"--model {args.model} but {args.run} holds a static ffnn model")
+    if args.no_metrics:
+        raise SystemExit("export of a static run needs its test split (sigma bounds, golden rows): drop --no-metrics")
+    how = shlex.join(getattr(args, "command_line", ["dynlearn-ros", *sys.argv[1:]]))
+    try:
+        out, metrics = export_static_run(args.run, args.out, args.data, command=how, model_version=args.model_version)
+    except ValueError as exc:
+        raise SystemExit(f"export: {exc}") from None
+    print(f"exported ffnn (static) -> {out} ({(out / 'model.onnx').stat().st_size / 1e3:.0f} kB), test RMSE "
+          f"{metrics['rmse']:.4g} N*m; run it with model_kind:=svdkl")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.model in GP_KINDS:
         return gp_dispatch(args, "export")
@@ -45,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.learning.export.acrkn import write_model_dir
     from dynlearn_ros.learning.training.sequence import load_checkpoint
 
+    if _is_static_run(Path(args.run)):
+        return _export_static(args)
     model, ckpt = load_checkpoint(Path(args.run) / "checkpoint.pt")
     if args.model and args.model != ckpt["model_config"]["kind"]:
         raise SystemExit(f"--model {args.model} but the run holds a {ckpt['model_config']['kind']} model")

@@ -9,6 +9,7 @@ Targets (each its own options; ``dynlearn-ros report <target> --help``):
   inverse-table  every inverse model family on the same test rows (docs/results.md)
   online         payload schedule: fixed gains, fixed learned model, online learning (docs/results_closed_loop.md)
   predictor      forward prediction error on held-out simulated runs (docs/predictor.md)
+  aggregate      mean +- spread over seeds of eval / inverse-table JSONs (docs/results.md)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ TARGETS = {
     "inverse-table": ("report_inverse_table", "every inverse model family on the same test rows"),
     "online": ("report_online", "payload schedule: fixed gains, fixed learned model, online learning (PNG)"),
     "predictor": ("report_predictor", "forward prediction error on held-out simulated runs (docs/predictor.md)"),
+    "aggregate": ("report_aggregate", "mean +- spread over seeds of eval / inverse-table JSONs"),
 }
 
 

@@ -39,7 +39,12 @@ DATASETS: dict[str, tuple[Callable[[Path | None], TrajectoryData], str]] = {
     ),
     "pneumatic": (
         pneumatic.load_pneumatic,
-        "pneumatic muscle arm (ac-RKN), real, forward: 3,076 episodes at 100 Hz, 4 joints, 8 action increments",
+        "pneumatic muscle arm (ac-RKN), real, forward: 3,076 episodes at 100 Hz, 4 joints, 8 action increments"
+        " (each episode's last row, a jump back to the start pose, dropped)",
+    ),
+    "pneumatic_raw": (
+        lambda root=None: pneumatic.load_pneumatic(root, drop_last_row=False),
+        "as 'pneumatic' with each episode's last row kept, as recorded (every pneumatic table measured before 2026-12-01 used it)",
     ),
     "pneumatic_pressure": (
         lambda root=None: pneumatic.load_pneumatic(root, tau_source="pressure"),

@@ -7,7 +7,8 @@ A model directory holds ``model.onnx`` (the graph), ``metadata.json`` (this sche
     format_version  int, FORMAT_VERSION (this loader reads SUPPORTED_FORMATS)
     model_version   int >= 1; a new export into a directory holding version v writes v + 1
     kind            predictor family, the controller's ``model_kind``: "acrkn" | "svdkl"
-    model           architecture: "acrkn-inv" | "acrkn-fwd" | "svdkl" | "svgp"
+    model           architecture: "acrkn-inv" | "acrkn-fwd" | "svdkl" | "svgp" | "ffnn" (static FFNN,
+                    kind "svdkl": the same memoryless x -> (mean, var) signature)
     role            "inverse" (torque from state and reference) | "forward" (next observation)
     joint_names     the model's joint order (every per-joint array below is in this order)
     dt              s, the sample period the model was trained at; null for a memoryless model
@@ -58,7 +59,7 @@ GOLDEN_FILE = "golden.npz"
 KINDS = ("acrkn", "svdkl")
 #: the ``base`` kinds a loader knows (absent / null: no base)
 BASE_KINDS = ("analytic",)
-MODELS = {"acrkn": ("acrkn-inv", "acrkn-fwd"), "svdkl": ("svdkl", "svgp")}
+MODELS = {"acrkn": ("acrkn-inv", "acrkn-fwd"), "svdkl": ("svdkl", "svgp", "ffnn")}
 ROLES = ("inverse", "forward")
 DTYPES = ("float32",)
 #: keys the kind-specific section must hold (per kind, and per role where it differs)

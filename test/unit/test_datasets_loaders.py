@@ -25,8 +25,10 @@ EXPECTED = {
     "sarcos": ("sarcos", 4449, 1, 7, 7, 0.1),
     "kuka_lwr": ("polydoros_robot_dynamics", 20068, 10, 7, 7, 0.01),
     "baxter": ("polydoros_robot_dynamics", 19295, 10, 7, 7, 0.01),
-    "pneumatic": ("acrkn_pneumatic_muscle_arm", 329878, 3076, 4, 8, 0.01),
-    "pneumatic_pressure": ("acrkn_pneumatic_muscle_arm", 329878, 3076, 4, 8, 0.01),
+    # pneumatic: 329,878 recorded rows, less each file's last row (the jump back to the start pose)
+    "pneumatic": ("acrkn_pneumatic_muscle_arm", 329878 - 3076, 3076, 4, 8, 0.01),
+    "pneumatic_pressure": ("acrkn_pneumatic_muscle_arm", 329878 - 3076, 3076, 4, 8, 0.01),
+    "pneumatic_raw": ("acrkn_pneumatic_muscle_arm", 329878, 3076, 4, 8, 0.01),
 }
 
 
@@ -129,9 +131,9 @@ def test_pneumatic_layout_and_cache(pneumatic_data, monkeypatch):
     data = pneumatic_data
     assert data.meta["kind"] == "forward"
     assert data.tau.shape[1] == 8 and data.q.shape[1] == 4
-    # episodes are files of 83..152 rows (README)
+    # episodes are files of 83..152 rows (README), each without its last row
     lengths = np.diff([a for a, _ in episode_bounds(data.episode)] + [len(data)])
-    assert lengths.min() >= 83 and lengths.max() <= 152
+    assert lengths.min() >= 82 and lengths.max() <= 151
     cache = Path(data.meta["cache"])
     assert cache.is_file()
     assert not str(cache).startswith(str(Path(__file__).resolve().parents[2]))  # never in the repo
@@ -147,6 +149,25 @@ def test_pneumatic_layout_and_cache(pneumatic_data, monkeypatch):
     # measured pressures are normalized to about 0..1 (README: "near 0.5")
     assert pres.tau.min() > -0.5 and pres.tau.max() < 1.5
     assert np.median(pres.tau) == pytest.approx(0.5, abs=0.25)
+
+
+def test_pneumatic_drops_only_the_reset_row(pneumatic_data):
+    """'pneumatic' = 'pneumatic_raw' without each file's last row, and that row is a reset: its
+    step from the row before is far larger than any step the arm makes inside a recording."""
+    raw, data = load("pneumatic_raw"), pneumatic_data
+    starts = np.array([a for a, _ in episode_bounds(raw.episode)] + [len(raw)])
+    last = starts[1:] - 1
+    keep = np.ones(len(raw), dtype=bool)
+    keep[last] = False
+    np.testing.assert_array_equal(data.q, raw.q[keep])
+    np.testing.assert_array_equal(data.tau, raw.tau[keep])
+    np.testing.assert_array_equal(data.episode, raw.episode[keep])
+    jump = np.abs(raw.q[last] - raw.q[last - 1]).max(axis=1)    # (3076,) largest joint step, rad
+    inner = np.abs(np.diff(data.q, axis=0))[np.diff(data.episode) == 0].max(axis=1)
+    # measured: median reset 1.20 rad, median inner step < 0.02 rad; a factor 20 leaves margin
+    # on both sides and fails if the dropped row were an ordinary one
+    assert np.median(jump) > 20 * np.median(inner)
+    assert np.median(inner) < 0.05
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -41,3 +41,34 @@ def test_free_run_of_an_exact_arx_stays_on_the_data_over_long_episodes():
     fr = forward_free_run(model, st, test, obs_qd=True, context=10, arx=arx)
     assert fr["arx_rmse"] < 1e-6 * float(np.std(test.qd)), fr["arx_rmse"]
     assert len(fr["arx_curve"]) == 290 and np.isfinite(fr["max_abs_ratio"])
+
+
+def test_free_run_batches_episodes_of_one_length_without_changing_the_result(monkeypatch):
+    """Episodes of mixed lengths (two share a length, so they run as one batch): the pooled RMSE
+    and the curve equal a one-episode-at-a-time run of the same model (float32 summation order
+    only: 1e-5 relative)."""
+    from dynlearn_ros.datasets.format import TrajectoryData
+    from dynlearn_ros.learning.evaluation import sequence as seqeval
+
+    parts = [white_noise_linear_data(n_ep=1, T=T, n=2, seed=20 + i) for i, T in enumerate((30, 41, 30, 25))]
+    data = TrajectoryData(t=np.concatenate([p.t for p in parts]), q=np.concatenate([p.q for p in parts]),
+                          qd=np.concatenate([p.qd for p in parts]), tau=np.concatenate([p.tau for p in parts]),
+                          episode=np.concatenate([np.full(len(p.t), i) for i, p in enumerate(parts)]),
+                          joint_names=parts[0].joint_names, dt=parts[0].dt)
+    obs, act = model_arrays(data, "forward", True)
+    st = Stats.fit(obs, act, data.episode)
+    torch.manual_seed(1)
+    model = build_model(ModelConfig("acrkn-fwd", "forward", obs_dim=4, act_dim=2, lod=4, enc_hidden=(16,),
+                                    dec_hidden=(16,), ctrl_hidden=(16,)))
+    batched = forward_free_run(model, st, data, obs_qd=True, context=10)
+    one = seqeval._free_run_outputs
+
+    def episode_by_episode(model, stats, obs, act, bounds, context):
+        return {a: v for b in bounds for a, v in one(model, stats, obs, act, [b], context).items()}
+
+    monkeypatch.setattr(seqeval, "_free_run_outputs", episode_by_episode)
+    single = forward_free_run(model, st, data, obs_qd=True, context=10)
+    assert batched["episodes"] == single["episodes"] == 4 and batched["rows"] == 20 + 31 + 20 + 15
+    np.testing.assert_allclose(batched["rmse"], single["rmse"], rtol=1e-5)
+    for h, v in single["curve"].items():
+        np.testing.assert_allclose(batched["curve"][h], v, rtol=1e-5)
