@@ -140,12 +140,9 @@ class AcrknInversePredictor(InverseModel):
         #: torque), evaluated at the acceleration the graph is asked for, (qd^des_{t+1} - qd_t) / dt
         self.base = None
         if meta.base is not None:
-            from dynlearn_ros.runtime.analytic_base import AnalyticBaseTerm
+            from dynlearn_ros.runtime.analytic_base import base_term
 
-            if model.base_urdf is None:
-                raise ModelLoadError(f"{self.model_dir}: the model declares an analytic base; it was not "
-                                     "checked against a URDF")
-            self.base = AnalyticBaseTerm(model.base_urdf, self.joint_names)
+            self.base = base_term(model, self.joint_names)
             self._acc = np.zeros(n)
         self.reset()
 

@@ -104,6 +104,16 @@ class AnalyticBaseTerm:
         mean += self.rbd.rnea(q, qd, qdd, self._tau)
 
 
+def base_term(model, joint_names: Sequence[str]) -> AnalyticBaseTerm:
+    """The RNEA term of a validated model (runtime/validate.ValidatedModel) whose metadata declares
+    a base, in the predictor's ``joint_names`` order; ModelLoadError when the model was not checked
+    against a URDF (``model.base_urdf`` is None)."""
+    if model.base_urdf is None:
+        raise ModelLoadError(f"{model.model_dir}: the model declares an analytic base; it was not "
+                             "checked against a URDF")
+    return AnalyticBaseTerm(model.base_urdf, joint_names)
+
+
 def golden_base_rows(meta: ModelMetadata, ins: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
     """The base's rows x (T, 3n) = [q, qd, a] at the golden inputs ``ins`` (name -> (T, 1, ...)) and
     the name of the graph's mean output: svdkl x itself ("mean"); acrkn q, qd of ``obs`` and

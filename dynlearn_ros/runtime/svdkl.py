@@ -59,12 +59,9 @@ class SvdklPredictor(InverseModel):
         #: the analytic base's RNEA term (None: the graph's mean is the whole torque)
         self.base = None
         if meta.base is not None:
-            from dynlearn_ros.runtime.analytic_base import AnalyticBaseTerm
+            from dynlearn_ros.runtime.analytic_base import base_term
 
-            if model.base_urdf is None:
-                raise ModelLoadError(f"{model.model_dir}: the model declares an analytic base; it was not "
-                                     "checked against a URDF")
-            self.base = AnalyticBaseTerm(model.base_urdf, self.joint_names)
+            self.base = base_term(model, self.joint_names)
         self.model_dir: Path = model.model_dir
         self.metadata: ModelMetadata = meta
         self.version: int = meta.model_version
