@@ -42,3 +42,42 @@ def start_online_graph(start_node, tmp_path: Path, kind: str, model_dir: str, pe
     metrics: list[dict] = []
     peer.node.create_subscription(String, "/trainer/metrics", lambda m: metrics.append(json.loads(m.data)), 10)
     return OnlineGraph(ctl, trainer, peer, metrics, ctl_json, tr_json, out_dir)
+
+
+@dataclass
+class SwapGraph:
+    ctl: object          # NodeProcess of computed_torque (the shipped SVDKL, sine reference)
+    bridge: object       # NodeProcess of sim_bridge (lockstep)
+    peer: TestPeer       # records /computed_torque/status rows (every tick)
+    announce: object     # publisher on the model-updates topic
+    ctl_json: Path       # the controller's summary
+    br_json: Path        # the bridge's stats
+
+
+def start_swap_graph(start_node, tmp_path: Path, peer_name: str, min_rows: int, ctl_params: dict | None = None,
+                     bridge_params: dict | None = None) -> SwapGraph:
+    """The hot-swap tests' graph: computed_torque with models/svdkl_iiwa_sim on the sine (a status
+    row every tick), a peer recording them with a publisher of model announcements, and a lockstep
+    sim_bridge started once both are matched; returns after ``min_rows`` rows (the loop runs). The
+    peer is closed here if the start fails, by the caller (``graph.peer.close()``) otherwise."""
+    from std_msgs.msg import String
+
+    from dynlearn_ros.nodes import qos
+
+    ctl_json, br_json = tmp_path / "ctl.json", tmp_path / "bridge.json"
+    ctl = start_node("computed_torque", {"robot": "iiwa", "model_kind": "svdkl", "model_dir": "svdkl_iiwa_sim",
+                                         "reference": "sine", "status_decimation": 1,
+                                         "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS,
+                                         "summary_path": str(ctl_json), **(ctl_params or {})})
+    peer = TestPeer(peer_name).record_status()
+    try:
+        announce = peer.node.create_publisher(String, qos.MODEL_UPDATES_TOPIC, qos.MODEL_UPDATES)
+        assert peer.spin_until(lambda: peer.node.count_publishers("/computed_torque/status") > 0
+                               and announce.get_subscription_count() > 0, 30.0), ctl.output()
+        bridge = start_node("sim_bridge", {"robot": "iiwa", "stepping": "lockstep", "duration_s": 600.0,
+                                           "stats_path": str(br_json), **(bridge_params or {})})
+        assert peer.spin_until(lambda: len(peer.rows) > min_rows, 60.0), f"no status rows\n{ctl.output()}"
+    except BaseException:
+        peer.close()
+        raise
+    return SwapGraph(ctl, bridge, peer, announce, ctl_json, br_json)

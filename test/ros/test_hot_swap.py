@@ -17,11 +17,10 @@ import shutil
 
 import numpy as np
 import pytest
-from fakes import TestPeer
+from online_graph import start_swap_graph
 
 from dynlearn_ros.core.robots import robot_spec
 from dynlearn_ros.core.status import split_status
-from dynlearn_ros.launch_graph import LOCKSTEP_STALE_TIMEOUT_MS
 from dynlearn_ros.paths import models_dir
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim]
@@ -34,27 +33,14 @@ SWAPS = 100
 def test_hundred_swaps_under_the_lockstep_loop(ros_context, start_node, tmp_path):
     from std_msgs.msg import String
 
-    from dynlearn_ros.nodes import qos
-
     copy = tmp_path / "svdkl_copy"
     shutil.copytree(models_dir() / "svdkl_iiwa_sim", copy)
     dirs = [str(copy), "svdkl_iiwa_sim"]
-    ctl_json, br_json = tmp_path / "ctl.json", tmp_path / "bridge.json"
-    ctl = start_node("computed_torque", {"robot": "iiwa", "model_kind": "svdkl", "model_dir": "svdkl_iiwa_sim",
-                                         "reference": "sine", "status_decimation": 1,
-                                         "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS,
-                                         "summary_path": str(ctl_json)})
-    peer = TestPeer("swap_peer").record_status()
-    node, rows, spin_until = peer.node, peer.rows, peer.spin_until
-    announce = node.create_publisher(String, qos.MODEL_UPDATES_TOPIC, qos.MODEL_UPDATES)
-
+    g = start_swap_graph(start_node, tmp_path, "swap_peer", 200)
+    ctl, bridge, announce, ctl_json, br_json = g.ctl, g.bridge, g.announce, g.ctl_json, g.br_json
+    peer, rows, spin_until = g.peer, g.peer.rows, g.peer.spin_until
     width = 8 * N + 5
     try:
-        assert spin_until(lambda: node.count_publishers("/computed_torque/status") > 0
-                          and announce.get_subscription_count() > 0, 30.0), ctl.output()
-        bridge = start_node("sim_bridge", {"robot": "iiwa", "stepping": "lockstep", "duration_s": 600.0,
-                                           "stats_path": str(br_json)})
-        assert spin_until(lambda: len(rows) > 200, 60.0), f"no status rows\n{ctl.output()}"
         for i in range(SWAPS):
             before = rows[-1][width - 1]
             announce.publish(String(data=dirs[i % 2]))
