@@ -78,6 +78,10 @@ from dynlearn_ros.runtime.slot import PLANT_FIT_ROWS, ModelSlot, check_model, ch
 
 LOG_THROTTLE_S = 2.0
 SLOT_POLL_S = 0.02   # how often finished model loads are logged and the parameters synced
+#: at shutdown, how long a running model load is waited for: a load takes 0.2-1 s here (SVDKL,
+#: ac-RKN; longer under load); the whole shutdown must stay well inside ros2 launch's 5 s
+#: before its SIGTERM and NodeProcess.stop's 10 s before its SIGKILL
+SLOT_JOIN_S = 2.0
 RCLError = _rclpy.RCLError
 ROS_OWN_PARAMS = ("use_sim_time", "start_type_description_service")
 REPEAT_ANSWER_S = 0.05   # a re-sent state (same stamp) is answered with the last command at most this often
@@ -94,6 +98,9 @@ class ComputedTorqueNode(Node):
     ticking = True
     #: appended to the /diagnostics message (the managed variant: its lifecycle state)
     state_note = ""
+    #: set by destroy_node when a model load outlived the shutdown: run_node then ends the
+    #: process with os._exit after its cleanup (nodes/runner.py)
+    exit_without_finalization = False
 
     def __init__(self) -> None:
         super().__init__("computed_torque")
@@ -557,8 +564,13 @@ class ComputedTorqueNode(Node):
 
     def destroy_node(self) -> None:
         slot = getattr(self, "slot", None)
-        if slot is not None:
-            slot.close()
+        if slot is not None and not slot.close(SLOT_JOIN_S):
+            # a model load still running (onnxruntime inside a session build, or a stalled
+            # disk): the interpreter's finalization with it alive can abort or hang the process
+            # (the 20-minute soak's SIGKILL), so run_node ends it without finalization
+            self.exit_without_finalization = True
+            self.get_logger().error(f"a model load was still running {SLOT_JOIN_S:.0f} s after shutdown began: "
+                                    "ending the process without waiting for it (summary written)")
         intake = getattr(self, "intake", None)
         if intake is not None:
             intake.close()

@@ -39,7 +39,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from dynlearn_ros.core.assembly import builtin_reference  # noqa: E402
 from dynlearn_ros.core.config import ConfigError  # noqa: E402
 from dynlearn_ros.core.trajectories import HoldReference  # noqa: E402
-from dynlearn_ros.nodes.computed_torque import ComputedTorqueNode  # noqa: E402
+from dynlearn_ros.nodes.computed_torque import SLOT_JOIN_S, ComputedTorqueNode  # noqa: E402
 from dynlearn_ros.nodes.runner import run_node  # noqa: E402
 from dynlearn_ros.runtime.registry import ModelLoadError  # noqa: E402
 
@@ -145,7 +145,8 @@ class ManagedComputedTorqueNode(ComputedTorqueNode, LifecycleNode):
         self._param_callbacks = []
         slot = getattr(self, "slot", None)
         if slot is not None:
-            slot.close()
+            if not slot.close(SLOT_JOIN_S):   # a load outlived it: no interpreter finalization at exit
+                self.exit_without_finalization = True
             self.slot = None
         self.configured = False
         self.state_note = " (unconfigured)"

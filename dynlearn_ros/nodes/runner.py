@@ -88,7 +88,25 @@ def run_node(factory: Callable[[], object], args: list[str] | None = None, *, na
                 node.destroy_node()
             context.try_shutdown()
             ignore_signals_until_exit()
+            if getattr(node, "exit_without_finalization", False):
+                exit_now(code)
     return code
+
+
+def exit_now(code: int) -> None:
+    """End the process at once with ``code`` (stdio flushed, no interpreter finalization): for a
+    node whose worker thread is still inside native code (an onnxruntime session build) that the
+    finalization would abort or deadlock on. Everything the node owes (summary, ROS shutdown)
+    is done by then."""
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def ignore_signals_until_exit() -> None:

@@ -257,12 +257,22 @@ class ModelSlot:
             if r is not None:
                 self._ready = Candidate(r.model, r.kind, r.path, self.prepare(r.model))
 
-    def close(self, timeout: float = 2.0) -> None:
+    def close(self, timeout: float = 2.0) -> bool:
+        """Stop taking requests; wait up to ``timeout`` s for the worker. The worker ends at its
+        next stage boundary (after the load, after the check); a load itself (onnxruntime
+        building a session, a model file on a stalled disk) cannot be interrupted. Returns False
+        if the worker is still inside one after ``timeout``: the process must then not run the
+        interpreter's finalization (a thread inside onnxruntime while the interpreter tears down
+        aborts it with 'terminate called without an active exception'), see
+        :func:`dynlearn_ros.nodes.runner.run_node`."""
         with self._lock:
             self._closed = True
+            self._pending = None
             self._wake.notify()
         if self._worker is not None:
             self._worker.join(timeout)
+            return not self._worker.is_alive()
+        return True
 
     # -- the worker -------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -277,8 +287,12 @@ class ModelSlot:
                 self.loading = True
             try:
                 model = self.loader(kind, path)
+                if self._closed:   # shut down while it loaded: drop it, end
+                    return
                 kind = kind or model.kind
                 self.check(model)
+                if self._closed:
+                    return
             except Exception as exc:  # every failure refuses the request, with its reason
                 with self._lock:
                     self.refused += 1
