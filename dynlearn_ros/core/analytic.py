@@ -45,6 +45,7 @@ class RigidBodyModel:
         self._v = np.zeros(model.nv)
         self._a = np.zeros(model.nv)
         self._zero = np.zeros(len(self.joint_names))
+        self._no_gravity = None   # (model, data) without gravity, for mass_times; built on first use
 
     @property
     def n(self) -> int:
@@ -76,6 +77,18 @@ class RigidBodyModel:
         """out = g(q)   (N*m)."""
         self._load(q, self._zero, self._zero)
         return self._store(pin.computeGeneralizedGravity(self.model, self.data, self._q), out)
+
+    def mass_times(self, q: np.ndarray, v: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """out = M(q) v   (N*m for v in rad/s^2): one RNEA pass at zero velocity on a copy of the
+        model without gravity (RNEA(q, 0, v) = M(q) v + g(q); with g = 0 it is M(q) v alone),
+        instead of RNEA and a gravity pass. Nothing allocated after the first call."""
+        if self._no_gravity is None:
+            m0 = pin.Model(self.model)
+            m0.gravity = pin.Motion.Zero()
+            self._no_gravity = (m0, m0.createData())
+        m0, d0 = self._no_gravity
+        self._load(q, self._zero, v)
+        return self._store(pin.rnea(m0, d0, self._q, self._v, self._a), out)
 
     def mass_matrix(self, q: np.ndarray) -> np.ndarray:
         """M(q), (n, n) symmetric (kg*m^2); allocates: not for the control path."""

@@ -295,6 +295,8 @@ class ComputedTorqueController:
         self.sigma_sched = np.zeros(n)   # what the schedule reads: the envelope of std
         self.envelope = SigmaEnvelope(n, self.dt, sigma_release_s)
         self._gains_fresh = False   # kp, kd hold the schedule's gains for the analytic model's constant std
+        self._gains_bounded = False  # fresh, but kp, kd were bounded by the late law (restore from the copies)
+        self._kp_const, self._kd_const = np.zeros(n), np.zeros(n)
         self.residual = residual          # realized-error estimator (None: the model's std alone)
         self.sigma_in = np.zeros(n)       # max(std, realized RMS error): the envelope's input
         self._apply_tuning(tuning)
@@ -320,7 +322,6 @@ class ComputedTorqueController:
         self._inertia: np.ndarray | None = None       # (n,) I of the late law (enable_late_law)
         self._inv_inertia: np.ndarray | None = None   # (n,) 1/I
         self._fb = np.zeros(n)      # the late law's accelerations a e + b e' (rad/s^2)
-        self._zero = np.zeros(n)
         self.damping_scale = 1.0   # < 1: K_D lowered by the chatter guard (set_chatter_guard)
         self.chatter = 0.0         # the guard's level (see CHATTER_LEVEL)
         self._inv_vmax: np.ndarray | None = None
@@ -488,7 +489,10 @@ class ComputedTorqueController:
         np.minimum(self.kp, bound, out=self.kp)
         np.multiply(self._inertia, 2.0 * w, out=bound)
         np.minimum(self.kd, bound, out=self.kd)
-        self._gains_fresh = False   # kp, kd no longer hold the schedule's gains: recompute next tick
+        if self._gains_fresh:
+            # constant gains (the analytic model): the next tick restores them from the copy
+            # instead of running the schedule again (the late law acts on most ticks under load)
+            self._gains_bounded = True
 
     def _feedback(self, q: np.ndarray, tau: np.ndarray) -> None:
         """tau = kp * err + kd * _derr; through M(q) I^-1 while late (:meth:`set_late_bandwidth`)."""
@@ -496,11 +500,10 @@ class ComputedTorqueController:
         self._derr *= self.kd
         tau += self._derr
         if math.isfinite(self.late_omega):
-            # M(q) v = RNEA(q, 0, v) - g(q): two RNEA passes, nothing allocated
+            # M(q) v: one RNEA pass on the gravity-free model (it was RNEA(q, 0, v) - g(q), two
+            # passes: the late law runs on most ticks under load), nothing allocated
             np.multiply(tau, self._inv_inertia, out=self._fb)
-            rbd = self.analytic.rbd
-            rbd.rnea(q, self._zero, self._fb, tau)
-            tau -= rbd.gravity(q, self._fb)
+            self.analytic.rbd.mass_times(q, self._fb, tau)
 
     def _clip_desired(self) -> None:
         """Clip q_des, q_des_next into the limits; where clipped the desired velocity and
@@ -576,6 +579,14 @@ class ComputedTorqueController:
                 # the analytic model's std is a constant of the tuning: with no envelope and no
                 # realized-error sigma its gains stay those until the tuning, the model or the mode changes
                 self._gains_fresh = analytic and res is None and self.envelope.keep == 0.0
+                if self._gains_fresh:   # kept for the late law, which bounds kp, kd in place
+                    np.copyto(self._kp_const, self.kp)
+                    np.copyto(self._kd_const, self.kd)
+                    self._gains_bounded = False
+            elif self._gains_bounded:   # the constant gains, bounded by the late law last tick: restore
+                np.copyto(self.kp, self._kp_const)
+                np.copyto(self.kd, self._kd_const)
+                self._gains_bounded = False
         else:
             self._gains_fresh = False
             c.model_fallback += 1
