@@ -17,6 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-plant", action="store_true",
                         help="simulate the plant the shipped SVDKL model was trained for (5 kg, friction; payload "
                              "changes 3.5-6.5 kg) instead of the bare arm with 0-3 kg")
+    parser.add_argument("--change-s", type=float, default=3.0,
+                        help="seconds between events (default 3; 0.3 sends ten times as many, to find a grower)")
+    parser.add_argument("--events", default="trajectory,payload,bad_states,model",
+                        help="comma-separated events to send (default all: trajectory,payload,bad_states,model)")
+    parser.add_argument("--mem-every-s", type=float, default=10.0, help="RSS sampling period in s (default 10)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,8 +29,12 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.minutes > 0:
         raise ValueError(f"--minutes must be > 0, got {args.minutes}")
+    if not args.change_s > 0 or not args.mem_every_s > 0:
+        raise ValueError(f"--change-s and --mem-every-s must be > 0, got {args.change_s}, {args.mem_every_s}")
+    kinds = tuple(k.strip() for k in args.events.split(",") if k.strip())
     with tempfile.TemporaryDirectory(prefix="dynlearn_soak_") as tmp:
-        out = run_soak(args.minutes, Path(args.workdir) if args.workdir else Path(tmp), model_plant=args.model_plant)
+        out = run_soak(args.minutes, Path(args.workdir) if args.workdir else Path(tmp), model_plant=args.model_plant,
+                       change_s=args.change_s, events_kinds=kinds, mem_every_s=args.mem_every_s)
     text = json.dumps(out, indent=1)
     print(text)
     if args.json:

@@ -38,14 +38,27 @@ def _random_trajectory(rng, spec, msg_cls, point_cls):
     return msg
 
 
-def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0, model_plant: bool = False) -> dict:
+EVENT_KINDS = ("trajectory", "payload", "bad_states", "model")
+
+
+def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0, model_plant: bool = False,
+             events_kinds: tuple[str, ...] = EVENT_KINDS, mem_every_s: float = 10.0) -> dict:
     """Run the soak for ``minutes`` (logs and summaries in ``workdir``); returns the figures.
 
     ``model_plant`` False: the plant is the bare URDF arm with payload changes of 0-3 kg (the
     shipped SVDKL model, trained with 5 kg and joint friction, is then a model of another plant:
     its swaps test the swap machinery, and its feed-forward error trips following-error faults).
     True: the plant the shipped model was trained for (config/scenario_vgain.yaml: 5 kg and
-    its friction), payload changes within 5 +- 1.5 kg."""
+    its friction), payload changes within 5 +- 1.5 kg.
+
+    ``change_s``: seconds between events (3 in the bench; 0.3 makes ten times as many in the
+    same minutes, to find what grows); ``events_kinds``: which of :data:`EVENT_KINDS` to send
+    (a trajectory every change, then one of the others drawn at random as before; a kind left
+    out is skipped, so each kept kind comes as often as in the full soak); ``mem_every_s``: the
+    RSS sampling period (s)."""
+    unknown = set(events_kinds) - set(EVENT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown soak events {sorted(unknown)}; choose from {list(EVENT_KINDS)}")
     import psutil
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -113,16 +126,18 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
                 if now >= next_mem:
                     for k, p in procs.items():
                         mem[k].append((now - t0, p.memory_info().rss / 1e6))
-                    next_mem = now + 10.0
+                    next_mem = now + mem_every_s
                 if now >= next_change:
                     next_change = now + change_s
-                    traj_pub.publish(_random_trajectory(rng, spec, JointTrajectory, JointTrajectoryPoint))
-                    events["trajectories"] += 1
-                    pick = rng.uniform()
-                    if pick < 0.3:
+                    traj = _random_trajectory(rng, spec, JointTrajectory, JointTrajectoryPoint)
+                    if "trajectory" in events_kinds:
+                        traj_pub.publish(traj)
+                        events["trajectories"] += 1
+                    pick = rng.uniform()   # drawn in every case: the same seed, the same sequence
+                    if pick < 0.3 and "payload" in events_kinds:
                         payload_pub.publish(Float64(data=float(rng.uniform(*payload_range))))
                         events["payload_changes"] += 1
-                    elif pick < 0.5:
+                    elif 0.3 <= pick < 0.5 and "bad_states" in events_kinds:
                         # a burst of bad states from a second publisher (20 ms): must be refused
                         # (the publisher is removed after the burst: while it exists the
                         # controller refuses to control, by design)
@@ -138,7 +153,7 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
                         bad_node.destroy_node()
                         bad_node = None
                         events["bad_state_bursts"] += 1
-                    elif pick < 0.65 and have_model:
+                    elif 0.5 <= pick < 0.65 and have_model and "model" in events_kinds:
                         model_pub.publish(String(data=str(model)))
                         events["model_announcements"] += 1
         finally:
@@ -174,6 +189,7 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
 
     out = {
         "minutes": (time.monotonic() - t0) / 60.0, "minutes_planned": minutes, "model_plant": model_plant,
+        "change_s": change_s, "event_kinds": list(events_kinds),
         "crashes": sum(not a for a in alive.values()) + sum(int(r not in (0, None)) for r in rc.values()),
         "alive_at_end": alive, "exit_codes": rc, **counts, "events": events,
         "memory_mb": {k: {"first": v[0][1] if v else None, "last": v[-1][1] if v else None,
