@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "half the following-error limit (core/gain_floor.py); 0 = off")
     parser.add_argument("--json", default=None, help="write the phase table and learner metrics here")
     parser.add_argument("--png", default=None, help="write the plot here")
+    parser.add_argument("--series", default=None, help="write the logged series (100 Hz) of every run here (.npz)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     argv = ["--phases", args.phases, "--configs", args.configs, "--cycle-s", str(args.cycle_s),
             "--seed", str(args.seed), "--learner", args.learner,
             "--payload-margin-kg", str(args.payload_margin_kg)]
-    for flag, value in (("--config", args.config), ("--json", args.json), ("--png", args.png)):
+    for flag, value in (("--config", args.config), ("--json", args.json), ("--png", args.png),
+                        ("--series", args.series)):
         if value:
             argv += [flag, value]
     return main(argv)
