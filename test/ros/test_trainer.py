@@ -109,7 +109,7 @@ def _packaged_urdf_version(tmp_path: Path) -> str:
 
 def test_trainer_urdf_path_is_the_controllers_and_a_mismatch_is_refused(ros_context, start_node, tmp_path):
     # controller and trainer both on a custom URDF: the trainer's versions on the analytic base
-    # (base:=analytic) carry that URDF's probe, so the controller swaps them in; a version fitted
+    # (base:=analytic, analytic_var:=correction) carry that URDF's probe, so the controller swaps them in; a version fitted
     # against the packaged URDF, announced next, is refused as a URDF mismatch while control continues
     from std_msgs.msg import String
 
@@ -119,7 +119,8 @@ def test_trainer_urdf_path_is_the_controllers_and_a_mismatch_is_refused(ros_cont
     base_version = ModelMetadata.read(models_dir() / "svdkl_iiwa_sim").model_version
     foreign = _packaged_urdf_version(tmp_path)
     g = start_online_graph(start_node, tmp_path, "svdkl", "svdkl_iiwa_sim", "trainer_urdf_peer",
-                           trainer_params={"urdf_path": str(urdf), "base": "analytic"}, urdf_path=str(urdf))
+                           trainer_params={"urdf_path": str(urdf), "base": "analytic", "analytic_var": "correction"},
+                           urdf_path=str(urdf))
     ctl, trainer, peer = g.ctl, g.trainer, g.peer
     rows, spin_until = peer.rows, peer.spin_until
     width = status_width(N)
@@ -146,6 +147,8 @@ def test_trainer_urdf_path_is_the_controllers_and_a_mismatch_is_refused(ros_cont
     assert Path(slot["model_dir"]).parent == g.out_dir, slot      # a trainer's version runs, not the foreign one
     meta = ModelMetadata.read(Path(slot["model_dir"]))
     assert meta.base["kind"] == "analytic" and meta.base["urdf"] == str(urdf), meta.base
+    # analytic_var:=correction reached the learner: the version schedules with this plant's bounds
+    assert meta.sigma_bounds.source.startswith("online correction") and max(meta.sigma_bounds.sigma_n) == 0.0
     line = next(ln for ln in ctl.output().splitlines() if "URDF mismatch" in ln)
     assert str(urdf) in line and "urdf_path" in line, line       # names the controller's URDF and the fix
 
