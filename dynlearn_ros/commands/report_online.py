@@ -11,7 +11,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from dynlearn_ros.scenarios.online_inproc import CONFIGS, DEFAULT_CONFIGS
 
     parser.add_argument("--config", default=None, help="scenario YAML (default: config/scenario_vgain.yaml)")
-    parser.add_argument("--phases", default="5:16,12:16,0:16,15:16,8:16", help="payload schedule kg:seconds,...")
+    parser.add_argument("--phases", default="5:21,12:21,0:21,15:21,8:21",
+                        help="payload schedule kg:seconds,... (21 s: T_a = 10.7 s, then one 10 s loop)")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"comma-separated, from {list(CONFIGS)}")
     parser.add_argument("--cycle-s", type=float, default=0.5, help="sim seconds between learner cycles")
     parser.add_argument("--seed", type=int, default=0, help="draw of the learner's random features")

@@ -19,7 +19,7 @@ version run between two control ticks every ``cycle_s`` of sim time; the simulat
 advance meanwhile, so training time appears as a simulated pause, not as late ticks (the ROS
 graph runs the trainer in its own process instead). ``--seed`` draws the features.
 
-    python -m dynlearn_ros.scenarios.online_inproc --phases 5:16,12:16,0:16,15:16,8:16 \\
+    python -m dynlearn_ros.scenarios.online_inproc --phases 5:21,12:21,0:21,15:21,8:21 \\
         --json runs/online.json --png docs/img/online_payload.png
 """
 
@@ -283,7 +283,7 @@ def plot(runs: dict[str, dict], path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None, help="scenario YAML (default: config/scenario_vgain.yaml)")
-    ap.add_argument("--phases", default="5:16,12:16,0:16,15:16,8:16", help="payload schedule kg:seconds,...")
+    ap.add_argument("--phases", default="5:21,12:21,0:21,15:21,8:21", help="payload schedule kg:seconds,...")
     ap.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"comma-separated, from {list(CONFIGS)}")
     ap.add_argument("--cycle-s", type=float, default=0.5, help="sim seconds between learner cycles")
     ap.add_argument("--seed", type=int, default=0)
