@@ -208,8 +208,6 @@ class ModelSlot:
         self.previous: Candidate | None = None
         self._ready: Candidate | None = None
         self._pending: tuple[str, str] | None = None   # the latest request waiting for the worker
-        #: models the tick let go (swapped out of the rollback place), released by the worker
-        self._retired: list = []
         self._lock = threading.Lock()
         self._events: list[SlotEvent] = []
         self._worker: threading.Thread | None = None
@@ -270,18 +268,13 @@ class ModelSlot:
     def _work(self) -> None:
         while True:
             with self._lock:
-                while self._pending is None and not self._closed and not self._retired:
+                while self._pending is None and not self._closed:
                     self._wake.wait()
                 if self._closed:
                     return
-                drop, self._retired = self._retired, []
-                job, self._pending = self._pending, None
-                self.loading = job is not None
-            # the models the tick let go are destroyed here, outside the lock and off the tick
-            drop.clear()
-            if job is None:
-                continue
-            kind, path = job
+                kind, path = self._pending
+                self._pending = None
+                self.loading = True
             try:
                 model = self.loader(kind, path)
                 kind = kind or model.kind
@@ -316,20 +309,8 @@ class ModelSlot:
             return cand
 
     def activated(self, cand: Candidate, previous_model: InverseModel) -> None:
-        """The tick swapped ``cand`` in, replacing ``previous_model``.
-
-        The model that leaves the rollback place (or, after a rollback, the one rolled back from)
-        is not released here: destroying a model's onnxruntime session took ~0.4 ms median
-        (measured under load, against ~70 us for a warm prediction), a large part of a 1 ms tick.
-        It goes to the worker thread, which releases it (a reference kept in a list; the worker is
-        woken, or, with none started yet, the reference waits for the first request)."""
+        """The tick swapped ``cand`` in, replacing ``previous_model``."""
         old = self.active
-        self._retired.append((self.previous, old))
-        if self._worker is not None and self._wake.acquire(blocking=False):
-            try:
-                self._wake.notify()
-            finally:
-                self._wake.release()
         self.previous = Candidate(previous_model, old.kind, old.path) if not self._staged_rollback else None
         if self._staged_rollback:
             self.rollbacks += 1

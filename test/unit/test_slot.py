@@ -4,7 +4,6 @@ rollback. Real models (models/svdkl_iiwa_sim through onnxruntime), a real contro
 
 import json
 import shutil
-import threading
 import time
 
 import numpy as np
@@ -104,30 +103,6 @@ def test_load_in_worker_then_one_swap_between_two_ticks(loop):
     assert loop.slot.rollback()
     loop.tick()
     assert loop.ctl.model is loop.analytic and loop.slot.rollbacks == 1 and loop.slot.swaps == 2
-
-
-def test_a_model_leaving_the_rollback_place_is_released_by_the_worker_not_the_tick(loop):
-    # destroying a model (its onnxruntime session) costs ~0.4 ms: the tick must not pay it. Three
-    # swaps: the third pushes the first model out of the rollback place; it must be released (its
-    # __del__ run) in the slot's worker thread, never in the thread that ticks
-    released_in = []
-
-    class Tracked(NanModel):
-        def __del__(self):
-            released_in.append(threading.current_thread().name)
-
-    loop.slot.loader = lambda kind, path: Tracked(bad_from=10**9)
-    for i in range(3):
-        loop.slot.request("tracked", f"v{i}")
-        ev = loop.wait_events()
-        assert ev and ev[0].ok, ev
-        loop.tick()
-    assert loop.slot.swaps == 3
-    end = time.monotonic() + 10.0
-    while not released_in and time.monotonic() < end:
-        time.sleep(0.01)
-    assert released_in == ["model-slot"], released_in
-    assert isinstance(loop.slot.previous.model, Tracked) and isinstance(loop.ctl.model, Tracked)
 
 
 def _copy(tmp_path, name):
