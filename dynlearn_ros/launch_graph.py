@@ -265,6 +265,8 @@ def vgain_control(args: dict[str, str]) -> list[NodeSpec]:
                                  prefix=prefix))
     if online:
         tr_over: dict = {"model_kind": a["trainer_model_kind"], "model_dir": a["model_dir"]}
+        if a["urdf_path"]:   # the trainer's analytic base must be the controller's URDF
+            tr_over["urdf_path"] = a["urdf_path"]
         if summary_dir:
             tr_over["summary_path"] = str(summary_dir / "trainer.json")
         nodes.append(NodeSpec("trainer", "dynlearn_ros.nodes.trainer", "trainer", ns, [tr_over], remaps))

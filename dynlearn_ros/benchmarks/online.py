@@ -147,7 +147,7 @@ def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s
                      lambda m: check_model(m, spec.joint_names, spec.home),
                      prepare=lambda m: build_tuning(config, m))
     q, qd = np.zeros(n), np.zeros(n)
-    late, missed, in_window, compute = [], [], [], []
+    late, missed, in_window, compute, swap_tick, loading = [], [], [], [], [], []
     window_until, requested_at, swaps, nreq = -1.0, None, 0, 0
     steps = int(round(seconds / dt))
     slot_t = time.perf_counter()
@@ -162,6 +162,9 @@ def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s
                 requested_at = start
                 window_until = float("inf")
             cand = slot.take_ready()
+            swap_tick.append(cand is not None)
+            # the worker thread is loading / checking a requested version (request -> ready)
+            loading.append(requested_at is not None and window_until == float("inf") and cand is None)
             if cand is not None:
                 slot.activated(cand, ctl.swap_model(cand.model, cand.prepared))
                 swaps += 1
@@ -184,6 +187,9 @@ def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s
         slot.close()
         plant.close()
     late_a, missed_a, win = np.asarray(late), np.asarray(missed), np.asarray(in_window)
+    at_swap = np.asarray(swap_tick)
+    after_swap = np.zeros_like(at_swap)      # the tick after each swap (the new model's first full tick)
+    after_swap[1:] = at_swap[:-1]
     comp = np.asarray(compute)
 
     def part(mask):
@@ -195,7 +201,10 @@ def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s
                 "compute_us_p99": 1e6 * float(np.percentile(comp[mask], 99)) if m else 0.0}
 
     return {"seconds": seconds, "swap_every_s": swap_every_s, "swaps": swaps, "requests": nreq,
-            "refused": slot.refused, "during_swaps": part(win), "no_swap": part(~win)}
+            "refused": slot.refused, "during_swaps": part(win), "no_swap": part(~win),
+            # the swap window split: the worker loading (same process: CPU and the GIL) and the
+            # swap itself (the tick that swaps the reference, and the one after it)
+            "loading": part(np.asarray(loading)), "swap_tick": part(at_swap), "tick_after_swap": part(after_swap)}
 
 
 def bench_residual_cost(ticks: int = 3000, repeats: int = 2) -> dict:

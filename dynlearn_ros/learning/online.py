@@ -429,6 +429,8 @@ class OnlineLearner:
         fits = {tr.name: self._fit_track(tr, (yn - bases[tr.name][0]) / self.y_std, pn, yp,
                                          (yh - bases[tr.name][1]) / self.y_std, ph, yph) for tr in self.tracks}
         self._trained_to = stop
+        if "analytic" in fits:   # the URDF model's own error on the held-out rows (N*m), per joint
+            fits["analytic"]["r_base_heldout"] = np.sqrt(np.mean((yh - bases["analytic"][1]) ** 2, axis=0))
         t_fit = time.perf_counter()
         # the exported model on this held-out window, and the best fit that passed its own test
         run = self.running
@@ -630,6 +632,9 @@ class OnlineLearner:
                   "train_rmse_std_units": res.train_rmse}
         fields = {f.name: getattr(self.meta, f.name) for f in dataclasses.fields(self.meta)
                   if f.name not in ("golden", "format_version")}
+        if analytic and self.cfg.analytic_var == "correction":
+            fields["sigma_bounds"] = self._correction_sigma_bounds(fit)
+            online["sigma_bounds_from"] = "correction (learning/online.py _correction_sigma_bounds)"
         fields.update(model_version=version, metrics={"online": online},
                       specific={**self.meta.specific, "online": online}, base=base_record,
                       provenance=Provenance("dynlearn_ros.learning.online (trainer)", "online samples", digest,
@@ -661,6 +666,36 @@ class OnlineLearner:
         path = publish_model_dir(out, fill, check=lambda tmp: open_model_dir(tmp, step=session[0], urdf=self.urdf))
         self._prune()
         return path
+
+    def _correction_sigma_bounds(self, fit: dict):
+        """Gain-schedule bounds for a version on the analytic base that carries the correction's
+        own variance (``analytic_var`` "correction"), from this plant's held-out rows (the cycle's
+        gate window) and not from the base model's metadata (a model of another arm, or of another payload,
+        has bounds that say nothing about this correction).
+
+        sigma_f,j = the URDF model's own error on the held-out rows, RMS_t |tau_j - RNEA_j| (N*m):
+        the feed-forward error of "fixed high gains + analytic" on the plant as it is now. A
+        realized error that large means the correction is no better than the analytic model, so
+        the gains must be that configuration's, K_max. sigma_n,j = 0, so with the schedule
+        K(sigma) = K_min + (1 - exp(-C sigma / sigma_f)) (K_max - K_min) and tracking error ~
+        torque error / stiffness (first order), the corrected loop's error against fixed's,
+        (sigma / K(sigma)) / (sigma_f / K_max) at sigma = rho sigma_f, is
+        rho / (r + (1 - exp(-C rho)) (1 - r)),  r = K_min / K_max: increasing in rho (K is concave),
+        0.33 / 0.49 / 0.63 / 1.05 at rho = 0.1 / 0.3 / 0.5 / 1 for C = 3, r = 1/16 (the iiwa's
+        defaults). So a correction that removes at least ~6 % of the URDF model's error tracks no
+        worse than fixed high gains + analytic, and a larger sigma_f (lower gains) would break that
+        near rho = 1; the K_P cut is then set by rho alone: 1 - K / K_max >= 40 % needs
+        rho <~ 0.28, i.e. a correction that removes ~3/4 of the URDF model's error as the
+        controller realizes it.
+        Floor: sigma_f >= 2 x the correction's held-out RMS (a correction no better than half the
+        analytic error schedules near K_max) and >= 1e-6 N*m (the schedule needs sigma_f > sigma_n)."""
+        from dynlearn_ros.runtime.metadata import SigmaBounds
+
+        r_a = fit["r_base_heldout"]
+        r_c = np.sqrt(fit["s2_heldout"]) * self.y_std
+        sigma_f = np.maximum(np.maximum(r_a, 2.0 * r_c), 1e-6)
+        return SigmaBounds(tuple(0.0 for _ in sigma_f), tuple(float(v) for v in sigma_f),
+                           "online correction: sigma_n 0, sigma_f = RMS(tau - RNEA_urdf) on the held-out rows")
 
     def _prune(self) -> None:
         dirs = sorted(p for p in self.out_root.glob("v[0-9][0-9][0-9][0-9]") if p.is_dir())

@@ -69,6 +69,14 @@ TRAINER_SPEC: tuple[ParamSpec, ...] = (
               "RNEA (svdkl models; the version declares it and the controller adds its URDF's RNEA), or "
               "auto: both fitted, the lower held-out error exported (learning/online.py)",
               choices=("auto", "model", "analytic"), dynamic=False, reason=_RESTART),
+    ParamSpec("urdf_path", "string", "", "URDF of the analytic base (its RNEA is what a version on that base "
+              "corrects); must be the controller's urdf_path, or the controller refuses every such version "
+              "(URDF mismatch, runtime/analytic_base.py); empty: the packaged URDF of the model's robot",
+              dynamic=False, reason=_RESTART),
+    ParamSpec("analytic_var", "string", "base", "variance of a version on the analytic base: the base "
+              "model's (base) or the correction's own, with gain-schedule bounds from this plant "
+              "(correction; learning/online.py)", choices=("base", "correction"), dynamic=False,
+              reason=_RESTART),
     ParamSpec("seed", "int", 0, "draw of the random features", lo=0, hi=2**31 - 1, dynamic=False,
               reason=_RESTART),
     ParamSpec("summary_path", "string", "", "write a JSON summary here at exit", dynamic=False,
@@ -90,7 +98,7 @@ class Trainer(Node):
         out = p["out_dir"] or tempfile.mkdtemp(prefix="dynlearn-trainer-")
         self.learner = OnlineLearner(resolve_model_dir(p["model_dir"]), out, OnlineConfig(
             batch=p["batch"], holdout=p["holdout"], forget_samples=p["forget_samples"], seed=p["seed"],
-            base=p["base"]))
+            base=p["base"], urdf=self._urdf(p["urdf_path"]), analytic_var=p["analytic_var"]))
         if self.learner.kind != p["model_kind"]:
             raise ConfigError(f"model_dir {p['model_dir']} holds a {self.learner.kind} model, model_kind is "
                               f"{p['model_kind']}")
@@ -110,7 +118,20 @@ class Trainer(Node):
         self._worker = threading.Thread(target=self._work, name="trainer-cycles", daemon=True)
         self._worker.start()
         self.get_logger().info(f"learning {p['model_kind']} from {self.learner.base_dir} (version "
-                               f"{self.learner.version}); new versions under {out}")
+                               f"{self.learner.version}); new versions under {out}"
+                               + (f"; analytic base {self.learner.urdf}" if self.learner.urdf else ""))
+
+    @staticmethod
+    def _urdf(path: str) -> str:
+        """The urdf_path parameter checked at start-up: empty, or a readable file (FileNotFoundError:
+        start-up refused with the path)."""
+        if path:
+            from pathlib import Path
+
+            if not Path(path).expanduser().is_file():
+                raise FileNotFoundError(f"urdf_path {path}: no such file")
+            return str(Path(path).expanduser())
+        return ""
 
     def _seed_from_bag(self, path: str, names) -> int:
         """Push the bag's rows ([q, qd, qdd], tau in the model's joint order) into the learner;

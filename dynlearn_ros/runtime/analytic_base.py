@@ -61,7 +61,7 @@ def analytic_base_record(robot: str, urdf_path: str | Path, joint_names: Sequenc
     """The metadata ``base`` record of an analytic base: robot name, joints, probe (x, tau)."""
     rbd = RigidBodyModel(urdf_path, joint_names)
     x = probe_states(len(joint_names))
-    return {"kind": "analytic", "robot": robot, "joint_names": list(joint_names),
+    return {"kind": "analytic", "robot": robot, "joint_names": list(joint_names), "urdf": str(urdf_path),
             "probe": {"x": x.tolist(), "tau": rnea_rows(rbd, x).tolist()}}
 
 
@@ -85,9 +85,11 @@ def check_base(meta: ModelMetadata, urdf_path: str | Path | None, where: str | P
     got = rnea_rows(rbd, x)
     worst = float(np.abs(got - want).max())
     if not worst <= PROBE_RTOL * float(np.abs(want).max()):
-        raise ModelLoadError(f"{where}: analytic base fitted against robot {base['robot']!r}; the loader's URDF "
+        fitted = f"URDF {base['urdf']} of robot {base['robot']!r}" if base.get("urdf") else f"robot {base['robot']!r}"
+        raise ModelLoadError(f"{where}: URDF mismatch: analytic base fitted against {fitted}; the loader's URDF "
                              f"{urdf_path} gives other torques at the probe states (max |diff| {worst:.3g} N*m "
-                             f"of max |tau| {np.abs(want).max():.3g}): another robot or URDF, refused")
+                             f"of max |tau| {np.abs(want).max():.3g}): another robot or URDF, refused (the "
+                             "trainer's urdf_path must be the controller's)")
     return rbd
 
 

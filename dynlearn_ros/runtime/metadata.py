@@ -25,7 +25,8 @@ A model directory holds ``model.onnx`` (the graph), ``metadata.json`` (this sche
                     are fed back from which outputs (recurrent models)
     base            optional: what the graph's mean is added to. Absent or null: nothing (the
                     graph's mean is the whole feed-forward torque, every model before this key).
-                    {"kind": "analytic", "robot", "joint_names", "probe": {"x", "tau"}}: the
+                    {"kind": "analytic", "robot", "joint_names", "probe": {"x", "tau"}, "urdf"
+                    (optional, informational: the fitting URDF's path)}: the
                     graph predicts tau - RNEA_urdf(q, qd, qdd) and the loader adds the RNEA of
                     the controller's own URDF (runtime/analytic_base.py); ``probe`` holds states
                     x (P, 3n) and the RNEA tau (P, n) of the URDF the model was fitted with, so a

@@ -25,9 +25,10 @@ class OnlineGraph:
 
 
 def start_online_graph(start_node, tmp_path: Path, kind: str, model_dir: str, peer_name: str,
-                       **ctl_params) -> OnlineGraph:
+                       trainer_params: dict | None = None, **ctl_params) -> OnlineGraph:
     """Start controller and trainer (``kind`` / ``model_dir`` for both; ``ctl_params`` added to the
-    controller's) and a peer subscribed to the trainer's metrics. The bridge is the caller's."""
+    controller's, ``trainer_params`` to the trainer's) and a peer subscribed to the trainer's
+    metrics. The bridge is the caller's."""
     from std_msgs.msg import String
 
     ctl_json, tr_json, out_dir = tmp_path / "ctl.json", tmp_path / "trainer.json", tmp_path / "online"
@@ -37,7 +38,7 @@ def start_online_graph(start_node, tmp_path: Path, kind: str, model_dir: str, pe
                                          "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS,
                                          "summary_path": str(ctl_json), **ctl_params})
     trainer = start_node("trainer", {"model_kind": kind, "model_dir": model_dir, "out_dir": str(out_dir),
-                                     "cycle_period_s": 0.5, "summary_path": str(tr_json)})
+                                     "cycle_period_s": 0.5, "summary_path": str(tr_json), **(trainer_params or {})})
     peer = TestPeer(peer_name).record_status()
     metrics: list[dict] = []
     peer.node.create_subscription(String, "/trainer/metrics", lambda m: metrics.append(json.loads(m.data)), 10)

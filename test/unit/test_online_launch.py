@@ -44,3 +44,16 @@ def test_default_graph_has_no_trainer_and_the_option_off():
 def test_online_without_a_learned_model_is_refused():
     with pytest.raises(ValueError, match="online:=true"):
         vgain_control({"online": "true"})
+
+
+def test_online_gives_the_trainer_the_controllers_urdf():
+    # a version on the analytic base is checked against the controller's URDF (runtime/analytic_base.py):
+    # the trainer must fit against the same file, so urdf_path:= reaches both nodes; without it neither
+    # gets one (both use the packaged URDF)
+    nodes = vgain_control({"online": "true", "model_kind": "svdkl", "model_dir": "svdkl_iiwa_sim",
+                           "use_sim": "false", "driver": "lbr", "urdf_path": "/robots/my_iiwa.urdf"})
+    assert _ctl_over(nodes)["urdf_path"] == "/robots/my_iiwa.urdf"
+    assert nodes[-1].parameters[-1]["urdf_path"] == "/robots/my_iiwa.urdf"
+    nodes = vgain_control({"online": "true", "model_kind": "svdkl", "model_dir": "svdkl_iiwa_sim",
+                           "use_sim": "false", "driver": "lbr"})
+    assert "urdf_path" not in nodes[-1].parameters[-1] and "urdf_path" not in _ctl_over(nodes)
