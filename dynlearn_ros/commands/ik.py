@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--polish", type=int, default=100, help="Levenberg-Marquardt steps through the model's Jacobian (polish, learned-gn)")
     e.add_argument("--until-success", action="store_true",
                    help="learned solvers: start j only for targets no earlier start solved (same success, less work; DLS always)")
+    e.add_argument("--start-set", default="random", choices=("random", "neighbour"),
+                   help="starts after home: seeded random ones, or the nearest poses of a table over the full ranges")
     e.add_argument("--single", type=int, default=10, help="targets also solved one at a time for the single-request time")
     e.add_argument("--seeds", type=int, nargs="+", default=None, help="target seeds (default: 0, 1, ...)")
     e.add_argument("--json", default=None)
@@ -86,6 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="random: home + seeded random starts (ik eval's); neighbour: home + nearest table poses")
     d.add_argument("--json", default=None)
     d.add_argument("--md", default=None)
+    d.add_argument("--png", default=None, help="figure: network error vs joints near limits; success vs starts")
 
     x = sub.add_parser("export", help="a trained run -> a shipped model directory with metrics")
     x.add_argument("--run", required=True)
@@ -145,7 +148,7 @@ def _eval(args: argparse.Namespace) -> int:
         rec["ik"] = ik_table(model, c, args.targets, seed, args.families or FAMILIES,
                              args.masks or MASKS, args.corrections, args.single,
                              solvers=tuple(args.solvers or SOLVERS[:3]), starts=args.starts, polish=args.polish,
-                             until_success=args.until_success)
+                             until_success=args.until_success, start_set=args.start_set)
         out["runs"].append(rec)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
@@ -182,7 +185,7 @@ def markdown(res: dict) -> str:
         for fam, by_mask in r["ik"].items():
             for mask, by_solver in by_mask.items():
                 for name, s in by_solver.items():
-                    lines.append(f"| {r['seed']} | {fam} ({s['n']}) | {mask} | {name} | {s.get('starts', 1)} | {100 * s['success']:.1f} % | "
+                    lines.append(f"| {r['seed']} | {fam} ({s['n']}) | {mask} | {name} | {s.get('starts', 1)}{' (neighbour)' if s.get('start_set') == 'neighbour' else ''} | {100 * s['success']:.1f} % | "
                                  f"{s['pos_mm_median']:.2f} | {s['rot_deg_median']:.2f} | {s['iterations_mean']:.0f} | "
                                  f"{s['corrections_mean']:.1f} | {s['solve_ms_mean']:.1f}, {s['solve_ms_p95']:.1f} | "
                                  f"{s.get('single_ms_mean') or float('nan'):.1f} | "
@@ -238,7 +241,12 @@ def _diagnose(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from dynlearn_ros.learning.ik.diagnosis import TrueJacobianGN, accuracy_by_limits, neighbour_starts
+    from dynlearn_ros.learning.ik.diagnosis import (
+        TrueJacobianGN,
+        accuracy_by_limits,
+        neighbour_starts,
+        plot_diagnosis,
+    )
     from dynlearn_ros.learning.ik.evaluation import START_SEED, problem_for, solver_variants, target_configs
     from dynlearn_ros.learning.ik.multistart import solve_multistart, start_configs
     from dynlearn_ros.learning.ik.store import load
@@ -272,6 +280,8 @@ def _diagnose(args: argparse.Namespace) -> int:
             print(f"{c.name} seed {args.seed} near_limits {name:<18} {set_name:<9} success {100 * rec['success']:5.1f} %")
     md = diagnose_markdown(out)
     print(md)
+    if args.png:
+        plot_diagnosis(out, args.png)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     if args.md:

@@ -128,3 +128,19 @@ def test_scaling_sweep_runs_both_jacobian_methods_and_keeps_every_round():
             assert len(vals) == 2 and r[f"{s}_cpu_ms_per_target"] == pytest.approx(np.median(vals))
             assert r[f"{s}_success"] == 1.0  # 30 % of the ranges from q = 0: both must solve all
         assert "learned_cpu_ms_per_target" not in r
+
+
+def test_ik_table_with_neighbour_starts_runs_home_first_and_refuses_unknown_sets():
+    """DLS only (no model): the neighbour start set keeps home as start 1 (so the 1-start figure
+    is the same as with random starts, which this checks) and is recorded in the summary."""
+    from dynlearn_ros.learning.ik.evaluation import ik_table
+
+    c = chain("iiwa")
+    kw = dict(families=("random",), masks=("pose",), solvers=("dls",), starts=3, single=0, log=lambda *_: None)
+    nb = ik_table(None, c, 6, 0, start_set="neighbour", **kw)["random"]["pose"]["dls"]
+    rnd = ik_table(None, c, 6, 0, **kw)["random"]["pose"]["dls"]
+    assert nb["start_set"] == "neighbour" and rnd["start_set"] == "random"
+    assert len(nb["success_by_starts"]) == 3
+    assert nb["success_by_starts"][0] == rnd["success_by_starts"][0]
+    with pytest.raises(ValueError, match="start set"):
+        ik_table(None, c, 2, 0, start_set="corners", **kw)

@@ -113,3 +113,39 @@ def neighbour_starts(chain: Chain, problems: list[IKProblem], count: int, table:
         d = (((poses - p.target.reshape(-1)) * w) ** 2).sum(1)
         out[i] = qs[np.argsort(d)[:count]]
     return out
+
+
+def plot_diagnosis(res: dict, path: str) -> None:
+    """Two panels from ``ik diagnose``'s result: the network's Jacobian error (median, p90) and
+    end-effector error against the number of joints near a limit; success within 1 .. S starts
+    per solver and start set on the near_limits targets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2))
+    k = [r["joints_near_limits"] for r in res["accuracy"]]
+    a.plot(k, [r["jacobian_rel_err_median"] for r in res["accuracy"]], "o-", label="Jacobian rel. error, median")
+    a.plot(k, [r["jacobian_rel_err_p90"] for r in res["accuracy"]], "o--", label="Jacobian rel. error, p90")
+    a.axhline(1.0, color="grey", lw=0.8)
+    a.set_xlabel("joints in the outer 5 % of their range")
+    a.set_ylabel("|W (J_net - J_true)| / |W J_true|")
+    ax2 = a.twinx()
+    ax2.plot(k, [r["ee_pos_mm_median"] for r in res["accuracy"]], "s:", color="C3", label="EE error mm (median)")
+    ax2.set_ylabel("EE position error (mm)", color="C3")
+    a.legend(loc="upper left", fontsize=8)
+    a.set_title(f"{res['chain']} seed {res['seed']}: the network near the limits")
+    for i, (name, rec) in enumerate(res["ik"].items()):
+        xs = range(1, len(rec["success_by_starts"]) + 1)
+        b.plot(xs, [100 * x for x in rec["success_by_starts"]], "o-" if rec["starts"] == "random" else "s--",
+               color=f"C{i % (len(res['ik']) // 2 or 1)}", label=name)
+    b.axhline(95.0, color="grey", lw=0.8)
+    b.set_xticks(list(xs))
+    b.set_xlabel("starts (home first)")
+    b.set_ylabel("near_limits targets solved (%)")
+    b.set_title("within k starts (solid: random starts, dashed: neighbour starts)")
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
