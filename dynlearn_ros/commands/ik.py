@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e = sub.add_parser("eval", help="forward-model errors and IK success vs damped least squares")
     e.add_argument("--model", nargs="+", default=[], help="model directories (one per seed)")
     e.add_argument("--chain", default=None, help="without --model: evaluate only the DLS baseline on this chain")
-    e.add_argument("--targets", type=int, default=200, help="targets per family and seed")
+    e.add_argument("--targets", type=int, default=200, help="targets per family and seed (0: the forward table only)")
     e.add_argument("--families", nargs="+", default=None, help="random near_limits near_singular")
     e.add_argument("--masks", nargs="+", default=None, help="pose position")
     e.add_argument("--corrections", type=int, default=5, help="target-correction rounds")
@@ -145,7 +145,7 @@ def _eval(args: argparse.Namespace) -> int:
         rec = {"model": path, "chain": c.name, "seed": seed}
         if model is not None:
             rec["forward"] = forward_table(model, c, 2000, 10_000 + seed)
-        rec["ik"] = ik_table(model, c, args.targets, seed, args.families or FAMILIES,
+        rec["ik"] = {} if args.targets == 0 else ik_table(model, c, args.targets, seed, args.families or FAMILIES,
                              args.masks or MASKS, args.corrections, args.single,
                              solvers=tuple(args.solvers or SOLVERS[:3]), starts=args.starts, polish=args.polish,
                              until_success=args.until_success, start_set=args.start_set)
