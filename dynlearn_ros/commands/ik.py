@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e = sub.add_parser("eval", help="forward-model errors and IK success vs damped least squares")
     e.add_argument("--model", nargs="+", default=[], help="model directories (one per seed)")
     e.add_argument("--chain", default=None, help="without --model: evaluate only the DLS baseline on this chain")
-    e.add_argument("--targets", type=int, default=200, help="targets per family and seed")
+    e.add_argument("--targets", type=int, default=200, help="targets per family and seed (0: the forward table only)")
     e.add_argument("--families", nargs="+", default=None, help="random near_limits near_singular")
     e.add_argument("--masks", nargs="+", default=None, help="pose position")
     e.add_argument("--corrections", type=int, default=5, help="target-correction rounds")
@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--polish", type=int, default=100, help="Levenberg-Marquardt steps through the model's Jacobian (polish, learned-gn)")
     e.add_argument("--until-success", action="store_true",
                    help="learned solvers: start j only for targets no earlier start solved (same success, less work; DLS always)")
+    e.add_argument("--start-set", default="random", choices=("random", "neighbour"),
+                   help="starts after home: seeded random ones, or the nearest poses of a table over the full ranges")
     e.add_argument("--single", type=int, default=10, help="targets also solved one at a time for the single-request time")
     e.add_argument("--seeds", type=int, nargs="+", default=None, help="target seeds (default: 0, 1, ...)")
     e.add_argument("--json", default=None)
@@ -68,8 +70,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k.add_argument("--png", default=None, help="figure of the three tasks")
     k.add_argument("--scaling", type=int, nargs="*", default=[5, 10, 20, 40],
                    help="joint counts for the timing comparison (empty: skip)")
-    k.add_argument("--rounds", type=int, default=3, help="interleaved repetitions of the timing sweep (median)")
+    k.add_argument("--rounds", type=int, default=3,
+                   help="interleaved repetitions of the timing sweep (median; exponent spread over rounds)")
+    k.add_argument("--scaling-targets", type=int, default=5, help="targets per joint count and round (fresh each round)")
+    k.add_argument("--fit-from", type=int, default=40, help="also fit the growth exponents over the DoF >= this")
+    k.add_argument("--md", default=None, help="write the timing tables (markdown) here")
     k.add_argument("--no-tasks", action="store_true", help="only the timing comparison")
+
+    d = sub.add_parser("diagnose", help="near the joint limits: model accuracy vs limits, true-Jacobian and start variants")
+    d.add_argument("--model", required=True, help="iiwa or panda model directory")
+    d.add_argument("--seed", type=int, default=0, help="target seed (as ik eval's: the same near_limits targets)")
+    d.add_argument("--targets", type=int, default=100)
+    d.add_argument("--starts", type=int, default=5)
+    d.add_argument("--per-k", type=int, default=100, help="configurations per count of joints near a limit")
+    d.add_argument("--solvers", nargs="+", default=["dls", "learned-gn", "gn-true-jacobian", "learned-broyden"])
+    d.add_argument("--start-sets", nargs="+", default=["random", "neighbour"], choices=("random", "neighbour"),
+                   help="random: home + seeded random starts (ik eval's); neighbour: home + nearest table poses")
+    d.add_argument("--json", default=None)
+    d.add_argument("--md", default=None)
+    d.add_argument("--png", default=None, help="figure: network error vs joints near limits; success vs starts")
 
     x = sub.add_parser("export", help="a trained run -> a shipped model directory with metrics")
     x.add_argument("--run", required=True)
@@ -126,10 +145,10 @@ def _eval(args: argparse.Namespace) -> int:
         rec = {"model": path, "chain": c.name, "seed": seed}
         if model is not None:
             rec["forward"] = forward_table(model, c, 2000, 10_000 + seed)
-        rec["ik"] = ik_table(model, c, args.targets, seed, args.families or FAMILIES,
+        rec["ik"] = {} if args.targets == 0 else ik_table(model, c, args.targets, seed, args.families or FAMILIES,
                              args.masks or MASKS, args.corrections, args.single,
                              solvers=tuple(args.solvers or SOLVERS[:3]), starts=args.starts, polish=args.polish,
-                             until_success=args.until_success)
+                             until_success=args.until_success, start_set=args.start_set)
         out["runs"].append(rec)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
@@ -166,7 +185,7 @@ def markdown(res: dict) -> str:
         for fam, by_mask in r["ik"].items():
             for mask, by_solver in by_mask.items():
                 for name, s in by_solver.items():
-                    lines.append(f"| {r['seed']} | {fam} ({s['n']}) | {mask} | {name} | {s.get('starts', 1)} | {100 * s['success']:.1f} % | "
+                    lines.append(f"| {r['seed']} | {fam} ({s['n']}) | {mask} | {name} | {s.get('starts', 1)}{' (neighbour)' if s.get('start_set') == 'neighbour' else ''} | {100 * s['success']:.1f} % | "
                                  f"{s['pos_mm_median']:.2f} | {s['rot_deg_median']:.2f} | {s['iterations_mean']:.0f} | "
                                  f"{s['corrections_mean']:.1f} | {s['solve_ms_mean']:.1f}, {s['solve_ms_p95']:.1f} | "
                                  f"{s.get('single_ms_mean') or float('nan'):.1f} | "
@@ -180,9 +199,10 @@ def _tasks(args: argparse.Namespace) -> int:
 
     from dynlearn_ros.learning.ik.chain import chain
     from dynlearn_ros.learning.ik.dls import DLSIK
+    from dynlearn_ros.learning.ik.scaling import growth_exponents, markdown, scaling
     from dynlearn_ros.learning.ik.solver import LearnedIK
     from dynlearn_ros.learning.ik.store import load
-    from dynlearn_ros.learning.ik.tasks import plot_tasks, run_tasks, scaling
+    from dynlearn_ros.learning.ik.tasks import plot_tasks, run_tasks
 
     torch.set_num_threads(1)
     c = chain("arm40")
@@ -201,11 +221,95 @@ def _tasks(args: argparse.Namespace) -> int:
         plot_tasks(out["tasks"], c, q_start, args.png)
     if args.scaling:
         relative = args.model and model.outputs == "relative"
-        out["scaling"] = scaling(tuple(args.scaling), model=model if relative else None, polish=args.polish or 100,
-                                rounds=args.rounds)
+        rows = scaling(tuple(args.scaling), model=model if relative else None, polish=args.polish or 100,
+                       rounds=args.rounds, targets=args.scaling_targets)
+        dofs = [r["dof"] for r in rows]
+        fits = {f"{min(dofs)} to {max(dofs)} DoF": growth_exponents(rows)}
+        if sum(d >= args.fit_from for d in dofs) >= 2 and min(dofs) < args.fit_from:
+            fits[f"{args.fit_from} to {max(dofs)} DoF"] = growth_exponents(rows, args.fit_from)
+        out["scaling"], out["scaling_fit"] = rows, fits
+        md = markdown(rows, fits)
+        print(md)
+        if args.md:
+            Path(args.md).write_text((f"`{shlex.join(out['command'])}`\n\n" if out["command"] else "") + md)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     return 0
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from dynlearn_ros.learning.ik.diagnosis import (
+        TrueJacobianGN,
+        accuracy_by_limits,
+        neighbour_starts,
+        plot_diagnosis,
+    )
+    from dynlearn_ros.learning.ik.evaluation import START_SEED, problem_for, solver_variants, target_configs
+    from dynlearn_ros.learning.ik.multistart import solve_multistart, start_configs
+    from dynlearn_ros.learning.ik.store import load
+
+    torch.set_num_threads(1)
+    model, c, _ = load(args.model)
+    out = {"command": getattr(args, "command_line", None), "chain": c.name, "seed": args.seed,
+           "accuracy": accuracy_by_limits(model, c, args.per_k, args.seed)}
+    # the same targets and random starts as `ik eval --families near_limits ... --seeds SEED`
+    qs = target_configs(c, "near_limits", args.targets, np.random.default_rng(args.seed))
+    problems = [problem_for(c, pc, "pose") for pc in c.fk_batch(qs)]
+    learned = [n for n in args.solvers if n != "gn-true-jacobian"]
+    solvers = solver_variants(model, c, learned)
+    if "gn-true-jacobian" in args.solvers:
+        solvers["gn-true-jacobian"] = TrueJacobianGN(model, c, max_iter=0, polish=100)
+    home_random = start_configs(c, None, args.starts, seed=START_SEED + args.seed)
+    sets = {"random": np.broadcast_to(home_random, (len(problems),) + home_random.shape),
+            "neighbour": np.concatenate([np.broadcast_to(home_random[:1], (len(problems), 1, c.n)),
+                                         neighbour_starts(c, problems, args.starts - 1, seed=START_SEED + args.seed)],
+                                        axis=1)}
+    out["ik"] = {}
+    for set_name in args.start_sets:
+        for name in args.solvers:
+            res = solve_multistart(solvers[name], sets[set_name], problems, until_success=True)
+            rec = {"starts": set_name, "solver": name, "success": float(np.mean([r.success for r in res])),
+                   "success_by_starts": [float(np.mean([r.success and r.start <= k for r in res]))
+                                         for k in range(args.starts)],
+                   "solved": [bool(r.success) for r in res],
+                   "iterations_mean": float(np.mean([r.iterations for r in res]))}
+            out["ik"][f"{name} / {set_name}"] = rec
+            print(f"{c.name} seed {args.seed} near_limits {name:<18} {set_name:<9} success {100 * rec['success']:5.1f} %")
+    md = diagnose_markdown(out)
+    print(md)
+    if args.png:
+        plot_diagnosis(out, args.png)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    if args.md:
+        Path(args.md).write_text(md)
+    return 0
+
+
+def diagnose_markdown(res: dict) -> str:
+    lines = [f"`{shlex.join(res['command'])}`", ""] if res.get("command") else []
+    lines += ["| joints in the outer 5 % | EE error mm (median) | EE error deg (median) | "
+              "network Jacobian relative error, median (p90) |", "|---|---|---|---|"]
+    for a in res["accuracy"]:
+        lines.append(f"| {a['joints_near_limits']} | {a['ee_pos_mm_median']:.1f} | {a['ee_rot_deg_median']:.2f} | "
+                     f"{a['jacobian_rel_err_median']:.3f} ({a['jacobian_rel_err_p90']:.3f}) |")
+    lines += ["", "| solver | starts | success | within 1, 2, ... starts | mean iterations (starts run) |",
+              "|---|---|---|---|---|"]
+    for rec in res["ik"].values():
+        lines.append(f"| {rec['solver']} | {rec['starts']} | {100 * rec['success']:.1f} % | "
+                     f"{', '.join(f'{100 * x:.0f}' for x in rec['success_by_starts'])} % | {rec['iterations_mean']:.0f} |")
+    ik = res["ik"]
+    for s in sorted({r["starts"] for r in ik.values()}):
+        a, b = ik.get(f"learned-gn / {s}"), ik.get(f"gn-true-jacobian / {s}")
+        if a and b:
+            miss = [i for i, ok in enumerate(a["solved"]) if not ok]
+            fixed = sum(b["solved"][i] for i in miss)
+            lines += ["", f"{s} starts: of the {len(miss)} targets learned-gn misses, the same code with the true "
+                      f"Jacobian solves {fixed}; it misses {sum(not x for x in b['solved'])} in all."]
+    return "\n".join(lines) + "\n"
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -230,4 +334,5 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"train": _train, "eval": _eval, "tasks": _tasks, "export": _export}[args.ik_verb](args)
+    return {"train": _train, "eval": _eval, "tasks": _tasks, "diagnose": _diagnose,
+            "export": _export}[args.ik_verb](args)

@@ -82,6 +82,48 @@ def test_dls_reaches_reachable_iiwa_poses():
     assert ok >= 17
 
 
+@pytest.mark.parametrize("name", ["iiwa", "arm5"])
+def test_dls_fd_jacobian_matches_analytic_rows(name):
+    """dls-fd's forward-difference system equals the analytic one row for row (same masked
+    components, order, units and weights). h = 1e-6 rad: the truncation error is h/2 |f''| with
+    |f''| <= reach / pos_unit (~13 for the iiwa's 1.3 m) -> <= 1e-5; rounding ~1e-16/h ~ 1e-10.
+    A mask with a free heading (x axis off) checks that the masked rows are dropped alike."""
+    c = chain(name)
+    q = c.sample(np.random.default_rng(5), 1, 0.7)[0]
+    target = c.fk(c.sample(np.random.default_rng(6), 1, 0.7)[0])
+    w = np.zeros((c.n, POSE_DIM))
+    w[-1, :3], w[-1, 6:] = 1.0, 0.5
+    if c.n > 3:
+        w[2, :3] = 1.0  # an intermediate element too
+    p = IKProblem(target, w)
+    pose = c.fk(q)
+    elements = [int(k) for k in np.flatnonzero(p.constrained)]
+    ja, ra = DLSIK(c)._system(q, pose, p)
+    jf, rf = DLSIK(c, jacobian="fd")._system_fd(q, pose, p, elements)
+    assert jf.shape == ja.shape and np.abs(ja).max() > 0.1
+    np.testing.assert_allclose(rf, ra, atol=1e-12)
+    np.testing.assert_allclose(jf, ja, atol=2e-5)
+
+
+def test_dls_fd_reaches_the_targets_dls_reaches():
+    """The forward-difference Jacobian is exact to 1e-5, so dls-fd takes the analytic solver's
+    steps to within that and must solve the same targets, each within 5 mm / 2 deg."""
+    c = chain("iiwa")
+    rng = np.random.default_rng(1)
+    w = np.zeros((c.n, POSE_DIM))
+    w[-1] = 1.0
+    solved = 0
+    for q in c.sample(rng, 6, 0.6):
+        p = IKProblem.from_pose_chain(c.fk(q), w)
+        a, f = DLSIK(c).solve(c.home, p), DLSIK(c, jacobian="fd").solve(c.home, p)
+        assert a.success == f.success
+        assert abs(a.iterations - f.iterations) <= 2
+        solved += f.success
+    assert solved >= 5  # 60 % of the range from home: DLS's easy regime (test above: >= 17 of 20)
+    with pytest.raises(ValueError, match="jacobian"):
+        DLSIK(c, jacobian="numeric")
+
+
 def test_masked_component_is_left_free_dls():
     """planar2 has 2 DoF: tip position (x, y) and heading cannot both be set. Ask for the tip of
     configuration A with the heading of configuration B: with the heading masked the position is

@@ -15,7 +15,9 @@ correction rounds); ``learned+correction+polish`` (then Levenberg-Marquardt step
 model's Jacobian on the true residual); ``learned-gn`` (those steps alone, from the start: no
 gradient descent); ``learned-broyden`` (the same with the network's Jacobian only every
 :data:`BROYDEN_EVERY` steps, Broyden secant updates in between: solver.py). Every variant runs from ``starts`` starts (home, then seeded random ones;
-multistart.py) and keeps the best true result.
+multistart.py) and keeps the best true result. ``start_set="neighbour"``: home, then the
+``starts`` - 1 configurations of a table over the full ranges whose true pose is nearest the
+target (diagnosis.neighbour_starts), the same for every solver.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ MASKS = ("pose", "position")
 SOLVERS = ("dls", "learned", "learned+correction", "learned+correction+polish", "learned-gn", "learned-broyden")
 BROYDEN_EVERY = 10  # learned-broyden: the network's Jacobian every 10 steps, Broyden updates between
 START_SEED = 1000  # + the target seed: the random starts of multi-start runs
+START_SETS = ("random", "neighbour")
 
 
 def solver_variants(model, chain: Chain, names=SOLVERS, corrections: int = 10, polish: int = 100) -> dict:
@@ -106,7 +109,7 @@ def summarize(results: list) -> dict:
 
 def ik_table(model, chain: Chain, count: int, seed: int, families=FAMILIES, masks=MASKS,
              corrections: int = 5, single: int = 10, log=print, solvers=SOLVERS[:3], starts: int = 1,
-             polish: int = 100, until_success: bool = False) -> dict:
+             polish: int = 100, until_success: bool = False, start_set: str = "random") -> dict:
     """{family: {mask: {solver: summary}}} for the ``solvers`` variants, each from ``starts``
     starts (home first; multistart.py).
 
@@ -118,6 +121,8 @@ def ik_table(model, chain: Chain, count: int, seed: int, families=FAMILIES, mask
     solved (one batch per start; the same success, far less work: multistart.py).
     ``success_by_starts[k]``: the fraction solved within the first k + 1 starts (exact for DLS
     and ``until_success``, where the kept start is the first that succeeded)."""
+    if start_set not in START_SETS:
+        raise ValueError(f"unknown start set {start_set!r}; choose from {START_SETS}")
     rng = np.random.default_rng(seed)
     variants = solver_variants(model, chain, solvers, corrections, polish)
     start_qs = start_configs(chain, None, starts, seed=START_SEED + seed)
@@ -129,14 +134,21 @@ def ik_table(model, chain: Chain, count: int, seed: int, families=FAMILIES, mask
         for mask in masks:
             out[fam][mask] = {}
             problems = [problem_for(chain, pc, mask) for pc in chains]
+            if start_set == "neighbour":
+                from dynlearn_ros.learning.ik.diagnosis import neighbour_starts
+
+                start_qs = np.concatenate([np.broadcast_to(chain.home, (len(problems), 1, chain.n)),
+                                           neighbour_starts(chain, problems, starts - 1, seed=START_SEED + seed)], axis=1)
             for name, s in variants.items():
                 res = solve_multistart(s, start_qs, problems, until_success)
                 if isinstance(s, LearnedIK):
-                    one = [solve_multistart(s, start_qs, [p], until_success)[0].solve_s for p in problems[:single]]
+                    one = [solve_multistart(s, start_qs[i] if start_qs.ndim == 3 else start_qs, [p], until_success)[0].solve_s
+                           for i, p in enumerate(problems[:single])]
                 else:
                     one = [r.solve_s for r in res[:single]]
                 out[fam][mask][name] = summarize(res)
                 out[fam][mask][name]["starts"] = starts
+                out[fam][mask][name]["start_set"] = start_set
                 out[fam][mask][name]["until_success"] = bool(until_success or not isinstance(s, LearnedIK))
                 out[fam][mask][name]["success_by_starts"] = [
                     float(np.mean([r.success and r.start <= k for r in res])) for k in range(starts)]

@@ -11,17 +11,16 @@ solution; errors are measured with Pinocchio.
 3. ``hold_circle``: the end-effector pose (position and both axes) is held while the frame after
    the 20th joint (element 39, both its DoF) moves its (x, y) on a circle of 5 cm; 24 points.
 
-:func:`scaling`: time per iteration and per target of both solvers on armN (N joints, 2N DoF).
+:mod:`.scaling` times the solvers against the joint count on armN (N joints, 2N DoF).
 """
 
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
-from dynlearn_ros.learning.ik.chain import POSE_DIM, Chain, chain
+from dynlearn_ros.learning.ik.chain import POSE_DIM, Chain
 from dynlearn_ros.learning.ik.problem import IKProblem
 
 MID = 39  # pose-chain element after the 20th joint's second DoF (0-based)
@@ -107,134 +106,3 @@ def plot_tasks(res: dict, c: Chain, q_start: np.ndarray, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-
-
-def _step_costs(net, c: Chain, reps: int = 10) -> dict:
-    """ms (median of ``reps``) of the parts of one learned-gn step on chain ``c`` for an
-    end-effector pose (9 constrained components, so 9 copies of q: model_jacobian): the LSTM's
-    forward + backward alone, the composition of the relative outputs forward + backward
-    (log-depth scan, and the sequential product it replaced), the whole model Jacobian, and one
-    true FK of the constrained element (what a Broyden step costs besides a 9 x 9 solve)."""
-    import torch
-
-    from dynlearn_ros.learning.ik.model import compose, compose_sequential
-    from dynlearn_ros.learning.ik.solver import LearnedIK
-
-    solver = LearnedIK(net, c, max_iter=0)
-    q9 = torch.zeros(9, c.n)
-    comps = np.arange(9 * (c.n - 1), 9 * c.n)
-    with torch.no_grad():
-        dp0, ax0 = net.steps(q9)
-
-    def lstm():
-        x = q9.clone().requires_grad_(True)
-        dp, ax = net.steps(x)
-        torch.autograd.grad(dp.sum() + ax.sum(), x)
-
-    def comp(fn):
-        dp, ax = dp0.clone().requires_grad_(True), ax0.clone().requires_grad_(True)
-        torch.autograd.grad(fn(dp, ax, net.tip)[:, -1].sum(), (dp, ax))
-
-    parts = {"lstm_fwd_bwd_ms": lstm, "compose_scan_fwd_bwd_ms": lambda: comp(compose),
-             "compose_sequential_fwd_bwd_ms": lambda: comp(compose_sequential),
-             "model_jacobian_ms": lambda: solver.model_jacobian(np.zeros((1, c.n)), comps),
-             "true_fk_ms": lambda: c.fk(np.zeros(c.n), elements=[c.n - 1])}
-    out = {}
-    for key, fn in parts.items():
-        fn()
-        ts = []
-        for _ in range(reps):
-            t0 = time.process_time()
-            fn()
-            ts.append(time.process_time() - t0)
-        out[key.replace("_ms", "_cpu_ms")] = 1e3 * float(np.median(ts))
-    return out
-
-
-def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, targets: int = 5,
-            seed: int = 0, model=None, polish: int = 100, rounds: int = 3, log=print) -> list[dict]:
-    """Per joint count N (2N DoF), in one run: ms per iteration of the learned solver's step
-    (forward + backward through an LSTM, ``model``'s size if given, else ``hidden``/``layers``;
-    the cost does not depend on the weights' values) and of one DLS iteration (FK + Jacobian +
-    m x m solve), and ms per target of DLS and, with a chain-relative ``model`` (trained on one
-    armN, moved to each N by :meth:`PoseChainLSTM.on_geometry`), of the learned solver
-    (Levenberg-Marquardt through the model's Jacobian, ``polish`` steps at most; and the
-    ``learned-broyden`` variant, the network's Jacobian every BROYDEN_EVERY steps), with the
-    parts of one step (:func:`_step_costs`), on the same
-    end-effector pose targets (random configurations within 30 % of the ranges) from q = 0,
-    one target at a time. The sweep over N is repeated ``rounds`` times, interleaved, and each
-    time is the median over the rounds: on a shared machine the load drifts, and interleaving
-    exposes every N to the same drift. ``*_cpu_ms*`` are the process's CPU time
-    (time.process_time, one torch thread): on a shared machine a time slice lost to another
-    process inflates wall time but not CPU time, so these are the figures to compare."""
-    import torch
-
-    from dynlearn_ros.learning.ik.dls import DLSIK
-    from dynlearn_ros.learning.ik.evaluation import BROYDEN_EVERY
-    from dynlearn_ros.learning.ik.model import PoseChainLSTM
-    from dynlearn_ros.learning.ik.solver import LearnedIK
-    from dynlearn_ros.learning.ik.training import evaluate
-
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(seed)
-    setup = {}
-    for nj in joint_counts:
-        c = chain(f"arm{nj}")
-        if model is not None:
-            net = model.on_geometry(torch.as_tensor(c.geometry))
-        else:
-            net = PoseChainLSTM(torch.as_tensor(c.geometry), c.scale, hidden, layers).eval()
-        for p in net.parameters():
-            p.requires_grad_(False)
-        problems = []
-        for qt in c.sample(rng, targets, 0.3):
-            weight = np.zeros((c.n, POSE_DIM))
-            weight[-1] = 1
-            problems.append(IKProblem.from_pose_chain(c.fk(qt), weight))
-        row = {"joints": nj, "dof": c.n}
-        if model is not None:
-            err = evaluate(net, c, c.sample(rng, 200, 1.0))
-            row.update({"learned_ee_mm": 1e3 * float(err["pos_m"][:, -1].mean()),
-                        "learned_ee_deg": float(err["rot_deg"][:, -1].mean())})
-        setup[nj] = (c, net, problems, row)
-    samples: dict = {nj: {} for nj in joint_counts}
-    for _ in range(rounds):
-        for nj in joint_counts:
-            c, net, problems, row = setup[nj]
-            put = samples[nj]
-            q = torch.zeros(c.n, requires_grad=True)
-            w = torch.zeros(c.n, POSE_DIM)
-            w[-1] = 1
-            t0 = time.perf_counter()
-            for _ in range(10):
-                torch.autograd.grad((w * net(q[None])[0]).sum(), q)
-            put.setdefault("learned_ms_per_iteration", []).append(1e3 * (time.perf_counter() - t0) / 10)
-            if model is not None:
-                for key, ms in _step_costs(net, c).items():
-                    put.setdefault(key, []).append(ms)
-            cpu0 = time.process_time()
-            res = [DLSIK(c, max_iter=200).solve(np.zeros(c.n), p) for p in problems]
-            put.setdefault("dls_cpu_ms_per_target", []).append(1e3 * (time.process_time() - cpu0) / len(res))
-            it = sum(r.iterations for r in res)
-            ms = 1e3 * sum(r.solve_s for r in res)
-            put.setdefault("dls_ms_per_iteration", []).append(ms / max(it, 1))
-            put.setdefault("dls_ms_per_target", []).append(ms / len(res))
-            row["dls_iterations_per_target"] = it / len(res)
-            row["dls_success"] = float(np.mean([r.success for r in res]))
-            if model is not None:
-                for key, every in (("learned", 1), ("broyden", BROYDEN_EVERY)):
-                    solver = LearnedIK(net, c, max_iter=0, polish=polish, jacobian_every=every)
-                    cpu0 = time.process_time()
-                    lres = [solver.solve(np.zeros(c.n), p) for p in problems]
-                    put.setdefault(f"{key}_cpu_ms_per_target", []).append(1e3 * (time.process_time() - cpu0) / len(lres))
-                    put.setdefault(f"{key}_ms_per_target", []).append(1e3 * float(np.mean([r.solve_s for r in lres])))
-                    row[f"{key}_iterations_per_target"] = float(np.mean([r.iterations for r in lres]))
-                    row[f"{key}_success"] = float(np.mean([r.success for r in lres]))
-    rows = []
-    for nj in joint_counts:
-        row = setup[nj][3]
-        row.update({k: float(np.median(v)) for k, v in samples[nj].items()})
-        row["rounds"] = rounds
-        rows.append(row)
-        log(row)
-    return rows

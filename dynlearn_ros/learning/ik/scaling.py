@@ -1,0 +1,218 @@
+"""Time per target against the joint count on armN (N joints, 2N DoF): every solver, one run.
+
+Per joint count, end-effector pose targets (all 9 components; the FK of configurations within
+30 % of the ranges, drawn afresh for every round) are solved one at a time from q = 0 by
+
+* ``dls``: Pinocchio's analytic Jacobian (one C++ pass, O(n)) and the m x m damped solve
+  (m = 9 constrained components): the baseline;
+* ``dls_fd``: the same iteration with the Jacobian by forward differences of Pinocchio's
+  forward kinematics, n + 1 FK calls of O(n) each per iteration (:class:`DLSIK` with
+  ``jacobian="fd"``): a Jacobian method as it runs when only a forward model exists. It is
+  reported beside ``dls``, never instead of it;
+* with a chain-relative model (trained on one armN and moved to every N by
+  :meth:`PoseChainLSTM.on_geometry`: the same weights), ``learned`` (learned-gn,
+  Levenberg-Marquardt through the network's Jacobian on the true residual, at most ``polish``
+  steps) and ``broyden`` (learned-broyden: the network's Jacobian every BROYDEN_EVERY steps).
+
+Times are the process's CPU time (``time.process_time``, one torch thread): on a shared machine
+a lost time slice inflates wall time, not CPU time. The sweep over N is repeated ``rounds``
+times, interleaved, so every N sees the same load drift; a row holds the median over the rounds
+and, under ``per_round``, every round's value.
+
+:func:`growth_exponents`: time per target = iterations x time per iteration, so on log axes
+the growth exponent of the time is the sum of those two exponents. Each round gives one
+least-squares slope of log(value) against log(DoF) over the joint counts; the result is their
+mean, sample sd, min and max over the rounds, and the slope through the medians. "Less than
+linear" means an exponent below 1.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from dynlearn_ros.learning.ik.chain import POSE_DIM, Chain, chain
+from dynlearn_ros.learning.ik.problem import IKProblem
+
+SOLVERS = ("dls", "dls_fd", "learned", "broyden")
+LABELS = {"dls": "DLS, Pinocchio analytic Jacobian", "dls_fd": "DLS, finite-difference Jacobian of the FK (n + 1 FK calls)",
+          "learned": "learned-gn", "broyden": "learned-broyden"}
+
+
+def _step_costs(net, c: Chain, reps: int = 10) -> dict:
+    """CPU ms (median of ``reps``) of the parts of one learned-gn step on chain ``c`` for an
+    end-effector pose (9 constrained components, so 9 copies of q: model_jacobian): the LSTM's
+    forward + backward alone, the composition of the relative outputs forward + backward
+    (log-depth scan, and the sequential product it replaced), the whole model Jacobian, and one
+    true FK of the constrained element (what a Broyden step costs besides a 9 x 9 solve)."""
+    import torch
+
+    from dynlearn_ros.learning.ik.model import compose, compose_sequential
+    from dynlearn_ros.learning.ik.solver import LearnedIK
+
+    solver = LearnedIK(net, c, max_iter=0)
+    q9 = torch.zeros(9, c.n)
+    comps = np.arange(9 * (c.n - 1), 9 * c.n)
+    with torch.no_grad():
+        dp0, ax0 = net.steps(q9)
+
+    def lstm():
+        x = q9.clone().requires_grad_(True)
+        dp, ax = net.steps(x)
+        torch.autograd.grad(dp.sum() + ax.sum(), x)
+
+    def comp(fn):
+        dp, ax = dp0.clone().requires_grad_(True), ax0.clone().requires_grad_(True)
+        torch.autograd.grad(fn(dp, ax, net.tip)[:, -1].sum(), (dp, ax))
+
+    parts = {"lstm_fwd_bwd_ms": lstm, "compose_scan_fwd_bwd_ms": lambda: comp(compose),
+             "compose_sequential_fwd_bwd_ms": lambda: comp(compose_sequential),
+             "model_jacobian_ms": lambda: solver.model_jacobian(np.zeros((1, c.n)), comps),
+             "true_fk_ms": lambda: c.fk(np.zeros(c.n), elements=[c.n - 1])}
+    out = {}
+    for key, fn in parts.items():
+        fn()
+        ts = []
+        for _ in range(reps):
+            t0 = time.process_time()
+            fn()
+            ts.append(time.process_time() - t0)
+        out[key.replace("_ms", "_cpu_ms")] = 1e3 * float(np.median(ts))
+    return out
+
+
+def _targets(c: Chain, rng: np.random.Generator, count: int) -> list[IKProblem]:
+    weight = np.zeros((c.n, POSE_DIM))
+    weight[-1] = 1
+    return [IKProblem.from_pose_chain(c.fk(qt), weight) for qt in c.sample(rng, count, 0.3)]
+
+
+def _time_solver(put: dict, key: str, solve, problems: list[IKProblem], n: int) -> None:
+    """Solve every problem from q = 0 with ``solve``; append this round's CPU ms per target,
+    wall ms per target, iterations per target, CPU ms per iteration and success to ``put``."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    res = [solve(np.zeros(n), p) for p in problems]
+    cpu = 1e3 * (time.process_time() - cpu0) / len(res)
+    its = float(np.mean([r.iterations for r in res]))
+    put.setdefault(f"{key}_cpu_ms_per_target", []).append(cpu)
+    put.setdefault(f"{key}_ms_per_target", []).append(1e3 * (time.perf_counter() - wall0) / len(res))
+    put.setdefault(f"{key}_iterations_per_target", []).append(its)
+    put.setdefault(f"{key}_cpu_ms_per_iteration", []).append(cpu / max(its, 1e-9))
+    put.setdefault(f"{key}_success", []).append(float(np.mean([r.success for r in res])))
+
+
+def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, targets: int = 5,
+            seed: int = 0, model=None, polish: int = 100, rounds: int = 3, step_costs: bool = True,
+            log=print) -> list[dict]:
+    """One row per joint count N (module docstring): medians over ``rounds`` interleaved sweeps
+    of CPU ms per target, iterations per target and CPU ms per iteration of each solver, plus
+    ``per_round`` (every round's value) and, with a model, its tip error on armN and the parts of
+    one learned step (:func:`_step_costs`). Without a model: DLS (both Jacobians) and the cost
+    of a forward + backward pass through an untrained LSTM of ``hidden``/``layers`` (the cost
+    does not depend on the weights' values). Round r draws its targets with seed (seed, r, N)."""
+    import torch
+
+    from dynlearn_ros.learning.ik.dls import DLSIK
+    from dynlearn_ros.learning.ik.evaluation import BROYDEN_EVERY
+    from dynlearn_ros.learning.ik.model import PoseChainLSTM
+    from dynlearn_ros.learning.ik.solver import LearnedIK
+    from dynlearn_ros.learning.ik.training import evaluate
+
+    torch.set_num_threads(1)
+    setup = {}
+    for nj in joint_counts:
+        c = chain(f"arm{nj}")
+        if model is not None:
+            net = model.on_geometry(torch.as_tensor(c.geometry))
+        else:
+            net = PoseChainLSTM(torch.as_tensor(c.geometry), c.scale, hidden, layers).eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        row = {"joints": nj, "dof": c.n, "targets_per_round": targets}
+        if model is not None:
+            err = evaluate(net, c, c.sample(np.random.default_rng([seed, nj]), 200, 1.0))
+            row.update({"learned_ee_mm": 1e3 * float(err["pos_m"][:, -1].mean()),
+                        "learned_ee_deg": float(err["rot_deg"][:, -1].mean())})
+        solvers = {"dls": DLSIK(c, max_iter=200).solve, "dls_fd": DLSIK(c, max_iter=200, jacobian="fd").solve}
+        if model is not None:
+            solvers["learned"] = LearnedIK(net, c, max_iter=0, polish=polish).solve
+            solvers["broyden"] = LearnedIK(net, c, max_iter=0, polish=polish, jacobian_every=BROYDEN_EVERY).solve
+        setup[nj] = (c, net, solvers, row)
+    samples: dict = {nj: {} for nj in joint_counts}
+    for r in range(rounds):
+        for nj in joint_counts:
+            c, net, solvers, row = setup[nj]
+            put = samples[nj]
+            problems = _targets(c, np.random.default_rng([seed, r, nj]), targets)
+            q = torch.zeros(c.n, requires_grad=True)
+            w = torch.zeros(c.n, POSE_DIM)
+            w[-1] = 1
+            cpu0 = time.process_time()
+            for _ in range(10):
+                torch.autograd.grad((w * net(q[None])[0]).sum(), q)
+            put.setdefault("lstm_pass_cpu_ms", []).append(1e3 * (time.process_time() - cpu0) / 10)
+            if model is not None and step_costs:
+                for key, ms in _step_costs(net, c).items():
+                    put.setdefault(key, []).append(ms)
+            for key, solve in solvers.items():
+                _time_solver(put, key, solve, problems, c.n)
+        log(f"round {r + 1}/{rounds}: " + ", ".join(
+            f"{2 * nj} DoF " + "/".join(f"{samples[nj][f'{k}_cpu_ms_per_target'][-1]:.1f}" for k in setup[nj][2])
+            for nj in joint_counts) + " CPU ms per target (" + "/".join(setup[joint_counts[0]][2]) + ")")
+    rows = []
+    for nj in joint_counts:
+        row = setup[nj][3]
+        row.update({k: float(np.median(v)) for k, v in samples[nj].items()})
+        row["per_round"] = samples[nj]
+        row["rounds"] = rounds
+        rows.append(row)
+    return rows
+
+
+def growth_exponents(rows: list[dict], min_dof: int = 0) -> dict:
+    """{solver: {quantity: exponent stats}} over the rows with dof >= ``min_dof`` (module
+    docstring); quantities: cpu_ms_per_target, iterations_per_target, cpu_ms_per_iteration.
+    Stats: per-round slopes, their mean, sample sd, min, max, and the slope through the medians."""
+    rows = [r for r in rows if r["dof"] >= min_dof]
+    if len(rows) < 2:
+        raise ValueError("a growth exponent needs at least two joint counts")
+    x = np.log([r["dof"] for r in rows])
+    out: dict = {}
+    for s in SOLVERS:
+        if f"{s}_cpu_ms_per_target" not in rows[0]:
+            continue
+        out[s] = {}
+        for qty in ("cpu_ms_per_target", "iterations_per_target", "cpu_ms_per_iteration"):
+            vals = np.array([r["per_round"][f"{s}_{qty}"] for r in rows])  # (joint counts, rounds)
+            if np.any(vals <= 0):
+                continue
+            slopes = [float(np.polyfit(x, np.log(vals[:, j]), 1)[0]) for j in range(vals.shape[1])]
+            out[s][qty] = {"per_round": slopes, "mean": float(np.mean(slopes)),
+                           "sd": float(np.std(slopes, ddof=1)) if len(slopes) > 1 else 0.0,
+                           "min": float(np.min(slopes)), "max": float(np.max(slopes)),
+                           "of_medians": float(np.polyfit(x, np.log(np.median(vals, 1)), 1)[0])}
+    return out
+
+
+def markdown(rows: list[dict], fits: dict[str, dict]) -> str:
+    """The per-N table (medians) and one exponent table per fit range (``fits``: title -> fit)."""
+    present = [s for s in SOLVERS if f"{s}_cpu_ms_per_target" in rows[0]]
+    head = "| joints | DoF | " + " | ".join(f"{LABELS[s]}: iterations, CPU ms/target (success)" for s in present) + " |"
+    lines = [head, "|---|---|" + "---|" * len(present)]
+    for r in rows:
+        cells = [f"{r[f'{s}_iterations_per_target']:.1f}, {r[f'{s}_cpu_ms_per_target']:.1f} "
+                 f"({100 * np.mean(r['per_round'][f'{s}_success']):.0f} %)" for s in present]
+        lines.append(f"| {r['joints']} | {r['dof']} | " + " | ".join(cells) + " |")
+    for title, fit in fits.items():
+        lines += ["", f"Growth exponents, {title} (slope of log value vs log DoF; mean ± sd over rounds "
+                  "[min, max]; through the medians):", "",
+                  "| solver | time per target | iterations | time per iteration |", "|---|---|---|---|"]
+        for s, q in fit.items():
+            cells = []
+            for qty in ("cpu_ms_per_target", "iterations_per_target", "cpu_ms_per_iteration"):
+                e = q.get(qty)
+                cells.append("—" if e is None else
+                             f"{e['mean']:.2f} ± {e['sd']:.2f} [{e['min']:.2f}, {e['max']:.2f}]; {e['of_medians']:.2f}")
+            lines.append(f"| {LABELS[s]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
