@@ -17,11 +17,19 @@ and is the best pneumatic model at h = 1-5 (docs/results.md, section 2), while t
 trained from scratch for minutes do not extrapolate the velocity as well. Starting from ARX the
 network only has to learn what the linear map misses.
 
-The recurrent state of :meth:`ArxBaseForward.step` is ``(belief, o_hat, o_prev, a_prev, seen)``:
-the RKN prior belief, the predicted next observation (B, d_o), the observation read at the
-previous step (B, d_o), the previous action (B, d_a), and ``seen`` (B, 1) = 0 before the first
-step (then the lags are the current row: a window's first row has no predecessor). All in
-normalized units (observation / action zero mean, unit std of the training split).
+The recurrent state of :meth:`ArxBaseForward.step` is ``(belief, o_hat, o_prev, a_prev, seen,
+was_valid)``: the RKN prior belief, the predicted next observation (B, d_o), the observation read
+at the previous step (B, d_o), the previous action (B, d_a), ``seen`` (B, 1) = 0 before the first
+step (then the lags are the current row: a window's first row has no predecessor) and
+``was_valid`` (B, 1), whether the previous step read a real observation. All in normalized units
+(observation / action zero mean, unit std of the training split).
+
+Where an observation returns after a missing stretch, the lag o~_{t-1} was the model's own
+prediction while o_t is real: their difference, which ARX reads as the velocity, would carry
+the whole accumulated drift as a one-step jump (measured: with 75 % of the observations removed
+at random, the ARX part alone reached a normalized RMSE of 133 where its plain free run gives 1.05).
+So the lag is shifted by the same correction as the current row, o~_{t-1} + (o_t - o_hat_t): the
+predicted velocity is kept and the level is corrected.
 
 Not exportable to ONNX yet (the step graph carries the belief alone): ``export`` refuses it.
 """
@@ -83,7 +91,7 @@ class ArxBaseForward(AcRknForward):
     def initial_state(self, batch: int) -> tuple:
         d_o, d_a = self.cfg.obs_dim, self.cfg.act_dim
         return (super().initial_state(batch), torch.zeros(batch, d_o), torch.zeros(batch, d_o),
-                torch.zeros(batch, d_a), torch.zeros(batch, 1))
+                torch.zeros(batch, d_a), torch.zeros(batch, 1), torch.ones(batch, 1))
 
     def arx_delta(self, o: Tensor, o_prev: Tensor, a: Tensor, a_prev: Tensor) -> Tensor:
         """The base's normalized next difference (B, d_o) from normalized o_t, o_{t-1} (B, d_o)
@@ -94,14 +102,15 @@ class ArxBaseForward(AcRknForward):
     def step(self, obs: Tensor, valid: Tensor, act: Tensor, state: tuple) -> tuple[Tensor, Tensor, tuple]:
         """obs (B, d_o) (ignored where valid = 0: the model's own prediction is read), valid (B, 1),
         act (B, d_a), state (class docstring) -> delta mean, delta var (B, d_o), next state."""
-        belief, o_hat, o_prev, a_prev, seen = state
+        belief, o_hat, o_prev, a_prev, seen, was_valid = state
         o_in = valid * obs + (1 - valid) * o_hat
-        o_lag = seen * o_prev + (1 - seen) * o_in
+        back = valid * (1 - was_valid)          # a real observation after a predicted one
+        o_lag = seen * (o_prev + back * (o_in - o_hat)) + (1 - seen) * o_in
         a_lag = seen * a_prev + (1 - seen) * act
         res, var, prior = super().step(o_in, valid, act, belief)
         mu = res + self.arx_delta(o_in, o_lag, act, a_lag)
         o_next = o_in + mu * self.delta_scale + self.delta_shift
-        return mu, var, (prior, o_next, o_in, act, torch.ones_like(seen))
+        return mu, var, (prior, o_next, o_in, act, torch.ones_like(seen), valid)
 
     def seq(self, obs: Tensor, act: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         """Means and variances (B, T, d_o) of every step, ``valid`` (B, T, 1) masking observations."""
