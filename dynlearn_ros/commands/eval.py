@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     # ValueError (nothing to evaluate, no URDF, another robot's run): one line, exit 2 (cli.main)
     results = evaluate_runs(str(args.data), args.runs, args.seed, args.subsample, analytic=args.model == "analytic",
-                                urdf=args.urdf, split=split_spec(args, default_none=True))
+                                urdf=args.urdf, split=split_spec(args, default_none=True), threads=args.threads)
     table = sequence_eval_table(results, results["direction"], results["joint_names"])
     if "metric" in results:
         table = f"h = k columns: {results['metric']}.\n\n{table}"

@@ -82,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     model, ckpt = load_checkpoint(Path(args.run) / "checkpoint.pt")
     if args.model and args.model != ckpt["model_config"]["kind"]:
         raise SystemExit(f"--model {args.model} but the run holds a {ckpt['model_config']['kind']} model")
+    if ckpt["model_config"].get("base", "none") != "none":
+        raise SystemExit(f"export: {args.run} holds a model on an ARX base (train --base "
+                         f"{ckpt['model_config']['base']}), which the ONNX step graph does not carry (yet)")
     metrics: dict = {}
     test_std = None
     data_command = ""

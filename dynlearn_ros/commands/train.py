@@ -84,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fwd-output", choices=("difference", "acceleration"), default="difference",
                         help="ac-RKN forward decoder: the whole next difference (paper) or only the "
                              "acceleration, q and qd following by semi-implicit Euler (needs --obs-qd)")
+    parser.add_argument("--base", choices=("none", "arx"), default="none",
+                        help="forward ac-RKN / RKN: 'arx' = learn the residual of a least-squares ARX(2, 2) "
+                             "prediction fitted on the training split (learning/models/arx_base.py)")
     parser.add_argument("--lam", type=float, default=0.1, help="inverse: weight of the forward RMSE")
     parser.add_argument("--act-target", choices=("difference", "absolute"), default="difference",
                         help="inverse: predict a_t - a_{t-1} (paper) or a_t (closed-loop use, see "
@@ -118,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
     direction = direction_of(args)
     if args.fwd_output == "acceleration" and not (args.obs_qd and args.model in ("acrkn-fwd", "rkn")):
         raise SystemExit("train: --fwd-output acceleration needs --model acrkn-fwd (or rkn) with --obs-qd")
+    if args.base == "arx" and not (direction == "forward" and args.model in ("acrkn-fwd", "rkn")
+                                   and args.fwd_output == "difference"):
+        raise SystemExit("train: --base arx needs a forward --model acrkn-fwd (or rkn) with --fwd-output difference")
     window = args.window or (40 if direction == "forward" else 50)
     epochs, batch_size, lr = sequence_hparams(args)
     tcfg = TrainConfig(
@@ -129,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         mask_keep=args.mask_keep if args.mask_keep is not None else (5 if args.protocol == "paper-leaky" else 1),
         ctrl_layers=args.ctrl_layers, lr_schedule=args.lr_schedule, patience=args.patience,
         time_budget_s=args.time_budget, rollout_frac=args.rollout_frac, rollout_context=args.rollout_context,
-        rollout_weight=args.rollout_weight, fwd_output=args.fwd_output,
+        rollout_weight=args.rollout_weight, fwd_output=args.fwd_output, base=args.base,
     )
     try:
         from dynlearn_ros.learning.training.sequence import check_schedule

@@ -43,10 +43,11 @@ def test_free_run_of_an_exact_arx_stays_on_the_data_over_long_episodes():
     assert len(fr["arx_curve"]) == 290 and np.isfinite(fr["max_abs_ratio"])
 
 
-def test_free_run_batches_episodes_of_one_length_without_changing_the_result(monkeypatch):
-    """Episodes of mixed lengths (two share a length, so they run as one batch): the pooled RMSE
-    and the curve equal a one-episode-at-a-time run of the same model (float32 summation order
-    only: 1e-5 relative)."""
+def test_free_run_batches_episodes_of_mixed_lengths_without_changing_the_result(monkeypatch):
+    """Episodes of mixed lengths (run as one batch, padded at the end to the longest): the pooled
+    RMSE and the curve equal a one-episode-at-a-time run of the same model (float32 summation
+    order only: 1e-5 relative; a padding that leaked into a kept output would move them by the
+    model's whole step response, orders of magnitude more)."""
     from dynlearn_ros.datasets.format import TrajectoryData
     from dynlearn_ros.learning.evaluation import sequence as seqeval
 

@@ -86,24 +86,27 @@ def forward_multistep(model: torch.nn.Module, stats: Stats, data: TrajectoryData
 def _free_run_outputs(model: torch.nn.Module, stats: Stats, obs: np.ndarray, act: np.ndarray,
                       bounds: list[tuple[int, int]], context: int, batch: int = 256) -> dict[int, np.ndarray]:
     """The model's normalized outputs (T-1, d_o) float64 of each episode [a, b) given its first
-    ``context`` observations, keyed by a. Episodes of one length run as one batch (every row of a
-    batch is computed independently, so this is the per-episode run, up to float32 summation order)."""
-    by_len: dict[int, list[int]] = {}
-    for a, b in bounds:
-        by_len.setdefault(b - a, []).append(a)
+    ``context`` observations, keyed by a. Episodes run ``batch`` at a time, sorted by length and
+    padded at the end to the longest of their batch (no observation, zero action): every model
+    here is causal (output t reads inputs 0 .. t only) and every row of a batch is computed
+    independently, so the padding changes no kept output and this is the per-episode run up to
+    float32 summation order. One padded batch takes max(T) sequential steps where batching by equal
+    length took the sum over the distinct lengths (pneumatic test split: 145 instead of ~5,300)."""
+    order = sorted(bounds, key=lambda ab: ab[1] - ab[0])
     out: dict[int, np.ndarray] = {}
-    for T, starts in by_len.items():
-        for i in range(0, len(starts), batch):
-            st = starts[i:i + batch]
-            ow = np.stack([obs[a:a + T] for a in st])
-            aw = np.stack([act[a:a + T] for a in st])
-            on = _t((ow - stats.obs_mean) / stats.obs_std)
-            an = _t((aw - stats.act_mean) / stats.act_std)
-            valid = torch.zeros(len(st), T - 1, 1)
-            valid[:, :context] = 1.0
-            mu, _ = model.seq(on[:, :-1], an[:, :-1], valid)
-            for a, m in zip(st, mu.double().numpy(), strict=True):
-                out[a] = m
+    for i in range(0, len(order), batch):
+        chunk = order[i:i + batch]
+        T = max(b - a for a, b in chunk)
+        on = np.zeros((len(chunk), T, obs.shape[1]))
+        an = np.zeros((len(chunk), T, act.shape[1]))
+        for j, (a, b) in enumerate(chunk):
+            on[j, :b - a] = (obs[a:b] - stats.obs_mean) / stats.obs_std
+            an[j, :b - a] = (act[a:b] - stats.act_mean) / stats.act_std
+        valid = torch.zeros(len(chunk), T - 1, 1)
+        valid[:, :context] = 1.0
+        mu, _ = model.seq(_t(on[:, :-1]), _t(an[:, :-1]), valid)
+        for (a, b), m in zip(chunk, mu.double().numpy(), strict=True):
+            out[a] = m[:b - a - 1]
     return out
 
 

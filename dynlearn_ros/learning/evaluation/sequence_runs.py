@@ -32,7 +32,7 @@ def analytic_errors(data_name: str, test, urdf: str | Path | None = None) -> dic
 
 
 def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, subsample: int = 1,
-                  analytic: bool = False, urdf: str | Path | None = None, split=None) -> dict:
+                  analytic: bool = False, urdf: str | Path | None = None, split=None, threads: int = 1) -> dict:
     """Metrics of each run directory on the test split of ``data_name`` (split seed ``seed``; each
     run at its own training rate), the analytic model when ``analytic`` (``urdf``: your robot's;
     default: the robot table's baseline robot of the data set), and for inverse
@@ -40,7 +40,12 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
     of the rate. Returns {"data", "split_seed", "split", "test_rows", "date", "direction",
     "joint_names", "models": {name: metrics}}; ValueError when
     there is nothing to evaluate. ``split``: a :class:`~dynlearn_ros.datasets.splits.SplitSpec`;
-    default the split recorded in the first run's checkpoint (else 0.7 / 0.15 / 0.15)."""
+    default the split recorded in the first run's checkpoint (else 0.7 / 0.15 / 0.15). ``threads``:
+    torch intra-op threads (default 1: torch's default of one per core made every small op of the
+    recurrent rollouts wait for a second thread, and on a loaded 2-core machine that multiplied the
+    evaluation's CPU time, ``docs/results.md``)."""
+    import torch
+
     from dynlearn_ros.datasets.catalog import load_dataset
     from dynlearn_ros.datasets.filtering import subsample as keep_every
     from dynlearn_ros.datasets.normalize import Stats
@@ -54,9 +59,8 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
     )
     from dynlearn_ros.learning.training.sequence import load_checkpoint
 
+    torch.set_num_threads(max(1, int(threads)))
     if split is None and runs:
-        import torch
-
         first = torch.load(Path(runs[0]) / "checkpoint.pt", map_location="cpu", weights_only=False)
         split = SplitSpec.from_dict(first.get("split"))
     split = split or SplitSpec()

@@ -111,6 +111,9 @@ class ForwardStep(_Packed):
 def step_module(model: nn.Module, stats: Stats) -> _Packed:
     """The physical-unit step wrapper for an ac-RKN / RKN model (eval mode)."""
     model.eval()
+    if getattr(model.cfg, "base", "none") != "none":
+        raise ValueError(f"ONNX step export does not support base {model.cfg.base!r}: its step carries the "
+                         "ARX lags besides the belief, which the exported graph does not (yet)")
     if isinstance(model, AcRknInverse):
         return InverseStep(model, stats).eval()
     if isinstance(model, AcRknForward):

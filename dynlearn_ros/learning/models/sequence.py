@@ -55,6 +55,7 @@ class ModelConfig:
     init_trans_cov: float = 0.1
     act_target: str = "difference"   # inverse: "difference" (a_t - a_{t-1}) | "absolute" (a_t)
     fwd_output: str = "difference"   # ac-RKN forward: "difference" | "acceleration" (FWD_OUTPUTS)
+    base: str = "none"               # forward: "none" | "arx" (learn the residual of ARX(2, 2), models.arx_base)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -66,6 +67,12 @@ class ModelConfig:
                                                   or self.kind not in ("acrkn-fwd", "rkn")):
             raise ValueError("fwd_output 'acceleration' needs an RKN forward model observing [q, qd] "
                              f"(got {self.kind} {self.direction}, obs_dim {self.obs_dim})")
+        if self.base not in ("none", "arx"):
+            raise ValueError(f"base must be 'none' or 'arx', got {self.base!r}")
+        if self.base == "arx" and (self.direction != "forward" or self.kind not in ("acrkn-fwd", "rkn")
+                                   or self.fwd_output != "difference"):
+            raise ValueError("base 'arx' needs an ac-RKN or RKN forward model with fwd_output 'difference' "
+                             f"(got {self.kind} {self.direction}, fwd_output {self.fwd_output})")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -429,6 +436,10 @@ class FfnnInverse(_DesiredChange):
 def build_model(cfg: ModelConfig) -> nn.Module:
     """Model for ``cfg.kind`` and ``cfg.direction``."""
     if cfg.direction == "forward":
+        if cfg.base == "arx":
+            from dynlearn_ros.learning.models.arx_base import ArxBaseForward
+
+            return ArxBaseForward(cfg, concat_actions=cfg.kind == "rkn")
         if cfg.kind == "acrkn-fwd":
             return AcRknForward(cfg)
         if cfg.kind == "rkn":

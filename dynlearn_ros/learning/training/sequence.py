@@ -69,6 +69,7 @@ class TrainConfig:
     rollout_context: int = 10
     rollout_weight: float = 1.0
     fwd_output: str = "difference"  # ac-RKN forward decoder: "difference" | "acceleration" (models.sequence)
+    base: str = "none"            # forward ac-RKN / RKN: "arx" = learn the residual of ARX(2, 2) (models.arx_base)
 
 
 def data_hash(data: TrajectoryData) -> str:
@@ -205,7 +206,7 @@ def model_config(tcfg: TrainConfig, obs_dim: int, act_dim: int) -> ModelConfig:
     return ModelConfig(kind=tcfg.kind, direction=tcfg.direction, obs_dim=obs_dim, act_dim=act_dim,
                        lod=tcfg.lod, num_basis=tcfg.num_basis, enc_hidden=h, dec_hidden=h,
                        ctrl_hidden=(tcfg.hidden,) * max(1, tcfg.ctrl_layers),
-                       act_target=tcfg.act_target, fwd_output=tcfg.fwd_output)
+                       act_target=tcfg.act_target, fwd_output=tcfg.fwd_output, base=tcfg.base)
 
 
 def set_delta_buffers(model: torch.nn.Module, stats: Stats) -> None:
@@ -238,6 +239,10 @@ def fit(train: TrajectoryData, val: TrajectoryData, tcfg: TrainConfig, progress:
     set_delta_buffers(model, stats)
     if hasattr(model, "set_units"):   # structured forward output: statistics and dt in the model
         model.set_units(stats, train.dt)
+    if hasattr(model, "set_arx"):     # ARX base: least squares on the training rows, then frozen
+        from dynlearn_ros.learning.models.arx_base import normalized_arx_weights
+
+        model.set_arx(normalized_arx_weights(obs, act, train.episode, stats))
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     gen = torch.Generator().manual_seed(tcfg.seed)
     best = (math.inf, -1, copy.deepcopy(model.state_dict()))
