@@ -292,10 +292,10 @@ def recorder_spec(summary_dir: Path | None, ns: str, remaps: list[tuple[str, str
     """The recorder of ``record:=true``: started first (it subscribes as publishers appear), not
     required (a recorder that fails must not stop the robot); its bag under the run folder.
 
-    Its CPU priority: against a real-time loop (a robot, or the simulator's realtime stepping) it
-    keeps its default niceness 19, so the loop's deadlines win; against the lockstep simulator,
-    whose loop takes every free cycle and meets no deadline, niceness 0, so the bag stays complete
-    (a niced recorder lost > 5 % of the states there) at the price of a slower run."""
+    Its CPU priority: niceness 0 (the recorder's default since its drain thread made it cheap;
+    niced to 19 it recorded nothing on a loaded machine, docs/bags.md); ``lockstep`` sets the same
+    explicitly. On a robot whose loop runs under ``rt_priority``, a real-time priority below the
+    loop's keeps the bag complete (docs/bags.md); the run summary says whether it was."""
     from datetime import datetime
 
     bag = summary_dir / "bag" if summary_dir else Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-bag"

@@ -7,7 +7,7 @@ recorder, with it (``record:=true``'s node, default topics, MCAP, ``bag_time`` s
 receive, send, off, ...), so a drift of the shared machine's load falls on every mode alike. Per run: the bridge's
 round trip (joint_states k published -> its command received, us), deadline misses (realtime),
 the controller's tick (us), lockstep ticks per wall second, and the recorder's CPU percent and
-message counts. The figures are the ratios of each mode's medians to those without the recorder.
+message counts with the share of the published states and commands recorded. The figures are the ratios of each mode's medians to those without the recorder.
 
 No rclpy import here: nodes are subprocesses and their JSON files are read back.
 """
@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dynlearn_ros.bags.completeness import completeness, published_counts
 from dynlearn_ros.benchmarks.loop import LoopBenchConfig, _cpu_seconds, _ratio, machine_facts, run_pair
-from dynlearn_ros.benchmarks.wakeup import STARTUP_TIMEOUT_S, STOP_TIMEOUT_S, LoopBenchError
+from dynlearn_ros.benchmarks.wakeup import STARTUP_TIMEOUT_S, STOP_TIMEOUT_S, LoopBenchError, rt_prefix
 from dynlearn_ros.procs import NodeProcess, claim_domain_id
 
 
@@ -33,7 +34,8 @@ class RecorderBenchConfig:
     """seconds: sim seconds per run; pairs: rounds of the modes; stepping: realtime | lockstep;
     modes: "off" and recorder bag_time values ("send", "receive"); rt_priority: 0 = normal
     scheduling, 1..99 = the bridge and the controller under SCHED_FIFO (``chrt -f``), as a real
-    robot's loop runs; recorder_niceness: the recorder's ``niceness`` parameter (None: its default, 19)."""
+    robot's loop runs; recorder_niceness: the recorder's ``niceness`` parameter (None: its default, 0);
+    recorder_rt_priority: 0, or the recorder under SCHED_FIFO at this priority (below the loop's)."""
 
     seconds: float = 10.0
     pairs: int = 2
@@ -42,6 +44,7 @@ class RecorderBenchConfig:
     modes: tuple[str, ...] = ("off", "send", "receive")
     rt_priority: int = 0
     recorder_niceness: int | None = None
+    recorder_rt_priority: int = 0
 
 
 def _metrics(run: dict, stepping: str) -> dict:
@@ -61,7 +64,8 @@ def _one(cfg: RecorderBenchConfig, mode: str, env: dict, workdir: Path, tag: str
                   "summary_path": str(workdir / f"{tag}_recorder.json")}
         if cfg.recorder_niceness is not None:
             params["niceness"] = int(cfg.recorder_niceness)
-        rec = NodeProcess("recorder", params, env, workdir / f"{tag}_recorder.log")
+        rec = NodeProcess("recorder", params, env, workdir / f"{tag}_recorder.log",
+                          prefix=rt_prefix(cfg.recorder_rt_priority))
         end = time.monotonic() + STARTUP_TIMEOUT_S
         while "into" not in rec.output():            # its start-up line: the bag is open
             if rec.poll() is not None or time.monotonic() > end:
@@ -79,10 +83,15 @@ def _one(cfg: RecorderBenchConfig, mode: str, env: dict, workdir: Path, tag: str
             rc = rec.stop(timeout=STOP_TIMEOUT_S)
     out = {"mode": mode, **_metrics(run, cfg.stepping)}
     if rec is not None:
-        summary = json.loads((workdir / f"{tag}_recorder.json").read_text())
+        try:
+            summary = json.loads((workdir / f"{tag}_recorder.json").read_text())
+        except (OSError, ValueError):       # killed at the stop (no summary): nothing it recorded is known
+            summary = {"messages": {}, "dropped": None}
+            out["recorder_no_summary"] = True
         out.update({"recorder_exit": rc, "recorder_cpu_percent": 100.0 * (cpu1 - cpu0) / wall
                     if cpu0 is not None and cpu1 is not None else None,
-                    "recorded": summary["messages"], "recorder_dropped": summary["dropped"]})
+                    "recorded": summary["messages"], "recorder_dropped": summary["dropped"],
+                    "completeness": completeness(summary["messages"], published_counts(run["bridge"], run["controller"]))})
     return out
 
 
@@ -136,4 +145,9 @@ def format_summary(result: dict) -> str:
         if cpu:
             lines.append(f"  recorder ({m}) CPU {np.median(cpu):.0f} % of a core (median); messages per run: "
                          f"{[sum(r['recorded'].values()) for r in result['runs'] if r['mode'] == m]}")
+        shares = [{k: v["share"] for k, v in r["completeness"].items()} for r in result["runs"]
+                  if r["mode"] == m and r.get("completeness")]
+        if shares:
+            lines.append(f"  recorder ({m}) recorded / published per run: "
+                         + "; ".join(", ".join(f"{k} {v:.3f}" for k, v in sh.items() if v is not None) for sh in shares))
     return "\n".join(lines)

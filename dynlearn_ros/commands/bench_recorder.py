@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SCHED_FIFO priority (1..99) of the bridge and the controller (chrt -f), as "
                              "`rt_priority` on a robot; 0: normal scheduling")
     parser.add_argument("--recorder-niceness", type=int, default=None,
-                        help="the recorder's niceness parameter (default: the node's, 19)")
+                        help="the recorder's niceness parameter (default: the node's, 0)")
+    parser.add_argument("--recorder-rt-priority", type=int, default=0,
+                        help="run the recorder under SCHED_FIFO at this priority (below --rt-priority); 0: normal")
     parser.add_argument("--json", required=True, help="output JSON path")
 
 
@@ -28,10 +30,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seconds <= 0 or args.pairs < 1:
         raise SystemExit("--seconds must be > 0 and --pairs >= 1")
-    if not 0 <= args.rt_priority <= 99:
-        raise SystemExit("--rt-priority must be in 0..99")
+    if not 0 <= args.rt_priority <= 99 or not 0 <= args.recorder_rt_priority <= 99:
+        raise SystemExit("--rt-priority and --recorder-rt-priority must be in 0..99")
     cfg = RecorderBenchConfig(seconds=args.seconds, pairs=args.pairs, stepping=args.stepping,
-                              rt_priority=args.rt_priority, recorder_niceness=args.recorder_niceness)
+                              rt_priority=args.rt_priority, recorder_niceness=args.recorder_niceness,
+                              recorder_rt_priority=args.recorder_rt_priority)
     try:
         result = bench_recorder(cfg, progress=lambda s: print(s, file=sys.stderr, flush=True))
     except LoopBenchError as exc:

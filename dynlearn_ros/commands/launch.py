@@ -24,6 +24,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from dynlearn_ros.bags.completeness import bag_summary, completeness_line
 from dynlearn_ros.launch_graph import GRAPHS, NodeSpec, exit_reason, prepare_summary_dir, resolve_args
 from dynlearn_ros.launch_ik import IK_DEMO_ARGS, ik_demo
 from dynlearn_ros.procs import ros_args
@@ -104,7 +105,7 @@ def summarize(graph: str, args: dict, run_dir: Path, exit_codes: dict, wall_s: f
         "safety_counters": counters,
         "controller_tick_us": ctl.get("controller_tick_us"),
         "round_trip_us": bridge.get("round_trip_us"),
-        "bag": ({"path": recorder.get("bag_path"), "messages": recorder.get("messages")} if recorder else None),
+        "bag": bag_summary(recorder, bridge, ctl),
         "predictor": _predictor_figures(_load(src / "predictor.json")),
         "exit_codes": exit_codes,
         "run_dir": str(run_dir),
@@ -259,4 +260,5 @@ def _print_summary(s: dict) -> None:
         print("\n".join(predictor_summary_lines(s["predictor"])))
     if s.get("bag"):
         print(f"  bag: {s['bag']['path']} (messages per topic: {s['bag']['messages']})")
+        print(completeness_line(s["bag"]))
     print(f"  summary: {s['run_dir']}/summary.json")

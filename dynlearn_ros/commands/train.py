@@ -81,9 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--rollout-context rows, with a loss on the accumulated state error")
     parser.add_argument("--rollout-context", type=int, default=10)
     parser.add_argument("--rollout-weight", type=float, default=1.0)
-    parser.add_argument("--fwd-output", choices=("difference", "acceleration"), default="difference",
+    parser.add_argument("--fwd-output", choices=("difference", "acceleration", "acceleration_residual"),
+                        default="difference",
                         help="ac-RKN forward decoder: the whole next difference (paper) or only the "
-                             "acceleration, q and qd following by semi-implicit Euler (needs --obs-qd)")
+                             "acceleration, q and qd following by semi-implicit Euler (needs --obs-qd); "
+                             "acceleration_residual: the acceleration as a change of the last one "
+                             "(constant acceleration when the decoder gives 0)")
     parser.add_argument("--base", choices=("none", "arx"), default="none",
                         help="forward ac-RKN / RKN: 'arx' = learn the residual of a least-squares ARX(2, 2) "
                              "prediction fitted on the training split (learning/models/arx_base.py)")
@@ -119,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.learning.training.sequence_runs import train_run
 
     direction = direction_of(args)
-    if args.fwd_output == "acceleration" and not (args.obs_qd and args.model in ("acrkn-fwd", "rkn")):
-        raise SystemExit("train: --fwd-output acceleration needs --model acrkn-fwd (or rkn) with --obs-qd")
+    if args.fwd_output != "difference" and not (args.obs_qd and args.model in ("acrkn-fwd", "rkn")):
+        raise SystemExit(f"train: --fwd-output {args.fwd_output} needs --model acrkn-fwd (or rkn) with --obs-qd")
     if args.base == "arx" and not (direction == "forward" and args.model in ("acrkn-fwd", "rkn")
                                    and args.fwd_output == "difference"):
         raise SystemExit("train: --base arx needs a forward --model acrkn-fwd (or rkn) with --fwd-output difference")

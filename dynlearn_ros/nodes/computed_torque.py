@@ -273,7 +273,7 @@ class ComputedTorqueNode(Node):
         n = self.ctl.n
         state_qos = qos.SENSOR_DATA if self.config.state_qos == "sensor_data" else qos.COMMANDS
         over = {"qos_overriding_options": qos.overridable()}   # qos_overrides.<topic>.* parameters
-        self.cmd_pub = self.create_publisher(Float64MultiArray, "effort_controller/commands", qos.COMMANDS, **over)
+        self.cmd_pub = self.create_publisher(Float64MultiArray, "effort_controller/commands", qos.STREAM_PUBLISHER, **over)
         self.status_pub = self.create_publisher(Float64MultiArray, "~/status", qos.STATUS, **over)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
         self.state_sub = self.create_subscription(JointState, "joint_states", self._on_state, state_qos, **over)

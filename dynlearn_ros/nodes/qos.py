@@ -46,6 +46,14 @@ PREDICTIONS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 #: 1000 (1 s at 1 kHz: a CPU-starved node catches up instead of losing the oldest; with 50 the
 #: loaded bench lost 3x more gaps of states, docs/predictor.md "Cost at 1 kHz input")
 STATE_STREAM = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+#: publishers of joint_states and effort commands: reliable, transient local, keep last 1000 (1 s
+#: at 1 kHz). A keep-last writer never blocks, so the control loop is unchanged; the history is
+#: what a reliable reader that was off the CPU (the recorder, the predictor) can still get
+#: repaired, and transient local hands it to a recorder whose reader matched late (the first
+#: steps of a run); volatile readers (the controller, the bridge) get only new messages, as before.
+#: Subscriptions keep their own QoS (COMMANDS, STATE_STREAM); docs/bags.md.
+STREAM_PUBLISHER = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
 SENSOR_DATA = qos_profile_sensor_data
 #: ik/target and ik/chain_target (the ik node's requests): reliable, keep last 10, so targets sent
 #: while a solve holds the node (0.1-10 s) wait in the queue instead of being dropped

@@ -6,12 +6,19 @@ effort_controller/commands, reference_trajectory, predictor/prediction, predicto
 computed_torque/status, trainer/metrics, /diagnostics. A topic is subscribed once a publisher of
 it appears (checked every ``discovery_period_s``), with that publisher's type and, as ``ros2 bag
 record`` does, reliable only if every publisher offers reliable (best effort otherwise) and
-transient-local only if every publisher is. Subscriptions are raw: the callback receives the CDR
-bytes and hands them with the publisher's send time (the DDS source timestamp, ns since the epoch;
-the bag's time; ``ros2 bag record`` uses the receive time instead, parameter ``bag_time``) to
+transient-local only if every publisher is, keep last ``reader_depth`` (10 s at 1 kHz by
+default): the middleware's receive threads queue what arrives while Python is off the CPU.
+
+No executor callback per message: the subscriptions live on a second node that no executor
+spins, and a drain thread takes every queued message of every topic each ``drain_period_s`` as
+raw CDR bytes with its MessageInfo (``take_message``), handing the bytes and the bag time (the
+publisher's send time, the DDS source timestamp, ns since the epoch; with ``bag_time`` receive
+the middleware's receive time, as ``ros2 bag record``) to
 :class:`dynlearn_ros.bags.writer.BagWriter`, whose thread writes and flushes a chunk every
-``chunk_period_s`` - a callback never waits for the disk. SIGINT / SIGTERM finalize a complete,
-indexed bag with ``metadata.yaml``; a SIGKILL loses at most the chunk being filled.
+``chunk_period_s`` - a take never waits for the disk. A SingleThreadedExecutor callback per
+message (the first design) cost ~30 % of a core at 2,000 messages/s and, on a loaded machine,
+recorded 1-44 % of the states (none when niced); docs/bags.md. SIGINT / SIGTERM finalize a
+complete, indexed bag with ``metadata.yaml``; a SIGKILL loses at most the chunk being filled.
 
 A topic whose type the Kilted type store does not know, or whose publisher's type hash differs
 from the store's (its bytes would not decode with the definition the bag stores), is not recorded
@@ -28,6 +35,7 @@ if __name__ == "__main__":  # a signal during the imports below must end the pro
 
 import importlib  # noqa: E402
 import os  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 
 from rclpy.node import Node  # noqa: E402
@@ -40,6 +48,15 @@ from dynlearn_ros.nodes.params import declare_spec, on_set_parameters, write_jso
 from dynlearn_ros.nodes.runner import run_node  # noqa: E402
 
 _FIXED = "the bag and its subscriptions are set up at start-up"
+#: topics subscribed at start-up, before any publisher is seen (reliable and transient local, as
+#: this package's publishers offer them: a reader matched late still gets the writer's last 1,000
+#: messages), so the first states and commands of a run are in the bag; a publisher that offers
+#: less (best effort, or volatile as ros2_control's) makes the recorder re-subscribe as it offers
+EAGER_TYPES = {"joint_states": "sensor_msgs/msg/JointState",
+               "effort_controller/commands": "std_msgs/msg/Float64MultiArray"}
+#: after SIGINT / SIGTERM the drain thread goes on until nothing arrived for QUIET_S seconds, at
+#: most LINGER_S (a launch stops the whole graph at once: the last messages are still in flight)
+QUIET_S, LINGER_S = 0.3, 3.0
 DEFAULT_TOPICS = ("joint_states", "effort_controller/commands", "reference_trajectory", "predictor/prediction",
                   "predictor/prediction_std", "computed_torque/status", "trainer/metrics", "/diagnostics")
 
@@ -61,10 +78,15 @@ RECORDER_SPEC: tuple[ParamSpec, ...] = (
               "timestamp; keeps the order state -> command -> next state; SingleThreadedExecutor) or "
               "receive (as ros2 bag record; EventsExecutor, less CPU)", choices=("send", "receive"),
               dynamic=False, reason=_FIXED),
-    ParamSpec("niceness", "int", 19, "CPU niceness of every thread of the recorder, applied at start-up, so "
-              "the control loop gets the CPU first (docs/bags.md: on 2 cores an un-niced recorder raised the "
-              "realtime loop's deadline misses 12-16x); 0 leaves it as started", lo=0, hi=19, dynamic=False,
+    ParamSpec("niceness", "int", 0, "CPU niceness of every thread of the recorder, applied at start-up; 0 "
+              "leaves it as started (docs/bags.md: niced to 19 on a loaded machine it recorded nothing)",
+              lo=0, hi=19, dynamic=False,
               reason="applied once at start-up (a process may not lower its niceness again)"),
+    ParamSpec("drain_period_s", "double", 0.005, "seconds between two takes of every queued message",
+              lo=0.0005, hi=1.0, dynamic=False, reason=_FIXED),
+    ParamSpec("reader_depth", "int", 10000, "keep-last depth of a reliable topic's subscription: messages the "
+              "middleware holds while the drain thread is off the CPU (best-effort topics: a tenth)",
+              lo=10, hi=1_000_000, dynamic=False, reason=_FIXED),
 )
 
 
@@ -117,10 +139,27 @@ class Recorder(Node):
         self.wanted = {self.resolve_topic_name(t): t for t in p["topics"]}
         self.subscribed: dict[str, str] = {}      # resolved topic -> type
         self.skipped: dict[str, str] = {}         # resolved topic -> reason
-        self._subs = []
+        # subscriptions on a node no executor spins: only the drain thread takes their messages
+        self._reader = Node("recorder_reader", context=self.context, start_parameter_services=False,
+                            enable_rosout=False)
+        self._subs: tuple = ()                    # (subscription, bag topic index); replaced, never mutated
+        self._topic_idx: dict[str, int] = {}      # resolved topic -> the writer's topic index
+        self._eager: set[str] = set()             # subscribed reliable before a publisher was seen
+        self.takes = 0                            # messages taken from the middleware
         self.t_start = time.time()
+        self._stop = threading.Event()
+        self._drain_lock = threading.Lock()
+        self._drain = threading.Thread(target=self._drain_loop, name="recorder-drain", daemon=True)
         self.create_timer(p["discovery_period_s"], self._discover)
+        for rel, msgtype in EAGER_TYPES.items():
+            topic = self.resolve_topic_name(rel)
+            if topic in self.wanted:
+                self._subscribe(topic, msgtype, QoSProfile(depth=p["reader_depth"], history=HistoryPolicy.KEEP_LAST,
+                                                           reliability=ReliabilityPolicy.RELIABLE,
+                                                           durability=DurabilityPolicy.TRANSIENT_LOCAL))
+                self._eager.add(topic)
         self._discover()
+        self._drain.start()
         self.niceness = lower_priority(p["niceness"])
         self.get_logger().info(f"recording {sorted(self.wanted)} into {self.writer.path} ({p['storage']}, "
                                f"chunks every {p['chunk_period_s']} s, niceness {self.niceness})")
@@ -128,7 +167,8 @@ class Recorder(Node):
     def _qos(self, infos) -> QoSProfile:
         reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
         latched = all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
-        return QoSProfile(depth=1000 if reliable else 100, history=HistoryPolicy.KEEP_LAST,
+        depth = self.p["reader_depth"] if reliable else max(10, self.p["reader_depth"] // 10)
+        return QoSProfile(depth=depth, history=HistoryPolicy.KEEP_LAST,
                           reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                           durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
@@ -139,6 +179,16 @@ class Recorder(Node):
         if self.p["niceness"] > 0:
             lower_priority(self.p["niceness"])
         for topic in self.wanted:
+            if topic in self._eager:
+                infos = self.get_publishers_info_by_topic(topic)
+                if any(i.qos_profile.reliability != ReliabilityPolicy.RELIABLE
+                       or i.qos_profile.durability != DurabilityPolicy.TRANSIENT_LOCAL for i in infos):
+                    # a reliable transient-local reader does not match a best-effort or volatile
+                    # writer: subscribe as every publisher offers
+                    self._eager.discard(topic)
+                    self._unsubscribe(topic)
+                    self._subscribe(topic, self.subscribed.pop(topic), self._qos(infos))
+                continue
             if topic in self.subscribed or topic in self.skipped:
                 continue
             infos = self.get_publishers_info_by_topic(topic)
@@ -162,66 +212,98 @@ class Recorder(Node):
                 self._skip(topic, f"{msgtype}: the publisher's type hash {pub_hash} differs from the type "
                                   f"store's {store_hash} (its bytes would not decode)")
                 continue
-            idx = self.writer.add_topic(topic, msgtype)
-            if self.p["bag_time"] == "send":
-                # two parameters: rclpy passes the MessageInfo; its source timestamp is the bag's time
-                def callback(data, info, i=idx, push=self.writer.push):
-                    push(i, info["source_timestamp"], data)
+            self._subscribe(topic, msgtype, self._qos(infos))
+
+    def _subscribe(self, topic: str, msgtype: str, qos: QoSProfile) -> None:
+        """A raw subscription on the reader node (its callback never runs: no executor spins that
+        node; the drain thread takes) and the bag topic it is written to."""
+        if topic not in self._topic_idx:            # a re-subscription writes to the same bag topic
+            self._topic_idx[topic] = self.writer.add_topic(topic, msgtype)
+        idx = self._topic_idx[topic]
+        sub = self._reader.create_subscription(message_class(msgtype), topic, lambda _msg: None, qos, raw=True)
+        self._subs = (*self._subs, (sub, idx))
+        self.subscribed[topic] = msgtype
+        self.get_logger().info(f"recording {topic} ({msgtype}, {qos.reliability.name.lower()}, depth {qos.depth})")
+
+    def _unsubscribe(self, topic: str) -> None:
+        keep = tuple((s, i) for s, i in self._subs if s.topic_name != topic)
+        gone = [s for s, _ in self._subs if s.topic_name == topic]
+        self._subs = keep
+        for s in gone:
+            with self._drain_lock:           # not while the drain thread takes from it
+                self._reader.destroy_subscription(s)
+
+    def _drain_loop(self) -> None:
+        """Every ``drain_period_s``: take every queued message of every subscription (raw bytes and
+        MessageInfo) and hand it to the writer with its bag time. After the stop it goes on until
+        nothing has arrived for QUIET_S (at most LINGER_S): what was in flight when the graph
+        stopped together (a launch's SIGINT) is still taken."""
+        key = "source_timestamp" if self.p["bag_time"] == "send" else "received_timestamp"
+        push, period = self.writer.push, self.p["drain_period_s"]
+        t_stop = t_last = None
+        while True:
+            if self._stop.is_set() and t_stop is None:
+                t_stop = t_last = time.monotonic()
+            before = self.takes
+            for sub, idx in self._subs:
+                try:
+                    with self._drain_lock, sub.handle:
+                        while (got := sub.handle.take_message(sub.msg_type, True)) is not None:
+                            data, info = got
+                            push(idx, info.get(key) or time.time_ns(), data)
+                            self.takes += 1
+                except Exception as exc:  # noqa: BLE001 - a destroyed handle at shutdown; never a crash
+                    if t_stop is None:
+                        self.get_logger().warning(f"recorder: taking from {sub.topic_name} failed: {exc}",
+                                                  throttle_duration_sec=2.0)
+            if t_stop is not None:
+                now = time.monotonic()
+                if self.takes != before:
+                    t_last = now
+                if now - t_last >= QUIET_S or now - t_stop >= LINGER_S:
+                    return
+                time.sleep(period)
             else:
-                def callback(data, i=idx, push=self.writer.push, now=time.time_ns):
-                    push(i, now(), data)
-            self._subs.append(self.create_subscription(cls, topic, callback, self._qos(infos), raw=True))
-            self.subscribed[topic] = msgtype
-            self.get_logger().info(f"recording {topic} ({msgtype})")
+                self._stop.wait(period)
+
+    def stop_draining(self) -> None:
+        """Stop the drain thread after its last sweeps (idempotent; see :meth:`_drain_loop`)."""
+        self._stop.set()
+        if self._drain.is_alive() and self._drain is not threading.current_thread():
+            self._drain.join(timeout=LINGER_S + 2.0)
 
     def _skip(self, topic: str, reason: str) -> None:
         self.skipped[topic] = reason
         self.get_logger().warning(f"not recording {topic}: {reason}")
 
-    def run(self, executor, stop) -> int:
-        """With ``bag_time`` send: spin on a SingleThreadedExecutor of its own: rclpy's
-        EventsExecutor (the package's default, :func:`dynlearn_ros.nodes.params.make_executor`)
-        does not pass MessageInfo to callbacks (Kilted: SystemError), and the source timestamps
-        are what orders the messages of different publishers correctly. With receive: the
-        runner's executor."""
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
-        from dynlearn_ros.nodes.runner import spin_until_stopped
-
-        if self.p["bag_time"] == "receive":
-            spin_until_stopped(executor, self.context)
-            return 0
-
-        executor.remove_node(self)
-        own = SingleThreadedExecutor(context=self.context)
-        own.add_node(self)
-        try:
-            while not stop.is_set() and rclpy.ok(context=self.context):
-                own.spin_once(timeout_sec=0.1)
-        finally:
-            own.shutdown(timeout_sec=1.0)
-        return 0
-
     def summary(self) -> dict:
         counts = self.writer.counts()
         return {"bag_path": str(self.writer.path), "storage": self.p["storage"], "niceness": self.niceness,
+                "bag_time": self.p["bag_time"], "taken": self.takes,
                 "messages": {t: counts.get(t, 0) for t in self.subscribed},
                 "never_published": sorted(set(self.wanted) - set(self.subscribed) - set(self.skipped)),
                 "skipped_topics": self.skipped, "dropped": self.writer.dropped, "flushes": self.writer.flushes,
                 "writer_error": self.writer.error, "wall_s": time.time() - self.t_start}
 
     def write_summary(self) -> None:
+        self.stop_draining()     # the last sweep takes what the middleware still holds
         self.writer.close()      # finalize first: the counts below are what the bag holds
         if self.writer.error:
             self.get_logger().error(f"bag writer failed: {self.writer.error}")
+        counts = self.writer.counts()
+        self.get_logger().info("recorded " + ", ".join(f"{t} {counts.get(t, 0)}" for t in sorted(self.subscribed))
+                               + f" messages; dropped {self.writer.dropped}")
         if self.p["summary_path"]:
             write_json_atomic(self.p["summary_path"], self.summary())
 
     def destroy_node(self) -> None:
         writer = getattr(self, "writer", None)   # None when the start-up was refused
+        if getattr(self, "_drain", None) is not None:
+            self.stop_draining()
         if writer is not None:
             writer.close()
+        if getattr(self, "_reader", None) is not None:
+            self._reader.destroy_node()
         super().destroy_node()
 
 

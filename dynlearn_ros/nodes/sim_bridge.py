@@ -127,8 +127,7 @@ class SimBridgeNode(Node):
         self._js = JointState()
         self._js.name = list(cfg["joint_names"])
         self._clock_msg = Clock()
-        self.pub_js = self.create_publisher(JointState, "joint_states",
-                                            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self.pub_js = self.create_publisher(JointState, "joint_states", qos.STREAM_PUBLISHER)
         self.pub_clock = self.create_publisher(Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.sub_cmd = self.create_subscription(Float64MultiArray, "effort_controller/commands", self._on_command,

@@ -54,10 +54,12 @@ ACRKN_TENSORS: dict[str, dict[str, str]] = {
 DESIRED_NEXT = ("increment", "reference")
 #: what a forward model's decoder predicts (metadata key ``acrkn.output_form``; absent = the
 #: first form): "difference" the whole o_{t+1} - o_t, "acceleration" only qd_{t+1} - qd_t with
-#: q_{t+1} = q_t + dt qd_{t+1} in the graph (learning.models.sequence.AcRknForward). The graph's
-#: inputs and outputs are the same for both; the runtime feeds the last prediction as ``obs``
-#: when an observation is missing, which the "acceleration" form reads.
-OUTPUT_FORMS = ("difference", "acceleration")
+#: q_{t+1} = q_t + dt qd_{t+1} in the graph (learning.models.sequence.AcRknForward),
+#: "acceleration_residual" the same as a change of the last velocity change (its belief carries
+#: the previous velocity and torque: n + d_a + 1 more values). The graph's inputs and outputs are the same for all;
+#: the runtime feeds the last prediction as ``obs`` when an observation is missing, which the
+#: structured forms read.
+OUTPUT_FORMS = ("difference", "acceleration", "acceleration_residual")
 
 
 def _std_scale(model: ValidatedModel, obs_dim: int) -> tuple[np.ndarray | None, str]:

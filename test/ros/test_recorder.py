@@ -166,13 +166,14 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
 
 
 def test_recorder_runs_every_thread_at_its_niceness(ros_context, start_node, tmp_path):
-    """Default niceness 19 on every thread, the middleware's threads started before the node
-    included (Linux keeps a niceness per thread: os.nice alone would leave them at 0), and on the
+    """Niceness 19 (the parameter; the default is 0 since the drain thread made the recorder
+    cheap) on every thread, the middleware's threads started before the node included (Linux keeps a niceness per thread: os.nice alone would leave them at 0), and on the
     threads a new peer makes the middleware start later."""
     import rclpy
     from std_msgs.msg import String
 
-    rec = start_node("recorder", {"bag_path": str(tmp_path / "bag"), "summary_path": str(tmp_path / "r.json")})
+    rec = start_node("recorder", {"bag_path": str(tmp_path / "bag"), "summary_path": str(tmp_path / "r.json"),
+                                  "niceness": 19})
     end = time.monotonic() + 60.0
     while "into" not in rec.output():
         assert rec.poll() is None and time.monotonic() < end, rec.output()
@@ -210,3 +211,14 @@ def test_launch_record_true_names_the_bag_in_the_run_summary(tmp_path, ros_env):
     for topic, count in s["bag"]["messages"].items():
         assert info["topics"][topic]["count"] == count > 0, topic
     assert {"/joint_states", "/effort_controller/commands"} <= set(s["bag"]["messages"])
+    # never silent: recorded against published (the bridge's steps + 1, the controller's commands)
+    bridge = json.loads((run_dir / "sim_bridge.json").read_text())
+    comp = s["bag"]["completeness"]
+    assert comp["joint_states"]["published"] == bridge["ticks"] + 1
+    assert comp["joint_states"]["recorded"] == s["bag"]["messages"]["/joint_states"]
+    assert set(comp) == {"joint_states", "effort_controller/commands"}
+    complete = all(c["share"] >= 1.0 for c in comp.values()) and not s["bag"]["dropped"]
+    assert ("bag complete:" if complete else "bag INCOMPLETE:") in out.stdout
+    # the recorder subscribes to states and commands at its start-up (before any publisher is
+    # seen) and the bridge waits for the controller: in lockstep nothing is lost before or during
+    assert comp["joint_states"]["share"] >= 1.0, comp

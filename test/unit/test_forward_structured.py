@@ -69,10 +69,10 @@ def _stats(q, qd, tau, ep) -> Stats:
     return Stats.fit(np.concatenate([q, qd], 1), tau, ep)
 
 
-def _structured(stats: Stats, m: int = 6, seed: int = 0):
+def _structured(stats: Stats, m: int = 6, seed: int = 0, form: str = "acceleration"):
     torch.manual_seed(seed)
     model = build_model(ModelConfig("acrkn-fwd", "forward", 2 * N, N, lod=m, num_basis=4, enc_hidden=(16,),
-                                    dec_hidden=(16,), ctrl_hidden=(16,), fwd_output="acceleration"))
+                                    dec_hidden=(16,), ctrl_hidden=(16,), fwd_output=form))
     model.set_units(stats, DT)
     return model.eval()
 
@@ -135,7 +135,57 @@ def _ckpt(model, stats):
             "data": "synthetic", "data_hash": "0"}
 
 
-def test_onnx_step_matches_torch_free_runs_and_metadata_declares_the_form(tmp_path):
+def test_residual_form_starts_as_constant_acceleration_and_carries_the_last_change():
+    """"acceleration_residual" with its decoder as initialized (last layer zero) and rho = 1: two
+    observed rows, then a free run must be the constant-acceleration extrapolation from them
+    (qd_{k+1} = qd_k + (qd_1 - qd_0), q_{k+1} = q_k + dt qd_{k+1}) to float32 rounding; with
+    the previous velocity taken one step late (a shifted state) it must not."""
+    rng = np.random.default_rng(4)
+    q, qd, tau, ep = simulate(40, rng)
+    stats = _stats(q, qd, tau, ep)
+    model = _structured(stats, form="acceleration_residual")
+    with torch.no_grad():
+        model.keep_logit.fill_(40.0)                     # sigmoid = 1 in float32
+    obs = np.concatenate([q, qd], 1)
+    on = torch.as_tensor((obs - stats.obs_mean) / stats.obs_std, dtype=torch.float32)[None]
+    an = torch.as_tensor((tau - stats.act_mean) / stats.act_std, dtype=torch.float32)[None]
+    valid = torch.zeros(1, 39, 1)
+    valid[:, :2] = 1.0
+    with torch.no_grad():
+        mu, _ = model.seq(on[:, :-1], an[:, :-1], valid)
+    pred = obs[1] + np.cumsum((mu[0].double().numpy() * stats.dobs_std + stats.dobs_mean)[1:], axis=0)
+    g = qd[1] - qd[0]
+    expected, qk, qdk = [], q[1].copy(), qd[1].copy()
+    for _ in range(38):
+        qdk = qdk + g
+        qk = qk + DT * qdk
+        expected.append(np.concatenate([qk, qdk]))
+    expected = np.array(expected)
+    # float32 normalized values round at ~1e-7 of the spread per step; 38 steps of a sum: 1e-4 of
+    # the largest value is > 10x that, and far below one step's velocity change (|g| ~ 0.1 here)
+    tol = 1e-4 * np.abs(expected).max()
+    assert np.abs(pred - expected).max() < tol
+    assert 38 * np.abs(g).min() > 100 * tol             # g held 38 steps: a lost g would show
+    # a one-step shift of the carried velocity (g from rows 0 -> 1 applied as if from 1 -> 2) misses
+    shifted = expected.copy()
+    g2 = (qd[1] - qd[0]) * 2.0                          # doubled: what reading qd_{t-2} would give
+    qk, qdk = q[1].copy(), qd[1].copy()
+    for i in range(38):
+        qdk = qdk + g2
+        qk = qk + DT * qdk
+        shifted[i] = np.concatenate([qk, qdk])
+    assert np.abs(pred - shifted).max() > 100 * tol
+    # the initial state carries no velocity: a free run from one observed row is constant velocity
+    valid1 = torch.zeros(1, 39, 1)
+    valid1[:, 0] = 1.0
+    with torch.no_grad():
+        mu1, _ = model.seq(on[:, :-1], an[:, :-1], valid1)
+    d1 = mu1[0].double().numpy() * stats.dobs_std + stats.dobs_mean
+    assert np.abs(d1[:, N:]).max() < tol
+
+
+@pytest.mark.parametrize("form", ["acceleration", "acceleration_residual"])
+def test_onnx_step_matches_torch_free_runs_and_metadata_declares_the_form(tmp_path, form):
     """Runtime (ONNX) vs the torch unroll with 3 of 4 observations removed, 200 steps: the
     runtime feeds its last prediction as ``obs`` where the torch ``seq`` feeds its own, so the two
     agree only if the graph implements the same structure. Tolerance as test_export_parity (float32
@@ -146,14 +196,20 @@ def test_onnx_step_matches_torch_free_runs_and_metadata_declares_the_form(tmp_pa
     rng = np.random.default_rng(2)
     q, qd, tau, ep = simulate(201, rng)
     stats = _stats(q, qd, tau, ep)
-    model = _structured(stats, seed=3)
+    model = _structured(stats, seed=3, form=form)
     with torch.no_grad():
         model.cell.basis.add_(0.05 * torch.randn_like(model.cell.basis))
+        last = model.dec_mean[-1]      # the residual form starts at zero: give it something to do
+        # (small for the residual form: its decoder reads the carried change, a loop a large random
+        # gain makes unstable)
+        last.weight.add_((0.05 if form == "acceleration" else 0.005) * torch.randn_like(last.weight))
+        if form == "acceleration_residual":
+            model.keep_logit.copy_(torch.tensor([1.0, 3.0]))   # rho 0.73 / 0.95: the carried state is used
     out = write_model_dir(model, _ckpt(model, stats), tmp_path / "fwd")
     meta = json.loads((out / "metadata.json").read_text())
-    assert meta["acrkn"]["output_form"] == "acceleration"
+    assert meta["acrkn"]["output_form"] == form
     pred = AcrknForwardPredictor.from_directory(out)
-    assert pred.output_form == "acceleration"
+    assert pred.output_form == form
     obs = np.concatenate([q, qd], 1)
     valid = (np.arange(200) % 4 == 0).astype(np.float32)
     on = torch.as_tensor((obs - stats.obs_mean) / stats.obs_std, dtype=torch.float32)[None]
@@ -168,7 +224,9 @@ def test_onnx_step_matches_torch_free_runs_and_metadata_declares_the_form(tmp_pa
             o_tilde = obs[t]
         assert pred.predict(obs[t] if valid[t] else None, tau[t], mean, var)
         expected = o_tilde + delta[t]
-        np.testing.assert_allclose(mean, expected, rtol=0, atol=2e-4 * stats.dobs_std.max() + 2e-6 * np.abs(obs).max())
+        # rounding of the state itself at its own magnitude (a free run may leave the data's range)
+        scale = max(np.abs(obs).max(), np.abs(expected).max())
+        np.testing.assert_allclose(mean, expected, rtol=0, atol=2e-4 * stats.dobs_std.max() + 2e-6 * scale)
         o_tilde = expected
     # the free stretches are predictions, not copies of the last state
     assert np.abs(np.diff(delta[:, :N], axis=0)).max() > 1e-4

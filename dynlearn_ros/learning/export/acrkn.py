@@ -12,7 +12,8 @@ Inverse step (``acrkn-inv``), per control tick t::
 Forward step (``acrkn-fwd`` / ``rkn``)::
 
     inputs:  obs (1, d_o) observation at t (or the last prediction),  valid (1, 1) 1.0 / 0.0,
-             act (1, d_a) action at t,  belief (1, 5m) prior at t
+             act (1, d_a) action at t,  belief (1, 5m) prior at t (5m + n + d_a + 1 for
+             the "acceleration_residual" form: previous velocity, torque and a flag appended)
     outputs: obs_next_mean (1, d_o),  obs_next_var (1, d_o) (one-step variance),
              belief_out (1, 5m) prior at t+1
 
@@ -51,13 +52,17 @@ def _c(x: np.ndarray) -> Tensor:
 
 
 class _Packed(nn.Module):
-    def __init__(self, lod: int) -> None:
+    def __init__(self, lod: int, extra: bool = False) -> None:
         super().__init__()
         self.lod = lod
+        self.extra = extra
 
-    def unpack(self, b: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def unpack(self, b: Tensor) -> tuple[Tensor, ...]:
+        """[z (2m) | cu | cl | cs (m each)] and, with ``extra``, the rest of the model's state
+        (the "acceleration_residual" form's previous velocity, AcRknForward.initial_state)."""
         m = self.lod
-        return b[:, :2 * m], b[:, 2 * m:3 * m], b[:, 3 * m:4 * m], b[:, 4 * m:5 * m]
+        parts = (b[:, :2 * m], b[:, 2 * m:3 * m], b[:, 3 * m:4 * m], b[:, 4 * m:5 * m])
+        return (*parts, b[:, 5 * m:]) if self.extra else parts
 
     @staticmethod
     def pack(belief: tuple[Tensor, ...]) -> Tensor:
@@ -95,7 +100,7 @@ class ForwardStep(_Packed):
     output_names = ("obs_next_mean", "obs_next_var", "belief_out")
 
     def __init__(self, model: AcRknForward, stats: Stats) -> None:
-        super().__init__(model.cfg.lod)
+        super().__init__(model.cfg.lod, extra=getattr(model, "residual", False))
         self.model = model
         for k in ("obs_mean", "obs_std", "act_mean", "act_std", "dobs_mean", "dobs_std"):
             self.register_buffer(k, _c(getattr(stats, k)))
@@ -132,8 +137,9 @@ def example_inputs(step: _Packed) -> tuple[Tensor, ...]:
 
 
 def initial_belief(model: nn.Module) -> Tensor:
-    """Packed initial belief (5m,) float32: z = 0, cu = cl = init_cov, cs = 0."""
-    return torch.cat(model.cell.initial_belief(1), dim=-1)[0]
+    """Packed initial belief (5m,) float32: z = 0, cu = cl = init_cov, cs = 0 (the
+    "acceleration_residual" forward form appends its n + 1 zeros: 5m + n + 1)."""
+    return torch.cat(model.initial_state(1), dim=-1)[0]
 
 
 def lean_supported(step: _Packed) -> bool:

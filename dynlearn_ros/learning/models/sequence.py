@@ -33,7 +33,9 @@ from dynlearn_ros.learning.models.rkn import Belief, Encoder, RKNCell, elup1, ml
 
 FORWARD_KINDS = ("acrkn-fwd", "rkn", "lstm", "gru")
 #: what an ac-RKN forward decoder predicts (ModelConfig.fwd_output; see AcRknForward)
-FWD_OUTPUTS = ("difference", "acceleration")
+FWD_OUTPUTS = ("difference", "acceleration", "acceleration_residual")
+#: the forms that predict only the velocity change and integrate q by the semi-implicit Euler step
+STRUCTURED_OUTPUTS = ("acceleration", "acceleration_residual")
 INVERSE_KINDS = ("acrkn-inv", "lstm", "gru", "ffnn")
 ACT_TARGETS = ("difference", "absolute")
 
@@ -54,7 +56,7 @@ class ModelConfig:
     ctrl_hidden: tuple[int, ...] = (120,)
     init_trans_cov: float = 0.1
     act_target: str = "difference"   # inverse: "difference" (a_t - a_{t-1}) | "absolute" (a_t)
-    fwd_output: str = "difference"   # ac-RKN forward: "difference" | "acceleration" (FWD_OUTPUTS)
+    fwd_output: str = "difference"   # ac-RKN forward: one of FWD_OUTPUTS (see AcRknForward)
     base: str = "none"               # forward: "none" | "arx" (learn the residual of ARX(2, 2), models.arx_base)
     extra: dict = field(default_factory=dict)
 
@@ -63,9 +65,9 @@ class ModelConfig:
             raise ValueError(f"act_target must be one of {ACT_TARGETS}, got {self.act_target!r}")
         if self.fwd_output not in FWD_OUTPUTS:
             raise ValueError(f"fwd_output must be one of {FWD_OUTPUTS}, got {self.fwd_output!r}")
-        if self.fwd_output == "acceleration" and (self.direction != "forward" or self.obs_dim % 2
-                                                  or self.kind not in ("acrkn-fwd", "rkn")):
-            raise ValueError("fwd_output 'acceleration' needs an RKN forward model observing [q, qd] "
+        if self.fwd_output in STRUCTURED_OUTPUTS and (self.direction != "forward" or self.obs_dim % 2
+                                                      or self.kind not in ("acrkn-fwd", "rkn")):
+            raise ValueError(f"fwd_output {self.fwd_output!r} needs an RKN forward model observing [q, qd] "
                              f"(got {self.kind} {self.direction}, obs_dim {self.obs_dim})")
         if self.base not in ("none", "arx"):
             raise ValueError(f"base must be 'none' or 'arx', got {self.base!r}")
@@ -139,13 +141,29 @@ class AcRknForward(_ForwardUnroll):
       mean is constant velocity: the network learns only the acceleration, from belief, torque
       and state. The unit buffers (``obs_mean``/``obs_std``/``dobs_mean``/``dobs_std`` (d_o,),
       ``dt`` (1,) s) are set by :meth:`set_units` from the training statistics.
+    * "acceleration_residual": as "acceleration", on top of the constant-acceleration
+      extrapolation: the last velocity change g_t = qd_t - qd_{t-1} (rad/s per step; qd_{t-1} is
+      the previous step's observation or prediction, carried in the state) is the base and the
+      decoder, which also reads g_t / std_dqd and the torque change a_t - a_{t-1} (normalized;
+      the physics of a change of acceleration: M^-1 (tau_t - tau_{t-1}) plus state terms),
+      predicts only the change of it::
+
+          qd_{t+1} - qd_t = rho * g_t + nu * std_dqd    (g_t = 0 on the first step after a reset)
+
+      rho = sigmoid(``keep_logit``) (n,) per joint, learned, starting at 0.993: below 1 the held
+      acceleration fades unless the decoder sustains it, which keeps 1 s free runs bounded (with
+      rho = 1 a short training run's free runs grew without bound). nu = 0, rho = 1 is constant
+      acceleration, the baseline that beat the "acceleration" form 4-10x
+      (docs/predictor.md). The state is the ac-RKN belief plus ``prev`` (B, n + d_a + 1) =
+      [qd_{t-1} (rad/s), a_{t-1} (normalized), 1 once a step has run, 0 in the initial state].
     """
 
     def __init__(self, cfg: ModelConfig, concat_actions: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         self.concat = concat_actions
-        self.structured = cfg.fwd_output == "acceleration"
+        self.structured = cfg.fwd_output in STRUCTURED_OUTPUTS
+        self.residual = cfg.fwd_output == "acceleration_residual"
         m = cfg.lod
         enc_in = cfg.obs_dim + (cfg.act_dim if concat_actions else 0)
         self.encoder = Encoder(enc_in, m, cfg.enc_hidden)
@@ -153,7 +171,15 @@ class AcRknForward(_ForwardUnroll):
         self.control = None if concat_actions else mlp(cfg.act_dim, cfg.ctrl_hidden, 2 * m)
         if self.structured:
             self.n_joints = cfg.obs_dim // 2
-            self.dec_mean = mlp(2 * m + cfg.act_dim + cfg.obs_dim, cfg.dec_hidden, self.n_joints)
+            extra = self.n_joints + cfg.act_dim if self.residual else 0
+            self.dec_mean = mlp(2 * m + cfg.act_dim + cfg.obs_dim + extra, cfg.dec_hidden, self.n_joints)
+            if self.residual:
+                self.keep_logit = nn.Parameter(torch.full((self.n_joints,), 5.0))
+                # start as (almost) constant acceleration (nu = 0): training moves away from the
+                # baseline only where that lowers the loss (a random start fed its own output back
+                # through g_t and diverged in free runs)
+                nn.init.zeros_(self.dec_mean[-1].weight)
+                nn.init.zeros_(self.dec_mean[-1].bias)
             for k in ("obs_mean", "dobs_mean"):
                 self.register_buffer(k, torch.zeros(cfg.obs_dim))
             for k in ("obs_std", "dobs_std"):
@@ -172,32 +198,54 @@ class AcRknForward(_ForwardUnroll):
             getattr(self, k).copy_(torch.as_tensor(getattr(stats, k), dtype=torch.float32).reshape(-1))
         self.dt.fill_(float(dt))
 
-    def initial_state(self, batch: int) -> Belief:
-        return self.cell.initial_belief(batch)
+    def initial_state(self, batch: int) -> tuple[Tensor, ...]:
+        """The cell's initial belief (z, cu, cl, cs); with "acceleration_residual" also ``prev``
+        (B, n + d_a + 1) zeros (no previous velocity and torque yet)."""
+        belief = self.cell.initial_belief(batch)
+        if self.residual:
+            return (*belief, torch.zeros(batch, self.n_joints + self.cfg.act_dim + 1))
+        return belief
 
-    def step(self, obs: Tensor, valid: Tensor, act: Tensor, state: Belief) -> tuple[Tensor, Tensor, Belief]:
+    def step(self, obs: Tensor, valid: Tensor, act: Tensor, state: tuple[Tensor, ...]
+             ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
         """obs (B, d_o) (the observation, or the last prediction where valid = 0), valid (B, 1),
-        act (B, d_a), state = prior belief at t -> delta mean, delta var (B, d_o), prior belief
-        at t+1 (all normalized)."""
+        act (B, d_a), state = prior belief at t (see :meth:`initial_state`) -> delta mean, delta
+        var (B, d_o), prior belief at t+1 (all normalized)."""
         enc_in = torch.cat([obs, act], -1) if self.concat else obs
         w, w_var = self.encoder(enc_in)
-        post = self.cell.update(state, w, w_var, valid)
+        post = self.cell.update(state[:4], w, w_var, valid)
         ctrl = None if self.control is None else self.control(act)
         prior = self.cell.predict(post, ctrl)
         z, cu, cl, cs = prior
         var = self.dec_var(torch.cat([cu, cl, cs], -1))
         if not self.structured:
             return self.dec_mean(z), var, prior
-        return self.structured_delta(obs, self.dec_mean(torch.cat([z, act, obs], -1))), var, prior
+        if not self.residual:
+            return self.structured_delta(obs, self.dec_mean(torch.cat([z, act, obs], -1))), var, prior
+        n = self.n_joints
+        prev = state[4]
+        has = prev[:, -1:]                                                     # 0 right after a reset
+        qd = obs[:, n:] * self.obs_std[n:] + self.obs_mean[n:]                 # rad/s
+        base = has * torch.sigmoid(self.keep_logit) * (qd - prev[:, :n])     # rad/s per step
+        dact = has * (act - prev[:, n:-1])                                     # normalized
+        nu = self.dec_mean(torch.cat([z, act, obs, base / self.dobs_std[n:], dact], -1))
+        delta = self.structured_delta(obs, nu, base)
+        return delta, var, (*prior, torch.cat([qd, act, torch.ones_like(has)], -1))
 
-    def structured_delta(self, obs: Tensor, nu: Tensor) -> Tensor:
+    def structured_delta(self, obs: Tensor, nu: Tensor, base: Tensor | None = None) -> Tensor:
         """Normalized difference (B, 2n) from the normalized observation (B, 2n) and the
-        normalized velocity change nu (B, n), by the semi-implicit Euler step (class docstring)."""
+        normalized velocity change nu (B, n), by the semi-implicit Euler step (class docstring);
+        with ``base`` (B, n) rad/s per step (the last velocity change) nu is the residual on it."""
         n = self.n_joints
         qd = obs[:, n:] * self.obs_std[n:] + self.obs_mean[n:]                 # rad/s
-        dqd = nu * self.dobs_std[n:] + self.dobs_mean[n:]                      # rad/s per step
+        if base is None:
+            dqd = nu * self.dobs_std[n:] + self.dobs_mean[n:]                  # rad/s per step
+            nu_out = nu
+        else:
+            dqd = base + nu * self.dobs_std[n:]
+            nu_out = (dqd - self.dobs_mean[n:]) / self.dobs_std[n:]
         dq = self.dt * (qd + dqd)                                              # rad per step
-        return torch.cat([(dq - self.dobs_mean[:n]) / self.dobs_std[:n], nu], -1)
+        return torch.cat([(dq - self.dobs_mean[:n]) / self.dobs_std[:n], nu_out], -1)
 
     def seq(self, obs: Tensor, act: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         """Means and variances (B, T, d_o); ``valid`` (B, T, 1). The structured form reads its own
