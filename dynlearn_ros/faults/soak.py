@@ -99,7 +99,6 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
         raise ValueError(f"heaptrack: choose from controller, bridge; got {sorted(heaptrack)}")
     if unknown:
         raise ValueError(f"unknown soak events {sorted(unknown)}; choose from {list(EVENT_KINDS)}")
-    import psutil
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import JointState
