@@ -22,6 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", default="trajectory,payload,bad_states,model",
                         help="comma-separated events to send (default all: trajectory,payload,bad_states,model)")
     parser.add_argument("--mem-every-s", type=float, default=10.0, help="RSS sampling period in s (default 10)")
+    parser.add_argument("--burst-publisher-only", action="store_true",
+                        help="a bad-state burst creates only a publisher on one node kept for the run (default: a "
+                             "new node per burst, with its rosout and parameter services)")
+    parser.add_argument("--heaptrack", default="", metavar="NODES",
+                        help="comma-separated nodes (controller, bridge) to run under heaptrack (native allocation "
+                             "stacks in <workdir>/<node>.heaptrack.zst; needs --workdir)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,9 +38,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.change_s > 0 or not args.mem_every_s > 0:
         raise ValueError(f"--change-s and --mem-every-s must be > 0, got {args.change_s}, {args.mem_every_s}")
     kinds = tuple(k.strip() for k in args.events.split(",") if k.strip())
+    heap = tuple(k.strip() for k in args.heaptrack.split(",") if k.strip())
+    if set(heap) - {"controller", "bridge"}:
+        raise ValueError(f"--heaptrack takes controller and/or bridge, got {args.heaptrack!r}")
+    if heap and not args.workdir:
+        raise ValueError("--heaptrack needs --workdir (the profiles are written there)")
     with tempfile.TemporaryDirectory(prefix="dynlearn_soak_") as tmp:
         out = run_soak(args.minutes, Path(args.workdir) if args.workdir else Path(tmp), model_plant=args.model_plant,
-                       change_s=args.change_s, events_kinds=kinds, mem_every_s=args.mem_every_s)
+                       change_s=args.change_s, events_kinds=kinds, mem_every_s=args.mem_every_s,
+                       heaptrack=heap, burst_node=not args.burst_publisher_only)
     text = json.dumps(out, indent=1)
     print(text)
     if args.json:

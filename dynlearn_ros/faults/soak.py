@@ -11,6 +11,7 @@ slope over the second half).
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -41,8 +42,40 @@ def _random_trajectory(rng, spec, msg_cls, point_cls):
 EVENT_KINDS = ("trajectory", "payload", "bad_states", "model")
 
 
+def _heaptrack_prefix(name: str, heaptrack: tuple[str, ...], workdir: Path) -> list[str]:
+    return ["heaptrack", "-o", str(workdir / f"{name}.heaptrack")] if name in heaptrack else []
+
+
+def _python_of(pid: int, wrapped: bool, timeout_s: float = 20.0):
+    """The node's Python process: ``pid`` itself, or (under the heaptrack script) its child."""
+    import psutil
+
+    p = psutil.Process(pid)
+    end = time.monotonic() + timeout_s
+    while wrapped and time.monotonic() < end:
+        kids = [c for c in p.children(recursive=True) if "python" in c.name()]
+        if kids:
+            return kids[0]
+        time.sleep(0.05)
+    return p
+
+
+def _interrupt(proc, timeout_s: float = 60.0) -> None:
+    """SIGINT to ``proc`` (a psutil.Process) and wait for its exit (the heaptrack data flush)."""
+    import signal
+
+    import psutil
+
+    try:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=timeout_s)
+    except (psutil.NoSuchProcess, psutil.TimeoutExpired):
+        pass
+
+
 def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0, model_plant: bool = False,
-             events_kinds: tuple[str, ...] = EVENT_KINDS, mem_every_s: float = 10.0) -> dict:
+             events_kinds: tuple[str, ...] = EVENT_KINDS, mem_every_s: float = 10.0,
+             heaptrack: tuple[str, ...] = (), burst_node: bool = True) -> dict:
     """Run the soak for ``minutes`` (logs and summaries in ``workdir``); returns the figures.
 
     ``model_plant`` False: the plant is the bare URDF arm with payload changes of 0-3 kg (the
@@ -55,11 +88,17 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
     same minutes, to find what grows); ``events_kinds``: which of :data:`EVENT_KINDS` to send
     (a trajectory every change, then one of the others drawn at random as before; a kind left
     out is skipped, so each kept kind comes as often as in the full soak); ``mem_every_s``: the
-    RSS sampling period (s)."""
+    RSS sampling period (s); ``heaptrack``: nodes ("controller", "bridge") to run under
+    ``heaptrack -o <workdir>/<node>.heaptrack`` (native allocation stacks; RSS is then read from
+    the node's Python process, and that process is sent SIGINT at the end, not the wrapper);
+    ``burst_node``: True (default) a new node per bad-state burst (its publisher, rosout and
+    parameter services all appear on the graph and go again); False: only a publisher, created on
+    one node kept for the whole run and destroyed after its burst."""
     unknown = set(events_kinds) - set(EVENT_KINDS)
+    if set(heaptrack) - {"controller", "bridge"}:
+        raise ValueError(f"heaptrack: choose from controller, bridge; got {sorted(heaptrack)}")
     if unknown:
         raise ValueError(f"unknown soak events {sorted(unknown)}; choose from {list(EVENT_KINDS)}")
-    import psutil
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import JointState
@@ -79,7 +118,8 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
         summary = workdir / "controller.json"
         stats = workdir / "bridge.json"
         ctl = NodeProcess("computed_torque", {"robot": ROBOT, "summary_path": str(summary),
-                                              "reference": "hold"}, env, workdir / "controller.log")
+                                              "reference": "hold"}, env, workdir / "controller.log",
+                          prefix=_heaptrack_prefix("controller", heaptrack, workdir))
         plant: dict = {}
         payload_range = (0.0, 3.0)
         if model_plant:
@@ -88,7 +128,7 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
             plant = {**load_config().bridge_params(), "stepping": "realtime"}
             payload_range = (plant["payload_kg"] - 1.5, plant["payload_kg"] + 1.5)
         br = NodeProcess("sim_bridge", {"robot": ROBOT, **plant, "stepping": "realtime", "stats_path": str(stats)},
-                         env, workdir / "bridge.log")
+                         env, workdir / "bridge.log", prefix=_heaptrack_prefix("bridge", heaptrack, workdir))
         rclpy.init()
         node = rclpy.create_node("soak_driver")
         counts = {"commands": 0, "beyond_limits": 0, "non_finite": 0, "max_over_limit": 0.0}
@@ -110,7 +150,8 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
         model_pub = node.create_publisher(String, qos.MODEL_UPDATES_TOPIC, qos.MODEL_UPDATES)
         executor = rclpy.executors.SingleThreadedExecutor()
         executor.add_node(node)
-        procs = {"controller": psutil.Process(ctl.pid), "bridge": psutil.Process(br.pid)}
+        procs = {"controller": _python_of(ctl.pid, "controller" in heaptrack),
+                 "bridge": _python_of(br.pid, "bridge" in heaptrack)}
         mem: dict[str, list[tuple[float, float]]] = {k: [] for k in procs}
         events = {"trajectories": 0, "payload_changes": 0, "bad_state_bursts": 0, "model_announcements": 0}
         t0 = time.monotonic()
@@ -141,7 +182,8 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
                         # a burst of bad states from a second publisher (20 ms): must be refused
                         # (the publisher is removed after the burst: while it exists the
                         # controller refuses to control, by design)
-                        bad_node = rclpy.create_node("soak_bad_states")
+                        if bad_node is None:
+                            bad_node = rclpy.create_node("soak_bad_states")
                         bad_pub = bad_node.create_publisher(JointState, "joint_states", 10)
                         msg = JointState()
                         msg.name = list(spec.joint_names)
@@ -150,14 +192,18 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
                         for _ in range(20):
                             bad_pub.publish(msg)
                             time.sleep(0.001)
-                        bad_node.destroy_node()
-                        bad_node = None
+                        bad_node.destroy_publisher(bad_pub)
+                        if burst_node:
+                            bad_node.destroy_node()
+                            bad_node = None
                         events["bad_state_bursts"] += 1
                     elif 0.5 <= pick < 0.65 and have_model and "model" in events_kinds:
                         model_pub.publish(String(data=str(model)))
                         events["model_announcements"] += 1
         finally:
             alive = {"controller": ctl.poll() is None, "bridge": br.poll() is None}
+            for k in heaptrack:   # SIGINT to the Python process itself: heaptrack then writes its file
+                _interrupt(procs[k])
             rc = {"controller": ctl.stop(), "bridge": br.stop()}
             if bad_node is not None:
                 bad_node.destroy_node()
@@ -189,7 +235,9 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
 
     out = {
         "minutes": (time.monotonic() - t0) / 60.0, "minutes_planned": minutes, "model_plant": model_plant,
-        "change_s": change_s, "event_kinds": list(events_kinds),
+        "change_s": change_s, "event_kinds": list(events_kinds), "burst_node": burst_node,
+        # glibc malloc tunables the nodes inherited (MALLOC_ARENA_MAX etc.; see docs/safety.md, soak)
+        "malloc_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(("MALLOC_", "GLIBC_TUNABLES"))},
         "crashes": sum(not a for a in alive.values()) + sum(int(r not in (0, None)) for r in rc.values()),
         "alive_at_end": alive, "exit_codes": rc, **counts, "events": events,
         "memory_mb": {k: {"first": v[0][1] if v else None, "last": v[-1][1] if v else None,

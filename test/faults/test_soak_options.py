@@ -1,4 +1,4 @@
-"""bench soak's options for finding a grower (--events, --change-s, --mem-every-s): bad values are
+"""bench soak's options for finding a grower (--events, --change-s, --mem-every-s, --heaptrack): bad values are
 refused before any node starts, with one line and exit 2 (docs/safety.md, the CLI's rule)."""
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ def test_unknown_event_kind_is_refused_before_anything_starts(tmp_path):
     assert set(EVENT_KINDS) == {"trajectory", "payload", "bad_states", "model"}
 
 
-@pytest.mark.parametrize("args", [["--events", "model,meteor"], ["--change-s", "0"], ["--mem-every-s", "-1"]])
+def test_heaptrack_of_an_unknown_node_is_refused_before_anything_starts(tmp_path):
+    with pytest.raises(ValueError, match="heaptrack"):
+        run_soak(0.01, tmp_path, heaptrack=("bridge", "planner"))
+    assert not (tmp_path / "ros_log").exists()
+
+
+@pytest.mark.parametrize("args", [["--events", "model,meteor"], ["--change-s", "0"], ["--mem-every-s", "-1"],
+                                  ["--heaptrack", "planner"], ["--heaptrack", "bridge"]])   # the last: no --workdir
 def test_bench_soak_bad_option_is_one_line_exit_2(args):
     root = Path(__file__).resolve().parents[2]
     r = subprocess.run([sys.executable, "-m", "dynlearn_ros.cli", "bench", "soak", "--minutes", "0.01", *args],
