@@ -83,7 +83,10 @@ def test_predictor_streams_flags_stale_recovers_and_swaps(ros_context, start_nod
 
     stopped = False
     try:
-        assert spin_until(lambda: len(preds) >= 3 and len(stds) >= 3 and status, 90.0), pred.output() + bridge.output()
+        # last_state: the stamp comparison below needs a state this process has seen itself (its
+        # best-effort reader may match the bridge after the predictor's reliable one does)
+        assert spin_until(lambda: len(preds) >= 3 and len(stds) >= 3 and status and last_state[0] > 0.0, 90.0), \
+            pred.output() + bridge.output()
 
         # -- shapes, names, stamps ---------------------------------------------------------------
         msg, std = preds[-1], stds[-1]
