@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -192,6 +193,18 @@ class NodeProcess:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def wait_for_output(self, text: str, timeout: float, poll_s: float = 0.02) -> bool:
+        """Poll the output every ``poll_s`` s until ``text`` appears (True), the process exits or
+        ``timeout`` s pass (False)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if text in self.output():
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(poll_s)
+        return False
 
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.output().rstrip().splitlines()[-lines:]) or "(empty log)"

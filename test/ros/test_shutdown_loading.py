@@ -28,17 +28,6 @@ pytestmark = pytest.mark.ros
 SHUTDOWN_BOUND_S = 7.0
 
 
-def _wait_for(proc, text, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if text in proc.output():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.005)
-    return False
-
-
 def _announce(ros_context, path: str):
     """Publish ``path`` on model_updates (reliable, transient-local: a controller that starts
     later still gets it); returns the test-side node to destroy."""
@@ -78,10 +67,10 @@ def test_sigint_while_a_model_load_is_stuck_ends_bounded(start_node, ros_context
     os.mkfifo(model / "metadata.json")
     summary = tmp_path / "summary.json"
     proc = start_node("computed_torque", {"summary_path": str(summary)})
-    assert _wait_for(proc, "robot=iiwa", 60.0), proc.output()
+    assert proc.wait_for_output("robot=iiwa", 60.0, poll_s=0.005), proc.output()
     node = _announce(ros_context, str(model))
     try:
-        assert _wait_for(proc, "model announced", 30.0), proc.output()
+        assert proc.wait_for_output("model announced", 30.0, poll_s=0.005), proc.output()
         proc.proc.send_signal(signal.SIGINT)
         _assert_clean_within(proc, summary, SHUTDOWN_BOUND_S)
         assert "a model load was still running" in proc.output(), proc.output()
@@ -104,11 +93,11 @@ def test_sigint_during_a_real_model_load_is_clean(start_node, ros_context, tmp_p
         summary = tmp_path / f"summary-{i}.json"
         procs.append((start_node("computed_torque", {"summary_path": str(summary)}), summary))
     for proc, _ in procs:
-        assert _wait_for(proc, "robot=iiwa", 60.0), proc.output()
+        assert proc.wait_for_output("robot=iiwa", 60.0, poll_s=0.005), proc.output()
     node = _announce(ros_context, str(model))
     try:
         for (proc, _), delay in zip(procs, delays_s, strict=True):
-            assert _wait_for(proc, "model announced", 30.0), proc.output()
+            assert proc.wait_for_output("model announced", 30.0, poll_s=0.005), proc.output()
             time.sleep(delay)
             proc.proc.send_signal(signal.SIGINT)
         for proc, summary in procs:

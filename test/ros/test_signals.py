@@ -25,17 +25,6 @@ CASES = {
 REPEATS = 3
 
 
-def _wait_for(proc, text, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if text in proc.output():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.02)
-    return False
-
-
 def _assert_clean(proc, summary):
     try:
         rc = proc.wait(timeout=20.0)
@@ -55,7 +44,7 @@ def test_signals_while_spinning_end_cleanly(start_node, tmp_path, node, case):
         summary = tmp_path / f"{node}-{case}-{i}.json"
         procs.append((start_node(node, {SUMMARY_PARAM[node]: str(summary)}), summary))
     for proc, _ in procs:
-        assert _wait_for(proc, READY[node], 60.0), proc.output()
+        assert proc.wait_for_output(READY[node], 60.0), proc.output()
     time.sleep(0.2)
     for sig in CASES[case]:   # in quick succession, to every process
         for proc, _ in procs:
@@ -91,7 +80,7 @@ def test_a_storm_of_signals_until_the_process_ends_is_clean(start_node, tmp_path
         summary = tmp_path / f"{node}-storm-{i}.json"
         procs.append((start_node(node, {SUMMARY_PARAM[node]: str(summary)}), summary))
     for proc, _ in procs:
-        assert _wait_for(proc, READY[node], 60.0), proc.output()
+        assert proc.wait_for_output(READY[node], 60.0), proc.output()
     end = time.monotonic() + 20.0
     while time.monotonic() < end and any(p.poll() is None for p, _ in procs):
         for proc, _ in procs:
