@@ -42,7 +42,7 @@ from torch import Tensor
 
 from dynlearn_ros.datasets.normalize import Stats
 from dynlearn_ros.learning.evaluation.linear_baselines import ARX
-from dynlearn_ros.learning.models.sequence import AcRknForward, ModelConfig
+from dynlearn_ros.learning.models.sequence import AcRknForward, ModelConfig, _ForwardUnroll
 
 #: model bases (ModelConfig.base): "none" = the paper's model, "arx" = residual on ARX(2, 2)
 BASES = ("none", "arx")
@@ -112,12 +112,6 @@ class ArxBaseForward(AcRknForward):
         o_next = o_in + mu * self.delta_scale + self.delta_shift
         return mu, var, (prior, o_next, o_in, act, torch.ones_like(seen), valid)
 
-    def seq(self, obs: Tensor, act: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-        """Means and variances (B, T, d_o) of every step, ``valid`` (B, T, 1) masking observations."""
-        state = self.initial_state(obs.shape[0])
-        means, vars_ = [], []
-        for t in range(obs.shape[1]):
-            mu, var, state = self.step(obs[:, t], valid[:, t], act[:, t], state)
-            means.append(mu)
-            vars_.append(var)
-        return torch.stack(means, 1), torch.stack(vars_, 1)
+    #: every step through ``step`` above (the generic unrolling), not AcRknForward's structured
+    #: ``seq``, which does its own free-run bookkeeping that ``step`` already carries here
+    seq = _ForwardUnroll.seq
