@@ -75,8 +75,8 @@ RECORDER_SPEC: tuple[ParamSpec, ...] = (
               lo=100, hi=100_000_000, dynamic=False, reason=_FIXED),
     ParamSpec("summary_path", "string", "", "write a JSON summary here at exit", dynamic=False, reason=_FIXED),
     ParamSpec("bag_time", "string", "send", "the bag's time of a message: send (the publisher's DDS source "
-              "timestamp; keeps the order state -> command -> next state; SingleThreadedExecutor) or "
-              "receive (as ros2 bag record; EventsExecutor, less CPU)", choices=("send", "receive"),
+              "timestamp; keeps the order state -> command -> next state) or receive (the middleware's "
+              "receive time, as ros2 bag record)", choices=("send", "receive"),
               dynamic=False, reason=_FIXED),
     ParamSpec("niceness", "int", 0, "CPU niceness of every thread of the recorder, applied at start-up; 0 "
               "leaves it as started (docs/bags.md: niced to 19 on a loaded machine it recorded nothing)",
