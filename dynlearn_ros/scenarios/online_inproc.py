@@ -67,10 +67,10 @@ def adaptation_time(period_s: float, holdout: int, dt: float, cycle_s: float) ->
     x = [q, qd, qdd] (learning/online.py), so a version fitted before the reference has passed
     through all of its motion since the change has not seen the rest of it: the samples of the
     new plant cover the reference once after one period ``period_s`` (the pick-and-place loop,
-    n_moves * (move_s + dwell_s); 8 s in config/scenario_vgain.yaml). A sample enters the fit
+    n_moves * (move_s + dwell_s); 10 s in config/scenario_vgain.yaml: 5 moves of 1.5 s + 0.5 s). A sample enters the fit
     only when it is older than the ``holdout`` newest (holdout * dt: 0.2 s at 1 kHz, the gate's
     window), and the next cycle comes at most ``cycle_s`` later (0.5 s), whose version is
-    swapped in before the next tick. So T_a = period_s + holdout * dt + cycle_s (8.7 s here).
+    swapped in before the next tick. So T_a = period_s + holdout * dt + cycle_s (10.7 s here).
 
     The payload alone is one number and is pinned by the first version after the change
     (~holdout * dt + cycle_s, reported per phase as ``first_swap_s``); the friction and base
@@ -130,17 +130,18 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
     period_s = (reference.n_moves * reference.segment_s if hasattr(reference, "segment_s")
                 else 1.0 / config.sine_freq_hz if config.reference == "sine" else 0.0)
     urdf = config.urdf_path or str(spec.urdf_path)    # the controller's URDF (an analytic base's RNEA)
+    from dynlearn_ros.learning.online import OnlineConfig
+
     learner = diff = None
     if key.startswith("online"):
-        from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner, StateDifferencer
+        from dynlearn_ros.learning.online import OnlineLearner, StateDifferencer
         from dynlearn_ros.runtime.registry import load_inverse_model
         from dynlearn_ros.runtime.slot import PLANT_FIT_ROWS, PlantFitRefused, check_plant_fit
         out = Path(workdir or tempfile.mkdtemp(prefix="online-")) / "models"
         learner = OnlineLearner(resolve_model_dir(config.model_dir), out,
                                 OnlineConfig(**{"seed": seed, "urdf": urdf, **(learner_opts or {})}))
         diff = StateDifferencer(n)
-    from dynlearn_ros.learning.online import OnlineConfig as LearnerDefaults
-    holdout = learner.cfg.holdout if learner is not None else LearnerDefaults.holdout   # T_a of the ref too
+    holdout = learner.cfg.holdout if learner is not None else OnlineConfig.holdout   # T_a of the ref too
     plant = SimPlant(cfg.robot, dt=dt, friction_viscous=cfg.friction_viscous, friction_coulomb=cfg.friction_coulomb,
                      coulomb_velocity_eps=cfg.coulomb_velocity_eps, payload_kg=phases[0][0])
     bounds = np.cumsum([s for _, s in phases])
