@@ -10,6 +10,7 @@ Targets (each its own options; ``dynlearn-ros report <target> --help``):
   online         payload schedule: fixed gains, fixed learned model, online learning (docs/results_closed_loop.md)
   predictor      forward prediction error on held-out simulated runs (docs/predictor.md)
   aggregate      mean +- spread over seeds of eval / inverse-table JSONs (docs/results.md)
+  arx-headroom   how much of the ARX h-step error any model could remove (docs/results.md)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ TARGETS = {
     "online": ("report_online", "payload schedule: fixed gains, fixed learned model, online learning (PNG)"),
     "predictor": ("report_predictor", "forward prediction error on held-out simulated runs (docs/predictor.md)"),
     "aggregate": ("report_aggregate", "mean +- spread over seeds of eval / inverse-table JSONs"),
+    "arx-headroom": ("report_arx_headroom", "how much of the ARX h-step error any model could remove"),
 }
 
 
