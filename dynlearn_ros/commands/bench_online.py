@@ -17,13 +17,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk", type=int, default=500, help="new samples per cycle (0.5 s at 1 kHz)")
     parser.add_argument("--tick-s", type=float, default=10.0, help="seconds of the wall-clock 1 kHz loop")
     parser.add_argument("--swap-every-s", type=float, default=1.0, help="seconds between swaps in that loop")
+    parser.add_argument("--switch-interval-s", type=float, default=None,
+                        help="the interpreter's thread switch interval in that loop (default: Python's, "
+                             "0.005, as in the controller node)")
 
 
 def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.benchmarks.online import run_bench
 
     result = {"command_line": command_line(args),
-              **run_bench(args.payload_kg, args.collect_s, args.chunk, args.tick_s, args.swap_every_s)}
+              **run_bench(args.payload_kg, args.collect_s, args.chunk, args.tick_s, args.swap_every_s,
+                          **({} if args.switch_interval_s is None else {"switch_interval_s": args.switch_interval_s}))}
     write_outputs(result, None, args.json, None)
     print(json.dumps({k: v for k, v in result.items() if k != "cycles"} | {"cycle_seconds": result["cycles"]["seconds"]},
                      indent=1))

@@ -138,8 +138,9 @@ class ComputedTorqueNode(Node):
                 check_model(m, self.urdf_joints, spec.home, config.control_period_s)
                 self._check_plant_fit(m)
 
+        # deferred: the swap's release and warm-up run after a tick's command (slot.after_tick)
         self.slot = ModelSlot(model, config.model_kind, config.model_dir, self._load_model, check,
-                              prepare=lambda m: build_tuning(self.config, m))
+                              prepare=lambda m: build_tuning(self.config, m), deferred=True)
         self._syncing = False
         self.mapper = JointStateMapper(self.joint_names)
         self._build_gates(spec, config)
@@ -415,6 +416,7 @@ class ComputedTorqueNode(Node):
         self.n_ticks += 1
         if config.status_decimation and self.n_ticks % config.status_decimation == 0:
             self._publish_status(dt_ns)
+        self.slot.after_tick(ctl.query)   # a swap's release / warm-up, after the command is out
 
     def _on_trajectory_raw(self, raw: bytes) -> None:
         """Hand the CDR bytes to the parser process (docs/safety.md: off the control path)."""

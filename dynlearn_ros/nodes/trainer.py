@@ -73,9 +73,10 @@ TRAINER_SPEC: tuple[ParamSpec, ...] = (
               "corrects); must be the controller's urdf_path, or the controller refuses every such version "
               "(URDF mismatch, runtime/analytic_base.py); empty: the packaged URDF of the model's robot",
               dynamic=False, reason=_RESTART),
-    ParamSpec("analytic_var", "string", "base", "variance of a version on the analytic base: the base "
+    ParamSpec("analytic_var", "string", "auto", "variance of a version on the analytic base: the base "
               "model's (base) or the correction's own, with gain-schedule bounds from this plant "
-              "(correction; learning/online.py)", choices=("base", "correction"), dynamic=False,
+              "(correction); auto: base for svdkl, correction for acrkn (learning/online.py "
+              "AUTO_ANALYTIC_VAR)", choices=("auto", "base", "correction"), dynamic=False,
               reason=_RESTART),
     ParamSpec("seed", "int", 0, "draw of the random features", lo=0, hi=2**31 - 1, dynamic=False,
               reason=_RESTART),

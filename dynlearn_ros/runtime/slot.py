@@ -12,6 +12,29 @@ Life of a model::
     activated(prev)      <- the tick: the swapped-out model becomes the rollback target
     note_tick(ok)        <- every tick: ROLLBACK_AFTER unusable predictions in a row right after
                             a swap (within WATCH_TICKS) stage the previous model again
+    after_tick(query)    <- deferred mode only (``deferred=True``, the controller node): the
+                            ticking thread, after the tick's command is out, does at most one
+                            piece of the swap's own work: release a model the swap let go, or
+                            warm the ready candidate with one prediction at the tick's query
+
+Why the deferred mode (measured here, see docs/results_closed_loop.md "bench online"): two costs of a
+swap otherwise land in the swap tick. (1) The model that leaves the rollback place is released
+there: destroying its onnxruntime session took 0.35 ms median for the shipped graph and 0.7-0.9
+ms for an online version (load average ~12 on 2 cores), and the session's destructor holds the
+interpreter's lock the whole time (a spinning thread stalled as long), so handing it to the
+worker thread only moves the stall to whichever tick the worker overlaps. That is the likely
+cause of the status rows test_hot_swap lost when it was tried (session 5, not reproduced since):
+the worker, woken by the swap, can take the lock between the swap tick's command and its status
+row, so that row leaves ~1 ms late, back to back with the next tick's, and the peer's keep-last-1
+best-effort reader keeps only the later one. Also, the worker's own locals held the model it
+had loaded last until its next load, so a model could be released there even without any
+hand-over; it now lets go of them before it waits. (2) The new
+model's first prediction in the ticking thread took 1.9-2.3x its second one (median of the
+paired ratio over 25 swaps), although the worker had run 25 predictions of it: the worker runs
+on the other core, so the weights are not in the ticking core's cache. Deferred, both happen in
+the ticking thread right after a command is published (the time the controller otherwise waits
+for the next state) and never in the tick that swaps: the candidate is warmed after tick k, swapped
+in at tick k+1, and the model it pushes out is released after tick k+1 has published.
 
 ``ROLLBACK_AFTER`` = 20 ticks (20 ms at 1 kHz): one unusable prediction can be a transient the
 controller's fallback covers (analytic feed-forward, K_max: safe, not limp); twenty in a row
@@ -26,7 +49,7 @@ follow a higher std at once and a lower one with ``sigma_release_s``.
 
 Threads: the worker only touches the new model; ``_ready`` is handed over under a lock that the
 tick takes without blocking for long (a reference swap). ``poll`` (the node's executor thread)
-collects results for logging. Counters: swaps, refused, rollbacks.
+collects results for logging. Counters: swaps, refused, rollbacks, released (deferred releases).
 """
 
 from __future__ import annotations
@@ -202,8 +225,19 @@ class ModelSlot:
 
     def __init__(self, active: InverseModel, active_kind: str, active_path: str,
                  loader: Callable[[str, str], InverseModel], check: Callable[[InverseModel], None],
-                 prepare: Callable[[InverseModel], Any] = lambda m: None) -> None:
+                 prepare: Callable[[InverseModel], Any] = lambda m: None, deferred: bool = False) -> None:
+        """``deferred``: the ticking thread calls :meth:`after_tick` after each tick's command
+        (module docstring); a ready candidate is then swapped in only once it was warmed there,
+        and the models a swap lets go are released there, never in :meth:`activated`."""
         self.loader, self.check, self.prepare = loader, check, prepare
+        self.deferred = deferred
+        #: deferred mode: models the swaps let go, released one per :meth:`after_tick`
+        self._retired: list[InverseModel] = []
+        #: deferred mode: the ready model warmed in the ticking thread (identity, not a copy)
+        self._warmed: InverseModel | None = None
+        self._warm_mean = np.zeros(active.n)
+        self._warm_std = np.zeros(active.n)
+        self.released = 0
         self.active = Candidate(active, active_kind, active_path)
         self.previous: Candidate | None = None
         self._ready: Candidate | None = None
@@ -285,6 +319,7 @@ class ModelSlot:
                 kind, path = self._pending
                 self._pending = None
                 self.loading = True
+            model = None
             try:
                 model = self.loader(kind, path)
                 if self._closed:   # shut down while it loaded: drop it, end
@@ -299,6 +334,7 @@ class ModelSlot:
                     self.refused_plant_fit += isinstance(exc, PlantFitRefused)
                     self.loading = False
                     self._events.append(SlotEvent(False, kind, path, f"{type(exc).__name__}: {exc}"))
+                    self._drop(model)
                 continue
             with self._lock:
                 self.loading = False
@@ -307,24 +343,49 @@ class ModelSlot:
                 except ValueError as exc:
                     self.refused += 1
                     self._events.append(SlotEvent(False, kind, path, f"cannot build the controller for it: {exc}"))
+                    self._drop(model)
                     continue
                 cand = Candidate(model, kind, path, prepared)
+                if self._ready is not None and self._ready.model is not model:
+                    self._drop(self._ready.model)   # a ready one never taken: replaced by the newer
                 self._ready = cand
                 self._staged_rollback = False
                 self._events.append(SlotEvent(True, kind, path, version=cand.version))
+            # hold no reference while waiting: deferred, a model must never be released in this
+            # thread (its session's destructor holds the interpreter's lock: the stall would land in
+            # whichever tick runs meanwhile), so the worker's locals let go of it here
+            model = cand = None
+
+    def _drop(self, model: InverseModel | None) -> None:
+        """(Under the lock) a model this slot lets go of: deferred, queued for :meth:`after_tick`
+        to release; otherwise released where the last reference goes."""
+        if self.deferred and model is not None and model is not self.active.model:
+            self._retired.append(model)
 
     # -- the tick (no allocation, no blocking beyond the lock's reference swap) -----------------
     def take_ready(self) -> Candidate | None:
-        """The candidate to swap in now, once; None most ticks."""
-        if self._ready is None:
+        """The candidate to swap in now, once; None most ticks (and, deferred, until
+        :meth:`after_tick` has warmed it)."""
+        r = self._ready
+        if r is None or (self.deferred and r.model is not self._warmed):
             return None
         with self._lock:
             cand, self._ready = self._ready, None
+            if cand is not None and self.deferred and cand.model is not self._warmed:
+                self._ready = cand   # replaced since the check above: warm the new one first
+                return None
+            self._warmed = None
             return cand
 
     def activated(self, cand: Candidate, previous_model: InverseModel) -> None:
-        """The tick swapped ``cand`` in, replacing ``previous_model``."""
+        """The tick swapped ``cand`` in, replacing ``previous_model``. Deferred, the model that
+        leaves the rollback place (after a rollback: the one rolled back from) is queued for
+        :meth:`after_tick` instead of released here."""
         old = self.active
+        if self.deferred:
+            leaving = previous_model if self._staged_rollback else (None if self.previous is None else self.previous.model)
+            if leaving is not None and leaving is not cand.model:
+                self._retired.append(leaving)
         self.previous = Candidate(previous_model, old.kind, old.path) if not self._staged_rollback else None
         if self._staged_rollback:
             self.rollbacks += 1
@@ -344,6 +405,28 @@ class ModelSlot:
             self._since_swap = WATCH_TICKS
             self.rollback(f"{ROLLBACK_AFTER} unusable predictions in a row right after the swap")
 
+    def after_tick(self, query: InverseQuery) -> str:
+        """Deferred mode: the swap's own work, at most one piece, in the ticking thread after the
+        tick's command is out. Returns what it did: "released" (a model a swap let go: its last
+        reference here, so its onnxruntime session is destroyed now), "warmed" (one prediction of
+        the ready candidate at ``query``, the tick's own (n,) state and reference, so the weights
+        are in this core's cache; its output is discarded and the swap resets the model), or ""
+        (nothing to do: nearly every tick, no allocation). A candidate whose warm-up raises or is
+        unusable is still marked warm: the swap's watch (:meth:`note_tick`) judges it."""
+        if self._retired:
+            self._retired.pop()   # the last reference: released here, between two ticks
+            self.released += 1
+            return "released"
+        r = self._ready
+        if r is None or r.model is self._warmed:
+            return ""
+        try:
+            r.model.predict(query, self._warm_mean, self._warm_std)
+        except Exception:  # noqa: BLE001 - a raising model is the watch's business after the swap
+            pass
+        self._warmed = r.model
+        return "warmed"
+
     # -- the node's executor thread -------------------------------------------------------------
     def poll(self) -> list[SlotEvent]:
         """Finished requests since the last call (for logging and parameter bookkeeping)."""
@@ -354,7 +437,7 @@ class ModelSlot:
         return out
 
     def counters(self) -> dict:
-        return {"model_swaps": self.swaps, "model_refused": self.refused,
+        return {"model_swaps": self.swaps, "model_refused": self.refused, "model_released": self.released,
                 "model_refused_plant_fit": self.refused_plant_fit, "model_rollbacks": self.rollbacks,
                 "model_version": self.active.version, "model_dir": self.active.path, "model_kind": self.active.kind}
 

@@ -107,11 +107,13 @@ def parse_learner(text: str) -> dict:
 
 def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]], cycle_s: float = 0.5,
                seed: int = 0, workdir: Path | None = None, learner_opts: dict | None = None,
-               payload_margin_kg: float = PAYLOAD_MARGIN_KG) -> dict:
+               payload_margin_kg: float = PAYLOAD_MARGIN_KG, realized: bool = False) -> dict:
     """Run configuration ``key`` of :data:`CONFIGS` through ``phases``; returns the logged series
     (t, payload, err (rad), kp, sigma, version) at 100 Hz and the learner's metrics.
     ``payload_margin_kg``: the controller's gain floor parameter (core/gain_floor.py), the same
-    for every configuration (so the fixed-gain reference has the same top stiffness)."""
+    for every configuration (so the fixed-gain reference has the same top stiffness).
+    ``realized``: at each cycle, :func:`realized_check` of the running model (a replay of 300 steps
+    per cycle: ``report online`` turns it on, the tests leave it off)."""
     label, base_key, extra = CONFIGS[key]
     p = {**controller_params(cfg, base_key), **extra, "reference": "pick_place",
          "payload_margin_kg": float(payload_margin_kg)}
@@ -150,6 +152,7 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
     q, qd = np.zeros(n), np.zeros(n)
     log = {k: [] for k in ("t", "payload", "err", "kp", "sigma", "std", "version", "mode")}
     swaps, refused, pause_s, phase, diverged = [], [], 0.0, 0, False
+    realized: list[dict] = []   # per cycle: the running model's exact vs linearized realized error
     wall0 = time.perf_counter()
     try:
         plant.reset(spec.home, np.zeros(n))
@@ -168,6 +171,11 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
                     learner.add(*s, contiguous=diff.contiguous)
                 if k % cyc_every == 0 and learner.ready():
                     w0 = time.perf_counter()
+                    # the replay resets the model: only where its outputs have no state (an svdkl,
+                    # or a version on the analytic base with the correction's own variance)
+                    if realized and (ctl.model.kind == "svdkl" or (getattr(ctl.model, "base", None) is not None
+                                                                   and learner.cfg.analytic_var == "correction")):
+                        realized.append(realized_check(ctl, t, dt))
                     res = learner.cycle()
                     if res is not None and res.accepted:
                         new = load_inverse_model(config.model_kind, res.path, spec.joint_names, urdf=urdf)
@@ -194,10 +202,45 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
         plant.close()
     series = {k: np.asarray(v) for k, v in log.items()}
     return {"key": key, "label": label, "series": series, "phases": phases, "diverged": diverged,
-            "swaps": swaps, "plant_fit_refused": refused, "learner": learner.metrics() if learner else None,
+            "swaps": swaps, "plant_fit_refused": refused, "realized_check": realized, "learner": learner.metrics() if learner else None,
             "learner_cycles": [vars(h) for h in learner.history] if learner else [],
             "pause_s": pause_s, "wall_s": time.perf_counter() - wall0, "period_s": period_s,
             "t_adapt_s": adaptation_time(period_s, holdout, dt, cycle_s)}
+
+
+def realized_check(ctl, t: float, dt: float) -> dict:
+    """What the realized-error sigma (core/residual.py) sees, against the exact error, on the
+    controller's last PLANT_FIT_ROWS steps (0.3 s): per joint (n,) N*m, "linearized" = RMS of the
+    raw innovation r (the running model's prediction at the reference acceleration + M(q)(a -
+    qdd_des)), "exact" = RMS of tau - f(q, qd, a), the same model evaluated at the measured
+    acceleration (runtime/slot.py check_plant_fit replays it), "std" = the model's std and
+    "sigma" = the std the schedule read, at time ``t`` (s). For a model on the analytic base f =
+    RNEA + c(x) and RNEA is linear in a, so exact - linearized is the correction's own change
+    between qdd_des and a plus M's part in the feedback (none: the controller's M is the URDF's).
+    Only for a model whose outputs carry no state (the replay resets it)."""
+    from dynlearn_ros.runtime.slot import PLANT_FIT_ROWS, check_plant_fit
+
+    out = check_plant_fit(ctl.model, ctl.residual.snapshot(PLANT_FIT_ROWS), ctl.schedule.sigma_n, dt,
+                          factor=float("inf"))
+    row = {"t": t, "version": int(getattr(ctl.model, "version", 0) or 0), "std": ctl.std.tolist(),
+           "sigma": ctl.sigma_sched.tolist()}
+    if "score" in out:
+        row.update(exact=out["score"].tolist(), linearized=out["running"].tolist())
+    return row
+
+
+def realized_table(run: dict, t_adapt_s: float) -> list[dict]:
+    """Per phase, medians over the cycles in the adapted window (from T_a to the phase's end) of
+    :func:`realized_check`'s per-joint figures (N*m)."""
+    rows, rc = [], [r for r in run.get("realized_check", []) if "exact" in r]
+    bounds = np.concatenate([[0.0], np.cumsum([s for _, s in run["phases"]])])
+    for i, (kg, _) in enumerate(run["phases"]):
+        sel = [r for r in rc if bounds[i] + t_adapt_s <= r["t"] < bounds[i + 1]]
+        if sel:
+            rows.append({"phase": i, "payload_kg": kg, "cycles": len(sel),
+                         **{k: np.median([r[k] for r in sel], axis=0).tolist()
+                            for k in ("exact", "linearized", "std", "sigma")}})
+    return rows
 
 
 def phase_table(runs: dict[str, dict], ref: str = "fixed", settle_s: float = 0.5,
@@ -301,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = {}
     for key in a.configs.split(","):
         runs[key] = r = run_online(cfg, key, phases, a.cycle_s, a.seed, learner_opts=parse_learner(a.learner),
-                                   payload_margin_kg=a.payload_margin_kg)
+                                   payload_margin_kg=a.payload_margin_kg, realized=True)
         print(f"{r['label']}: {'DIVERGED ' if r['diverged'] else ''}{r['wall_s']:.1f} s wall"
               + (f", learner {r['learner']['accepted']} accepted / {r['learner']['rejected']} rejected, "
                  f"{len(r['plant_fit_refused'])} refused by the plant check, "
@@ -319,6 +362,14 @@ def main(argv: list[str] | None = None) -> int:
               f"sigma {row['sigma_mean']:.3f} N*m, version {row['version_end']}, "
               f"FAULT {100 * row['fault_fraction']:.0f} % of ticks"
               + (f", first swap {fs:.2f} s" if fs is not None else ""))
+    for key, r in runs.items():
+        for row in realized_table(r, r["t_adapt_s"]):
+            r.setdefault("realized_table", []).append(row)
+            print(f"{key:>12} phase {row['phase']} {row['payload_kg']:4.1f} kg adapted, medians of {row['cycles']} "
+                  "cycles, joints 1-n (N*m): realized error exact " + " ".join(f"{v:.3g}" for v in row["exact"])
+                  + " | linearized " + " ".join(f"{v:.3g}" for v in row["linearized"])
+                  + " | model std " + " ".join(f"{v:.3g}" for v in row["std"])
+                  + " | sigma " + " ".join(f"{v:.3g}" for v in row["sigma"]))
     for g in goals:
         print(f"goal ({g['window']}) {g['config']} phase {g['phase']} {g['payload_kg']:.1f} kg: "
               f"{'met' if g['met'] else 'NOT met'} (RMSE {'ok' if g['rmse_ok'] else 'worse'}, "

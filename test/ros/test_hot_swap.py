@@ -69,8 +69,16 @@ def test_hundred_swaps_under_the_lockstep_loop(ros_context, start_node, tmp_path
     dtau = np.abs(np.diff(tau, axis=0))
     at_swap = consecutive & (np.diff(swaps) > 0)
     normal = consecutive & (np.diff(swaps) == 0)
-    # best effort on localhost loses few rows: most swap ticks have their previous tick's row
-    assert at_swap.sum() >= 0.9 * SWAPS, at_swap.sum()
+    # best effort (keep last 1) on a loaded machine loses rows, at swaps or not (measured under load
+    # average 9-28: 72-79 of 100 swap ticks with their previous row, on this tree and on the one
+    # before the deferred slot alike). What must hold is that a swap does not lose its rows more
+    # often than any tick: with a share q of the ticks' rows received (rows over the ticks they
+    # span), both rows of a swap tick and its previous tick arrive with probability q^2 if losses
+    # do not favour swaps; 100 swaps make the count binomial with std <= 5, so the bound is
+    # q^2 * SWAPS - 15 (3 std), and at least half the swaps must be seen for the bound below
+    span = int(round((t[-1] - t[0]) / 1e-3)) + 1
+    q = len(t) / span
+    assert at_swap.sum() >= max(q * q * SWAPS - 15, 0.5 * SWAPS), (at_swap.sum(), q)
     bound = dtau[normal].max(axis=0)
     worst = dtau[at_swap].max(axis=0)
     assert np.all(worst <= bound), (worst, bound)

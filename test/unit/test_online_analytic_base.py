@@ -202,15 +202,31 @@ def test_analytic_var_correction_replaces_the_base_models_variance(tmp_path, iiw
         assert np.all(std >= np.sqrt(s2) * (1 - 1e-4))               # float32 graph
         assert np.all(std[:4] < base_std[i, :4]), (std, base_std[i])
     # its schedule bounds come from this plant, not from the base model's metadata: sigma_n 0 and
-    # sigma_f = the URDF model's RMS error on the held-out rows (the newest 100), which is the
-    # friction law there exactly (the samples are RNEA + friction) - or twice the correction's
-    # held-out RMS where that is larger (it is not here: the fit error is a few % of the friction)
+    # sigma_f = the URDF model's RMS error over the rows the correction was fitted on (one cycle:
+    # the 300 rows before the 100 held out, all of weight 1), which is the friction law there
+    # exactly (the samples are RNEA + friction) - or twice the correction's held-out RMS where
+    # that is larger (it is not here: the fit error is a few % of the friction)
     sb = model.noise_and_signal_std()
-    held = x[-100:]
-    want = np.sqrt(np.mean(_friction(lr, held) ** 2, axis=0))
+    fitted = x[:300]
+    want = np.sqrt(np.mean(_friction(lr, fitted) ** 2, axis=0))
     assert np.all(sb[0] == 0.0)
     np.testing.assert_allclose(sb[1], want, rtol=1e-9)
     base_sb = lr.meta.sigma_bounds
     assert not np.allclose(sb[1], base_sb.sigma_f)
     with pytest.raises(ValueError, match="analytic_var"):
         OnlineLearner(resolve_model_dir("svdkl_iiwa_sim"), tmp_path / "x", OnlineConfig(analytic_var="novelty"))
+
+
+def test_analytic_var_auto_follows_the_base_models_kind(tmp_path):
+    # auto (the default): an SVDKL version on the analytic base keeps the SVDKL's variance (its
+    # likelihood noise floor), an ac-RKN version carries the correction's own (the ac-RKN's std is
+    # about its own mean, which a version on the analytic base does not use): learning/online.py
+    # AUTO_ANALYTIC_VAR. The resolved choice is what the learner runs and records.
+    assert OnlineConfig().analytic_var == "auto"
+    sv = OnlineLearner(resolve_model_dir("svdkl_iiwa_sim"), tmp_path / "s", OnlineConfig())
+    ac = OnlineLearner(resolve_model_dir("acrkn_iiwa_sim"), tmp_path / "a", OnlineConfig())
+    assert (sv.kind, sv.cfg.analytic_var) == ("svdkl", "base")
+    assert (ac.kind, ac.cfg.analytic_var) == ("acrkn", "correction")
+    # an explicit choice is kept
+    assert OnlineLearner(resolve_model_dir("acrkn_iiwa_sim"), tmp_path / "b",
+                         OnlineConfig(analytic_var="base")).cfg.analytic_var == "base"

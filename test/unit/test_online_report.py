@@ -51,3 +51,17 @@ def test_the_goal_is_judged_after_adaptation_and_needs_all_three_conditions():
     # a cut just under the goal fails it
     low = _run(phases, err, lambda t: np.full_like(t, 100.0 * (1.0 - GOAL_KP_CUT) + 0.1))
     assert not any(g["cut_ok"] for g in goal_rows(phase_table({"fixed": fixed, "online": low})))
+
+
+def test_realized_table_takes_the_medians_of_the_adapted_cycles_per_phase():
+    # two 10 s phases, T_a 5 s: only the cycles in [5, 10) and [15, 20) count; rows without
+    # "exact" (too few recent steps for the replay) are skipped
+    from dynlearn_ros.scenarios.online_inproc import realized_table
+
+    rows = [{"t": float(t), "exact": [t, 1.0], "linearized": [2 * t, 1.0], "std": [0.5, 0.5], "sigma": [t, 1.0]}
+            for t in range(20)]
+    rows.append({"t": 6.5, "version": 3, "std": [0.5, 0.5], "sigma": [1.0, 1.0]})
+    table = realized_table({"phases": [(0.0, 10.0), (5.0, 10.0)], "realized_check": rows}, 5.0)
+    assert [(r["phase"], r["payload_kg"], r["cycles"]) for r in table] == [(0, 0.0, 5), (1, 5.0, 5)]
+    assert table[0]["exact"] == [7.0, 1.0] and table[0]["linearized"] == [14.0, 1.0]
+    assert table[1]["exact"] == [17.0, 1.0] and table[1]["sigma"] == [17.0, 1.0]

@@ -42,15 +42,17 @@ class NanModel(InverseModel):
 class Loop:
     """A controller ticking at a hold reference at home with a slot, as the node does."""
 
-    def __init__(self, extra_models=None):
+    def __init__(self, extra_models=None, deferred=False):
         self.cfg = validate({"reference": "hold"}, CTX)
         self.analytic = build_analytic(self.cfg)
         self.ctl = build_controller(self.cfg, self.analytic, self.analytic, builtin_reference(self.cfg, SPEC.home))
         self.extra = extra_models or {}
         self.slot = ModelSlot(self.analytic, "analytic", "", self.load,
                               lambda m: check_model(m, SPEC.joint_names, SPEC.home),
-                              prepare=lambda m: build_tuning(self.cfg, m))
+                              prepare=lambda m: build_tuning(self.cfg, m), deferred=deferred)
         self.k = 0
+        self.phase = "idle"   # "tick" inside a tick, "after" inside slot.after_tick
+        self.after = []       # what each after_tick did
         self.swapped_at = []
         self.modes = []
 
@@ -60,6 +62,7 @@ class Loop:
         return load_inverse_model(kind, resolve_model_dir(path), SPEC.joint_names)
 
     def tick(self):
+        self.phase = "tick"
         cand = self.slot.take_ready()
         if cand is not None:
             self.slot.activated(cand, self.ctl.swap_model(cand.model, cand.prepared))
@@ -68,6 +71,10 @@ class Loop:
         self.slot.note_tick(mode is not Mode.MODEL_FALLBACK)
         self.modes.append(mode)
         self.k += 1
+        if self.slot.deferred:   # as the node: after the tick's command is out
+            self.phase = "after"
+            self.after.append(self.slot.after_tick(self.ctl.query))
+        self.phase = "idle"
         return mode
 
     def wait_events(self, count=1, timeout=30.0):
@@ -103,6 +110,66 @@ def test_load_in_worker_then_one_swap_between_two_ticks(loop):
     assert loop.slot.rollback()
     loop.tick()
     assert loop.ctl.model is loop.analytic and loop.slot.rollbacks == 1 and loop.slot.swaps == 2
+
+
+def test_deferred_slot_warms_before_and_releases_after_the_swap_tick_in_the_ticking_thread():
+    # deferred mode (the node's): the ready candidate is swapped in only after one warm-up
+    # prediction in the ticking thread after a tick, and the model a swap lets go is released in
+    # a later after_tick, never in the swap tick (its session's destructor holds the
+    # interpreter's lock for ~0.4-0.9 ms). Three swaps: the third pushes the first out of the
+    # rollback place.
+    import threading
+
+    events = []   # (what, model id, phase, thread)
+
+    class Tracked(NanModel):
+        def __init__(self, tag):
+            super().__init__(bad_from=10**9)
+            self.tag = tag
+
+        def predict(self, query, mean_out, std_out):
+            events.append(("predict", self.tag, lp.phase, threading.current_thread().name))
+            return super().predict(query, mean_out, std_out)
+
+        def __del__(self):
+            events.append(("del", self.tag, lp.phase, threading.current_thread().name))
+
+    lp = Loop(deferred=True)
+    try:
+        made = iter(range(3))
+        lp.slot.loader = lambda kind, path: Tracked(next(made))
+        lp.slot.check = lambda m: None   # the golden check runs in the worker: not what is tested
+        for i in range(3):
+            lp.slot.request("tracked", f"v{i}")
+            ev = lp.wait_events()
+            assert ev and ev[0].ok, ev
+            for _ in range(3):
+                lp.tick()
+            assert lp.slot.swaps == i + 1 and lp.ctl.model.tag == i
+        main = threading.current_thread().name
+        for tag in range(3):
+            mine = [e for e in events if e[1] == tag and e[0] == "predict"]
+            # its first prediction ever: the warm-up, after a tick, in the ticking thread
+            assert mine[0][2:] == ("after", main), mine[:2]
+            assert mine[1][2] == "tick", mine[:2]
+        # model 0 left the rollback place at the third swap: released in after_tick of the ticking
+        # thread (not in the swap tick, not in the worker)
+        assert [e for e in events if e[0] == "del"] == [("del", 0, "after", main)], events
+        # released: the analytic model (out of the rollback place at the 2nd swap; the controller
+        # still holds it as its fallback) and model 0
+        assert lp.slot.released == 2 and lp.slot.counters()["model_released"] == 2
+        assert lp.after.count("warmed") == 3 and lp.after.count("released") == 2
+        assert lp.slot.previous.model.tag == 1
+        # a rollback is warmed too, then the one rolled back from is released after the swap
+        assert lp.slot.rollback()
+        lp.tick()
+        assert lp.ctl.model.tag == 2, "a rollback candidate is taken only once warmed"
+        lp.tick()
+        assert lp.ctl.model.tag == 1 and lp.slot.rollbacks == 1
+        lp.tick()
+        assert [e for e in events if e[0] == "del"] == [("del", 0, "after", main), ("del", 2, "after", main)], events[-3:]
+    finally:
+        lp.slot.close()
 
 
 def _copy(tmp_path, name):
