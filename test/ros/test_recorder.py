@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import numpy as np
@@ -60,7 +61,7 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
     try:
         start_node("computed_torque", {"robot": "iiwa", "model_kind": "analytic", "reference": "sine",
                                        "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS})
-        start_node("sim_bridge", {"robot": "iiwa", "stepping": "lockstep", "duration_s": 600.0})
+        bridge = start_node("sim_bridge", {"robot": "iiwa", "stepping": "lockstep", "duration_s": 600.0})
         assert spin_until(lambda: len(seen) > 100, 90.0), rec_a.output()
         # both recorders subscribe once they see a publisher: wait for them before publishing
         assert spin_until(lambda: all(p.get_subscription_count() >= 2 for p in (pred_pub, std_pub, metrics_pub)),
@@ -124,8 +125,14 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
     assert counts["gaps"] + counts["held"] <= 0.05 * counts["states"], counts
     assert len(data) >= 1000
     # the bridge reports as effort the (clamped) command it applied: equal unless clamped, which
-    # the sine reference with the analytic model never needs (the test in test_sim_bridge.py)
-    assert data.meta["alignment"]["rows_command_equals_next_effort"] == 1.0
+    # the sine reference with the analytic model never needs (the test in test_sim_bridge.py), or
+    # unless the loaded machine kept the controller from answering within the lockstep timeout:
+    # the bridge then brakes one step (its effort is the brake's) and applies the late command a
+    # step later than the send times order it, so each braked step mismatches at most 2 rows
+    # (measured: 2 braked steps, 4 of 2,147 rows); the bridge logs its braked steps in all
+    braked = max((int(n) for n in re.findall(r"after (\d+) braked steps in all", bridge.output())), default=0)
+    mismatched = round((1.0 - data.meta["alignment"]["rows_command_equals_next_effort"]) * len(data))
+    assert mismatched <= 2 * braked, (mismatched, braked)
     assert data.dt == pytest.approx(1e-3)
 
     # ---- SIGKILL: no metadata.yaml, no summary; everything but the last chunk reads
@@ -259,7 +266,12 @@ def test_round_trip_record_train_ship_run(recorded_launch, tmp_path, ros_env):
     # row needs state k+1, so at most 2,000 rows; a held command (a bridge timeout) drops a few
     assert meta["bag"]["path"] == str(run_dir / "bag") and meta["bag"]["complete"], meta
     assert 1900 <= meta["alignment"]["counts"]["rows"] <= 2000, meta["alignment"]
-    assert meta["alignment"]["rows_command_equals_next_effort"] == 1.0, meta["alignment"]
+    # each row's command is the effort the bridge reports for its step, but for the steps the
+    # lockstep bridge braked (a loaded machine kept the controller from answering in time): at
+    # most 2 rows per braked step, as in test_recorder_sigint_and_sigkill
+    braked = json.loads((run_dir / "sim_bridge.json").read_text())["brake_steps"]
+    mismatched = round((1.0 - meta["alignment"]["rows_command_equals_next_effort"]) * meta["alignment"]["counts"]["rows"])
+    assert mismatched <= 2 * braked, (mismatched, braked, meta["alignment"])
     out = _cli(ros_env, "export", "--data", str(data), "--model", "svdkl", "--run", str(train_dir),
                "--out", str(model_dir))
     assert out.returncode == 0, out.stdout + out.stderr
