@@ -141,8 +141,8 @@ def vgain_args() -> tuple[LaunchArg, ...]:
                   "under the package's models/)"),
         LaunchArg("summary_dir", "", "write the nodes' JSON summaries (controller, bridge) here at exit"),
         LaunchArg("record", "false", "true: also start the recorder (its own process), writing a rosbag2 "
-                  "(MCAP) of the run's topics to <summary_dir>/bag, or runs/<time>-bag without summary_dir "
-                  "(docs/bags.md)", ("true", "false")),
+                  "(MCAP) of the run's topics to <summary_dir>/bag, or runs/<time>-bag without summary_dir; "
+                  "with rt_priority:=P under SCHED_FIFO P // 5 (docs/bags.md)", ("true", "false")),
     )
 
 
