@@ -92,6 +92,24 @@ def _print_conversion(bag: Path, out: Path, data) -> None:
     state = "complete" if data.meta["bag"]["complete"] else f"PARTIAL ({data.meta['bag']['problem']})"
     print(f"bag {bag} ({state}): {len(data)} rows, {al['counts'].get('episodes')} episode(s), dt {data.dt:g} s, "
           f"{data.n_joints} joints, torque from {al['torque_source']}; counts {al['counts']} -> {out}")
+    if "excitation" in data.meta:
+        from dynlearn_ros.bags.excitation import summary_line
+
+        print(summary_line(data.meta["excitation"]))
+
+
+def _print_excitation(info: dict) -> None:
+    from dynlearn_ros.bags.excitation import summary_line
+
+    exc = info.get("excitation")
+    if exc is None:
+        print(f"  excitation: not computed ({info.get('excitation_problem')})")
+        return
+    print("  joint                       q std (rad)  needs   qd std (rad/s)  needs   excited")
+    for jt in exc["joints"]:
+        print(f"  {jt['name']:<26} {jt['q_std']:>11.4f} {jt['q_threshold']:>7.4f} {jt['qd_std']:>15.4f} "
+              f"{jt['qd_threshold']:>7.4f}   {'yes' if jt['excited'] else 'NO'}")
+    print(summary_line(exc))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  problem: {info['problem']}")
         for name, t in info["topics"].items():
             print(f"  {name:<40} {t['type']:<40} {t['count']:>9}")
+        _print_excitation(info)
         return 0
     if args.bag_command == "to-npz":
         from dynlearn_ros.datasets.format import save_npz
