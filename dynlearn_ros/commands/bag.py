@@ -32,6 +32,9 @@ def add_alignment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-held", action="store_true",
                         help="keep steps without a new command in the bag, labelled with the previous one "
                              "(right if the driver holds commands; wrong if the recorder lost one)")
+    parser.add_argument("--require-excitation", action="store_true",
+                        help="refuse (exit 2) a bag that leaves a joint unexcited (docs/bags.md 'Excitation'); "
+                             "default: a warning naming the joints")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,10 +60,16 @@ def bag_data(args: argparse.Namespace, bag: str):
     """The bag's TrajectoryData with the alignment options of ``args`` (their defaults where
     the parser has none, as for ``train --data``)."""
     from dynlearn_ros.bags.convert import bag_to_data
+    from dynlearn_ros.errors import DataFileError
 
-    return bag_to_data(bag, getattr(args, "states_topic", None), getattr(args, "commands_topic", None),
+    data = bag_to_data(bag, getattr(args, "states_topic", None), getattr(args, "commands_topic", None),
                        getattr(args, "torque_source", "command"), getattr(args, "qdd_cutoff_hz", 0.0),
                        getattr(args, "keep_held", False))
+    unexcited = data.meta["excitation"]["unexcited"]
+    if getattr(args, "require_excitation", False) and unexcited:
+        raise DataFileError(bag, f"--require-excitation: the data does not excite joints {unexcited} "
+                                 f"(docs/bags.md 'Excitation'; `bag info` prints the figures)")
+    return data
 
 
 def resolve_bag_data(args: argparse.Namespace) -> None:

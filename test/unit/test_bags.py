@@ -412,6 +412,10 @@ def test_excitation_through_bag_info_to_npz_and_train(tmp_path, capsys):
     assert "does not excite 1 of 3 joints: j2 (" in capsys.readouterr().out
     data = load_npz(tmp_path / "run.npz")
     assert data.meta["excitation"]["unexcited"] == ["j2"]
+    # the refusal is an option: exit 2 naming the joint, nothing written
+    assert main(["bag", "to-npz", str(folder), str(tmp_path / "no.npz"), "--require-excitation"]) == 2
+    assert "--require-excitation: the data does not excite joints ['j2']" in capsys.readouterr().err
+    assert not (tmp_path / "no.npz").exists()
     run = tmp_path / "ffnn"
     assert main(["train", "--data", str(folder), "--model", "ffnn", "--epochs", "1", "--window", "20",
                  "--no-progress", "--out", str(run)]) == 0
@@ -422,3 +426,4 @@ def test_excitation_through_bag_info_to_npz_and_train(tmp_path, capsys):
     assert main(["bag", "to-npz", str(folder), str(tmp_path / "all.npz")]) == 0
     out = capsys.readouterr().out
     assert "WARNING" not in out and "excitation: all 3 joints excited" in out
+    assert main(["bag", "to-npz", str(folder), str(tmp_path / "all2.npz"), "--require-excitation"]) == 0
