@@ -2,7 +2,7 @@
 
 A learned inverse model maps (q, qd, qdd) to torque. Along a joint whose position and velocity
 the recording barely varied, nothing in the data fixes the model's slope, and that slope acts as
-a gain inside the control loop (docs/bags.md "The round trip": from a pick-and-place bag in which
+a gain inside the control loop (docs/bags.md, the round trip from a pick-and-place bag, in which
 iiwa joints 3, 5, 7 stayed still, dtau_2/dqd_7 = 295 N*m*s/rad against K_D,7 = 0.1, and the run
 oscillated from t = 0.08 s).
 
