@@ -141,8 +141,8 @@ def vgain_args() -> tuple[LaunchArg, ...]:
                   "under the package's models/)"),
         LaunchArg("summary_dir", "", "write the nodes' JSON summaries (controller, bridge) here at exit"),
         LaunchArg("record", "false", "true: also start the recorder (its own process), writing a rosbag2 "
-                  "(MCAP) of the run's topics to <summary_dir>/bag, or runs/<time>-bag without summary_dir "
-                  "(docs/bags.md)", ("true", "false")),
+                  "(MCAP) of the run's topics to <summary_dir>/bag, or runs/<time>-bag without summary_dir; "
+                  "with rt_priority:=P under SCHED_FIFO P // 5 (docs/bags.md)", ("true", "false")),
     )
 
 
@@ -271,7 +271,8 @@ def vgain_control(args: dict[str, str]) -> list[NodeSpec]:
             tr_over["summary_path"] = str(summary_dir / "trainer.json")
         nodes.append(NodeSpec("trainer", "dynlearn_ros.nodes.trainer", "trainer", ns, [tr_over], remaps))
     if a["record"] == "true":
-        nodes.insert(0, recorder_spec(summary_dir, ns, remaps, lockstep=use_sim and a["stepping"] == "lockstep"))
+        nodes.insert(0, recorder_spec(summary_dir, ns, remaps, lockstep=use_sim and a["stepping"] == "lockstep",
+                                      rt_priority=rt))
     if a["predictor"] == "true":
         if a["robot"] != "iiwa" and a["predictor_model_dir"] == "acrkn_iiwa_fwd":
             raise ValueError(f"predictor:=true with robot:={a['robot']}: the shipped forward model is the iiwa's; "
@@ -287,15 +288,25 @@ def vgain_control(args: dict[str, str]) -> list[NodeSpec]:
     return nodes
 
 
+def recorder_rt_priority(loop_rt_priority: int) -> int:
+    """SCHED_FIFO priority of ``record:=true``'s recorder when the loop runs under
+    ``rt_priority`` P: P // 5 (10 for 50, the priority measured to record every state beside a FIFO
+    50 loop, docs/bags.md), below the loop's so it never preempts it, above every normal process so
+    a loaded machine cannot starve it; 0 (normal scheduling) without ``rt_priority`` or below 5.
+    The loop's real-time rights cover it (the same user, the same rtprio limit)."""
+    return loop_rt_priority // 5 if loop_rt_priority >= 5 else 0
+
+
 def recorder_spec(summary_dir: Path | None, ns: str, remaps: list[tuple[str, str]],
-                  lockstep: bool = False) -> NodeSpec:
+                  lockstep: bool = False, rt_priority: int = 0) -> NodeSpec:
     """The recorder of ``record:=true``: started first (it subscribes as publishers appear), not
     required (a recorder that fails must not stop the robot); its bag under the run folder.
 
     Its CPU priority: niceness 0 (the recorder's default since its drain thread made it cheap;
     niced to 19 it recorded nothing on a loaded machine, docs/bags.md); ``lockstep`` sets the same
     explicitly. On a robot whose loop runs under ``rt_priority``, a real-time priority below the
-    loop's keeps the bag complete (docs/bags.md); the run summary says whether it was."""
+    loop's keeps the bag complete (docs/bags.md): with ``rt_priority`` (the loop's) it runs
+    under SCHED_FIFO :func:`recorder_rt_priority`; the run summary says whether the bag is complete."""
     from datetime import datetime
 
     bag = summary_dir / "bag" if summary_dir else Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-bag"
@@ -304,7 +315,9 @@ def recorder_spec(summary_dir: Path | None, ns: str, remaps: list[tuple[str, str
         params["summary_path"] = str(summary_dir / "recorder.json")
     if lockstep:
         params["niceness"] = 0
-    return NodeSpec("recorder", "dynlearn_ros.nodes.recorder", "recorder", ns, [params], remaps, required=False)
+    rec_rt = recorder_rt_priority(rt_priority)
+    return NodeSpec("recorder", "dynlearn_ros.nodes.recorder", "recorder", ns, [params], remaps, required=False,
+                    prefix=["chrt", "-f", str(rec_rt)] if rec_rt else [])
 
 
 #: graph name -> (its launch arguments, its node factory)

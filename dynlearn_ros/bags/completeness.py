@@ -10,8 +10,8 @@ from __future__ import annotations
 
 def published_counts(bridge: dict, controller: dict) -> dict[str, int]:
     """Messages the publishers sent, by topic suffix: ``joint_states`` = the bridge's steps + 1
-    (state 0 and one per step; state 0 may be repeated while the bridge waits for the first
-    command, so a bag may hold a few more), ``effort_controller/commands`` = the controller's
+    (state 0 and one per step: distinct states; state 0 is repeated while the bridge waits for the
+    first command, which :func:`completeness` leaves out), ``effort_controller/commands`` = the controller's
     ``counters``: ``ticks`` + ``stale_hold`` (a tick publishes its command, a state that comes too
     late makes it publish a hold). A count a summary lacks is left out."""
     out: dict[str, int] = {}
@@ -23,15 +23,21 @@ def published_counts(bridge: dict, controller: dict) -> dict[str, int]:
     return out
 
 
-def completeness(recorded: dict[str, int], published: dict[str, int]) -> dict[str, dict]:
-    """Per published topic suffix: {"topic", "recorded", "published", "share"} (share = recorded /
-    published, None when nothing was published); a topic not recorded at all counts 0."""
+def completeness(recorded: dict[str, int], published: dict[str, int],
+                 repeated: dict[str, int] | None = None) -> dict[str, dict]:
+    """Per published topic suffix: {"topic", "recorded", "published", "share", "repeats"}:
+    recorded = the topic's messages in the bag less ``repeated[topic]`` (the recorder's count of
+    messages whose header stamp repeats the previous one's, i.e. distinct states: a repeat must not
+    hide a lost state), share = recorded / published (None when nothing was published); a topic
+    not recorded at all counts 0."""
     out = {}
+    repeated = repeated or {}
     for suffix, sent in published.items():
         topic = next((t for t in recorded if t.rstrip("/").endswith("/" + suffix) or t == suffix), None)
-        got = int(recorded.get(topic, 0)) if topic else 0
+        reps = int(repeated.get(topic, 0)) if topic else 0
+        got = int(recorded.get(topic, 0)) - reps if topic else 0
         out[suffix] = {"topic": topic, "recorded": got, "published": int(sent),
-                       "share": (got / sent) if sent else None}
+                       "share": (got / sent) if sent else None, "repeats": reps}
     return out
 
 
@@ -42,7 +48,8 @@ def bag_summary(recorder: dict, bridge: dict, controller: dict) -> dict | None:
         return None
     return {"path": recorder.get("bag_path"), "messages": recorder.get("messages"),
             "dropped": recorder.get("dropped"),
-            "completeness": completeness(recorder.get("messages") or {}, published_counts(bridge, controller))}
+            "completeness": completeness(recorder.get("messages") or {}, published_counts(bridge, controller),
+                                         recorder.get("repeated_stamps"))}
 
 
 def completeness_line(bag: dict) -> str:
@@ -52,7 +59,8 @@ def completeness_line(bag: dict) -> str:
     for suffix, c in (bag.get("completeness") or {}).items():
         share = c["share"]
         parts.append(f"{suffix} {c['recorded']} of {c['published']}"
-                     + (f" ({100.0 * share:.1f} %)" if share is not None else ""))
+                     + (f" ({100.0 * share:.1f} %)" if share is not None else "")
+                     + (f" (+{c['repeats']} repeated stamps)" if c.get("repeats") else ""))
         complete = complete and share is not None and share >= 1.0
     drop = f"; dropped in the recorder's queue {bag.get('dropped')}" if bag.get("dropped") else ""
     return f"  bag {'complete' if complete else 'INCOMPLETE'}: " + ", ".join(parts) + drop

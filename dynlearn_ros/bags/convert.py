@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dynlearn_ros.bags.align import CommandSeries, StateSeries, align
+from dynlearn_ros.bags.excitation import excitation, excitation_of
 from dynlearn_ros.bags.reader import Bag, open_bag
 from dynlearn_ros.datasets.format import TrajectoryData
 from dynlearn_ros.errors import DataFileError
@@ -130,17 +131,31 @@ def bag_to_data(path: str | Path, states_topic: str | None = None, commands_topi
         "commands_of_wrong_size": bad}, "units": {"t": "s", "q": "rad", "qd": "rad/s", "qdd": "rad/s^2",
                                                   "tau": "N*m"}}
     try:
-        return align(states, commands, torque_source, qdd_cutoff_hz, meta, keep_held)
+        data = align(states, commands, torque_source, qdd_cutoff_hz, meta, keep_held)
     except ValueError as exc:
         raise DataFileError(bag.path, str(exc)) from exc
+    # which joints the rows excite (bags/excitation.py): kept in the npz's meta, train.json copies it
+    data.meta["excitation"] = excitation_of(data)
+    return data
 
 
-def bag_info(path: str | Path) -> dict:
-    """What ``dynlearn-ros bag info`` prints: storage, completeness, span and per-topic counts."""
+def bag_info(path: str | Path, states_topic: str | None = None) -> dict:
+    """What ``dynlearn-ros bag info`` prints: storage, completeness, span, per-topic counts and
+    ``excitation`` (bags/excitation.py) of the joint-state topic's positions and velocities (None
+    when the bag has no single joint-state topic, with the reason under ``excitation_problem``)."""
     bag = open_bag(path)
     span = (bag.end_ns - bag.start_ns) * 1e-9 if bag.topics else 0.0
+    exc, problem = None, None
+    try:
+        states = read_states(bag, bag.topic(states_topic or _default_topic(bag, JOINT_STATE, "joint_states",
+                                                                           "states")).name)
+        # the raw states (no alignment): the spread of what the arm did, qdd left to the conversion
+        exc = excitation(states.q, states.qd, None, states.joint_names)
+    except DataFileError as err:
+        problem = err.problem
     return {"path": str(bag.path), "storage": bag.storage, "complete": bag.complete, "problem": bag.problem,
             "duration_s": span, "start_ns": bag.start_ns,
             "messages": sum(t.count for t in bag.topics.values()),
             "topics": {t.name: {"type": t.msgtype, "count": t.count} for t in sorted(bag.topics.values(),
-                                                                                    key=lambda t: t.name)}}
+                                                                                    key=lambda t: t.name)},
+            "excitation": exc, "excitation_problem": problem}

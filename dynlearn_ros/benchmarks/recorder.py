@@ -91,7 +91,8 @@ def _one(cfg: RecorderBenchConfig, mode: str, env: dict, workdir: Path, tag: str
         out.update({"recorder_exit": rc, "recorder_cpu_percent": 100.0 * (cpu1 - cpu0) / wall
                     if cpu0 is not None and cpu1 is not None else None,
                     "recorded": summary["messages"], "recorder_dropped": summary["dropped"],
-                    "completeness": completeness(summary["messages"], published_counts(run["bridge"], run["controller"]))})
+                    "completeness": completeness(summary["messages"], published_counts(run["bridge"], run["controller"]),
+                                                 summary.get("repeated_stamps"))})
     return out
 
 

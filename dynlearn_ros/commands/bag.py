@@ -32,6 +32,9 @@ def add_alignment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-held", action="store_true",
                         help="keep steps without a new command in the bag, labelled with the previous one "
                              "(right if the driver holds commands; wrong if the recorder lost one)")
+    parser.add_argument("--require-excitation", action="store_true",
+                        help="refuse (exit 2) a bag that leaves a joint unexcited (docs/bags.md 'Excitation'); "
+                             "default: a warning naming the joints")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,10 +60,16 @@ def bag_data(args: argparse.Namespace, bag: str):
     """The bag's TrajectoryData with the alignment options of ``args`` (their defaults where
     the parser has none, as for ``train --data``)."""
     from dynlearn_ros.bags.convert import bag_to_data
+    from dynlearn_ros.errors import DataFileError
 
-    return bag_to_data(bag, getattr(args, "states_topic", None), getattr(args, "commands_topic", None),
+    data = bag_to_data(bag, getattr(args, "states_topic", None), getattr(args, "commands_topic", None),
                        getattr(args, "torque_source", "command"), getattr(args, "qdd_cutoff_hz", 0.0),
                        getattr(args, "keep_held", False))
+    unexcited = data.meta["excitation"]["unexcited"]
+    if getattr(args, "require_excitation", False) and unexcited:
+        raise DataFileError(bag, f"--require-excitation: the data does not excite joints {unexcited} "
+                                 f"(docs/bags.md 'Excitation'; `bag info` prints the figures)")
+    return data
 
 
 def resolve_bag_data(args: argparse.Namespace) -> None:
@@ -92,6 +101,24 @@ def _print_conversion(bag: Path, out: Path, data) -> None:
     state = "complete" if data.meta["bag"]["complete"] else f"PARTIAL ({data.meta['bag']['problem']})"
     print(f"bag {bag} ({state}): {len(data)} rows, {al['counts'].get('episodes')} episode(s), dt {data.dt:g} s, "
           f"{data.n_joints} joints, torque from {al['torque_source']}; counts {al['counts']} -> {out}")
+    if "excitation" in data.meta:
+        from dynlearn_ros.bags.excitation import summary_line
+
+        print(summary_line(data.meta["excitation"]))
+
+
+def _print_excitation(info: dict) -> None:
+    from dynlearn_ros.bags.excitation import summary_line
+
+    exc = info.get("excitation")
+    if exc is None:
+        print(f"  excitation: not computed ({info.get('excitation_problem')})")
+        return
+    print("  joint                       q std (rad)  needs   qd std (rad/s)  needs   excited")
+    for jt in exc["joints"]:
+        print(f"  {jt['name']:<26} {jt['q_std']:>11.4f} {jt['q_threshold']:>7.4f} {jt['qd_std']:>15.4f} "
+              f"{jt['qd_threshold']:>7.4f}   {'yes' if jt['excited'] else 'NO'}")
+    print(summary_line(exc))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  problem: {info['problem']}")
         for name, t in info["topics"].items():
             print(f"  {name:<40} {t['type']:<40} {t['count']:>9}")
+        _print_excitation(info)
         return 0
     if args.bag_command == "to-npz":
         from dynlearn_ros.datasets.format import save_npz

@@ -52,6 +52,7 @@ _FIXED = "the bag and its subscriptions are set up at start-up"
 #: this package's publishers offer them: a reader matched late still gets the writer's last 1,000
 #: messages), so the first states and commands of a run are in the bag; a publisher that offers
 #: less (best effort, or volatile as ros2_control's) makes the recorder re-subscribe as it offers
+JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 EAGER_TYPES = {"joint_states": "sensor_msgs/msg/JointState",
                "effort_controller/commands": "std_msgs/msg/Float64MultiArray"}
 #: after SIGINT / SIGTERM the drain thread goes on until nothing arrived for QUIET_S seconds, at
@@ -146,6 +147,10 @@ class Recorder(Node):
         self._topic_idx: dict[str, int] = {}      # resolved topic -> the writer's topic index
         self._eager: set[str] = set()             # subscribed reliable before a publisher was seen
         self.takes = 0                            # messages taken from the middleware
+        # JointState topics: messages whose header stamp repeats the previous one's (bag index ->
+        # count; a bridge re-announces state 0 while it waits for the first command), so the
+        # completeness counts distinct states (bags/completeness.py)
+        self._stamped: dict[int, list] = {}       # bag topic index -> [last stamp bytes, repeats]
         self.t_start = time.time()
         self._stop = threading.Event()
         self._drain_lock = threading.Lock()
@@ -220,6 +225,8 @@ class Recorder(Node):
         if topic not in self._topic_idx:            # a re-subscription writes to the same bag topic
             self._topic_idx[topic] = self.writer.add_topic(topic, msgtype)
         idx = self._topic_idx[topic]
+        if msgtype == JOINT_STATE_TYPE:
+            self._stamped.setdefault(idx, [b"", 0])
         sub = self._reader.create_subscription(message_class(msgtype), topic, lambda _msg: None, qos, raw=True)
         self._subs = (*self._subs, (sub, idx))
         self.subscribed[topic] = msgtype
@@ -239,7 +246,7 @@ class Recorder(Node):
         nothing has arrived for QUIET_S (at most LINGER_S): what was in flight when the graph
         stopped together (a launch's SIGINT) is still taken."""
         key = "source_timestamp" if self.p["bag_time"] == "send" else "received_timestamp"
-        push, period = self.writer.push, self.p["drain_period_s"]
+        push, period, stamped = self.writer.push, self.p["drain_period_s"], self._stamped
         t_stop = t_last = None
         while True:
             if self._stop.is_set() and t_stop is None:
@@ -252,6 +259,13 @@ class Recorder(Node):
                             data, info = got
                             push(idx, info.get(key) or time.time_ns(), data)
                             self.takes += 1
+                            if (last := stamped.get(idx)) is not None:
+                                # CDR: 4 bytes of encapsulation, then header.stamp (int32 sec,
+                                # uint32 nanosec); equal bytes = equal stamps in either byte order
+                                if data[4:12] == last[0]:
+                                    last[1] += 1
+                                else:
+                                    last[0] = bytes(data[4:12])
                 except Exception as exc:  # noqa: BLE001 - a destroyed handle at shutdown; never a crash
                     if t_stop is None:
                         self.get_logger().warning(f"recorder: taking from {sub.topic_name} failed: {exc}",
@@ -281,6 +295,7 @@ class Recorder(Node):
         return {"bag_path": str(self.writer.path), "storage": self.p["storage"], "niceness": self.niceness,
                 "bag_time": self.p["bag_time"], "taken": self.takes,
                 "messages": {t: counts.get(t, 0) for t in self.subscribed},
+                "repeated_stamps": {t: self._stamped[i][1] for t, i in self._topic_idx.items() if i in self._stamped},
                 "never_published": sorted(set(self.wanted) - set(self.subscribed) - set(self.skipped)),
                 "skipped_topics": self.skipped, "dropped": self.writer.dropped, "flushes": self.writer.flushes,
                 "writer_error": self.writer.error, "wall_s": time.time() - self.t_start}

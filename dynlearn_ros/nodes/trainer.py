@@ -150,6 +150,11 @@ class Trainer(Node):
             self.learner.add(xi, yi)
         self.get_logger().info(f"initial_bag {path}: {len(data)} samples added "
                                f"({'complete' if data.meta['bag']['complete'] else 'partial'} bag)")
+        from dynlearn_ros.bags.excitation import warning_line
+
+        warn = warning_line(data.meta["excitation"])
+        if warn:  # the online updates may still excite those joints: said, not refused
+            self.get_logger().warning(f"initial_bag {path}: {warn}")
         return len(data)
 
     def _count(self, reason: str) -> None:

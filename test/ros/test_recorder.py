@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import numpy as np
 import pytest
 
-from dynlearn_ros.bags.convert import bag_info, bag_to_data
+from dynlearn_ros.bags.convert import bag_info, bag_to_data, read_states
 from dynlearn_ros.bags.reader import open_bag
 from dynlearn_ros.launch_graph import LOCKSTEP_STALE_TIMEOUT_MS
 
@@ -60,7 +61,7 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
     try:
         start_node("computed_torque", {"robot": "iiwa", "model_kind": "analytic", "reference": "sine",
                                        "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS})
-        start_node("sim_bridge", {"robot": "iiwa", "stepping": "lockstep", "duration_s": 600.0})
+        bridge = start_node("sim_bridge", {"robot": "iiwa", "stepping": "lockstep", "duration_s": 600.0})
         assert spin_until(lambda: len(seen) > 100, 90.0), rec_a.output()
         # both recorders subscribe once they see a publisher: wait for them before publishing
         assert spin_until(lambda: all(p.get_subscription_count() >= 2 for p in (pred_pub, std_pub, metrics_pub)),
@@ -94,6 +95,10 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
     assert summary["bag_path"] == str(bag_a) and summary["skipped_topics"] == {}   # type hashes all match
     for topic, count in summary["messages"].items():
         assert info["topics"][topic]["count"] == count, topic
+    # the recorder's count of states whose stamp repeats the previous one's (the bridge re-sends
+    # state 0 until the first command) is what the bag holds
+    stamps = read_states(open_bag(bag_a), "/joint_states").stamp
+    assert summary["repeated_stamps"] == {"/joint_states": len(stamps) - len(np.unique(stamps))}
     types = {t: v["type"] for t, v in info["topics"].items()}
     assert types["/joint_states"] == "sensor_msgs/msg/JointState"
     assert types["/effort_controller/commands"] == "std_msgs/msg/Float64MultiArray"
@@ -120,8 +125,14 @@ def test_recorder_sigint_and_sigkill(ros_context, start_node, tmp_path):
     assert counts["gaps"] + counts["held"] <= 0.05 * counts["states"], counts
     assert len(data) >= 1000
     # the bridge reports as effort the (clamped) command it applied: equal unless clamped, which
-    # the sine reference with the analytic model never needs (the test in test_sim_bridge.py)
-    assert data.meta["alignment"]["rows_command_equals_next_effort"] == 1.0
+    # the sine reference with the analytic model never needs (the test in test_sim_bridge.py), or
+    # unless the loaded machine kept the controller from answering within the lockstep timeout:
+    # the bridge then brakes one step (its effort is the brake's) and applies the late command a
+    # step later than the send times order it, so each braked step mismatches at most 2 rows
+    # (measured: 2 braked steps, 4 of 2,147 rows); the bridge logs its braked steps in all
+    braked = max((int(n) for n in re.findall(r"after (\d+) braked steps in all", bridge.output())), default=0)
+    mismatched = round((1.0 - data.meta["alignment"]["rows_command_equals_next_effort"]) * len(data))
+    assert mismatched <= 2 * braked, (mismatched, braked)
     assert data.dt == pytest.approx(1e-3)
 
     # ---- SIGKILL: no metadata.yaml, no summary; everything but the last chunk reads
@@ -192,17 +203,31 @@ def test_recorder_runs_every_thread_at_its_niceness(ros_context, start_node, tmp
     assert json.loads((tmp_path / "r.json").read_text())["niceness"] == 19
 
 
-def test_launch_record_true_names_the_bag_in_the_run_summary(tmp_path, ros_env):
-    """`dynlearn-ros launch vgain_control record:=true`: the recorder runs beside the graph, its
-    bag is under the run folder, complete, and the run summary names it with its counts."""
+def _cli(env: dict, *argv: str, timeout: float = 300.0):
+    """``dynlearn-ros ARGV`` in its own process (the test process keeps its own rclpy)."""
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "dynlearn_ros.cli", "launch", "vgain_control", "record:=true",
-           "stepping:=lockstep", "sim_duration_s:=2", "--runs-root", str(tmp_path), "--quiet"]
-    out = subprocess.run(cmd, env=ros_env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "dynlearn_ros.cli", *argv], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def recorded_launch(tmp_path_factory, ros_env):
+    """One ``dynlearn-ros launch vgain_control record:=true`` (2 s, lockstep): its run folder and
+    its output; shared by the run-summary test and the round trip below."""
+    root = tmp_path_factory.mktemp("record_launch")
+    out = _cli(ros_env, "launch", "vgain_control", "record:=true", "stepping:=lockstep", "sim_duration_s:=2",
+               "--runs-root", str(root), "--quiet")
     assert out.returncode == 0, out.stdout + out.stderr
-    (run_dir,) = [p for p in tmp_path.iterdir() if p.name.endswith("-vgain_control")]
+    (run_dir,) = [p for p in root.iterdir() if p.name.endswith("-vgain_control")]
+    return run_dir, out
+
+
+def test_launch_record_true_names_the_bag_in_the_run_summary(recorded_launch):
+    """`dynlearn-ros launch vgain_control record:=true`: the recorder runs beside the graph, its
+    bag is under the run folder, complete, and the run summary names it with its counts."""
+    run_dir, out = recorded_launch
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["exit_codes"]["recorder"] == 0
     assert s["bag"]["path"] == str(run_dir / "bag") and f"bag: {run_dir / 'bag'}" in out.stdout
@@ -215,10 +240,56 @@ def test_launch_record_true_names_the_bag_in_the_run_summary(tmp_path, ros_env):
     bridge = json.loads((run_dir / "sim_bridge.json").read_text())
     comp = s["bag"]["completeness"]
     assert comp["joint_states"]["published"] == bridge["ticks"] + 1
-    assert comp["joint_states"]["recorded"] == s["bag"]["messages"]["/joint_states"]
+    # recorded = distinct states: the bag's states less the repeats of state 0 (their stamps)
+    stamps = read_states(open_bag(run_dir / "bag"), "/joint_states").stamp
+    assert comp["joint_states"]["recorded"] == len(np.unique(stamps)) == len(stamps) - comp["joint_states"]["repeats"]
     assert set(comp) == {"joint_states", "effort_controller/commands"}
     complete = all(c["share"] >= 1.0 for c in comp.values()) and not s["bag"]["dropped"]
     assert ("bag complete:" if complete else "bag INCOMPLETE:") in out.stdout
     # the recorder subscribes to states and commands at its start-up (before any publisher is
     # seen) and the bridge waits for the controller: in lockstep nothing is lost before or during
     assert comp["joint_states"]["share"] >= 1.0, comp
+
+
+def test_round_trip_record_train_ship_run(recorded_launch, tmp_path, ros_env):
+    """docs/bags.md's round trip, with the same verbs and options at a small size: the bag of a
+    ``record:=true`` run -> ``train --data BAG`` (SVDKL) -> ``export`` (a validated ONNX model
+    directory) -> ``launch vgain_control model_kind:=svdkl model_dir:=...`` runs with that model."""
+    run_dir, _ = recorded_launch
+    train_dir, model_dir = tmp_path / "svdkl_bag", tmp_path / "models" / "svdkl_iiwa_bag"
+    out = _cli(ros_env, "train", "--data", str(run_dir / "bag"), "--model", "svdkl", "--epochs", "2",
+               "--gp-inducing", "16", "--gp-input", "features+x", "--threads", "1", "--out", str(train_dir))
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = train_dir / "bag_data.npz"
+    meta = json.loads(str(np.load(data, allow_pickle=False)["meta"]))
+    # 2 s lockstep at 1 kHz: 2,001 states and 2,000 commands in a complete bag (the test above); a
+    # row needs state k+1, so at most 2,000 rows; a held command (a bridge timeout) drops a few
+    assert meta["bag"]["path"] == str(run_dir / "bag") and meta["bag"]["complete"], meta
+    assert 1900 <= meta["alignment"]["counts"]["rows"] <= 2000, meta["alignment"]
+    # each row's command is the effort the bridge reports for its step, but for the steps the
+    # lockstep bridge braked (a loaded machine kept the controller from answering in time): at
+    # most 2 rows per braked step, as in test_recorder_sigint_and_sigkill
+    braked = json.loads((run_dir / "sim_bridge.json").read_text())["brake_steps"]
+    mismatched = round((1.0 - meta["alignment"]["rows_command_equals_next_effort"]) * meta["alignment"]["counts"]["rows"])
+    assert mismatched <= 2 * braked, (mismatched, braked, meta["alignment"])
+    out = _cli(ros_env, "export", "--data", str(data), "--model", "svdkl", "--run", str(train_dir),
+               "--out", str(model_dir))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads((model_dir / "metadata.json").read_text())["kind"] == "svdkl"
+    runs = tmp_path / "runs"
+    out = _cli(ros_env, "launch", "vgain_control", "model_kind:=svdkl", f"model_dir:={model_dir}",
+               "stepping:=lockstep", "sim_duration_s:=1", "--runs-root", str(runs), "--quiet")
+    assert out.returncode == 0, out.stdout + out.stderr
+    (ran,) = [p for p in runs.iterdir() if p.name.endswith("-vgain_control")]
+    ctl = json.loads((ran / "computed_torque.json").read_text())
+    # the controller ran the exported model for the whole run: loaded from that directory, no
+    # fallback to the analytic model, every torque finite, every one of the 1,000 steps commanded
+    assert ctl["model_kind"] == "svdkl" and not ctl["model_load_error"], ctl
+    assert ctl["model_slot"]["model_dir"] == str(model_dir), ctl["model_slot"]
+    c = ctl["counters"]
+    assert c["model_fallback"] == 0 and c["nonfinite_torque"] == 0, c
+    assert json.loads((ran / "sim_bridge.json").read_text())["ticks"] == 1000
+    # the schedule read the model's variance: the analytic model reports sigma_f (10.0) on every
+    # joint (the run summary's mean_std above); a GP's predictive std differs per joint
+    assert len(set(np.round(ctl["mean_std"], 9))) > 1, ctl["mean_std"]
+    assert np.all(np.isfinite(ctl["joint_rmse_rad"]))

@@ -350,3 +350,80 @@ def test_launch_record_argument_adds_the_recorder(tmp_path):
         rt = vgain_control({"record": "true", "summary_dir": str(tmp_path), **args})
         rec = next(s for s in rt if s.name == "recorder")
         assert "niceness" not in rec.parameters[0], args
+
+
+def moving_plant(n_steps: int, amplitude: tuple[float, ...], freq_hz: float = 0.5) -> dict:
+    """plant()'s stamps and commands with q_j = q0_j + A_j sin(2 pi f t), qd its derivative:
+    a known spread per joint (std A/sqrt(2) rad, A 2 pi f/sqrt(2) rad/s over whole periods)."""
+    p = plant(n_steps, seed=5)
+    t = np.arange(n_steps + 1) * DT
+    a = np.asarray(amplitude)[None, :]
+    w = 2 * np.pi * freq_hz
+    p["q"] = 0.3 + a * np.sin(w * t)[:, None]
+    p["qd"] = a * w * np.cos(w * t)[:, None]
+    return p
+
+
+def test_excitation_known_answer():
+    """Fallback thresholds (j1..j3 are no robot's): q std >= 0.04 rad and qd std >= 0.05 rad/s.
+    A = 0.1 rad at 0.5 Hz: q std 0.071, qd std 0.22 (both pass by a factor >= 1.7); A = 0.02:
+    q std 0.014 (< 0.04, fails although its qd std 0.044 is near the bar); A = 0: constant."""
+    from dynlearn_ros.bags.excitation import Q_FALLBACK, QD_FALLBACK, excitation, warning_line
+
+    p = moving_plant(4000, (0.1, 0.0, 0.02))   # 2 whole periods
+    exc = excitation(p["q"], p["qd"], None, NAMES)
+    assert exc["limits_from"] == "fallback"
+    assert exc["unexcited"] == ["j2", "j3"]
+    j1 = exc["joints"][0]
+    assert j1["q_std"] == pytest.approx(0.1 / np.sqrt(2), rel=1e-3)   # whole periods: the exact std
+    assert j1["q_threshold"] == Q_FALLBACK and j1["qd_threshold"] == QD_FALLBACK
+    line = warning_line(exc)
+    assert "2 of 3 joints" in line and "j2 (" in line and "j3 (" in line and "j1 (" not in line
+    p = moving_plant(4000, (0.1, 0.1, 0.1))
+    exc = excitation(p["q"], p["qd"], None, NAMES)
+    assert exc["unexcited"] == [] and warning_line(exc) is None
+    # a known robot's joint names: thresholds from its range and velocity limit
+    from dynlearn_ros.core.robots import robot_spec
+
+    spec = robot_spec("iiwa")
+    n = spec.n
+    q = np.zeros((10, n))
+    exc = excitation(q, q, None, spec.joint_names)
+    assert exc["limits_from"] == "iiwa" and len(exc["unexcited"]) == n
+    assert [jt["q_threshold"] for jt in exc["joints"]] == pytest.approx(0.01 * (spec.upper - spec.lower))
+    assert [jt["qd_threshold"] for jt in exc["joints"]] == pytest.approx(0.02 * spec.velocity_limits)
+
+
+def test_excitation_through_bag_info_to_npz_and_train(tmp_path, capsys):
+    """A bag whose joint j2 stays put: `bag info` and `bag to-npz` name j2 (and only j2), the
+    npz's meta holds the figures and `train --data BAG` copies them to train.json."""
+    import json
+
+    from dynlearn_ros.cli import main
+    from dynlearn_ros.datasets.format import load_npz
+
+    folder = write_bag(tmp_path / "run", "mcap", moving_plant(2000, (0.1, 0.0, 0.1)))
+    info = bag_info(folder)
+    assert info["excitation"]["unexcited"] == ["j2"]
+    assert main(["bag", "info", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: the data does not excite 1 of 3 joints: j2 (" in out
+    assert main(["bag", "to-npz", str(folder), str(tmp_path / "run.npz")]) == 0
+    assert "does not excite 1 of 3 joints: j2 (" in capsys.readouterr().out
+    data = load_npz(tmp_path / "run.npz")
+    assert data.meta["excitation"]["unexcited"] == ["j2"]
+    # the refusal is an option: exit 2 naming the joint, nothing written
+    assert main(["bag", "to-npz", str(folder), str(tmp_path / "no.npz"), "--require-excitation"]) == 2
+    assert "--require-excitation: the data does not excite joints ['j2']" in capsys.readouterr().err
+    assert not (tmp_path / "no.npz").exists()
+    run = tmp_path / "ffnn"
+    assert main(["train", "--data", str(folder), "--model", "ffnn", "--epochs", "1", "--window", "20",
+                 "--no-progress", "--out", str(run)]) == 0
+    assert json.loads((run / "train.json").read_text())["data_excitation"]["unexcited"] == ["j2"]
+    capsys.readouterr()
+    # every joint moving: no warning, the verdict line says so
+    folder = write_bag(tmp_path / "all", "mcap", moving_plant(2000, (0.1, 0.1, 0.1)))
+    assert main(["bag", "to-npz", str(folder), str(tmp_path / "all.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING" not in out and "excitation: all 3 joints excited" in out
+    assert main(["bag", "to-npz", str(folder), str(tmp_path / "all2.npz"), "--require-excitation"]) == 0

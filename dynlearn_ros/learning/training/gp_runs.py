@@ -94,6 +94,8 @@ def train_run(cfg: GPRunConfig, out: str | Path | None = None) -> dict:
         "wall_s": round(res.seconds, 1), "config": res.model.cfg.to_dict(), "history": res.history,
         "command": cfg.command, "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
+    if "excitation" in data.meta:  # a converted bag's per-joint excitation (bags/excitation.py)
+        summary["data_excitation"] = data.meta["excitation"]
     save_checkpoint(run / "checkpoint.pt", res.model, extra=summary)
     (run / "train.json").write_text(json.dumps(summary, indent=1))
     print(f"{cfg.model}: best epoch {res.best_epoch} of {epochs}, {res.seconds:.1f} s -> {run}")

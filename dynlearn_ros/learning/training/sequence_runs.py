@@ -50,6 +50,8 @@ def train_run(data_name: str, tcfg: TrainConfig, out: str | Path | None = None, 
     ckpt["subsample"] = subsample
     ckpt["split"] = split.to_dict()
     ckpt["data_warnings"] = warnings
+    if "excitation" in data.meta:  # a converted bag's per-joint excitation (bags/excitation.py)
+        ckpt["data_excitation"] = data.meta["excitation"]
     ckpt["train_command"] = command
     run = Path(out) if out else default_run_dir(data_name, tcfg)
     run.mkdir(parents=True, exist_ok=True)
