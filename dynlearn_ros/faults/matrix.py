@@ -608,7 +608,8 @@ def row_realtime_cpu_hog(ctx: Ctx) -> list[Check]:
         summary = ctx.path("summary.json")
         ctl = ctx.start("computed_torque", {"robot": ROBOT, "summary_path": str(summary)})
         drv = ctx.driver(states=False)
-        br, stats_path = _bridge(ctx, {"stepping": "realtime", "duration_s": 5.0})
+        trace_path = ctx.path("bridge-trace.npz")
+        br, stats_path = _bridge(ctx, {"stepping": "realtime", "duration_s": 5.0, "trace_path": str(trace_path)})
         try:
             rc = br.wait(timeout=120.0)
         except subprocess.TimeoutExpired:
@@ -623,7 +624,7 @@ def row_realtime_cpu_hog(ctx: Ctx) -> list[Check]:
     vmax = ctx.spec.velocity_limits
     ctx.figures.update({k: stats.get(k) for k in ("deadline_misses", "deadline_miss_ratio", "command_losses",
                                                   "brake_steps", "max_abs_qd", "max_abs_qd_per_joint", "clamps",
-                                                  "stalls")})
+                                                  "stalls", "velocity_stops", "velocity_stops_per_joint")})
     ctx.figures["max_abs_err_rad"] = max(s.get("joint_max_abs_err_rad", [float("nan")]))
     ctx.figures["states_seen"] = _counter(s, "ticks") / max(stats.get("ticks", 1), 1)
     qd_max = np.asarray(stats.get("max_abs_qd_per_joint", [1e9] * ctx.spec.n), dtype=np.float64)
