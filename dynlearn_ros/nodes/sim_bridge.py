@@ -36,9 +36,9 @@ never stored, no step applies a command while they are, and after the conflict t
 on until a command arrives from the one that remains.
 ``on_command_loss:=hold_last`` keeps the old behaviour (last torque for ever) for experiments.
 
-Velocity stop (like a real arm's joint-velocity monitoring): after every step, a joint at
-``velocity_stop_fraction`` (default 0.9) of its velocity limit, or about to reach it in the next
-step at its present acceleration (:class:`VelocityMonitor`), engages the brakes until a valid
+Velocity stop (like a real arm's joint-velocity monitoring): after every step, a joint whose
+velocity one step ahead at its present acceleration reaches ``velocity_stop_fraction`` (default
+0.9) of its velocity limit (:class:`VelocityMonitor`), engages the brakes until a valid
 command arrives after a braked step (counted in ``velocity_stops``, logged, /diagnostics ERROR). It
 catches what the watchdog cannot: a command held for less than ``command_timeout_ms`` that is
 wrong for the arm's present state (a light wrist joint gains 1.4 rad/s in 20 ms on 0.8 N*m).

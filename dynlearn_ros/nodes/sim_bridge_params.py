@@ -50,8 +50,8 @@ BRIDGE_SPEC: tuple[ParamSpec, ...] = (
     ParamSpec("stats_path", "string", "", "JSON file written at exit with counters and round-trip stats; "
               "empty = none"),
     ParamSpec("velocity_stop_fraction", "double", 0.9, "joint-velocity monitoring like a real arm's: a joint "
-              "reaching this fraction of its velocity limit (config/robots.yaml), or about to in the next step, "
-              "brakes the arm until a command arrives after the stop; 0 = off", lo=0.0, hi=1.0,
+              "whose velocity one step ahead (at its present acceleration) reaches this fraction of its velocity "
+              "limit (config/robots.yaml) brakes the arm until a command answers a braked state; 0 = off", lo=0.0, hi=1.0,
               dynamic=False, reason="the robot's safety configuration is fixed while it runs"),
     ParamSpec("trace_path", "string", "", ".npz written at exit with every step's wall time, watchdog flags "
               "and joint velocities (dynlearn_ros/sim/trace.py); empty = none",
