@@ -599,8 +599,10 @@ def row_two_controllers(ctx: Ctx) -> list[Check]:
 
 def row_realtime_cpu_hog(ctx: Ctx) -> list[Check]:
     """Item 11: realtime bridge + controller (sine) with two busy-loop processes on the two
-    cores. Graceful means: no command beyond the limits, short gaps held, long gaps braked,
-    the arm never runs away (every joint below its own velocity limit: the light wrist joints,
+    cores. Graceful means: no command beyond the limits, short gaps held, long gaps braked, a
+    joint about to pass 0.9 of its velocity limit braked (the bridge's velocity stop: a held
+    command wrong for the arm's state took a light joint past its limit in 1 of 10 runs without
+    it; the bridge's trace in the workdir shows each step), the arm never runs away (every joint below its own velocity limit: the light wrist joints,
     3.14 rad/s, move faster than the shoulder's 1.71 may), the following-error fault (0.5 rad)
     never trips, every process exits cleanly."""
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
