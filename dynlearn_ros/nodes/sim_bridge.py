@@ -88,6 +88,13 @@ FIRST_STATE_REPEAT_S = 0.1  # lockstep/realtime: re-send state 0 this often unti
 class SimBridgeNode(Node):
     """Holds the ROS handles and one :class:`SimPlant`; :meth:`run` steps it until done."""
 
+    #: run_node ends the process with os._exit once the stats are written, the plant
+    #: disconnected and rclpy shut down: nothing is left for the interpreter's finalization, and
+    #: under load that finalization sometimes spun for more than 20 s in the garbage collector
+    #: (gdb: Py_FinalizeEx -> finalize_modules -> gc_collect_main, the EventsExecutor's thread
+    #: still alive) after a SIGINT during start-up; docs/safety.md, "A signal during start-up"
+    exit_without_finalization = True
+
     def __init__(self, **kwargs) -> None:
         super().__init__("sim_bridge", **kwargs)
         self.values = declare_spec(self, BRIDGE_SPEC, None)
