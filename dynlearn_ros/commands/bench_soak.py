@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heaptrack", default="", metavar="NODES",
                         help="comma-separated nodes (controller, bridge) to run under heaptrack (native allocation "
                              "stacks in <workdir>/<node>.heaptrack.zst; needs --workdir)")
+    parser.add_argument("--trace", action="store_true",
+                        help="the bridge writes its per-step trace (velocities, brakes, held commands) to "
+                             "<workdir>/bridge-trace.npz, ~4 MB per minute; needs --workdir")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,12 +44,14 @@ def run(args: argparse.Namespace) -> int:
     heap = tuple(k.strip() for k in args.heaptrack.split(",") if k.strip())
     if set(heap) - {"controller", "bridge"}:
         raise ValueError(f"--heaptrack takes controller and/or bridge, got {args.heaptrack!r}")
+    if args.trace and not args.workdir:
+        raise ValueError("--trace needs --workdir (the trace is written there)")
     if heap and not args.workdir:
         raise ValueError("--heaptrack needs --workdir (the profiles are written there)")
     with tempfile.TemporaryDirectory(prefix="dynlearn_soak_") as tmp:
         out = run_soak(args.minutes, Path(args.workdir) if args.workdir else Path(tmp), model_plant=args.model_plant,
                        change_s=args.change_s, events_kinds=kinds, mem_every_s=args.mem_every_s,
-                       heaptrack=heap, burst_node=not args.burst_publisher_only)
+                       heaptrack=heap, burst_node=not args.burst_publisher_only, trace=args.trace)
     text = json.dumps(out, indent=1)
     print(text)
     if args.json:

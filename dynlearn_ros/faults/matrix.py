@@ -599,8 +599,10 @@ def row_two_controllers(ctx: Ctx) -> list[Check]:
 
 def row_realtime_cpu_hog(ctx: Ctx) -> list[Check]:
     """Item 11: realtime bridge + controller (sine) with two busy-loop processes on the two
-    cores. Graceful means: no command beyond the limits, short gaps held, long gaps braked,
-    the arm never runs away (every joint below its own velocity limit: the light wrist joints,
+    cores. Graceful means: no command beyond the limits, short gaps held, long gaps braked, a
+    joint about to pass 0.9 of its velocity limit braked (the bridge's velocity stop: a held
+    command wrong for the arm's state took a light joint past its limit in 1 of 10 runs without
+    it; the bridge's trace in the workdir shows each step), the arm never runs away (every joint below its own velocity limit: the light wrist joints,
     3.14 rad/s, move faster than the shoulder's 1.71 may), the following-error fault (0.5 rad)
     never trips, every process exits cleanly."""
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
@@ -608,7 +610,8 @@ def row_realtime_cpu_hog(ctx: Ctx) -> list[Check]:
         summary = ctx.path("summary.json")
         ctl = ctx.start("computed_torque", {"robot": ROBOT, "summary_path": str(summary)})
         drv = ctx.driver(states=False)
-        br, stats_path = _bridge(ctx, {"stepping": "realtime", "duration_s": 5.0})
+        trace_path = ctx.path("bridge-trace.npz")
+        br, stats_path = _bridge(ctx, {"stepping": "realtime", "duration_s": 5.0, "trace_path": str(trace_path)})
         try:
             rc = br.wait(timeout=120.0)
         except subprocess.TimeoutExpired:
@@ -623,7 +626,7 @@ def row_realtime_cpu_hog(ctx: Ctx) -> list[Check]:
     vmax = ctx.spec.velocity_limits
     ctx.figures.update({k: stats.get(k) for k in ("deadline_misses", "deadline_miss_ratio", "command_losses",
                                                   "brake_steps", "max_abs_qd", "max_abs_qd_per_joint", "clamps",
-                                                  "stalls")})
+                                                  "stalls", "velocity_stops", "velocity_stops_per_joint")})
     ctx.figures["max_abs_err_rad"] = max(s.get("joint_max_abs_err_rad", [float("nan")]))
     ctx.figures["states_seen"] = _counter(s, "ticks") / max(stats.get("ticks", 1), 1)
     qd_max = np.asarray(stats.get("max_abs_qd_per_joint", [1e9] * ctx.spec.n), dtype=np.float64)

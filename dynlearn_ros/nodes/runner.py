@@ -11,7 +11,8 @@ terminal plus ``ros2 launch`` used to abort the process in rclpy's shutdown). rc
 with its own signal handling off; the executor is :func:`dynlearn_ros.nodes.params.make_executor`'s
 (EventsExecutor or SingleThreadedExecutor, never the MultiThreadedExecutor); spinning runs in
 0.1 s slices so the flag is seen. Then the node's ``write_summary()`` (if it has one), the node
-is destroyed, rclpy shut down, and the signals ignored while the interpreter exits. Exit code: 0 after a signal or a normal end, 2 with one log
+is destroyed, rclpy shut down, and the signals ignored while the interpreter exits (a node with
+``exit_without_finalization`` ends with os._exit instead, unless an exception is on its way out). Exit code: 0 after a signal or a normal end, 2 with one log
 line when the configuration is refused.
 
 This module imports nothing heavy at import time (the early handler must be cheap).
@@ -20,6 +21,7 @@ This module imports nothing heavy at import time (the early handler must be chea
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable
 
@@ -88,7 +90,9 @@ def run_node(factory: Callable[[], object], args: list[str] | None = None, *, na
                 node.destroy_node()
             context.try_shutdown()
             ignore_signals_until_exit()
-            if getattr(node, "exit_without_finalization", False):
+            # not while an exception is on its way out (a summary that could not be written):
+            # os._exit would turn its traceback and exit 1 into a silent 0
+            if getattr(node, "exit_without_finalization", False) and sys.exc_info()[0] is None:
                 exit_now(code)
     return code
 

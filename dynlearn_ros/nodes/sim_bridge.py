@@ -36,6 +36,13 @@ never stored, no step applies a command while they are, and after the conflict t
 on until a command arrives from the one that remains.
 ``on_command_loss:=hold_last`` keeps the old behaviour (last torque for ever) for experiments.
 
+Velocity stop (like a real arm's joint-velocity monitoring): after every step, a joint whose
+velocity one step ahead at its present acceleration reaches ``velocity_stop_fraction`` (default
+0.9) of its velocity limit (:class:`VelocityMonitor`), engages the brakes until a valid
+command arrives after a braked step (counted in ``velocity_stops``, logged, /diagnostics ERROR). It
+catches what the watchdog cannot: a command held for less than ``command_timeout_ms`` that is
+wrong for the arm's present state (a light wrist joint gains 1.4 rad/s in 20 ms on 0.8 N*m).
+
 A command of the wrong length or with a non-finite value is rejected (counter, throttled warning,
 last valid command kept; in lockstep it still answers the pending state). Values beyond the
 URDF effort limits are clamped (counter). Run ``python -m dynlearn_ros.nodes.sim_bridge --ros-args
@@ -71,6 +78,8 @@ from dynlearn_ros.nodes.runner import run_node  # noqa: E402
 from dynlearn_ros.nodes.sim_bridge_params import BRIDGE_SPEC, validate_bridge  # noqa: E402
 from dynlearn_ros.sim.plant import SimPlant  # noqa: E402
 from dynlearn_ros.sim.stats import LatencyRecorder  # noqa: E402
+from dynlearn_ros.sim.trace import BRAKE, FRESH, VSTOP, StepTrace  # noqa: E402
+from dynlearn_ros.sim.velocity_monitor import VelocityMonitor  # noqa: E402
 
 STALL_PERIODS = 2  # realtime: more than this many periods behind = a stall of the bridge (re-anchor)
 FIRST_STATE_REPEAT_S = 0.1  # lockstep/realtime: re-send state 0 this often until the first command
@@ -78,6 +87,13 @@ FIRST_STATE_REPEAT_S = 0.1  # lockstep/realtime: re-send state 0 this often unti
 
 class SimBridgeNode(Node):
     """Holds the ROS handles and one :class:`SimPlant`; :meth:`run` steps it until done."""
+
+    #: run_node ends the process with os._exit once the stats are written, the plant
+    #: disconnected and rclpy shut down: nothing is left for the interpreter's finalization, and
+    #: under load that finalization sometimes spun for more than 20 s in the garbage collector
+    #: (gdb: Py_FinalizeEx -> finalize_modules -> gc_collect_main, the EventsExecutor's thread
+    #: still alive) after a SIGINT during start-up; docs/safety.md, "A signal during start-up"
+    exit_without_finalization = True
 
     def __init__(self, **kwargs) -> None:
         super().__init__("sim_bridge", **kwargs)
@@ -117,6 +133,14 @@ class SimBridgeNode(Node):
         self.max_abs_qd_joint = np.zeros(n)  # rad/s per joint, over the run: a flailing arm shows here
         self._abs_qd = np.zeros(n)
         self.round_trip = LatencyRecorder()
+        self.trace = StepTrace(n) if cfg["trace_path"] else None  # per-step record (investigations)
+        frac = cfg["velocity_stop_fraction"]
+        self.vmon = VelocityMonitor(self.plant.spec.velocity_limits, frac) if frac > 0 else None
+        self._vstop = False  # a velocity stop holds the brakes
+        self._lost = False  # in a command-loss episode (the watchdog brakes)
+        self._cmd_after_vstop = False  # a valid command arrived after the last velocity stop
+        self.velocity_stops = 0  # episodes
+        self.velocity_stops_per_joint = np.zeros(n, dtype=np.int64)  # the joint that tripped each one
         self._q = np.zeros(n)
         self._qd = np.zeros(n)
         self._wall0 = time.perf_counter()
@@ -180,6 +204,7 @@ class SimBridgeNode(Node):
                 self._cmd_since_conflict = True
                 self._last_valid_ns = time.perf_counter_ns()
                 self._steps_on_cmd = 0
+                self._cmd_after_vstop = True
         self._fresh = True
 
     def _check_command_publishers(self) -> bool:
@@ -233,7 +258,10 @@ class SimBridgeNode(Node):
             self.get_logger().error(f"the command publisher on {self.sub_cmd.topic_name} left the graph "
                                     "(controller gone?)")
         self._cmd_publishers = count
-        if self.plant.braking:
+        if self.plant.braking and self._vstop:
+            st.level = DiagnosticStatus.ERROR
+            st.message = f"velocity stop: brakes on until the next command ({self.velocity_stops} stops)"
+        elif self.plant.braking:
             st.level = DiagnosticStatus.ERROR
             st.message = (f"commands lost: brakes on ({count} command publishers"
                           + ("; controller gone?)" if count == 0 else ")"))
@@ -244,6 +272,7 @@ class SimBridgeNode(Node):
             ("deadline_misses", self.deadline_misses), ("rejected_commands", self.rejected),
             ("payload_kg", self.plant.payload_kg), ("round_trip_p99_us", rt["p99"]),
             ("command_losses", self.command_losses), ("brake_steps", self.plant.brake_steps),
+            ("velocity_stops", self.velocity_stops),
             ("command_publishers", count))]
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
@@ -292,23 +321,49 @@ class SimBridgeNode(Node):
         """One step with the last valid command, or with the brakes when ``commands_lost`` (and
         ``on_command_loss`` is brake), then publish the new state."""
         commands_lost = commands_lost or self._check_command_publishers() or not self._cmd_since_conflict
-        if commands_lost and self.cfg["on_command_loss"] == "brake":
-            if not self.plant.braking:
-                self.command_losses += 1
-                self.get_logger().error(
-                    f"no command for {self._steps_on_cmd * self.dt_ns * 1e-6:.0f} ms "
-                    f"({(time.perf_counter_ns() - self._last_valid_ns) * 1e-6:.0f} ms wall) at t = "
-                    f"{self.k * self.dt_ns * 1e-9:.3f} s: brakes on until commands return "
-                    f"({self.command_losses} losses; command publishers: {self._cmd_publishers})")
+        steps_on_cmd = self._steps_on_cmd
+        fresh = self._fresh
+        if self._vstop and self._cmd_after_vstop and self.plant.braking:
+            self._vstop = False  # a command sent after a braked state: the arm is at rest
+            self.get_logger().warning(f"velocity stop released at t = {self.k * self.dt_ns * 1e-9:.3f} s "
+                                      "(a command arrived after it)", throttle_duration_sec=1.0)
+        lost = commands_lost and self.cfg["on_command_loss"] == "brake"
+        if lost and not self._lost:  # an episode: counted and logged once (also under a velocity stop)
+            self.command_losses += 1
+            self.get_logger().error(
+                f"no command for {self._steps_on_cmd * self.dt_ns * 1e-6:.0f} ms "
+                f"({(time.perf_counter_ns() - self._last_valid_ns) * 1e-6:.0f} ms wall) at t = "
+                f"{self.k * self.dt_ns * 1e-9:.3f} s: brakes on until commands return "
+                f"({self.command_losses} losses; command publishers: {self._cmd_publishers})")
+        self._lost = lost
+        if self._vstop or lost:
             self.plant.brake_step()
+            if self._vstop:
+                self._cmd_after_vstop = False  # released by a command that answers a braked state
         else:
             if self.plant.braking:
                 self.get_logger().warning(f"commands back at t = {self.k * self.dt_ns * 1e-9:.3f} s: brakes released "
-                                          f"after {self.plant.brake_steps} braked steps in all")
+                                          f"after {self.plant.brake_steps} braked steps in all",
+                                          throttle_duration_sec=1.0)
             self.plant.step(self._cmd)
         self._steps_on_cmd += 1
         self.k += 1
         self._publish_state()
+        vstop_now = self.vmon is not None and self.vmon.check(self._qd)
+        if vstop_now and not self._vstop:
+            self._vstop = True
+            self._cmd_after_vstop = False
+            self.velocity_stops += 1
+            j = self.vmon.last_joint
+            self.velocity_stops_per_joint[j] += 1
+            self.get_logger().error(
+                f"velocity stop at t = {self.k * self.dt_ns * 1e-9:.3f} s: joint {self._js.name[j]} at "
+                f"{self._qd[j]:+.2f} rad/s (bound {self.vmon.bound[j]:.2f}, {self.cfg['velocity_stop_fraction']:g} "
+                f"of its limit) or about to be: brakes on until the next command ({self.velocity_stops} stops; "
+                f"{steps_on_cmd + 1} steps on the last command)", throttle_duration_sec=1.0)
+        if self.trace is not None:
+            self.trace.add(time.perf_counter_ns(), (FRESH if fresh else 0) | (BRAKE if self.plant.braking else 0)
+                           | (VSTOP if vstop_now else 0), steps_on_cmd, self._qd, self.plant.applied_torque)
 
     def _run_lockstep(self, executor) -> None:
         timeout_ns = int(self.cfg["lockstep_timeout_ms"] * 1e6)
@@ -360,6 +415,8 @@ class SimBridgeNode(Node):
                 # pause with it - re-anchor instead of bursting through the missed steps with
                 # one stale command (a burst is physics a real arm would never see)
                 self.stalls += 1
+                if self.trace is not None:
+                    self.trace.mark_stall()
                 next_tick = clock() + period_ns
 
     # ------------------------------------------------------------------ exit
@@ -380,6 +437,7 @@ class SimBridgeNode(Node):
             "command_losses": self.command_losses, "brake_steps": int(self.plant.brake_steps),
             "command_conflicts": self.command_conflicts, "first_conflict_tick": self.first_conflict_tick,
             "commands_refused_in_conflict": self.rejected_in_conflict, "stalls": self.stalls,
+            "velocity_stops": self.velocity_stops, "velocity_stops_per_joint": self.velocity_stops_per_joint.tolist(),
             "max_abs_qd": float(self.max_abs_qd_joint.max()),
             "max_abs_qd_per_joint": self.max_abs_qd_joint.tolist(),
             "deadline_misses": self.deadline_misses,
@@ -393,6 +451,8 @@ class SimBridgeNode(Node):
     def write_summary(self) -> None:
         if self.cfg["stats_path"]:
             write_json_atomic(self.cfg["stats_path"], self.stats())
+        if self.trace is not None:
+            self.trace.save(self.cfg["trace_path"])
 
     def destroy_node(self) -> None:
         plant = getattr(self, "plant", None)

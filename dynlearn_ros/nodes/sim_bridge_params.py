@@ -49,6 +49,13 @@ BRIDGE_SPEC: tuple[ParamSpec, ...] = (
               lo=0.0, hi=1e9, dynamic=False, reason="the run length is fixed when stepping starts"),
     ParamSpec("stats_path", "string", "", "JSON file written at exit with counters and round-trip stats; "
               "empty = none"),
+    ParamSpec("velocity_stop_fraction", "double", 0.9, "joint-velocity monitoring like a real arm's: a joint "
+              "whose velocity one step ahead (at its present acceleration) reaches this fraction of its velocity "
+              "limit (config/robots.yaml) brakes the arm until a command answers a braked state; 0 = off", lo=0.0, hi=1.0,
+              dynamic=False, reason="the robot's safety configuration is fixed while it runs"),
+    ParamSpec("trace_path", "string", "", ".npz written at exit with every step's wall time, watchdog flags "
+              "and joint velocities (dynlearn_ros/sim/trace.py); empty = none",
+              dynamic=False, reason="the trace is set up when the node starts"),
 )
 
 
@@ -84,4 +91,7 @@ def validate_bridge(values: Mapping[str, Any]) -> dict:
     path = cfg["stats_path"]
     if path and not Path(path).expanduser().resolve().parent.is_dir():
         raise ConfigError(f"parameter 'stats_path' = {path!r}: its directory does not exist")
+    path = cfg["trace_path"]
+    if path and not Path(path).expanduser().resolve().parent.is_dir():
+        raise ConfigError(f"parameter 'trace_path' = {path!r}: its directory does not exist")
     return cfg

@@ -1,5 +1,6 @@
-"""bench soak's options for finding a grower (--events, --change-s, --mem-every-s, --heaptrack): bad values are
-refused before any node starts, with one line and exit 2 (docs/safety.md, the CLI's rule)."""
+"""bench soak's options for finding a grower (--events, --change-s, --mem-every-s, --heaptrack,
+--trace): bad values are refused before any node starts, with one line and exit 2 (docs/safety.md,
+the CLI's rule)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def test_heaptrack_of_an_unknown_node_is_refused_before_anything_starts(tmp_path
 
 
 @pytest.mark.parametrize("args", [["--events", "model,meteor"], ["--change-s", "0"], ["--mem-every-s", "-1"],
-                                  ["--heaptrack", "planner"], ["--heaptrack", "bridge"]])   # the last: no --workdir
+                                  ["--heaptrack", "planner"], ["--heaptrack", "bridge"],   # no --workdir
+                                  ["--trace"]])   # no --workdir
 def test_bench_soak_bad_option_is_one_line_exit_2(args):
     root = Path(__file__).resolve().parents[2]
     r = subprocess.run([sys.executable, "-m", "dynlearn_ros.cli", "bench", "soak", "--minutes", "0.01", *args],

@@ -83,9 +83,10 @@ class Peer:
 def test_lockstep_hold_echo_reject_clamp_timeout_payload_and_exit(ros_context, start_node, spin_until, tmp_path):
     stats_path = tmp_path / "stats.json"
     n_ticks = 450
-    # hold_last: this test checks the held command bit for bit (the brake is in test/faults/)
+    # hold_last: this test checks the held command bit for bit (the brake is in test/faults/); no
+    # velocity stop: the clamped 300 N*m step on joint 1 trips it (test_sim_bridge_velocity_stop.py)
     bridge = start_node("sim_bridge", {"robot": "iiwa", "stepping": "lockstep", "lockstep_timeout_ms": 300.0,
-                                       "on_command_loss": "hold_last",
+                                       "on_command_loss": "hold_last", "velocity_stop_fraction": 0.0,
                                        "duration_s": n_ticks * 1e-3, "stats_path": str(stats_path)})
     peer = Peer("iiwa")
 
