@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--threads", type=int, default=1, help="torch threads (1: see docs/ik.md, training)")
     t.add_argument("--outputs", default="absolute", choices=("absolute", "relative"),
                    help="absolute: each element in the base frame; relative: in the previous element's frame, composed")
+    t.add_argument("--corner-share", type=float, default=0.0,
+                   help="share of the last stage's configurations drawn near the joint limits (k of n joints "
+                        "in the outer 5 %%, k uniform over 0..n; docs/ik.md)")
     t.add_argument("--composed-weight", type=float, default=0.0,
                    help="relative models: weight of the loss on the composed chain (the per-step loss has weight 1)")
 
@@ -111,7 +114,7 @@ def _train(args: argparse.Namespace) -> int:
                       samples_per_stage=args.samples_per_stage, epochs_per_stage=args.epochs_per_stage,
                       final_epochs=args.final_epochs, batch=args.batch, lr=args.lr, seed=args.seed,
                       threads=args.threads, outputs=args.outputs,
-                      composed_weight=args.composed_weight)
+                      composed_weight=args.composed_weight, corner_share=args.corner_share)
     model, history = train(c, cfg)
     fwd = forward_table(model, c, 2000, 10_000 + args.seed)
     save(model, c, args.out, command=getattr(args, "command_line", None), history=history,
