@@ -93,6 +93,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--md", default=None)
     d.add_argument("--png", default=None, help="figure: network error vs joints near limits; success vs starts")
 
+    a = sub.add_parser("aggregate", help="mean ± sample sd over seeds of `ik eval --json` results")
+    a.add_argument("files", nargs="+", help="ik eval JSONs (each run's seed is read from the file)")
+    a.add_argument("--json", default=None)
+    a.add_argument("--md", default=None)
     x = sub.add_parser("export", help="a trained run -> a shipped model directory with metrics")
     x.add_argument("--run", required=True)
     x.add_argument("--out", required=True)
@@ -315,6 +319,23 @@ def diagnose_markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _aggregate(args: argparse.Namespace) -> int:
+    from dynlearn_ros.learning.ik.aggregate import aggregate, markdown
+
+    try:
+        rows = aggregate([json.loads(Path(f).read_text()) for f in args.files])
+    except (OSError, json.JSONDecodeError, ValueError, KeyError) as exc:
+        raise SystemExit(f"ik aggregate: {exc}") from None
+    md = (f"`{shlex.join(args.command_line)}`\n\n" if getattr(args, "command_line", None) else "") + markdown(rows)
+    print(md)
+    if args.md:
+        Path(args.md).write_text(md)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"command": getattr(args, "command_line", None), "files": args.files,
+                                               "rows": rows}, indent=2))
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from dynlearn_ros.learning.ik.evaluation import ik_table
     from dynlearn_ros.learning.ik.store import load, save
@@ -338,4 +359,4 @@ def _export(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     return {"train": _train, "eval": _eval, "tasks": _tasks, "diagnose": _diagnose,
-            "export": _export}[args.ik_verb](args)
+            "aggregate": _aggregate, "export": _export}[args.ik_verb](args)
