@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--threads", type=int, default=1, help="torch threads (1: see docs/ik.md, training)")
     t.add_argument("--outputs", default="absolute", choices=("absolute", "relative"),
                    help="absolute: each element in the base frame; relative: in the previous element's frame, composed")
+    t.add_argument("--init", default=None,
+                   help="continue from this model directory (a fine-tune; hidden/layers/outputs are the model's)")
     t.add_argument("--corner-share", type=float, default=0.0,
                    help="share of the last stage's configurations drawn near the joint limits (k of n joints "
                         "in the outer 5 %%, k uniform over 0..n; docs/ik.md)")
@@ -114,12 +116,23 @@ def _train(args: argparse.Namespace) -> int:
     from dynlearn_ros.learning.ik.training import TrainConfig, train
 
     c = chain(args.chain)
+    init = None
+    if args.init:
+        from dynlearn_ros.learning.ik.store import IKModelError, load
+
+        try:
+            init, c, _ = load(args.init, expect_chain=c.name)
+        except IKModelError as exc:
+            raise SystemExit(f"ik train --init: {exc}") from None
+        args.hidden, args.layers, args.outputs = init.config()["hidden"], init.config()["layers"], init.outputs
     cfg = TrainConfig(hidden=args.hidden, layers=args.layers, stages=args.stages,
                       samples_per_stage=args.samples_per_stage, epochs_per_stage=args.epochs_per_stage,
                       final_epochs=args.final_epochs, batch=args.batch, lr=args.lr, seed=args.seed,
                       threads=args.threads, outputs=args.outputs,
                       composed_weight=args.composed_weight, corner_share=args.corner_share)
-    model, history = train(c, cfg)
+    model, history = train(c, cfg, init=init)
+    if args.init:
+        history["init"] = str(args.init)
     fwd = forward_table(model, c, 2000, 10_000 + args.seed)
     save(model, c, args.out, command=getattr(args, "command_line", None), history=history,
          metrics={"forward": fwd})

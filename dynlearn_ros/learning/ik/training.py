@@ -105,13 +105,20 @@ def stage_configs(chain: Chain, rng: np.random.Generator, cfg: TrainConfig, stag
     return q
 
 
-def train(chain: Chain, cfg: TrainConfig, log=print) -> tuple[PoseChainLSTM, dict]:
-    """Train a :class:`PoseChainLSTM` for ``chain``; returns it and a history dict."""
+def train(chain: Chain, cfg: TrainConfig, log=print, init: PoseChainLSTM | None = None) -> tuple[PoseChainLSTM, dict]:
+    """Train a :class:`PoseChainLSTM` for ``chain``; returns it and a history dict. ``init``: a
+    trained model of this chain to continue from (a fine-tune: its weights, trained in place; the
+    curriculum as ``cfg`` says, e.g. one stage at 100 % with ``corner_share``)."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    model = PoseChainLSTM(torch.as_tensor(chain.geometry), chain.scale, cfg.hidden, cfg.layers, cfg.outputs,
-                          chain.tip)
+    if init is None:
+        model = PoseChainLSTM(torch.as_tensor(chain.geometry), chain.scale, cfg.hidden, cfg.layers, cfg.outputs,
+                              chain.tip)
+    else:
+        model = init.train()
+        for p in model.parameters():
+            p.requires_grad_(True)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history = {"stages": [], "config": asdict(cfg)}
     t0 = time.perf_counter()
@@ -123,6 +130,7 @@ def train(chain: Chain, cfg: TrainConfig, log=print) -> tuple[PoseChainLSTM, dic
         qt = torch.as_tensor(q, dtype=torch.float32)
         y_rel = relative(y, chain.tip) if cfg.outputs == "relative" else None
         epochs = cfg.epochs_per_stage + (total_final if stage == cfg.stages else 0)
+        run = 0.0  # the last epoch's summed loss (0 when the stage has no epoch)
         for epoch in range(epochs):
             if stage == cfg.stages and epoch >= cfg.epochs_per_stage and total_final:
                 k = epoch - cfg.epochs_per_stage
