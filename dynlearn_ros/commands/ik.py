@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--threads", type=int, default=1, help="torch threads (1: see docs/ik.md, training)")
     t.add_argument("--outputs", default="absolute", choices=("absolute", "relative"),
                    help="absolute: each element in the base frame; relative: in the previous element's frame, composed")
+    t.add_argument("--init", default=None,
+                   help="continue from this model directory (a fine-tune; hidden/layers/outputs are the model's)")
+    t.add_argument("--corner-share", type=float, default=0.0,
+                   help="share of the last stage's configurations drawn near the joint limits (k of n joints "
+                        "in the outer 5 %%, k uniform over 0..n; docs/ik.md)")
     t.add_argument("--composed-weight", type=float, default=0.0,
                    help="relative models: weight of the loss on the composed chain (the per-step loss has weight 1)")
 
@@ -90,6 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--md", default=None)
     d.add_argument("--png", default=None, help="figure: network error vs joints near limits; success vs starts")
 
+    a = sub.add_parser("aggregate", help="mean ± sample sd over seeds of `ik eval --json` results")
+    a.add_argument("files", nargs="+", help="ik eval JSONs (each run's seed is read from the file)")
+    a.add_argument("--json", default=None)
+    a.add_argument("--md", default=None)
     x = sub.add_parser("export", help="a trained run -> a shipped model directory with metrics")
     x.add_argument("--run", required=True)
     x.add_argument("--out", required=True)
@@ -107,12 +116,23 @@ def _train(args: argparse.Namespace) -> int:
     from dynlearn_ros.learning.ik.training import TrainConfig, train
 
     c = chain(args.chain)
+    init = None
+    if args.init:
+        from dynlearn_ros.learning.ik.store import IKModelError, load
+
+        try:
+            init, c, _ = load(args.init, expect_chain=c.name)
+        except IKModelError as exc:
+            raise SystemExit(f"ik train --init: {exc}") from None
+        args.hidden, args.layers, args.outputs = init.config()["hidden"], init.config()["layers"], init.outputs
     cfg = TrainConfig(hidden=args.hidden, layers=args.layers, stages=args.stages,
                       samples_per_stage=args.samples_per_stage, epochs_per_stage=args.epochs_per_stage,
                       final_epochs=args.final_epochs, batch=args.batch, lr=args.lr, seed=args.seed,
                       threads=args.threads, outputs=args.outputs,
-                      composed_weight=args.composed_weight)
-    model, history = train(c, cfg)
+                      composed_weight=args.composed_weight, corner_share=args.corner_share)
+    model, history = train(c, cfg, init=init)
+    if args.init:
+        history["init"] = str(args.init)
     fwd = forward_table(model, c, 2000, 10_000 + args.seed)
     save(model, c, args.out, command=getattr(args, "command_line", None), history=history,
          metrics={"forward": fwd})
@@ -312,6 +332,23 @@ def diagnose_markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _aggregate(args: argparse.Namespace) -> int:
+    from dynlearn_ros.learning.ik.aggregate import aggregate, markdown
+
+    try:
+        rows = aggregate([json.loads(Path(f).read_text()) for f in args.files])
+    except (OSError, json.JSONDecodeError, ValueError, KeyError) as exc:
+        raise SystemExit(f"ik aggregate: {exc}") from None
+    md = (f"`{shlex.join(args.command_line)}`\n\n" if getattr(args, "command_line", None) else "") + markdown(rows)
+    print(md)
+    if args.md:
+        Path(args.md).write_text(md)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"command": getattr(args, "command_line", None), "files": args.files,
+                                               "rows": rows}, indent=2))
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from dynlearn_ros.learning.ik.evaluation import ik_table
     from dynlearn_ros.learning.ik.store import load, save
@@ -335,4 +372,4 @@ def _export(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     return {"train": _train, "eval": _eval, "tasks": _tasks, "diagnose": _diagnose,
-            "export": _export}[args.ik_verb](args)
+            "aggregate": _aggregate, "export": _export}[args.ik_verb](args)

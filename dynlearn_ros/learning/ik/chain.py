@@ -105,6 +105,18 @@ class Chain:
         mid, half = 0.5 * (self.lower + self.upper), 0.5 * (self.upper - self.lower)
         return mid + frac * half * rng.uniform(-1.0, 1.0, size=(count, self.n))
 
+    def sample_near_limits(self, rng: np.random.Generator, ks: np.ndarray, edge: float = 0.05) -> np.ndarray:
+        """(len(ks), n) configurations (rad): row r has exactly ``ks[r]`` joints (a random subset)
+        in the outer ``edge`` of their ranges, each at a random side, and the others uniform in
+        the inner 1 - 2 ``edge``."""
+        ks = np.asarray(ks, dtype=int)
+        mid, half = 0.5 * (self.lower + self.upper), 0.5 * (self.upper - self.lower)
+        u = rng.uniform(-(1 - 2 * edge), 1 - 2 * edge, size=(len(ks), self.n))
+        for row, k in enumerate(ks):
+            idx = rng.choice(self.n, size=k, replace=False)
+            u[row, idx] = rng.choice([-1.0, 1.0], size=k) * rng.uniform(1 - edge, 0.999, size=k)
+        return mid + half * u
+
 
 def _pack(m: pin.SE3, out: np.ndarray) -> None:
     out[:3] = m.translation

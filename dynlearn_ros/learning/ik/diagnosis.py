@@ -65,12 +65,7 @@ class TrueJacobianGN(LearnedIK):
 def configs_near_limits(chain: Chain, rng: np.random.Generator, count: int, k: int) -> np.ndarray:
     """(count, n) configurations with exactly ``k`` joints (a random subset per row) in the outer
     5 % of their ranges, at a random side, and the others in the inner 90 %."""
-    mid, half = 0.5 * (chain.lower + chain.upper), 0.5 * (chain.upper - chain.lower)
-    u = rng.uniform(-(1 - 2 * EDGE), 1 - 2 * EDGE, size=(count, chain.n))
-    for row in range(count):
-        idx = rng.choice(chain.n, size=k, replace=False)
-        u[row, idx] = rng.choice([-1.0, 1.0], size=k) * rng.uniform(1 - EDGE, 0.999, size=k)
-    return mid + half * u
+    return chain.sample_near_limits(rng, np.full(count, k), EDGE)
 
 
 def accuracy_by_limits(model, chain: Chain, per_k: int = 100, seed: int = 0) -> list[dict]:
