@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.reporting.markdown import md_table, write_outputs
 
     data = load_dataset(args.data)
-    parts = dict(zip(("train", "val", "test"), train_val_test(data, seed=args.seed)))
+    parts = dict(zip(("train", "val", "test"), train_val_test(data, seed=args.seed), strict=True))
     extra = None
     if args.extra_data or args.extra_action_sum:
         extra = {k: np.zeros((len(v), 0)) for k, v in parts.items()}
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             other = load_dataset(args.extra_data)
             if other.q.shape != data.q.shape or not np.array_equal(other.q, data.q):
                 raise ValueError(f"--extra-data {args.extra_data}: its rows are not those of {args.data}")
-            for k, v in zip(("train", "val", "test"), train_val_test(other, seed=args.seed)):
+            for k, v in zip(("train", "val", "test"), train_val_test(other, seed=args.seed), strict=True):
                 extra[k] = np.concatenate([extra[k], v.tau], axis=1)
         if args.extra_action_sum:
             for k, v in parts.items():
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     res["command"] = command_line(args)
     rows = list(res["rmse"]["test"])
     prev = {k: res["rmse"][k]["previous state"] for k in res["rmse"]}
-    table = md_table(["h = %d, context %d" % (args.horizon, args.context)]
+    table = md_table([f"h = {args.horizon}, context {args.context}"]
                      + [f"{k} RMSE (ratio to previous state)" for k in res["rmse"]] + ["test R^2 of the ARX error"],
                      [[r] + [f"{res['rmse'][k][r]:.4f} ({res['rmse'][k][r] / prev[k]:.2f})" for k in res["rmse"]]
                       + [f"{res['r2']['test'][r]:.3f}" if r in res["r2"]["test"] else "-"] for r in rows])

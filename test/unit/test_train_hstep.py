@@ -10,8 +10,14 @@ import torch
 from dynlearn_ros.datasets.normalize import Stats
 from dynlearn_ros.learning.evaluation.sequence import forward_multistep
 from dynlearn_ros.learning.synthetic import white_noise_linear_data
-from dynlearn_ros.learning.training.sequence import TrainConfig, WindowSet, batch_loss, fit, load_checkpoint, \
-    save_checkpoint
+from dynlearn_ros.learning.training.sequence import (
+    TrainConfig,
+    WindowSet,
+    batch_loss,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 @pytest.mark.parametrize("kind,base", [("acrkn-fwd", "arx"), ("gru", "none")])
