@@ -235,8 +235,11 @@ class ModelSlot:
         self._retired: list[InverseModel] = []
         #: deferred mode: the ready model warmed in the ticking thread (identity, not a copy)
         self._warmed: InverseModel | None = None
-        self._warm_mean = np.zeros(active.n)
-        self._warm_std = np.zeros(active.n)
+        # the warm-up's output buffers (n,): deferred mode only, i.e. the controller's inverse
+        # models; a slot that never warms (the predictor's forward models) needs none
+        n = active.n if deferred else 0
+        self._warm_mean = np.zeros(n)
+        self._warm_std = np.zeros(n)
         self.released = 0
         self.active = Candidate(active, active_kind, active_path)
         self.previous: Candidate | None = None
