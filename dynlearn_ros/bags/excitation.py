@@ -39,6 +39,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dynlearn_ros.datasets.robot_limits import robot_limits
+
 #: q_std must reach this fraction of the joint's range (upper - lower)
 Q_FRACTION = 0.01
 #: qd_std must reach this fraction of the joint's velocity limit
@@ -46,24 +48,6 @@ QD_FRACTION = 0.02
 #: thresholds when the joint names are no known robot's: 1 % of a 4 rad range, 2 % of 2.5 rad/s
 Q_FALLBACK = 0.04   # rad
 QD_FALLBACK = 0.05  # rad/s
-
-
-def robot_limits(joint_names: Sequence[str]) -> tuple[str | None, np.ndarray | None, np.ndarray | None]:
-    """(robot name, range (n,) rad, velocity limit (n,) rad/s) of the robot-table entry whose
-    joints are exactly ``joint_names`` (in any order: the limits follow ``joint_names``), else
-    (None, None, None)."""
-    from dynlearn_ros.core.robots import robot_names, robot_spec
-
-    names = tuple(joint_names)
-    for robot in robot_names():
-        try:
-            spec = robot_spec(robot)
-        except Exception:  # noqa: BLE001 - a robot whose URDF is not installed cannot match
-            continue
-        if set(spec.joint_names) == set(names) and len(spec.joint_names) == len(names):
-            idx = [spec.joint_names.index(nm) for nm in names]
-            return robot, (spec.upper - spec.lower)[idx], spec.velocity_limits[idx]
-    return None, None, None
 
 
 def excitation(q: np.ndarray, qd: np.ndarray, qdd: np.ndarray | None, joint_names: Sequence[str],
