@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from dynlearn_ros.datasets.filtering import episode_bounds
 from dynlearn_ros.datasets.windows import gather, window_starts
 from dynlearn_ros.learning.evaluation.linear_baselines import ARX, lstsq
 
@@ -35,16 +34,7 @@ from dynlearn_ros.learning.evaluation.linear_baselines import ARX, lstsq
 def one_step_residuals(arx: ARX, obs: np.ndarray, act: np.ndarray, episode: np.ndarray) -> list[np.ndarray]:
     """Per episode, the ARX one-step residuals (T_e - lag, d_o) in the observation's units, for the
     rows t = lag-1 .. T_e-2 that have a full history and a next row."""
-    out = []
-    L = arx.lag
-    for a, b in episode_bounds(episode):
-        if b - a < L + 1:
-            continue
-        t = np.arange(a + L - 1, b - 1)
-        hist = t[:, None] + np.arange(-L + 1, 1)[None, :]
-        pred = arx.regressors(obs[hist], act[hist]) @ arx.w
-        out.append((obs[t + 1] - obs[t]) - pred)
-    return out
+    return [y - x @ arx.w for x, y in arx.one_step_rows(obs, act, episode)]
 
 
 def residual_autocorr(residuals: list[np.ndarray], lags: int = 10) -> np.ndarray:

@@ -118,20 +118,26 @@ class ARX:
         parts += [a_hist[:, -1 - i] for i in range(self.nb)]
         return np.concatenate(parts, axis=1)
 
-    def fit(self, obs: np.ndarray, act: np.ndarray, episode: np.ndarray) -> ARX:
-        """Least squares over every row t with t - lag + 1 and t + 1 in its episode."""
-        xs, ys = [], []
+    def one_step_rows(self, obs: np.ndarray, act: np.ndarray,
+                      episode: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per episode long enough, (x (M, f), y (M, d_o)): the regressors and the one-step change
+        o_{t+1} - o_t of every row t with t - lag + 1 and t + 1 in its episode."""
+        out = []
         L = self.lag
         for a, b in episode_bounds(episode):
             if b - a < L + 1:
                 continue
             t = np.arange(a + L - 1, b - 1)                      # rows with full history and a next row
             hist = t[:, None] + np.arange(-L + 1, 1)[None, :]    # (M, L)
-            xs.append(self.regressors(obs[hist], act[hist]))
-            ys.append(obs[t + 1] - obs[t])
-        if not xs:
-            raise ValueError(f"no episode has the {L + 1} rows an ARX({self.na}, {self.nb}) fit needs")
-        self.w = lstsq(np.concatenate(xs), np.concatenate(ys))
+            out.append((self.regressors(obs[hist], act[hist]), obs[t + 1] - obs[t]))
+        return out
+
+    def fit(self, obs: np.ndarray, act: np.ndarray, episode: np.ndarray) -> ARX:
+        """Least squares over every row t with t - lag + 1 and t + 1 in its episode."""
+        rows = self.one_step_rows(obs, act, episode)
+        if not rows:
+            raise ValueError(f"no episode has the {self.lag + 1} rows an ARX({self.na}, {self.nb}) fit needs")
+        self.w = lstsq(np.concatenate([x for x, _ in rows]), np.concatenate([y for _, y in rows]))
         return self
 
     def rollout(self, ow: np.ndarray, aw: np.ndarray, context: int) -> np.ndarray:
