@@ -27,6 +27,7 @@ from pathlib import Path
 from dynlearn_ros.bags.completeness import bag_summary, completeness_line
 from dynlearn_ros.launch_graph import GRAPHS, NodeSpec, exit_reason, prepare_summary_dir, resolve_args
 from dynlearn_ros.launch_ik import IK_DEMO_ARGS, ik_demo
+from dynlearn_ros.nodes.runner import StopFlag
 from dynlearn_ros.procs import ros_args
 
 GRAPHS = {**GRAPHS, "ik_demo": (IK_DEMO_ARGS, ik_demo)}
@@ -183,7 +184,7 @@ def run(ns: argparse.Namespace) -> int:
     procs: dict[str, tuple[subprocess.Popen, Path]] = {}
     required = {spec.name for spec in specs if spec.required}
     reported: set[str] = set()
-    stop = threading.Event()
+    stop = StopFlag()   # not a threading.Event: a second Ctrl-C inside the first handler's set() deadlocked
     handlers = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     t0 = time.monotonic()

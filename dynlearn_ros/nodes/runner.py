@@ -22,16 +22,62 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 from collections.abc import Callable
 
+
+class StopFlag:
+    """A stop flag that a signal handler may set: :meth:`set` takes no lock.
+
+    ``threading.Event.set`` takes its Condition's lock, and Python runs a signal handler in the
+    main thread between any two bytecodes - also inside the previous signal's handler. A second
+    signal arriving while the first handler was inside ``Event.set`` ran ``Event.set`` again,
+    which waited for the lock its own interrupted frame held: the process hung for ever after
+    SIGINT, SIGTERM, SIGINT (seen once in CI, then reproduced in 2 of 148 sim_bridge processes under
+    load; gdb showed the nested ``_on_signal -> Event.set`` frames). Here :meth:`set` is one
+    attribute store (atomic under the GIL), :meth:`is_set` one read, and :meth:`wait` polls, so
+    no interleaving of signals and waiters can deadlock. The same interface as the subset of
+    ``threading.Event`` the nodes use (``run(executor, stop)`` receives one)."""
+
+    __slots__ = ("_flag",)
+    #: longest sleep of :meth:`wait` between two looks at the flag (s): a waiter notices a stop
+    #: within this
+    POLL_S = 0.01
+
+    def __init__(self) -> None:
+        self._flag = False
+
+    def set(self) -> None:
+        self._flag = True
+
+    def clear(self) -> None:
+        self._flag = False
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Return True once the flag is set, False after ``timeout`` s (None: no limit)."""
+        import time
+
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self._flag:
+            if end is None:
+                time.sleep(self.POLL_S)
+                continue
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(remaining, self.POLL_S))
+        return True
+
+
 #: set by SIGINT / SIGTERM; the process ends cleanly once its node notices
-STOP = threading.Event()
+STOP = StopFlag()
 _installed = False
 
 
 def _on_signal(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
-    STOP.set()
+    STOP.set()   # no lock: see StopFlag (a handler may run inside another handler)
 
 
 def catch_signals_early() -> None:
