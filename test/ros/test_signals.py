@@ -66,6 +66,12 @@ def test_a_signal_during_start_up_ends_the_process(start_node, tmp_path, node, d
     time.sleep(max(0.0, delay_s - (time.monotonic() - t0)))
     for proc, _ in procs:
         proc.proc.send_signal(signal.SIGINT)
+    # the node is built even after an early signal (its configuration names the summary), so it
+    # prints its ready line before it stops; the 20 s to exit count from there: the imports of a
+    # cold start took 22 s here beside two busy helpers (load 10-14), which says nothing about
+    # the signal. A process that exits first ends the wait at once (wait_for_output sees it).
+    for proc, _ in procs:
+        proc.wait_for_output(READY[node], 120.0)
     for proc, summary in procs:
         _assert_clean(proc, summary)
 
