@@ -17,7 +17,7 @@ from dynlearn_ros.learning.ik.diagnosis import (
 )
 from dynlearn_ros.learning.ik.model import PoseChainLSTM
 from dynlearn_ros.learning.ik.problem import IKProblem
-from dynlearn_ros.learning.ik.scaling import growth_exponents, scaling
+from dynlearn_ros.learning.ik.scaling import growth_exponents, linear_costs, scaling
 from dynlearn_ros.learning.ik.solver import LearnedIK
 
 
@@ -163,6 +163,35 @@ def test_growth_exponents_recover_a_known_power_law():
     assert growth_exponents(rows, min_dof=40)["dls"]["cpu_ms_per_target"]["per_round"] != noisy["per_round"]
     with pytest.raises(ValueError, match="two joint counts"):
         growth_exponents(rows, min_dof=80)
+
+
+def test_growth_exponents_max_dof_and_linear_costs_recover_a_known_cost_model():
+    """Per-iteration cost 0.6 + 0.002 n ms (the cost model's form) at n = 10 ... 320: the linear
+    fit returns a and b to round-off and n_half = a / b = 300 DoF; a cost falling with n (as
+    measured parts did in noise) has no growth (n_half inf); the exponent of a + b n over 10-20 DoF is below the one over 160-320 DoF (the
+    fixed part dominates below n_half, the part per DoF above it), and max_dof cuts the rows."""
+    dofs = [10, 20, 40, 80, 160, 320]
+    rows = []
+    for d in dofs:
+        per_it = 0.6 + 0.002 * d
+        rows.append({"dof": d, "dls_cpu_ms_per_iteration": per_it, "true_fk_cpu_ms": 0.02 - 1e-5 * d,
+                     "per_round": {"dls_cpu_ms_per_target": [5 * per_it] * 2,
+                                   "dls_iterations_per_target": [5.0] * 2,
+                                   "dls_cpu_ms_per_iteration": [per_it] * 2}})
+        rows[-1]["dls_cpu_ms_per_target"] = 5 * per_it
+    costs = linear_costs(rows)
+    assert costs["dls_cpu_ms_per_iteration"]["fixed_ms"] == pytest.approx(0.6, abs=1e-9)
+    assert costs["dls_cpu_ms_per_iteration"]["per_dof_ms"] == pytest.approx(0.002, abs=1e-12)
+    assert costs["dls_cpu_ms_per_iteration"]["dof_half"] == pytest.approx(300.0, rel=1e-6)
+    assert costs["true_fk_cpu_ms"]["dof_half"] == float("inf")
+    low = growth_exponents(rows, max_dof=20)["dls"]["cpu_ms_per_iteration"]["mean"]
+    high = growth_exponents(rows, min_dof=160)["dls"]["cpu_ms_per_iteration"]["mean"]
+    # d log(a + b n) / d log n = b n / (a + b n): 0.03-0.06 at 10-20 DoF, 0.35-0.52 at 160-320
+    assert low < 0.1 < 0.3 < high < 0.6
+    with pytest.raises(ValueError, match="two joint counts"):
+        growth_exponents(rows, min_dof=20, max_dof=30)
+    with pytest.raises(ValueError, match="two joint counts"):
+        linear_costs(rows[:1])
 
 
 def test_scaling_sweep_runs_both_jacobian_methods_and_keeps_every_round():
