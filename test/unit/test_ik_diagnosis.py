@@ -12,6 +12,7 @@ from dynlearn_ros.learning.ik.diagnosis import (
     EDGE,
     TrueJacobianGN,
     configs_near_limits,
+    jacobian_rel_errors,
     neighbour_starts,
     true_jacobian,
 )
@@ -42,6 +43,17 @@ def test_true_jacobian_matches_central_differences(name):
             dq[j] = h
             d = (c.fk(q[b] + dq).reshape(-1) - c.fk(q[b] - dq).reshape(-1))[comps] / (2 * h)
             np.testing.assert_allclose(jac[b, :, j], d, atol=1e-7)
+
+
+def test_jacobian_rel_errors_is_zero_for_the_true_jacobian_and_large_for_an_untrained_net():
+    """The scaling sweep's Jacobian error: exactly 0 when the 'network' Jacobian is Pinocchio's
+    (TrueJacobianGN: the same arithmetic), and > 0.5 for an untrained network, whose Jacobian
+    has nothing to do with the arm (its weights are random; a correct one has error 0)."""
+    c = chain("planar3")
+    q = c.sample(np.random.default_rng(4), 6, 0.6)
+    net = _untrained(c)
+    np.testing.assert_array_equal(jacobian_rel_errors(TrueJacobianGN(net, c, max_iter=0), c, q), np.zeros(6))
+    assert np.all(jacobian_rel_errors(LearnedIK(net, c, max_iter=0), c, q) > 0.5)
 
 
 def test_true_jacobian_gn_solves_what_an_untrained_networks_jacobian_cannot():

@@ -124,12 +124,15 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
             log=print) -> list[dict]:
     """One row per joint count N (module docstring): medians over ``rounds`` interleaved sweeps
     of CPU ms per target, iterations per target and CPU ms per iteration of each solver, plus
-    ``per_round`` (every round's value) and, with a model, its tip error on armN and the parts of
-    one learned step (:func:`_step_costs`). Without a model: DLS (both Jacobians) and the cost
+    ``per_round`` (every round's value) and, with a model, its tip error on armN (200
+    configurations over the full ranges), the median relative error of its end-effector Jacobian
+    (20 configurations within 30 % of the ranges, the targets' family; diagnosis.jacobian_rel_errors)
+    and the parts of one learned step (:func:`_step_costs`). Without a model: DLS (both Jacobians) and the cost
     of a forward + backward pass through an untrained LSTM of ``hidden``/``layers`` (the cost
     does not depend on the weights' values). Round r draws its targets with seed (seed, r, N)."""
     import torch
 
+    from dynlearn_ros.learning.ik.diagnosis import jacobian_rel_errors
     from dynlearn_ros.learning.ik.dls import DLSIK
     from dynlearn_ros.learning.ik.evaluation import BROYDEN_EVERY
     from dynlearn_ros.learning.ik.model import PoseChainLSTM
@@ -149,8 +152,11 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
         row = {"joints": nj, "dof": c.n, "targets_per_round": targets}
         if model is not None:
             err = evaluate(net, c, c.sample(np.random.default_rng([seed, nj]), 200, 1.0))
+            rel = jacobian_rel_errors(LearnedIK(net, c, max_iter=0), c,
+                                      c.sample(np.random.default_rng([seed, nj, 1]), 20, 0.3))
             row.update({"learned_ee_mm": 1e3 * float(err["pos_m"][:, -1].mean()),
-                        "learned_ee_deg": float(err["rot_deg"][:, -1].mean())})
+                        "learned_ee_deg": float(err["rot_deg"][:, -1].mean()),
+                        "jacobian_rel_err_median": float(np.median(rel))})
         solvers = {"dls": DLSIK(c, max_iter=200).solve, "dls_fd": DLSIK(c, max_iter=200, jacobian="fd").solve}
         if model is not None:
             solvers["learned"] = LearnedIK(net, c, max_iter=0, polish=polish).solve
@@ -172,7 +178,7 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
                 torch.autograd.grad((w * net(q[None])[0]).sum(), q)
             put.setdefault("lstm_pass_cpu_ms", []).append(1e3 * (time.process_time() - cpu0) / 10)
             if model is not None and step_costs:
-                for key, ms in _step_costs(net, c).items():
+                for key, ms in _step_costs(net, c, reps=5).items():
                     put.setdefault(key, []).append(ms)
             for key, solve in solvers.items():
                 _time_solver(put, key, solve, problems, c.n)
@@ -238,11 +244,16 @@ def markdown(rows: list[dict], fits: dict[str, dict]) -> str:
     present = [s for s in SOLVERS if f"{s}_cpu_ms_per_target" in rows[0]]
     head = "| joints | DoF | " + " | ".join(
         f"{LABELS[s]}: iterations (of the solved), CPU ms/target, ms/iteration (success)" for s in present) + " |"
-    lines = [head, "|---|---|" + "---|" * len(present)]
+    model_cols = "jacobian_rel_err_median" in rows[0]
+    if model_cols:
+        head += " network tip error mm, Jacobian relative error (median) |"
+    lines = [head, "|---|---|" + "---|" * (len(present) + model_cols)]
     for r in rows:
         cells = [f"{r[f'{s}_iterations_per_target']:.1f} ({r.get(f'{s}_iterations_solved', float('nan')):.1f}), "
                  f"{r[f'{s}_cpu_ms_per_target']:.1f}, {r[f'{s}_cpu_ms_per_iteration']:.2f} "
                  f"({100 * np.mean(r['per_round'][f'{s}_success']):.0f} %)" for s in present]
+        if "jacobian_rel_err_median" in r:
+            cells.append(f"{r['learned_ee_mm']:.1f}, {r['jacobian_rel_err_median']:.3f}")
         lines.append(f"| {r['joints']} | {r['dof']} | " + " | ".join(cells) + " |")
     for title, fit in fits.items():
         lines += ["", f"Growth exponents, {title} (slope of log value vs log DoF; mean ± sd over rounds "
