@@ -233,3 +233,22 @@ def test_ik_table_with_neighbour_starts_runs_home_first_and_refuses_unknown_sets
     assert nb["success_by_starts"][0] == rnd["success_by_starts"][0]
     with pytest.raises(ValueError, match="start set"):
         ik_table(None, c, 2, 0, start_set="corners", **kw)
+
+
+def test_ik_tasks_scaling_cli_writes_three_fit_ranges_and_the_cost_model(tmp_path):
+    """`ik tasks --no-tasks` without a model (DLS with both Jacobians) on arm2 ... arm4: the JSON
+    holds the full range, --fit-from's and --fit-to's ranges (each over its own rows) and the
+    cost model of the per-iteration costs."""
+    import json
+
+    from dynlearn_ros.cli import main
+
+    out = tmp_path / "s.json"
+    assert main(["ik", "tasks", "--no-tasks", "--scaling", "2", "3", "4", "--rounds", "2", "--scaling-targets", "2",
+                 "--fit-from", "6", "--fit-to", "6", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["scaling_fit"]) == {"4 to 8 DoF", "6 to 8 DoF", "4 to 6 DoF"}
+    rows = res["scaling"]
+    assert res["scaling_fit"]["4 to 6 DoF"] == growth_exponents(rows, max_dof=6)
+    assert res["scaling_fit"]["6 to 8 DoF"] == growth_exponents(rows, min_dof=6)
+    assert set(res["scaling_costs"]) == {"dls_cpu_ms_per_iteration", "dls_fd_cpu_ms_per_iteration"}
