@@ -79,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="interleaved repetitions of the timing sweep (median; exponent spread over rounds)")
     k.add_argument("--scaling-targets", type=int, default=5, help="targets per joint count and round (fresh each round)")
     k.add_argument("--fit-from", type=int, default=40, help="also fit the growth exponents over the DoF >= this")
+    k.add_argument("--fit-to", type=int, default=None, help="also fit the growth exponents over the DoF <= this")
     k.add_argument("--md", default=None, help="write the timing tables (markdown) here")
     k.add_argument("--no-tasks", action="store_true", help="only the timing comparison")
 
@@ -219,7 +220,7 @@ def _tasks(args: argparse.Namespace) -> int:
 
     from dynlearn_ros.learning.ik.chain import chain
     from dynlearn_ros.learning.ik.dls import DLSIK
-    from dynlearn_ros.learning.ik.scaling import growth_exponents, markdown, scaling
+    from dynlearn_ros.learning.ik.scaling import growth_exponents, linear_costs, markdown, scaling
     from dynlearn_ros.learning.ik.solver import LearnedIK
     from dynlearn_ros.learning.ik.store import load
     from dynlearn_ros.learning.ik.tasks import plot_tasks, run_tasks
@@ -247,7 +248,9 @@ def _tasks(args: argparse.Namespace) -> int:
         fits = {f"{min(dofs)} to {max(dofs)} DoF": growth_exponents(rows)}
         if sum(d >= args.fit_from for d in dofs) >= 2 and min(dofs) < args.fit_from:
             fits[f"{args.fit_from} to {max(dofs)} DoF"] = growth_exponents(rows, args.fit_from)
-        out["scaling"], out["scaling_fit"] = rows, fits
+        if args.fit_to is not None and sum(d <= args.fit_to for d in dofs) >= 2 and max(dofs) > args.fit_to:
+            fits[f"{min(dofs)} to {args.fit_to} DoF"] = growth_exponents(rows, max_dof=args.fit_to)
+        out["scaling"], out["scaling_fit"], out["scaling_costs"] = rows, fits, linear_costs(rows)
         md = markdown(rows, fits)
         print(md)
         if args.md:

@@ -12,12 +12,13 @@ from dynlearn_ros.learning.ik.diagnosis import (
     EDGE,
     TrueJacobianGN,
     configs_near_limits,
+    jacobian_rel_errors,
     neighbour_starts,
     true_jacobian,
 )
 from dynlearn_ros.learning.ik.model import PoseChainLSTM
 from dynlearn_ros.learning.ik.problem import IKProblem
-from dynlearn_ros.learning.ik.scaling import growth_exponents, scaling
+from dynlearn_ros.learning.ik.scaling import growth_exponents, linear_costs, scaling
 from dynlearn_ros.learning.ik.solver import LearnedIK
 
 
@@ -42,6 +43,17 @@ def test_true_jacobian_matches_central_differences(name):
             dq[j] = h
             d = (c.fk(q[b] + dq).reshape(-1) - c.fk(q[b] - dq).reshape(-1))[comps] / (2 * h)
             np.testing.assert_allclose(jac[b, :, j], d, atol=1e-7)
+
+
+def test_jacobian_rel_errors_is_zero_for_the_true_jacobian_and_large_for_an_untrained_net():
+    """The scaling sweep's Jacobian error: exactly 0 when the 'network' Jacobian is Pinocchio's
+    (TrueJacobianGN: the same arithmetic), and > 0.5 for an untrained network, whose Jacobian
+    has nothing to do with the arm (its weights are random; a correct one has error 0)."""
+    c = chain("planar3")
+    q = c.sample(np.random.default_rng(4), 6, 0.6)
+    net = _untrained(c)
+    np.testing.assert_array_equal(jacobian_rel_errors(TrueJacobianGN(net, c, max_iter=0), c, q), np.zeros(6))
+    assert np.all(jacobian_rel_errors(LearnedIK(net, c, max_iter=0), c, q) > 0.5)
 
 
 def test_true_jacobian_gn_solves_what_an_untrained_networks_jacobian_cannot():
@@ -165,6 +177,35 @@ def test_growth_exponents_recover_a_known_power_law():
         growth_exponents(rows, min_dof=80)
 
 
+def test_growth_exponents_max_dof_and_linear_costs_recover_a_known_cost_model():
+    """Per-iteration cost 0.6 + 0.002 n ms (the cost model's form) at n = 10 ... 320: the linear
+    fit returns a and b to round-off and n_half = a / b = 300 DoF; a cost falling with n (as
+    measured parts did in noise) has no growth (n_half inf); the exponent of a + b n over 10-20 DoF is below the one over 160-320 DoF (the
+    fixed part dominates below n_half, the part per DoF above it), and max_dof cuts the rows."""
+    dofs = [10, 20, 40, 80, 160, 320]
+    rows = []
+    for d in dofs:
+        per_it = 0.6 + 0.002 * d
+        rows.append({"dof": d, "dls_cpu_ms_per_iteration": per_it, "true_fk_cpu_ms": 0.02 - 1e-5 * d,
+                     "per_round": {"dls_cpu_ms_per_target": [5 * per_it] * 2,
+                                   "dls_iterations_per_target": [5.0] * 2,
+                                   "dls_cpu_ms_per_iteration": [per_it] * 2}})
+        rows[-1]["dls_cpu_ms_per_target"] = 5 * per_it
+    costs = linear_costs(rows)
+    assert costs["dls_cpu_ms_per_iteration"]["fixed_ms"] == pytest.approx(0.6, abs=1e-9)
+    assert costs["dls_cpu_ms_per_iteration"]["per_dof_ms"] == pytest.approx(0.002, abs=1e-12)
+    assert costs["dls_cpu_ms_per_iteration"]["dof_half"] == pytest.approx(300.0, rel=1e-6)
+    assert costs["true_fk_cpu_ms"]["dof_half"] == float("inf")
+    low = growth_exponents(rows, max_dof=20)["dls"]["cpu_ms_per_iteration"]["mean"]
+    high = growth_exponents(rows, min_dof=160)["dls"]["cpu_ms_per_iteration"]["mean"]
+    # d log(a + b n) / d log n = b n / (a + b n): 0.03-0.06 at 10-20 DoF, 0.35-0.52 at 160-320
+    assert low < 0.1 < 0.3 < high < 0.6
+    with pytest.raises(ValueError, match="two joint counts"):
+        growth_exponents(rows, min_dof=20, max_dof=30)
+    with pytest.raises(ValueError, match="two joint counts"):
+        linear_costs(rows[:1])
+
+
 def test_scaling_sweep_runs_both_jacobian_methods_and_keeps_every_round():
     """No model: DLS with Pinocchio's Jacobian and with finite differences on arm2 and arm3,
     two rounds of fresh targets; every round's value is kept and the row is their median."""
@@ -192,3 +233,22 @@ def test_ik_table_with_neighbour_starts_runs_home_first_and_refuses_unknown_sets
     assert nb["success_by_starts"][0] == rnd["success_by_starts"][0]
     with pytest.raises(ValueError, match="start set"):
         ik_table(None, c, 2, 0, start_set="corners", **kw)
+
+
+def test_ik_tasks_scaling_cli_writes_three_fit_ranges_and_the_cost_model(tmp_path):
+    """`ik tasks --no-tasks` without a model (DLS with both Jacobians) on arm2 ... arm4: the JSON
+    holds the full range, --fit-from's and --fit-to's ranges (each over its own rows) and the
+    cost model of the per-iteration costs."""
+    import json
+
+    from dynlearn_ros.cli import main
+
+    out = tmp_path / "s.json"
+    assert main(["ik", "tasks", "--no-tasks", "--scaling", "2", "3", "4", "--rounds", "2", "--scaling-targets", "2",
+                 "--fit-from", "6", "--fit-to", "6", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["scaling_fit"]) == {"4 to 8 DoF", "6 to 8 DoF", "4 to 6 DoF"}
+    rows = res["scaling"]
+    assert res["scaling_fit"]["4 to 6 DoF"] == growth_exponents(rows, max_dof=6)
+    assert res["scaling_fit"]["6 to 8 DoF"] == growth_exponents(rows, min_dof=6)
+    assert set(res["scaling_costs"]) == {"dls_cpu_ms_per_iteration", "dls_fd_cpu_ms_per_iteration"}

@@ -183,6 +183,29 @@ def test_broyden_variant_reaches_tolerance_with_fewer_network_jacobians(planar3_
         LearnedIK(model, c, jacobian_every=0)
 
 
+def test_broyden_once_takes_one_network_jacobian_per_row_and_still_converges(planar3_model):
+    """jacobian_every = polish (the scaling sweep's ``broyden_once``): the network's Jacobian is
+    taken at a polish's first step only - one model_jacobian call per polish, at most one row per
+    (target, start) - and the secant updates from the true residuals alone carry every target of
+    the Broyden test within 5 mm / 2 deg from the same 4 starts."""
+    model, c = planar3_model
+    rng = np.random.default_rng(11)
+    solver = LearnedIK(model, c, max_iter=0, polish=100, jacobian_every=100)
+    rows, polishes = [], []
+    real_jac, real_polish = solver.model_jacobian, solver._polish
+    solver.model_jacobian = lambda q, comps: rows.append(len(q)) or real_jac(q, comps)
+    solver._polish = lambda q0, probs, active: polishes.append(int(active.sum())) or real_polish(q0, probs, active)
+    problems = [_position_problem(q, heading=True) for q in c.sample(rng, 10, 0.8)]
+    res = solve_multistart(solver, start_configs(c, None, 4, seed=0), problems)
+    for p, r in zip(problems, res, strict=True):
+        fk = planar_fk(r.q)[-1]
+        assert np.linalg.norm(fk[:3] - p.target[-1, :3]) <= 5e-3
+        assert np.degrees(np.arccos(np.clip(fk[3:6] @ p.target[-1, 3:6], -1, 1))) <= 2.0
+    assert len(rows) == sum(1 for a in polishes if a > 0)  # one call per polish, none later
+    assert sum(rows) <= sum(polishes)
+    assert sum(r.iterations for r in res) > 2 * sum(rows)  # the steps really ran on secant updates
+
+
 def test_polish_leaves_a_masked_heading_free(planar3_model):
     """Tip of configuration A with the heading of B in the target, heading masked: the position
     is met while the heading ends far (> 30 deg) from B's and from the start's: the solver let the

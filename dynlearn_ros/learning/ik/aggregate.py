@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+from dynlearn_ros.learning.evaluation.aggregate import _stats as seed_stats
 
 METRICS = ("success", "success_1", "pos_mm_median", "rot_deg_median", "iterations_mean", "corrections_mean")
 
@@ -46,10 +46,10 @@ def seed_values(results: list[dict]) -> dict[tuple[str, str, str, str], dict[int
 
 
 def _stats(values: list[float]) -> dict:
-    arr = np.asarray(values, dtype=float)
-    sd = float(arr.std(ddof=1)) if arr.size > 1 else math.nan
-    return {"mean": float(arr.mean()), "sd": sd, "values": arr.tolist(), "min": float(arr.min()),
-            "max": float(arr.max())}
+    """{mean, sd (sample, ddof 1; NaN for one value), values, min, max} of one metric over seeds:
+    the evaluation aggregate's statistics, under this module's key "sd" (its "std")."""
+    st = seed_stats(values)
+    return {"mean": st["mean"], "sd": st["std"], "values": st["values"], "min": st["min"], "max": st["max"]}
 
 
 def aggregate(results: list[dict]) -> list[dict]:

@@ -68,6 +68,16 @@ def configs_near_limits(chain: Chain, rng: np.random.Generator, count: int, k: i
     return chain.sample_near_limits(rng, np.full(count, k), EDGE)
 
 
+def jacobian_rel_errors(solver: LearnedIK, chain: Chain, q: np.ndarray) -> np.ndarray:
+    """(B,) relative error of the network's Jacobian of the 9 end-effector components at q (B, n)
+    rad: |W (J_net - J_true)|_F / |W J_true|_F with W = 1 / 0.1 m on the position rows."""
+    comps = np.arange(9 * (chain.n - 1), 9 * chain.n)
+    w = np.where(np.arange(9) < 3, 1.0 / POS_UNIT, 1.0)[:, None]
+    jm = solver.model_jacobian(q, comps)[1]
+    jt = true_jacobian(chain, q, comps)
+    return np.linalg.norm(w * (jm - jt), axis=(1, 2)) / np.linalg.norm(w * jt, axis=(1, 2))
+
+
 def accuracy_by_limits(model, chain: Chain, per_k: int = 100, seed: int = 0) -> list[dict]:
     """Per k = 0 .. n joints in the outer 5 %: the network's end-effector error (mm, deg;
     median) and the relative error of its Jacobian of the 9 end-effector components,
@@ -75,16 +85,12 @@ def accuracy_by_limits(model, chain: Chain, per_k: int = 100, seed: int = 0) -> 
     from dynlearn_ros.learning.ik.training import chain_errors
 
     solver = LearnedIK(model, chain, max_iter=0)
-    comps = np.arange(9 * (chain.n - 1), 9 * chain.n)
-    w = np.where(np.arange(9) < 3, 1.0 / POS_UNIT, 1.0)[:, None]
     rng = np.random.default_rng(seed)
     rows = []
     for k in range(chain.n + 1):
         q = configs_near_limits(chain, rng, per_k, k)
-        pred, jm = solver.model_jacobian(q, comps)
-        err = chain_errors(pred, chain.fk_batch(q))
-        jt = true_jacobian(chain, q, comps)
-        rel = np.linalg.norm(w * (jm - jt), axis=(1, 2)) / np.linalg.norm(w * jt, axis=(1, 2))
+        err = chain_errors(solver.predict(q), chain.fk_batch(q))
+        rel = jacobian_rel_errors(solver, chain, q)
         rows.append({"joints_near_limits": k, "ee_pos_mm_median": float(1e3 * np.median(err["pos_m"][:, -1])),
                      "ee_rot_deg_median": float(np.median(err["rot_deg"][:, -1])),
                      "jacobian_rel_err_median": float(np.median(rel)),

@@ -12,7 +12,10 @@ Per joint count, end-effector pose targets (all 9 components; the FK of configur
 * with a chain-relative model (trained on one armN and moved to every N by
   :meth:`PoseChainLSTM.on_geometry`: the same weights), ``learned`` (learned-gn,
   Levenberg-Marquardt through the network's Jacobian on the true residual, at most ``polish``
-  steps) and ``broyden`` (learned-broyden: the network's Jacobian every BROYDEN_EVERY steps).
+  steps), ``broyden`` (learned-broyden: the network's Jacobian every BROYDEN_EVERY steps) and
+  ``broyden_once`` (the network's Jacobian at the first step only, Broyden's secant updates from
+  the true residuals for every later step: the network's O(n) sequential pass is paid once per
+  target instead of once per step or per BROYDEN_EVERY steps).
 
 Times are the process's CPU time (``time.process_time``, one torch thread): on a shared machine
 a lost time slice inflates wall time, not CPU time. The sweep over N is repeated ``rounds``
@@ -24,6 +27,12 @@ the growth exponent of the time is the sum of those two exponents. Each round gi
 least-squares slope of log(value) against log(DoF) over the joint counts; the result is their
 mean, sample sd, min and max over the rounds, and the slope through the medians. "Less than
 linear" means an exponent below 1.
+
+:func:`linear_costs`: the cost model's check. A per-iteration cost (or the cost of one part of a
+step) is fitted as a + b n over the joint counts (medians); a is the fixed part (Python, binding
+and per-operation overhead), b the part per DoF, and n_half = a / b the DoF where the two are
+equal: an exponent measured well below n_half is the overhead's (near 0), well above it the
+asymptotic one (near 1 for an O(n) pass).
 """
 
 from __future__ import annotations
@@ -35,17 +44,21 @@ import numpy as np
 from dynlearn_ros.learning.ik.chain import POSE_DIM, Chain, chain
 from dynlearn_ros.learning.ik.problem import IKProblem
 
-SOLVERS = ("dls", "dls_fd", "learned", "broyden")
+SOLVERS = ("dls", "dls_fd", "learned", "broyden", "broyden_once")
 LABELS = {"dls": "DLS, Pinocchio analytic Jacobian", "dls_fd": "DLS, finite-difference Jacobian of the FK (n + 1 FK calls)",
-          "learned": "learned-gn", "broyden": "learned-broyden"}
+          "learned": "learned-gn", "broyden": "learned-broyden",
+          "broyden_once": "learned-broyden, network Jacobian once per target"}
+#: parts of a step timed per joint count (CPU ms per call; :func:`_step_costs`)
+PARTS = ("model_jacobian_cpu_ms", "pinocchio_jacobian_cpu_ms", "true_fk_cpu_ms")
 
 
 def _step_costs(net, c: Chain, reps: int = 10) -> dict:
     """CPU ms (median of ``reps``) of the parts of one learned-gn step on chain ``c`` for an
     end-effector pose (9 constrained components, so 9 copies of q: model_jacobian): the LSTM's
     forward + backward alone, the composition of the relative outputs forward + backward
-    (log-depth scan, and the sequential product it replaced), the whole model Jacobian, and one
-    true FK of the constrained element (what a Broyden step costs besides a 9 x 9 solve)."""
+    (log-depth scan, and the sequential product it replaced), the whole model Jacobian, one
+    true FK of the constrained element (what a Broyden step costs besides a 9 x 9 solve) and
+    Pinocchio's analytic Jacobian of it (the O(n) C++ pass a DLS step takes)."""
     import torch
 
     from dynlearn_ros.learning.ik.model import compose, compose_sequential
@@ -69,7 +82,8 @@ def _step_costs(net, c: Chain, reps: int = 10) -> dict:
     parts = {"lstm_fwd_bwd_ms": lstm, "compose_scan_fwd_bwd_ms": lambda: comp(compose),
              "compose_sequential_fwd_bwd_ms": lambda: comp(compose_sequential),
              "model_jacobian_ms": lambda: solver.model_jacobian(np.zeros((1, c.n)), comps),
-             "true_fk_ms": lambda: c.fk(np.zeros(c.n), elements=[c.n - 1])}
+             "true_fk_ms": lambda: c.fk(np.zeros(c.n), elements=[c.n - 1]),
+             "pinocchio_jacobian_ms": lambda: c.jacobian(np.zeros(c.n), c.n - 1)}
     out = {}
     for key, fn in parts.items():
         fn()
@@ -90,7 +104,8 @@ def _targets(c: Chain, rng: np.random.Generator, count: int) -> list[IKProblem]:
 
 def _time_solver(put: dict, key: str, solve, problems: list[IKProblem], n: int) -> None:
     """Solve every problem from q = 0 with ``solve``; append this round's CPU ms per target,
-    wall ms per target, iterations per target, CPU ms per iteration and success to ``put``."""
+    wall ms per target, iterations per target, CPU ms per iteration, success and the mean
+    iterations of the solved targets (NaN when none was solved) to ``put``."""
     cpu0, wall0 = time.process_time(), time.perf_counter()
     res = [solve(np.zeros(n), p) for p in problems]
     cpu = 1e3 * (time.process_time() - cpu0) / len(res)
@@ -100,6 +115,8 @@ def _time_solver(put: dict, key: str, solve, problems: list[IKProblem], n: int) 
     put.setdefault(f"{key}_iterations_per_target", []).append(its)
     put.setdefault(f"{key}_cpu_ms_per_iteration", []).append(cpu / max(its, 1e-9))
     put.setdefault(f"{key}_success", []).append(float(np.mean([r.success for r in res])))
+    solved = [r.iterations for r in res if r.success]
+    put.setdefault(f"{key}_iterations_solved", []).append(float(np.mean(solved)) if solved else float("nan"))
 
 
 def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, targets: int = 5,
@@ -107,12 +124,15 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
             log=print) -> list[dict]:
     """One row per joint count N (module docstring): medians over ``rounds`` interleaved sweeps
     of CPU ms per target, iterations per target and CPU ms per iteration of each solver, plus
-    ``per_round`` (every round's value) and, with a model, its tip error on armN and the parts of
-    one learned step (:func:`_step_costs`). Without a model: DLS (both Jacobians) and the cost
+    ``per_round`` (every round's value) and, with a model, its tip error on armN (200
+    configurations over the full ranges), the median relative error of its end-effector Jacobian
+    (20 configurations within 30 % of the ranges, the targets' family; diagnosis.jacobian_rel_errors)
+    and the parts of one learned step (:func:`_step_costs`). Without a model: DLS (both Jacobians) and the cost
     of a forward + backward pass through an untrained LSTM of ``hidden``/``layers`` (the cost
     does not depend on the weights' values). Round r draws its targets with seed (seed, r, N)."""
     import torch
 
+    from dynlearn_ros.learning.ik.diagnosis import jacobian_rel_errors
     from dynlearn_ros.learning.ik.dls import DLSIK
     from dynlearn_ros.learning.ik.evaluation import BROYDEN_EVERY
     from dynlearn_ros.learning.ik.model import PoseChainLSTM
@@ -132,12 +152,17 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
         row = {"joints": nj, "dof": c.n, "targets_per_round": targets}
         if model is not None:
             err = evaluate(net, c, c.sample(np.random.default_rng([seed, nj]), 200, 1.0))
+            rel = jacobian_rel_errors(LearnedIK(net, c, max_iter=0), c,
+                                      c.sample(np.random.default_rng([seed, nj, 1]), 20, 0.3))
             row.update({"learned_ee_mm": 1e3 * float(err["pos_m"][:, -1].mean()),
-                        "learned_ee_deg": float(err["rot_deg"][:, -1].mean())})
+                        "learned_ee_deg": float(err["rot_deg"][:, -1].mean()),
+                        "jacobian_rel_err_median": float(np.median(rel))})
         solvers = {"dls": DLSIK(c, max_iter=200).solve, "dls_fd": DLSIK(c, max_iter=200, jacobian="fd").solve}
         if model is not None:
             solvers["learned"] = LearnedIK(net, c, max_iter=0, polish=polish).solve
             solvers["broyden"] = LearnedIK(net, c, max_iter=0, polish=polish, jacobian_every=BROYDEN_EVERY).solve
+            # jacobian_every = polish: the age of the first Jacobian never reaches it within the budget
+            solvers["broyden_once"] = LearnedIK(net, c, max_iter=0, polish=polish, jacobian_every=max(polish, 1)).solve
         setup[nj] = (c, net, solvers, row)
     samples: dict = {nj: {} for nj in joint_counts}
     for r in range(rounds):
@@ -153,7 +178,7 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
                 torch.autograd.grad((w * net(q[None])[0]).sum(), q)
             put.setdefault("lstm_pass_cpu_ms", []).append(1e3 * (time.process_time() - cpu0) / 10)
             if model is not None and step_costs:
-                for key, ms in _step_costs(net, c).items():
+                for key, ms in _step_costs(net, c, reps=5).items():
                     put.setdefault(key, []).append(ms)
             for key, solve in solvers.items():
                 _time_solver(put, key, solve, problems, c.n)
@@ -163,18 +188,19 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
     rows = []
     for nj in joint_counts:
         row = setup[nj][3]
-        row.update({k: float(np.median(v)) for k, v in samples[nj].items()})
+        row.update({k: float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
+                    for k, v in samples[nj].items()})
         row["per_round"] = samples[nj]
         row["rounds"] = rounds
         rows.append(row)
     return rows
 
 
-def growth_exponents(rows: list[dict], min_dof: int = 0) -> dict:
-    """{solver: {quantity: exponent stats}} over the rows with dof >= ``min_dof`` (module
-    docstring); quantities: cpu_ms_per_target, iterations_per_target, cpu_ms_per_iteration.
+def growth_exponents(rows: list[dict], min_dof: int = 0, max_dof: float = float("inf")) -> dict:
+    """{solver: {quantity: exponent stats}} over the rows with ``min_dof`` <= dof <= ``max_dof``
+    (module docstring); quantities: cpu_ms_per_target, iterations_per_target, cpu_ms_per_iteration.
     Stats: per-round slopes, their mean, sample sd, min, max, and the slope through the medians."""
-    rows = [r for r in rows if r["dof"] >= min_dof]
+    rows = [r for r in rows if min_dof <= r["dof"] <= max_dof]
     if len(rows) < 2:
         raise ValueError("a growth exponent needs at least two joint counts")
     x = np.log([r["dof"] for r in rows])
@@ -195,14 +221,39 @@ def growth_exponents(rows: list[dict], min_dof: int = 0) -> dict:
     return out
 
 
+def linear_costs(rows: list[dict]) -> dict[str, dict]:
+    """{quantity: {fixed_ms, per_dof_ms, dof_half}}: least-squares a + b n over the rows' medians
+    (module docstring) of every solver's ``cpu_ms_per_iteration`` and of the :data:`PARTS`
+    present; dof_half = a / b (inf when b <= 0: no measurable growth)."""
+    if len(rows) < 2:
+        raise ValueError("a cost fit needs at least two joint counts")
+    n = np.array([r["dof"] for r in rows], dtype=float)
+    keys = [f"{s}_cpu_ms_per_iteration" for s in SOLVERS] + list(PARTS)
+    out = {}
+    for key in keys:
+        if not all(key in r for r in rows):
+            continue
+        b, a = np.polyfit(n, np.array([r[key] for r in rows], dtype=float), 1)
+        out[key] = {"fixed_ms": float(a), "per_dof_ms": float(b),
+                    "dof_half": float(a / b) if b > 0 else float("inf")}
+    return out
+
+
 def markdown(rows: list[dict], fits: dict[str, dict]) -> str:
     """The per-N table (medians) and one exponent table per fit range (``fits``: title -> fit)."""
     present = [s for s in SOLVERS if f"{s}_cpu_ms_per_target" in rows[0]]
-    head = "| joints | DoF | " + " | ".join(f"{LABELS[s]}: iterations, CPU ms/target (success)" for s in present) + " |"
-    lines = [head, "|---|---|" + "---|" * len(present)]
+    head = "| joints | DoF | " + " | ".join(
+        f"{LABELS[s]}: iterations (of the solved), CPU ms/target, ms/iteration (success)" for s in present) + " |"
+    model_cols = "jacobian_rel_err_median" in rows[0]
+    if model_cols:
+        head += " network tip error mm, Jacobian relative error (median) |"
+    lines = [head, "|---|---|" + "---|" * (len(present) + model_cols)]
     for r in rows:
-        cells = [f"{r[f'{s}_iterations_per_target']:.1f}, {r[f'{s}_cpu_ms_per_target']:.1f} "
+        cells = [f"{r[f'{s}_iterations_per_target']:.1f} ({r.get(f'{s}_iterations_solved', float('nan')):.1f}), "
+                 f"{r[f'{s}_cpu_ms_per_target']:.1f}, {r[f'{s}_cpu_ms_per_iteration']:.2f} "
                  f"({100 * np.mean(r['per_round'][f'{s}_success']):.0f} %)" for s in present]
+        if "jacobian_rel_err_median" in r:
+            cells.append(f"{r['learned_ee_mm']:.1f}, {r['jacobian_rel_err_median']:.3f}")
         lines.append(f"| {r['joints']} | {r['dof']} | " + " | ".join(cells) + " |")
     for title, fit in fits.items():
         lines += ["", f"Growth exponents, {title} (slope of log value vs log DoF; mean ± sd over rounds "
@@ -215,4 +266,14 @@ def markdown(rows: list[dict], fits: dict[str, dict]) -> str:
                 cells.append("—" if e is None else
                              f"{e['mean']:.2f} ± {e['sd']:.2f} [{e['min']:.2f}, {e['max']:.2f}]; {e['of_medians']:.2f}")
             lines.append(f"| {LABELS[s]} | " + " | ".join(cells) + " |")
+    parts = [p for p in PARTS if p in rows[0]]
+    if parts:
+        lines += ["", "Parts of a step, CPU ms per call (median over rounds):", "",
+                  "| DoF | " + " | ".join(p.replace("_cpu_ms", "") for p in parts) + " |", "|---|" + "---|" * len(parts)]
+        lines += [f"| {r['dof']} | " + " | ".join(f"{r[p]:.3f}" for p in parts) + " |" for r in rows]
+    lines += ["", "Cost model a + b n over the joint counts (medians; n_half = a / b, the DoF where the part "
+              "per DoF equals the fixed part):", "", "| quantity | fixed a, ms | b, ms per DoF | n_half, DoF |",
+              "|---|---|---|---|"]
+    for key, f in linear_costs(rows).items():
+        lines.append(f"| {key} | {f['fixed_ms']:.3f} | {f['per_dof_ms']:.5f} | {f['dof_half']:.0f} |")
     return "\n".join(lines) + "\n"

@@ -27,7 +27,7 @@ the true one, r = t - f_true(q) (masked, positions / ``pos_unit``):
     dq = J_m^T (J_m J_m^T + lambda^2 I)^-1 r,   clamped to +-2 max_step, q clipped to the limits.
 
 ``jacobian_every`` = k > 1 (the ``learned-broyden`` variant): the network's Jacobian is taken at
-the first step and then only every k steps (and after a rejected step); in between it is
+the first step and then only every k steps (a rejected step's secant updates it too); in between it is
 refined by Broyden's rank-1 secant update from the true residuals the steps measure anyway,
 J <- J + ((r_old - r_new) - J dq) dq^T / |dq|^2 (weighted residual space), so that most steps
 cost one true FK instead of a forward and backward pass through the LSTM. The learned Jacobian
