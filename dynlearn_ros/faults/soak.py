@@ -11,6 +11,7 @@ slope over the second half, and per 5-minute window with a fit after the warm-up
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -78,6 +79,36 @@ def rss_anon_mb(pid: int) -> float | None:
     return None
 
 
+def _end_started_nodes(workdir: Path, timeout_s: float = 10.0) -> None:
+    """SIGINT to every child process of this one started for ``workdir`` (the nodes' parameters
+    name files in it), SIGKILL to those still running ``timeout_s`` later. The soak's last
+    cleanup: a signal can land inside ``NodeProcess``'s start, after its process was spawned and
+    before the soak holds it (a SIGINT right after the controller's spawn left both nodes running)."""
+    import signal
+
+    import psutil
+
+    kids = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if any(str(workdir) in a for a in p.cmdline()):
+                kids.append(p)
+        except psutil.Error:   # gone or a zombie: nothing to end
+            pass
+    for p in kids:
+        try:
+            p.send_signal(signal.SIGINT)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(kids, timeout=timeout_s)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=5.0)
+
+
 def _interrupt(proc, timeout_s: float = 60.0) -> None:
     """SIGINT to ``proc`` (a psutil.Process) and wait for its exit (the heaptrack data flush)."""
     import signal
@@ -134,12 +165,16 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
     workdir.mkdir(parents=True, exist_ok=True)
     model = resolve_model_dir(SHIPPED_MODEL)
     have_model = (model / "model.onnx").is_file()
-    with ros_domain(workdir / "ros_log") as env:
+    # ``started``: a signal or an error before the run's own try/finally (a SIGINT during the
+    # nodes' or the driver's start-up left nodes running, orphaned) still ends every node started
+    with ros_domain(workdir / "ros_log") as env, contextlib.ExitStack() as started:
+        started.callback(_end_started_nodes, workdir)   # runs last: whatever the stops below missed
         summary = workdir / "controller.json"
         stats = workdir / "bridge.json"
         ctl = NodeProcess("computed_torque", {"robot": ROBOT, "summary_path": str(summary),
                                               "reference": "hold"}, env, workdir / "controller.log",
                           prefix=_heaptrack_prefix("controller", heaptrack, workdir))
+        started.callback(ctl.stop)
         plant: dict = {}
         payload_range = (0.0, 3.0)
         if model_plant:
@@ -151,7 +186,9 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
             plant["trace_path"] = str(workdir / "bridge-trace.npz")
         br = NodeProcess("sim_bridge", {"robot": ROBOT, **plant, "stepping": "realtime", "stats_path": str(stats)},
                          env, workdir / "bridge.log", prefix=_heaptrack_prefix("bridge", heaptrack, workdir))
+        started.callback(br.stop)
         rclpy.init()
+        started.callback(rclpy.try_shutdown)
         node = rclpy.create_node("soak_driver")
         counts = {"commands": 0, "beyond_limits": 0, "non_finite": 0, "max_over_limit": 0.0}
 
