@@ -21,6 +21,9 @@ def test_trim_returns_the_free_pages_between_live_blocks():
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
     proc = psutil.Process()
+    # free heap left resident by earlier tests would serve the blocks without growing the RSS:
+    # trim first, so reused free chunks are pages the kernel has to fault in again
+    trim_heap()
     r0 = proc.memory_info().rss
     blocks = [libc.malloc(BLOCK) for _ in range(BLOCKS)]
     assert all(blocks)
