@@ -36,3 +36,4 @@ def test_bench_soak_bad_option_is_one_line_exit_2(args):
     assert r.returncode == 2, r.stdout + r.stderr
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+

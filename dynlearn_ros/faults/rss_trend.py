@@ -1,0 +1,88 @@
+"""The soak's memory verdict from an RSS series: a least-squares slope after the warm-up with its
+standard error, and the slope per window (docs/safety.md, "Memory, seventh session").
+
+    python -m dynlearn_ros.faults.rss_trend SOAK.json [--window-min 5] [--warmup-min 5]
+
+prints, per node of a ``bench soak --json`` file (its RSS and, where recorded, its anonymous RSS), the windows table of docs/safety.md (window,
+slope MB/min, mean and lowest RSS MB) and the fit after the warm-up. No ROS, numpy only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def linear_slope(t_min: np.ndarray, mb: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope of ``mb`` (m,) MB over ``t_min`` (m,) minutes, m >= 3, and its standard
+    error from the residuals (both MB/min). The error assumes independent residuals; RSS samples
+    a few seconds apart are correlated, so it is a lower bound on the slope's real uncertainty:
+    hence the windows beside it."""
+    x = t_min - t_min.mean()
+    sxx = float(x @ x)
+    b = float(x @ (mb - mb.mean()) / sxx)
+    resid = mb - mb.mean() - b * x
+    return b, float(np.sqrt(float(resid @ resid) / (len(x) - 2) / sxx))
+
+
+def rss_trend(series_s_mb: Sequence[Sequence[float]], window_min: float = 5.0, warmup_min: float = 5.0) -> dict:
+    """``series_s_mb``: (m, 2) samples [time since start s, RSS MB]. Returns
+
+    * ``windows``: consecutive windows of ``window_min`` from 0 (the last one may be shorter, kept
+      if it holds >= 3 samples): {"from_min", "to_min", "slope_mb_per_min", "mean_mb", "min_mb", "samples"};
+    * ``fit``: {"from_min", "slope_mb_per_min", "stderr_mb_per_min", "samples"} over t >= ``warmup_min``
+      (None with fewer than 3 samples there);
+    * ``lowest_per_window_mb``: each window's lowest RSS (a leak raises the floor, noise does not
+      have to)."""
+    s = np.asarray(series_s_mb, dtype=float).reshape(-1, 2)
+    t, mb = s[:, 0] / 60.0, s[:, 1]
+    windows = []
+    if len(t):
+        k = 0
+        while k * window_min <= t[-1]:
+            lo, hi = k * window_min, (k + 1) * window_min
+            m = (t >= lo) & (t < hi)
+            if m.sum() >= 3:
+                b, _ = linear_slope(t[m], mb[m])
+                windows.append({"from_min": lo, "to_min": min(hi, float(t[-1])), "slope_mb_per_min": b,
+                                "mean_mb": float(mb[m].mean()), "min_mb": float(mb[m].min()), "samples": int(m.sum())})
+            k += 1
+    m = t >= warmup_min
+    fit = None
+    if m.sum() >= 3:
+        b, se = linear_slope(t[m], mb[m])
+        fit = {"from_min": warmup_min, "slope_mb_per_min": b, "stderr_mb_per_min": se, "samples": int(m.sum())}
+    return {"windows": windows, "fit": fit, "lowest_per_window_mb": [w["min_mb"] for w in windows]}
+
+
+def format_trend(name: str, trend: dict) -> str:
+    """One markdown-ish block: the node, its windows and the fit."""
+    lines = [f"{name}:"]
+    for w in trend["windows"]:
+        lines.append(f"  {w['from_min']:5.1f}-{w['to_min']:5.1f} min  {w['slope_mb_per_min']:+8.3f} MB/min  "
+                     f"mean {w['mean_mb']:8.2f}  min {w['min_mb']:8.2f} MB  ({w['samples']} samples)")
+    f = trend["fit"]
+    if f is not None:
+        lines.append(f"  fit from {f['from_min']:g} min: {f['slope_mb_per_min']:+.4f} +- {f['stderr_mb_per_min']:.4f} "
+                     f"MB/min ({f['samples']} samples)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="RSS windows and fit of a bench soak JSON")
+    p.add_argument("json")
+    p.add_argument("--window-min", type=float, default=5.0)
+    p.add_argument("--warmup-min", type=float, default=5.0)
+    a = p.parse_args(argv)
+    with open(a.json) as f:
+        out = json.load(f)
+    for key, label in (("memory_mb", "RSS"), ("memory_anon_mb", "anonymous RSS")):
+        for name, m in out.get(key, {}).items():
+            print(format_trend(f"{name} ({label})", rss_trend(m["series_s_mb"], a.window_min, a.warmup_min)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Give the C allocator's free pages back to the kernel: glibc's ``malloc_trim(0)``.
+
+Why (docs/safety.md, "Memory, seventh session"): a model swap builds an onnxruntime session in
+the model slot's worker thread and destroys the one a swap let go in the ticking thread. glibc
+serves each thread from its own malloc arena and keeps freed chunks there for reuse; a thread
+arena's free pages are returned to the kernel only when its top chunk shrinks past the trim
+threshold, so fragments between live blocks stay resident. ``malloc_trim(0)`` walks every arena
+and ``madvise(MADV_DONTNEED)``s the whole free pages inside them, which bounds what a run of
+load / destroy cycles can leave resident.
+
+No ROS, no numpy. On a C library without ``malloc_trim`` (musl, macOS) :func:`trim_heap` does
+nothing and says so (``None``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import time
+from collections.abc import Callable
+
+_trim: Callable[[int], int] | None = None
+_looked_up = False
+
+
+def _lookup() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (size_t pad -> int), or None where the C library has none."""
+    global _trim, _looked_up
+    if not _looked_up:
+        _looked_up = True
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            fn = libc.malloc_trim
+        except (OSError, AttributeError):
+            return None
+        fn.argtypes = [ctypes.c_size_t]
+        fn.restype = ctypes.c_int
+        _trim = fn
+    return _trim
+
+
+def trim_available() -> bool:
+    """Whether this process's C library has ``malloc_trim`` (glibc)."""
+    return _lookup() is not None
+
+
+def trim_heap() -> float | None:
+    """``malloc_trim(0)`` in every arena; returns its duration in seconds (wall, perf_counter),
+    or None where the C library has no ``malloc_trim``. It takes each arena's lock in turn, so
+    another thread's malloc in that arena waits for at most that arena's walk: call it where a
+    short wait costs nothing (the model slot calls it in its worker thread, never in a tick)."""
+    fn = _lookup()
+    if fn is None:
+        return None
+    t0 = time.perf_counter()
+    fn(0)
+    return time.perf_counter() - t0
