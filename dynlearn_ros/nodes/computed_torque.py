@@ -37,7 +37,6 @@ from rclpy.clock import Clock, ClockType  # noqa: E402
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.serialization import deserialize_message  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
@@ -353,6 +352,8 @@ class ComputedTorqueNode(Node):
         if cdr.decode(raw):
             self._tick(t_start, cdr.name, cdr.position, cdr.velocity, cdr.effort, cdr.sec, cdr.nanosec)
             return
+        from rclpy.serialization import deserialize_message  # (imported here: rarely needed)
+
         try:   # not read by the numpy decoder: rclpy's own deserialization decides
             msg = deserialize_message(raw, JointState)
         except Exception:  # noqa: BLE001 - whatever rclpy cannot decode is a rejected state
