@@ -53,9 +53,10 @@ class OnnxStep:
                 bind(arg.name, ov)
         # run() calls the session's C++ entry with the binding, bound once: onnxruntime's Python
         # method (InferenceSession.run_with_iobinding) checks for WebGPU graph capture on every
-        # call, ~20 us of thread CPU time per step on the iiwa's ac-RKN (p50 55 against 74 us,
-        # 4 interleaved rounds of 2 000 at load ~20, docs/benchmarks.md). A partial is called
-        # without a Python frame. Where the private names are missing, the public method.
+        # call: on the iiwa's ac-RKN, thread CPU per step min 48.5 against 49.3 us, p50 61.5
+        # against 78.6 us (8 shuffled rounds of 2 000 at load ~15, docs/benchmarks.md: a small
+        # saving; the graph itself is the cost). A partial is called without a Python frame.
+        # Where the private names are missing, the public method.
         sess, iob = getattr(self.session, "_sess", None), getattr(self._binding, "_iobinding", None)
         if sess is not None and iob is not None and hasattr(sess, "run_with_iobinding"):
             self.run = functools.partial(sess.run_with_iobinding, iob, None)
