@@ -23,6 +23,9 @@ caller then deserializes with rclpy, so a message rclpy accepts is never lost to
 and one rclpy refuses is refused as before. What it accepts equals rclpy's decoding field by
 field (test/unit/test_joint_state_cdr.py: NaN, short and empty arrays, unknown, extra and
 reordered names, frame ids of every length mod 8).
+
+Not wired into ``nodes/computed_torque.py`` yet: the node with it (commit 1cfef6f) left a lockstep
+state unanswered in test_closed_loop more often than main (docs/benchmarks.md, seventh session).
 """
 
 from __future__ import annotations
