@@ -238,6 +238,9 @@ def run_metrics(run: dict) -> dict[str, float | None]:
         "cpu_percent_sim_bridge": rt["cpu_percent"]["sim_bridge"],
         "cpu_percent_computed_torque": rt["cpu_percent"]["computed_torque"],
     }
+    # the tick's stages before the publish (nodes/computed_torque.py STAGES), when the summary has them
+    for stage, pct in (rt["controller"].get("controller_stage_us") or {}).items():
+        m[f"controller_stage_{stage}_p50_us"], m[f"controller_stage_{stage}_p99_us"] = pct["p50"], pct["p99"]
     if "lockstep" in run:
         lb = run["lockstep"]["bridge"]
         loop_s = lb.get("loop_wall_time_s")
@@ -356,7 +359,8 @@ def bench_loop(cfg: LoopBenchConfig, progress=print) -> dict:
         "controller_tick_us": {"p50": med["controller_tick_p50_us"], "p99": med["controller_tick_p99_us"],
                                "n": med["controller_tick_n"],
                                "publish_p50": med["controller_publish_p50_us"],
-                               "publish_p99": med["controller_publish_p99_us"]},
+                               "publish_p99": med["controller_publish_p99_us"],
+                               "stages": _stages(med)},
         "cpu_percent": {"sim_bridge": med["cpu_percent_sim_bridge"],
                         "computed_torque": med["cpu_percent_computed_torque"]},
         "baseline": {},
@@ -392,6 +396,16 @@ def bench_loop(cfg: LoopBenchConfig, progress=print) -> dict:
     return result
 
 
+def _stages(med: dict) -> dict[str, dict[str, float | None]]:
+    """{stage: {p50, p99}} us of the tick's stages from the medians' controller_stage_* keys."""
+    out: dict[str, dict[str, float | None]] = {}
+    for key, value in med.items():
+        if key.startswith("controller_stage_") and key.endswith("_us"):
+            stage, pct = key[len("controller_stage_"):-len("_us")].rsplit("_", 1)
+            out.setdefault(stage, {})[pct] = value
+    return out
+
+
 def _misses_vs_echo(med: dict) -> bool | None:
     """Deadline misses <= 1.5x the bare rclpy echo's (None without that baseline). An echo with
     no miss at all: met only if the pair had none either."""
@@ -423,6 +437,9 @@ def format_summary(result: dict) -> str:
         f"p99 {_f(result['controller_tick_us'].get('publish_p99'))} us)"
         f"   goal p99 <= {result['goals']['controller_tick_p99_us_max']:.0f} us: "
         f"{'met' if ok['controller_tick_p99'] else 'MISSED'}",
+        "  tick stages p50 / p99 us: " + ", ".join(
+            f"{k} {_f(v.get('p50'), '.1f')} / {_f(v.get('p99'), '.1f')}"
+            for k, v in result["controller_tick_us"].get("stages", {}).items()),
         f"  cpu (100 = one core): sim_bridge {_f(result['cpu_percent']['sim_bridge'])} %  "
         f"computed_torque {_f(result['cpu_percent']['computed_torque'])} %",
     ]

@@ -18,6 +18,8 @@ from dynlearn_ros.runtime.errors import ModelLoadError
 from dynlearn_ros.runtime.metadata import ModelMetadata
 from dynlearn_ros.runtime.validate import ValidatedModel, joint_permutation, open_model_dir
 
+_all = np.logical_and.reduce
+
 __all__ = ["DESIRED_NEXT", "AcrknForwardPredictor", "AcrknInversePredictor", "joint_permutation"]
 
 
@@ -134,6 +136,8 @@ class AcrknInversePredictor(InverseModel):
         self._var = self.step.outputs["tau_var"][0]
         self._belief_out = self.step.outputs["belief_out"][0]
         self._init_belief = _belief(model, self._belief)
+        self._finite = np.zeros(self.step.out_buf.shape, dtype=bool)
+        self._views = (self._obs[:n], self._obs[n:], self._obs_next[:n], self._obs_next[n:])
         self._committed = np.zeros(n)
         self._has_commit = False
         self._tmp = np.zeros(n)
@@ -182,12 +186,13 @@ class AcrknInversePredictor(InverseModel):
         else:
             qn[:] = query.q_des_next
             qdn[:] = query.qd_des_next
-        if self._identity:
-            self._obs[:n] = query.q
-            self._obs[n:] = query.qd
-            self._obs_next[:n] = qn
-            self._obs_next[n:] = qdn
-            self._act[:] = prev
+        if self._identity:   # into float32 views made once (a slice per call costs as much as the copy)
+            o_q, o_qd, on_q, on_qd = self._views
+            o_q[...] = query.q
+            o_qd[...] = query.qd
+            on_q[...] = qn
+            on_qd[...] = qdn
+            self._act[...] = prev
         else:  # model order j <- requested order p[j]
             np.take(query.q, p, out=self._tmp)
             self._obs[:n] = self._tmp
@@ -200,13 +205,15 @@ class AcrknInversePredictor(InverseModel):
             np.take(prev, p, out=self._tmp)
             self._act[:] = self._tmp
         self.step.run()
-        if not np.isfinite(self.step.out_buf).all():   # tau, var and belief in one scan
+        # tau, var and belief in one scan, into a preallocated mask (ndarray.all() would go
+        # through numpy's Python-level wrapper)
+        if not _all(np.isfinite(self.step.out_buf, out=self._finite)):
             return False
         self._belief[:] = self._belief_out
         np.sqrt(self._var, out=self._var)
         if self._identity:
-            mean_out[:] = self._tau
-            std_out[:] = self._var
+            mean_out[...] = self._tau
+            std_out[...] = self._var
         else:
             mean_out[p] = self._tau
             std_out[p] = self._var
