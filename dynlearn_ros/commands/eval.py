@@ -26,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rate of the analytic / previous-torque rows (each run uses its own)")
     parser.add_argument("--urdf", default=None, help="--model analytic: URDF of your robot (default: "
                         "the robot table's baseline robot for the data set, config/robots.yaml)")
+    parser.add_argument("--residual-clip", action="store_true",
+                        help="forward runs on the ARX base (train --base arx) trained without "
+                        "--residual-clip: also score each with its residual clipped to the training "
+                        "residual's range (learning/models/arx_base.py), as a second row")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     # ValueError (nothing to evaluate, no URDF, another robot's run): one line, exit 2 (cli.main)
     results = evaluate_runs(str(args.data), args.runs, args.seed, args.subsample, analytic=args.model == "analytic",
-                                urdf=args.urdf, split=split_spec(args, default_none=True), threads=args.threads)
+                                urdf=args.urdf, split=split_spec(args, default_none=True), threads=args.threads,
+                                residual_clip=args.residual_clip)
     table = sequence_eval_table(results, results["direction"], results["joint_names"])
     if "metric" in results:
         table = f"h = k columns: {results['metric']}.\n\n{table}"

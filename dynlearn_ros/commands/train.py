@@ -90,6 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", choices=("none", "arx"), default="none",
                         help="forward ac-RKN / RKN: 'arx' = learn the residual of a least-squares ARX(2, 2) "
                              "prediction fitted on the training split (learning/models/arx_base.py)")
+    parser.add_argument("--residual-clip", action="store_true",
+                        help="with --base arx: clip the learned residual to the largest |ARX one-step "
+                             "residual| on the training rows (bounded free runs; learning/models/arx_base.py)")
     parser.add_argument("--lam", type=float, default=0.1, help="inverse: weight of the forward RMSE")
     parser.add_argument("--act-target", choices=("difference", "absolute"), default="difference",
                         help="inverse: predict a_t - a_{t-1} (paper) or a_t (closed-loop use, see "
@@ -127,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     if args.base == "arx" and not (direction == "forward" and args.model in ("acrkn-fwd", "rkn")
                                    and args.fwd_output == "difference"):
         raise SystemExit("train: --base arx needs a forward --model acrkn-fwd (or rkn) with --fwd-output difference")
+    if args.residual_clip and args.base != "arx":
+        raise SystemExit("train: --residual-clip needs --base arx")
     window = args.window or (40 if direction == "forward" else 50)
     epochs, batch_size, lr = sequence_hparams(args)
     tcfg = TrainConfig(
@@ -139,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         ctrl_layers=args.ctrl_layers, lr_schedule=args.lr_schedule, patience=args.patience,
         time_budget_s=args.time_budget, rollout_frac=args.rollout_frac, rollout_context=args.rollout_context,
         rollout_weight=args.rollout_weight, fwd_output=args.fwd_output, base=args.base,
+        residual_clip=args.residual_clip,
     )
     try:
         from dynlearn_ros.learning.training.sequence import check_schedule

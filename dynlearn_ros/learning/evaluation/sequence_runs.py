@@ -32,7 +32,8 @@ def analytic_errors(data_name: str, test, urdf: str | Path | None = None) -> dic
 
 
 def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, subsample: int = 1,
-                  analytic: bool = False, urdf: str | Path | None = None, split=None, threads: int = 1) -> dict:
+                  analytic: bool = False, urdf: str | Path | None = None, split=None, threads: int = 1,
+                  residual_clip: bool = False) -> dict:
     """Metrics of each run directory on the test split of ``data_name`` (split seed ``seed``; each
     run at its own training rate), the analytic model when ``analytic`` (``urdf``: your robot's;
     default: the robot table's baseline robot of the data set), and for inverse
@@ -43,7 +44,9 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
     default the split recorded in the first run's checkpoint (else 0.7 / 0.15 / 0.15). ``threads``:
     torch intra-op threads (default 1: torch's default of one per core made every small op of the
     recurrent rollouts wait for a second thread, and on a loaded 2-core machine that multiplied the
-    evaluation's CPU time, ``docs/results.md``)."""
+    evaluation's CPU time, ``docs/results.md``). ``residual_clip``: every forward run on the ARX
+    base trained without the clip is scored a second time with it (row "<name> + residual clip";
+    the bound from the run's training split, ``models.arx_base.arx_residual_bound``)."""
     import torch
 
     from dynlearn_ros.datasets.catalog import load_dataset
@@ -103,6 +106,9 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
         if name in results["models"]:   # two runs of one kind and seed (e.g. two training options)
             name = f"{name} [{Path(run_dir).name}]"
         results["models"][name] = res
+        if residual_clip and direction == "forward" and hasattr(model, "set_residual_bound") \
+                and model.res_bound is None:
+            results["models"][f"{name} + residual clip"] = _clipped_scores(model, stats, tr_k, te_k, tc, arx_k, res)
     test = keep_every(test, int(subsample or 1))
     train = keep_every(_tr, int(subsample or 1))
     if direction == "forward":
@@ -138,3 +144,22 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
     results["direction"] = direction or "inverse"
     results["joint_names"] = list(data.joint_names)
     return results
+
+
+def _clipped_scores(model, stats, train, test, tc: dict, arx, unclipped: dict) -> dict:
+    """The forward scores of an ARX-base ``model`` with its residual clipped to the range of
+    ``train`` (normalized units of ``stats``); the run's bookkeeping fields copied from
+    ``unclipped``, plus "residual_bound" (d_o,)."""
+    from dynlearn_ros.datasets.windows import model_arrays
+    from dynlearn_ros.learning.evaluation.sequence import forward_free_run, forward_multistep
+    from dynlearn_ros.learning.models.arx_base import arx_residual_bound
+
+    obs, act = model_arrays(train, "forward", tc["obs_qd"])
+    bound = arx_residual_bound(obs, act, train.episode, stats, model.arx_w.double().numpy())
+    model.set_residual_bound(bound)
+    res = forward_multistep(model, stats, test, obs_qd=tc["obs_qd"])
+    res["free_run"] = forward_free_run(model, stats, test, obs_qd=tc["obs_qd"], arx=arx)
+    res.update({k: unclipped[k] for k in ("run", "subsample", "obs_qd", "seed", "epochs", "best_epoch",
+                                          "train_rows", "train_wall_s")})
+    res["residual_bound"] = bound.tolist()
+    return res

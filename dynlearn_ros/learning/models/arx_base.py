@@ -31,6 +31,15 @@ at random, the ARX part alone reached a normalized RMSE of 133 where its plain f
 So the lag is shifted by the same correction as the current row, o~_{t-1} + (o_t - o_hat_t): the
 predicted velocity is kept and the level is corrected.
 
+Residual clip (``ModelConfig.residual_clip``, ``train --residual-clip``, ``eval --residual-clip``
+for a run trained without it): the decoded residual is clamped per dimension to
+[-r_max, r_max], r_max the largest |ARX one-step residual| on the training rows
+(:func:`arx_residual_bound`), i.e. the largest correction the training data ever asked of it.
+Inside that range the model is unchanged (a clamp, not a squashing function); outside it the
+network extrapolates to states it never saw (a free run feeds the model its own predictions,
+and the RKN's latent runs its transition with no observation to correct it), and the clamp
+keeps the free run within the base's reach of bounded inputs: ARX + a residual that cannot grow.
+
 Not exportable to ONNX yet (the step graph carries the belief alone): ``export`` refuses it.
 """
 
@@ -68,6 +77,25 @@ def normalized_arx_weights(obs: np.ndarray, act: np.ndarray, episode: np.ndarray
     return w
 
 
+def arx_residual_bound(obs: np.ndarray, act: np.ndarray, episode: np.ndarray, stats: Stats,
+                       w: np.ndarray) -> np.ndarray:
+    """r_max (d_o,): per dimension, the largest |normalized next difference - ARX prediction| over
+    the training rows, in the model's normalized-difference units (those of the residual it adds).
+
+    obs (N, d_o), act (N, d_a), episode (N,) physical training rows; w the base's weights from
+    :func:`normalized_arx_weights` on the same rows. Row t pairs the regressors of rows t-1, t with
+    the change o_{t+1} - o_t (``ARX.one_step_rows``), the pairing the model's step uses."""
+    on = (obs - stats.obs_mean) / stats.obs_std
+    an = (act - stats.act_mean) / stats.act_std
+    rows = ARX(ARX_NA, ARX_NB).one_step_rows(on, an, episode)
+    if not rows:
+        raise ValueError("no training episode is long enough for the ARX base's residual range")
+    x = np.concatenate([r[0] for r in rows])
+    dn = np.concatenate([r[1] for r in rows]) * stats.obs_std              # o_{t+1} - o_t, physical
+    target = (dn - stats.dobs_mean) / stats.dobs_std
+    return np.abs(target - x @ w).max(axis=0)
+
+
 class ArxBaseForward(AcRknForward):
     """ac-RKN (or, with ``concat_actions``, RKN) forward model on an ARX(2, 2) base (module doc)."""
 
@@ -80,6 +108,16 @@ class ArxBaseForward(AcRknForward):
         # normalized difference -> normalized observation change (std_d / std_o, mean_d / std_o)
         self.register_buffer("delta_scale", torch.ones(d_o))
         self.register_buffer("delta_shift", torch.zeros(d_o))
+        # residual clip (module doc): r_max (d_o,), +inf until set_residual_bound; None = no clip
+        self.register_buffer("res_bound", torch.full((d_o,), float("inf")) if cfg.residual_clip else None)
+
+    def set_residual_bound(self, bound: np.ndarray) -> None:
+        """Clip the residual to [-bound, bound] from now on (bound (d_o,) > 0, normalized-difference
+        units, from :func:`arx_residual_bound`); also on a model built without ``residual_clip``."""
+        b = torch.as_tensor(np.asarray(bound, dtype=np.float64), dtype=torch.float32)
+        if b.shape != self.delta_scale.shape or not bool(torch.all(b > 0)):
+            raise ValueError(f"residual bound must be ({self.delta_scale.numel()},) and > 0, got {b.tolist()}")
+        self.res_bound = b.clone()
 
     def set_arx(self, w: np.ndarray) -> None:
         """Copy the base's weights (from :func:`normalized_arx_weights`) into ``arx_w``."""
@@ -108,6 +146,8 @@ class ArxBaseForward(AcRknForward):
         o_lag = seen * (o_prev + back * (o_in - o_hat)) + (1 - seen) * o_in
         a_lag = seen * a_prev + (1 - seen) * act
         res, var, prior = super().step(o_in, valid, act, belief)
+        if self.res_bound is not None:
+            res = torch.minimum(torch.maximum(res, -self.res_bound), self.res_bound)
         mu = res + self.arx_delta(o_in, o_lag, act, a_lag)
         o_next = o_in + mu * self.delta_scale + self.delta_shift
         return mu, var, (prior, o_next, o_in, act, torch.ones_like(seen), valid)

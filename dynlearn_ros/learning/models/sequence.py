@@ -58,6 +58,7 @@ class ModelConfig:
     act_target: str = "difference"   # inverse: "difference" (a_t - a_{t-1}) | "absolute" (a_t)
     fwd_output: str = "difference"   # ac-RKN forward: one of FWD_OUTPUTS (see AcRknForward)
     base: str = "none"               # forward: "none" | "arx" (learn the residual of ARX(2, 2), models.arx_base)
+    residual_clip: bool = False      # base "arx": clip the residual to the training residual's range (models.arx_base)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -75,6 +76,8 @@ class ModelConfig:
                                    or self.fwd_output != "difference"):
             raise ValueError("base 'arx' needs an ac-RKN or RKN forward model with fwd_output 'difference' "
                              f"(got {self.kind} {self.direction}, fwd_output {self.fwd_output})")
+        if self.residual_clip and self.base != "arx":
+            raise ValueError("residual_clip needs base 'arx' (it bounds the residual on the ARX prediction)")
 
     def to_dict(self) -> dict:
         d = asdict(self)

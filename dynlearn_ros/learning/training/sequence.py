@@ -70,6 +70,7 @@ class TrainConfig:
     rollout_weight: float = 1.0
     fwd_output: str = "difference"  # ac-RKN forward decoder: "difference" | "acceleration" (models.sequence)
     base: str = "none"            # forward ac-RKN / RKN: "arx" = learn the residual of ARX(2, 2) (models.arx_base)
+    residual_clip: bool = False   # base "arx": clip the residual to the training residual's range
 
 
 def data_hash(data: TrajectoryData) -> str:
@@ -206,7 +207,8 @@ def model_config(tcfg: TrainConfig, obs_dim: int, act_dim: int) -> ModelConfig:
     return ModelConfig(kind=tcfg.kind, direction=tcfg.direction, obs_dim=obs_dim, act_dim=act_dim,
                        lod=tcfg.lod, num_basis=tcfg.num_basis, enc_hidden=h, dec_hidden=h,
                        ctrl_hidden=(tcfg.hidden,) * max(1, tcfg.ctrl_layers),
-                       act_target=tcfg.act_target, fwd_output=tcfg.fwd_output, base=tcfg.base)
+                       act_target=tcfg.act_target, fwd_output=tcfg.fwd_output, base=tcfg.base,
+                       residual_clip=tcfg.residual_clip)
 
 
 def set_delta_buffers(model: torch.nn.Module, stats: Stats) -> None:
@@ -242,7 +244,12 @@ def fit(train: TrajectoryData, val: TrajectoryData, tcfg: TrainConfig, progress:
     if hasattr(model, "set_arx"):     # ARX base: least squares on the training rows, then frozen
         from dynlearn_ros.learning.models.arx_base import normalized_arx_weights
 
-        model.set_arx(normalized_arx_weights(obs, act, train.episode, stats))
+        w_arx = normalized_arx_weights(obs, act, train.episode, stats)
+        model.set_arx(w_arx)
+        if mcfg.residual_clip:
+            from dynlearn_ros.learning.models.arx_base import arx_residual_bound
+
+            model.set_residual_bound(arx_residual_bound(obs, act, train.episode, stats, w_arx))
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     gen = torch.Generator().manual_seed(tcfg.seed)
     best = (math.inf, -1, copy.deepcopy(model.state_dict()))
