@@ -298,6 +298,8 @@ class ComputedTorqueController:
         self._gains_bounded = False  # fresh, but kp, kd were bounded by the late law (restore from the copies)
         self._kp_const, self._kd_const = np.zeros(n), np.zeros(n)
         self.residual = residual          # realized-error estimator (None: the model's std alone)
+        if residual is not None:          # its recent steps carry the reference the model read
+            residual.bind_query(self.query)
         self.sigma_in = np.zeros(n)       # max(std, realized RMS error): the envelope's input
         self._apply_tuning(tuning)
         self._staged_tuning: Tuning | None = None
