@@ -66,7 +66,7 @@ def build_controller(config: ControllerConfig, model: InverseModel, analytic: An
                                     sigma_release_s=config.sigma_release_s,
                                     max_error=config.max_tracking_error,
                                     torque_rate_limit=config.torque_rate_limit,
-                                    residual=build_residual(config))
+                                    residual=build_residual(config), ff_blend_s=config.ff_blend_s)
 
 
 def build_residual(config: ControllerConfig) -> ResidualSigma | None:

@@ -229,6 +229,11 @@ COMPUTED_TORQUE_SPEC: tuple[ParamSpec, ...] = (
     ParamSpec("residual_filter_s", "double", 0.005, "low-pass time constant (s) of the innovation "
               "before it is squared (velocity-noise suppression; adds this much detection delay)",
               lo=0.0, hi=1.0, dynamic=False, reason="the estimator is built with the controller"),
+    ParamSpec("ff_blend_s", "double", 0.0, "blend a learned model's feed-forward in from the analytic "
+              "one over this many seconds (min-jerk) after it takes over: the first valid state and the "
+              "end of a following-error fault (core/ff_blend.py); 0 = at once; the analytic model is "
+              "never blended", lo=0.0, hi=60.0, dynamic=False,
+              reason="the blend runs when the learned model takes over; set it before the start"),
     ParamSpec("payload_margin_kg", "double", 0.0, "unmodelled end-effector mass change (kg) every "
               "joint must hold within half its max_tracking_error whatever the schedule does: K_P >= "
               "margin * G_j / (max_tracking_error_j / 2), G_j the largest gravity torque per kg at joint "
@@ -317,6 +322,7 @@ class ControllerConfig:
     sigma_release_s: float
     residual_window_s: float
     residual_filter_s: float
+    ff_blend_s: float
     payload_margin_kg: float
     gain_mode: str
     use_model_sigma_bounds: bool

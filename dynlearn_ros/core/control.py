@@ -30,6 +30,11 @@ Safe behaviour (each mode counted; the node logs them throttled):
   from q0; a reference_trajectory starts from the current desired state), so the first command
   holds the arm where it is and the motion ramps in from there.
 
+Learned feed-forward blend-in (``ff_blend_s`` > 0, core/ff_blend.py): for ``ff_blend_s`` seconds
+after the learned model takes over (the first valid state, the end of a fault) tau_ff is
+tau_a + s (tau_ff - tau_a), s the min-jerk blend from 0 to 1, tau_a the analytic prediction at the
+same query; never for the analytic model or the fallback.
+
 Torque-rate limit (``Tuning.dtau_max``, N*m/s per joint, inf = none): every command, the hold
 paths included, moves at most dtau_max * dt from the previous command (dt = the nominal control
 period), after the clamp to +-tau_max. At start the previous command is the analytic torque of
@@ -61,6 +66,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dynlearn_ros.core.analytic import AnalyticInverseModel
+from dynlearn_ros.core.ff_blend import FeedForwardBlend
 from dynlearn_ros.core.inverse_model import InverseModel, InverseQuery
 from dynlearn_ros.core.residual import ResidualSigma
 from dynlearn_ros.core.safety import _any, clamp_torque, rate_limit
@@ -274,7 +280,7 @@ class ComputedTorqueController:
                  stale_timeout_s: float = 0.05, settle_s: float = 0.0, sigma_release_s: float = 0.0,
                  max_error: float | np.ndarray = 0.0,
                  torque_rate_limit: float | np.ndarray | None = None,
-                 residual: ResidualSigma | None = None) -> None:
+                 residual: ResidualSigma | None = None, ff_blend_s: float = 0.0) -> None:
         n = analytic.n
         if model.n != n or schedule.n != n:
             raise ValueError(f"size mismatch: analytic {n}, model {model.n}, schedule {schedule.n}")
@@ -298,6 +304,10 @@ class ComputedTorqueController:
         self._gains_bounded = False  # fresh, but kp, kd were bounded by the late law (restore from the copies)
         self._kp_const, self._kd_const = np.zeros(n), np.zeros(n)
         self.residual = residual          # realized-error estimator (None: the model's std alone)
+        if residual is not None:          # its recent steps carry the reference the model read
+            residual.bind_query(self.query)
+        # a learned feed-forward blended in from the analytic one after it takes over (core/ff_blend.py)
+        self.ff_blend = FeedForwardBlend(n, ff_blend_s) if ff_blend_s > 0 else None
         self.sigma_in = np.zeros(n)       # max(std, realized RMS error): the envelope's input
         self._apply_tuning(tuning)
         self._staged_tuning: Tuning | None = None
@@ -343,6 +353,12 @@ class ComputedTorqueController:
             self.faulted = False
             self.model.reset()
             self.envelope.reset()
+            self._start_blend()
+
+    def _start_blend(self) -> None:
+        """The learned model takes over the feed-forward (start, end of a fault): blend it in."""
+        if self.ff_blend is not None:
+            self.ff_blend.start()
 
     @property
     def started(self) -> bool:
@@ -549,6 +565,7 @@ class ComputedTorqueController:
             self.analytic.predict(self.query, self.tau, self._scratch)
             clamp_torque(self.tau, self.tau_max)
             self.tau_prev[:] = self.tau
+            self._start_blend()
         self.t_ref = t_state - self.t0
         if self._inv_vmax is not None:
             self._guard_chatter(qd, t_state)
@@ -596,6 +613,8 @@ class ComputedTorqueController:
             self.envelope.reset(self.schedule.sigma_f)   # confidence returns gradually afterwards
             self.schedule.max_gains(self.kp, self.kd)
 
+        if self.ff_blend is not None and self.ff_blend.active:
+            self._blend_ff(t_state, analytic)
         if math.isfinite(self.late_omega):
             self._bound_rates()
         if self.damping_scale < 1.0:
@@ -625,6 +644,14 @@ class ComputedTorqueController:
         if self.t_ref >= self.settle_s:
             self.stats.add(self.err, self.kp, self.std)
         return self.mode
+
+    def _blend_ff(self, t_state: float, analytic: bool) -> None:
+        """While the blend runs, tau_ff moves from the analytic toward the learned prediction
+        (core/ff_blend.py); nothing to blend for the analytic model itself or in the fallback
+        (its feed-forward is the analytic one); the blend's clock runs on regardless."""
+        s = self.ff_blend.weight(t_state)
+        if s < 1.0 and not analytic and self.mode is Mode.NORMAL:
+            self.ff_blend.mix(s, self.analytic, self.query, self.tau_ff)
 
     def is_stale(self, wall_now: float) -> bool:
         """True when a state was received once but not within ``stale_timeout_s`` of ``wall_now``."""

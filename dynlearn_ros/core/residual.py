@@ -76,10 +76,14 @@ Recent samples for a swap's plant check
 ---------------------------------------
 Each update also writes its step into a ring of the newest ``samples`` steps (default
 SAMPLE_ROWS, 1 s at 1 kHz): the state (q, qd) at the recorded tick, the measured acceleration a,
-the torque applied over the step and the raw innovation r (the running model's realized error
-at a). :meth:`ResidualSigma.snapshot` copies them without a lock for another thread: the slot's
-check of a candidate model (runtime/slot.py :func:`~dynlearn_ros.runtime.slot.check_plant_fit`)
-scores the candidate on them against r.
+the torque applied over the step, the raw innovation r (the running model's realized error
+at a), the linearization term M(q) (a - qdd_des) and, once the controller has bound its query
+(:meth:`ResidualSigma.bind_query`), the reference the tick's model read (q_des, qd_des,
+qdd_des, q_des_next, qd_des_next). :meth:`ResidualSigma.snapshot` copies them without a lock
+for another thread: the slot's check of a candidate model (runtime/slot.py
+:func:`~dynlearn_ros.runtime.slot.check_plant_fit`) replays the candidate on the same queries
+and scores it against r in the same linearized form, so a copy of the running model scores
+exactly r.
 """
 
 from __future__ import annotations
@@ -96,6 +100,8 @@ DEFAULT_FILTER_S = 0.005
 DEFAULT_WINDOW_S = 0.1
 #: recent steps kept for the swap's plant check (1 s at 1 kHz)
 SAMPLE_ROWS = 1000
+#: the snapshot's keys of the recorded reference (with a bound query), InverseQuery's names
+REFERENCE_KEYS = ("q_des", "qd_des", "qdd_des", "q_des_next", "qd_des_next")
 
 
 def _keep(dt: float, tc: float) -> float:
@@ -140,8 +146,18 @@ class ResidualSigma:
         # the ring of recent steps (module docstring): rows written by observe(), ``total`` counts them
         cap = self.sample_capacity = max(int(samples), 1)
         self._rq, self._rqd, self._ra, self._rtau, self._rr = (np.zeros((cap, n)) for _ in range(5))
+        self._rma = np.zeros((cap, n))
+        # the reference the recorded tick's model read (bind_query): q_des, qd_des, qdd_des, q_des_next, qd_des_next
+        self._rref = np.zeros((5, cap, n))
+        self._query = None
         self._rt = np.zeros(cap)
         self.sample_total = 0
+
+    def bind_query(self, query) -> None:
+        """Record, with every step, the reference in ``query`` (the controller's
+        :class:`~dynlearn_ros.core.inverse_model.InverseQuery`, read at :meth:`record` time: the
+        one the tick's model was evaluated at). Without it the snapshot has no reference."""
+        self._query = query
 
     def reset(self) -> None:
         """Forget the record and the estimate (start, or a new plant)."""
@@ -165,6 +181,12 @@ class ResidualSigma:
         self._qdd_des[:] = qdd_des
         self._t_prev = float(t_state)
         self._pending = True
+        qr = self._query
+        if qr is not None:   # into the row observe() completes (never one a snapshot returns)
+            i = self.sample_total % self.sample_capacity
+            ref = self._rref
+            ref[0, i], ref[1, i], ref[2, i] = qr.q_des, qr.qd_des, qr.qdd_des
+            ref[3, i], ref[4, i] = qr.q_des_next, qr.qd_des_next
 
     def observe(self, qd: np.ndarray, t_state: float) -> bool:
         """Update the estimate with the motion since the recorded tick: ``qd`` (n,) rad/s at
@@ -190,6 +212,7 @@ class ResidualSigma:
         self._rqd[i] = self._qd
         self._rtau[i] = self._tau
         self._rr[i] = self.innovation
+        self._rma[i] = self._ma
         self._rt[i] = self._t_prev
         self.sample_total += 1
         if abs(h - self._h_cached) > 1e-9:   # the weights of the last step length (1 kHz: once)
@@ -208,20 +231,27 @@ class ResidualSigma:
 
     def snapshot(self, rows: int) -> dict[str, np.ndarray] | None:
         """Copies of the newest <= ``rows`` recorded steps, oldest first: t (m,) s, q, qd, a, tau,
-        r (m, n) (rad, rad/s, rad/s^2, N*m applied, N*m innovation); None when none.
+        r, ma (m, n) (rad, rad/s, rad/s^2, N*m applied, N*m innovation, N*m M(q)(a - qdd_des)),
+        and with a bound query the reference q_des, qd_des, qdd_des, q_des_next, qd_des_next
+        (m, n) (rad, rad/s, rad/s^2, rad, rad/s); None when none.
 
         Lock-free for a thread other than the tick's: ``sample_total`` is read before and after
         the copy, and rows the tick may have written meanwhile (running indices from the first
         read on wrap onto the oldest positions) are dropped."""
         cap = self.sample_capacity
         first = self.sample_total
-        arrays = [a.copy() for a in (self._rt, self._rq, self._rqd, self._ra, self._rtau, self._rr)]
+        names = ["t", "q", "qd", "a", "tau", "r", "ma"]
+        sources = [self._rt, self._rq, self._rqd, self._ra, self._rtau, self._rr, self._rma]
+        if self._query is not None:
+            names += list(REFERENCE_KEYS)
+            sources += list(self._rref)
+        arrays = [a.copy() for a in sources]
         last = self.sample_total
         lo = max(last + 1 - cap, first - int(rows), 0)
         if first <= lo:
             return None
         idx = np.arange(lo, first) % cap
-        return dict(zip(("t", "q", "qd", "a", "tau", "r"), (a[idx] for a in arrays), strict=True))
+        return dict(zip(names, (a[idx] for a in arrays), strict=True))
 
     def combine(self, std: np.ndarray, out: np.ndarray) -> np.ndarray:
         """out = sqrt(std^2 + max(0, v - std^2)) = max(std, sqrt(v)) (n,) N*m."""

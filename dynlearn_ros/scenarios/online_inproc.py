@@ -221,7 +221,7 @@ def realized_check(ctl, t: float, dt: float) -> dict:
     from dynlearn_ros.runtime.slot import PLANT_FIT_ROWS, check_plant_fit
 
     out = check_plant_fit(ctl.model, ctl.residual.snapshot(PLANT_FIT_ROWS), ctl.schedule.sigma_n, dt,
-                          factor=float("inf"))
+                          factor=float("inf"), replay="measured")
     row = {"t": t, "version": int(getattr(ctl.model, "version", 0) or 0), "std": ctl.std.tolist(),
            "sigma": ctl.sigma_sched.tolist()}
     if "score" in out:

@@ -60,7 +60,18 @@ def start_swap_graph(start_node, tmp_path: Path, peer_name: str, min_rows: int, 
     """The hot-swap tests' graph: computed_torque with models/svdkl_iiwa_sim on the sine (a status
     row every tick), a peer recording them with a publisher of model announcements, and a lockstep
     sim_bridge started once both are matched; returns after ``min_rows`` rows (the loop runs). The
-    peer is closed here if the start fails, by the caller (``graph.peer.close()``) otherwise."""
+    peer is closed here if the start fails, by the caller (``graph.peer.close()``) otherwise.
+
+    The bridge carries the shipped model's plant, the iiwa with 5 kg (config/scenario_vgain.yaml,
+    the data it was trained on). On the bare arm the model's feed-forward is wrong by the missing
+    payload's gravity torque (2.9 N*m on joint 6 at home, where K_P is 1.9 N*m/rad): the wrist fell
+    to 3.38 rad/s in 33 ms, past its 3.14 rad/s limit, and the bridge's velocity stop braked (the
+    session-6 finding, docs/safety.md "A start that trips it"); with 5 kg it stays below 0.85 rad/s.
+    The bridge's lockstep timeout is the controller's lockstep stale timeout (2 s): in lockstep
+    the plant waits for every command, so wall time between a state and its command is no plant
+    lateness; a command that never comes (a tick lost to a swap) still shows as a timeout, while a
+    controller process starved for 0.5 s by a loaded machine (load 20 on 2 cores: one timeout of
+    529 ms wall in 2,520 ticks, on a run whose every tick had its command) does not."""
     from std_msgs.msg import String
 
     from dynlearn_ros.nodes import qos
@@ -76,6 +87,7 @@ def start_swap_graph(start_node, tmp_path: Path, peer_name: str, min_rows: int, 
         assert peer.spin_until(lambda: peer.node.count_publishers("/computed_torque/status") > 0
                                and announce.get_subscription_count() > 0, 30.0), ctl.output()
         bridge = start_node("sim_bridge", {"robot": "iiwa", "stepping": "lockstep", "duration_s": 600.0,
+                                           "payload_kg": 5.0, "lockstep_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS,
                                            "stats_path": str(br_json), **(bridge_params or {})})
         assert peer.spin_until(lambda: len(peer.rows) > min_rows, 60.0), f"no status rows\n{ctl.output()}"
     except BaseException:

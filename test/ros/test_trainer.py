@@ -69,7 +69,11 @@ def test_trainer_announces_a_version_the_controller_swaps_in(ros_context, start_
     # the trainer skipped and counted the bad states (either as rejected by the mapper or as NaN)
     assert sum(tr["rejected_states"].values()) + tr["states"]["nonfinite"] >= 1, tr
     slot = summary["model_slot"]
-    assert slot["model_swaps"] >= 1 and slot["model_refused"] == 0, slot
+    # every announced version loads and validates (no refusal but the plant check's); the plant
+    # check may refuse an early version whose realized error on the controller's last 0.3 s is
+    # above 2x the running model's on a joint - it works as designed then (in process, the ac-RKN
+    # schedule of docs/results_closed_loop.md: 14-17 of ~160 versions), and a later one is swapped in
+    assert slot["model_swaps"] >= 1 and slot["model_refused"] == slot.get("model_refused_plant_fit", 0), slot
     assert Path(slot["model_dir"]).parent == out, slot
     assert metrics and metrics[-1]["accepted"] >= 1
     st = split_status(np.array([r for r in rows if r.size == width]), N)

@@ -160,19 +160,71 @@ def test_plant_check_refuses_a_model_of_another_plant_and_passes_one_of_this():
     sigma_n = np.array([0.28, 0.58, 0.27, 0.35, 0.064, 0.059, 0.00026])   # the shipped SVDKL's
     # the running model: this plant but for its friction (its realized error: the friction torque)
     samples = {"t": t, "q": q, "qd": qd, "a": a, "tau": tau, "r": fric * qd}
-    exact = check_plant_fit(_RneaModel(5.0, fric), samples, sigma_n, DT)
+    # the motion as the reference (no recorded reference here; a == qdd_des, so ma = 0)
+    exact = check_plant_fit(_RneaModel(5.0, fric), samples, sigma_n, DT, replay="measured")
     assert exact["score"].max() < 1e-9 and exact["rows"] == m     # the plant itself: no error
     # a candidate of the same plant without friction: exactly the running model's error
-    same = check_plant_fit(_RneaModel(5.0, 0 * fric), samples, sigma_n, DT)
+    same = check_plant_fit(_RneaModel(5.0, 0 * fric), samples, sigma_n, DT, replay="measured")
     np.testing.assert_allclose(same["score"], same["running"], rtol=1e-9)
     # a model of the plant with 15 kg: the 10 kg difference, ~10 * 9 N*m on joint 2 against a
     # running error of 0.18 N*m (friction) or sigma_n 0.58: ~100x, far beyond the factor
     wrong = _RneaModel(15.0, fric)
     with pytest.raises(PlantFitRefused, match="does not fit the running plant") as info:
-        check_plant_fit(wrong, samples, sigma_n, DT)
+        check_plant_fit(wrong, samples, sigma_n, DT, replay="measured")
     assert "against the running model's" in str(info.value)
     ratio = float(str(info.value).split("): ")[1].split("x")[0])
     assert ratio > 10 * PLANT_FIT_FACTOR, info.value                 # by a wide margin
     # too few steps: skipped, said so
     few = {k: v[:50] for k, v in samples.items()}
-    assert "skipped" in check_plant_fit(wrong, few, sigma_n, DT)
+    assert "skipped" in check_plant_fit(wrong, few, sigma_n, DT, replay="measured")
+    with pytest.raises(ValueError, match="recorded reference"):   # the swap's replay needs the reference
+        check_plant_fit(wrong, samples, sigma_n, DT)
+
+
+@pytest.mark.sim
+def test_plant_check_scores_a_copy_of_the_running_model_as_the_running_model(tmp_path):
+    """The swap's check replays a candidate on the tick's own queries (replay="reference"): a
+    copy of the running SVDKL must score exactly its realized error r on every window (same ONNX
+    graph, same float32 inputs: the same prediction; the innovation's arithmetic is repeated, so
+    1e-9 relative). Found because the measured replay (the model at measured accelerations, which
+    the feedback makes off the model's training inputs) scored such a copy 2.5x its own r on some
+    0.3 s windows of this very run (iiwa with 5 kg, the model's plant, on the sine) and the check
+    refused it. A model of the plant with 15 kg is refused on the same windows (~90 N*m on joint 2
+    against the running ~1-5 N*m)."""
+    from dynlearn_ros.core.assembly import build_analytic, build_controller, builtin_reference
+    from dynlearn_ros.core.config import robot_context, validate
+    from dynlearn_ros.paths import models_dir
+    from dynlearn_ros.runtime.registry import load_inverse_model
+    from dynlearn_ros.runtime.slot import PLANT_FIT_ROWS, PlantFitRefused, check_plant_fit
+    from dynlearn_ros.sim.plant import SimPlant
+
+    spec = robot_spec("iiwa")
+    config = validate({"robot": "iiwa", "model_kind": "svdkl", "model_dir": "svdkl_iiwa_sim", "reference": "sine",
+                       "residual_window_s": 0.1}, robot_context("iiwa"))
+    md = models_dir() / "svdkl_iiwa_sim"
+    analytic = build_analytic(config)
+    ctl = build_controller(config, load_inverse_model("svdkl", md, spec.joint_names), analytic,
+                           builtin_reference(config, spec.home))
+    copy = load_inverse_model("svdkl", md, spec.joint_names)
+    plant = SimPlant("iiwa", dt=DT, payload_kg=5.0)
+    q, qd = np.zeros(spec.n), np.zeros(spec.n)
+    ratios_measured = []
+    try:
+        plant.reset(spec.home, np.zeros(spec.n))
+        for k in range(1401):
+            plant.state_into(q, qd)
+            ctl.step(q, qd, k * DT, 0.0)
+            plant.step(ctl.tau)
+            if k >= 400 and k % 200 == 0:
+                snap = ctl.residual.snapshot(PLANT_FIT_ROWS)
+                out = check_plant_fit(copy, snap, ctl.schedule.sigma_n, DT)
+                np.testing.assert_allclose(out["score"], out["running"], rtol=1e-9, atol=1e-12)
+                ratios_measured.append(check_plant_fit(copy, snap, ctl.schedule.sigma_n, DT, factor=np.inf,
+                                                       replay="measured")["ratio"])
+                with pytest.raises(PlantFitRefused):
+                    check_plant_fit(_RneaModel(15.0, np.zeros(spec.n)), snap, ctl.schedule.sigma_n, DT)
+    finally:
+        plant.close()
+    assert ctl.counters.model_fallback == 0
+    # the measured replay differs from r (why it is not the swap's check): by > 5 % on some window
+    assert max(abs(r - 1.0) for r in ratios_measured) > 0.05, ratios_measured
