@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from dynlearn_ros.cli import main
-from dynlearn_ros.datasets.format import save_npz
 from dynlearn_ros.datasets.normalize import Stats
 from dynlearn_ros.datasets.windows import gather, model_arrays, window_starts
 from dynlearn_ros.learning.evaluation.linear_baselines import ARX
@@ -116,11 +115,8 @@ def test_fit_stores_the_training_split_arx_and_the_checkpoint_restores_it():
     assert torch.equal(again.arx_w, ckpt["state_dict"]["arx_w"])
 
 
-def test_cli_train_eval_and_export_refusal(tmp_path):
-    npz = str(save_npz(tmp_path / "pend.npz", pendulum_data(n_ep=10, T=120)))
-    run = tmp_path / "arx"
-    assert main(["train", "--data", npz, "--model", "acrkn-fwd", "--base", "arx", "--epochs", "1",
-                 "--lod", "6", "--hidden", "16", "--no-progress", "--out", str(run)]) == 0
+def test_cli_train_eval_and_export_refusal(tmp_path, tiny_arx_run):
+    npz, run = tiny_arx_run
     js = tmp_path / "e.json"
     assert main(["eval", "--data", npz, "--runs", str(run), "--json", str(js)]) == 0
     r = json.loads(js.read_text())["models"]["acrkn-fwd s0"]

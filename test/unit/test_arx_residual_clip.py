@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from dynlearn_ros.cli import main
-from dynlearn_ros.datasets.format import save_npz
 from dynlearn_ros.datasets.normalize import Stats
 from dynlearn_ros.datasets.windows import gather, model_arrays, window_starts
 from dynlearn_ros.learning.evaluation.linear_baselines import ARX
@@ -148,11 +147,8 @@ def test_fit_stores_the_bound_and_the_checkpoint_restores_it():
         ModelConfig("acrkn-fwd", "forward", obs_dim=2, act_dim=2, residual_clip=True)
 
 
-def test_cli_eval_adds_the_clipped_row(tmp_path):
-    npz = str(save_npz(tmp_path / "pend.npz", pendulum_data(n_ep=10, T=120)))
-    run = tmp_path / "arx"
-    assert main(["train", "--data", npz, "--model", "acrkn-fwd", "--base", "arx", "--epochs", "1",
-                 "--lod", "6", "--hidden", "16", "--no-progress", "--out", str(run)]) == 0
+def test_cli_eval_adds_the_clipped_row(tmp_path, tiny_arx_run):
+    npz, run = tiny_arx_run
     js = tmp_path / "e.json"
     assert main(["eval", "--data", npz, "--runs", str(run), "--residual-clip", "--json", str(js)]) == 0
     models = json.loads(js.read_text())["models"]

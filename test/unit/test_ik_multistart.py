@@ -43,6 +43,13 @@ def _position_problem(q: np.ndarray, heading: bool = False) -> IKProblem:
     return IKProblem.from_pose_chain(planar_fk(q), w)
 
 
+def _assert_reached(p: IKProblem, r) -> None:
+    """The true end effector of the solution within the success bounds (5 mm, 2 deg heading)."""
+    fk = planar_fk(r.q)[-1]
+    assert np.linalg.norm(fk[:3] - p.target[-1, :3]) <= 5e-3
+    assert np.degrees(np.arccos(np.clip(fk[3:6] @ p.target[-1, 3:6], -1, 1))) <= 2.0
+
+
 def test_start_configs_order_and_reproducibility():
     c = chain("planar3")
     cur = np.array([0.1, -0.2, 0.3])
@@ -142,9 +149,7 @@ def test_polish_reaches_tolerance_where_the_model_alone_does_not(planar3_model):
     problems = [_position_problem(q, heading=True) for q in c.sample(rng, 10, 0.8)]
     assert not any(plain.solve(c.home, p).success for p in problems)
     for p, r in zip(problems, solve_multistart(gn, start_configs(c, None, 4, seed=0), problems), strict=True):
-        fk = planar_fk(r.q)[-1]
-        assert np.linalg.norm(fk[:3] - p.target[-1, :3]) <= 5e-3
-        assert np.degrees(np.arccos(np.clip(fk[3:6] @ p.target[-1, 3:6], -1, 1))) <= 2.0
+        _assert_reached(p, r)
         assert r.success and np.all(r.q >= c.lower) and np.all(r.q <= c.upper)
 
 
@@ -175,9 +180,7 @@ def test_broyden_variant_reaches_tolerance_with_fewer_network_jacobians(planar3_
     problems = [_position_problem(q, heading=True) for q in c.sample(rng, 10, 0.8)]
     res = solve_multistart(solver, start_configs(c, None, 4, seed=0), problems)
     for p, r in zip(problems, res, strict=True):
-        fk = planar_fk(r.q)[-1]
-        assert np.linalg.norm(fk[:3] - p.target[-1, :3]) <= 5e-3
-        assert np.degrees(np.arccos(np.clip(fk[3:6] @ p.target[-1, 3:6], -1, 1))) <= 2.0
+        _assert_reached(p, r)
     assert sum(rows) < sum(r.iterations for r in res)
     with pytest.raises(ValueError):
         LearnedIK(model, c, jacobian_every=0)
@@ -198,9 +201,7 @@ def test_broyden_once_takes_one_network_jacobian_per_row_and_still_converges(pla
     problems = [_position_problem(q, heading=True) for q in c.sample(rng, 10, 0.8)]
     res = solve_multistart(solver, start_configs(c, None, 4, seed=0), problems)
     for p, r in zip(problems, res, strict=True):
-        fk = planar_fk(r.q)[-1]
-        assert np.linalg.norm(fk[:3] - p.target[-1, :3]) <= 5e-3
-        assert np.degrees(np.arccos(np.clip(fk[3:6] @ p.target[-1, 3:6], -1, 1))) <= 2.0
+        _assert_reached(p, r)
     assert len(rows) == sum(1 for a in polishes if a > 0)  # one call per polish, none later
     assert sum(rows) <= sum(polishes)
     assert sum(r.iterations for r in res) > 2 * sum(rows)  # the steps really ran on secant updates
