@@ -1,5 +1,7 @@
 """``dynlearn-ros bench online --json PATH``: seconds per online-learning cycle and control ticks
-late / missed during model swaps against a no-swap stretch (:mod:`dynlearn_ros.benchmarks.online`)."""
+late / missed during model swaps against a no-swap stretch (:mod:`dynlearn_ros.benchmarks.online`).
+With ``--trainer-ab``: the realtime bridge/controller pair in interleaved stretches without and
+with a trainer process training beside it (:mod:`dynlearn_ros.benchmarks.trainer_ab`)."""
 
 from __future__ import annotations
 
