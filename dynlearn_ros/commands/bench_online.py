@@ -1,5 +1,7 @@
 """``dynlearn-ros bench online --json PATH``: seconds per online-learning cycle and control ticks
-late / missed during model swaps against a no-swap stretch (:mod:`dynlearn_ros.benchmarks.online`)."""
+late / missed during model swaps against a no-swap stretch (:mod:`dynlearn_ros.benchmarks.online`).
+With ``--trainer-ab``: the realtime bridge/controller pair in interleaved stretches without and
+with a trainer process training beside it (:mod:`dynlearn_ros.benchmarks.trainer_ab`)."""
 
 from __future__ import annotations
 
@@ -20,9 +22,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--switch-interval-s", type=float, default=None,
                         help="the interpreter's thread switch interval in that loop (default: Python's, "
                              "0.005, as in the controller node)")
+    parser.add_argument("--trainer-ab", action="store_true",
+                        help="instead: the realtime bridge/controller pair with and without a trainer process "
+                             "training beside it, interleaved stretches (benchmarks/trainer_ab.py; issue 10 section 1)")
+    parser.add_argument("--ab-seconds", type=float, default=10.0, help="--trainer-ab: sim seconds per stretch")
+    parser.add_argument("--ab-repeat", type=int, default=3, help="--trainer-ab: (without, with) pairs of stretches")
+    parser.add_argument("--rt-priority", type=int, default=0, metavar="P",
+                        help="--trainer-ab: bridge and controller under SCHED_FIFO P (as rt_priority:=P in the "
+                             "launch; the trainer stays normal); 0 = normal scheduling")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.trainer_ab:
+        return _run_trainer_ab(args)
     from dynlearn_ros.benchmarks.online import run_bench
 
     result = {"command_line": command_line(args),
@@ -31,4 +43,28 @@ def run(args: argparse.Namespace) -> int:
     write_outputs(result, None, args.json, None)
     print(json.dumps({k: v for k, v in result.items() if k != "cycles"} | {"cycle_seconds": result["cycles"]["seconds"]},
                      indent=1))
+    return 0
+
+
+def _run_trainer_ab(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from dynlearn_ros.benchmarks.loop import LoopBenchError
+    from dynlearn_ros.benchmarks.trainer_ab import format_summary, run_trainer_ab
+
+    if args.ab_seconds <= 0 or args.ab_repeat < 1 or not 0 <= args.rt_priority <= 99:
+        raise SystemExit("--ab-seconds must be > 0, --ab-repeat >= 1, --rt-priority in 0..99")
+    try:
+        result = run_trainer_ab(args.ab_seconds, args.ab_repeat, rt_priority=args.rt_priority,
+                                progress=lambda s: print(s, file=sys.stderr, flush=True))
+    except LoopBenchError as exc:
+        print(f"bench online --trainer-ab failed: {exc}", file=sys.stderr)
+        return 1
+    result["command_line"] = command_line(args)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(format_summary(result))
+    print(f"wrote {out}")
     return 0
