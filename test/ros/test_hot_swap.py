@@ -85,6 +85,18 @@ def test_hundred_swaps_under_the_lockstep_loop(ros_context, start_node, tmp_path
     span = int(round((t[-1] - t[0]) / 1e-3)) + 1
     q = len(t) / span
     assert at_swap.sum() >= max(q * q * SWAPS - 15, 0.5 * SWAPS), (at_swap.sum(), q)
+    # A swap must not add a torque step. The steps of the ticks are noisy (the feedback on the
+    # tracking error), so "the largest swap step <= the largest normal step" failed by chance (CI:
+    # joint 1 0.0877 vs 0.0875, joint 6 0.0137 vs 0.0130): with the ~100 swap ticks exchangeable
+    # with the ~1000 normal ones, the run's largest step lands on a swap tick with probability
+    # ~100/1100 per joint. Under that null, each swap step exceeds the normal ticks' 99th
+    # percentile with probability 0.01: binomial(n_swap, 0.01), mean <= 1, std <= 1, so at most
+    # 1 + 3 * 1 + 1 (rounding) = 5 of them per joint; a swap that disturbed the command would put
+    # most of its ~100 steps there. And no swap step may reach twice the largest normal step (the
+    # tail of 100 draws does not double the maximum of 1000 from the same light-tailed steps).
+    p99 = np.percentile(dtau[normal], 99, axis=0)
+    above = (dtau[at_swap] > p99).sum(axis=0)
+    assert np.all(above <= 5), (above, p99)
     bound = dtau[normal].max(axis=0)
     worst = dtau[at_swap].max(axis=0)
-    assert np.all(worst <= bound), (worst, bound)
+    assert np.all(worst <= 2.0 * bound), (worst, bound)
