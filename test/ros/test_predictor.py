@@ -144,7 +144,12 @@ def test_predictor_streams_flags_stale_recovers_and_swaps(ros_context, start_nod
         meta = json.loads((v2 / "metadata.json").read_text())
         meta["model_version"] = 2
         (v2 / "metadata.json").write_text(json.dumps(meta, indent=1))
-        spin_until(lambda: False, 0.3)   # the inverse model's announcement is handled first
+        # model_updates keeps the last announcement only (depth 1: the newest model is what counts),
+        # so v2 is announced once the predictor has handled this one (its log line), not after a
+        # fixed sleep: 0.3 s was not enough once in CI (ignored_model_updates 0, the inverse
+        # announcement replaced unread by v2's)
+        assert spin_until(lambda: "is a inverse model, not for the predictor: ignored" in pred.output(), 30.0), \
+            pred.output()
         updates.publish(String(data=str(v2)))
         assert spin_until(lambda: status[-1][field["model_version"]] == 2.0, 60.0), pred.output()
         n_preds = len(preds)
