@@ -44,6 +44,7 @@ from dynlearn_ros.benchmarks.loop import (
     STOP_TIMEOUT_S,
     LoopBenchConfig,
     LoopBenchError,
+    _cpu_seconds,
     machine_facts,
     run_pair,
 )
@@ -54,7 +55,7 @@ ARMS = ("without", "with")
 KEYS = ("tick_p50_us", "tick_p99_us", "deadline_misses", "deadline_miss_ratio", "late_commands",
         "round_trip_p99_us", "trainer_cpu_percent", "cpu_percent_computed_torque")
 #: the trainer's start-up log line (nodes/trainer.py): the learner is built, the node spins next
-TRAINER_READY = b"learning "
+TRAINER_READY = "learning "
 #: where the trainer's accepted versions are announced in this bench (nobody subscribes)
 UNUSED_UPDATES_TOPIC = "trainer_ab_model_updates_unused"
 
@@ -93,26 +94,14 @@ def aggregate(stretches: Sequence[dict]) -> dict:
     return {"median": med, "ratio_with_to_without": ratio}
 
 
-def _cpu_s(pid: int) -> float | None:
-    import psutil
-
-    try:
-        t = psutil.Process(pid).cpu_times()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-        return None
-    return t.user + t.system
-
-
 def _wait_ready(trainer: NodeProcess, timeout_s: float) -> None:
     """Until the trainer logged :data:`TRAINER_READY` (polled at 0.1 s); raises LoopBenchError
     when it exits or the timeout passes."""
-    t0 = time.monotonic()
-    while TRAINER_READY not in trainer.log_path.read_bytes():
-        if trainer.poll() is not None:
-            raise LoopBenchError(f"trainer exited (code {trainer.poll()}) before it was ready\n" + trainer.describe())
-        if time.monotonic() - t0 > timeout_s:
-            raise LoopBenchError(f"trainer not ready after {timeout_s:.0f} s\n" + trainer.describe())
-        time.sleep(0.1)
+    if trainer.wait_for_output(TRAINER_READY, timeout_s, poll_s=0.1):
+        return
+    if trainer.poll() is not None:
+        raise LoopBenchError(f"trainer exited (code {trainer.poll()}) before it was ready\n" + trainer.describe())
+    raise LoopBenchError(f"trainer not ready after {timeout_s:.0f} s\n" + trainer.describe())
 
 
 def run_trainer_ab(seconds: float = 10.0, repeat: int = 3, model_dir: str = "svdkl_iiwa_sim",
@@ -146,9 +135,9 @@ def run_trainer_ab(seconds: float = 10.0, repeat: int = 3, model_dir: str = "svd
             for i in range(repeat):
                 for arm in ARMS:
                     progress(f"stretch {i + 1}/{repeat} {arm} trainer: {seconds:g} s")
-                    c0, t0 = _cpu_s(trainer.pid), time.monotonic()
+                    c0, t0 = _cpu_seconds(trainer.pid), time.monotonic()
                     pair = run_pair("realtime", cfg, env[arm], work, f"s{i}_{arm}")
-                    c1, wall = _cpu_s(trainer.pid), time.monotonic() - t0
+                    c1, wall = _cpu_seconds(trainer.pid), time.monotonic() - t0
                     if trainer.poll() is not None:
                         raise LoopBenchError(f"trainer exited (code {trainer.poll()})\n" + trainer.describe())
                     m = stretch_metrics(pair, None if c0 is None or c1 is None else c1 - c0, wall)
