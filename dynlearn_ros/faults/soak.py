@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from dynlearn_ros.core.robots import robot_spec
-from dynlearn_ros.faults.rss_trend import rss_trend
+from dynlearn_ros.faults.rss_trend import linear_slope, rss_trend
 from dynlearn_ros.procs import NodeProcess, ros_domain
 
 ROBOT = "iiwa"
@@ -281,6 +281,11 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
         s = np.array(series[len(series) // 2:])
         return float(np.polyfit(s[:, 0] / 60.0, s[:, 1], 1)[0])
 
+    def series_summary(series):
+        """first, last, the windows and the fit after the warm-up (faults/rss_trend.py), the samples"""
+        return {"first": series[0][1] if series else None, "last": series[-1][1] if series else None,
+                "trend": rss_trend(series), "series_s_mb": [[round(t, 1), round(x, 3)] for t, x in series]}
+
     def slope_spread(series):
         """Standard error of the second-half slope (MB/min, from the fit's residuals) and the
         slopes of its two quarters: a flat RSS has a slope within ~2 standard errors of 0 and
@@ -289,12 +294,9 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
         if len(s) < 6:
             return None
         x = s[:, 0] / 60.0
-        coef, res, *_ = np.polyfit(x, s[:, 1], 1, full=True)
-        resid_var = float(res[0]) / (len(x) - 2) if len(res) else 0.0
-        stderr = float(np.sqrt(resid_var / np.sum((x - x.mean()) ** 2)))
-        h = len(s) // 2
-        quarters = [float(np.polyfit(x[a:b], s[a:b, 1], 1)[0]) for a, b in ((0, h), (h, len(s)))]
-        return {"stderr_mb_per_min": stderr, "quarter_slopes_mb_per_min": quarters}
+        h = len(s) // 2   # >= 3 samples per quarter
+        quarters = [linear_slope(x[a:b], s[a:b, 1])[0] for a, b in ((0, h), (h, len(s)))]
+        return {"stderr_mb_per_min": linear_slope(x, s[:, 1])[1], "quarter_slopes_mb_per_min": quarters}
 
     out = {
         "minutes": (time.monotonic() - t0) / 60.0, "minutes_planned": minutes, "model_plant": model_plant,
@@ -303,17 +305,11 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
         "malloc_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(("MALLOC_", "GLIBC_TUNABLES"))},
         "crashes": sum(not a for a in alive.values()) + sum(int(r not in (0, None)) for r in rc.values()),
         "alive_at_end": alive, "exit_codes": rc, **counts, "events": events,
-        "memory_mb": {k: {"first": v[0][1] if v else None, "last": v[-1][1] if v else None,
-                          "max": max(x for _, x in v) if v else None, "slope_mb_per_min_second_half": slope(v),
-                          "slope_spread": slope_spread(v),
-                          # per 5-minute window and the fit after a 5-minute warm-up (faults/rss_trend.py)
-                          "trend": rss_trend(v),
-                          "series_s_mb": [[round(t, 1), round(x, 3)] for t, x in v]}
+        "memory_mb": {k: {**series_summary(v), "max": max(x for _, x in v) if v else None,
+                          "slope_mb_per_min_second_half": slope(v), "slope_spread": slope_spread(v)}
                       for k, v in mem.items()},
         # the anonymous part of the RSS (rss_anon_mb): the series the memory verdict reads
-        "memory_anon_mb": {k: {"first": v[0][1] if v else None, "last": v[-1][1] if v else None,
-                               "trend": rss_trend(v), "series_s_mb": [[round(t, 1), round(x, 3)] for t, x in v]}
-                           for k, v in anon.items()},
+        "memory_anon_mb": {k: series_summary(v) for k, v in anon.items()},
         "controller_counters": ctl_summary.get("counters", {}), "model_slot": ctl_summary.get("model_slot"),
         "bridge": {k: br_stats.get(k) for k in ("ticks", "deadline_miss_ratio", "command_losses", "brake_steps",
                                                  "stalls", "clamps", "max_abs_qd", "max_abs_qd_per_joint",
