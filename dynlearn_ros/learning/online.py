@@ -561,11 +561,12 @@ class OnlineLearner:
         # floor: a fit that interpolates its batch must not claim a zero residual (the change
         # test divides by it); 1e-6 y_std^2 is far below any joint's noise
         s2_raw = np.mean((rn - pn @ W - dm * yp) ** 2, axis=0)
-        s2h_raw = np.mean((rh - ph @ W - dm * yph) ** 2, axis=0)
+        eh2 = (rh - ph @ W - dm * yph) ** 2    # the candidate's held-out squared errors (once)
+        s2h_raw = np.mean(eh2, axis=0)
         s2 = np.maximum(s2_raw, 1e-6)
         return {"track": tr, "W": W, "dm": dm, "dm_var": float(np.mean(s2)) * dm_var_unit, "chol": chol, "s2": s2,
                 "m": m, "train_rmse": train_rmse, "ratio": ratio, "forgot": forgot,
-                "s_cand": float(np.sqrt(np.mean((rh - ph @ W - dm * yph) ** 2))),
+                "s_cand": float(np.sqrt(np.mean(eh2))),
                 "s_track": float(np.sqrt(np.mean((rh - ph @ tr.W - tr.dm * yph) ** 2))),
                 "s2_heldout": np.maximum(s2h_raw, 1e-6),
                 # the correction's own variance where it is the schedule's std (analytic_var =
