@@ -85,13 +85,13 @@ import onnx
 from onnx import helper, numpy_helper
 
 from dynlearn_ros import __version__
+from dynlearn_ros.datasets.robot_limits import robot_for_joints
 from dynlearn_ros.learning.online_base import make_base
 from dynlearn_ros.learning.payload_features import (
     NumpyOps,
     OnnxOps,
     PointMassChain,
     point_mass_regressor,
-    robot_for_joints,
 )
 from dynlearn_ros.runtime.metadata import MODEL_FILE, ModelMetadata, Provenance
 from dynlearn_ros.runtime.model_store import finish_model_dir, publish_model_dir

@@ -257,17 +257,3 @@ def point_mass_regressor(ops, chain: PointMassChain, x):
     a_c = ops.sub(ops.reduce_sum(terms, 1), ops.const(np.append(chain.gravity, 0.0)[:, None]))   # (B, 1, 4, 1)
     Y = ops.reshape(ops.matmul(ops.transpose(J, [0, 1, 3, 2]), a_c), [-1, n])       # chain order
     return ops.gather(Y, np.argsort(cols), 1)                                         # model order
-
-
-def robot_for_joints(joint_names: Sequence[str]) -> str | None:
-    """The robot table entry whose joints are exactly ``joint_names`` (any order), or None."""
-    from dynlearn_ros.core.robots import robot_names, robot_spec
-
-    want = sorted(joint_names)
-    for name in robot_names():
-        try:
-            if sorted(robot_spec(name).joint_names) == want:
-                return name
-        except Exception:   # an entry whose URDF is not installed here cannot be the one
-            continue
-    return None

@@ -14,12 +14,12 @@ import pytest
 from onnx import TensorProto, helper
 
 from dynlearn_ros.core.robots import robot_spec
+from dynlearn_ros.datasets.robot_limits import robot_for_joints
 from dynlearn_ros.learning.payload_features import (
     NumpyOps,
     OnnxOps,
     PointMassChain,
     point_mass_regressor,
-    robot_for_joints,
 )
 from dynlearn_ros.sim.plant import payload_model
 
