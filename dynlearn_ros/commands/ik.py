@@ -82,6 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k.add_argument("--fit-to", type=int, default=None, help="also fit the growth exponents over the DoF <= this")
     k.add_argument("--md", default=None, help="write the timing tables (markdown) here")
     k.add_argument("--no-tasks", action="store_true", help="only the timing comparison")
+    k.add_argument("--scaling-chain-every", type=int, default=None, metavar="M",
+                   help="chain targets: also constrain the position of every M-th joint's frame "
+                        "(the end effector's pose as before); adds the learned gradient solver "
+                        "(--max-iter, --corrections)")
 
     d = sub.add_parser("diagnose", help="near the joint limits: model accuracy vs limits, true-Jacobian and start variants")
     d.add_argument("--model", required=True, help="iiwa or panda model directory")
@@ -243,7 +247,8 @@ def _tasks(args: argparse.Namespace) -> int:
     if args.scaling:
         relative = args.model and model.outputs == "relative"
         rows = scaling(tuple(args.scaling), model=model if relative else None, polish=args.polish or 100,
-                       rounds=args.rounds, targets=args.scaling_targets)
+                       rounds=args.rounds, targets=args.scaling_targets, chain_every=args.scaling_chain_every,
+                       corrections=args.corrections, max_iter=args.max_iter)
         dofs = [r["dof"] for r in rows]
         fits = {f"{min(dofs)} to {max(dofs)} DoF": growth_exponents(rows)}
         if sum(d >= args.fit_from for d in dofs) >= 2 and min(dofs) < args.fit_from:
@@ -251,6 +256,8 @@ def _tasks(args: argparse.Namespace) -> int:
         if args.fit_to is not None and sum(d <= args.fit_to for d in dofs) >= 2 and max(dofs) > args.fit_to:
             fits[f"{min(dofs)} to {args.fit_to} DoF"] = growth_exponents(rows, max_dof=args.fit_to)
         out["scaling"], out["scaling_fit"], out["scaling_costs"] = rows, fits, linear_costs(rows)
+        if len(rows) >= 3:
+            out["scaling_costs_quadratic"] = linear_costs(rows, 2)
         md = markdown(rows, fits)
         print(md)
         if args.md:

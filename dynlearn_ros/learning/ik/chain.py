@@ -100,6 +100,20 @@ class Chain:
             return pin.getFrameJacobian(self.model, self.data, self.ee_frame, pin.LOCAL_WORLD_ALIGNED)
         return pin.getJointJacobian(self.model, self.data, k + 1, pin.LOCAL_WORLD_ALIGNED)
 
+    def jacobians(self, q: np.ndarray, elements) -> np.ndarray:
+        """(len(elements), 6, n) Jacobians of the given elements at q, as :meth:`jacobian` gives
+        each, from one O(n) pass (``computeJointJacobians`` once, then a copy per element): the
+        stacked multi-frame Jacobian a damped-least-squares step needs for k constrained frames."""
+        pin.computeJointJacobians(self.model, self.data, np.asarray(q, dtype=np.float64))
+        out = np.empty((len(elements), 6, self.n))
+        for i, k in enumerate(elements):
+            if k == self.n - 1:
+                pin.updateFramePlacement(self.model, self.data, self.ee_frame)
+                out[i] = pin.getFrameJacobian(self.model, self.data, self.ee_frame, pin.LOCAL_WORLD_ALIGNED)
+            else:
+                out[i] = pin.getJointJacobian(self.model, self.data, int(k) + 1, pin.LOCAL_WORLD_ALIGNED)
+        return out
+
     def sample(self, rng: np.random.Generator, count: int, frac: float = 1.0) -> np.ndarray:
         """``count`` configurations (count, n) uniform in the middle ``frac`` of each joint's range."""
         mid, half = 0.5 * (self.lower + self.upper), 0.5 * (self.upper - self.lower)

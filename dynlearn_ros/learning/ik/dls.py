@@ -3,7 +3,8 @@
 For a constrained element with frame origin p, axes x and z, angular Jacobian J_w and linear J_v
 (world-aligned, (3, n) each): dp = J_v dq, dx = w x x = -[x]_x J_w dq, dz = -[z]_x J_w dq. The
 rows of the masked components, positions divided by ``pos_unit`` (so 0.1 m weighs like 1 rad),
-give J (m, n) and the residual r (m,); each iteration takes
+stacked over the constrained elements (their Jacobians from one O(n) Pinocchio pass,
+:meth:`Chain.jacobians`), give J (m, n) and the residual r (m,); each iteration takes
 
     dq = J^T (J J^T + lambda^2 I)^-1 r,   clamped to +-max_step per joint, q clipped to the limits,
 
@@ -64,8 +65,8 @@ class DLSIK:
 
     def _system(self, q: np.ndarray, pose: np.ndarray, problem: IKProblem) -> tuple[np.ndarray, np.ndarray]:
         rows, res = [], []
-        for k in np.flatnonzero(problem.constrained):
-            jac = self.chain.jacobian(q, int(k))
+        elements = [int(k) for k in np.flatnonzero(problem.constrained)]
+        for k, jac in zip(elements, self.chain.jacobians(q, elements), strict=True):
             jv, jw = jac[:3], jac[3:]
             blocks = (jv / self.pos_unit, -_skew(pose[k, XAXIS]) @ jw, -_skew(pose[k, ZAXIS]) @ jw)
             d = problem.target[k] - pose[k]

@@ -22,6 +22,18 @@ a lost time slice inflates wall time, not CPU time. The sweep over N is repeated
 times, interleaved, so every N sees the same load drift; a row holds the median over the rounds
 and, under ``per_round``, every round's value.
 
+**Chain constraints** (``chain_every`` = m): the targets also constrain the positions of every
+m-th joint's frame (armN: joint j's frame is pose-chain element 2j - 1, after its second DoF;
+joints m, 2m, ... < N, so k = ceil(N / m) - 1 frames) besides the end effector's pose, all from
+the FK of the same random configuration, the other elements masked by the "don't care" weights
+(:func:`chain_weight`). A Jacobian method then stacks 3k + 9 rows: DLS takes the k + 1 frame
+Jacobians from one O(n) Pinocchio pass and solves a (3k + 9)-square damped system, O(n k^2 + k^3);
+DLS-FD still takes n + 1 FK calls, each now filling k + 1 frames. The learned Gauss-Newton
+solvers back-propagate 3k + 9 copies of the chain (one per constrained component); the plain
+gradient solver ``gradient`` (learned+correction: momentum descent on the masked loss through
+the network, then target-correction rounds) back-propagates one scalar loss per iteration,
+the same O(n) pass whatever k is: the pose-chain model's case. ``broyden_once`` is left out.
+
 :func:`growth_exponents`: time per target = iterations x time per iteration, so on log axes
 the growth exponent of the time is the sum of those two exponents. Each round gives one
 least-squares slope of log(value) against log(DoF) over the joint counts; the result is their
@@ -44,21 +56,46 @@ import numpy as np
 from dynlearn_ros.learning.ik.chain import POSE_DIM, Chain, chain
 from dynlearn_ros.learning.ik.problem import IKProblem
 
-SOLVERS = ("dls", "dls_fd", "learned", "broyden", "broyden_once")
+SOLVERS = ("dls", "dls_fd", "learned", "broyden", "broyden_once", "gradient")
 LABELS = {"dls": "DLS, Pinocchio analytic Jacobian", "dls_fd": "DLS, finite-difference Jacobian of the FK (n + 1 FK calls)",
           "learned": "learned-gn", "broyden": "learned-broyden",
-          "broyden_once": "learned-broyden, network Jacobian once per target"}
+          "broyden_once": "learned-broyden, network Jacobian once per target",
+          "gradient": "learned gradient descent + target correction"}
 #: parts of a step timed per joint count (CPU ms per call; :func:`_step_costs`)
-PARTS = ("model_jacobian_cpu_ms", "pinocchio_jacobian_cpu_ms", "true_fk_cpu_ms")
+PARTS = ("model_jacobian_cpu_ms", "model_gradient_cpu_ms", "pinocchio_jacobian_cpu_ms", "true_fk_cpu_ms")
 
 
-def _step_costs(net, c: Chain, reps: int = 10) -> dict:
-    """CPU ms (median of ``reps``) of the parts of one learned-gn step on chain ``c`` for an
-    end-effector pose (9 constrained components, so 9 copies of q: model_jacobian): the LSTM's
-    forward + backward alone, the composition of the relative outputs forward + backward
-    (log-depth scan, and the sequential product it replaced), the whole model Jacobian, one
-    true FK of the constrained element (what a Broyden step costs besides a 9 x 9 solve) and
-    Pinocchio's analytic Jacobian of it (the O(n) C++ pass a DLS step takes)."""
+def chain_frames(joints: int, every: int) -> list[int]:
+    """Pose-chain elements of armN (``joints`` = N, two DoF per joint) whose positions the chain
+    targets constrain: the frame of every ``every``-th joint (1-based j = every, 2 every, ... < N)
+    is element 2 j - 1, the frame after the joint's second DoF (joint 20: element 39, the third
+    task's). The last joint's frame is left out: the end effector's pose is constrained anyway."""
+    if every < 1:
+        raise ValueError(f"chain_every must be >= 1, got {every}")
+    return [2 * j - 1 for j in range(every, joints, every)]
+
+
+def chain_weight(c: Chain, every: int | None) -> np.ndarray:
+    """(n, 9) weights of the sweep's targets on armN: the end effector's pose (9 components)
+    and, with ``every``, the positions (3 components) of :func:`chain_frames`; 0 elsewhere."""
+    if c.n % 2:
+        raise ValueError(f"chain targets are defined on armN (two DoF per joint); {c.name} has {c.n} DoF")
+    weight = np.zeros((c.n, POSE_DIM))
+    weight[-1] = 1
+    if every:
+        weight[chain_frames(c.n // 2, every), :3] = 1
+    return weight
+
+
+def _step_costs(net, c: Chain, reps: int = 10, weight: np.ndarray | None = None) -> dict:
+    """CPU ms (median of ``reps``) of the parts of one learned step on chain ``c`` for the
+    constrained components of ``weight`` (n, 9) (default: the end effector's pose, 9
+    components, so 9 copies of q: model_jacobian): the LSTM's forward + backward alone, the
+    composition of the relative outputs forward + backward (log-depth scan, and the sequential
+    product it replaced), the whole model Jacobian (m copies for m components), the gradient of
+    the masked loss (one copy: the gradient solver's step), one true FK of the constrained
+    elements (what a Broyden step costs besides an m x m solve) and Pinocchio's analytic
+    Jacobians of them (:meth:`Chain.jacobians`: the O(n) C++ pass a DLS step takes)."""
     import torch
 
     from dynlearn_ros.learning.ik.model import compose, compose_sequential
@@ -66,7 +103,15 @@ def _step_costs(net, c: Chain, reps: int = 10) -> dict:
 
     solver = LearnedIK(net, c, max_iter=0)
     q9 = torch.zeros(9, c.n)
-    comps = np.arange(9 * (c.n - 1), 9 * c.n)
+    if weight is None:
+        weight = chain_weight(c, None)
+    comps = np.flatnonzero(weight.reshape(-1) > 0)
+    elements = [int(k) for k in np.flatnonzero(weight.any(axis=1))]
+    w_t = torch.as_tensor(weight, dtype=torch.float32)
+
+    def gradient():
+        x = torch.zeros(1, c.n, requires_grad=True)
+        torch.autograd.grad((w_t * net(x)[0] ** 2).sum(), x)
     with torch.no_grad():
         dp0, ax0 = net.steps(q9)
 
@@ -82,8 +127,9 @@ def _step_costs(net, c: Chain, reps: int = 10) -> dict:
     parts = {"lstm_fwd_bwd_ms": lstm, "compose_scan_fwd_bwd_ms": lambda: comp(compose),
              "compose_sequential_fwd_bwd_ms": lambda: comp(compose_sequential),
              "model_jacobian_ms": lambda: solver.model_jacobian(np.zeros((1, c.n)), comps),
-             "true_fk_ms": lambda: c.fk(np.zeros(c.n), elements=[c.n - 1]),
-             "pinocchio_jacobian_ms": lambda: c.jacobian(np.zeros(c.n), c.n - 1)}
+             "model_gradient_ms": gradient,
+             "true_fk_ms": lambda: c.fk(np.zeros(c.n), elements=elements),
+             "pinocchio_jacobian_ms": lambda: c.jacobians(np.zeros(c.n), elements)}
     out = {}
     for key, fn in parts.items():
         fn()
@@ -96,9 +142,10 @@ def _step_costs(net, c: Chain, reps: int = 10) -> dict:
     return out
 
 
-def _targets(c: Chain, rng: np.random.Generator, count: int) -> list[IKProblem]:
-    weight = np.zeros((c.n, POSE_DIM))
-    weight[-1] = 1
+def _targets(c: Chain, rng: np.random.Generator, count: int, every: int | None = None) -> list[IKProblem]:
+    """``count`` targets: the FK of configurations within 30 % of the ranges, weighted by
+    :func:`chain_weight` (the end effector's pose; with ``every``, the chain frames' positions)."""
+    weight = chain_weight(c, every)
     return [IKProblem.from_pose_chain(c.fk(qt), weight) for qt in c.sample(rng, count, 0.3)]
 
 
@@ -121,6 +168,7 @@ def _time_solver(put: dict, key: str, solve, problems: list[IKProblem], n: int) 
 
 def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, targets: int = 5,
             seed: int = 0, model=None, polish: int = 100, rounds: int = 3, step_costs: bool = True,
+            chain_every: int | None = None, corrections: int = 10, max_iter: int = 300,
             log=print) -> list[dict]:
     """One row per joint count N (module docstring): medians over ``rounds`` interleaved sweeps
     of CPU ms per target, iterations per target and CPU ms per iteration of each solver, plus
@@ -129,7 +177,12 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
     (20 configurations within 30 % of the ranges, the targets' family; diagnosis.jacobian_rel_errors)
     and the parts of one learned step (:func:`_step_costs`). Without a model: DLS (both Jacobians) and the cost
     of a forward + backward pass through an untrained LSTM of ``hidden``/``layers`` (the cost
-    does not depend on the weights' values). Round r draws its targets with seed (seed, r, N)."""
+    does not depend on the weights' values). Round r draws its targets with seed (seed, r, N).
+
+    ``chain_every`` = m: chain targets (module docstring; the rows then hold ``chain_every``,
+    ``constrained_frames`` and ``constrained_components``), solved by dls, dls_fd and, with a
+    model, learned, broyden and gradient (``max_iter`` descent iterations, ``corrections``
+    rounds); the step costs are those of the chain's constrained components."""
     import torch
 
     from dynlearn_ros.learning.ik.diagnosis import jacobian_rel_errors
@@ -150,6 +203,10 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
         for p in net.parameters():
             p.requires_grad_(False)
         row = {"joints": nj, "dof": c.n, "targets_per_round": targets}
+        weight = chain_weight(c, chain_every)
+        if chain_every:
+            row.update({"chain_every": chain_every, "constrained_frames": int(weight.any(axis=1).sum()),
+                        "constrained_components": int((weight > 0).sum())})
         if model is not None:
             err = evaluate(net, c, c.sample(np.random.default_rng([seed, nj]), 200, 1.0))
             rel = jacobian_rel_errors(LearnedIK(net, c, max_iter=0), c,
@@ -161,24 +218,27 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
         if model is not None:
             solvers["learned"] = LearnedIK(net, c, max_iter=0, polish=polish).solve
             solvers["broyden"] = LearnedIK(net, c, max_iter=0, polish=polish, jacobian_every=BROYDEN_EVERY).solve
-            # jacobian_every = polish: the age of the first Jacobian never reaches it within the budget
-            solvers["broyden_once"] = LearnedIK(net, c, max_iter=0, polish=polish, jacobian_every=max(polish, 1)).solve
-        setup[nj] = (c, net, solvers, row)
+            if chain_every:
+                solvers["gradient"] = LearnedIK(net, c, corrections=corrections, max_iter=max_iter).solve
+            else:
+                # jacobian_every = polish: the age of the first Jacobian never reaches it within the budget
+                solvers["broyden_once"] = LearnedIK(net, c, max_iter=0, polish=polish,
+                                                    jacobian_every=max(polish, 1)).solve
+        setup[nj] = (c, net, solvers, row, weight)
     samples: dict = {nj: {} for nj in joint_counts}
     for r in range(rounds):
         for nj in joint_counts:
-            c, net, solvers, row = setup[nj]
+            c, net, solvers, row, weight = setup[nj]
             put = samples[nj]
-            problems = _targets(c, np.random.default_rng([seed, r, nj]), targets)
+            problems = _targets(c, np.random.default_rng([seed, r, nj]), targets, chain_every)
             q = torch.zeros(c.n, requires_grad=True)
-            w = torch.zeros(c.n, POSE_DIM)
-            w[-1] = 1
+            w = torch.as_tensor(weight, dtype=torch.float32)
             cpu0 = time.process_time()
             for _ in range(10):
                 torch.autograd.grad((w * net(q[None])[0]).sum(), q)
             put.setdefault("lstm_pass_cpu_ms", []).append(1e3 * (time.process_time() - cpu0) / 10)
             if model is not None and step_costs:
-                for key, ms in _step_costs(net, c, reps=5).items():
+                for key, ms in _step_costs(net, c, reps=5, weight=weight).items():
                     put.setdefault(key, []).append(ms)
             for key, solve in solvers.items():
                 _time_solver(put, key, solve, problems, c.n)
@@ -221,21 +281,31 @@ def growth_exponents(rows: list[dict], min_dof: int = 0, max_dof: float = float(
     return out
 
 
-def linear_costs(rows: list[dict]) -> dict[str, dict]:
+def linear_costs(rows: list[dict], degree: int = 1) -> dict[str, dict]:
     """{quantity: {fixed_ms, per_dof_ms, dof_half}}: least-squares a + b n over the rows' medians
     (module docstring) of every solver's ``cpu_ms_per_iteration`` and of the :data:`PARTS`
-    present; dof_half = a / b (inf when b <= 0: no measurable growth)."""
-    if len(rows) < 2:
-        raise ValueError("a cost fit needs at least two joint counts")
+    present; dof_half = a / b (inf when b <= 0: no measurable growth). ``degree`` = 2: the fit
+    is a + b n + c n^2 (needs three joint counts) and adds ``per_dof2_ms`` = c; dof_half stays
+    a / b, and ``dof_quadratic`` = b / c is the DoF where the quadratic part equals the linear
+    one (inf when c <= 0)."""
+    if degree not in (1, 2):
+        raise ValueError(f"degree must be 1 or 2, got {degree}")
+    if len(rows) < degree + 1:
+        raise ValueError("a cost fit needs at least two joint counts" if degree == 1
+                         else "a quadratic cost fit needs at least 3 joint counts")
     n = np.array([r["dof"] for r in rows], dtype=float)
     keys = [f"{s}_cpu_ms_per_iteration" for s in SOLVERS] + list(PARTS)
     out = {}
     for key in keys:
         if not all(key in r for r in rows):
             continue
-        b, a = np.polyfit(n, np.array([r[key] for r in rows], dtype=float), 1)
+        coef = np.polyfit(n, np.array([r[key] for r in rows], dtype=float), degree)[::-1]
+        a, b = coef[0], coef[1]
         out[key] = {"fixed_ms": float(a), "per_dof_ms": float(b),
                     "dof_half": float(a / b) if b > 0 else float("inf")}
+        if degree == 2:
+            out[key]["per_dof2_ms"] = float(coef[2])
+            out[key]["dof_quadratic"] = float(b / coef[2]) if coef[2] > 0 else float("inf")
     return out
 
 
@@ -254,7 +324,9 @@ def markdown(rows: list[dict], fits: dict[str, dict]) -> str:
                  f"({100 * np.mean(r['per_round'][f'{s}_success']):.0f} %)" for s in present]
         if "jacobian_rel_err_median" in r:
             cells.append(f"{r['learned_ee_mm']:.1f}, {r['jacobian_rel_err_median']:.3f}")
-        lines.append(f"| {r['joints']} | {r['dof']} | " + " | ".join(cells) + " |")
+        dof = (f"{r['dof']} ({r['constrained_frames']} frames, {r['constrained_components']} components)"
+               if "chain_every" in r else f"{r['dof']}")
+        lines.append(f"| {r['joints']} | {dof} | " + " | ".join(cells) + " |")
     for title, fit in fits.items():
         lines += ["", f"Growth exponents, {title} (slope of log value vs log DoF; mean ± sd over rounds "
                   "[min, max]; through the medians):", "",
@@ -276,4 +348,9 @@ def markdown(rows: list[dict], fits: dict[str, dict]) -> str:
               "|---|---|---|---|"]
     for key, f in linear_costs(rows).items():
         lines.append(f"| {key} | {f['fixed_ms']:.3f} | {f['per_dof_ms']:.5f} | {f['dof_half']:.0f} |")
+    if len(rows) >= 3:
+        lines += ["", "Cost model a + b n + c n^2 (medians):", "",
+                  "| quantity | a, ms | b, ms per DoF | c, ms per DoF^2 |", "|---|---|---|---|"]
+        for key, f in linear_costs(rows, 2).items():
+            lines.append(f"| {key} | {f['fixed_ms']:.3f} | {f['per_dof_ms']:.5f} | {f['per_dof2_ms']:.2e} |")
     return "\n".join(lines) + "\n"
