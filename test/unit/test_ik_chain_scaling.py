@@ -186,3 +186,17 @@ def test_ik_tasks_cli_runs_the_chain_sweep_and_writes_the_quadratic_cost_model(t
     assert all(r["chain_every"] == 2 for r in res["scaling"])
     assert set(res["scaling_costs_quadratic"]["dls_cpu_ms_per_iteration"]) >= {"per_dof2_ms", "fixed_ms"}
     assert "| 5 | 10 (3 frames, 15 components) |" in md.read_text()
+
+
+def test_the_sweep_times_numpy_on_one_blas_thread_and_restores_it():
+    """threadpoolctl (installed with scikit-learn; without it the sweep leaves BLAS as it is):
+    every round's log line is written inside the one-thread limit, and the limit is lifted after."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads() -> set:
+        return {p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"}
+
+    before = blas_threads()
+    during = []
+    scaling((2, 3), targets=1, rounds=2, chain_every=1, log=lambda *_: during.append(blas_threads()))
+    assert during == [{1}, {1}] and blas_threads() == before

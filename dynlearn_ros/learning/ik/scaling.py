@@ -17,7 +17,8 @@ Per joint count, end-effector pose targets (all 9 components; the FK of configur
   the true residuals for every later step: the network's O(n) sequential pass is paid once per
   target instead of once per step or per BROYDEN_EVERY steps).
 
-Times are the process's CPU time (``time.process_time``, one torch thread): on a shared machine
+Times are the process's CPU time (``time.process_time``, one torch thread and one BLAS thread
+for numpy, :class:`_one_blas_thread`): on a shared machine
 a lost time slice inflates wall time, not CPU time. The sweep over N is repeated ``rounds``
 times, interleaved, so every N sees the same load drift; a row holds the median over the rounds
 and, under ``per_round``, every round's value.
@@ -185,6 +186,38 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
     rounds); the step costs are those of the chain's constrained components."""
     import torch
 
+    torch.set_num_threads(1)
+    with _one_blas_thread():
+        return _scaling(joint_counts, hidden, layers, targets, seed, model, polish, rounds, step_costs,
+                        chain_every, corrections, max_iter, log)
+
+
+class _one_blas_thread:
+    """Context: numpy's BLAS on one thread (threadpoolctl when installed; else unchanged), like
+    torch's one thread. OpenBLAS threads its products above a size (a 66 x 160 Jacobian's
+    J J^T, the chain sweep's 160 DoF): on a loaded 2-core machine the second thread spins, and
+    measured CPU time of that product rose 65x (5.4 ms against 0.08 ms), a cost of the machine's
+    load, not of the method."""
+
+    def __enter__(self):
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            self._ctx = None
+        else:
+            self._ctx = threadpool_limits(1, user_api="blas")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._ctx is not None:
+            self._ctx.restore_original_limits()
+
+
+def _scaling(joint_counts, hidden, layers, targets, seed, model, polish, rounds, step_costs,
+             chain_every, corrections, max_iter, log) -> list[dict]:
+    """:func:`scaling`'s body, with numpy's BLAS on one thread."""
+    import torch
+
     from dynlearn_ros.learning.ik.diagnosis import jacobian_rel_errors
     from dynlearn_ros.learning.ik.dls import DLSIK
     from dynlearn_ros.learning.ik.evaluation import BROYDEN_EVERY
@@ -192,7 +225,6 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
     from dynlearn_ros.learning.ik.solver import LearnedIK
     from dynlearn_ros.learning.ik.training import evaluate
 
-    torch.set_num_threads(1)
     setup = {}
     for nj in joint_counts:
         c = chain(f"arm{nj}")
