@@ -28,6 +28,7 @@ if __name__ == "__main__":  # a signal during the imports below must end the pro
 import array  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import struct  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
@@ -289,7 +290,12 @@ class ComputedTorqueNode(Node):
         # rclpy's message conversion cost ~21 us of CPU per state before the tick); what that
         # decoder does not read exactly is deserialized by rclpy, as before
         self.state_cdr = JointStateCdr()
-        self.state_sub = self.create_subscription(JointState, "joint_states", self._on_state_raw, state_qos,
+        # the publisher gid for the source lock: rclpy passes a subscription's message info (the
+        # gid) only to a two-argument callback, and the EventsExecutor (the default) fails on
+        # one ("SystemError: null argument to internal routine", rclpy 9.1.2); so the gid is
+        # read under the SingleThreadedExecutor only, the publisher count under both (docs/safety.md)
+        on_state = self._on_state_raw_info if state_message_info() else self._on_state_raw
+        self.state_sub = self.create_subscription(JointState, "joint_states", on_state, state_qos,
                                                   raw=True, **over)
         self.create_subscription(JointTrajectory, "reference_trajectory", self._on_trajectory_raw, qos.COMMANDS,
                                  raw=True, **over)
@@ -344,14 +350,22 @@ class ComputedTorqueNode(Node):
             self.get_logger().warning(f"joint state rejected ({reason}); {count} so far; keeping the "
                                       "last valid state")
 
-    def _on_state_raw(self, raw: bytes) -> None:
-        """The joint-state subscription's callback: ``raw`` is one JointState's CDR bytes."""
+    def _on_state_raw_info(self, raw: bytes, info: dict) -> None:
+        """The callback under the SingleThreadedExecutor: ``info`` is rclpy's message info, its
+        ``publisher_gid`` {"data": bytes, ...} names the sender for the source lock."""
+        gid = info.get("publisher_gid") if isinstance(info, dict) else None
+        data = gid.get("data") if isinstance(gid, dict) else None
+        self._on_state_raw(raw, bytes(data) if data else None)
+
+    def _on_state_raw(self, raw: bytes, gid: bytes | None = None) -> None:
+        """The joint-state subscription's callback: ``raw`` is one JointState's CDR bytes;
+        ``gid``: its publisher's gid when the executor gives it (else None)."""
         if not self.ticking:   # a managed node before its first activation (computed_torque_managed)
             return
         t_start = time.perf_counter_ns()
         cdr = self.state_cdr
         if cdr.decode(raw):
-            self._tick(t_start, cdr.name, cdr.position, cdr.velocity, cdr.effort, cdr.sec, cdr.nanosec)
+            self._tick(t_start, cdr.name, cdr.position, cdr.velocity, cdr.effort, cdr.sec, cdr.nanosec, gid)
             return
         from rclpy.serialization import deserialize_message  # the rare fallback: imported when needed
 
@@ -360,23 +374,23 @@ class ComputedTorqueNode(Node):
         except Exception:  # noqa: BLE001 - whatever rclpy cannot decode is a rejected state
             self._count_reject(UNDECODABLE)
             return
-        self._on_state(msg, t_start)
+        self._on_state(msg, t_start, gid)
 
-    def _on_state(self, msg: JointState, t_start: int | None = None) -> None:
+    def _on_state(self, msg: JointState, t_start: int | None = None, gid: bytes | None = None) -> None:
         """One tick from a deserialized JointState (``t_start``: perf_counter_ns at its arrival)."""
         if not self.ticking:
             return
         stamp = msg.header.stamp
         self._tick(time.perf_counter_ns() if t_start is None else t_start, msg.name, msg.position,
-                   msg.velocity, msg.effort, stamp.sec, stamp.nanosec)
+                   msg.velocity, msg.effort, stamp.sec, stamp.nanosec, gid)
 
-    def _tick(self, t_start: int, name, position, velocity, effort, sec: int, nanosec: int) -> None:
+    def _tick(self, t_start: int, name, position, velocity, effort, sec: int, nanosec: int,
+              gid: bytes | None = None) -> None:
         """One control tick from a joint state's fields: name (list of str), position, velocity,
-        effort ((m,) rad, rad/s, N*m: sequences or float64 arrays), the header stamp (sec, nanosec)."""
+        effort ((m,) rad, rad/s, N*m: sequences or float64 arrays), the header stamp (sec,
+        nanosec), the publisher's gid (None: not given; the publisher count decides alone)."""
         wall = time.monotonic()
-        # no publisher gid: a subscription callback gets no message info in rclpy (docs/safety.md),
-        # so the source lock works from the publisher count (_check_sources)
-        if not self.source.check(None, wall):
+        if not self.source.check(gid, wall):
             self._count_reject(SECOND_SOURCE)
             self.get_logger().error(
                 f"more than one publisher on {self.state_sub.topic_name} ({self.source.publishers} seen on the "
@@ -625,6 +639,13 @@ class ComputedTorqueNode(Node):
         if intake is not None:
             intake.close()
         super().destroy_node()
+
+
+def state_message_info() -> bool:
+    """True when the node is spun by rclpy's SingleThreadedExecutor (``DYNLEARN_EXECUTOR=single``,
+    nodes/params.py make_executor), which passes a two-argument subscription callback the message
+    info; the EventsExecutor fails on such a callback."""
+    return os.environ.get("DYNLEARN_EXECUTOR", "events") == "single"
 
 
 def _raw_prefix(msg: Float64MultiArray, data: array.array, view: np.ndarray) -> bytes | None:

@@ -11,7 +11,10 @@ stamp, a position jump. Torques are compared bit for bit, and every counter."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+import pytest
 
 from dynlearn_ros.core.robots import robot_spec
 
@@ -106,4 +109,77 @@ def test_undecodable_bytes_are_a_counted_rejection(ros_context):
         assert node.n_ticks == 0
         assert node.ctl.counters.rejected.get("undecodable") == 3
     finally:
+        node.destroy_node()
+
+
+def _state_bytes(k: int) -> bytes:
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import JointState
+
+    m = JointState()
+    m.header.stamp.sec, m.header.stamp.nanosec = 0, 1_000_000 * (k + 1)
+    m.name = list(SPEC.joint_names)
+    m.position, m.velocity = SPEC.home.tolist(), [0.0] * N
+    return serialize_message(m)
+
+
+def test_a_second_publisher_gid_is_refused(ros_context):
+    """The gid path of the source lock (the SingleThreadedExecutor's callback): states from a
+    second publisher are refused while the first one is alive, without waiting for the graph."""
+    from dynlearn_ros.nodes.computed_torque import ComputedTorqueNode
+
+    node = ComputedTorqueNode()
+    try:
+        a = {"publisher_gid": {"implementation_identifier": "rmw", "data": b"A" * 16}}
+        b = {"publisher_gid": {"implementation_identifier": "rmw", "data": b"B" * 16}}
+        # A stays "alive" for the lock however slow this machine is: the hand-over to a new
+        # publisher after silence_s of silence is the lock's designed behaviour (test_safety_gates)
+        node.source.silence_s = 3600.0
+        node._on_state_raw_info(_state_bytes(0), a)
+        node._on_state_raw_info(_state_bytes(1), b)
+        node._on_state_raw_info(_state_bytes(2), a)
+        assert node.n_ticks == 1   # A's first state only: B's refused, and then the conflict holds
+        assert node.ctl.counters.rejected.get("second_source") == 2
+        assert node.source.gid == b"A" * 16 and node.source.conflict
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize("executor", ["single", "events"])
+def test_publisher_gid_reaches_the_source_lock(ros_context, monkeypatch, executor):
+    """Over a real graph: under the SingleThreadedExecutor the state's publisher gid reaches the
+    source lock; under the EventsExecutor rclpy gives none (a two-argument callback fails there
+    with SystemError), the callback binds one argument and the gid stays unknown."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.experimental import EventsExecutor
+    from sensor_msgs.msg import JointState
+
+    from dynlearn_ros.nodes.computed_torque import ComputedTorqueNode
+
+    monkeypatch.setenv("DYNLEARN_EXECUTOR", executor)
+    node = ComputedTorqueNode()
+    sender = rclpy.create_node("gid_sender")
+    ex = SingleThreadedExecutor() if executor == "single" else EventsExecutor()
+    try:
+        pub = sender.create_publisher(JointState, "joint_states", 10)
+        ex.add_node(node)
+        msg = JointState()
+        msg.name = list(SPEC.joint_names)
+        msg.position, msg.velocity = SPEC.home.tolist(), [0.0] * N
+        deadline = time.monotonic() + 30.0   # discovery under load: seconds; the loop ends at the first tick
+        k = 0
+        while node.n_ticks == 0 and time.monotonic() < deadline:
+            k += 1
+            msg.header.stamp.nanosec = 1_000_000 * k
+            pub.publish(msg)
+            ex.spin_once(timeout_sec=0.05)
+        assert node.n_ticks >= 1
+        if executor == "single":
+            assert isinstance(node.source.gid, bytes) and len(node.source.gid) > 0
+        else:
+            assert node.source.gid is None
+    finally:
+        ex.shutdown()
+        sender.destroy_node()
         node.destroy_node()
