@@ -24,8 +24,8 @@ and one rclpy refuses is refused as before. What it accepts equals rclpy's decod
 field (test/unit/test_joint_state_cdr.py: NaN, short and empty arrays, unknown, extra and
 reordered names, frame ids of every length mod 8).
 
-Not wired into ``nodes/computed_torque.py`` yet: the node with it (commit 1cfef6f) left a lockstep
-state unanswered in test_closed_loop more often than main (docs/benchmarks.md, seventh session).
+``nodes/computed_torque.py`` subscribes ``joint_states`` raw and reads each state with this class
+(test/ros/test_joint_state_raw_tick.py: the same torques, bit for bit, as from rclpy's messages).
 """
 
 from __future__ import annotations

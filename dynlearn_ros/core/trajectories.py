@@ -7,9 +7,14 @@ allocate. ``t`` is seconds since the reference started.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Sequence
 
 import numpy as np
+
+#: |omega| (rad/s) from which SineReference.sample takes its short path after the ramp (a sine
+#: slower than one cycle in ~100 min keeps the full formula; see SineReference.__init__)
+MIN_FAST_OMEGA = 1e-3
 
 
 def min_jerk(tau: float) -> tuple[float, float, float]:
@@ -73,15 +78,34 @@ class SineReference(Reference):
         self.ramp_s = float(ramp_s)
         self._s = np.zeros(self.n)
         self._c = np.zeros(self.n)
+        # after the ramp (s = 1, s' = s'' = 0) the terms with s', s'' are signed zeros, and adding
+        # a zero to a non-zero value returns that value exactly: sample() then computes only the
+        # non-zero terms, with the same floating-point operations in the same order (bit for bit,
+        # test_trajectories). That holds when no term is zero: phase 0 (w t + 0 = w t) and every
+        # |omega| >= MIN_FAST_OMEGA, so for t > 0 neither w t, sin(w t), cos(w t) nor their
+        # products with w are 0 (sin / cos of a non-zero double never are); else the full formula
+        self._neg_w2 = -(self.omega * self.omega)
+        self._fast = bool(np.all(self.phase == 0.0) and np.all(np.abs(self.omega) >= MIN_FAST_OMEGA))
 
     def sample(self, t: float, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray) -> None:
+        sn, cs, w, a = self._s, self._c, self.omega, self.amplitude
+        if self._fast and self.ramp_s <= t < math.inf and t > 0.0:
+            np.multiply(w, t, out=sn)
+            np.cos(sn, out=cs)
+            np.sin(sn, out=sn)
+            np.multiply(sn, a, out=q)       # c + A sin
+            q += self.center
+            np.multiply(w, cs, out=qd)      # A w cos
+            qd *= a
+            np.multiply(self._neg_w2, sn, out=qdd)   # -A w^2 sin
+            qdd *= a
+            return
         if self.ramp_s > 0:
             s, ds, dds = min_jerk(t / self.ramp_s)
             ds /= self.ramp_s
             dds /= self.ramp_s * self.ramp_s
         else:
             s, ds, dds = 1.0, 0.0, 0.0
-        sn, cs, w, a = self._s, self._c, self.omega, self.amplitude
         np.multiply(w, t, out=sn)
         sn += self.phase
         np.cos(sn, out=cs)

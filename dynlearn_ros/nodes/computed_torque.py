@@ -28,6 +28,8 @@ if __name__ == "__main__":  # a signal during the imports below must end the pro
 import array  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
+import struct  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -50,6 +52,7 @@ from dynlearn_ros.core.config import (  # noqa: E402
 )
 from dynlearn_ros.core.control import Mode  # noqa: E402
 from dynlearn_ros.core.inverse_model import InverseModel  # noqa: E402
+from dynlearn_ros.core.joint_state_cdr import JointStateCdr  # noqa: E402
 from dynlearn_ros.core.robots import robot_spec  # noqa: E402
 from dynlearn_ros.core.safety import (  # noqa: E402
     JUMP,
@@ -83,6 +86,12 @@ SLOT_POLL_S = 0.02   # how often finished model loads are logged and the paramet
 #: before its SIGTERM and NodeProcess.stop's 10 s before its SIGKILL
 SLOT_JOIN_S = 2.0
 RCLError = _rclpy.RCLError
+#: the tick's stages (controller_stage_us in the summary): the state's decoding (and the source
+#: lock), the mapper, gate and late-law bookkeeping, the control law (ctl.step), the logs and
+#: slot bookkeeping up to the command's publish (timed apart: controller_publish_us)
+STAGES = ("decode", "checks", "step", "after_step")
+#: a joint state neither the numpy decoder nor rclpy could read (counted like the mapper's reasons)
+UNDECODABLE = "undecodable"
 ROS_OWN_PARAMS = ("use_sim_time", "start_type_description_service")
 REPEAT_ANSWER_S = 0.05   # a re-sent state (same stamp) is answered with the last command at most this often
 GRAPH_CHECK_S = 0.25     # how often the publishers on joint_states are counted
@@ -277,7 +286,17 @@ class ComputedTorqueNode(Node):
         self.cmd_pub = self.create_publisher(Float64MultiArray, "effort_controller/commands", qos.STREAM_PUBLISHER, **over)
         self.status_pub = self.create_publisher(Float64MultiArray, "~/status", qos.STATUS, **over)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
-        self.state_sub = self.create_subscription(JointState, "joint_states", self._on_state, state_qos, **over)
+        # raw: the callback gets the CDR bytes and reads them with numpy (core/joint_state_cdr.py;
+        # rclpy's message conversion cost ~21 us of CPU per state before the tick); what that
+        # decoder does not read exactly is deserialized by rclpy, as before
+        self.state_cdr = JointStateCdr()
+        # the publisher gid for the source lock: rclpy passes a subscription's message info (the
+        # gid) only to a two-argument callback, and the EventsExecutor (the default) fails on
+        # one ("SystemError: null argument to internal routine", rclpy 9.1.2); so the gid is
+        # read under the SingleThreadedExecutor only, the publisher count under both (docs/safety.md)
+        on_state = self._on_state_raw_info if state_message_info() else self._on_state_raw
+        self.state_sub = self.create_subscription(JointState, "joint_states", on_state, state_qos,
+                                                  raw=True, **over)
         self.create_subscription(JointTrajectory, "reference_trajectory", self._on_trajectory_raw, qos.COMMANDS,
                                  raw=True, **over)
         self.create_subscription(String, qos.MODEL_UPDATES_TOPIC, self._on_model_update, qos.MODEL_UPDATES, **over)
@@ -316,6 +335,8 @@ class ComputedTorqueNode(Node):
         # mapped pages made the RSS grow by 16 B per tick until full (docs/safety.md, soak memory)
         self.tick_ns = np.full(1 << 18, 0, dtype=np.int64)
         self.publish_ns = np.full(1 << 18, 0, dtype=np.int64)
+        # per tick, the stages of STAGES (ns; int32 holds 2 s): where the tick's time goes
+        self.stage_ns = np.full((1 << 18, len(STAGES)), 0, dtype=np.int32)
         self.n_ticks = 0
         self.publish_errors = 0
         self.start_wall = time.monotonic()
@@ -329,20 +350,55 @@ class ComputedTorqueNode(Node):
             self.get_logger().warning(f"joint state rejected ({reason}); {count} so far; keeping the "
                                       "last valid state")
 
-    def _on_state(self, msg: JointState, info: dict | None = None) -> None:
+    def _on_state_raw_info(self, raw: bytes, info: dict) -> None:
+        """The callback under the SingleThreadedExecutor: ``info`` is rclpy's message info, its
+        ``publisher_gid`` {"data": bytes, ...} names the sender for the source lock."""
+        gid = info.get("publisher_gid") if isinstance(info, dict) else None
+        data = gid.get("data") if isinstance(gid, dict) else None
+        self._on_state_raw(raw, bytes(data) if data else None)
+
+    def _on_state_raw(self, raw: bytes, gid: bytes | None = None) -> None:
+        """The joint-state subscription's callback: ``raw`` is one JointState's CDR bytes;
+        ``gid``: its publisher's gid when the executor gives it (else None)."""
         if not self.ticking:   # a managed node before its first activation (computed_torque_managed)
             return
         t_start = time.perf_counter_ns()
+        cdr = self.state_cdr
+        if cdr.decode(raw):
+            self._tick(t_start, cdr.name, cdr.position, cdr.velocity, cdr.effort, cdr.sec, cdr.nanosec, gid)
+            return
+        from rclpy.serialization import deserialize_message  # the rare fallback: imported when needed
+
+        try:   # not read by the numpy decoder: rclpy's own deserialization decides
+            msg = deserialize_message(raw, JointState)
+        except Exception:  # noqa: BLE001 - whatever rclpy cannot decode is a rejected state
+            self._count_reject(UNDECODABLE)
+            return
+        self._on_state(msg, t_start, gid)
+
+    def _on_state(self, msg: JointState, t_start: int | None = None, gid: bytes | None = None) -> None:
+        """One tick from a deserialized JointState (``t_start``: perf_counter_ns at its arrival)."""
+        if not self.ticking:
+            return
+        stamp = msg.header.stamp
+        self._tick(time.perf_counter_ns() if t_start is None else t_start, msg.name, msg.position,
+                   msg.velocity, msg.effort, stamp.sec, stamp.nanosec, gid)
+
+    def _tick(self, t_start: int, name, position, velocity, effort, sec: int, nanosec: int,
+              gid: bytes | None = None) -> None:
+        """One control tick from a joint state's fields: name (list of str), position, velocity,
+        effort ((m,) rad, rad/s, N*m: sequences or float64 arrays), the header stamp (sec,
+        nanosec), the publisher's gid (None: not given; the publisher count decides alone)."""
         wall = time.monotonic()
-        gid = (info or {}).get("publisher_gid")
-        if not self.source.check(None if gid is None else bytes(gid.get("data", b"")), wall):
+        if not self.source.check(gid, wall):
             self._count_reject(SECOND_SOURCE)
             self.get_logger().error(
                 f"more than one publisher on {self.state_sub.topic_name} ({self.source.publishers} seen on the "
                 "graph): refusing to control until one remains (no command from these states; the hold "
                 "follows when the state goes stale)", throttle_duration_sec=LOG_THROTTLE_S)
             return
-        status = self.mapper.update(msg.name, msg.position, msg.velocity)
+        t_checks = time.perf_counter_ns()
+        status = self.mapper.update(name, position, velocity)
         if status != OK:
             self._count_reject(status)
             return
@@ -350,8 +406,7 @@ class ComputedTorqueNode(Node):
         if config.time_source == "arrival":
             t_state = wall
         else:
-            stamp = msg.header.stamp
-            t_state = stamp.sec + 1e-9 * stamp.nanosec
+            t_state = sec + 1e-9 * nanosec
         gate = self.gate.check(self.mapper.q, self.mapper.qd, t_state)
         if gate != OK:
             self._count_reject(gate)
@@ -372,7 +427,7 @@ class ComputedTorqueNode(Node):
             delay = held_delay(dstamp, dwall, config.control_period_s, holds != self._holds_at_accept,
                                config.command_timeout_s)
             ctl.pause_reference(unfollowed_time(dstamp, dwall, config.command_timeout_s))
-        late = self.applied.held_delay(msg.effort, config.control_period_s)
+        late = self.applied.held_delay(effort, config.control_period_s)
         if late is not None and late > delay:
             delay = late
         self._last_accept_wall, self._holds_at_accept = wall, holds
@@ -386,7 +441,9 @@ class ComputedTorqueNode(Node):
             for note in notes:
                 self.get_logger().warning(f"built-in reference clipped to the joint limits: {note}")
             ctl.set_reference(ref)
+        t_step = time.perf_counter_ns()
         mode = ctl.step(self.mapper.q, self.mapper.qd, t_state, wall)
+        t_stepped = time.perf_counter_ns()
         self.slot.note_tick(mode is not Mode.MODEL_FALLBACK)
         if ctl.damping_scale < 1.0:
             self.get_logger().warning(
@@ -411,8 +468,10 @@ class ComputedTorqueNode(Node):
         self._publish_command()
         t_end = time.perf_counter_ns()
         dt_ns = t_end - t_start
-        self.tick_ns[self.n_ticks % self.tick_ns.size] = dt_ns
-        self.publish_ns[self.n_ticks % self.publish_ns.size] = t_end - t_pub
+        k = self.n_ticks % self.tick_ns.size
+        self.tick_ns[k] = dt_ns
+        self.publish_ns[k] = t_end - t_pub
+        self.stage_ns[k] = (t_checks - t_start, t_step - t_checks, t_stepped - t_step, t_pub - t_stepped)
         self.n_ticks += 1
         if config.status_decimation and self.n_ticks % config.status_decimation == 0:
             self._publish_status(dt_ns)
@@ -553,6 +612,9 @@ class ComputedTorqueNode(Node):
             **self.ctl.summary(),
             # the command's publish alone (rclpy + the DDS write, which wakes the receiver)
             "controller_publish_us": _percentiles(self.publish_ns[: ticks.size] * 1e-3),
+            # the tick's stages before the publish (STAGES), each {p50, p99, n} us
+            "controller_stage_us": {name: _percentiles(self.stage_ns[: ticks.size, i] * 1e-3)
+                                    for i, name in enumerate(STAGES)},
             "controller_tick_us": {"p50": float(np.percentile(ticks, 50)) if ticks.size else None,
                                    "p99": float(np.percentile(ticks, 99)) if ticks.size else None,
                                    "n": int(ticks.size)},
@@ -579,22 +641,65 @@ class ComputedTorqueNode(Node):
         super().destroy_node()
 
 
+def state_message_info() -> bool:
+    """True when the node is spun by rclpy's SingleThreadedExecutor (``DYNLEARN_EXECUTOR=single``,
+    nodes/params.py make_executor), which passes a two-argument subscription callback the message
+    info; the EventsExecutor fails on such a callback."""
+    return os.environ.get("DYNLEARN_EXECUTOR", "events") == "single"
+
+
 def _raw_prefix(msg: Float64MultiArray, data: array.array, view: np.ndarray) -> bytes | None:
-    """The serialized ``msg`` without its data values, when the serialized message is that prefix
-    followed by the values' native float64 bytes (probed with distinct values); else None.
-    ``data`` / ``view``: the message's data array and a numpy view of it (n,)."""
-    from rclpy.serialization import serialize_message
+    """The serialized ``msg`` without its data values (:func:`multiarray_prefix`, padding zero),
+    when that prefix followed by the values' native float64 bytes is what rclpy makes of the
+    message (checked once with distinct probe values: rclpy deserializes it to the same layout
+    and values, and rclpy's own serialization has the same bytes except in the padding, which
+    it leaves uninitialised); else None (publish the message). ``data`` / ``view``: the message's
+    data array and a numpy view of it (n,)."""
+    from rclpy.serialization import deserialize_message, serialize_message
 
     view[:] = np.arange(1.0, view.size + 1.0) * np.pi   # distinct, every byte pattern non-trivial
     msg.data = data
     try:
-        raw = serialize_message(msg)
-        tail = view.tobytes()
-        ok = raw.endswith(tail)
+        dims = [(d.label, d.size, d.stride) for d in msg.layout.dim]
+        prefix = multiarray_prefix(dims, msg.layout.data_offset, view.size)
+        raw = prefix + view.astype("<f8").tobytes()
+        theirs = serialize_message(msg)
+        back = deserialize_message(raw, Float64MultiArray)
+        ok = (len(theirs) == len(raw)
+              and all(a == b or a == 0 for a, b in zip(raw[: len(prefix)], theirs[: len(prefix)], strict=True))
+              and theirs[len(prefix):] == raw[len(prefix):]
+              and [(d.label, d.size, d.stride) for d in back.layout.dim] == dims
+              and back.layout.data_offset == msg.layout.data_offset
+              and np.asarray(back.data).tobytes() == view.tobytes()
+              and view.dtype.byteorder in ("=", "<") and np.little_endian)
     finally:
         view[:] = 0.0
         msg.data = data
-    return raw[: len(raw) - len(tail)] if ok else None
+    return prefix if ok else None
+
+
+def multiarray_prefix(dims: list[tuple[str, int, int]], data_offset: int, n: int) -> bytes:
+    """The CDR bytes (XCDR1, little-endian, padding zero) of a std_msgs Float64MultiArray with
+    layout ``dims`` [(label, size, stride)], ``data_offset`` and ``n`` values, up to the first
+    value: the serialized message is this prefix + the n values as little-endian float64.
+    Fields are aligned to their size counted from the end of the 4-byte encapsulation header."""
+    out = bytearray(b"\x00\x01\x00\x00")
+
+    def align(size: int) -> None:
+        out.extend(bytes(-(len(out) - 4) % size))
+
+    out += struct.pack("<I", len(dims))
+    for label, size, stride in dims:
+        text = label.encode("utf-8") + b"\x00"
+        align(4)
+        out += struct.pack("<I", len(text)) + text
+        align(4)
+        out += struct.pack("<II", size, stride)
+    align(4)
+    out += struct.pack("<II", data_offset, n)
+    if n:
+        align(8)
+    return bytes(out)
 
 
 def _percentiles(us: np.ndarray) -> dict:

@@ -19,7 +19,11 @@ def run_closed_loop(start_node, tmp_path: Path, *, robot: str = "iiwa", duration
     ctl_json, bridge_json = tmp_path / f"ctl-{tag}.json", tmp_path / f"bridge-{tag}.json"
     ctl = start_node("computed_torque", {"robot": robot, "summary_path": str(ctl_json),
                                          "stale_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS, **(controller or {})})
+    # the bridge waits for each command as long as the controller waits for each state before
+    # its stale hold: a lost command still counts a timeout, a process starved by a loaded
+    # machine (0.35-0.6 s seen at load 11, main and this tree alike) does not
     br = start_node("sim_bridge", {"robot": robot, "stepping": "lockstep", "duration_s": duration_s,
+                                   "lockstep_timeout_ms": LOCKSTEP_STALE_TIMEOUT_MS,
                                    "stats_path": str(bridge_json), **(bridge or {})})
     try:
         rc = br.wait(timeout=timeout_s)
