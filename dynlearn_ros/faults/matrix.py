@@ -373,6 +373,8 @@ def row_second_publisher(ctx: Ctx) -> list[Check]:
         Check("every command is the hold at q0 (no pull to the fake pose)", dev < 1e-6, f"max |tau - g(q0)| = {dev:.3g} N*m"),
         Check("second source counted", _counter(s, "rejected_second_source") > 0, str(s.get("counters"))),
         Check("log line", "more than one publisher" in log or "publishers on" in log, ""),
+        Check("the log names both publishing nodes",
+              f"/{drv.node.get_name()}," in log and f"/{drv.node.get_name()}_second" in log, ""),
         Check("clean exit", rc == 0, f"exit {rc}"),
         *_torque_checks(ctx, drv.cmds),
     ]

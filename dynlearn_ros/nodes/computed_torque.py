@@ -164,6 +164,7 @@ class ComputedTorqueNode(Node):
         """Plausibility / ordering gate, single-source lock, reference limits (docs/safety.md)."""
         self.gate = StateGate(spec.lower, spec.upper, spec.velocity_limits, 0.5 * config.control_period_s)
         self.source = SourceLock(silence_s=config.stale_timeout_s)
+        self._source_names = "?"   # the publishers of joint_states while two or more are seen (for logs)
         self.ctl.set_position_limits(spec.lower, spec.upper)
         self.ctl.set_chatter_guard(spec.velocity_limits)   # K_D lowered while late commands make the arm chatter
         self.intake = TrajectoryIntake(self.joint_names, spec.lower, spec.upper)
@@ -394,7 +395,7 @@ class ComputedTorqueNode(Node):
             self._count_reject(SECOND_SOURCE)
             self.get_logger().error(
                 f"more than one publisher on {self.state_sub.topic_name} ({self.source.publishers} seen on the "
-                "graph): refusing to control until one remains (no command from these states; the hold "
+                f"graph: {self._source_names}): refusing to control until one remains (no command from these states; the hold "
                 "follows when the state goes stale)", throttle_duration_sec=LOG_THROTTLE_S)
             return
         t_checks = time.perf_counter_ns()
@@ -508,14 +509,25 @@ class ComputedTorqueNode(Node):
             self.get_logger().info(f"new reference trajectory: {body.t.size} points over {ref.duration:.2f} s "
                                    f"({size} bytes)" + ("; following-error fault cleared" if cleared else ""))
 
+    def _publisher_names(self) -> str:
+        """The nodes publishing joint_states as the graph shows them ("/ns/node, ..."), for the
+        second-source log lines; "?" when the graph cannot be read."""
+        try:
+            infos = self.get_publishers_info_by_topic(self.state_sub.topic_name)
+        except Exception:  # noqa: BLE001 - a log detail must never stop the check
+            return "?"
+        return ", ".join(sorted(f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos)) or "none"
+
     def _check_sources(self) -> None:
         """Count the publishers on joint_states; more than one: refuse to control (docs/safety.md)."""
         before = self.source.conflict
         count = self.count_publishers(self.state_sub.topic_name)
         self.source.note_publishers(count)
+        if self.source.conflict:   # who they are, for the logs (a timer's work, never the tick's)
+            self._source_names = self._publisher_names()
         if self.source.conflict and not before:
-            self.get_logger().error(f"{count} publishers on {self.state_sub.topic_name}: refusing to control "
-                                    "until one remains")
+            self.get_logger().error(f"{count} publishers on {self.state_sub.topic_name} ({self._source_names}): "
+                                    "refusing to control until one remains")
         elif before and not self.source.conflict:
             self.get_logger().warning(f"one publisher on {self.state_sub.topic_name} again: control resumes")
 
