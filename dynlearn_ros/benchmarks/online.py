@@ -28,6 +28,7 @@ Training itself runs in the trainer's own process in the graph; here it is measu
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import tempfile
@@ -40,7 +41,10 @@ from dynlearn_ros.core.assembly import build_analytic, build_controller, build_t
 from dynlearn_ros.core.config import robot_context, validate
 from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner, StateDifferencer
 from dynlearn_ros.paths import resolve_model_dir
+from dynlearn_ros.runtime import shared_graph
+from dynlearn_ros.runtime.onnx_step import OnnxStep
 from dynlearn_ros.runtime.registry import load_inverse_model
+from dynlearn_ros.runtime.shared_graph import ParamStep
 from dynlearn_ros.runtime.slot import ModelSlot, check_model
 from dynlearn_ros.scenarios.vgain import controller_params
 from dynlearn_ros.scenarios.vgain_config import load_config
@@ -140,8 +144,19 @@ def bench_cycles(x: np.ndarray, y: np.ndarray, chunk: int, out: Path,
             "base_dir": str(learner.base_dir)}, dirs
 
 
+def _timed(fn, log: list, stage: str):
+    """``fn`` wrapped: each call appends (stage, wall s, thread CPU s) to ``log`` (the worker's)."""
+    def call(*args):
+        w, c = time.perf_counter(), time.thread_time()
+        try:
+            return fn(*args)
+        finally:
+            log.append((stage, time.perf_counter() - w, time.thread_time() - c))
+    return call
+
+
 def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s: float,
-                switch_interval_s: float = 0.005) -> dict:
+                switch_interval_s: float = 0.005, shared: bool = True) -> dict:
     """Wall-clock 1 kHz loop with slot swaps every ``swap_every_s``; lateness in and out of swaps.
 
     The slot runs deferred, as in the node: after each tick (after the plant step, which stands
@@ -149,17 +164,32 @@ def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s
     candidate or release a model a swap let go; a slot skipped because that work (or anything
     else) ran past it is counted against the tick before it (``slots_skipped``). The loop runs
     with the interpreter's thread switch interval ``switch_interval_s`` (Python's default 5 ms, as
-    in the node; restored afterwards): measured at 0.1 ms it changed nothing at load ~20."""
+    in the node; restored afterwards): measured at 0.1 ms it changed nothing at load ~20.
+
+    ``shared``: the online versions run on their structure's one session
+    (runtime/shared_graph.py, the default of every reader); False: a session per version (built in
+    the worker, released by ``after_tick``), as before session 8. The worker's stages (load,
+    check, prepare) and the ticking thread's ``after_tick`` pieces are timed in wall and thread
+    CPU time ("worker_stages", "after_tick_cpu_us")."""
+    with (contextlib.nullcontext() if shared else shared_graph.per_version_sessions()):
+        return _bench_ticks(dirs, payload_kg, seconds, swap_every_s, switch_interval_s) | {"shared": shared}
+
+
+def _bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s: float,
+                 switch_interval_s: float) -> dict:
     cfg, config, spec, ctl, plant = _setup(payload_kg)
     switch_before = sys.getswitchinterval()
     sys.setswitchinterval(switch_interval_s)
     n, dt = spec.n, config.control_period_s
-    slot = ModelSlot(ctl.model, "svdkl", config.model_dir, lambda k, p: load_inverse_model(k, p, spec.joint_names, urdf=str(spec.urdf_path)),
-                     lambda m: check_model(m, spec.joint_names, spec.home),
-                     prepare=lambda m: build_tuning(config, m), deferred=True)
+    stages: list[tuple[str, float, float]] = []
+    slot = ModelSlot(ctl.model, "svdkl", config.model_dir,
+                     _timed(lambda k, p: load_inverse_model(k, p, spec.joint_names, urdf=str(spec.urdf_path)), stages, "load"),
+                     _timed(lambda m: check_model(m, spec.joint_names, spec.home), stages, "check"),
+                     prepare=_timed(lambda m: build_tuning(config, m), stages, "prepare"), deferred=True)
     q, qd = np.zeros(n), np.zeros(n)
     late, missed, in_window, compute, swap_tick, loading, skipped, after = [], [], [], [], [], [], [], []
     after_s: dict[str, list[float]] = {"released": [], "warmed": []}
+    after_cpu: dict[str, list[float]] = {"released": [], "warmed": []}
     window_until, requested_at, swaps, nreq = -1.0, None, 0, 0
     steps = int(round(seconds / dt))
     slot_t = time.perf_counter()
@@ -185,10 +215,11 @@ def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s
             ctl.step(q, qd, k * dt, 0.0)
             end = time.perf_counter()      # the controller's share: swap + tick (the plant is not timed)
             plant.step(ctl.tau)
-            ta = time.perf_counter()
+            ta, tc = time.perf_counter(), time.thread_time()
             did = slot.after_tick(ctl.query)   # the deferred swap work, after the "command"
             if did:
                 after_s[did].append(time.perf_counter() - ta)
+                after_cpu[did].append(time.thread_time() - tc)
             after.append(did)
             late.append(start - slot_t)
             missed.append(end - start > dt)
@@ -232,7 +263,80 @@ def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s
             # the ticks whose after_tick warmed a candidate / released a model (their skips: the
             # deferred work ran past the next slot)
             "warm_tick": part(after_a == "warmed"), "release_tick": part(after_a == "released"),
-            "after_tick_us": {k: _stats([1e6 * x for x in v]) for k, v in after_s.items()}}
+            "after_tick_us": {k: _stats([1e6 * x for x in v]) for k, v in after_s.items()},
+            "after_tick_cpu_us": {k: _stats([1e6 * x for x in v]) for k, v in after_cpu.items()},
+            # the worker thread's stages per swap: wall and thread CPU (ms)
+            "worker_stages": {st: {"wall_ms": _stats([1e3 * w for s_, w, _ in stages if s_ == st]),
+                                   "cpu_ms": _stats([1e3 * c for s_, _, c in stages if s_ == st])}
+                              for st in ("load", "check", "prepare")}}
+
+
+#: the parts of a tick loop compared with its no-swap stretch (bench_ticks' keys)
+TICK_PARTS = ("during_swaps", "loading", "warm_tick", "swap_tick", "tick_after_swap", "release_tick")
+
+
+def summarize_rounds(rounds: list[dict]) -> dict:
+    """Per part of :data:`TICK_PARTS`, over the rounds (one tick loop each): the over-budget
+    fraction and its ratio to the same round's no-swap fraction, the median compute and its ratio
+    (median, min, max over rounds). A ratio of 1 is "no more over budget around swaps than
+    elsewhere in the same minute"."""
+    out = {"rounds": len(rounds),
+           "no_swap_over_budget_fraction": _stats([r["no_swap"]["over_budget_fraction"] for r in rounds])}
+    for part in TICK_PARTS:
+        frac = [r[part]["over_budget_fraction"] for r in rounds if r[part]["ticks"]]
+        ratio = [r[part]["over_budget_fraction"] / r["no_swap"]["over_budget_fraction"] for r in rounds
+                 if r[part]["ticks"] and r["no_swap"]["over_budget_fraction"] > 0]
+        p50 = [r[part]["compute_us_p50"] / r["no_swap"]["compute_us_p50"] for r in rounds
+               if r[part]["ticks"] and r["no_swap"]["compute_us_p50"] > 0]
+        out[part] = {"ticks": sum(r[part]["ticks"] for r in rounds),
+                     "over_budget_fraction": _minmax(frac), "over_budget_ratio": _minmax(ratio),
+                     "compute_p50_ratio": _minmax(p50)}
+    return out
+
+
+def _minmax(v: list[float]) -> dict:
+    if not v:
+        return {"n": 0}
+    return {"n": len(v), "median": float(np.median(v)), "min": float(min(v)), "max": float(max(v))}
+
+
+def _clocked(into: list, fn, *args):
+    """fn(*args), appending (wall s, thread CPU s) to ``into``."""
+    w, c = time.perf_counter(), time.thread_time()
+    r = fn(*args)
+    into.append((time.perf_counter() - w, time.thread_time() - c))
+    return r
+
+
+def swap_breakdown(dirs: list[str], reps: int = 6) -> dict:
+    """A swap's pieces timed alone, off the tick loop (wall and thread CPU, ms; medians over
+    ``reps`` loads alternating over ``dirs``), with shared sessions and with a session per version:
+    parse + scan of the file, the step (session build, or the cached session and a binding),
+    the whole load (``load_inverse_model``: metadata, step, golden replay, warm-up), the check,
+    and the release of the version loaded before (its last reference dropped)."""
+    from dynlearn_ros.runtime.validate import scan_initializers
+
+    cfg = load_config(None)
+    spec = cfg.spec
+    out = {}
+    for arm in ("shared", "per_version"):
+        rec: dict[str, list[tuple[float, float]]] = {k: [] for k in ("parse_scan", "step", "load", "check", "release")}
+        with (contextlib.nullcontext() if arm == "shared" else shared_graph.per_version_sessions()):
+            shared_graph.clear_cache()
+            prev = load_inverse_model("svdkl", dirs[0], spec.joint_names, urdf=str(spec.urdf_path))
+            for i in range(reps):
+                d = Path(dirs[(i + 1) % len(dirs)]) / "model.onnx"
+                proto = _clocked(rec["parse_scan"], scan_initializers, d)
+                step = _clocked(rec["step"], ParamStep, proto) if arm == "shared" else _clocked(rec["step"], OnnxStep, d)
+                del step, proto
+                model = _clocked(rec["load"], load_inverse_model, "svdkl", d.parent, spec.joint_names, str(spec.urdf_path))
+                _clocked(rec["check"], check_model, model, spec.joint_names, spec.home)
+                _clocked(rec["release"], prev.__dict__.clear)   # the predictor's last references
+                prev = model
+        out[arm] = {k: {"wall_ms": 1e3 * float(np.median([w for w, _ in v])),
+                        "cpu_ms": 1e3 * float(np.median([c for _, c in v]))} for k, v in rec.items()}
+    shared_graph.clear_cache()
+    return out
 
 
 def bench_residual_cost(ticks: int = 3000, repeats: int = 2) -> dict:
@@ -266,11 +370,14 @@ def bench_residual_cost(ticks: int = 3000, repeats: int = 2) -> dict:
 
 def bench_model_cost(base_dir: str, version_dir: str, runs: int = 2000, repeats: int = 3) -> dict:
     """Median batch-1 run (us) of the shipped graph and of an online version (base + correction
-    with the payload regressor), alternating ``repeats`` times (the same load for both)."""
-    from dynlearn_ros.runtime.onnx_step import OnnxStep
+    with the payload regressor), the latter in a session of its own and on the shared session with
+    its parameters as inputs (runtime/shared_graph.py), alternating ``repeats`` times (the same
+    load for all)."""
+    from dynlearn_ros.runtime.validate import scan_initializers
 
-    out: dict[str, list[float]] = {"shipped": [], "online_version": []}
-    steps = {"shipped": OnnxStep(Path(base_dir) / "model.onnx"), "online_version": OnnxStep(Path(version_dir) / "model.onnx")}
+    out: dict[str, list[float]] = {"shipped": [], "online_version": [], "online_version_shared": []}
+    steps = {"shipped": OnnxStep(Path(base_dir) / "model.onnx"), "online_version": OnnxStep(Path(version_dir) / "model.onnx"),
+             "online_version_shared": ParamStep(scan_initializers(Path(version_dir) / "model.onnx"))}
     for _ in range(repeats):
         for key, st in steps.items():
             ts = np.empty(runs)
@@ -284,13 +391,26 @@ def bench_model_cost(base_dir: str, version_dir: str, runs: int = 2000, repeats:
 
 def run_bench(payload_kg: float = 12.0, collect_s: float = 6.0, chunk: int = 500, tick_s: float = 10.0,
               swap_every_s: float = 1.0, learner_cfg: OnlineConfig | None = None,
-              switch_interval_s: float = 0.005) -> dict:
+              switch_interval_s: float = 0.005, rounds: int = 1, compare_per_version: bool = False) -> dict:
+    """The whole bench (module docstring). ``rounds`` tick loops of ``tick_s`` each (shared
+    sessions); with ``compare_per_version``, each round also runs a loop with a session per version
+    right after it (the same minutes' load): "ticks_rounds" {arm: [bench_ticks ...]} and
+    "ticks_summary" {arm: summarize_rounds(...)}, plus the swap's pieces timed alone
+    ("swap_breakdown"). "ticks" is the first shared round (the figure of earlier sessions)."""
     learner_cfg = learner_cfg or OnlineConfig()
     x, y = collect(payload_kg, collect_s)
+    arms = ("shared", "per_version") if compare_per_version else ("shared",)
     with tempfile.TemporaryDirectory(prefix="bench-online-") as tmp:
         cycles, dirs = bench_cycles(x, y, chunk, Path(tmp), learner_cfg)
-        ticks = bench_ticks(dirs[-2:] if len(dirs) >= 2 else dirs, payload_kg, tick_s, swap_every_s, switch_interval_s)
+        pair = dirs[-2:] if len(dirs) >= 2 else dirs
+        runs: dict[str, list[dict]] = {a: [] for a in arms}
+        for _ in range(max(1, rounds)):
+            for arm in arms:
+                runs[arm].append(bench_ticks(pair, payload_kg, tick_s, swap_every_s, switch_interval_s,
+                                             shared=arm == "shared"))
+        breakdown = swap_breakdown(pair) if pair else {}
         model_cost = bench_model_cost(cycles["base_dir"], dirs[-1]) if dirs else {}
     return {"payload_kg": payload_kg, "samples": len(x), "chunk": chunk, "probe_runs": PROBE_RUNS,
-            "learner": dataclasses.asdict(learner_cfg), "cycles": cycles, "ticks": ticks, "model_cost": model_cost,
-            "residual_sigma_cost": bench_residual_cost()}
+            "learner": dataclasses.asdict(learner_cfg), "cycles": cycles, "ticks": runs["shared"][0],
+            "ticks_rounds": runs, "ticks_summary": {a: summarize_rounds(v) for a, v in runs.items()},
+            "swap_breakdown": breakdown, "model_cost": model_cost, "residual_sigma_cost": bench_residual_cost()}

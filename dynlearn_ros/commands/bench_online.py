@@ -22,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--switch-interval-s", type=float, default=None,
                         help="the interpreter's thread switch interval in that loop (default: Python's, "
                              "0.005, as in the controller node)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="tick loops of --tick-s each; the summary gives medians and spreads over them")
+    parser.add_argument("--compare-per-version", action="store_true",
+                        help="each round also runs the loop with a session per version (as before the shared "
+                             "sessions of runtime/shared_graph.py), right after the shared one")
     parser.add_argument("--trainer-ab", action="store_true",
                         help="instead: the realtime bridge/controller pair with and without a trainer process "
                              "training beside it, interleaved stretches (benchmarks/trainer_ab.py; issue 10 section 1)")
@@ -33,16 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.rounds < 1:
+        raise SystemExit("--rounds must be >= 1")
     if args.trainer_ab:
         return _run_trainer_ab(args)
     from dynlearn_ros.benchmarks.online import run_bench
 
     result = {"command_line": command_line(args),
               **run_bench(args.payload_kg, args.collect_s, args.chunk, args.tick_s, args.swap_every_s,
-                          **({} if args.switch_interval_s is None else {"switch_interval_s": args.switch_interval_s}))}
+                          **({} if args.switch_interval_s is None else {"switch_interval_s": args.switch_interval_s}),
+                          rounds=args.rounds, compare_per_version=args.compare_per_version)}
     write_outputs(result, None, args.json, None)
-    print(json.dumps({k: v for k, v in result.items() if k != "cycles"} | {"cycle_seconds": result["cycles"]["seconds"]},
-                     indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("cycles", "ticks_rounds")}
+                     | {"cycle_seconds": result["cycles"]["seconds"]}, indent=1))
     return 0
 
 

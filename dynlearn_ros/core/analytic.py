@@ -47,6 +47,17 @@ class RigidBodyModel:
         self._zero = np.zeros(len(self.joint_names))
         self._no_gravity = None   # (model, data) without gravity, for mass_times; built on first use
 
+    def clone(self) -> RigidBodyModel:
+        """The same robot without parsing the URDF again: this one's Pinocchio model (read only
+        in every method, so shared) with its own data and buffers (safe in another thread)."""
+        other = object.__new__(RigidBodyModel)
+        other.__dict__.update(self.__dict__)
+        other.data = self.model.createData()
+        other._q, other._v, other._a = np.zeros_like(self._q), np.zeros_like(self._v), np.zeros_like(self._a)
+        other._zero = np.zeros_like(self._zero)
+        other._no_gravity = None
+        return other
+
     @property
     def n(self) -> int:
         return len(self.joint_names)

@@ -783,7 +783,12 @@ def compose_graph(base: onnx.ModelProto, x_mean: np.ndarray, x_std: np.ndarray, 
     outputs and builds x from the graph's inputs. ``keep_base_mean`` False: the mean output is the
     correction alone (an analytic base: the loader adds the RNEA; the base graph's variance stays,
     its mean is left unused). ``keep_base_var`` False: the variance output is the correction's alone
-    plus s2_nm as its noise (learning/online.py OnlineConfig.analytic_var)."""
+    plus s2_nm as its noise (learning/online.py OnlineConfig.analytic_var).
+
+    The initializers that change from version to version (oc_w, oc_p, oc_s2, oc_pm_dm, oc_pm_dmvar)
+    are :data:`dynlearn_ros.runtime.shared_graph.PARAM_NAMES`: a reader runs every version of a
+    track on one session with them as inputs; anything else that varied would make each version a
+    structure of its own (test/unit/test_shared_graph.py counts the sessions built)."""
     g = base.graph
     mean_out, var_out = (adapter.mean_out, adapter.var_out) if adapter is not None else ("mean", "var")
     rename = {mean_out: "base_mean", var_out: "base_var"}

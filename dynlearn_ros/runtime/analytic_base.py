@@ -20,6 +20,7 @@ robot by order 1). A model with a base is refused by a loader that has no URDF t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,6 +49,27 @@ def probe_states(n: int) -> np.ndarray:
     return np.asarray(rows)
 
 
+_models: dict[tuple[str, tuple[str, ...]], RigidBodyModel] = {}
+_models_lock = threading.Lock()
+
+
+def rigid_body_model(urdf_path: str | Path, joint_names: Sequence[str]) -> RigidBodyModel:
+    """A :class:`RigidBodyModel` of ``urdf_path`` for ``joint_names``, its own data and buffers:
+    the URDF is parsed once per (path, joints) in a process (a template kept for the process's
+    life) and every call clones it. Why: a hot swap of a version on the analytic base built it
+    twice per load (the probe check and the loader's term), ~0.8 ms each holding the
+    interpreter's lock (session 7), and released one with every retired version. Raises what
+    the build raises (ValueError for joints the URDF lacks); a failed build is not cached."""
+    key = (str(urdf_path), tuple(joint_names))
+    with _models_lock:
+        template = _models.get(key)
+    if template is None:
+        template = RigidBodyModel(urdf_path, joint_names)
+        with _models_lock:
+            template = _models.setdefault(key, template)
+    return template.clone()
+
+
 def rnea_rows(rbd: RigidBodyModel, x: np.ndarray) -> np.ndarray:
     """RNEA tau (m, n) N*m at the rows x (m, 3n) = [q, qd, qdd] in ``rbd``'s joint order."""
     n = rbd.n
@@ -59,7 +81,7 @@ def rnea_rows(rbd: RigidBodyModel, x: np.ndarray) -> np.ndarray:
 
 def analytic_base_record(robot: str, urdf_path: str | Path, joint_names: Sequence[str]) -> dict:
     """The metadata ``base`` record of an analytic base: robot name, joints, probe (x, tau)."""
-    rbd = RigidBodyModel(urdf_path, joint_names)
+    rbd = rigid_body_model(urdf_path, joint_names)
     x = probe_states(len(joint_names))
     return {"kind": "analytic", "robot": robot, "joint_names": list(joint_names), "urdf": str(urdf_path),
             "probe": {"x": x.tolist(), "tau": rnea_rows(rbd, x).tolist()}}
@@ -76,7 +98,7 @@ def check_base(meta: ModelMetadata, urdf_path: str | Path | None, where: str | P
         raise ModelLoadError(f"{where}: the model declares an analytic base (robot {base['robot']!r}): the "
                              "loader must pass the controller's URDF (load_inverse_model(..., urdf=...))")
     try:
-        rbd = RigidBodyModel(urdf_path, meta.joint_names)
+        rbd = rigid_body_model(urdf_path, meta.joint_names)
     except Exception as exc:   # a URDF without these joints, unreadable: refuse with the reason
         raise ModelLoadError(f"{where}: analytic base: cannot build {urdf_path} for the model's joints "
                              f"{list(meta.joint_names)}: {exc}") from exc
@@ -98,7 +120,7 @@ class AnalyticBaseTerm:
     worker may run a candidate's check while the tick runs the active model). No allocation."""
 
     def __init__(self, urdf_path: str | Path, joint_names: Sequence[str]) -> None:
-        self.rbd = RigidBodyModel(urdf_path, joint_names)
+        self.rbd = rigid_body_model(urdf_path, joint_names)
         self._tau = np.zeros(self.rbd.n)
 
     def add(self, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray, mean: np.ndarray) -> None:

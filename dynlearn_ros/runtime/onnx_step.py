@@ -14,14 +14,15 @@ import numpy as np
 import onnxruntime as ort
 
 
-def make_session(path: Path | str, threads: int = 1) -> ort.InferenceSession:
-    """CPU session, ``threads`` intra-op threads, one inter-op thread, sequential execution."""
+def make_session(path: Path | str | bytes, threads: int = 1) -> ort.InferenceSession:
+    """CPU session, ``threads`` intra-op threads, one inter-op thread, sequential execution.
+    ``path``: a file, or a serialized graph (bytes: runtime/shared_graph.py)."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(path if isinstance(path, bytes) else str(path), so, providers=["CPUExecutionProvider"])
 
 
 class OnnxStep:

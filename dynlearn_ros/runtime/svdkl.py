@@ -107,12 +107,15 @@ class SvdklPredictor(InverseModel):
             raise ModelLoadError(f"{model_dir}: the model declares an analytic base (robot "
                                  f"{vm.metadata.base['robot']!r}); its loader must pass the controller's URDF")
         pred = cls(vm, joint_names)
-        pred.warm_up()
+        if not getattr(vm.step, "params", None):
+            pred.warm_up()
         return pred
 
     def warm_up(self, runs: int = 20) -> None:
         """Run the session a few times (first calls allocate inside onnxruntime; the input is
-        whatever the golden replay left in the buffer, a row near the training data)."""
+        whatever the golden replay left in the buffer, a row near the training data). Not for an
+        online version on a shared session (runtime/shared_graph.py): the session has run before
+        and the golden replay has run this version's own binding."""
         for _ in range(runs):
             self.step.run()
 

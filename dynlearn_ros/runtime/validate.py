@@ -9,8 +9,9 @@
 3. normalization folded into the graph (these runtimes apply none of their own);
 4. the graph file: parsed with ``onnx``, every initializer scanned for NaN / inf;
 5. one onnxruntime session (:func:`dynlearn_ros.runtime.onnx_step.make_session` via
-   :class:`~dynlearn_ros.runtime.onnx_step.OnnxStep`), its inputs / outputs equal to the
-   metadata's (names, static shapes, float32);
+   :class:`~dynlearn_ros.runtime.onnx_step.OnnxStep`; for an online version, the cached session
+   of its structure with its own parameters bound, :mod:`dynlearn_ros.runtime.shared_graph`),
+   its inputs / outputs equal to the metadata's (names, static shapes, float32);
 6. the golden sequence (:mod:`dynlearn_ros.runtime.golden`): file hash, arrays, replay within
    tolerance;
 7. a model with an analytic base (metadata ``base``, :mod:`dynlearn_ros.runtime.analytic_base`):
@@ -30,10 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from dynlearn_ros.runtime import shared_graph
 from dynlearn_ros.runtime.errors import JointMismatchError, ModelLoadError
 from dynlearn_ros.runtime.golden import load_golden, replay_golden
 from dynlearn_ros.runtime.metadata import METADATA_FILE, MODEL_FILE, ModelMetadata
 from dynlearn_ros.runtime.onnx_step import OnnxStep
+from dynlearn_ros.runtime.shared_graph import ParamStep, is_online_graph
 
 
 @dataclass
@@ -59,8 +62,9 @@ def joint_permutation(model_names: Sequence[str], requested: Sequence[str]) -> n
     return np.array([requested.index(name) for name in model_names], dtype=np.int64)
 
 
-def scan_initializers(path: Path) -> None:
-    """Parse ``path`` with onnx and refuse a graph whose initializers hold NaN or inf."""
+def scan_initializers(path: Path):
+    """Parse ``path`` with onnx and refuse a graph whose initializers hold NaN or inf; returns
+    the parsed graph (onnx.ModelProto)."""
     import onnx
     from onnx import numpy_helper
 
@@ -73,10 +77,12 @@ def scan_initializers(path: Path) -> None:
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             bad = int(arr.size - np.isfinite(arr).sum())
             raise ModelLoadError(f"{path}: initializer '{init.name}' holds {bad} non-finite value(s) (NaN / inf)")
+    return proto
 
 
 def _check_signature(model_dir: Path, step: OnnxStep, meta: ModelMetadata) -> None:
-    for what, graph, specs in (("inputs", step.session.get_inputs(), meta.inputs),
+    declared = step.declared_inputs() if hasattr(step, "declared_inputs") else step.session.get_inputs()
+    for what, graph, specs in (("inputs", declared, meta.inputs),
                                ("outputs", step.session.get_outputs(), meta.outputs)):
         got = {a.name: (tuple(a.shape), a.type) for a in graph}
         want = {t.name: (t.shape, "tensor(float)") for t in specs}
@@ -85,8 +91,8 @@ def _check_signature(model_dir: Path, step: OnnxStep, meta: ModelMetadata) -> No
 
 
 def open_model_dir(model_dir: Path | str, kind: str | None = None, role: str | None = None,
-                   threads: int = 1, step: OnnxStep | None = None, urdf: str | Path | None = None
-                   ) -> ValidatedModel:
+                   threads: int = 1, step: OnnxStep | None = None, urdf: str | Path | None = None,
+                   shared: bool | None = None) -> ValidatedModel:
     """Validate ``model_dir`` (module docstring) and return it with a ready session.
 
     kind / role: refuse a directory of another kind ("acrkn", "svdkl") / role ("inverse",
@@ -101,8 +107,17 @@ def open_model_dir(model_dir: Path | str, kind: str | None = None, role: str | N
     own process), which never passes ``step``.
 
     urdf: the URDF an analytic base is checked against (step 7); None: the robot table's URDF of
-    the robot the base names (a controller passes its own, runtime/svdkl.py)."""
+    the robot the base names (a controller passes its own, runtime/svdkl.py).
+
+    shared: an online version (its graph carries the correction's parameters,
+    :func:`dynlearn_ros.runtime.shared_graph.is_online_graph`) runs as a
+    :class:`~dynlearn_ros.runtime.shared_graph.ParamStep` on its structure's cached session, built
+    once for every version of a learner (a hot swap then builds and releases no session); False:
+    a session of its own (an :class:`OnnxStep`, as every other model); None: the module's
+    switch ``shared_graph.enabled`` (True; benchmarks turn it off to compare)."""
     model_dir = Path(model_dir)
+    if shared is None:
+        shared = shared_graph.enabled
     for name in (MODEL_FILE, METADATA_FILE):
         if not (model_dir / name).is_file():
             raise ModelLoadError(f"{model_dir}: missing {name} (a model directory holds {MODEL_FILE}, "
@@ -117,14 +132,17 @@ def open_model_dir(model_dir: Path | str, kind: str | None = None, role: str | N
                              "runtimes feed raw physical units and apply no normalization of their own")
     if not (model_dir / meta.golden.file).is_file():
         raise ModelLoadError(f"{model_dir}: missing {meta.golden.file} (metadata golden.file)")
-    scan_initializers(model_dir / MODEL_FILE)
+    proto = scan_initializers(model_dir / MODEL_FILE)
     if step is not None:
         _check_signature(model_dir, step, meta)
         load_golden(model_dir, meta)
         worst = {t.name: 0.0 for t in meta.outputs}
     else:
         try:
-            step = OnnxStep(model_dir / MODEL_FILE, threads)
+            if shared and is_online_graph(proto):   # an online version: its structure's session
+                step = ParamStep(proto, threads)
+            else:
+                step = OnnxStep(model_dir / MODEL_FILE, threads)
         except Exception as exc:  # onnxruntime raises its own exception types for graphs it rejects
             raise ModelLoadError(f"{model_dir}: onnxruntime cannot load {MODEL_FILE}: {type(exc).__name__}: {exc}") from exc
         _check_signature(model_dir, step, meta)

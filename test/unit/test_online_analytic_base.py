@@ -267,3 +267,31 @@ def test_correction_variance_floor_lies_below_a_small_real_error(tmp_path, iiwa_
     model = load_inverse_model("svdkl", res.path, lr.meta.joint_names, urdf=iiwa_urdf)
     sigma_f = np.asarray(model.noise_and_signal_std()[1])
     assert np.all(sigma_f[4:] < 2e-3 * y_std[4:]), sigma_f / y_std
+
+
+def test_the_base_urdf_is_parsed_once_and_every_model_has_its_own_data(iiwa_urdf, monkeypatch):
+    # a hot swap of a version on the analytic base parsed the URDF twice per load (probe check
+    # and the loader's term); now once per (URDF, joints) and process, cloned for each user
+    import pinocchio as pin
+
+    from dynlearn_ros.core.analytic import RigidBodyModel
+    from dynlearn_ros.runtime import analytic_base
+
+    joints = robot_spec("iiwa").joint_names
+    analytic_base.rigid_body_model(iiwa_urdf, joints)          # the template (maybe cached already)
+    parsed = []
+    build = pin.buildModelFromUrdf
+    monkeypatch.setattr(pin, "buildModelFromUrdf", lambda *a, **k: parsed.append(a) or build(*a, **k))
+    a = analytic_base.rigid_body_model(iiwa_urdf, joints)
+    b = analytic_base.rigid_body_model(iiwa_urdf, joints[::-1])   # another joint order: its own template
+    c = analytic_base.rigid_body_model(iiwa_urdf, joints)
+    assert len(parsed) == 1                                        # only the new key parsed the file
+    assert a.data is not c.data and a._q is not c._q and a.model is c.model
+    fresh = RigidBodyModel(iiwa_urdf, joints)
+    x = analytic_base.probe_states(len(joints))
+    want = analytic_base.rnea_rows(fresh, x)
+    assert np.array_equal(analytic_base.rnea_rows(a, x), want)     # the same arithmetic, bit for bit
+    rev = np.concatenate([k * 7 + np.arange(6, -1, -1) for k in range(3)])   # [q, qd, qdd] each reversed
+    assert np.array_equal(analytic_base.rnea_rows(b, x[:, rev]), want[:, ::-1])
+    with pytest.raises(ValueError, match="not in the URDF"):
+        analytic_base.rigid_body_model(iiwa_urdf, ("no_such_joint",) * 7)
