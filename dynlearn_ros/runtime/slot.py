@@ -66,6 +66,13 @@ from dynlearn_ros.core.inverse_model import InverseModel, InverseQuery
 from dynlearn_ros.core.residual import REFERENCE_KEYS
 
 ROLLBACK_AFTER = 20
+#: deferred mode: models let go and not yet released by the ticking thread, at most. The ticking
+#: thread releases one per tick, announcements come at most every few hundred ms and a load takes
+#: >= 10 ms of the worker, so while the controller ticks the queue holds 0-2. More means no tick
+#: drains it (no state yet, a second source, a lifecycle node inactive: a 24-minute soak that
+#: refused to control loaded and queued all 74 announced models, +2.7 MB/min): the worker then
+#: releases the oldest beyond this itself (no tick to stall, so no tick pays for it)
+RETIRED_MAX = 4
 WATCH_TICKS = 1000
 #: plant check (:func:`check_plant_fit`): recent steps scored (0.3 s at 1 kHz), the fewest that
 #: make a score (fewer: the check is skipped and says so), and the refusal factor on the RMS error
@@ -266,6 +273,7 @@ class ModelSlot:
         self._warm_mean = np.zeros(n)
         self._warm_std = np.zeros(n)
         self.released = 0
+        self.released_off_tick = 0   # of ``released``: by the worker, the queue over RETIRED_MAX
         self.active = Candidate(active, active_kind, active_path)
         self.previous: Candidate | None = None
         self._ready: Candidate | None = None
@@ -381,8 +389,24 @@ class ModelSlot:
                 self._events.append(SlotEvent(True, kind, path, version=cand.version))
             # hold no reference while waiting: deferred, a model must never be released in this
             # thread (its session's destructor holds the interpreter's lock: the stall would land in
-            # whichever tick runs meanwhile), so the worker's locals let go of it here
+            # whichever tick runs meanwhile), so the worker's locals let go of it here - unless no
+            # tick has drained the queue (RETIRED_MAX)
             model = cand = None
+            self._release_excess()
+
+    def _release_excess(self) -> None:
+        """(Worker) deferred: release the oldest queued models beyond :data:`RETIRED_MAX` here,
+        outside the lock (their destructors may take a millisecond)."""
+        with self._lock:
+            n = len(self._retired) - RETIRED_MAX
+            if n <= 0:
+                return
+            # in place: the ticking thread pops from the end of this same list without the lock
+            excess = self._retired[:n]
+            del self._retired[:n]
+            self.released += n
+            self.released_off_tick += n
+        del excess
 
     def _drop(self, model: InverseModel | None) -> None:
         """(Under the lock) a model this slot lets go of: deferred, queued for :meth:`after_tick`
@@ -466,6 +490,7 @@ class ModelSlot:
 
     def counters(self) -> dict:
         return {"model_swaps": self.swaps, "model_refused": self.refused, "model_released": self.released,
+                "model_released_off_tick": self.released_off_tick,
                 "model_refused_plant_fit": self.refused_plant_fit, "model_rollbacks": self.rollbacks,
                 "model_version": self.active.version, "model_dir": self.active.path, "model_kind": self.active.kind}
 

@@ -223,3 +223,56 @@ def test_automatic_rollback_after_consecutive_unusable_predictions():
         assert any(e.rollback and "unusable predictions in a row" in e.reason for e in lp.slot.poll())
     finally:
         lp.slot.close()
+
+
+def test_no_tick_to_drain_the_queue_the_worker_bounds_it():
+    """Deferred: models a swap lets go wait for the ticking thread to release them. A controller
+    that does not tick (refusing a second source, no state yet) never drains that queue: a soak
+    queued all 74 announced models (+2.7 MB/min). Ten requests with no tick: every model but the
+    ready one is let go, the queue keeps RETIRED_MAX, the worker released the rest (each model's
+    destructor ran in the worker, none is kept alive elsewhere). Then ticks resume: they take the
+    ready one and drain the queue, and nothing more is released off the tick."""
+    import gc
+    import threading
+
+    from dynlearn_ros.runtime.slot import RETIRED_MAX
+
+    alive: set[int] = set()
+    released_in: dict[int, str] = {}
+
+    class Tracked(NanModel):
+        def __init__(self, tag):
+            super().__init__(bad_from=10**9)
+            self.tag = tag
+            alive.add(tag)
+
+        def __del__(self):
+            alive.discard(self.tag)
+            released_in[self.tag] = threading.current_thread().name
+
+    lp = Loop(deferred=True)
+    try:
+        made = iter(range(100))
+        lp.slot.loader = lambda kind, path: Tracked(next(made))
+        lp.slot.check = lambda m: None
+        for i in range(10):
+            lp.slot.request("tracked", f"v{i}")
+            end = time.monotonic() + 30
+            events = []
+            while not events and time.monotonic() < end:   # no tick: only the worker runs
+                events = lp.slot.poll()
+                time.sleep(0.001)
+            assert events and events[0].ok, events
+        gc.collect()
+        # 10 loaded: 1 ready, 9 let go; of those RETIRED_MAX still queued, 9 - RETIRED_MAX released
+        assert len(lp.slot._retired) == RETIRED_MAX
+        assert lp.slot.released_off_tick == 9 - RETIRED_MAX == lp.slot.counters()["model_released_off_tick"]
+        assert alive == {9} | {5, 6, 7, 8}, alive   # the ready one and the queued four
+        assert all(released_in[t] == "model-slot" for t in range(9 - RETIRED_MAX)), released_in
+        for _ in range(2 + RETIRED_MAX + 3):   # warm, swap, then one release per tick
+            lp.tick()
+        assert lp.ctl.model.tag == 9 and lp.slot.swaps == 1
+        assert lp.slot._retired == [] and lp.slot.released_off_tick == 9 - RETIRED_MAX
+        assert alive == {9}, alive
+    finally:
+        lp.slot.close()
