@@ -30,11 +30,16 @@ class OnnxStep:
 
     def __init__(self, path: Path | str, threads: int = 1) -> None:
         self.session = make_session(path, threads)
+        self._bind_all(self.session.get_inputs(), self.session.get_outputs())
+
+    def _bind_all(self, ins: Sequence, outs: Sequence, fixed: dict[str, np.ndarray] | None = None) -> None:
+        """Bind ``ins`` / ``outs`` (the session's argument descriptions) to views of one
+        contiguous float32 vector each, and ``fixed`` (name -> float32 array: inputs bound once
+        onto their own memory, never part of ``inputs``); then :meth:`run` is the fast path."""
         self.inputs: dict[str, np.ndarray] = {}
         self.outputs: dict[str, np.ndarray] = {}
         self._binding = self.session.io_binding()
         self._keep = []  # OrtValues must outlive the binding
-        ins, outs = self.session.get_inputs(), self.session.get_outputs()
         in_shapes = [self._shape(a.shape, a.name) for a in ins]
         out_shapes = [self._shape(a.shape, a.name) for a in outs]
         #: all inputs / all outputs as one contiguous float32 vector each (in graph order), so a
@@ -49,9 +54,9 @@ class OnnxStep:
                 view = buf[off:off + size].reshape(shape)   # a view: the session reads/writes buf
                 off += size
                 table[arg.name] = view
-                ov = ort.OrtValue.ortvalue_from_numpy(view)
-                self._keep.append(ov)
-                bind(arg.name, ov)
+                self._bind_value(bind, arg.name, view)
+        for name, arr in (fixed or {}).items():
+            self._bind_value(self._binding.bind_ortvalue_input, name, arr)
         # run() calls the session's C++ entry with the binding, bound once: onnxruntime's Python
         # method (InferenceSession.run_with_iobinding) checks for WebGPU graph capture on every
         # call: on the iiwa's ac-RKN, thread CPU per step min 48.5 against 49.3 us, p50 61.5
@@ -61,6 +66,11 @@ class OnnxStep:
         sess, iob = getattr(self.session, "_sess", None), getattr(self._binding, "_iobinding", None)
         if sess is not None and iob is not None and hasattr(sess, "run_with_iobinding"):
             self.run = functools.partial(sess.run_with_iobinding, iob, None)
+
+    def _bind_value(self, bind, name: str, arr: np.ndarray) -> None:
+        ov = ort.OrtValue.ortvalue_from_numpy(arr)   # onto arr's memory: no copy per run
+        self._keep.append(ov)
+        bind(name, ov)
 
     @staticmethod
     def _shape(shape: Sequence, name: str) -> tuple[int, ...]:

@@ -40,7 +40,6 @@ last version (a rare, one-off release, as every swap's used to be).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -135,53 +134,21 @@ def clear_cache() -> None:
         _sessions.clear()
 
 
-class ParamStep:
+class ParamStep(OnnxStep):
     """A batch-1 step of one online version on its structure's shared session: the interface of
     :class:`~dynlearn_ros.runtime.onnx_step.OnnxStep` (``inputs`` / ``outputs`` name -> float32
     view, ``in_buf`` / ``out_buf`` the same as one contiguous vector each, ``run()``,
     ``session``), where ``inputs`` are the graph's declared inputs only, and ``params``
     (name -> float32 array, :data:`PARAM_NAMES`) are bound once and never written again."""
 
-    def __init__(self, proto: Any, threads: int = 1) -> None:
+    def __init__(self, proto: Any, threads: int = 1) -> None:   # not OnnxStep.__init__: no file to open
         declared = [i.name for i in proto.graph.input]
         structure, params = split_params(proto)
         self.session = shared_session(structure, threads)
         self.params = params
-        self.inputs: dict[str, np.ndarray] = {}
-        self.outputs: dict[str, np.ndarray] = {}
-        self._binding = self.session.io_binding()
-        self._keep = []
         by_name = {a.name: a for a in self.session.get_inputs()}
-        ins = [by_name[name] for name in declared]
-        outs = self.session.get_outputs()
-        in_shapes = [OnnxStep._shape(a.shape, a.name) for a in ins]
-        out_shapes = [OnnxStep._shape(a.shape, a.name) for a in outs]
-        self.in_buf = np.zeros(sum(int(np.prod(s)) for s in in_shapes), dtype=np.float32)
-        self.out_buf = np.zeros(sum(int(np.prod(s)) for s in out_shapes), dtype=np.float32)
-        for args, shapes, buf, table, bind in ((ins, in_shapes, self.in_buf, self.inputs, self._binding.bind_ortvalue_input),
-                                               (outs, out_shapes, self.out_buf, self.outputs, self._binding.bind_ortvalue_output)):
-            off = 0
-            for arg, shape in zip(args, shapes, strict=True):
-                size = int(np.prod(shape))
-                view = buf[off:off + size].reshape(shape)
-                off += size
-                table[arg.name] = view
-                self._bind(bind, arg.name, view)
-        for name, arr in params.items():
-            self._bind(self._binding.bind_ortvalue_input, name, arr)
-        sess, iob = getattr(self.session, "_sess", None), getattr(self._binding, "_iobinding", None)
-        if sess is not None and iob is not None and hasattr(sess, "run_with_iobinding"):
-            self.run = functools.partial(sess.run_with_iobinding, iob, None)   # as OnnxStep.run
-
-    def _bind(self, bind, name: str, arr: np.ndarray) -> None:
-        ov = ort.OrtValue.ortvalue_from_numpy(arr)   # onto arr's memory: no copy per run
-        self._keep.append(ov)
-        bind(name, ov)
+        self._bind_all([by_name[name] for name in declared], self.session.get_outputs(), params)
 
     def declared_inputs(self) -> list:
         """The session's input descriptions without the parameters (the metadata's inputs)."""
         return [a for a in self.session.get_inputs() if a.name not in self.params]
-
-    def run(self) -> None:
-        """Run once: reads ``self.inputs`` and ``self.params``, fills ``self.outputs`` in place."""
-        self.session.run_with_iobinding(self._binding)

@@ -161,8 +161,8 @@ class _Counting(ort.InferenceSession):
         super().__init__(*a, **k)
         _Counting.log.append(("build", threading.current_thread().name))
 
-    def __del__(self):
-        _Counting.log.append(("release", threading.current_thread().name))
+    def __del__(self):   # type(self): at interpreter exit the module's globals may be None already
+        type(self).log.append(("release", threading.current_thread().name))
 
 
 def _swap_loop(paths, swaps: int) -> list:
