@@ -86,6 +86,7 @@ from onnx import helper, numpy_helper
 
 from dynlearn_ros import __version__
 from dynlearn_ros.datasets.robot_limits import robot_for_joints
+from dynlearn_ros.learning.blas import one_blas_thread
 from dynlearn_ros.learning.online_base import make_base
 from dynlearn_ros.learning.payload_features import (
     NumpyOps,
@@ -422,7 +423,7 @@ class OnlineLearner:
         ~160 x 160 system waited ~0.1 s for the other thread (measured; docs/results_closed_loop.md)."""
         if not self.ready():
             return None
-        with _one_blas_thread():
+        with one_blas_thread():
             return self._cycle()
 
     def _cycle(self) -> CycleResult:
@@ -850,18 +851,3 @@ def _chol_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return cho_solve((chol, True), rhs)
 
 
-class _one_blas_thread:
-    """Context: numpy's BLAS on one thread (threadpoolctl when installed; else unchanged)."""
-
-    def __enter__(self):
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            self._ctx = None
-        else:
-            self._ctx = threadpool_limits(1, user_api="blas")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._ctx is not None:
-            self._ctx.restore_original_limits()

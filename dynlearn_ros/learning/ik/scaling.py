@@ -18,7 +18,7 @@ Per joint count, end-effector pose targets (all 9 components; the FK of configur
   target instead of once per step or per BROYDEN_EVERY steps).
 
 Times are the process's CPU time (``time.process_time``, one torch thread and one BLAS thread
-for numpy, :class:`_one_blas_thread`): on a shared machine
+for numpy, :class:`dynlearn_ros.learning.blas.one_blas_thread`): on a shared machine
 a lost time slice inflates wall time, not CPU time. The sweep over N is repeated ``rounds``
 times, interleaved, so every N sees the same load drift; a row holds the median over the rounds
 and, under ``per_round``, every round's value.
@@ -54,6 +54,7 @@ import time
 
 import numpy as np
 
+from dynlearn_ros.learning.blas import one_blas_thread
 from dynlearn_ros.learning.ik.chain import POSE_DIM, Chain, chain
 from dynlearn_ros.learning.ik.problem import IKProblem
 
@@ -187,30 +188,9 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
     import torch
 
     torch.set_num_threads(1)
-    with _one_blas_thread():
+    with one_blas_thread():
         return _scaling(joint_counts, hidden, layers, targets, seed, model, polish, rounds, step_costs,
                         chain_every, corrections, max_iter, log)
-
-
-class _one_blas_thread:
-    """Context: numpy's BLAS on one thread (threadpoolctl when installed; else unchanged), like
-    torch's one thread. OpenBLAS threads its products above a size (a 66 x 160 Jacobian's
-    J J^T, the chain sweep's 160 DoF): on a loaded 2-core machine the second thread spins, and
-    measured CPU time of that product rose 65x (5.4 ms against 0.08 ms), a cost of the machine's
-    load, not of the method."""
-
-    def __enter__(self):
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            self._ctx = None
-        else:
-            self._ctx = threadpool_limits(1, user_api="blas")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._ctx is not None:
-            self._ctx.restore_original_limits()
 
 
 def _scaling(joint_counts, hidden, layers, targets, seed, model, polish, rounds, step_costs,
