@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from dynlearn_ros.runtime import shared_graph
-from dynlearn_ros.runtime.errors import JointMismatchError, ModelLoadError
+from dynlearn_ros.runtime.errors import GoldenMismatchError, JointMismatchError, ModelLoadError
 from dynlearn_ros.runtime.golden import load_golden, replay_golden
 from dynlearn_ros.runtime.metadata import METADATA_FILE, MODEL_FILE, ModelMetadata
 from dynlearn_ros.runtime.onnx_step import OnnxStep
@@ -146,7 +146,19 @@ def open_model_dir(model_dir: Path | str, kind: str | None = None, role: str | N
         except Exception as exc:  # onnxruntime raises its own exception types for graphs it rejects
             raise ModelLoadError(f"{model_dir}: onnxruntime cannot load {MODEL_FILE}: {type(exc).__name__}: {exc}") from exc
         _check_signature(model_dir, step, meta)
-        worst = replay_golden(step, model_dir, meta)
+        try:
+            worst = replay_golden(step, model_dir, meta)
+        except GoldenMismatchError:
+            if not isinstance(step, ParamStep):
+                raise
+            # the shared structure takes the parameters as inputs, so onnxruntime cannot fold
+            # them as it folds the file's initializers: float32 rounding differs, and an output
+            # element near zero (a cancellation: 9.47e-06 against 9.48e-06 recorded, 1.34x the
+            # tolerance, in the online scenario) can miss the golden tolerance. The file's own
+            # session is the reference: the version runs there if it passes there
+            step = OnnxStep(model_dir / MODEL_FILE, threads)
+            worst = replay_golden(step, model_dir, meta)
+            shared_graph.stats["own_session_after_golden_miss"] += 1
     base_urdf = None
     if meta.base is not None:
         from dynlearn_ros.runtime.analytic_base import check_base_golden
