@@ -161,8 +161,10 @@ class _Counting(ort.InferenceSession):
         super().__init__(*a, **k)
         _Counting.log.append(("build", threading.current_thread().name))
 
-    def __del__(self):   # type(self): at interpreter exit the module's globals may be None already
-        type(self).log.append(("release", threading.current_thread().name))
+    # bound at definition: at interpreter exit the module's globals (threading, _Counting) may be
+    # None already when the cached sessions die
+    def __del__(self, _current=threading.current_thread):
+        type(self).log.append(("release", _current().name))
 
 
 def _swap_loop(paths, swaps: int) -> list:
