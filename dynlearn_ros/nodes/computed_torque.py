@@ -28,7 +28,6 @@ if __name__ == "__main__":  # a signal during the imports below must end the pro
 import array  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import struct  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
@@ -72,7 +71,12 @@ from dynlearn_ros.core.safety import (  # noqa: E402
 from dynlearn_ros.core.status import STATUS_FIELDS, fill_status, status_label, status_width  # noqa: E402
 from dynlearn_ros.core.trajectories import PrefixedSpline, fit_to_limits  # noqa: E402
 from dynlearn_ros.nodes import qos  # noqa: E402
-from dynlearn_ros.nodes.params import declare_spec, on_set_parameters, write_summary_or_exit  # noqa: E402
+from dynlearn_ros.nodes.params import (  # noqa: E402
+    declare_spec,
+    on_set_parameters,
+    single_threaded_executor,
+    write_summary_or_exit,
+)
 from dynlearn_ros.nodes.runner import run_node  # noqa: E402
 from dynlearn_ros.nodes.trajectory_intake import TrajectoryIntake  # noqa: E402
 from dynlearn_ros.paths import resolve_model_dir  # noqa: E402
@@ -295,7 +299,7 @@ class ComputedTorqueNode(Node):
         # gid) only to a two-argument callback, and the EventsExecutor (the default) fails on
         # one ("SystemError: null argument to internal routine", rclpy 9.1.2); so the gid is
         # read under the SingleThreadedExecutor only, the publisher count under both (docs/safety.md)
-        on_state = self._on_state_raw_info if state_message_info() else self._on_state_raw
+        on_state = self._on_state_raw_info if single_threaded_executor() else self._on_state_raw
         self.state_sub = self.create_subscription(JointState, "joint_states", on_state, state_qos,
                                                   raw=True, **over)
         self.create_subscription(JointTrajectory, "reference_trajectory", self._on_trajectory_raw, qos.COMMANDS,
@@ -651,13 +655,6 @@ class ComputedTorqueNode(Node):
         if intake is not None:
             intake.close()
         super().destroy_node()
-
-
-def state_message_info() -> bool:
-    """True when the node is spun by rclpy's SingleThreadedExecutor (``DYNLEARN_EXECUTOR=single``,
-    nodes/params.py make_executor), which passes a two-argument subscription callback the message
-    info; the EventsExecutor fails on such a callback."""
-    return os.environ.get("DYNLEARN_EXECUTOR", "events") == "single"
 
 
 def _raw_prefix(msg: Float64MultiArray, data: array.array, view: np.ndarray) -> bytes | None:

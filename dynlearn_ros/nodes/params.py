@@ -77,10 +77,16 @@ def on_set_parameters(node: Node, specs: Sequence[ParamSpec], apply: Callable[[d
     node.add_on_set_parameters_callback(callback)
 
 
+def single_threaded_executor() -> bool:
+    """True when DYNLEARN_EXECUTOR=single selects rclpy's SingleThreadedExecutor (default: the
+    EventsExecutor): :func:`make_executor`'s choice, also read by nodes whose callbacks differ."""
+    return os.environ.get("DYNLEARN_EXECUTOR", "events") == "single"
+
+
 def make_executor(context=None):
     """EventsExecutor (a third of the CPU of the SingleThreadedExecutor at 1 kHz, all messages
     delivered); DYNLEARN_EXECUTOR=single selects the SingleThreadedExecutor."""
-    if os.environ.get("DYNLEARN_EXECUTOR", "events") == "single":
+    if single_threaded_executor():
         return rclpy.executors.SingleThreadedExecutor(context=context)
     from rclpy.experimental import EventsExecutor
 
