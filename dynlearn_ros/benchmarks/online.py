@@ -144,17 +144,6 @@ def bench_cycles(x: np.ndarray, y: np.ndarray, chunk: int, out: Path,
             "base_dir": str(learner.base_dir)}, dirs
 
 
-def _timed(fn, log: list, stage: str):
-    """``fn`` wrapped: each call appends (stage, wall s, thread CPU s) to ``log`` (the worker's)."""
-    def call(*args):
-        w, c = time.perf_counter(), time.thread_time()
-        try:
-            return fn(*args)
-        finally:
-            log.append((stage, time.perf_counter() - w, time.thread_time() - c))
-    return call
-
-
 def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s: float,
                 switch_interval_s: float = 0.005, shared: bool = True) -> dict:
     """Wall-clock 1 kHz loop with slot swaps every ``swap_every_s``; lateness in and out of swaps.
@@ -181,11 +170,12 @@ def _bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_
     switch_before = sys.getswitchinterval()
     sys.setswitchinterval(switch_interval_s)
     n, dt = spec.n, config.control_period_s
-    stages: list[tuple[str, float, float]] = []
+    # the worker's stages: (wall s, thread CPU s) per call, a refused load or check included
+    stages: dict[str, list[tuple[float, float]]] = {"load": [], "check": [], "prepare": []}
     slot = ModelSlot(ctl.model, "svdkl", config.model_dir,
-                     _timed(lambda k, p: load_inverse_model(k, p, spec.joint_names, urdf=str(spec.urdf_path)), stages, "load"),
-                     _timed(lambda m: check_model(m, spec.joint_names, spec.home), stages, "check"),
-                     prepare=_timed(lambda m: build_tuning(config, m), stages, "prepare"), deferred=True)
+                     lambda k, p: _clocked(stages["load"], load_inverse_model, k, p, spec.joint_names, str(spec.urdf_path)),
+                     lambda m: _clocked(stages["check"], check_model, m, spec.joint_names, spec.home),
+                     prepare=lambda m: _clocked(stages["prepare"], build_tuning, config, m), deferred=True)
     q, qd = np.zeros(n), np.zeros(n)
     late, missed, in_window, compute, swap_tick, loading, skipped, after = [], [], [], [], [], [], [], []
     after_s: dict[str, list[float]] = {"released": [], "warmed": []}
@@ -266,9 +256,8 @@ def _bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_
             "after_tick_us": {k: _stats([1e6 * x for x in v]) for k, v in after_s.items()},
             "after_tick_cpu_us": {k: _stats([1e6 * x for x in v]) for k, v in after_cpu.items()},
             # the worker thread's stages per swap: wall and thread CPU (ms)
-            "worker_stages": {st: {"wall_ms": _stats([1e3 * w for s_, w, _ in stages if s_ == st]),
-                                   "cpu_ms": _stats([1e3 * c for s_, _, c in stages if s_ == st])}
-                              for st in ("load", "check", "prepare")}}
+            "worker_stages": {st: {"wall_ms": _stats([1e3 * w for w, _ in v]), "cpu_ms": _stats([1e3 * c for _, c in v])}
+                              for st, v in stages.items()}}
 
 
 #: the parts of a tick loop compared with its no-swap stretch (bench_ticks' keys)
@@ -301,11 +290,12 @@ def _minmax(v: list[float]) -> dict:
 
 
 def _clocked(into: list, fn, *args):
-    """fn(*args), appending (wall s, thread CPU s) to ``into``."""
+    """fn(*args), appending (wall s, thread CPU s) to ``into`` (also when it raises)."""
     w, c = time.perf_counter(), time.thread_time()
-    r = fn(*args)
-    into.append((time.perf_counter() - w, time.thread_time() - c))
-    return r
+    try:
+        return fn(*args)
+    finally:
+        into.append((time.perf_counter() - w, time.thread_time() - c))
 
 
 def swap_breakdown(dirs: list[str], reps: int = 6) -> dict:
