@@ -67,6 +67,11 @@ class OnnxStep:
         if sess is not None and iob is not None and hasattr(sess, "run_with_iobinding"):
             self.run = functools.partial(sess.run_with_iobinding, iob, None)
 
+    def declared_inputs(self) -> list:
+        """The session's input descriptions a caller feeds (all of them here; a subclass may bind
+        some once, runtime/shared_graph.py): what the metadata's inputs must equal."""
+        return self.session.get_inputs()
+
     def _bind_value(self, bind, name: str, arr: np.ndarray) -> None:
         ov = ort.OrtValue.ortvalue_from_numpy(arr)   # onto arr's memory: no copy per run
         self._keep.append(ov)

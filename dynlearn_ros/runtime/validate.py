@@ -81,8 +81,7 @@ def scan_initializers(path: Path):
 
 
 def _check_signature(model_dir: Path, step: OnnxStep, meta: ModelMetadata) -> None:
-    declared = step.declared_inputs() if hasattr(step, "declared_inputs") else step.session.get_inputs()
-    for what, graph, specs in (("inputs", declared, meta.inputs),
+    for what, graph, specs in (("inputs", step.declared_inputs(), meta.inputs),
                                ("outputs", step.session.get_outputs(), meta.outputs)):
         got = {a.name: (tuple(a.shape), a.type) for a in graph}
         want = {t.name: (t.shape, "tensor(float)") for t in specs}
