@@ -94,11 +94,7 @@ class Chain:
     def jacobian(self, q: np.ndarray, k: int) -> np.ndarray:
         """(6, n) Jacobian of element k (linear rows 0-2, angular rows 3-5, world-aligned axes at
         the element's origin) at q; call after :meth:`fk` at the same q is not required."""
-        pin.computeJointJacobians(self.model, self.data, np.asarray(q, dtype=np.float64))
-        if k == self.n - 1:
-            pin.updateFramePlacements(self.model, self.data)
-            return pin.getFrameJacobian(self.model, self.data, self.ee_frame, pin.LOCAL_WORLD_ALIGNED)
-        return pin.getJointJacobian(self.model, self.data, k + 1, pin.LOCAL_WORLD_ALIGNED)
+        return self.jacobians(q, (k,))[0]
 
     def jacobians(self, q: np.ndarray, elements) -> np.ndarray:
         """(len(elements), 6, n) Jacobians of the given elements at q, as :meth:`jacobian` gives
