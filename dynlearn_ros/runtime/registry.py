@@ -3,8 +3,13 @@
 Each learned kind lives in its own module and exposes a class with
 ``from_directory(model_dir: Path, joint_names: Sequence[str]) -> InverseModel`` that validates
 the directory through :func:`dynlearn_ros.runtime.validate.open_model_dir` (docs/models.md).
-Modules are imported lazily so the controller pays only for the kind it uses; the errors live in
-:mod:`dynlearn_ros.runtime.errors` (re-exported here), so no module imports this one back.
+The errors live in :mod:`dynlearn_ros.runtime.errors` (re-exported here), so no module imports
+this one back. A node that may load models calls :func:`import_model_runtime` once at start-up
+(:class:`dynlearn_ros.runtime.slot.ModelSlot` does): a model loads in the slot's worker thread,
+and a first import there (onnx pulls in ml_dtypes, whose extension registers its numpy ufunc
+loops with the GIL held: ~1 s of CPU) would hold the GIL against the control thread mid-run and
+against the shutdown (a controller signalled during its first load stayed > 30 s at load 14:
+its main thread waited for the GIL while the worker was inside that import).
 """
 
 from __future__ import annotations
@@ -35,6 +40,21 @@ class UnavailableModel(InverseModel):
 
     def predict(self, query, mean_out, std_out) -> bool:
         return False
+
+
+def import_model_runtime() -> None:
+    """Import everything loading a learned model imports (every kind's module, onnx with its
+    dependencies, onnxruntime), in the calling thread; idempotent and cheap once done."""
+    import encodings.cp437  # noqa: F401 - zipfile's file-name codec (np.load of a model's .npz)
+
+    import onnx  # noqa: F401 - runtime/validate.py and shared_graph.py use it lazily
+    import onnxruntime  # noqa: F401
+
+    for target in LEARNED_KINDS.values():
+        importlib.import_module(target.split(":")[0])
+    for module in ("dynlearn_ros.runtime.onnx_step", "dynlearn_ros.runtime.analytic_base",
+                   "dynlearn_ros.runtime.shared_graph", "dynlearn_ros.runtime.validate"):
+        importlib.import_module(module)
 
 
 def load_inverse_model(kind: str, model_dir: str | Path, joint_names: Sequence[str],

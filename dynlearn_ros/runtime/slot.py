@@ -260,7 +260,12 @@ class ModelSlot:
                  prepare: Callable[[InverseModel], Any] = lambda m: None, deferred: bool = False) -> None:
         """``deferred``: the ticking thread calls :meth:`after_tick` after each tick's command
         (module docstring); a ready candidate is then swapped in only once it was warmed there,
-        and the models a swap lets go are released there, never in :meth:`activated`."""
+        and the models a swap lets go are released there, never in :meth:`activated`.
+        Imports what a load needs here, in the constructing thread (``registry.import_model_runtime``:
+        a first import in the worker would hold the GIL for ~1 s against the ticking thread)."""
+        from dynlearn_ros.runtime.registry import import_model_runtime
+
+        import_model_runtime()
         self.loader, self.check, self.prepare = loader, check, prepare
         self.deferred = deferred
         #: deferred mode: models the swaps let go, released one per :meth:`after_tick`
