@@ -12,8 +12,10 @@ with its own signal handling off; the executor is :func:`dynlearn_ros.nodes.para
 (EventsExecutor or SingleThreadedExecutor, never the MultiThreadedExecutor); spinning runs in
 0.1 s slices so the flag is seen. Then the node's ``write_summary()`` (if it has one), the node
 is destroyed, rclpy shut down, and the signals ignored while the interpreter exits (a node with
-``exit_without_finalization`` ends with os._exit instead, unless an exception is on its way out). Exit code: 0 after a signal or a normal end, 2 with one log
-line when the configuration is refused.
+``exit_without_finalization`` ends with os._exit instead, unless an exception is on its way out). A
+teardown still running 7 s after the summary is ended by :class:`ShutdownWatchdog`, which says
+where it stuck. Exit code: 0 after a signal or a normal end, 2 with one log line when the
+configuration is refused. :func:`run_node` is a process's last act (the watchdog ends it).
 
 This module imports nothing heavy at import time (the early handler must be cheap).
 """
@@ -130,17 +132,63 @@ def run_node(factory: Callable[[], object], args: list[str] | None = None, *, na
             if node is not None and hasattr(node, "write_summary"):
                 node.write_summary()  # plain data only: valid whatever state rclpy is in
         finally:
+            watchdog = ShutdownWatchdog(name, 1 if sys.exc_info()[0] is not None else code)
+            watchdog.stage = "executor shutdown"
             if executor is not None:
                 executor.shutdown(timeout_sec=1.0)
+            watchdog.stage = "destroy_node"
             if node is not None:
                 node.destroy_node()
+            watchdog.stage = "rclpy shutdown"
             context.try_shutdown()
+            watchdog.stage = "interpreter exit"
             ignore_signals_until_exit()
             # not while an exception is on its way out (a summary that could not be written):
             # os._exit would turn its traceback and exit 1 into a silent 0
             if getattr(node, "exit_without_finalization", False) and sys.exc_info()[0] is None:
                 exit_now(code)
     return code
+
+
+class ShutdownWatchdog:
+    """Ends a process whose shutdown is stuck after its summary was written.
+
+    Everything between the summary and the exit is bounded by its own timeouts (the executor's
+    shutdown 1 s, the model slot's join ``SLOT_JOIN_S`` = 2 s, the trajectory parser's 2 s): 5 s
+    at most. A shutdown still running :attr:`AFTER_S` = 7 s after the summary waits on something
+    that will not come (a CI run saw one controller in ~40 processes hang after its summary, not
+    reproduced in 120 more), and ``ros2 launch`` would SIGKILL it 10 s after its SIGINT with
+    nothing in the log. Here the process says where it stuck (the stage and every thread's Python
+    traceback, :mod:`faulthandler`) and ends with its own exit code (``os._exit``: the summary
+    is written, the stuck part is the teardown). That needs the GIL; if native code holds it,
+    faulthandler's own timer (:attr:`HARD_S` = 9 s, no GIL needed) dumps the tracebacks and
+    ends the process with exit code 1. Both are daemon threads: a clean exit ends them."""
+
+    AFTER_S = 7.0
+    HARD_S = 9.0
+
+    def __init__(self, name: str, code: int) -> None:
+        import faulthandler
+        import threading
+
+        self.name, self.code = name, code
+        self.stage = "start"
+        faulthandler.dump_traceback_later(self.HARD_S, exit=True)
+        threading.Thread(target=self._watch, name="shutdown-watchdog", daemon=True).start()
+
+    def _watch(self) -> None:
+        import faulthandler
+        import time
+
+        time.sleep(self.AFTER_S)
+        try:
+            sys.stderr.write(f"[ERROR] [{self.name}]: shutdown stuck in '{self.stage}' {self.AFTER_S:.0f} s "
+                             f"after the summary was written: ending the process (exit {self.code}); "
+                             "the threads' stacks follow\n")
+            sys.stderr.flush()
+            faulthandler.dump_traceback(all_threads=True)
+        finally:
+            exit_now(self.code)
 
 
 def exit_now(code: int) -> None:
