@@ -170,6 +170,10 @@ class Predictor(Node):
         self._t_last: float | None = None
         self._wall_last = -np.inf
         self.published = 0
+        #: the last published horizon's start (stamp, s): a horizon starting earlier is withheld,
+        #: so the stream's stamps never go back (reset when the source restarts with older stamps)
+        self._base_floor = -np.inf
+        self.withheld_behind = 0
         self.stale_episodes = 0
         self.recoveries = 0
         self._stale = False
@@ -354,6 +358,7 @@ class Predictor(Node):
                 return
             # older stamps after a stale period: the source restarted (a new driver or simulator)
             self.stream.reset()
+            self._base_floor = -np.inf   # its horizons start from its own, earlier clock
             self.get_logger().warning("joint states are back with older stamps (the source restarted): "
                                       "the belief restarts from them")
         cand = self.slot.take_ready()
@@ -430,6 +435,17 @@ class Predictor(Node):
                                       throttle_duration_sec=LOG_THROTTLE_S)
             return
         t = s.t_base
+        if t < self._base_floor:
+            # while stale the horizons started past the last state by the wall time since it; a
+            # plant whose clock stood still meanwhile (lockstep, a paused simulator) resumes from an
+            # earlier stamp: its horizons are withheld until they pass the last published one
+            self.withheld_behind += 1
+            self.get_logger().warning(
+                f"horizon from {t:.3f} s starts {1e3 * (self._base_floor - t):.0f} ms before the last published "
+                "one (the plant's clock stood still while states were stale): withheld until it passes it",
+                throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        self._base_floor = t
         sec = int(np.floor(t))
         self.traj.header.stamp.sec = sec
         self.traj.header.stamp.nanosec = min(999_999_999, int(round((t - sec) * 1e9)))
@@ -471,7 +487,8 @@ class Predictor(Node):
                 level, message = DiagnosticStatus.WARN, (f"STALE: no joint state for {age * 1e3:.0f} ms: predicting "
                                                          "open loop from the belief")
         values = {"model_dir": self.slot.active.path, "model_version": self.slot.active.version,
-                  "published": self.published, "stale_episodes": self.stale_episodes, "recoveries": self.recoveries,
+                  "published": self.published, "withheld_behind": self.withheld_behind,
+                  "stale_episodes": self.stale_episodes, "recoveries": self.recoveries,
                   "rejected": json.dumps(self.rejected), **self.stream.counters.as_dict(), **self.slot.counters()}
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: forward prediction", message=message,
                                   hardware_id=self.get_namespace())
@@ -494,6 +511,7 @@ class Predictor(Node):
             "node": self.fq_name, "joint_names": list(self.names), "model_dir": self.slot.active.path,
             "model_version": self.slot.active.version, "horizon": self.p["horizon"], "step_dt_ms": self.p["step_dt_ms"],
             "torque_source": self.p["torque_source"], "published": self.published,
+            "withheld_behind": self.withheld_behind,
             "stale_episodes": self.stale_episodes, "recoveries": self.recoveries, "rejected": dict(self.rejected),
             "states_lost_in_middleware": self.dds_lost,
             "ignored_model_updates": self.ignored_updates, "stream": self.stream.counters.as_dict(),

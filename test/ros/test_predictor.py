@@ -155,6 +155,11 @@ def test_predictor_streams_flags_stale_recovers_and_swaps(ros_context, start_nod
         n_preds = len(preds)
         assert spin_until(lambda: len(preds) >= n_preds + 3, 20.0)
         assert all(np.all(np.isfinite(p.points[-1].positions)) for p in preds[n_preds:])
+        # the stamps never went back over the whole stream, the stale period included: its horizons
+        # started past the last state by the wall time since it, and the lockstep plant resumed
+        # from where it stood (its later horizons are withheld until they pass, withheld_behind)
+        stamps = [stamp_of(p) for p in preds]
+        assert all(b >= a for a, b in zip(stamps, stamps[1:], strict=False)), stamps
         # -- parameters: a sized one refused with its reason, a rate applied ----------------------
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
@@ -198,6 +203,7 @@ def test_predictor_streams_flags_stale_recovers_and_swaps(ros_context, start_nod
     assert pred.stop() == 0
     s = json.loads(summary.read_text())
     assert s["rejected"].get("non_finite_state", 0) >= 1 and s["rejected"].get("unknown_names", 0) >= 1
+    assert s["withheld_behind"] >= 0
     assert s["stale_episodes"] >= 1 and s["recoveries"] >= 1
     assert s["model_slot"]["model_swaps"] == 1 and s["model_version"] == 2
     assert s["ignored_model_updates"] == 1
