@@ -1,5 +1,7 @@
 """The soak's memory verdict from an RSS series: a least-squares slope after the warm-up with its
-standard error, and the slope per window (docs/safety.md, "Memory, seventh session").
+standard error, the slope per window (docs/safety.md, "Memory, seventh session"), and the
+"memory flat" test of the Deliver line on the windows' floors (docs/safety.md, "Memory: what
+flat means").
 
     python -m dynlearn_ros.faults.rss_trend SOAK.json [--window-min 5] [--warmup-min 5]
 
@@ -14,6 +16,13 @@ import json
 from collections.abc import Sequence
 
 import numpy as np
+
+#: the leak rate "memory flat" allows (MB/min): 9.6 MB in an 8-hour shift, under 10 % of either
+#: node's anonymous memory (bridge ~100 MB, controller 50-75 MB); docs/safety.md
+FLAT_RATE_MB_PER_MIN = 0.02
+#: how far two window floors of a node that does not grow have moved apart (MB): 0.18 MB in one
+#: step (the no-event soak of the eighth session, both nodes at one sample), 0.13 MB over 579 swaps
+FLOOR_NOISE_MB = 0.2
 
 
 def linear_slope(t_min: np.ndarray, mb: np.ndarray) -> tuple[float, float]:
@@ -36,7 +45,8 @@ def rss_trend(series_s_mb: Sequence[Sequence[float]], window_min: float = 5.0, w
     * ``fit``: {"from_min", "slope_mb_per_min", "stderr_mb_per_min", "samples"} over t >= ``warmup_min``
       (None with fewer than 3 samples there);
     * ``lowest_per_window_mb``: each window's lowest RSS (a leak raises the floor, noise does not
-      have to)."""
+      have to);
+    * ``floor``: the "memory flat" verdict on those floors (:func:`floor_verdict`; None when too short)."""
     s = np.asarray(series_s_mb, dtype=float).reshape(-1, 2)
     t, mb = s[:, 0] / 60.0, s[:, 1]
     windows = []
@@ -55,7 +65,29 @@ def rss_trend(series_s_mb: Sequence[Sequence[float]], window_min: float = 5.0, w
     if m.sum() >= 3:
         b, se = linear_slope(t[m], mb[m])
         fit = {"from_min": warmup_min, "slope_mb_per_min": b, "stderr_mb_per_min": se, "samples": int(m.sum())}
-    return {"windows": windows, "fit": fit, "lowest_per_window_mb": [w["min_mb"] for w in windows]}
+    return {"windows": windows, "fit": fit, "lowest_per_window_mb": [w["min_mb"] for w in windows],
+            "floor": floor_verdict(windows, window_min, warmup_min)}
+
+
+def floor_verdict(windows: Sequence[dict], window_min: float = 5.0, warmup_min: float = 5.0,
+                  rate_mb_per_min: float = FLAT_RATE_MB_PER_MIN, noise_mb: float = FLOOR_NOISE_MB) -> dict | None:
+    """"Memory flat" (docs/safety.md): the lowest RSS of the last window does not exceed that of the
+    first window after the warm-up by more than ``noise_mb`` + ``rate_mb_per_min`` x the minutes
+    between the two windows' starts. Only windows starting at or after ``warmup_min`` count, the last
+    one only when it covers at least half a window (a short window's floor is biased up). None
+    with fewer than two such windows (the run is too short to judge)."""
+    late = [w for w in windows if w["from_min"] >= warmup_min - 1e-9]
+    if late and late[-1]["to_min"] - late[-1]["from_min"] < 0.5 * window_min:
+        late = late[:-1]
+    if len(late) < 2:
+        return None
+    first, last = late[0], late[-1]
+    span = last["from_min"] - first["from_min"]
+    rise = last["min_mb"] - first["min_mb"]
+    allowed = noise_mb + rate_mb_per_min * span
+    return {"first_floor_mb": first["min_mb"], "last_floor_mb": last["min_mb"], "span_min": span,
+            "rise_mb": rise, "allowed_mb": allowed, "resolvable_rate_mb_per_min": allowed / span if span else None,
+            "flat": bool(rise <= allowed)}
 
 
 def format_trend(name: str, trend: dict) -> str:
@@ -68,6 +100,13 @@ def format_trend(name: str, trend: dict) -> str:
     if f is not None:
         lines.append(f"  fit from {f['from_min']:g} min: {f['slope_mb_per_min']:+.4f} +- {f['stderr_mb_per_min']:.4f} "
                      f"MB/min ({f['samples']} samples)")
+    v = trend.get("floor")
+    if v is None:
+        lines.append("  floor: too short to judge (fewer than two windows after the warm-up)")
+    else:
+        lines.append(f"  floor {v['first_floor_mb']:.2f} -> {v['last_floor_mb']:.2f} MB over {v['span_min']:g} min: "
+                     f"{v['rise_mb']:+.2f} MB (allowed {v['allowed_mb']:.2f}): "
+                     + ("flat" if v["flat"] else "NOT flat"))
     return "\n".join(lines)
 
 
