@@ -41,3 +41,37 @@ def test_short_series_gives_no_fit_and_no_crash():
     tr = rss_trend([[0.0, 10.0], [10.0, 11.0]])
     assert tr["fit"] is None and tr["windows"] == []
     assert rss_trend([])["fit"] is None
+
+
+def _floors(floors_mb, samples=30):
+    """Windows of 5 min from 0 whose lowest values are ``floors_mb`` (every sample 0.5 MB above the
+    floor but one): a saw-tooth above a given floor."""
+    out = []
+    for k, f in enumerate(floors_mb):
+        for i in range(samples):
+            out.append([(5.0 * k + i * 10.0 / 60.0) * 60.0, f if i == samples // 2 else f + 0.5])
+    return out
+
+
+def test_floor_verdict_passes_noise_and_a_bounded_saw_tooth():
+    # 0-5 is the warm-up (+5 MB there does not count); floors after it within 0.2 MB + 0.02 x 10 min
+    v = rss_trend(_floors([70.0, 75.0, 75.3, 75.35]))["floor"]
+    assert v["span_min"] == 10.0 and abs(v["rise_mb"] - 0.35) < 1e-9
+    assert abs(v["allowed_mb"] - 0.4) < 1e-9 and v["flat"]
+
+
+def test_floor_verdict_fails_a_rising_floor_and_names_it():
+    # the shipped soak of the eighth session: the floor rose ~1.1 MB in 10 minutes
+    tr = rss_trend(_floors([70.0, 73.7, 74.2, 74.8]))
+    v = tr["floor"]
+    assert not v["flat"] and v["rise_mb"] > v["allowed_mb"]
+    assert "NOT flat" in format_trend("controller", tr)
+
+
+def test_floor_verdict_needs_two_windows_after_the_warm_up_and_drops_a_short_last_one():
+    assert rss_trend(_floors([70.0, 75.0]))["floor"] is None          # a 10-minute soak: no verdict
+    # a last window of 1 minute (6 samples) is left out: the verdict is 5-10 against 10-15
+    s = _floors([70.0, 75.0, 75.1]) + [[(15.0 + i / 6.0) * 60.0, 80.0] for i in range(6)]
+    v = rss_trend(s)["floor"]
+    assert v["span_min"] == 5.0 and v["flat"]
+    assert "too short" in format_trend("bridge", rss_trend(_floors([70.0])))
