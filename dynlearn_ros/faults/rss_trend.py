@@ -6,7 +6,9 @@ flat means").
     python -m dynlearn_ros.faults.rss_trend SOAK.json [--window-min 5] [--warmup-min 5]
 
 prints, per node of a ``bench soak --json`` file (its RSS and, where recorded, its anonymous RSS), the windows table of docs/safety.md (window,
-slope MB/min, mean and lowest RSS MB) and the fit after the warm-up. No ROS, numpy only.
+slope MB/min, mean and lowest RSS MB), the fit after the warm-up, the floor verdict and, where the
+JSON has the events' times, the anonymous RSS change per event kind (:func:`attribute`). No ROS,
+numpy only.
 """
 
 from __future__ import annotations
@@ -90,6 +92,55 @@ def floor_verdict(windows: Sequence[dict], window_min: float = 5.0, warmup_min: 
             "flat": bool(rise <= allowed)}
 
 
+def attribute(series_s_mb: Sequence[Sequence[float]], event_times_s: dict[str, Sequence[float]],
+              from_min: float = 5.0) -> dict | None:
+    """Which events the RSS grows with: each interval between two samples from ``from_min`` on is one
+    row (its RSS change; how many events of each kind were sent in it), fitted by least squares as
+    ``change = sum_k n_k x per_event_k + per_interval``. Returns {kind: {"kb_per_event",
+    "stderr_kb", "events", "intervals_only_this_kind", "median_kb_only_this_kind"}, ...,
+    "quiet": {"kb_per_interval", "stderr_kb", "intervals", "median_kb"}} (kB = 1e3 bytes; the
+    medians over intervals with that kind alone, or with no event, are robust to a saw-tooth),
+    None with too few intervals. A kind never sent in the range is left out."""
+    s = np.asarray(series_s_mb, dtype=float).reshape(-1, 2)
+    keep = s[:-1, 0] >= from_min * 60.0
+    lo, hi, dx = s[:-1, 0][keep], s[1:, 0][keep], np.diff(s[:, 1])[keep] * 1e3
+    kinds = [k for k, v in event_times_s.items() if len(v)]
+    counts = np.array([[np.sum((np.asarray(event_times_s[k]) > a) & (np.asarray(event_times_s[k]) <= b))
+                        for k in kinds] for a, b in zip(lo, hi, strict=True)], dtype=float).reshape(len(lo), len(kinds))
+    kinds = [k for j, k in enumerate(kinds) if counts[:, j].sum() > 0]
+    counts = counts[:, [j for j in range(counts.shape[1]) if counts[:, j].sum() > 0]]
+    x = np.column_stack([counts, np.ones(len(lo))])
+    if len(lo) <= x.shape[1] + 2:
+        return None
+    coef, *_ = np.linalg.lstsq(x, dx, rcond=None)
+    resid = dx - x @ coef
+    se = np.sqrt(np.diag(np.linalg.pinv(x.T @ x)) * float(resid @ resid) / (len(lo) - x.shape[1]))
+    out = {}
+    busy = counts.sum(axis=1) > 0
+    for j, k in enumerate(kinds):
+        alone = (counts[:, j] > 0) & (counts.sum(axis=1) == counts[:, j])
+        out[k] = {"kb_per_event": float(coef[j]), "stderr_kb": float(se[j]), "events": int(counts[:, j].sum()),
+                  "intervals_only_this_kind": int(alone.sum()),
+                  "median_kb_only_this_kind": float(np.median(dx[alone])) if alone.any() else None}
+    out["quiet"] = {"kb_per_interval": float(coef[-1]), "stderr_kb": float(se[-1]), "intervals": int((~busy).sum()),
+                    "median_kb": float(np.median(dx[~busy])) if (~busy).any() else None}
+    return out
+
+
+def format_attribution(name: str, att: dict) -> str:
+    lines = [f"{name}, change per event (least squares over the sample intervals; median of intervals with that kind alone):"]
+    for k, v in att.items():
+        if k == "quiet":
+            med = "-" if v["median_kb"] is None else f"{v['median_kb']:+.1f}"
+            lines.append(f"  no event: {v['kb_per_interval']:+7.1f} +- {v['stderr_kb']:.1f} kB per interval "
+                         f"(median {med} kB over {v['intervals']})")
+        else:
+            med = "-" if v["median_kb_only_this_kind"] is None else f"{v['median_kb_only_this_kind']:+.1f}"
+            lines.append(f"  {k}: {v['kb_per_event']:+7.1f} +- {v['stderr_kb']:.1f} kB per event ({v['events']} events; "
+                         f"median {med} kB over {v['intervals_only_this_kind']} intervals)")
+    return "\n".join(lines)
+
+
 def format_trend(name: str, trend: dict) -> str:
     """One markdown-ish block: the node, its windows and the fit."""
     lines = [f"{name}:"]
@@ -121,6 +172,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     for key, label in (("memory_mb", "RSS"), ("memory_anon_mb", "anonymous RSS")):
         for name, m in out.get(key, {}).items():
             print(format_trend(f"{name} ({label})", rss_trend(m["series_s_mb"], a.window_min, a.warmup_min)))
+    if out.get("event_times_s"):   # bench soak JSONs from the ninth session on
+        for name, m in out.get("memory_anon_mb", {}).items():
+            att = attribute(m["series_s_mb"], out["event_times_s"], a.warmup_min)
+            if att is not None:
+                print(format_attribution(f"{name} (anonymous RSS from {a.warmup_min:g} min)", att))
 
 
 if __name__ == "__main__":

@@ -254,6 +254,8 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
         mem: dict[str, list[tuple[float, float]]] = {k: [] for k in procs}
         anon: dict[str, list[tuple[float, float]]] = {k: [] for k in procs}
         events = {"trajectories": 0, "payload_changes": 0, "bad_state_bursts": 0, "model_announcements": 0}
+        # when each perturbing event was sent (s since t0), for rss_trend's per-event attribution
+        event_times: dict[str, list[float]] = {"payload": [], "bad_states": [], "model": []}
         t0 = time.monotonic()
         end = t0 + 60.0 * minutes
         next_change, next_mem = t0 + 10.0, t0
@@ -291,6 +293,7 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
                     if pick < 0.3 and "payload" in events_kinds:
                         payload_pub.publish(Float64(data=float(rng.uniform(*payload_range))))
                         events["payload_changes"] += 1
+                        event_times["payload"].append(round(now - t0, 2))
                     elif 0.3 <= pick < 0.5 and "bad_states" in events_kinds:
                         # a burst of bad states from a second publisher (20 ms): must be refused
                         # (the publisher is removed after the burst: while it exists the
@@ -310,10 +313,12 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
                             bad_node.destroy_node()
                             bad_node = None
                         events["bad_state_bursts"] += 1
+                        event_times["bad_states"].append(round(now - t0, 2))
                         last_burst = time.monotonic()
                     elif 0.5 <= pick < 0.65 and have_model and "model" in events_kinds:
                         model_pub.publish(String(data=str(model)))
                         events["model_announcements"] += 1
+                        event_times["model"].append(round(now - t0, 2))
         finally:
             alive = {"controller": ctl.poll() is None, "bridge": br.poll() is None}
             for k in heaptrack:   # SIGINT to the Python process itself: heaptrack then writes its file
@@ -356,7 +361,7 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
         "malloc_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(("MALLOC_", "GLIBC_TUNABLES"))},
         "crashes": sum(not a for a in alive.values()) + sum(int(r not in (0, None)) for r in rc.values()),
         "alive_at_end": alive, "exit_codes": rc, **counts, "events": events,
-        "joint_states_publishers": publishers,
+        "joint_states_publishers": publishers, "event_times_s": event_times,
         "memory_mb": {k: {**series_summary(v), "max": max(x for _, x in v) if v else None,
                           "slope_mb_per_min_second_half": slope(v), "slope_spread": slope_spread(v)}
                       for k, v in mem.items()},

@@ -75,3 +75,24 @@ def test_floor_verdict_needs_two_windows_after_the_warm_up_and_drops_a_short_las
     v = rss_trend(s)["floor"]
     assert v["span_min"] == 5.0 and v["flat"]
     assert "too short" in format_trend("bridge", rss_trend(_floors([70.0])))
+
+
+def test_attribute_finds_the_event_kind_the_rss_grows_with():
+    # samples every 10 s for 20 min; "bad_states" events add 8 kB each, "model" events nothing;
+    # 1 kB of noise per sample (a page is 4 kB: the real series moves in such steps)
+    from dynlearn_ros.faults.rss_trend import attribute, format_attribution
+
+    rng = np.random.default_rng(1)
+    t = np.arange(0.0, 1200.0, 10.0)
+    bursts = np.sort(rng.uniform(0.0, 1200.0, 200))
+    models = np.sort(rng.uniform(0.0, 1200.0, 60))
+    mb = 80.0 + 0.008 * np.searchsorted(bursts, t) + rng.normal(0.0, 0.001, len(t))
+    att = attribute(np.column_stack([t, mb]), {"bad_states": bursts.tolist(), "model": models.tolist(), "payload": []})
+    b, m = att["bad_states"], att["model"]
+    assert "payload" not in att                       # never sent: no column
+    # ~170 events after 5 min against 1.4 kB of noise per interval: stderr ~0.15 kB; 5 of them
+    assert abs(b["kb_per_event"] - 8.0) < 5 * b["stderr_kb"] + 0.1 and b["stderr_kb"] < 1.0
+    assert abs(m["kb_per_event"]) < 5 * m["stderr_kb"] + 0.1
+    assert abs(att["quiet"]["kb_per_interval"]) < 5 * att["quiet"]["stderr_kb"] + 0.1
+    assert "bad_states" in format_attribution("bridge", att)
+    assert attribute(np.column_stack([t[:3], mb[:3]]), {"model": models.tolist()}) is None
