@@ -1,10 +1,14 @@
 """The soak's memory verdict from an RSS series: a least-squares slope after the warm-up with its
-standard error, and the slope per window (docs/safety.md, "Memory, seventh session").
+standard error, the slope per window (docs/safety.md, "Memory, seventh session"), and the
+"memory flat" test of the Deliver line on the windows' floors (docs/safety.md, "Memory: what
+flat means").
 
     python -m dynlearn_ros.faults.rss_trend SOAK.json [--window-min 5] [--warmup-min 5]
 
 prints, per node of a ``bench soak --json`` file (its RSS and, where recorded, its anonymous RSS), the windows table of docs/safety.md (window,
-slope MB/min, mean and lowest RSS MB) and the fit after the warm-up. No ROS, numpy only.
+slope MB/min, mean and lowest RSS MB), the fit after the warm-up, the floor verdict and, where the
+JSON has the events' times, the anonymous RSS change per event kind (:func:`attribute`). No ROS,
+numpy only.
 """
 
 from __future__ import annotations
@@ -14,6 +18,13 @@ import json
 from collections.abc import Sequence
 
 import numpy as np
+
+#: the leak rate "memory flat" allows (MB/min): 9.6 MB in an 8-hour shift, under 10 % of either
+#: node's anonymous memory (bridge ~100 MB, controller 50-75 MB); docs/safety.md
+FLAT_RATE_MB_PER_MIN = 0.02
+#: how far two window floors of a node that does not grow have moved apart (MB): 0.18 MB in one
+#: step (the no-event soak of the eighth session, both nodes at one sample), 0.13 MB over 579 swaps
+FLOOR_NOISE_MB = 0.2
 
 
 def linear_slope(t_min: np.ndarray, mb: np.ndarray) -> tuple[float, float]:
@@ -36,7 +47,8 @@ def rss_trend(series_s_mb: Sequence[Sequence[float]], window_min: float = 5.0, w
     * ``fit``: {"from_min", "slope_mb_per_min", "stderr_mb_per_min", "samples"} over t >= ``warmup_min``
       (None with fewer than 3 samples there);
     * ``lowest_per_window_mb``: each window's lowest RSS (a leak raises the floor, noise does not
-      have to)."""
+      have to);
+    * ``floor``: the "memory flat" verdict on those floors (:func:`floor_verdict`; None when too short)."""
     s = np.asarray(series_s_mb, dtype=float).reshape(-1, 2)
     t, mb = s[:, 0] / 60.0, s[:, 1]
     windows = []
@@ -55,7 +67,78 @@ def rss_trend(series_s_mb: Sequence[Sequence[float]], window_min: float = 5.0, w
     if m.sum() >= 3:
         b, se = linear_slope(t[m], mb[m])
         fit = {"from_min": warmup_min, "slope_mb_per_min": b, "stderr_mb_per_min": se, "samples": int(m.sum())}
-    return {"windows": windows, "fit": fit, "lowest_per_window_mb": [w["min_mb"] for w in windows]}
+    return {"windows": windows, "fit": fit, "lowest_per_window_mb": [w["min_mb"] for w in windows],
+            "floor": floor_verdict(windows, window_min, warmup_min)}
+
+
+def floor_verdict(windows: Sequence[dict], window_min: float = 5.0, warmup_min: float = 5.0,
+                  rate_mb_per_min: float = FLAT_RATE_MB_PER_MIN, noise_mb: float = FLOOR_NOISE_MB) -> dict | None:
+    """"Memory flat" (docs/safety.md): the lowest RSS of the last window does not exceed that of the
+    first window after the warm-up by more than ``noise_mb`` + ``rate_mb_per_min`` x the minutes
+    between the two windows' starts. Only windows starting at or after ``warmup_min`` count, the last
+    one only when it covers at least half a window (a short window's floor is biased up). None
+    with fewer than two such windows (the run is too short to judge)."""
+    late = [w for w in windows if w["from_min"] >= warmup_min - 1e-9]
+    if late and late[-1]["to_min"] - late[-1]["from_min"] < 0.5 * window_min:
+        late = late[:-1]
+    if len(late) < 2:
+        return None
+    first, last = late[0], late[-1]
+    span = last["from_min"] - first["from_min"]
+    rise = last["min_mb"] - first["min_mb"]
+    allowed = noise_mb + rate_mb_per_min * span
+    return {"first_floor_mb": first["min_mb"], "last_floor_mb": last["min_mb"], "span_min": span,
+            "rise_mb": rise, "allowed_mb": allowed, "resolvable_rate_mb_per_min": allowed / span if span else None,
+            "flat": bool(rise <= allowed)}
+
+
+def attribute(series_s_mb: Sequence[Sequence[float]], event_times_s: dict[str, Sequence[float]],
+              from_min: float = 5.0) -> dict | None:
+    """Which events the RSS grows with: each interval between two samples from ``from_min`` on is one
+    row (its RSS change; how many events of each kind were sent in it), fitted by least squares as
+    ``change = sum_k n_k x per_event_k + per_interval``. Returns {kind: {"kb_per_event",
+    "stderr_kb", "events", "intervals_only_this_kind", "median_kb_only_this_kind"}, ...,
+    "quiet": {"kb_per_interval", "stderr_kb", "intervals", "median_kb"}} (kB = 1e3 bytes; the
+    medians over intervals with that kind alone, or with no event, are robust to a saw-tooth),
+    None with too few intervals. A kind never sent in the range is left out."""
+    s = np.asarray(series_s_mb, dtype=float).reshape(-1, 2)
+    keep = s[:-1, 0] >= from_min * 60.0
+    lo, hi, dx = s[:-1, 0][keep], s[1:, 0][keep], np.diff(s[:, 1])[keep] * 1e3
+    kinds = [k for k, v in event_times_s.items() if len(v)]
+    counts = np.array([[np.sum((np.asarray(event_times_s[k]) > a) & (np.asarray(event_times_s[k]) <= b))
+                        for k in kinds] for a, b in zip(lo, hi, strict=True)], dtype=float).reshape(len(lo), len(kinds))
+    kinds = [k for j, k in enumerate(kinds) if counts[:, j].sum() > 0]
+    counts = counts[:, [j for j in range(counts.shape[1]) if counts[:, j].sum() > 0]]
+    x = np.column_stack([counts, np.ones(len(lo))])
+    if len(lo) <= x.shape[1] + 2:
+        return None
+    coef, *_ = np.linalg.lstsq(x, dx, rcond=None)
+    resid = dx - x @ coef
+    se = np.sqrt(np.diag(np.linalg.pinv(x.T @ x)) * float(resid @ resid) / (len(lo) - x.shape[1]))
+    out = {}
+    busy = counts.sum(axis=1) > 0
+    for j, k in enumerate(kinds):
+        alone = (counts[:, j] > 0) & (counts.sum(axis=1) == counts[:, j])
+        out[k] = {"kb_per_event": float(coef[j]), "stderr_kb": float(se[j]), "events": int(counts[:, j].sum()),
+                  "intervals_only_this_kind": int(alone.sum()),
+                  "median_kb_only_this_kind": float(np.median(dx[alone])) if alone.any() else None}
+    out["quiet"] = {"kb_per_interval": float(coef[-1]), "stderr_kb": float(se[-1]), "intervals": int((~busy).sum()),
+                    "median_kb": float(np.median(dx[~busy])) if (~busy).any() else None}
+    return out
+
+
+def format_attribution(name: str, att: dict) -> str:
+    lines = [f"{name}, change per event (least squares over the sample intervals; median of intervals with that kind alone):"]
+    for k, v in att.items():
+        if k == "quiet":
+            med = "-" if v["median_kb"] is None else f"{v['median_kb']:+.1f}"
+            lines.append(f"  no event: {v['kb_per_interval']:+7.1f} +- {v['stderr_kb']:.1f} kB per interval "
+                         f"(median {med} kB over {v['intervals']})")
+        else:
+            med = "-" if v["median_kb_only_this_kind"] is None else f"{v['median_kb_only_this_kind']:+.1f}"
+            lines.append(f"  {k}: {v['kb_per_event']:+7.1f} +- {v['stderr_kb']:.1f} kB per event ({v['events']} events; "
+                         f"median {med} kB over {v['intervals_only_this_kind']} intervals)")
+    return "\n".join(lines)
 
 
 def format_trend(name: str, trend: dict) -> str:
@@ -68,6 +151,13 @@ def format_trend(name: str, trend: dict) -> str:
     if f is not None:
         lines.append(f"  fit from {f['from_min']:g} min: {f['slope_mb_per_min']:+.4f} +- {f['stderr_mb_per_min']:.4f} "
                      f"MB/min ({f['samples']} samples)")
+    v = trend.get("floor")
+    if v is None:
+        lines.append("  floor: too short to judge (fewer than two windows after the warm-up)")
+    else:
+        lines.append(f"  floor {v['first_floor_mb']:.2f} -> {v['last_floor_mb']:.2f} MB over {v['span_min']:g} min: "
+                     f"{v['rise_mb']:+.2f} MB (allowed {v['allowed_mb']:.2f}): "
+                     + ("flat" if v["flat"] else "NOT flat"))
     return "\n".join(lines)
 
 
@@ -82,6 +172,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     for key, label in (("memory_mb", "RSS"), ("memory_anon_mb", "anonymous RSS")):
         for name, m in out.get(key, {}).items():
             print(format_trend(f"{name} ({label})", rss_trend(m["series_s_mb"], a.window_min, a.warmup_min)))
+    if out.get("event_times_s"):   # bench soak JSONs from the ninth session on
+        for name, m in out.get("memory_anon_mb", {}).items():
+            att = attribute(m["series_s_mb"], out["event_times_s"], a.warmup_min)
+            if att is not None:
+                print(format_attribution(f"{name} (anonymous RSS from {a.warmup_min:g} min)", att))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,39 @@ def _heaptrack_prefix(name: str, heaptrack: tuple[str, ...], workdir: Path) -> l
     return ["heaptrack", "-o", str(workdir / f"{name}.heaptrack")] if name in heaptrack else []
 
 
+def _die_with_driver_prefix() -> list[str]:
+    """``setpriv --pdeathsig TERM``: the node gets SIGTERM (a clean stop, nodes/runner.py) when the
+    soak's process dies, whatever killed it. Without it a soak killed with SIGKILL (a harness's
+    timeout) left its bridge and controller running on a domain whose claim died with the soak,
+    where a later soak claiming the same domain then found a second publisher on joint_states
+    (docs/safety.md, "The two publishers"). [] where util-linux's setpriv is missing."""
+    import shutil
+
+    return ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
+
+
+def _graph_nodes(node, exclude: tuple[str, ...]) -> list[str]:
+    """Every node on the driver's graph ("/ns/name") but ``exclude`` (bare names)."""
+    return sorted(f"{ns.rstrip('/')}/{n}" for n, ns in node.get_node_names_and_namespaces() if n not in exclude)
+
+
+def foreign_nodes(node, executor, wait_s: float = 5.0) -> list[str]:
+    """The nodes of other processes already on the soak's freshly claimed domain (spinning
+    ``executor`` for ``wait_s``: participants on localhost discover each other within ~1 s; the
+    controller of the 24-minute soak saw the other run's publisher 1.5 s after its start).
+    A claimed domain is empty unless something runs on it outside the claim (nodes orphaned
+    by a killed run, a user's nodes on that ROS_DOMAIN_ID)."""
+    end = time.monotonic() + wait_s
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.05)
+    return _graph_nodes(node, (node.get_name(),))
+
+
+def state_publishers(node, topic: str = "/joint_states") -> list[str]:
+    """The nodes publishing ``topic`` as the driver's graph shows them ("/ns/name", one per publisher)."""
+    return sorted(f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in node.get_publishers_info_by_topic(topic))
+
+
 def _python_of(pid: int, wrapped: bool, timeout_s: float = 20.0):
     """The node's Python process: ``pid`` itself, or (under the heaptrack script) its child."""
     import psutil
@@ -169,11 +202,22 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
     # nodes' or the driver's start-up left nodes running, orphaned) still ends every node started
     with ros_domain(workdir / "ros_log") as env, contextlib.ExitStack() as started:
         started.callback(_end_started_nodes, workdir)   # runs last: whatever the stops below missed
+        rclpy.init()
+        started.callback(rclpy.try_shutdown)
+        node = rclpy.create_node("soak_driver")
+        executor = rclpy.executors.SingleThreadedExecutor()
+        executor.add_node(node)
+        foreign = foreign_nodes(node, executor)
+        if foreign:   # the soak's controller would refuse to control for the whole run (two publishers)
+            raise RuntimeError(
+                f"ROS_DOMAIN_ID {env['ROS_DOMAIN_ID']} (claimed for this soak) already has nodes of another process: "
+                f"{', '.join(foreign)}; likely left running by a killed run (find them with `pgrep -af "
+                "dynlearn_ros.nodes`) and end them, then run the soak again")
         summary = workdir / "controller.json"
         stats = workdir / "bridge.json"
         ctl = NodeProcess("computed_torque", {"robot": ROBOT, "summary_path": str(summary),
                                               "reference": "hold"}, env, workdir / "controller.log",
-                          prefix=_heaptrack_prefix("controller", heaptrack, workdir))
+                          prefix=_die_with_driver_prefix() + _heaptrack_prefix("controller", heaptrack, workdir))
         started.callback(ctl.stop)
         plant: dict = {}
         payload_range = (0.0, 3.0)
@@ -185,11 +229,9 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
         if trace:
             plant["trace_path"] = str(workdir / "bridge-trace.npz")
         br = NodeProcess("sim_bridge", {"robot": ROBOT, **plant, "stepping": "realtime", "stats_path": str(stats)},
-                         env, workdir / "bridge.log", prefix=_heaptrack_prefix("bridge", heaptrack, workdir))
+                         env, workdir / "bridge.log",
+                         prefix=_die_with_driver_prefix() + _heaptrack_prefix("bridge", heaptrack, workdir))
         started.callback(br.stop)
-        rclpy.init()
-        started.callback(rclpy.try_shutdown)
-        node = rclpy.create_node("soak_driver")
         counts = {"commands": 0, "beyond_limits": 0, "non_finite": 0, "max_over_limit": 0.0}
 
         def on_cmd(m):
@@ -207,17 +249,21 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
         traj_pub = node.create_publisher(JointTrajectory, "reference_trajectory", qos.COMMANDS)
         payload_pub = node.create_publisher(Float64, "/sim_bridge/payload_kg", 10)
         model_pub = node.create_publisher(String, qos.MODEL_UPDATES_TOPIC, qos.MODEL_UPDATES)
-        executor = rclpy.executors.SingleThreadedExecutor()
-        executor.add_node(node)
         procs = {"controller": _python_of(ctl.pid, "controller" in heaptrack),
                  "bridge": _python_of(br.pid, "bridge" in heaptrack)}
         mem: dict[str, list[tuple[float, float]]] = {k: [] for k in procs}
         anon: dict[str, list[tuple[float, float]]] = {k: [] for k in procs}
         events = {"trajectories": 0, "payload_changes": 0, "bad_state_bursts": 0, "model_announcements": 0}
+        # when each perturbing event was sent (s since t0), for rss_trend's per-event attribution
+        event_times: dict[str, list[float]] = {"payload": [], "bad_states": [], "model": []}
         t0 = time.monotonic()
         end = t0 + 60.0 * minutes
         next_change, next_mem = t0 + 10.0, t0
         bad_node = None
+        # joint_states publishers at each memory sample taken >= 2 s after the last burst (a burst's
+        # publisher is expected; any other second one would make the controller refuse to control)
+        last_burst = -np.inf
+        publishers = {"samples": 0, "max": 0, "extra_seen": []}
         try:
             while time.monotonic() < end:
                 executor.spin_once(timeout_sec=0.01)
@@ -230,6 +276,12 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
                         a = rss_anon_mb(p.pid)
                         if a is not None:
                             anon[k].append((now - t0, a))
+                    if now - last_burst >= 2.0 and now - t0 >= 5.0:   # after the bridge's discovery
+                        pubs = state_publishers(node)
+                        publishers["samples"] += 1
+                        publishers["max"] = max(publishers["max"], len(pubs))
+                        if len(pubs) > 1 and pubs not in publishers["extra_seen"]:
+                            publishers["extra_seen"].append(pubs)
                     next_mem = now + mem_every_s
                 if now >= next_change:
                     next_change = now + change_s
@@ -241,6 +293,7 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
                     if pick < 0.3 and "payload" in events_kinds:
                         payload_pub.publish(Float64(data=float(rng.uniform(*payload_range))))
                         events["payload_changes"] += 1
+                        event_times["payload"].append(round(now - t0, 2))
                     elif 0.3 <= pick < 0.5 and "bad_states" in events_kinds:
                         # a burst of bad states from a second publisher (20 ms): must be refused
                         # (the publisher is removed after the burst: while it exists the
@@ -260,9 +313,12 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
                             bad_node.destroy_node()
                             bad_node = None
                         events["bad_state_bursts"] += 1
+                        event_times["bad_states"].append(round(now - t0, 2))
+                        last_burst = time.monotonic()
                     elif 0.5 <= pick < 0.65 and have_model and "model" in events_kinds:
                         model_pub.publish(String(data=str(model)))
                         events["model_announcements"] += 1
+                        event_times["model"].append(round(now - t0, 2))
         finally:
             alive = {"controller": ctl.poll() is None, "bridge": br.poll() is None}
             for k in heaptrack:   # SIGINT to the Python process itself: heaptrack then writes its file
@@ -305,6 +361,7 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
         "malloc_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(("MALLOC_", "GLIBC_TUNABLES"))},
         "crashes": sum(not a for a in alive.values()) + sum(int(r not in (0, None)) for r in rc.values()),
         "alive_at_end": alive, "exit_codes": rc, **counts, "events": events,
+        "joint_states_publishers": publishers, "event_times_s": event_times,
         "memory_mb": {k: {**series_summary(v), "max": max(x for _, x in v) if v else None,
                           "slope_mb_per_min_second_half": slope(v), "slope_spread": slope_spread(v)}
                       for k, v in mem.items()},
