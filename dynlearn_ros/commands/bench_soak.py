@@ -22,9 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", default="trajectory,payload,bad_states,model",
                         help="comma-separated events to send (default all: trajectory,payload,bad_states,model)")
     parser.add_argument("--mem-every-s", type=float, default=10.0, help="RSS sampling period in s (default 10)")
-    parser.add_argument("--burst-publisher-only", action="store_true",
-                        help="a bad-state burst creates only a publisher on one node kept for the run (default: a "
-                             "new node per burst, with its rosout and parameter services)")
+    burst = parser.add_mutually_exclusive_group()
+    burst.add_argument("--burst-publisher-only", action="store_true",
+                       help="a bad-state burst creates only a publisher on one node kept for the run (the default "
+                            "since the ninth session)")
+    burst.add_argument("--burst-new-node", action="store_true",
+                       help="a new node per bad-state burst, with its rosout and parameter services (the default "
+                            "before the ninth session): every process on the domain keeps ~8 kB of the middleware's "
+                            "per-participant state for each (docs/safety.md)")
     parser.add_argument("--heaptrack", default="", metavar="NODES",
                         help="comma-separated nodes (controller, bridge) to run under heaptrack (native allocation "
                              "stacks in <workdir>/<node>.heaptrack.zst; needs --workdir)")
@@ -51,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="dynlearn_soak_") as tmp:
         out = run_soak(args.minutes, Path(args.workdir) if args.workdir else Path(tmp), model_plant=args.model_plant,
                        change_s=args.change_s, events_kinds=kinds, mem_every_s=args.mem_every_s,
-                       heaptrack=heap, burst_node=not args.burst_publisher_only, trace=args.trace)
+                       heaptrack=heap, burst_node=args.burst_new_node, trace=args.trace)
     text = json.dumps(out, indent=1)
     print(text)
     if args.json:

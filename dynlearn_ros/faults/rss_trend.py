@@ -1,12 +1,12 @@
 """The soak's memory verdict from an RSS series: a least-squares slope after the warm-up with its
 standard error, the slope per window (docs/safety.md, "Memory, seventh session"), and the
-"memory flat" test of the Deliver line on the windows' floors (docs/safety.md, "Memory: what
-flat means").
+"memory flat" test of the Deliver line on the windows' peaks, with the same test on their
+floors as a diagnostic (docs/safety.md, "Memory: what flat means").
 
     python -m dynlearn_ros.faults.rss_trend SOAK.json [--window-min 5] [--warmup-min 5]
 
 prints, per node of a ``bench soak --json`` file (its RSS and, where recorded, its anonymous RSS), the windows table of docs/safety.md (window,
-slope MB/min, mean and lowest RSS MB), the fit after the warm-up, the floor verdict and, where the
+slope MB/min, mean and lowest RSS MB), the fit after the warm-up, the peak and floor verdicts and, where the
 JSON has the events' times, the anonymous RSS change per event kind (:func:`attribute`). No ROS,
 numpy only.
 """
@@ -48,7 +48,9 @@ def rss_trend(series_s_mb: Sequence[Sequence[float]], window_min: float = 5.0, w
       (None with fewer than 3 samples there);
     * ``lowest_per_window_mb``: each window's lowest RSS (a leak raises the floor, noise does not
       have to);
-    * ``floor``: the "memory flat" verdict on those floors (:func:`floor_verdict`; None when too short)."""
+    * ``highest_per_window_mb``: each window's highest RSS;
+    * ``peak``: the "memory flat" verdict on those peaks (:func:`peak_verdict`; None when too short);
+    * ``floor``: the same test on the floors, a diagnostic (:func:`floor_verdict`)."""
     s = np.asarray(series_s_mb, dtype=float).reshape(-1, 2)
     t, mb = s[:, 0] / 60.0, s[:, 1]
     windows = []
@@ -60,7 +62,8 @@ def rss_trend(series_s_mb: Sequence[Sequence[float]], window_min: float = 5.0, w
             if m.sum() >= 3:
                 b, _ = linear_slope(t[m], mb[m])
                 windows.append({"from_min": lo, "to_min": min(hi, float(t[-1])), "slope_mb_per_min": b,
-                                "mean_mb": float(mb[m].mean()), "min_mb": float(mb[m].min()), "samples": int(m.sum())})
+                                "mean_mb": float(mb[m].mean()), "min_mb": float(mb[m].min()), "max_mb": float(mb[m].max()),
+                                "samples": int(m.sum())})
             k += 1
     m = t >= warmup_min
     fit = None
@@ -68,16 +71,19 @@ def rss_trend(series_s_mb: Sequence[Sequence[float]], window_min: float = 5.0, w
         b, se = linear_slope(t[m], mb[m])
         fit = {"from_min": warmup_min, "slope_mb_per_min": b, "stderr_mb_per_min": se, "samples": int(m.sum())}
     return {"windows": windows, "fit": fit, "lowest_per_window_mb": [w["min_mb"] for w in windows],
+            "highest_per_window_mb": [w["max_mb"] for w in windows],
+            "peak": peak_verdict(windows, window_min, warmup_min),
             "floor": floor_verdict(windows, window_min, warmup_min)}
 
 
-def floor_verdict(windows: Sequence[dict], window_min: float = 5.0, warmup_min: float = 5.0,
-                  rate_mb_per_min: float = FLAT_RATE_MB_PER_MIN, noise_mb: float = FLOOR_NOISE_MB) -> dict | None:
-    """"Memory flat" (docs/safety.md): the lowest RSS of the last window does not exceed that of the
-    first window after the warm-up by more than ``noise_mb`` + ``rate_mb_per_min`` x the minutes
-    between the two windows' starts. Only windows starting at or after ``warmup_min`` count, the last
-    one only when it covers at least half a window (a short window's floor is biased up). None
-    with fewer than two such windows (the run is too short to judge)."""
+def _window_rise(windows: Sequence[dict], key: str, window_min: float, warmup_min: float,
+                 rate_mb_per_min: float, noise_mb: float) -> dict | None:
+    """``key`` ("min_mb" or "max_mb") of the last window against the first window after the warm-up:
+    {"first_mb", "last_mb", "span_min", "rise_mb", "allowed_mb" (``noise_mb`` + ``rate_mb_per_min``
+    x the minutes between the two windows' starts), "resolvable_rate_mb_per_min", "flat"}. Only
+    windows starting at or after ``warmup_min`` count, the last one only when it covers at least
+    half a window (a short window's extremes are biased). None with fewer than two such windows
+    (the run is too short to judge)."""
     late = [w for w in windows if w["from_min"] >= warmup_min - 1e-9]
     if late and late[-1]["to_min"] - late[-1]["from_min"] < 0.5 * window_min:
         late = late[:-1]
@@ -85,11 +91,27 @@ def floor_verdict(windows: Sequence[dict], window_min: float = 5.0, warmup_min: 
         return None
     first, last = late[0], late[-1]
     span = last["from_min"] - first["from_min"]
-    rise = last["min_mb"] - first["min_mb"]
+    rise = last[key] - first[key]
     allowed = noise_mb + rate_mb_per_min * span
-    return {"first_floor_mb": first["min_mb"], "last_floor_mb": last["min_mb"], "span_min": span,
-            "rise_mb": rise, "allowed_mb": allowed, "resolvable_rate_mb_per_min": allowed / span if span else None,
-            "flat": bool(rise <= allowed)}
+    return {"first_mb": first[key], "last_mb": last[key], "span_min": span, "rise_mb": rise, "allowed_mb": allowed,
+            "resolvable_rate_mb_per_min": allowed / span if span else None, "flat": bool(rise <= allowed)}
+
+
+def peak_verdict(windows: Sequence[dict], window_min: float = 5.0, warmup_min: float = 5.0,
+                 rate_mb_per_min: float = FLAT_RATE_MB_PER_MIN, noise_mb: float = FLOOR_NOISE_MB) -> dict | None:
+    """"Memory flat" (docs/safety.md, as revised in the ninth session): the highest RSS of the last
+    window does not exceed that of the first window after the warm-up by more than ``noise_mb`` +
+    ``rate_mb_per_min`` x the minutes between the two windows' starts. The peak is the memory the
+    node needs; a leak raises it, a bounded saw-tooth does not (:func:`_window_rise`)."""
+    return _window_rise(windows, "max_mb", window_min, warmup_min, rate_mb_per_min, noise_mb)
+
+
+def floor_verdict(windows: Sequence[dict], window_min: float = 5.0, warmup_min: float = 5.0,
+                  rate_mb_per_min: float = FLAT_RATE_MB_PER_MIN, noise_mb: float = FLOOR_NOISE_MB) -> dict | None:
+    """The same test on the lowest RSS per window (the ninth session's first definition, kept as a
+    diagnostic: a saw-tooth whose cycle is minutes long moves the floors of 5-minute windows with
+    its phase; a floor rising under level peaks is a saw-tooth's amplitude shrinking)."""
+    return _window_rise(windows, "min_mb", window_min, warmup_min, rate_mb_per_min, noise_mb)
 
 
 def attribute(series_s_mb: Sequence[Sequence[float]], event_times_s: dict[str, Sequence[float]],
@@ -151,13 +173,14 @@ def format_trend(name: str, trend: dict) -> str:
     if f is not None:
         lines.append(f"  fit from {f['from_min']:g} min: {f['slope_mb_per_min']:+.4f} +- {f['stderr_mb_per_min']:.4f} "
                      f"MB/min ({f['samples']} samples)")
-    v = trend.get("floor")
-    if v is None:
-        lines.append("  floor: too short to judge (fewer than two windows after the warm-up)")
-    else:
-        lines.append(f"  floor {v['first_floor_mb']:.2f} -> {v['last_floor_mb']:.2f} MB over {v['span_min']:g} min: "
-                     f"{v['rise_mb']:+.2f} MB (allowed {v['allowed_mb']:.2f}): "
-                     + ("flat" if v["flat"] else "NOT flat"))
+    for name, what in (("peak", "memory flat, the peaks"), ("floor", "floors, diagnostic")):
+        v = trend.get(name)
+        if v is None:
+            lines.append(f"  {name}: too short to judge (fewer than two windows after the warm-up)")
+        else:
+            lines.append(f"  {name} {v['first_mb']:.2f} -> {v['last_mb']:.2f} MB over {v['span_min']:g} min: "
+                         f"{v['rise_mb']:+.2f} MB (allowed {v['allowed_mb']:.2f}): "
+                         + ("flat" if v["flat"] else "NOT flat") + f" ({what})")
     return "\n".join(lines)
 
 

@@ -157,7 +157,7 @@ def _interrupt(proc, timeout_s: float = 60.0) -> None:
 
 def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0, model_plant: bool = False,
              events_kinds: tuple[str, ...] = EVENT_KINDS, mem_every_s: float = 10.0,
-             heaptrack: tuple[str, ...] = (), burst_node: bool = True, trace: bool = False) -> dict:
+             heaptrack: tuple[str, ...] = (), burst_node: bool = False, trace: bool = False) -> dict:
     """Run the soak for ``minutes`` (logs and summaries in ``workdir``); returns the figures.
 
     ``model_plant`` False: the plant is the bare URDF arm with payload changes of 0-3 kg (the
@@ -173,9 +173,10 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
     RSS sampling period (s); ``heaptrack``: nodes ("controller", "bridge") to run under
     ``heaptrack -o <workdir>/<node>.heaptrack`` (native allocation stacks; RSS is then read from
     the node's Python process, and that process is sent SIGINT at the end, not the wrapper);
-    ``burst_node``: True (default) a new node per bad-state burst (its publisher, rosout and
-    parameter services all appear on the graph and go again); False: only a publisher, created on
-    one node kept for the whole run and destroyed after its burst; ``trace``: the bridge writes
+    ``burst_node``: False (default, since the ninth session) only a publisher, created on one node
+    kept for the whole run and destroyed after its burst; True: a new node per bad-state burst (its
+    publisher, rosout and parameter services all appear on the graph and go again; each new DDS
+    participant leaves ~8 kB in every process of the domain, docs/safety.md); ``trace``: the bridge writes
     its per-step trace (``trace_path``: velocities, brakes, held commands) to
     ``<workdir>/bridge-trace.npz`` (about 70 bytes per step: 4 MB per minute)."""
     unknown = set(events_kinds) - set(EVENT_KINDS)

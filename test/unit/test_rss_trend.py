@@ -96,3 +96,26 @@ def test_attribute_finds_the_event_kind_the_rss_grows_with():
     assert abs(att["quiet"]["kb_per_interval"]) < 5 * att["quiet"]["stderr_kb"] + 0.1
     assert "bad_states" in format_attribution("bridge", att)
     assert attribute(np.column_stack([t[:3], mb[:3]]), {"model": models.tolist()}) is None
+
+
+def _saw_tooth(leak_mb_per_min, floor_rise_mb=0.0, minutes=20.0, period_min=4.0, amplitude_mb=1.5):
+    """Samples every 10 s: 80 MB + a saw-tooth (a load takes ``amplitude_mb`` and gives it back
+    over ``period_min``) whose floor rises by ``floor_rise_mb`` over the run towards its level peak
+    (a shrinking amplitude: the allocator reusing what it keeps), plus a leak of ``leak_mb_per_min``."""
+    t = np.arange(0.0, minutes * 60.0, 10.0)
+    phase = (t / 60.0 % period_min) / period_min
+    shrink = 1.0 - floor_rise_mb / amplitude_mb * t / t[-1]
+    return np.column_stack([t, 80.0 + amplitude_mb * (1.0 - shrink * phase) + leak_mb_per_min * t / 60.0])
+
+
+def test_peak_verdict_passes_a_saw_tooth_with_level_peaks_and_fails_a_leak_under_it():
+    # the ninth session's controller with --burst-publisher-only: floors up 1.2 MB, peaks level
+    tr = rss_trend(_saw_tooth(0.0, floor_rise_mb=1.2))
+    assert not tr["floor"]["flat"] and tr["peak"]["flat"]
+    assert abs(tr["peak"]["rise_mb"]) < 0.05
+    assert "flat (memory flat, the peaks)" in format_trend("controller", tr)
+    # the same saw-tooth with a leak of 0.1 MB/min (48 MB a shift): the peaks rise ~1 MB in 10 min
+    tr = rss_trend(_saw_tooth(0.1))
+    assert not tr["peak"]["flat"] and tr["peak"]["rise_mb"] > tr["peak"]["allowed_mb"]
+    # a leak at the allowed rate's order (0.02 MB/min) under the saw-tooth stays within 0.2 MB + 0.2 MB
+    assert rss_trend(_saw_tooth(0.02))["peak"]["flat"]
