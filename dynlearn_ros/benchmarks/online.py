@@ -161,8 +161,10 @@ def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s
     for the time the node waits for the next state) ``slot.after_tick`` may warm the ready
     candidate or release a model a swap let go; a slot skipped because that work (or anything
     else) ran past it is counted against the tick before it (``slots_skipped``). The loop runs
-    with the interpreter's thread switch interval ``switch_interval_s`` (Python's default 5 ms, as
-    in the node; restored afterwards): measured at 0.1 ms it changed nothing at load ~20.
+    with the interpreter's thread switch interval ``switch_interval_s`` (restored afterwards; the
+    node's is runtime/slot.py CONTROL_SWITCH_INTERVAL_S, 0.2 ms, Python's default 5 ms; session 9
+    measured the loading window 1.4-1.5x as often over budget as the no-swap stretch at 5 ms, at it
+    with 0.2 ms).
 
     ``shared``: the online versions run on their structure's one session
     (runtime/shared_graph.py, the default of every reader); False: a session per version (built in
