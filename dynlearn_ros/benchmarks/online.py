@@ -45,7 +45,7 @@ from dynlearn_ros.runtime import shared_graph
 from dynlearn_ros.runtime.onnx_step import OnnxStep
 from dynlearn_ros.runtime.registry import load_inverse_model
 from dynlearn_ros.runtime.shared_graph import ParamStep
-from dynlearn_ros.runtime.slot import ModelSlot, check_model
+from dynlearn_ros.runtime.slot import CONTROL_SWITCH_INTERVAL_S, WORKER_NICE, ModelSlot, check_model
 from dynlearn_ros.scenarios.vgain import controller_params
 from dynlearn_ros.scenarios.vgain_config import load_config
 from dynlearn_ros.sim.plant import SimPlant
@@ -144,38 +144,64 @@ def bench_cycles(x: np.ndarray, y: np.ndarray, chunk: int, out: Path,
             "base_dir": str(learner.base_dir)}, dirs
 
 
+#: the tick loop's arms: (thread switch interval s, the slot worker's nice value or None = the
+#: priority of the thread that starts it, shared sessions). "node": as the computed_torque node
+#: runs since session 9 (runtime/slot.py CONTROL_SWITCH_INTERVAL_S); "before": as it ran before
+#: (Python's 5 ms); "nice": "node" with the worker at WORKER_NICE (measured, not taken: slot.py);
+#: "per_version": "before" with a session per version (before session 8)
+TICK_ARMS = {"node": (CONTROL_SWITCH_INTERVAL_S, None, True), "before": (0.005, None, True),
+             "nice": (CONTROL_SWITCH_INTERVAL_S, WORKER_NICE, True), "per_version": (0.005, None, False)}
+
+
 def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s: float,
-                switch_interval_s: float = 0.005, shared: bool = True) -> dict:
+                switch_interval_s: float = 0.005, shared: bool = True, worker_nice: int | None = None) -> dict:
     """Wall-clock 1 kHz loop with slot swaps every ``swap_every_s``; lateness in and out of swaps.
 
     The slot runs deferred, as in the node: after each tick (after the plant step, which stands
     for the time the node waits for the next state) ``slot.after_tick`` may warm the ready
     candidate or release a model a swap let go; a slot skipped because that work (or anything
     else) ran past it is counted against the tick before it (``slots_skipped``). The loop runs
-    with the interpreter's thread switch interval ``switch_interval_s`` (Python's default 5 ms, as
-    in the node; restored afterwards): measured at 0.1 ms it changed nothing at load ~20.
+    with the interpreter's thread switch interval ``switch_interval_s`` (restored afterwards; the
+    node's is runtime/slot.py CONTROL_SWITCH_INTERVAL_S, 0.2 ms, Python's default 5 ms; session 9
+    measured the loading window 1.4-1.5x as often over budget as the no-swap stretch at 5 ms, at it
+    with 0.2 ms).
 
     ``shared``: the online versions run on their structure's one session
     (runtime/shared_graph.py, the default of every reader); False: a session per version (built in
     the worker, released by ``after_tick``), as before session 8. The worker's stages (load,
     check, prepare) and the ticking thread's ``after_tick`` pieces are timed in wall and thread
-    CPU time ("worker_stages", "after_tick_cpu_us")."""
+    CPU time ("worker_stages", "after_tick_cpu_us"). ``worker_nice``: the slot worker's nice value
+    (:data:`~dynlearn_ros.runtime.slot.WORKER_NICE` in the node), None: the loop's own priority.
+
+    Per part, "placebo": the same part's ticks shifted by 100, 120, ..., 900 ms (into the no-swap
+    stretch between two swaps, the windows last < 100 ms), i.e. windows of the same lengths and
+    the same clustering that no swap touches: their over-budget counts against the same
+    expectation are the noise a part's count is judged against (:func:`summarize_rounds`)."""
     with (contextlib.nullcontext() if shared else shared_graph.per_version_sessions()):
-        return _bench_ticks(dirs, payload_kg, seconds, swap_every_s, switch_interval_s) | {"shared": shared}
+        return _bench_ticks(dirs, payload_kg, seconds, swap_every_s, switch_interval_s, worker_nice) | {"shared": shared}
+
+
+#: placebo shifts of a part's ticks (ms, with a swap every 1 s): :func:`bench_ticks`
+PLACEBO_SHIFTS_MS = tuple(range(100, 901, 20))
 
 
 def _bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s: float,
-                 switch_interval_s: float) -> dict:
+                 switch_interval_s: float, worker_nice: int | None) -> dict:
     cfg, config, spec, ctl, plant = _setup(payload_kg)
     switch_before = sys.getswitchinterval()
     sys.setswitchinterval(switch_interval_s)
     n, dt = spec.n, config.control_period_s
     # the worker's stages: (wall s, thread CPU s) per call, a refused load or check included
     stages: dict[str, list[tuple[float, float]]] = {"load": [], "check": [], "prepare": []}
+    # when the worker finished each version (its prepare returned; the candidate is ready right
+    # after), and when each tick's after_tick looked for a ready candidate (perf_counter s)
+    finished_at: list[float] = []
+    after_at: list[float] = []
     slot = ModelSlot(ctl.model, "svdkl", config.model_dir,
                      lambda k, p: _clocked(stages["load"], load_inverse_model, k, p, spec.joint_names, str(spec.urdf_path)),
                      lambda m: _clocked(stages["check"], check_model, m, spec.joint_names, spec.home),
-                     prepare=lambda m: _clocked(stages["prepare"], build_tuning, config, m), deferred=True)
+                     prepare=lambda m: _clocked(stages["prepare"], build_tuning, config, m, ends=finished_at), deferred=True,
+                     worker_nice=worker_nice)
     q, qd = np.zeros(n), np.zeros(n)
     late, missed, in_window, compute, swap_tick, loading, skipped, after = [], [], [], [], [], [], [], []
     after_s: dict[str, list[float]] = {"released": [], "warmed": []}
@@ -206,6 +232,7 @@ def _bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_
             end = time.perf_counter()      # the controller's share: swap + tick (the plant is not timed)
             plant.step(ctl.tau)
             ta, tc = time.perf_counter(), time.thread_time()
+            after_at.append(ta)
             did = slot.after_tick(ctl.query)   # the deferred swap work, after the "command"
             if did:
                 after_s[did].append(time.perf_counter() - ta)
@@ -235,9 +262,37 @@ def _bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_
     after_swap[1:] = at_swap[:-1]
     comp = np.asarray(compute)
 
-    def part(mask):
+    p0 = float(missed_a[~win].mean()) if (~win).any() else 0.0
+    period = int(round(swap_every_s / dt))
+
+    def placebo(mask):
+        """(over budget, expected) of the part's ticks shifted into the no-swap stretch, per shift;
+        shifted ticks that land in a swap window (a window longer than the shift) are left out."""
+        out = []
+        for s_ms in PLACEBO_SHIFTS_MS:
+            sh = int(round(s_ms * 1e-3 / dt)) % max(period, 1)
+            pm = np.roll(mask, sh) & ~win
+            out.append((int(missed_a[pm].sum()), float(pm.sum()) * p0))
+        return out
+
+    after_t = np.asarray(after_at)
+
+    def placebo_in_time(events):
+        """(over budget, expected) per shift of the ticks that an event at each time of ``events``
+        + the shift would fall in: the first tick whose after_tick looks at or after it, as the
+        tick the worker finishes in is the first whose after_tick finds the candidate ready."""
+        out = []
+        for s_ms in PLACEBO_SHIFTS_MS:
+            idx = np.searchsorted(after_t, np.asarray(events) + s_ms * 1e-3, side="left")
+            idx = idx[idx < len(after_t)]
+            idx = idx[~win[idx]]
+            out.append((int(missed_a[idx].sum()), float(len(idx)) * p0))
+        return out
+
+    def part(mask, placebo_of=None):
         m = int(mask.sum())
-        return {"ticks": m, "late_gt_0.1ms": int((late_a[mask] > 1e-4).sum()),
+        return {"ticks": m, "expected_over_budget": m * p0,
+                "placebo": placebo(mask) if placebo_of is None else placebo_in_time(placebo_of), "late_gt_0.1ms": int((late_a[mask] > 1e-4).sum()),
                 "over_budget": int(missed_a[mask].sum()),
                 "over_budget_fraction": float(missed_a[mask].mean()) if m else 0.0,
                 "slots_skipped": int(skipped_a[mask].sum()),
@@ -245,14 +300,20 @@ def _bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_
                 "compute_us_p50": 1e6 * float(np.median(comp[mask])) if m else 0.0,
                 "compute_us_p99": 1e6 * float(np.percentile(comp[mask], 99)) if m else 0.0}
 
-    return {"seconds": seconds, "swap_every_s": swap_every_s, "switch_interval_s": switch_interval_s, "swaps": swaps, "requests": nreq,
+    return {"seconds": seconds, "swap_every_s": swap_every_s, "switch_interval_s": switch_interval_s,
+            "worker_nice": worker_nice, "worker_priority": slot.worker_priority, "swaps": swaps, "requests": nreq,
             "refused": slot.refused, "during_swaps": part(win), "no_swap": part(~win),
             # the swap window split: the worker loading (same process: CPU and the GIL) and the
             # swap itself (the tick that swaps the reference, and the one after it)
             "loading": part(np.asarray(loading)), "swap_tick": part(at_swap), "tick_after_swap": part(after_swap),
             # the ticks whose after_tick warmed a candidate / released a model (their skips: the
             # deferred work ran past the next slot)
-            "warm_tick": part(after_a == "warmed"), "release_tick": part(after_a == "released"),
+            # the tick the worker finishes in is chosen by a moment in time, so a long tick (the
+            # load's, or any preemption) is the likelier to hold it: its placebos are moments, not
+            # tick indices (placebo_in_time)
+            "warm_tick": part(after_a == "warmed", placebo_of=finished_at), "release_tick": part(after_a == "released"),
+            "worker_finished_in_warm_tick": int(np.isin(np.searchsorted(after_t, np.asarray(finished_at), side="left"),
+                                                        np.flatnonzero(after_a == "warmed")).sum()),
             "after_tick_us": {k: _stats([1e6 * x for x in v]) for k, v in after_s.items()},
             "after_tick_cpu_us": {k: _stats([1e6 * x for x in v]) for k, v in after_cpu.items()},
             # the worker thread's stages per swap: wall and thread CPU (ms)
@@ -268,7 +329,15 @@ def summarize_rounds(rounds: list[dict]) -> dict:
     """Per part of :data:`TICK_PARTS`, over the rounds (one tick loop each): the over-budget
     fraction and its ratio to the same round's no-swap fraction, the median compute and its ratio
     (median, min, max over rounds). A ratio of 1 is "no more over budget around swaps than
-    elsewhere in the same minute"."""
+    elsewhere in the same minute".
+
+    The verdict per part ("pooled"): its over-budget ticks summed over the rounds against the
+    count the no-swap fraction predicts for as many ticks (sum over rounds of ticks x the round's
+    no-swap fraction), "ratio"; the same for each placebo shift of the part (:func:`bench_ticks`),
+    "placebo_p50" / "placebo_p95"; "p_value" the share of placebo shifts whose ratio is at least
+    the part's; "within_noise": ratio <= placebo_p95. Why placebos and not a binomial test: over-budget
+    ticks come in bursts (the load's), so the ticks of one window are not independent; windows of the
+    same lengths that no swap touches, in the same loops, have exactly that clustering."""
     out = {"rounds": len(rounds),
            "no_swap_over_budget_fraction": _stats([r["no_swap"]["over_budget_fraction"] for r in rounds])}
     for part in TICK_PARTS:
@@ -279,8 +348,29 @@ def summarize_rounds(rounds: list[dict]) -> dict:
                if r[part]["ticks"] and r["no_swap"]["compute_us_p50"] > 0]
         out[part] = {"ticks": sum(r[part]["ticks"] for r in rounds),
                      "over_budget_fraction": _minmax(frac), "over_budget_ratio": _minmax(ratio),
-                     "compute_p50_ratio": _minmax(p50)}
+                     "compute_p50_ratio": _minmax(p50), "pooled": _pooled(rounds, part)}
     return out
+
+
+def _pooled(rounds: list[dict], part: str) -> dict:
+    """:func:`summarize_rounds`' verdict of one part over the rounds."""
+    rs = [r[part] for r in rounds if "placebo" in r[part]]
+    obs, exp = sum(p["over_budget"] for p in rs), sum(p["expected_over_budget"] for p in rs)
+    if not rs or exp <= 0:
+        return {"n": 0}
+    shifts = len(rs[0]["placebo"])
+    pl = []
+    for i in range(shifts):
+        o, e = sum(p["placebo"][i][0] for p in rs), sum(p["placebo"][i][1] for p in rs)
+        if e > 0:
+            pl.append(o / e)
+    ratio = obs / exp
+    pl_a = np.asarray(pl)
+    p95 = float(np.percentile(pl_a, 95)) if pl else float("nan")
+    return {"over_budget": obs, "expected": exp, "ratio": ratio, "placebo_n": len(pl),
+            "placebo_p50": float(np.median(pl_a)) if pl else float("nan"), "placebo_p95": p95,
+            "p_value": float((pl_a >= ratio).mean()) if pl else float("nan"),
+            "within_noise": bool(pl) and ratio <= p95}
 
 
 def _minmax(v: list[float]) -> dict:
@@ -289,13 +379,16 @@ def _minmax(v: list[float]) -> dict:
     return {"n": len(v), "median": float(np.median(v)), "min": float(min(v)), "max": float(max(v))}
 
 
-def _clocked(into: list, fn, *args):
-    """fn(*args), appending (wall s, thread CPU s) to ``into`` (also when it raises)."""
+def _clocked(into: list, fn, *args, ends: list | None = None):
+    """fn(*args), appending (wall s, thread CPU s) to ``into`` (also when it raises) and, given
+    ``ends``, the perf_counter time it returned at to ``ends``."""
     w, c = time.perf_counter(), time.thread_time()
     try:
         return fn(*args)
     finally:
         into.append((time.perf_counter() - w, time.thread_time() - c))
+        if ends is not None:
+            ends.append(time.perf_counter())
 
 
 def swap_breakdown(dirs: list[str], reps: int = 6) -> dict:
@@ -381,26 +474,30 @@ def bench_model_cost(base_dir: str, version_dir: str, runs: int = 2000, repeats:
 
 def run_bench(payload_kg: float = 12.0, collect_s: float = 6.0, chunk: int = 500, tick_s: float = 10.0,
               swap_every_s: float = 1.0, learner_cfg: OnlineConfig | None = None,
-              switch_interval_s: float = 0.005, rounds: int = 1, compare_per_version: bool = False) -> dict:
-    """The whole bench (module docstring). ``rounds`` tick loops of ``tick_s`` each (shared
-    sessions); with ``compare_per_version``, each round also runs a loop with a session per version
-    right after it (the same minutes' load): "ticks_rounds" {arm: [bench_ticks ...]} and
-    "ticks_summary" {arm: summarize_rounds(...)}, plus the swap's pieces timed alone
-    ("swap_breakdown"). "ticks" is the first shared round (the figure of earlier sessions)."""
+              switch_interval_s: float | None = None, rounds: int = 1, arms: tuple[str, ...] = ("node",)) -> dict:
+    """The whole bench (module docstring). Each of ``rounds`` runs one tick loop of ``tick_s`` per
+    arm of :data:`TICK_ARMS`, in turn (the same minutes' load): "ticks_rounds" {arm: [bench_ticks
+    ...]} and "ticks_summary" {arm: summarize_rounds(...)}, plus the swap's pieces timed alone
+    ("swap_breakdown"). "ticks" is the first arm's first round (the figure of earlier sessions).
+    ``switch_interval_s``: overrides every arm's switch interval."""
+    unknown = [a for a in arms if a not in TICK_ARMS]
+    if unknown or not arms:
+        raise ValueError(f"unknown tick arms {unknown} (known: {', '.join(TICK_ARMS)})")
     learner_cfg = learner_cfg or OnlineConfig()
     x, y = collect(payload_kg, collect_s)
-    arms = ("shared", "per_version") if compare_per_version else ("shared",)
     with tempfile.TemporaryDirectory(prefix="bench-online-") as tmp:
         cycles, dirs = bench_cycles(x, y, chunk, Path(tmp), learner_cfg)
         pair = dirs[-2:] if len(dirs) >= 2 else dirs
         runs: dict[str, list[dict]] = {a: [] for a in arms}
         for _ in range(max(1, rounds)):
             for arm in arms:
-                runs[arm].append(bench_ticks(pair, payload_kg, tick_s, swap_every_s, switch_interval_s,
-                                             shared=arm == "shared"))
+                si, nice, shared = TICK_ARMS[arm]
+                runs[arm].append(bench_ticks(pair, payload_kg, tick_s, swap_every_s,
+                                             si if switch_interval_s is None else switch_interval_s,
+                                             shared=shared, worker_nice=nice) | {"arm": arm})
         breakdown = swap_breakdown(pair) if pair else {}
         model_cost = bench_model_cost(cycles["base_dir"], dirs[-1]) if dirs else {}
     return {"payload_kg": payload_kg, "samples": len(x), "chunk": chunk, "probe_runs": PROBE_RUNS,
-            "learner": dataclasses.asdict(learner_cfg), "cycles": cycles, "ticks": runs["shared"][0],
+            "learner": dataclasses.asdict(learner_cfg), "cycles": cycles, "ticks": runs[arms[0]][0],
             "ticks_rounds": runs, "ticks_summary": {a: summarize_rounds(v) for a, v in runs.items()},
             "swap_breakdown": breakdown, "model_cost": model_cost, "residual_sigma_cost": bench_residual_cost()}

@@ -20,13 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tick-s", type=float, default=10.0, help="seconds of the wall-clock 1 kHz loop")
     parser.add_argument("--swap-every-s", type=float, default=1.0, help="seconds between swaps in that loop")
     parser.add_argument("--switch-interval-s", type=float, default=None,
-                        help="the interpreter's thread switch interval in that loop (default: Python's, "
-                             "0.005, as in the controller node)")
+                        help="the interpreter's thread switch interval in that loop, for every arm (default: "
+                             "the arm's; the node's is runtime/slot.py CONTROL_SWITCH_INTERVAL_S)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="tick loops of --tick-s each; the summary gives medians and spreads over them")
+    parser.add_argument("--arms", default="node",
+                        help="comma-separated tick-loop arms, each round runs one loop of each in turn: node (as the "
+                             "controller node runs), before (Python's 5 ms thread switch interval: before session 9), "
+                             "nice (node, with the slot's worker at nice 19), "
+                             "per_version (before, with a session per version: before session 8)")
     parser.add_argument("--compare-per-version", action="store_true",
-                        help="each round also runs the loop with a session per version (as before the shared "
-                             "sessions of runtime/shared_graph.py), right after the shared one")
+                        help="add the per_version arm to --arms")
     parser.add_argument("--trainer-ab", action="store_true",
                         help="instead: the realtime bridge/controller pair with and without a trainer process "
                              "training beside it, interleaved stretches (benchmarks/trainer_ab.py; issue 10 section 1)")
@@ -42,12 +46,16 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--rounds must be >= 1")
     if args.trainer_ab:
         return _run_trainer_ab(args)
-    from dynlearn_ros.benchmarks.online import run_bench
+    from dynlearn_ros.benchmarks.online import TICK_ARMS, run_bench
+
+    arms = tuple(a for a in args.arms.split(",") if a) + (("per_version",) if args.compare_per_version else ())
+    bad = [a for a in arms if a not in TICK_ARMS]
+    if bad or not arms or len(set(arms)) != len(arms):
+        raise SystemExit(f"--arms: {args.arms!r} (known: {', '.join(TICK_ARMS)}; each at most once)")
 
     result = {"command_line": command_line(args),
               **run_bench(args.payload_kg, args.collect_s, args.chunk, args.tick_s, args.swap_every_s,
-                          **({} if args.switch_interval_s is None else {"switch_interval_s": args.switch_interval_s}),
-                          rounds=args.rounds, compare_per_version=args.compare_per_version)}
+                          switch_interval_s=args.switch_interval_s, rounds=args.rounds, arms=arms)}
     write_outputs(result, None, args.json, None)
     print(json.dumps({k: v for k, v in result.items() if k not in ("cycles", "ticks_rounds")}
                      | {"cycle_seconds": result["cycles"]["seconds"]}, indent=1))

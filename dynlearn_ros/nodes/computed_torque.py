@@ -29,6 +29,7 @@ import array  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import struct  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -81,7 +82,13 @@ from dynlearn_ros.nodes.runner import run_node  # noqa: E402
 from dynlearn_ros.nodes.trajectory_intake import TrajectoryIntake  # noqa: E402
 from dynlearn_ros.paths import resolve_model_dir  # noqa: E402
 from dynlearn_ros.runtime.registry import ModelLoadError, UnavailableModel, load_inverse_model  # noqa: E402
-from dynlearn_ros.runtime.slot import PLANT_FIT_ROWS, ModelSlot, check_model, check_plant_fit  # noqa: E402
+from dynlearn_ros.runtime.slot import (  # noqa: E402
+    CONTROL_SWITCH_INTERVAL_S,
+    PLANT_FIT_ROWS,
+    ModelSlot,
+    check_model,
+    check_plant_fit,
+)
 
 LOG_THROTTLE_S = 2.0
 SLOT_POLL_S = 0.02   # how often finished model loads are logged and the parameters synced
@@ -154,6 +161,8 @@ class ComputedTorqueNode(Node):
         # deferred: the swap's release and warm-up run after a tick's command (slot.after_tick)
         self.slot = ModelSlot(model, config.model_kind, config.model_dir, self._load_model, check,
                               prepare=lambda m: build_tuning(self.config, m), deferred=True)
+        # the tick takes the interpreter's lock back from the slot's loading worker within this
+        sys.setswitchinterval(CONTROL_SWITCH_INTERVAL_S)
         self._syncing = False
         self.mapper = JointStateMapper(self.joint_names)
         self._build_gates(spec, config)

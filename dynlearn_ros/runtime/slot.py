@@ -54,6 +54,7 @@ collects results for logging. Counters: swaps, refused, rollbacks, released (def
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -79,6 +80,16 @@ WATCH_TICKS = 1000
 PLANT_FIT_ROWS = 300
 PLANT_FIT_MIN_ROWS = 100
 PLANT_FIT_FACTOR = 2.0
+#: a nice value for the worker thread (``ModelSlot(worker_nice=...)``, not the default): measured
+#: (session 9, ``bench online --arms nice``), it shortens nothing the tick waits for and makes it
+#: worse: the worker, starved on the loaded cores while it holds the interpreter's lock, stalled
+#: the tick it finished in for up to 2 s (p99), and a load took 1.5 s instead of 0.07 s
+WORKER_NICE = 19
+#: the interpreter's thread switch interval in the controller's process (Python's default: 5 ms):
+#: how long the ticking thread, back from a call that released the interpreter's lock (an
+#: onnxruntime run), may wait for the slot's worker to hand the lock back; see
+#: docs/results_closed_loop.md "Session 9"
+CONTROL_SWITCH_INTERVAL_S = 2e-4
 
 
 class ModelRefused(RuntimeError):
@@ -234,6 +245,25 @@ def check_plant_fit(model: InverseModel, samples: dict[str, np.ndarray] | None, 
     return out
 
 
+def lower_this_thread(nice: int) -> dict:
+    """Lower the calling thread's CPU priority (Linux: policy and nice value are per thread): leave
+    a real-time policy (``chrt -f`` on the controller's process) for SCHED_OTHER, then take nice
+    value ``nice`` if that is lower priority than the thread's own. Only ever lowers, so it needs no
+    privilege; an OS that refuses leaves the thread as it was. Returns what it did: {"policy":
+    the policy before, "nice": the nice value after} or {"error": ...}."""
+    try:
+        tid = threading.get_native_id()
+        before = os.sched_getscheduler(0)
+        if before != os.SCHED_OTHER:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        cur = os.getpriority(os.PRIO_PROCESS, tid)
+        if nice > cur:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        return {"policy": before, "nice": os.getpriority(os.PRIO_PROCESS, tid)}
+    except (OSError, AttributeError) as exc:   # not Linux, or a sandbox that refuses
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 @contextmanager
 def checking(model: Any) -> Iterator[None]:
     """The frame of a check-state prediction (inverse :func:`check_model`, forward
@@ -257,10 +287,13 @@ class ModelSlot:
 
     def __init__(self, active: InverseModel, active_kind: str, active_path: str,
                  loader: Callable[[str, str], InverseModel], check: Callable[[InverseModel], None],
-                 prepare: Callable[[InverseModel], Any] = lambda m: None, deferred: bool = False) -> None:
+                 prepare: Callable[[InverseModel], Any] = lambda m: None, deferred: bool = False,
+                 worker_nice: int | None = None) -> None:
         """``deferred``: the ticking thread calls :meth:`after_tick` after each tick's command
         (module docstring); a ready candidate is then swapped in only once it was warmed there,
-        and the models a swap lets go are released there, never in :meth:`activated`.
+        and the models a swap lets go are released there, never in :meth:`activated`; and the
+        worker thread lowers its own priority to ``worker_nice`` (:func:`lower_this_thread`; None:
+        it keeps the priority of the thread that started it). Not deferred: ``worker_nice`` unused.
         Imports what a load needs here, in the constructing thread (``registry.import_model_runtime``:
         a first import in the worker would hold the GIL for ~1 s against the ticking thread)."""
         from dynlearn_ros.runtime.registry import import_model_runtime
@@ -268,6 +301,9 @@ class ModelSlot:
         import_model_runtime()
         self.loader, self.check, self.prepare = loader, check, prepare
         self.deferred = deferred
+        self.worker_nice = worker_nice if deferred else None
+        #: what the worker's :func:`lower_this_thread` did (None until it ran / when not asked)
+        self.worker_priority: dict | None = None
         #: deferred mode: models the swaps let go, released one per :meth:`after_tick`
         self._retired: list[InverseModel] = []
         #: deferred mode: the ready model warmed in the ticking thread (identity, not a copy)
@@ -351,6 +387,8 @@ class ModelSlot:
 
     # -- the worker -------------------------------------------------------------------------------
     def _work(self) -> None:
+        if self.worker_nice is not None:
+            self.worker_priority = lower_this_thread(self.worker_nice)
         while True:
             with self._lock:
                 while self._pending is None and not self._closed:

@@ -276,3 +276,53 @@ def test_no_tick_to_drain_the_queue_the_worker_bounds_it():
         assert alive == {9}, alive
     finally:
         lp.slot.close()
+
+
+def _thread_nice_during_load(deferred, worker_nice):
+    """The nice value and policy the slot's worker thread had while it loaded (read in the loader)."""
+    import os
+    import threading
+
+    seen = {}
+
+    def load(kind, path):
+        tid = threading.get_native_id()
+        seen.update(nice=os.getpriority(os.PRIO_PROCESS, tid), policy=os.sched_getscheduler(0))
+        raise ModelRefused("only looked")
+
+    slot = ModelSlot(NanModel(), "nan", "", load, lambda m: None, deferred=deferred, worker_nice=worker_nice)
+    slot.request("x", "y")
+    t_end = time.monotonic() + 30.0
+    while slot.refused == 0 and time.monotonic() < t_end:
+        time.sleep(0.01)
+    slot.close()
+    assert slot.refused == 1
+    return seen, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_a_slot_worker_asked_to_runs_below_the_ticking_thread_and_by_default_does_not():
+    """Asked to (worker_nice, deferred slots only), the worker lowers its own thread to that nice
+    value and the thread that ticks keeps its priority; the default (None, the node's) and a plain
+    slot's worker (the predictor's) keep the priority they were started with; lowering never raises."""
+    from dynlearn_ros.runtime.slot import WORKER_NICE, lower_this_thread
+
+    seen, mine = _thread_nice_during_load(True, WORKER_NICE)
+    assert seen["nice"] == max(WORKER_NICE, mine) and seen["policy"] == 0   # SCHED_OTHER
+    import os
+    import threading
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+    assert ModelSlot(NanModel(), "nan", "", None, None, deferred=True).worker_nice is None
+    for deferred, nice in ((False, WORKER_NICE), (True, None)):
+        seen, mine = _thread_nice_during_load(deferred, nice)
+        assert seen["nice"] == mine, (deferred, nice)
+    # a value above the thread's priority (a lower nice) is not taken: it only ever lowers
+    out: dict = {}
+
+    def probe():
+        out["first"] = lower_this_thread(15)
+        out["second"] = lower_this_thread(5)
+
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    assert out["first"].get("nice") == max(15, mine) and out["second"].get("nice") == max(15, mine), out
