@@ -528,9 +528,9 @@ class ComputedTorqueController:
         """Clip q_des and, ``with_next``, q_des_next into the limits; where clipped the desired
         velocity and acceleration are zero (the reference stops at the limit); counted per
         tick. ``with_next`` False: the reference at t + dt was not sampled this tick (the
-        analytic model reads only t) and the model does not read q_des_next: it keeps what it
-        held (the last sample, clipped then, or a fault's hold position), neither checked nor
-        counted again."""
+        analytic model reads only t, not q_des_next): what q_des_next holds (zeros at start,
+        the last sample, a fault's hold position) is not checked nor counted; it is clipped
+        with q_des when q_des is, as before."""
         lo, hi = self.q_des_limits
         qr = self.query
         m = self._mask
