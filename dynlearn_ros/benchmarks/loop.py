@@ -182,9 +182,10 @@ def run_rclpy_echo(cfg: LoopBenchConfig, env: dict[str, str], workdir: Path, tag
     returns the ping's statistics (round_trip_us, deadline_miss_ratio, ticks). The echo runs with
     the controller's executor, the ping with the bridge's (events); both under ``rt_priority``."""
     out = workdir / f"{tag}_ping.json"
+    echo_out = workdir / f"{tag}_echo.json"
     module = "dynlearn_ros.nodes.bench_echo"
     prefix = rt_prefix(cfg.rt_priority)
-    echo = NodeProcess(module, {"role": "echo"}, dict(env, DYNLEARN_EXECUTOR=cfg.executor),
+    echo = NodeProcess(module, {"role": "echo", "out": str(echo_out)}, dict(env, DYNLEARN_EXECUTOR=cfg.executor),
                        workdir / f"{tag}_echo.log", name="rclpy_echo", prefix=prefix)
     ping = NodeProcess(module, {"role": "ping", "seconds": float(cfg.seconds), "out": str(out)},
                        dict(env, DYNLEARN_EXECUTOR="events"), workdir / f"{tag}_ping.log", name="rclpy_ping",
@@ -212,6 +213,11 @@ def run_rclpy_echo(cfg: LoopBenchConfig, env: dict[str, str], workdir: Path, tag
     w_start = t_end - (stats.get("loop_wall_time_s") or 0.0) + 2 * SAMPLE_PERIOD_S
     stats["cpu_percent"] = {"ping": window_cpu_percent(samples_p, w_start, t_end),
                             "echo": window_cpu_percent(samples_e, w_start, t_end)}
+    # the echo's callback (its publish: an empty tick), written when it stopped; optional
+    try:
+        stats["echo_callback_us"] = json.loads(echo_out.read_text())["callback_us"]
+    except (OSError, ValueError, KeyError):
+        stats["echo_callback_us"] = None
     return stats
 
 
@@ -255,6 +261,9 @@ def run_metrics(run: dict) -> dict[str, float | None]:
                   "rclpy_echo_round_trip_p99_us": re_["round_trip_us"]["p99"],
                   "rclpy_echo_deadline_miss_ratio": re_["deadline_miss_ratio"],
                   "rclpy_echo_cpu_percent_echo": (re_.get("cpu_percent") or {}).get("echo"),
+                  # the echo's callback, an empty tick (its publish), against the controller's tick
+                  "rclpy_echo_callback_p50_us": (re_.get("echo_callback_us") or {}).get("p50"),
+                  "rclpy_echo_callback_p99_us": (re_.get("echo_callback_us") or {}).get("p99"),
                   "ratio_p50_realtime_to_rclpy_echo": _ratio(m["round_trip_p50_us"], re_["round_trip_us"]["p50"]),
                   "ratio_p99_realtime_to_rclpy_echo": _ratio(m["round_trip_p99_us"], re_["round_trip_us"]["p99"]),
                   # misses can be 0 in the echo: the ratio is then None, judged on the absolute count
@@ -387,7 +396,9 @@ def bench_loop(cfg: LoopBenchConfig, progress=print) -> dict:
         result["baseline"]["rclpy_echo"] = {"round_trip_us": {"p50": med["rclpy_echo_round_trip_p50_us"],
                                                               "p99": med["rclpy_echo_round_trip_p99_us"]},
                                             "deadline_miss_ratio": med["rclpy_echo_deadline_miss_ratio"],
-                                            "cpu_percent_echo": med["rclpy_echo_cpu_percent_echo"]}
+                                            "cpu_percent_echo": med["rclpy_echo_cpu_percent_echo"],
+                                            "callback_us": {"p50": med["rclpy_echo_callback_p50_us"],
+                                                            "p99": med["rclpy_echo_callback_p99_us"]}}
     if "pipe_echo" in cfg.baselines:
         result["baseline"]["pipe_echo"] = {"round_trip_us": {"p50": med["pipe_echo_round_trip_p50_us"],
                                                              "p99": med["pipe_echo_round_trip_p99_us"]},
@@ -454,7 +465,9 @@ def format_summary(result: dict) -> str:
         miss = re_["deadline_miss_ratio"]
         lines.append(f"  baseline bare rclpy echo round trip p50 {_f(re_['round_trip_us']['p50'])} us  p99 "
                      f"{_f(re_['round_trip_us']['p99'])} us, misses {_f(None if miss is None else 100 * miss, '.2f')} %, "
-                     f"echo cpu {_f(re_.get('cpu_percent_echo'))} %; "
+                     f"echo cpu {_f(re_.get('cpu_percent_echo'))} %, "
+                     f"echo callback (an empty tick) p50 {_f((re_.get('callback_us') or {}).get('p50'))} "
+                     f"p99 {_f((re_.get('callback_us') or {}).get('p99'))} us; "
                      f"realtime/echo misses x{_f(med.get('ratio_misses_realtime_to_rclpy_echo'), '.2f')} "
                      f"(goal <= {GOAL_MISS_RATIO_TO_RCLPY_ECHO:g}: "
                      f"{ {True: 'met', False: 'MISSED', None: 'n/a'}[ok['misses_vs_rclpy_echo']] })")

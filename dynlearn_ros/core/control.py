@@ -69,11 +69,12 @@ from dynlearn_ros.core.analytic import AnalyticInverseModel
 from dynlearn_ros.core.ff_blend import FeedForwardBlend
 from dynlearn_ros.core.inverse_model import InverseModel, InverseQuery
 from dynlearn_ros.core.residual import ResidualSigma
-from dynlearn_ros.core.safety import _any, clamp_torque, rate_limit
+from dynlearn_ros.core.safety import TorqueClamp, _any, rate_limit
 from dynlearn_ros.core.schedule import GainSchedule
 from dynlearn_ros.core.trajectories import Reference
 
 _sum = np.add.reduce   # ndarray.sum() without its Python-level wrapper (the same pairwise sum)
+_max = np.maximum.reduce   # ndarray.max() without its wrapper (NaN propagates the same way)
 
 
 class Mode(enum.IntEnum):
@@ -316,7 +317,7 @@ class ComputedTorqueController:
         self.err = np.zeros(n)
         self._derr = np.zeros(n)
         self._scratch = np.zeros(n)
-        self._mask = np.zeros(n, dtype=bool)   # comparisons in the tick, reduced with .any()
+        self._mask = np.zeros(n, dtype=bool)   # comparisons in the tick, counted with _any (np.count_nonzero)
         self.mode = Mode.WAITING
         self.counters = Counters()
         self.stats = TrackingStats(n)
@@ -383,6 +384,7 @@ class ComputedTorqueController:
         self.tuning = t
         self.schedule = t.schedule
         self.tau_max = t.tau_max
+        self._clamp = TorqueClamp(t.tau_max)   # (built here, between ticks: nothing allocated in the tick)
         self.max_error = t.max_error
         self._limit_on = bool(np.isfinite(t.max_error).any())
         self.dtau_max = t.dtau_max
@@ -444,10 +446,11 @@ class ComputedTorqueController:
         np.abs(d, out=d)
         d *= self._inv_vmax
         if self._chatter_seen >= 2:
-            self.chatter += (float(d.max()) - self.chatter) / CHATTER_TICKS
+            self.chatter += (float(_max(d)) - self.chatter) / CHATTER_TICKS
         else:
             self._chatter_seen += 1
-        self._qd2[:] = self._qd1
+        # the history moves by one: the oldest array takes the newest velocity (no copy of qd')
+        self._qd2, self._qd1 = self._qd1, self._qd2
         self._qd1[:] = qd
         if self.chatter > CHATTER_LEVEL:
             self._chatter_until = t + CHATTER_HOLD_S
@@ -521,14 +524,19 @@ class ComputedTorqueController:
             np.multiply(tau, self._inv_inertia, out=self._fb)
             self.analytic.rbd.mass_times(q, self._fb, tau)
 
-    def _clip_desired(self) -> None:
-        """Clip q_des, q_des_next into the limits; where clipped the desired velocity and
-        acceleration are zero (the reference stops at the limit); counted per tick."""
+    def _clip_desired(self, with_next: bool) -> None:
+        """Clip q_des and, ``with_next``, q_des_next into the limits; where clipped the desired
+        velocity and acceleration are zero (the reference stops at the limit); counted per
+        tick. ``with_next`` False: the reference at t + dt was not sampled this tick (the
+        analytic model reads only t, not q_des_next): what q_des_next holds (zeros at start,
+        the last sample, a fault's hold position) is not checked nor counted; it is clipped
+        with q_des when q_des is, as before."""
         lo, hi = self.q_des_limits
         qr = self.query
         m = self._mask
         if (_any(np.less(qr.q_des, lo, out=m)) or _any(np.greater(qr.q_des, hi, out=m))
-                or _any(np.less(qr.q_des_next, lo, out=m)) or _any(np.greater(qr.q_des_next, hi, out=m))):
+                or (with_next and (_any(np.less(qr.q_des_next, lo, out=m))
+                                   or _any(np.greater(qr.q_des_next, hi, out=m))))):
             self.counters.reference_clipped += 1
             outside = (qr.q_des < lo) | (qr.q_des > hi)
             qr.qd_des[outside] = 0.0
@@ -563,7 +571,7 @@ class ComputedTorqueController:
             self.query.q[:] = q
             self.query.qd[:] = qd
             self.analytic.predict(self.query, self.tau, self._scratch)
-            clamp_torque(self.tau, self.tau_max)
+            self._clamp(self.tau)
             self.tau_prev[:] = self.tau
             self._start_blend()
         self.t_ref = t_state - self.t0
@@ -582,7 +590,7 @@ class ComputedTorqueController:
         if not analytic:   # the analytic model reads the reference at t only; learned ones at t + dt too
             self.reference.sample(self.t_ref + self.dt, qr.q_des_next, qr.qd_des_next, self._scratch)
         if self.q_des_limits is not None:
-            self._clip_desired()
+            self._clip_desired(not analytic)
 
         ok = self.model.predict(qr, self.tau_ff, self.std)
         # one reduction for both finiteness checks: a NaN or inf anywhere makes the sum non-finite
@@ -636,7 +644,7 @@ class ComputedTorqueController:
         if not math.isfinite(_sum(tau)):
             c.nonfinite_torque += 1
             return self._hold()
-        c.clamped_joints += clamp_torque(tau, self.tau_max)
+        c.clamped_joints += self._clamp(tau)
         self._limit_rate()
         self.model.commit(tau)
         if res is not None:
@@ -709,7 +717,7 @@ class ComputedTorqueController:
         if not np.isfinite(tau).all():
             self.counters.nonfinite_torque += 1
             return self._hold()
-        self.counters.clamped_joints += clamp_torque(tau, self.tau_max)
+        self.counters.clamped_joints += self._clamp(tau)
         self._limit_rate()
         if self.t_ref >= self.settle_s:
             self.stats.add(self.err, self.kp, self.std)
@@ -725,7 +733,7 @@ class ComputedTorqueController:
         if self.residual is not None:
             self.residual.invalidate()
         self.analytic.rbd.gravity(self.q_last, self.tau)
-        clamp_torque(self.tau, self.tau_max)
+        self._clamp(self.tau)
         self._limit_rate()
         self._gains_fresh = False
         self.kp.fill(0.0)

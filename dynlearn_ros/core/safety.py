@@ -14,10 +14,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# the reductions behind ndarray.any() / .sum(), called directly: the methods go through a
-# Python-level wrapper (numpy/_core/_methods.py), a frame per call on the tick's path
-_any = np.logical_or.reduce
-_all = np.logical_and.reduce
+# "any" / "how many" of a boolean mask on the tick's path: np.count_nonzero (a C function; its
+# result is truthy exactly when a value is True) takes ~0.24 us on a 7-vector, against ~0.9 us for
+# np.logical_or.reduce and ~1 us for ndarray.any() (a ufunc reduction's set-up; the method adds a
+# Python-level wrapper), measured with numpy 2.4 here; a dozen of them run per tick
+_any = np.count_nonzero
+_count = np.count_nonzero
 
 # Reasons a joint state is rejected (also the counter names).
 OK = "ok"
@@ -82,7 +84,7 @@ class JointStateMapper:
         else:
             np.take(pos, self._index, out=self._buf_q)
             np.take(vel, self._index, out=self._buf_qd)
-        if not _all(np.isfinite(self._buf, out=self._finite), axis=None):
+        if _count(np.isfinite(self._buf, out=self._finite)) != self._finite.size:
             return NON_FINITE
         self.q[:] = self._buf_q
         self.qd[:] = self._buf_qd
@@ -97,6 +99,29 @@ def clamp_torque(tau: np.ndarray, limits: np.ndarray) -> int:
     if over:
         np.clip(tau, -limits, limits, out=tau)
     return over
+
+
+class TorqueClamp:
+    """:func:`clamp_torque` for fixed ``limits`` (n,) N*m > 0, with nothing allocated per call:
+    the tick's path (core/control.py). The same result bit for bit: where a joint is over,
+    min(max(tau, -limits), limits) is what ``np.clip`` gives a finite value; the count is the
+    same comparison's. ``tau`` must be finite (as for :func:`clamp_torque`)."""
+
+    def __init__(self, limits: np.ndarray) -> None:
+        self.hi = np.array(limits, dtype=np.float64)
+        self.lo = np.negative(self.hi)
+        self._abs = np.zeros(self.hi.shape)
+        self._over = np.zeros(self.hi.shape, dtype=bool)
+
+    def __call__(self, tau: np.ndarray) -> int:
+        """Clamp ``tau`` in place; return how many joints were clamped."""
+        over = self._over
+        np.abs(tau, out=self._abs)
+        if not _any(np.greater(self._abs, self.hi, out=over)):
+            return 0
+        np.minimum(tau, self.hi, out=tau)
+        np.maximum(tau, self.lo, out=tau)
+        return int(_count(over))
 
 
 def rate_limit(tau_prev: np.ndarray, tau: np.ndarray, dtau_max: np.ndarray | float, dt: float,

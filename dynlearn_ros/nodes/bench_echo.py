@@ -11,11 +11,13 @@ Two processes, the same message types, QoS and executors as the benchmarked pair
   received; a tick whose reply has not arrived by the next deadline is a miss.
 * ``echo`` plays the controller: the controller's executor (``DYNLEARN_EXECUTOR``), its
   joint-state QoS (``nodes.qos.COMMANDS``), and for every state it publishes a preallocated
-  7-value Float64MultiArray. No mapping, no model, no control law.
+  7-value Float64MultiArray. No mapping, no model, no control law. Its callback's duration
+  (entry to the publish's return: the publish, an empty tick) is written to ``out`` at exit as
+  ``callback_us`` {p50, p99, max, n}, the counterpart of the controller's ``controller_tick_us``.
 
 The gap between this pair and the real one is the package's own cost per tick.
 
-    python -m dynlearn_ros.nodes.bench_echo --ros-args -p role:=echo
+    python -m dynlearn_ros.nodes.bench_echo --ros-args -p role:=echo -p out:=echo.json
     python -m dynlearn_ros.nodes.bench_echo --ros-args -p role:=ping -p seconds:=10.0 -p out:=stats.json
 """
 
@@ -53,7 +55,9 @@ class RclpyEchoNode(Node):
         self.role = self.declare_parameter("role", "echo").value
         if self.role not in ("echo", "ping"):
             raise ValueError(f"parameter 'role' = {self.role!r}: must be echo or ping")
+        self.out = self.declare_parameter("out", "").value
         if self.role == "echo":
+            self.callback = LatencyRecorder(1 << 18)
             self.msg = Float64MultiArray()
             self.msg.layout.dim = [MultiArrayDimension(label="joint", size=N_JOINTS, stride=N_JOINTS)]
             self.msg.data = [0.0] * N_JOINTS
@@ -62,7 +66,6 @@ class RclpyEchoNode(Node):
             self.get_logger().info("rclpy echo ready")
             return
         self.ticks_total = int(round(self.declare_parameter("seconds", 10.0).value * RATE_HZ))
-        self.out = self.declare_parameter("out", "").value
         self.js = JointState()
         self.js.name = [f"joint_{i + 1}" for i in range(N_JOINTS)]
         self.values = [0.0] * N_JOINTS
@@ -79,7 +82,9 @@ class RclpyEchoNode(Node):
 
     # -- echo -----------------------------------------------------------------------------------
     def _echo(self, msg: JointState) -> None:
+        t0 = time.perf_counter_ns()
         self.pub.publish(self.msg)
+        self.callback.add(time.perf_counter_ns() - t0)
 
     # -- ping -----------------------------------------------------------------------------------
     def _on_reply(self, msg: Float64MultiArray) -> None:
@@ -133,6 +138,8 @@ class RclpyEchoNode(Node):
         return 0
 
     def write_summary(self) -> None:
+        if self.role == "echo" and self.out:
+            write_json_atomic(self.out, {"callback_us": self.callback.summary_us()})
         if self.role == "ping" and self.out:
             write_json_atomic(self.out, {
                 "ticks": self.k, "deadline_misses": self.deadline_misses,

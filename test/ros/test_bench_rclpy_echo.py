@@ -23,3 +23,8 @@ def test_rclpy_echo_pair_exchanges_every_tick(tmp_path, ros_env):
     # the deadline, less than the 1 ms period: p50 must lie in between on any machine this runs
     assert 1.0 < rt["p50"] < 1000.0 or stats["deadline_miss_ratio"] > 0.5
     assert 0.0 <= stats["deadline_miss_ratio"] <= 1.0
+    # the echo's callback durations (an empty tick), written by the echo when it was stopped:
+    # every reply the ping timed was published by one callback
+    cb = stats["echo_callback_us"]
+    assert cb is not None and cb["n"] >= rt["n"]
+    assert 0.0 < cb["p50"] <= cb["p99"] <= cb["max"]

@@ -183,3 +183,19 @@ def test_publisher_gid_reaches_the_source_lock(ros_context, monkeypatch, executo
         ex.shutdown()
         sender.destroy_node()
         node.destroy_node()
+
+
+def test_tick_log_lines_are_throttled_per_line_before_rclpy(ros_context):
+    """The tick's and the watchdog's log lines go through the node's own throttle (_log_due):
+    one line per LOG_THROTTLE_S each, keyed per line, decided before the message is built."""
+    from dynlearn_ros.nodes.computed_torque import LOG_THROTTLE_S, ComputedTorqueNode
+
+    node = ComputedTorqueNode()
+    try:
+        assert node._log_due("chatter", 100.0)
+        assert not node._log_due("chatter", 100.0 + 0.5 * LOG_THROTTLE_S)
+        assert node._log_due("fault", 100.0 + 0.5 * LOG_THROTTLE_S)   # another line: its own throttle
+        assert node._log_due("chatter", 100.0 + LOG_THROTTLE_S)
+        assert not node._log_due("chatter", 100.0 + 1.5 * LOG_THROTTLE_S)
+    finally:
+        node.destroy_node()

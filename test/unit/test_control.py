@@ -8,7 +8,15 @@ from dynlearn_ros.core.analytic import AnalyticInverseModel
 from dynlearn_ros.core.control import ComputedTorqueController, Mode
 from dynlearn_ros.core.inverse_model import InverseModel
 from dynlearn_ros.core.robots import robot_spec
-from dynlearn_ros.core.safety import NON_FINITE, OK, SHORT, UNKNOWN_NAMES, JointStateMapper, clamp_torque
+from dynlearn_ros.core.safety import (
+    NON_FINITE,
+    OK,
+    SHORT,
+    UNKNOWN_NAMES,
+    JointStateMapper,
+    TorqueClamp,
+    clamp_torque,
+)
 from dynlearn_ros.core.schedule import GainSchedule
 from dynlearn_ros.core.trajectories import HoldReference, SineReference
 
@@ -141,6 +149,22 @@ def test_torque_clamped_and_counted():
     tau = np.array([1.0, -60.0, 60.0])
     assert clamp_torque(tau, np.full(3, 50.0)) == 2
     np.testing.assert_allclose(tau, [1.0, -50.0, 50.0])
+
+
+def test_torque_clamp_equals_clamp_torque_bit_for_bit():
+    """The tick's allocation-free clamp gives clamp_torque's values (the bytes) and count on
+    values inside, on, just past and far past the limits, signed zeros and denormals."""
+    rng = np.random.default_rng(7)
+    limits = np.array([320.0, 320.0, 176.0, 176.0, 110.0, 40.0, 40.0])
+    clamp = TorqueClamp(limits)
+    edge = np.concatenate([limits, -limits, np.nextafter(limits, np.inf), np.nextafter(-limits, -np.inf),
+                           np.nextafter(limits, 0.0), [0.0, -0.0, 5e-324, -5e-324, 1e300, -1e300]])
+    cases = [rng.normal(0.0, 150.0, N) for _ in range(300)] + [rng.choice(edge, N) for _ in range(300)]
+    for tau in cases:
+        ours, theirs = tau.copy(), tau.copy()
+        assert clamp(ours) == clamp_torque(theirs, limits)
+        assert ours.tobytes() == theirs.tobytes()
+    assert clamp(np.zeros(N)) == 0
 
 
 def test_mapper_accepts_reordered_and_extra_names():
@@ -292,3 +316,25 @@ def test_state_time_covers_the_run_while_reference_time_restarts_with_each_refer
         ctl.step(SPEC.home, np.zeros(N), t_state=10.0 + 1e-3 * k, wall_now=0.0)
     assert ctl.state_time_s == pytest.approx(0.008)
     assert ctl.t_ref == pytest.approx(0.003)
+
+
+def test_reference_clipped_to_the_limits_the_model_reads():
+    """The sine (amplitude 0.2 rad) crosses a limit placed 0.1 rad above home on joint 2: q_des is
+    clipped and counted with either model; q_des_next (the reference at t + dt) is sampled and
+    clipped for a learned model, which reads it. The analytic model does not sample it, so
+    what it holds is not checked nor counted: a value beyond the limits there (here a sentinel,
+    at start it is zeros) does not count the first tick, whose reference is home."""
+    lo, hi = SPEC.lower.copy(), SPEC.upper.copy()
+    hi[1] = SPEC.home[1] + 0.1
+    for model in (None, ScriptedModel(np.zeros(N), np.full(N, 0.5))):
+        ctl = controller(model)
+        ctl.set_position_limits(lo, hi)
+        ctl.query.q_des_next[:] = 7.0   # beyond every limit
+        ctl.step(SPEC.home, np.zeros(N), t_state=0.0, wall_now=0.0)
+        assert ctl.counters.reference_clipped == 0
+        for k in range(1, 1500):
+            ctl.step(SPEC.home, np.zeros(N), t_state=k * 1e-3, wall_now=0.0)
+            assert ctl.query.q_des[1] <= hi[1]
+            if model is not None:
+                assert np.all(ctl.query.q_des_next <= hi) and np.all(ctl.query.q_des_next >= lo)
+        assert ctl.counters.reference_clipped > 0
