@@ -180,3 +180,27 @@ def test_cli_paper_leaky_train_and_eval_score_the_paper_metric(tmp_path):
     ref = paper_multistep(model, Stats.from_dict(ck["stats"]), te, obs_qd=True)
     assert r["rmse"] == pytest.approx(ref["rmse"], rel=1e-6) and "rmse_context30" in r
     assert res["models"]["ARX(2, 2)"]["rmse"] == pytest.approx(r["paper_multistep"]["arx_rmse"], rel=1e-12)
+
+
+def test_eval_refuses_a_run_trained_on_another_split_seed(tmp_path, capsys):
+    """The leaky protocol shuffles the windows with the seed: a run trained with --seed 1 scored on
+    --seed 0's test windows would be scored on windows it trained on (the lead met it in the ninth
+    session: a seed-1 run's figures, evaluated without --seed, were better than they are). eval
+    refuses it with one line naming the seed to use, and accepts it with that seed."""
+    import json
+
+    from dynlearn_ros.cli import main
+    from dynlearn_ros.datasets.format import save_npz
+
+    npz = str(save_npz(tmp_path / "wn.npz", white_noise_linear_data(n_ep=10, T=160, n=1, seed=11)))
+    run = tmp_path / "run"
+    assert main(["train", "--data", npz, "--model", "gru", "--direction", "forward", "--obs-qd",
+                 "--protocol", "paper-leaky", "--epochs", "1", "--lod", "3", "--hidden", "8", "--seed", "1",
+                 "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    js = tmp_path / "r.json"
+    assert main(["eval", "--data", npz, "--runs", str(run), "--json", str(js)]) == 2
+    err = capsys.readouterr().err
+    assert "--seed 1" in err and "trained on" in err and not js.exists()
+    assert main(["eval", "--data", npz, "--runs", str(run), "--seed", "1", "--json", str(js)]) == 0
+    assert json.loads(js.read_text())["split_seed"] == 1

@@ -52,7 +52,7 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
     from dynlearn_ros.datasets.catalog import load_dataset
     from dynlearn_ros.datasets.filtering import subsample as keep_every
     from dynlearn_ros.datasets.normalize import Stats
-    from dynlearn_ros.datasets.splits import SplitSpec, split_data
+    from dynlearn_ros.datasets.splits import MIN_EPISODES_FOR_EPISODE_SPLIT, SplitSpec, split_data
     from dynlearn_ros.datasets.windows import inverse_rows
     from dynlearn_ros.learning.evaluation.sequence import (
         forward_free_run,
@@ -69,6 +69,11 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
     split = split or SplitSpec()
     data = load_dataset(data_name)
     _tr, _va, test = split_data(data, seed=seed, spec=split)
+    # the test rows depend on the split seed (shuffled windows, or episodes drawn by the seed;
+    # not a test file, not a contiguous split): a run trained with another seed has trained on
+    # some of them
+    seeded_test = split.protocol == "paper-leaky" or (
+        split.test_file is None and data.episodes().size >= MIN_EPISODES_FOR_EPISODE_SPLIT)
     results: dict = {"data": str(data_name), "split_seed": seed, "split": split.to_dict(), "test_rows": len(test),
                      "date": datetime.now(UTC).strftime("%Y-%m-%d"), "models": {}}
     direction = None
@@ -80,6 +85,10 @@ def evaluate_runs(data_name: str, runs: Sequence[str | Path], seed: int = 0, sub
                              f"data set {data_name} has {list(data.joint_names)}: evaluate it on its own robot's data")
         stats = Stats.from_dict(ckpt["stats"])
         tc = ckpt["train_config"]
+        if seeded_test and int(tc.get("seed", seed)) != int(seed):
+            raise ValueError(f"{run_dir} was trained with --seed {tc['seed']}, whose split of {data_name} differs from "
+                             f"--seed {seed}'s: its test rows would include rows it trained on. Evaluate it with "
+                             f"--seed {tc['seed']} (one eval per seed; `report aggregate` joins them)")
         direction = tc["direction"]
         k = int(ckpt.get("subsample", 1))
         if direction == "forward":
