@@ -79,7 +79,9 @@ def foreign_nodes(node, executor, wait_s: float = 5.0) -> list[str]:
 
 def state_publishers(node, topic: str = "/joint_states") -> list[str]:
     """The nodes publishing ``topic`` as the driver's graph shows them ("/ns/name", one per publisher)."""
-    return sorted(f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in node.get_publishers_info_by_topic(topic))
+    from dynlearn_ros.nodes.params import publisher_nodes
+
+    return publisher_nodes(node, topic)
 
 
 def _python_of(pid: int, wrapped: bool, timeout_s: float = 20.0):

@@ -75,6 +75,7 @@ from dynlearn_ros.nodes import qos  # noqa: E402
 from dynlearn_ros.nodes.params import (  # noqa: E402
     declare_spec,
     on_set_parameters,
+    publisher_nodes,
     single_threaded_executor,
     write_summary_or_exit,
 )
@@ -540,10 +541,9 @@ class ComputedTorqueNode(Node):
         """The nodes publishing joint_states as the graph shows them ("/ns/node, ..."), for the
         second-source log lines; "?" when the graph cannot be read."""
         try:
-            infos = self.get_publishers_info_by_topic(self.state_sub.topic_name)
+            return ", ".join(publisher_nodes(self, self.state_sub.topic_name)) or "none"
         except Exception:  # noqa: BLE001 - a log detail must never stop the check
             return "?"
-        return ", ".join(sorted(f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos)) or "none"
 
     def _check_sources(self) -> None:
         """Count the publishers on joint_states; more than one: refuse to control (docs/safety.md)."""

@@ -93,6 +93,12 @@ def make_executor(context=None):
     return EventsExecutor(context=context)
 
 
+def publisher_nodes(node: Node, topic: str) -> list[str]:
+    """The nodes publishing ``topic`` as ``node``'s graph shows them, one per publisher, sorted
+    ("/ns/name"; the root namespace gives "/name")."""
+    return sorted(f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in node.get_publishers_info_by_topic(topic))
+
+
 def write_json_atomic(path: str | Path, data: dict) -> Path:
     """Write ``data`` as JSON to ``path`` through a temporary file and a rename, so a reader
     never sees half a summary; parent directories are created."""
