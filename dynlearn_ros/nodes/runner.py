@@ -160,11 +160,16 @@ class ShutdownWatchdog:
     reproduced in 120 more), and ``ros2 launch`` would SIGKILL it 10 s after its SIGINT with
     nothing in the log. Here the process says where it stuck (the stage and every thread's Python
     traceback, :mod:`faulthandler`) and ends with its own exit code (``os._exit``: the summary
-    is written, the stuck part is the teardown). That needs the GIL; if native code holds it,
-    faulthandler's own timer (:attr:`HARD_S` = 9 s, no GIL needed) dumps the tracebacks and
-    ends the process with exit code 1. Both are daemon threads: a clean exit ends them."""
+    is written, the stuck part is the teardown). That needs the GIL. If native code holds it (seen
+    in CI: rclpy's ``destroy_node`` inside ``rcl_node_fini``, the GIL held throughout), no Python
+    thread runs, so two things armed here run without it: faulthandler's timer dumps every
+    thread's Python stack at :attr:`DUMP_S` = 8 s, and a POSIX timer (:func:`arm_native_exit`)
+    calls libc's ``_exit`` with the node's code at :attr:`HARD_S` = 9 s - the same end as the
+    watchdog's, said by the dump. Where that timer cannot be armed (not glibc), faulthandler
+    ends the process itself at 9 s with exit code 1. All are daemons: a clean exit ends them."""
 
     AFTER_S = 7.0
+    DUMP_S = 8.0
     HARD_S = 9.0
 
     def __init__(self, name: str, code: int) -> None:
@@ -173,7 +178,10 @@ class ShutdownWatchdog:
 
         self.name, self.code = name, code
         self.stage = "start"
-        faulthandler.dump_traceback_later(self.HARD_S, exit=True)
+        if arm_native_exit(self.HARD_S, code):
+            faulthandler.dump_traceback_later(self.DUMP_S, exit=False)
+        else:
+            faulthandler.dump_traceback_later(self.HARD_S, exit=True)
         threading.Thread(target=self._watch, name="shutdown-watchdog", daemon=True).start()
 
     def _watch(self) -> None:
@@ -189,6 +197,45 @@ class ShutdownWatchdog:
             faulthandler.dump_traceback(all_threads=True)
         finally:
             exit_now(self.code)
+
+
+def arm_native_exit(seconds: float, code: int) -> bool:
+    """Arm a one-shot POSIX timer that ends the process with ``_exit(code)`` after ``seconds``,
+    with no Python involved: glibc runs a ``SIGEV_THREAD`` timer's function on a thread of its
+    own and passes it the timer's value, so the function is libc's ``_exit`` and the value the
+    exit code. It works while another thread holds the GIL for ever. Returns False (nothing
+    armed) where the C library does not provide it (then the caller keeps faulthandler's exit).
+    The timer lives until the process ends; it is armed once, at the end of a process."""
+    import ctypes
+
+    class _Sigevent(ctypes.Structure):   # struct sigevent, Linux: 64 bytes
+        _fields_ = [("value", ctypes.c_void_p), ("signo", ctypes.c_int), ("notify", ctypes.c_int),
+                    ("function", ctypes.c_void_p), ("attributes", ctypes.c_void_p), ("pad", ctypes.c_int * 8)]
+
+    class _Timespec(ctypes.Structure):
+        _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
+
+    class _Itimerspec(ctypes.Structure):
+        _fields_ = [("interval", _Timespec), ("value", _Timespec)]
+
+    sigev_thread, clock_monotonic = 2, 1
+    try:
+        if not sys.platform.startswith("linux") or ctypes.sizeof(_Sigevent) != 64:
+            return False
+        libc = ctypes.CDLL(None, use_errno=True)
+        create, settime, exit_fn = libc.timer_create, libc.timer_settime, libc._exit
+    except (OSError, AttributeError):
+        return False
+    create.argtypes = [ctypes.c_int, ctypes.POINTER(_Sigevent), ctypes.POINTER(ctypes.c_void_p)]
+    settime.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(_Itimerspec), ctypes.c_void_p]
+    event = _Sigevent(value=code & 0xFF, notify=sigev_thread,
+                      function=ctypes.cast(exit_fn, ctypes.c_void_p).value)
+    timer = ctypes.c_void_p()
+    if create(clock_monotonic, ctypes.byref(event), ctypes.byref(timer)) != 0:
+        return False
+    whole = int(seconds)
+    spec = _Itimerspec(value=_Timespec(whole, int((seconds - whole) * 1e9)))
+    return settime(timer, 0, ctypes.byref(spec), None) == 0
 
 
 def exit_now(code: int) -> None:
