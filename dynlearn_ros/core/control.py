@@ -528,9 +528,9 @@ class ComputedTorqueController:
         """Clip q_des and, ``with_next``, q_des_next into the limits; where clipped the desired
         velocity and acceleration are zero (the reference stops at the limit); counted per
         tick. ``with_next`` False: the reference at t + dt was not sampled this tick (the
-        analytic model reads only t, not q_des_next): what q_des_next holds (zeros at start,
-        the last sample, a fault's hold position) is not checked nor counted; it is clipped
-        with q_des when q_des is, as before."""
+        analytic model reads only t, not q_des_next, and no realized-error record keeps it):
+        what q_des_next holds (zeros at start, the last sample, a fault's hold position) is not
+        checked nor counted; it is clipped with q_des when q_des is, as before."""
         lo, hi = self.q_des_limits
         qr = self.query
         m = self._mask
@@ -586,11 +586,15 @@ class ComputedTorqueController:
         qr.q[:] = q
         qr.qd[:] = qd
         self.reference.sample(self.t_ref, qr.q_des, qr.qd_des, qr.qdd_des)
+        # the analytic model reads the reference at t only; learned ones at t + dt too, and so does
+        # the realized-error record (res): a candidate's plant check replays it (runtime/slot.py
+        # check_plant_fit) and a learned candidate reads q_des_next also after analytic ticks
         analytic = self.model is self.analytic
-        if not analytic:   # the analytic model reads the reference at t only; learned ones at t + dt too
+        sample_next = not analytic or res is not None
+        if sample_next:
             self.reference.sample(self.t_ref + self.dt, qr.q_des_next, qr.qd_des_next, self._scratch)
         if self.q_des_limits is not None:
-            self._clip_desired(not analytic)
+            self._clip_desired(sample_next)
 
         ok = self.model.predict(qr, self.tau_ff, self.std)
         # one reduction for both finiteness checks: a NaN or inf anywhere makes the sum non-finite

@@ -228,3 +228,28 @@ def test_plant_check_scores_a_copy_of_the_running_model_as_the_running_model(tmp
     assert ctl.counters.model_fallback == 0
     # the measured replay differs from r (why it is not the swap's check): by > 5 % on some window
     assert max(abs(r - 1.0) for r in ratios_measured) > 0.05, ratios_measured
+
+
+def test_the_record_keeps_the_next_reference_also_on_analytic_ticks():
+    """A controller running the analytic model (at start, or in a fallback) skips sampling the
+    reference at t + dt, which that model does not read - but the realized-error record keeps
+    q_des_next for the plant check of a learned candidate, which does read it (the ac-RKN). With
+    the record on, every step's q_des_next must be the reference at t + dt, i.e. the next
+    step's q_des (the sine moves ~1e-3 rad per step, so a stale or zero q_des_next is far off)."""
+    from dynlearn_ros.core.assembly import build_analytic, build_controller, builtin_reference
+    from dynlearn_ros.core.config import robot_context, validate
+
+    spec = robot_spec("iiwa")
+    config = validate({"robot": "iiwa", "model_kind": "analytic", "reference": "sine", "residual_window_s": 0.1},
+                      robot_context("iiwa"))
+    analytic = build_analytic(config)
+    ctl = build_controller(config, analytic, analytic, builtin_reference(config, spec.home))
+    assert ctl.residual is not None and ctl.model is ctl.analytic
+    q, qd = spec.home.astype(float).copy(), np.zeros(spec.n)
+    for k in range(60):
+        ctl.step(q, qd, k * DT, 0.0)
+    snap = ctl.residual.snapshot(50)
+    assert snap is not None and len(snap["t"]) >= 40
+    step = np.abs(np.diff(snap["q_des"], axis=0)).max()
+    assert step > 1e-6, step   # the reference moves between steps: the check below can fail
+    np.testing.assert_allclose(snap["q_des_next"][:-1], snap["q_des"][1:], rtol=0, atol=1e-12)
