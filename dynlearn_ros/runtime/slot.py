@@ -245,19 +245,19 @@ def check_plant_fit(model: InverseModel, samples: dict[str, np.ndarray] | None, 
     return out
 
 
-def lower_this_thread(nice: int) -> dict:
+def lower_this_thread(nice: int | None) -> dict:
     """Lower the calling thread's CPU priority (Linux: policy and nice value are per thread): leave
     a real-time policy (``chrt -f`` on the controller's process) for SCHED_OTHER, then take nice
-    value ``nice`` if that is lower priority than the thread's own. Only ever lowers, so it needs no
-    privilege; an OS that refuses leaves the thread as it was. Returns what it did: {"policy":
-    the policy before, "nice": the nice value after} or {"error": ...}."""
+    value ``nice`` if that is lower priority than the thread's own (None: the nice value stays).
+    Only ever lowers, so it needs no privilege; an OS that refuses leaves the thread as it was.
+    Returns what it did: {"policy": the policy before, "nice": the nice value after} or {"error": ...}."""
     try:
         tid = threading.get_native_id()
         before = os.sched_getscheduler(0)
         if before != os.SCHED_OTHER:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         cur = os.getpriority(os.PRIO_PROCESS, tid)
-        if nice > cur:
+        if nice is not None and nice > cur:
             os.setpriority(os.PRIO_PROCESS, tid, nice)
         return {"policy": before, "nice": os.getpriority(os.PRIO_PROCESS, tid)}
     except (OSError, AttributeError) as exc:   # not Linux, or a sandbox that refuses
@@ -292,8 +292,9 @@ class ModelSlot:
         """``deferred``: the ticking thread calls :meth:`after_tick` after each tick's command
         (module docstring); a ready candidate is then swapped in only once it was warmed there,
         and the models a swap lets go are released there, never in :meth:`activated`; and the
-        worker thread lowers its own priority to ``worker_nice`` (:func:`lower_this_thread`; None:
-        it keeps the priority of the thread that started it). Not deferred: ``worker_nice`` unused.
+        worker thread leaves a real-time policy for SCHED_OTHER and lowers its nice value to
+        ``worker_nice`` (:func:`lower_this_thread`; None: it keeps the nice value of the thread that
+        started it). Not deferred: ``worker_nice`` unused, the worker keeps its priority.
         Imports what a load needs here, in the constructing thread (``registry.import_model_runtime``:
         a first import in the worker would hold the GIL for ~1 s against the ticking thread)."""
         from dynlearn_ros.runtime.registry import import_model_runtime
@@ -302,7 +303,7 @@ class ModelSlot:
         self.loader, self.check, self.prepare = loader, check, prepare
         self.deferred = deferred
         self.worker_nice = worker_nice if deferred else None
-        #: what the worker's :func:`lower_this_thread` did (None until it ran / when not asked)
+        #: what the worker's :func:`lower_this_thread` did (None until it ran; deferred slots only)
         self.worker_priority: dict | None = None
         #: deferred mode: models the swaps let go, released one per :meth:`after_tick`
         self._retired: list[InverseModel] = []
@@ -387,7 +388,11 @@ class ModelSlot:
 
     # -- the worker -------------------------------------------------------------------------------
     def _work(self) -> None:
-        if self.worker_nice is not None:
+        if self.deferred:
+            # never a real-time policy (rt_priority runs the controller under chrt -f, which the
+            # worker inherits from the thread that starts it): at the ticking thread's priority a
+            # load's CPU (parse, checks: ~13 ms) would run ahead of ticks on its core. The nice
+            # value changes only when asked (worker_nice)
             self.worker_priority = lower_this_thread(self.worker_nice)
         while True:
             with self._lock:

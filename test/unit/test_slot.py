@@ -326,3 +326,34 @@ def test_a_slot_worker_asked_to_runs_below_the_ticking_thread_and_by_default_doe
     t.start()
     t.join()
     assert out["first"].get("nice") == max(15, mine) and out["second"].get("nice") == max(15, mine), out
+
+
+def test_a_deferred_worker_started_from_a_real_time_thread_leaves_that_policy():
+    """Under rt_priority (chrt -f on the controller) the thread that starts the worker is
+    SCHED_FIFO and the worker inherits it; at the ticking thread's priority a load would run ahead
+    of ticks on its core. The worker of a deferred slot leaves it for SCHED_OTHER even when no
+    worker_nice is asked; the starting thread keeps its policy."""
+    import os
+    import threading
+
+    out: dict = {}
+
+    def run():
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        except PermissionError:
+            out["skip"] = True
+            return
+        try:
+            out["seen"], out["nice"] = _thread_nice_during_load(True, None)
+            out["mine"] = os.sched_getscheduler(0)
+        finally:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if out.get("skip"):
+        pytest.skip("SCHED_FIFO is not permitted here")
+    assert out["mine"] == os.SCHED_FIFO, out
+    assert out["seen"]["policy"] == os.SCHED_OTHER and out["seen"]["nice"] == out["nice"], out
