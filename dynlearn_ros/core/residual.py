@@ -245,13 +245,14 @@ class ResidualSigma:
         if self._query is not None:
             names += list(REFERENCE_KEYS)
             sources += list(self._rref)
-        arrays = [a.copy() for a in sources]
+        start = max(first - min(int(rows), cap), 0)
+        idx = np.arange(start, first) % cap
+        arrays = [a[idx] for a in sources]   # copies of those rows only (the ring is 10x longer)
         last = self.sample_total
-        lo = max(last + 1 - cap, first - int(rows), 0)
+        lo = max(last + 1 - cap, start)
         if first <= lo:
             return None
-        idx = np.arange(lo, first) % cap
-        return dict(zip(names, (a[idx] for a in arrays), strict=True))
+        return dict(zip(names, (a[lo - start:] for a in arrays), strict=True))
 
     def combine(self, std: np.ndarray, out: np.ndarray) -> np.ndarray:
         """out = sqrt(std^2 + max(0, v - std^2)) = max(std, sqrt(v)) (n,) N*m."""
