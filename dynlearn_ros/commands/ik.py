@@ -86,6 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="chain targets: also constrain the position of every M-th joint's frame "
                         "(the end effector's pose as before); adds the learned gradient solver "
                         "(--max-iter, --corrections)")
+    k.add_argument("--scaling-solvers", nargs="+", default=None,
+                   choices=("dls", "dls_fd", "learned", "broyden", "broyden_once", "gradient"),
+                   help="time only these solvers (default: all that run; learned = learned-gn, "
+                        "broyden = learned-broyden, gradient = learned gradient + correction)")
 
     d = sub.add_parser("diagnose", help="near the joint limits: model accuracy vs limits, true-Jacobian and start variants")
     d.add_argument("--model", required=True, help="iiwa or panda model directory")
@@ -248,7 +252,7 @@ def _tasks(args: argparse.Namespace) -> int:
         relative = args.model and model.outputs == "relative"
         rows = scaling(tuple(args.scaling), model=model if relative else None, polish=args.polish or 100,
                        rounds=args.rounds, targets=args.scaling_targets, chain_every=args.scaling_chain_every,
-                       corrections=args.corrections, max_iter=args.max_iter)
+                       corrections=args.corrections, max_iter=args.max_iter, solvers=args.scaling_solvers)
         dofs = [r["dof"] for r in rows]
         fits = {f"{min(dofs)} to {max(dofs)} DoF": growth_exponents(rows)}
         if sum(d >= args.fit_from for d in dofs) >= 2 and min(dofs) < args.fit_from:

@@ -200,3 +200,22 @@ def test_the_sweep_times_numpy_on_one_blas_thread_and_restores_it():
     during = []
     scaling((2, 3), targets=1, rounds=2, chain_every=1, log=lambda *_: during.append(blas_threads()))
     assert during == [{1}, {1}] and blas_threads() == before
+
+
+def test_the_sweep_times_only_the_named_solvers_and_refuses_others():
+    """``solvers``: with the arm40 model on arm3 and arm4 chain targets, asking for dls and the
+    gradient solver times those two and no other (learned-gn, learned-broyden, DLS-FD absent
+    from the rows); a name that is no solver, or one that does not run with these targets
+    (broyden_once is not run on chain targets) or without a model, is refused before any timing."""
+    from dynlearn_ros.learning.ik.store import load
+
+    model, _, _ = load(ARM40_MODEL)
+    rows = scaling((3, 4), model=model, targets=1, rounds=1, chain_every=2, step_costs=False,
+                   max_iter=5, corrections=1, solvers=("dls", "gradient"), log=lambda *_: None)
+    for r in rows:
+        timed = {k[: -len("_cpu_ms_per_target")] for k in r if k.endswith("_cpu_ms_per_target")}
+        assert timed == {"dls", "gradient"}
+    for bad, kwargs in ((("dls", "nope"), {"model": model}), (("broyden_once",), {"model": model, "chain_every": 2}),
+                        (("learned",), {}), ((), {})):
+        with pytest.raises(ValueError, match="solvers"):
+            scaling((3,), targets=1, rounds=1, solvers=bad, log=lambda *_: None, **kwargs)

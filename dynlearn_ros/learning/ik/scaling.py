@@ -171,7 +171,7 @@ def _time_solver(put: dict, key: str, solve, problems: list[IKProblem], n: int) 
 def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, targets: int = 5,
             seed: int = 0, model=None, polish: int = 100, rounds: int = 3, step_costs: bool = True,
             chain_every: int | None = None, corrections: int = 10, max_iter: int = 300,
-            log=print) -> list[dict]:
+            log=print, solvers: tuple[str, ...] | None = None) -> list[dict]:
     """One row per joint count N (module docstring): medians over ``rounds`` interleaved sweeps
     of CPU ms per target, iterations per target and CPU ms per iteration of each solver, plus
     ``per_round`` (every round's value) and, with a model, its tip error on armN (200
@@ -184,17 +184,30 @@ def scaling(joint_counts=(5, 10, 20, 40), hidden: int = 64, layers: int = 2, tar
     ``chain_every`` = m: chain targets (module docstring; the rows then hold ``chain_every``,
     ``constrained_frames`` and ``constrained_components``), solved by dls, dls_fd and, with a
     model, learned, broyden and gradient (``max_iter`` descent iterations, ``corrections``
-    rounds); the step costs are those of the chain's constrained components."""
+    rounds); the step costs are those of the chain's constrained components.
+
+    ``solvers``: run only these of :data:`SOLVERS` (default: every one the model and targets
+    allow; a name that would not run anyway is refused), e.g. to leave out learned-gn, whose
+    3k + 9 back-propagated copies per iteration cost seconds per target at 320 DoF."""
     import torch
 
+    if solvers is not None:
+        unknown = sorted(set(solvers) - set(SOLVERS))
+        if unknown or not solvers:
+            raise ValueError(f"solvers must be a non-empty subset of {SOLVERS}, got {list(solvers)}")
+        allowed = {"dls", "dls_fd"} | ({"learned", "broyden", "gradient" if chain_every else "broyden_once"}
+                                       if model is not None else set())
+        if set(solvers) - allowed:
+            raise ValueError(f"solvers {sorted(set(solvers) - allowed)} do not run here (with this model and "
+                             f"targets: {sorted(allowed)})")
     torch.set_num_threads(1)
     with one_blas_thread():
         return _scaling(joint_counts, hidden, layers, targets, seed, model, polish, rounds, step_costs,
-                        chain_every, corrections, max_iter, log)
+                        chain_every, corrections, max_iter, log, solvers)
 
 
 def _scaling(joint_counts, hidden, layers, targets, seed, model, polish, rounds, step_costs,
-             chain_every, corrections, max_iter, log) -> list[dict]:
+             chain_every, corrections, max_iter, log, keep=None) -> list[dict]:
     """:func:`scaling`'s body, with numpy's BLAS on one thread."""
     import torch
 
@@ -236,6 +249,8 @@ def _scaling(joint_counts, hidden, layers, targets, seed, model, polish, rounds,
                 # jacobian_every = polish: the age of the first Jacobian never reaches it within the budget
                 solvers["broyden_once"] = LearnedIK(net, c, max_iter=0, polish=polish,
                                                     jacobian_every=max(polish, 1)).solve
+        if keep is not None:
+            solvers = {k: v for k, v in solvers.items() if k in keep}
         setup[nj] = (c, net, solvers, row, weight)
     samples: dict = {nj: {} for nj in joint_counts}
     for r in range(rounds):
