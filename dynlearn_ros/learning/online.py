@@ -328,14 +328,9 @@ class OnlineLearner:
         if cfg.analytic_var == "auto":
             self.cfg = cfg = dataclasses.replace(cfg, analytic_var=AUTO_ANALYTIC_VAR[self.kind])
         #: the controller's K_P ceiling (n,) N*m/rad for the bounds' arm term; None: that term off
-        self.k_max = None
-        if len(cfg.k_max):
-            k_max = np.asarray(cfg.k_max, dtype=float).ravel()
-            if k_max.shape != (self.n,) or not np.all(np.isfinite(k_max)) or np.any(k_max <= 0):
-                raise ValueError(f"OnlineConfig.k_max: need {self.n} finite values > 0 (the controller's K_P "
-                                 f"ceiling per joint, the model's joint order), got {list(cfg.k_max)}")
-            self.k_max = k_max
-            self.cfg = cfg = dataclasses.replace(cfg, k_max=tuple(float(v) for v in k_max))
+        self.k_max: np.ndarray | None = None
+        self.set_k_max(cfg.k_max)
+        cfg = self.cfg
         if cfg.base not in ("model", "analytic", "auto"):
             raise ValueError(f"OnlineConfig.base must be 'model', 'analytic' or 'auto', got {cfg.base!r}")
         if cfg.base != "model":
@@ -725,6 +720,22 @@ class OnlineLearner:
         path = publish_model_dir(out, fill, check=lambda tmp: open_model_dir(tmp, step=session[0], urdf=self.urdf))
         self._prune()
         return path
+
+    def set_k_max(self, k_max) -> None:
+        """The controller's K_P ceiling per joint (N*m/rad, the model's joint order; empty or None:
+        the arm term off) for the bounds of the versions exported from now on; recorded in their
+        config. ValueError (nothing changed) unless n finite values > 0."""
+        if k_max is None or len(k_max) == 0:
+            self.k_max = None
+            self.cfg = dataclasses.replace(self.cfg, k_max=())
+            return
+        arr = np.asarray(k_max, dtype=float).ravel()
+        if arr.shape != (self.n,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+            raise ValueError(f"OnlineConfig.k_max: need {self.n} finite values > 0 (the controller's K_P "
+                             f"ceiling per joint, the model's joint order), got {list(k_max)}")
+        # one assignment each: a cycle running in another thread reads either the old or the new
+        self.cfg = dataclasses.replace(self.cfg, k_max=tuple(float(v) for v in arr))
+        self.k_max = arr
 
     def _correction_sigma_bounds(self, fit: dict):
         """Gain-schedule bounds for a version on the analytic base that carries the correction's
