@@ -221,7 +221,12 @@ class OnlineConfig:
     the schedule's sigma_f^2, averages above this is a changed plant, and the statistics of the
     old one are dropped (see :meth:`OnlineLearner.cycle`); hold_w_ratio: in a cycle that detects
     a change with a ratio above this, solve the payload dm alone on the batch's rows after the
-    change and keep the running W (see :meth:`OnlineLearner._payload_only`; inf: never)."""
+    change and keep the running W (see :meth:`OnlineLearner._payload_only`; inf: never);
+    k_max: the controller's K_P ceiling per joint (N*m/rad) as its schedule runs it (its k_max
+    parameter raised by its payload_margin_kg floor, core/assembly.py build_schedule), for the
+    arm-level term of the gain-schedule bounds of a version that carries the correction's own
+    variance (:meth:`OnlineLearner._correction_sigma_bounds`); () = that term off (the per-joint
+    bounds alone: higher gains, never lower). Only the ratios between joints enter the bound."""
 
     batch: int = 100
     holdout: int = 200
@@ -239,6 +244,7 @@ class OnlineConfig:
     base: str = "auto"
     urdf: str = ""
     analytic_var: str = "auto"
+    k_max: tuple[float, ...] = ()
 
 
 @dataclass
@@ -321,6 +327,10 @@ class OnlineLearner:
             raise ValueError(f"OnlineConfig.analytic_var must be 'auto', 'base' or 'correction', got {cfg.analytic_var!r}")
         if cfg.analytic_var == "auto":
             self.cfg = cfg = dataclasses.replace(cfg, analytic_var=AUTO_ANALYTIC_VAR[self.kind])
+        #: the controller's K_P ceiling (n,) N*m/rad for the bounds' arm term; None: that term off
+        self.k_max: np.ndarray | None = None
+        self.set_k_max(cfg.k_max)
+        cfg = self.cfg
         if cfg.base not in ("model", "analytic", "auto"):
             raise ValueError(f"OnlineConfig.base must be 'model', 'analytic' or 'auto', got {cfg.base!r}")
         if cfg.base != "model":
@@ -711,6 +721,22 @@ class OnlineLearner:
         self._prune()
         return path
 
+    def set_k_max(self, k_max) -> None:
+        """The controller's K_P ceiling per joint (N*m/rad, the model's joint order; empty or None:
+        the arm term off) for the bounds of the versions exported from now on; recorded in their
+        config. ValueError (nothing changed) unless n finite values > 0."""
+        if k_max is None or len(k_max) == 0:
+            self.k_max = None
+            self.cfg = dataclasses.replace(self.cfg, k_max=())
+            return
+        arr = np.asarray(k_max, dtype=float).ravel()
+        if arr.shape != (self.n,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+            raise ValueError(f"OnlineConfig.k_max: need {self.n} finite values > 0 (the controller's K_P "
+                             f"ceiling per joint, the model's joint order), got {list(k_max)}")
+        # one assignment each: a cycle running in another thread reads either the old or the new
+        self.cfg = dataclasses.replace(self.cfg, k_max=tuple(float(v) for v in arr))
+        self.k_max = arr
+
     def _correction_sigma_bounds(self, fit: dict):
         """Gain-schedule bounds for a version on the analytic base that carries the correction's
         own variance (``analytic_var`` "correction"), from this plant's held-out rows (the cycle's
@@ -745,15 +771,37 @@ class OnlineLearner:
         dwell against a move), while the realized error the schedule reads is averaged over 0.1 s
         windows and steady (0.045-0.062): half the versions put joints 1, 2 and 4 near K_max and
         the 0 kg K_P cut at 25-27 %. (The held-out rows are fitted in the next cycle; before the
-        first fitted row, the held-out figure is used.) Known answer: test_online_analytic_base.py."""
+        first fitted row, the held-out figure is used.) Known answer: test_online_analytic_base.py.
+
+        The arm term (with ``k_max``, the controller's K_P ceiling K_max,j): sigma_f,j >=
+        K_max,j E_fix, E_fix = RMS_j(r_a,j / K_max,j) (rad), the fixed loop's position error
+        RMS over joints to first order (quasi-static K e = torque error; with K_D = zeta sqrt(K_P)
+        at damping ratio 1 the loop's |e / torque error| is at most 1 / K at every frequency, so
+        1 / K is also the most a lower K can add). The goal is on the arm's RMSE, the mean over
+        joints, and the terms above are per joint: a joint whose URDF error is small against its
+        own stiffness (at 0 kg, the joints the friction barely loads) was held at rho ~ 0.5 (K =
+        0.79 K_max) by 2 r_c whatever its share of the arm's error. With the arm term, such a
+        joint may err up to g(rho) E_fix, g(rho) = rho / k(rho) <= 0.63 at rho <= 0.5 (sigma_f >=
+        2 r_c), and a joint bound by r_a keeps g(rho) e_fix,j, so the arm's mean square is at most
+        0.63^2 (sum_A e_fix,j^2 + |B| E_fix^2) / n <= 2 (0.63 E_fix)^2: RMSE <= 0.89 E_fix (worst
+        case: every joint of B at rho = 0.5 at once). The tracking then spent on the joints of B
+        is what mean_j K_j is minimized for under mean_j e_j^2 <= E_fix^2 (K_j / K_max,j ~
+        (sigma_j / K_max,j)^(2/3)): stiffness where the torque error moves the arm. Only the
+        ratios K_max,j / K_max,i enter (a uniform scale cancels). Derivation and closed-loop
+        figures: docs/results_closed_loop.md, session 10."""
         from dynlearn_ros.runtime.metadata import SigmaBounds
 
         r_a = fit["r_base_fitted"] if fit["track"].r2_weight > 0 else fit["r_base_heldout"]
         r_c = np.sqrt(fit["s2_heldout_var"]) * self.y_std
-        sigma_f = np.maximum(np.maximum(r_a, 2.0 * r_c), 1e-6)
-        return SigmaBounds(tuple(0.0 for _ in sigma_f), tuple(float(v) for v in sigma_f),
-                           "online correction: sigma_n 0, sigma_f = RMS(tau - RNEA_urdf) over the fitted rows "
-                           "(discounted as the statistics, restarted at a change)")
+        sigma_f = np.maximum(r_a, 2.0 * r_c)
+        text = ("online correction: sigma_n 0, sigma_f = max(RMS(tau - RNEA_urdf) over the fitted rows "
+                "(discounted as the statistics, restarted at a change), 2 x the correction's held-out RMS")
+        if self.k_max is not None:
+            e_fix = float(np.sqrt(np.mean((r_a / self.k_max) ** 2)))
+            sigma_f = np.maximum(sigma_f, self.k_max * e_fix)
+            text += f", k_max x E_fix (E_fix {e_fix:.4g} rad at k_max {np.round(self.k_max, 3).tolist()})"
+        sigma_f = np.maximum(sigma_f, 1e-6)
+        return SigmaBounds(tuple(0.0 for _ in sigma_f), tuple(float(v) for v in sigma_f), text + ")")
 
     def _prune(self) -> None:
         dirs = sorted(p for p in self.out_root.glob("v[0-9][0-9][0-9][0-9]") if p.is_dir())

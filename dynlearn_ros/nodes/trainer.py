@@ -26,6 +26,7 @@ if __name__ == "__main__":  # a signal during the imports below must end the pro
 
     catch_signals_early()
 
+import array  # noqa: E402
 import json  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -78,6 +79,11 @@ TRAINER_SPEC: tuple[ParamSpec, ...] = (
               "(correction); auto: base for svdkl, correction for acrkn (learning/online.py "
               "AUTO_ANALYTIC_VAR)", choices=("auto", "base", "correction"), dynamic=False,
               reason=_RESTART),
+    ParamSpec("controller_node", "string", "computed_torque", "the controller whose K_P ceiling (its k_max "
+              "raised by its payload_margin_kg floor, read from its parameters and followed when they change) "
+              "sets the arm term of the bounds of a correction-variance version (learning/online.py "
+              "_correction_sigma_bounds); relative to the trainer's namespace; empty: that term off (higher gains)",
+              dynamic=False, reason=_RESTART),
     ParamSpec("seed", "int", 0, "draw of the random features", lo=0, hi=2**31 - 1, dynamic=False,
               reason=_RESTART),
     ParamSpec("summary_path", "string", "", "write a JSON summary here at exit", dynamic=False,
@@ -116,6 +122,9 @@ class Trainer(Node):
         self.create_subscription(JointState, "joint_states", self._on_state, 50)
         self.create_subscription(Float64MultiArray, "effort_controller/commands", self._on_command, qos.COMMANDS)
         self._stop = threading.Event()
+        self._ceiling = None
+        if self.learner.cfg.analytic_var == "correction" and p["controller_node"]:
+            self._ceiling = ControllerCeiling(self, p["controller_node"], names)
         self._worker = threading.Thread(target=self._work, name="trainer-cycles", daemon=True)
         self._worker.start()
         self.get_logger().info(f"learning {p['model_kind']} from {self.learner.base_dir} (version "
@@ -192,6 +201,8 @@ class Trainer(Node):
         while not self._stop.wait(period):
             if not self.learner.ready():
                 continue
+            if self._ceiling is not None:
+                self._ceiling.sync(self.learner)
             try:
                 res = self.learner.cycle()
             except Exception as exc:   # never let a numerical failure end the node
@@ -210,6 +221,7 @@ class Trainer(Node):
     def summary(self) -> dict:
         return {**self.learner.metrics(), "states": dict(self.diff.counts), "rejected_states": dict(self.rejected),
                 "initial_bag_rows": self.bag_rows,
+                "k_max": None if self.learner.k_max is None else self.learner.k_max.tolist(),
                 "wall_time": time.time()}
 
     def write_summary(self) -> None:
@@ -221,6 +233,84 @@ class Trainer(Node):
         if self._worker.is_alive():
             self._worker.join(timeout=10.0)
         super().destroy_node()
+
+
+#: the controller's parameters its K_P ceiling depends on (core/assembly.py build_schedule), and
+#: those its validation needs to accept them (core/config.py validate)
+CEILING_PARAMS = ("robot", "urdf_path", "joint_names", "k_min", "k_max", "sigma_n", "sigma_f",
+                  "payload_margin_kg", "max_tracking_error", "torque_limits")
+
+
+def controller_ceiling(values: dict, joint_names) -> np.ndarray:
+    """The K_P ceiling (n,) N*m/rad the controller with parameters ``values`` (a subset of its
+    parameters; the rest take their defaults) schedules up to: its k_max raised by the payload
+    floor, as its own schedule is built (core/assembly.py build_schedule), in the order
+    ``joint_names``. ConfigError / ValueError when they do not form a valid configuration or
+    lack a joint."""
+    import dataclasses
+
+    from dynlearn_ros.core.assembly import build_schedule
+    from dynlearn_ros.core.config import robot_context, validate
+
+    cfg = validate(values, robot_context(values.get("robot", "iiwa"), values.get("urdf_path", "")))
+    k_max = build_schedule(dataclasses.replace(cfg, use_model_sigma_bounds=False), None).k_max
+    missing = [j for j in joint_names if j not in cfg.joint_names]
+    if missing:
+        raise ValueError(f"joints {missing} of the model are not the controller's {list(cfg.joint_names)}")
+    return np.array([k_max[cfg.joint_names.index(j)] for j in joint_names])
+
+
+class ControllerCeiling:
+    """Keeps the learner's ``k_max`` the controller's K_P ceiling: reads ``CEILING_PARAMS`` from
+    the controller node's parameter service and reads them again when its /parameter_events
+    name one of them. Until they are read (the controller not up yet, or a refused set) the arm
+    term is off: the versions' bounds are the per-joint ones (higher gains), said in the log."""
+
+    def __init__(self, node: Node, controller: str, joint_names) -> None:
+        from rcl_interfaces.msg import ParameterEvent
+        from rclpy.parameter_client import AsyncParameterClient
+
+        ns = node.get_namespace().rstrip("/")
+        self.name = controller if controller.startswith("/") else f"{ns}/{controller}"
+        self.node, self.joint_names = node, tuple(joint_names)
+        self.client = AsyncParameterClient(node, self.name)
+        self.stale, self.pending, self.reads = True, None, 0
+        node.create_subscription(ParameterEvent, "/parameter_events", self._on_event, 10)
+
+    def _on_event(self, msg) -> None:
+        if msg.node == self.name and any(p.name in CEILING_PARAMS for p in (*msg.new_parameters,
+                                                                             *msg.changed_parameters)):
+            self.stale = True
+
+    def sync(self, learner) -> None:
+        """From the worker, before a cycle: ask again when stale; apply an answer that came."""
+        log = self.node.get_logger()
+        if self.pending is not None and self.pending.done():
+            fut, self.pending = self.pending, None
+            try:
+                from rclpy.parameter import parameter_value_to_python
+
+                got = [parameter_value_to_python(v) for v in fut.result().values]
+                values = {n: list(v) if isinstance(v, list | tuple | array.array) else v
+                          for n, v in zip(CEILING_PARAMS, got, strict=True) if v is not None}
+                k_max = controller_ceiling(values, self.joint_names)
+                learner.set_k_max(k_max)
+                self.reads += 1
+                log.info(f"{self.name}'s K_P ceiling {np.round(k_max, 3).tolist()}: the arm term of the "
+                         "versions' bounds from now on")
+            except Exception as exc:   # a refused set: the per-joint bounds alone
+                learner.set_k_max(None)
+                self.stale = True
+                log.warning(f"{self.name}'s K_P ceiling not read ({type(exc).__name__}: {exc}); versions "
+                            "use the per-joint bounds (arm term off)", throttle_duration_sec=10.0)
+        if self.stale and self.pending is None:
+            if not self.client.services_are_ready():
+                if learner.k_max is None:
+                    log.warning(f"{self.name}'s parameters not available yet: versions use the per-joint "
+                                "bounds (arm term off)", throttle_duration_sec=10.0)
+                return
+            self.stale = False
+            self.pending = self.client.get_parameters(list(CEILING_PARAMS))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -140,8 +140,15 @@ def run_online(cfg: ScenarioConfig, key: str, phases: list[tuple[float, float]],
         from dynlearn_ros.runtime.registry import load_inverse_model
         from dynlearn_ros.runtime.slot import PLANT_FIT_ROWS, PlantFitRefused, check_plant_fit
         out = Path(workdir or tempfile.mkdtemp(prefix="online-")) / "models"
+        # k_max: the controller's own K_P ceiling as its schedule runs it (after the payload
+        # floor), the arm term of a correction-variance version's bounds (learning/online.py)
         learner = OnlineLearner(resolve_model_dir(config.model_dir), out,
-                                OnlineConfig(**{"seed": seed, "urdf": urdf, **(learner_opts or {})}))
+                                OnlineConfig(**{"seed": seed, "urdf": urdf,
+                                                "k_max": tuple(float(v) for v in ctl.schedule.k_max),
+                                                **(learner_opts or {})}))
+        if list(learner.meta.joint_names) != list(spec.joint_names):   # k_max above is in the URDF's order
+            raise ValueError(f"{config.model_dir}: joints {list(learner.meta.joint_names)}, the controller's "
+                             f"{list(spec.joint_names)}")
         diff = StateDifferencer(n)
     holdout = learner.cfg.holdout if learner is not None else OnlineConfig.holdout   # T_a of the ref too
     plant = SimPlant(cfg.robot, dt=dt, friction_viscous=cfg.friction_viscous, friction_coulomb=cfg.friction_coulomb,

@@ -115,16 +115,28 @@ def test_trainer_urdf_path_is_the_controllers_and_a_mismatch_is_refused(ros_cont
     # controller and trainer both on a custom URDF: the trainer's versions on the analytic base
     # (base:=analytic, analytic_var:=correction) carry that URDF's probe, so the controller swaps them in; a version fitted
     # against the packaged URDF, announced next, is refused as a URDF mismatch while control continues
+    # The trainer also reads the controller's K_P ceiling for the arm term of those versions' bounds
+    # (nodes/trainer.py ControllerCeiling): the controller's own k_max (here not its default) raised
+    # by its payload floor (15 kg here), not the trainer's idea of it, and again when it changes.
+    from rcl_interfaces.msg import Parameter as ParamMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
     from std_msgs.msg import String
 
     from dynlearn_ros.nodes import qos
+    from dynlearn_ros.nodes.trainer import controller_ceiling
 
     urdf = _custom_urdf(tmp_path)
     base_version = ModelMetadata.read(models_dir() / "svdkl_iiwa_sim").model_version
     foreign = _packaged_urdf_version(tmp_path)
+    default = controller_ceiling({"robot": "iiwa", "urdf_path": str(urdf)}, SPEC.joint_names)
+    k_max = default * np.linspace(1.5, 0.8, N)
+    ceiling = controller_ceiling({"robot": "iiwa", "urdf_path": str(urdf), "k_max": k_max.tolist(),
+                                  "payload_margin_kg": 15.0}, SPEC.joint_names)
+    assert np.any(ceiling > k_max * 1.01) and np.any(ceiling == k_max)      # the floor raises some joints only
     g = start_online_graph(start_node, tmp_path, "svdkl", "svdkl_iiwa_sim", "trainer_urdf_peer",
                            trainer_params={"urdf_path": str(urdf), "base": "analytic", "analytic_var": "correction"},
-                           urdf_path=str(urdf))
+                           urdf_path=str(urdf), k_max=k_max.tolist(), payload_margin_kg=15.0)
     ctl, trainer, peer = g.ctl, g.trainer, g.peer
     rows, spin_until = peer.rows, peer.spin_until
     width = status_width(N)
@@ -137,6 +149,19 @@ def test_trainer_urdf_path_is_the_controllers_and_a_mismatch_is_refused(ros_cont
                                            "payload_kg": 5.0})
         ok = spin_until(lambda: bool(rows) and rows[-1].size == width and rows[-1][width - 2] > base_version, 240.0)
         assert ok, f"no version swapped in\n{trainer.output()[-3000:]}\n{ctl.output()[-2000:]}"
+        ok = spin_until(lambda: g.metrics and g.metrics[-1].get("k_max") is not None, 60.0)
+        assert ok, trainer.output()[-3000:]
+        np.testing.assert_allclose(g.metrics[-1]["k_max"], ceiling, rtol=1e-12)
+        # a run-time change of the controller's k_max reaches the trainer (its /parameter_events)
+        k_max2 = 2.0 * k_max
+        ceiling2 = controller_ceiling({"robot": "iiwa", "urdf_path": str(urdf), "k_max": k_max2.tolist(),
+                                       "payload_margin_kg": 15.0}, SPEC.joint_names)
+        setp = peer.node.create_client(SetParameters, "/computed_torque/set_parameters")
+        arr = ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=k_max2.tolist())
+        r = peer.call(setp, SetParameters.Request(parameters=[ParamMsg(name="k_max", value=arr)]))
+        assert r.results[0].successful, r.results[0].reason
+        ok = spin_until(lambda: np.allclose(g.metrics[-1].get("k_max") or 0.0, ceiling2, rtol=1e-12), 60.0)
+        assert ok, (g.metrics[-1].get("k_max"), ceiling2, trainer.output()[-3000:])
         announce.publish(String(data=foreign))
         assert spin_until(lambda: "URDF mismatch" in ctl.output(), 60.0), ctl.output()[-3000:]
         n_rows = len(rows)
@@ -153,6 +178,9 @@ def test_trainer_urdf_path_is_the_controllers_and_a_mismatch_is_refused(ros_cont
     assert meta.base["kind"] == "analytic" and meta.base["urdf"] == str(urdf), meta.base
     # analytic_var:=correction reached the learner: the version schedules with this plant's bounds
     assert meta.sigma_bounds.source.startswith("online correction") and max(meta.sigma_bounds.sigma_n) == 0.0
+    assert "E_fix" in meta.sigma_bounds.source                    # the arm term was on, with the controller's ceiling
+    recorded = np.asarray(meta.metrics["online"]["config"]["k_max"])
+    assert np.allclose(recorded, ceiling2, rtol=1e-12) or np.allclose(recorded, ceiling, rtol=1e-12), recorded
     line = next(ln for ln in ctl.output().splitlines() if "URDF mismatch" in ln)
     assert str(urdf) in line and "urdf_path" in line, line       # names the controller's URDF and the fix
 

@@ -269,6 +269,59 @@ def test_correction_variance_floor_lies_below_a_small_real_error(tmp_path, iiwa_
     assert np.all(sigma_f[4:] < 2e-3 * y_std[4:]), sigma_f / y_std
 
 
+def test_the_arm_term_raises_sigma_f_of_a_joint_with_a_tiny_urdf_error_to_k_max_times_e_fix(tmp_path, iiwa_urdf,
+                                                                                             monkeypatch):
+    # Known answer (learning/online.py _correction_sigma_bounds, arm term): joint 7's URDF error
+    # is tiny (the friction scaled to 1e-4 y_std, as the iiwa's wrist at 0 kg) among joints with
+    # large errors (the friction law of the module docstring). With the controller's K_P ceiling
+    # k_max given, sigma_f,j = max(r_a,j, 2 r_c,j, k_max,j E_fix), E_fix = RMS over joints of
+    # r_a,j / k_max,j (rad): r_a is the friction's RMS over the fitted rows, known exactly (one
+    # cycle: the 300 rows before the 100 held out, weight 1, as in the test above); 2 r_c is a
+    # few % of r_a where the friction is large and < 2e-4 y_std on joint 7, far below both other
+    # terms (checked). The k_max here differ 80x between joints, and y_std 0.008-8 N*m, so an RMS
+    # over the wrong axis, a mean of r_a before the division, the bound in standardized units or
+    # k_max in another joint order each miss the exact answer by far more than rtol 1e-9.
+    k_max = np.array([800.0, 900.0, 400.0, 500.0, 100.0, 60.0, 10.0])
+    lr = OnlineLearner(resolve_model_dir("svdkl_iiwa_sim"), tmp_path,
+                       OnlineConfig(batch=100, holdout=100, base="analytic", analytic_var="correction",
+                                    k_max=tuple(k_max)))
+    fits = []
+    bounds = OnlineLearner._correction_sigma_bounds
+    monkeypatch.setattr(OnlineLearner, "_correction_sigma_bounds", lambda self, fit: fits.append(fit) or bounds(self, fit))
+    x = _rows(lr, 400, 0)
+    fric = _friction(lr, x)
+    y_std = np.asarray(lr.meta.normalization["y_std"])
+    fric[:, 6] *= 1e-4 * y_std[6] / np.sqrt(np.mean(fric[:, 6] ** 2))
+    for xi, yi in zip(x, lr.analytic_predict(x) + fric, strict=True):
+        lr.add(xi, yi)
+    res = lr.cycle()
+    assert res.accepted and res.base == "analytic", res
+    r_a = np.sqrt(np.mean(fric[:300] ** 2, axis=0))
+    e_fix = np.sqrt(np.mean((r_a / k_max) ** 2))
+    want = np.maximum(r_a, k_max * e_fix)
+    r_c = np.sqrt(fits[0]["s2_heldout_var"]) * y_std
+    assert np.all(2 * r_c < 0.5 * want), (r_c, want)      # the correction's term does not bind here
+    assert k_max[6] * e_fix > 1e3 * r_a[6]                  # joint 7: the arm term binds, by far
+    assert np.any(r_a > k_max * e_fix)                      # and some joint keeps its own URDF error
+    model = load_inverse_model("svdkl", res.path, lr.meta.joint_names, urdf=iiwa_urdf)
+    sigma_f = np.asarray(model.noise_and_signal_std()[1])
+    np.testing.assert_allclose(sigma_f, want, rtol=1e-9)
+    meta = json.loads((Path(res.path) / "metadata.json").read_text())
+    assert meta["metrics"]["online"]["config"]["k_max"] == k_max.tolist()   # the ceiling it assumed, recorded
+    # only the ratios between joints enter: a uniform scale of k_max gives the same bounds;
+    # without k_max the per-joint bounds alone (joint 7 back at its own tiny error)
+    lr.k_max = 10.0 * k_max
+    np.testing.assert_allclose(lr._correction_sigma_bounds(fits[0]).sigma_f, want, rtol=1e-12)
+    lr.k_max = None
+    old = np.asarray(lr._correction_sigma_bounds(fits[0]).sigma_f)
+    np.testing.assert_allclose(old, np.maximum(np.maximum(r_a, 2 * r_c), 1e-6), rtol=1e-9)
+    assert old[6] < 1e-3 * want[6]
+    for bad in ((1.0,) * 6, (1.0,) * 6 + (0.0,), (1.0,) * 6 + (float("nan"),)):
+        with pytest.raises(ValueError, match="k_max"):
+            OnlineLearner(resolve_model_dir("svdkl_iiwa_sim"), tmp_path / "bad",
+                          OnlineConfig(base="analytic", analytic_var="correction", k_max=bad))
+
+
 def test_the_base_urdf_is_parsed_once_and_every_model_has_its_own_data(iiwa_urdf, monkeypatch):
     # a hot swap of a version on the analytic base parsed the URDF twice per load (probe check
     # and the loader's term); now once per (URDF, joints) and process, cloned for each user
