@@ -192,8 +192,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     a = p.parse_args(argv)
     with open(a.json) as f:
         out = json.load(f)
-    for key, label in (("memory_mb", "RSS"), ("memory_anon_mb", "anonymous RSS")):
+    for key, label in (("memory_mb", "RSS"), ("memory_anon_mb", "anonymous RSS"),
+                       ("controller_heap_mb", "C heap, from its /diagnostics")):
         for name, m in out.get(key, {}).items():
+            if key == "controller_heap_mb":
+                name = f"controller {name}"
             print(format_trend(f"{name} ({label})", rss_trend(m["series_s_mb"], a.window_min, a.warmup_min)))
     if out.get("event_times_s"):   # bench soak JSONs from the ninth session on
         for name, m in out.get("memory_anon_mb", {}).items():

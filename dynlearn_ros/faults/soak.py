@@ -187,6 +187,7 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
     if unknown:
         raise ValueError(f"unknown soak events {sorted(unknown)}; choose from {list(EVENT_KINDS)}")
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64, Float64MultiArray, String
@@ -256,6 +257,20 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
                  "bridge": _python_of(br.pid, "bridge" in heaptrack)}
         mem: dict[str, list[tuple[float, float]]] = {k: [] for k in procs}
         anon: dict[str, list[tuple[float, float]]] = {k: [] for k in procs}
+        # the controller's C heap from its /diagnostics (runtime/memory.py heap_stats): live blocks
+        # and what the allocator keeps free, sampled with the RSS (a leak raises the first)
+        heap_now: dict[str, float] = {}
+        heap: dict[str, list[tuple[float, float]]] = {"in_use": [], "free": []}
+
+        def on_diag(m):
+            for st in m.status:
+                if st.name.endswith("computed torque"):
+                    vals = {kv.key: kv.value for kv in st.values}
+                    for k in heap:
+                        if f"heap_{k}_mb" in vals:
+                            heap_now[k] = float(vals[f"heap_{k}_mb"])
+
+        node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
         events = {"trajectories": 0, "payload_changes": 0, "bad_state_bursts": 0, "model_announcements": 0}
         # when each perturbing event was sent (s since t0), for rss_trend's per-event attribution
         event_times: dict[str, list[float]] = {"payload": [], "bad_states": [], "model": []}
@@ -279,6 +294,8 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
                         a = rss_anon_mb(p.pid)
                         if a is not None:
                             anon[k].append((now - t0, a))
+                    for k, v in heap_now.items():
+                        heap[k].append((now - t0, v))
                     if now - last_burst >= 2.0 and now - t0 >= 5.0:   # after the bridge's discovery
                         pubs = state_publishers(node)
                         publishers["samples"] += 1
@@ -370,6 +387,8 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
                       for k, v in mem.items()},
         # the anonymous part of the RSS (rss_anon_mb): the series the memory verdict reads
         "memory_anon_mb": {k: series_summary(v) for k, v in anon.items()},
+        # the controller's C allocator (glibc mallinfo2, from its /diagnostics): live and kept-free MB
+        "controller_heap_mb": {k: series_summary(v) for k, v in heap.items() if v},
         "controller_counters": ctl_summary.get("counters", {}), "model_slot": ctl_summary.get("model_slot"),
         "bridge": {k: br_stats.get(k) for k in ("ticks", "deadline_miss_ratio", "command_losses", "brake_steps",
                                                  "stalls", "clamps", "max_abs_qd", "max_abs_qd_per_joint",

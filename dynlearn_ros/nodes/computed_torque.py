@@ -82,6 +82,7 @@ from dynlearn_ros.nodes.params import (  # noqa: E402
 from dynlearn_ros.nodes.runner import run_node  # noqa: E402
 from dynlearn_ros.nodes.trajectory_intake import TrajectoryIntake  # noqa: E402
 from dynlearn_ros.paths import resolve_model_dir  # noqa: E402
+from dynlearn_ros.runtime.memory import heap_stats  # noqa: E402
 from dynlearn_ros.runtime.registry import ModelLoadError, UnavailableModel, load_inverse_model  # noqa: E402
 from dynlearn_ros.runtime.slot import (  # noqa: E402
     CONTROL_SWITCH_INTERVAL_S,
@@ -639,6 +640,10 @@ class ComputedTorqueNode(Node):
                                   message=message + (" SOURCE CONFLICT: refusing to control" if self.source.conflict else ""),
                                   hardware_id=self.get_namespace())
         status.values = [KeyValue(key=k, value=str(v)) for k, v in counters.items()]
+        heap = heap_stats()   # the C allocator's live and kept-free MB: a leak vs an arena's reuse
+        if heap is not None:
+            status.values += [KeyValue(key="heap_in_use_mb", value=f"{heap['in_use']:.3f}"),
+                              KeyValue(key="heap_free_mb", value=f"{heap['free']:.3f}")]
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [status]

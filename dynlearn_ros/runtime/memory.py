@@ -8,8 +8,12 @@ threshold, so fragments between live blocks stay resident. ``malloc_trim(0)`` wa
 and ``madvise(MADV_DONTNEED)``s the whole free pages inside them, which bounds what a run of
 load / destroy cycles can leave resident.
 
-No ROS, no numpy. On a C library without ``malloc_trim`` (musl, macOS) :func:`trim_heap` does
-nothing and says so (``None``).
+:func:`heap_stats` reads glibc's ``mallinfo2``: what the C allocator holds for live blocks and
+what it keeps free, the two parts of a node's anonymous memory that a soak's RSS alone cannot
+tell apart (a leak raises the first; the free memory an arena keeps for reuse, the second).
+
+No ROS, no numpy. On a C library without ``malloc_trim`` / ``mallinfo2`` (musl, macOS, glibc <
+2.33) :func:`trim_heap` and :func:`heap_stats` do nothing and say so (``None``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,16 @@ from collections.abc import Callable
 
 _trim: Callable[[int], int] | None = None
 _looked_up = False
+_mallinfo2 = None
+_mallinfo2_looked_up = False
+
+
+class _Mallinfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (ten size_t fields)."""
+
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
 
 
 def _lookup() -> Callable[[int], int] | None:
@@ -55,3 +69,25 @@ def trim_heap() -> float | None:
     t0 = time.perf_counter()
     fn(0)
     return time.perf_counter() - t0
+
+
+def heap_stats() -> dict[str, float] | None:
+    """The C allocator's bytes in MB (1e6), all arenas: ``in_use`` (live blocks: ``uordblks`` +
+    the separately mapped ``hblkhd``), ``free`` (kept free inside the arenas: ``fordblks``),
+    ``arenas`` (the arenas' total, ``arena``); None where the C library has no ``mallinfo2``.
+    It takes each arena's lock in turn (a walk of the free lists, tens of microseconds): call it
+    at a status rate, not per tick."""
+    global _mallinfo2, _mallinfo2_looked_up
+    if not _mallinfo2_looked_up:
+        _mallinfo2_looked_up = True
+        try:
+            fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallinfo2
+        except (OSError, AttributeError):
+            fn = None
+        if fn is not None:
+            fn.argtypes, fn.restype = [], _Mallinfo2
+        _mallinfo2 = fn
+    if _mallinfo2 is None:
+        return None
+    m = _mallinfo2()
+    return {"in_use": (m.uordblks + m.hblkhd) / 1e6, "free": m.fordblks / 1e6, "arenas": m.arena / 1e6}

@@ -62,6 +62,12 @@ def test_no_driver_waits_commands_nothing_then_hands_over(drv, start_node, tmp_p
     d = drv.diags[-1]
     assert d.message.startswith("mode=WAITING") and "waiting for /joint_states" in d.message
     assert d.level == b"\x01"   # DiagnosticStatus.WARN
+    # the C allocator's live and kept-free memory (glibc's mallinfo2), for telling a leak from an
+    # arena's reuse: a Python node with rclpy, numpy and Pinocchio loaded holds MBs of live blocks
+    values = {kv.key: kv.value for kv in d.values}
+    from dynlearn_ros.runtime.memory import heap_stats
+    if heap_stats() is not None:
+        assert float(values["heap_in_use_mb"]) > 1.0 and float(values["heap_free_mb"]) >= 0.0, values
     drv.spin_until(lambda: False, 2.5)   # more diagnostics and the 2 s throttled log line
     assert drv.cmds == [], "a command was published before any joint state"
     assert all(s.message.startswith("mode=WAITING") for s in drv.diags)
