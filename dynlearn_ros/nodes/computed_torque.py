@@ -321,6 +321,7 @@ class ComputedTorqueNode(Node):
         # publishing /clock must not stop the stale-state watchdog nor the diagnostics
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.watchdog = self.create_timer(self.config.stale_timeout_s / 2.0, self._watchdog, clock=self.steady)
+        heap_stats()   # resolves glibc's mallinfo2 now: the first call loads libc through ctypes (ms)
         self.create_timer(1.0, self._publish_diagnostics, clock=self.steady)
         self.create_timer(SLOT_POLL_S, self._poll_slot, clock=self.steady)
         self.create_timer(GRAPH_CHECK_S, self._check_sources, clock=self.steady)
