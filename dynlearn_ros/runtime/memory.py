@@ -23,10 +23,8 @@ import ctypes.util
 import time
 from collections.abc import Callable
 
-_trim: Callable[[int], int] | None = None
-_looked_up = False
-_mallinfo2 = None
-_mallinfo2_looked_up = False
+#: the C library's functions looked up so far (None: the C library has none of that name)
+_functions: dict[str, Callable | None] = {}
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -37,25 +35,26 @@ class _Mallinfo2(ctypes.Structure):
                  "keepcost")]
 
 
-def _lookup() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim`` (size_t pad -> int), or None where the C library has none."""
-    global _trim, _looked_up
-    if not _looked_up:
-        _looked_up = True
+#: name -> (argtypes, restype) of the C functions this module calls
+_SIGNATURES = {"malloc_trim": ([ctypes.c_size_t], ctypes.c_int), "mallinfo2": ([], _Mallinfo2)}
+
+
+def _lookup(name: str) -> Callable | None:
+    """The C library's ``name`` with its signature set (looked up once), or None where it has none."""
+    if name not in _functions:
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            fn = libc.malloc_trim
+            fn = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
         except (OSError, AttributeError):
-            return None
-        fn.argtypes = [ctypes.c_size_t]
-        fn.restype = ctypes.c_int
-        _trim = fn
-    return _trim
+            fn = None
+        if fn is not None:
+            fn.argtypes, fn.restype = _SIGNATURES[name]
+        _functions[name] = fn
+    return _functions[name]
 
 
 def trim_available() -> bool:
     """Whether this process's C library has ``malloc_trim`` (glibc)."""
-    return _lookup() is not None
+    return _lookup("malloc_trim") is not None
 
 
 def trim_heap() -> float | None:
@@ -63,7 +62,7 @@ def trim_heap() -> float | None:
     or None where the C library has no ``malloc_trim``. It takes each arena's lock in turn, so
     another thread's malloc in that arena waits for at most that arena's walk: call it where a
     short wait costs nothing (the model slot calls it in its worker thread, never in a tick)."""
-    fn = _lookup()
+    fn = _lookup("malloc_trim")
     if fn is None:
         return None
     t0 = time.perf_counter()
@@ -77,17 +76,8 @@ def heap_stats() -> dict[str, float] | None:
     ``arenas`` (the arenas' total, ``arena``); None where the C library has no ``mallinfo2``.
     It takes each arena's lock in turn (a walk of the free lists, tens of microseconds): call it
     at a status rate, not per tick."""
-    global _mallinfo2, _mallinfo2_looked_up
-    if not _mallinfo2_looked_up:
-        _mallinfo2_looked_up = True
-        try:
-            fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallinfo2
-        except (OSError, AttributeError):
-            fn = None
-        if fn is not None:
-            fn.argtypes, fn.restype = [], _Mallinfo2
-        _mallinfo2 = fn
-    if _mallinfo2 is None:
+    fn = _lookup("mallinfo2")
+    if fn is None:
         return None
-    m = _mallinfo2()
+    m = fn()
     return {"in_use": (m.uordblks + m.hblkhd) / 1e6, "free": m.fordblks / 1e6, "arenas": m.arena / 1e6}
