@@ -7,7 +7,8 @@ domain). The lock is released when the returned :class:`DomainClaim` is closed o
 exits.
 * :func:`format_param`: a parameter value for ``-p name:=value`` (YAML-typed).
 * :class:`NodeProcess`: ``python -m <module> --ros-args ...`` with its output in a log file,
-  stopped with SIGINT (then SIGKILL), as the tests, the benchmarks and the scenarios run nodes.
+  stopped with SIGINT (then SIGKILL), as the tests, the benchmarks and the scenarios run nodes;
+  it gets SIGTERM when the process that started it dies (:func:`die_with_parent_prefix`).
 """
 
 from __future__ import annotations
@@ -134,18 +135,34 @@ def ros_args(params: Mapping | None = None, remaps: Mapping[str, str] | Sequence
     return out
 
 
+def die_with_parent_prefix() -> list[str]:
+    """``setpriv --pdeathsig TERM``: a command run under it gets SIGTERM (a node's clean stop,
+    nodes/runner.py) when the thread that started it ends - with the process, whatever killed it.
+    Without it the nodes of a SIGKILLed test run, script or soak kept running on a domain whose
+    claim had died with their parent: a later run claiming the domain met them (a second
+    publisher on joint_states; four such orphans ran for 70 min in the tenth session). The start
+    must come from a thread that lives as long as the node (the tests', benchmarks' and
+    scenarios' main threads). ``[]`` where util-linux's setpriv is missing."""
+    import shutil
+
+    return ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
+
+
 class NodeProcess:
     """A node of this package in its own process, output to ``log_path``.
 
     module: ``dynlearn_ros.nodes.<module>`` (a bare name) or a full module path; ``prefix``: a
-    command to run it under (e.g. ``["chrt", "-f", "50"]``)."""
+    command to run it under (e.g. ``["chrt", "-f", "50"]``). ``follow_parent``: the node gets
+    SIGTERM when the thread that built this object ends (:func:`die_with_parent_prefix`)."""
 
     def __init__(self, module: str, params: Mapping | None, env: Mapping[str, str] | None, log_path: Path,
                  remaps: Mapping[str, str] | None = None, name: str | None = None,
-                 params_file: str | Path | None = None, prefix: Sequence[str] = ()) -> None:
+                 params_file: str | Path | None = None, prefix: Sequence[str] = (),
+                 follow_parent: bool = True) -> None:
         target = module if "." in module else f"dynlearn_ros.nodes.{module}"
         self.name = name or target.rsplit(".", 1)[-1]
-        self.cmd = [*prefix, sys.executable, "-m", target, *ros_args(
+        follow = die_with_parent_prefix() if follow_parent and "setpriv" not in prefix[:1] else []
+        self.cmd = [*follow, *prefix, sys.executable, "-m", target, *ros_args(
             params, remaps, name, params_files=[params_file] if params_file else ())]
         self.log_path = Path(log_path)
         self.killed = False
