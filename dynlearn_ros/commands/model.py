@@ -10,6 +10,11 @@ Actions:
            (``dynlearn_ros.learning.export.acrkn_graph``; refused unless a ``--check-steps``
            rollout of both graphs agrees), next model_version, then check it.
 
+An IK model directory (kind ``ik_pose_chain_lstm``, ``dynlearn-ros ik export``) is checked as the
+IK node loads it (chain, joint names, weights that fit and are finite) and, if it has a
+``model.onnx``, by its parity check again (onnxruntime vs torch on the recorded golden
+configurations, within the recorded tolerance); it has one format, so migrate and convert refuse it.
+
     dynlearn-ros model check models/*
     dynlearn-ros model migrate models/acrkn_panda_inv
 
@@ -63,6 +68,49 @@ def summary(model_dir: Path, worst: dict[str, float], meta) -> str:
     return "\n".join(lines)
 
 
+def _ik_kind(path: Path) -> bool:
+    """True for an IK model directory (its metadata names the pose-chain kind)."""
+    from dynlearn_ros.learning.ik.store import KIND
+
+    try:
+        return json.loads((path / "metadata.json").read_text()).get("kind") == KIND
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_ik(path: Path) -> str:
+    """Check an IK model directory (module docstring); the summary, or ValueError with the reason."""
+    import numpy as np
+
+    from dynlearn_ros.learning.ik.onnx_export import ONNX_FILE, PARITY_TOL, parity
+    from dynlearn_ros.learning.ik.store import load
+
+    model, chain, meta = load(path)   # IKModelError (a ValueError) says what is wrong
+    lines = [f"{path}: OK  {meta['kind']} (IK pose-chain model) version {meta.get('version')}, chain "
+             f"{chain.name}, {chain.n} DoF, hidden {meta['model'].get('hidden')} x {meta['model'].get('layers')}, "
+             f"outputs {meta['model'].get('outputs', 'absolute')}"]
+    fwd = (meta.get("metrics") or {}).get("forward") or {}
+    if fwd.get("pos_mm_mean"):
+        lines.append(f"  forward  end effector {fwd['pos_mm_mean'][-1]:.3g} mm / {fwd['rot_deg_mean'][-1]:.3g} deg "
+                     "(mean, at training)")
+    onnx_meta = meta.get("onnx")
+    if onnx_meta is None:
+        lines.append("  onnx     none (the IK node runs the torch model)")
+    else:
+        rec = onnx_meta.get("parity", {})
+        tol = float(rec.get("tol", PARITY_TOL))
+        if not (path / onnx_meta.get("file", ONNX_FILE)).is_file():
+            raise ValueError(f"{path}: metadata names {onnx_meta.get('file', ONNX_FILE)!r}, which is missing")
+        err = parity(model, chain, path / onnx_meta.get("file", ONNX_FILE),
+                     int(rec.get("golden_configurations", 16)), int(rec.get("seed", 0)))
+        if not np.isfinite(err) or err > tol:
+            raise ValueError(f"{path}: model.onnx differs from model.pt: onnxruntime vs torch max |diff| "
+                             f"{err:.3g} > {tol:g} (a graph from other weights, or a damaged file)")
+        lines.append(f"  onnx     parity again: max |diff| {err:.2g} (tolerance {tol:g}; at export "
+                     f"{float(rec.get('max_abs_diff', float('nan'))):.2g})")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     from dynlearn_ros.runtime.errors import ModelLoadError
     from dynlearn_ros.runtime.migrate import migrate_model_dir
@@ -71,6 +119,17 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for d in args.dirs:
         path = _resolve(d)
+        if _ik_kind(path):
+            if args.action != "check":
+                print(f"{path}: REFUSED: an IK model directory has one format: nothing to {args.action}")
+                failed += 1
+                continue
+            try:
+                print(check_ik(path))
+            except (ValueError, OSError) as exc:
+                print(f"{path}: REFUSED: {exc}")
+                failed += 1
+            continue
         try:
             if args.action == "migrate":
                 res = migrate_model_dir(path)

@@ -41,6 +41,17 @@ def session(path: str | Path):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
+def parity(model: PoseChainLSTM, chain: Chain, path: str | Path, golden: int = 16, seed: int = 0) -> float:
+    """The largest absolute difference between the graph at ``path`` run by onnxruntime and the
+    torch ``model`` over ``golden`` configurations uniform over the full joint ranges (``seed``)."""
+    sess = session(path)
+    qs = chain.sample(np.random.default_rng(seed), golden, 1.0).astype(np.float32)
+    got = np.concatenate([sess.run(None, {INPUT: q[None]})[0] for q in qs])
+    with torch.no_grad():
+        ref = model.eval()(torch.as_tensor(qs)).numpy()
+    return float(np.abs(got - ref).max())
+
+
 def export_onnx(model: PoseChainLSTM, chain: Chain, path: str | Path, golden: int = 16, seed: int = 0,
                 tol: float = PARITY_TOL) -> dict:
     """Write ``model``'s forward pass to ``path`` and check it (module docstring); returns the
@@ -54,12 +65,7 @@ def export_onnx(model: PoseChainLSTM, chain: Chain, path: str | Path, golden: in
     with torch.no_grad():
         torch.onnx.export(model, (q0,), str(path), input_names=[INPUT], output_names=[OUTPUT],
                           opset_version=OPSET, dynamo=True, external_data=False, verbose=False)
-    sess = session(path)
-    qs = chain.sample(np.random.default_rng(seed), golden, 1.0).astype(np.float32)
-    got = np.concatenate([sess.run(None, {INPUT: q[None]})[0] for q in qs])
-    with torch.no_grad():
-        ref = model(torch.as_tensor(qs)).numpy()
-    err = float(np.abs(got - ref).max())
+    err = parity(model, chain, path, golden, seed)
     if not np.isfinite(err) or err > tol:
         raise ValueError(f"ONNX export of the pose-chain model: onnxruntime vs torch max |diff| {err:.3g} > {tol:g}")
     return {"file": path.name, "opset": OPSET, "ir_version": int(onnx.load(str(path)).ir_version),
