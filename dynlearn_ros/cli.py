@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = ["dynlearn-ros", *(sys.argv[1:] if argv is None else argv)]
     if getattr(args, "_import_error", None) is not None:
         parser.error(f"command '{args.command}' is unavailable: {args._import_error}")
+    from dynlearn_ros.dds_profile import apply
+
+    apply()   # before any participant of this process or of the nodes it starts
     mod = importlib.import_module(f"dynlearn_ros.commands.{args._module}")
     if args.debug:
         return int(mod.run(args) or 0)

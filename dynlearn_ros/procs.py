@@ -26,7 +26,7 @@ from typing import IO
 
 #: the variables :meth:`DomainClaim.env` sets or removes (what :func:`ros_domain` restores)
 ROS_ENV_KEYS = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR", "PYTHONUNBUFFERED",
-                "ROS_LOCALHOST_ONLY")
+                "ROS_LOCALHOST_ONLY", "FASTDDS_DEFAULT_PROFILES_FILE")
 LOCK_PATTERN = "/tmp/dynlearn_ros_domain_{}.lock"
 DOMAIN_RANGE = range(1, 101)  # ROS_DOMAIN_ID 1..100 (0 is the default graph: never claimed)
 
@@ -40,11 +40,15 @@ class DomainClaim:
 
     def env(self, log_dir: str | Path, base: dict[str, str] | None = None) -> dict[str, str]:
         """Environment for child nodes: this domain, discovery on localhost only, ROS logs in
-        ``log_dir``, unbuffered Python output. ``base`` defaults to ``os.environ``."""
+        ``log_dir``, unbuffered Python output, the package's Fast DDS profile
+        (:mod:`dynlearn_ros.dds_profile`). ``base`` defaults to ``os.environ``."""
         env = dict(os.environ if base is None else base)
         env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated, conflicts with the discovery range
         env.update({"ROS_DOMAIN_ID": str(self.domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
                     "ROS_LOG_DIR": str(log_dir), "PYTHONUNBUFFERED": "1"})
+        from dynlearn_ros.dds_profile import apply
+
+        apply(env)   # the package's Fast DDS profile (dds_profile.py), unless one is set
         return env
 
     def close(self) -> None:

@@ -60,6 +60,7 @@ ROS_PARTS = {"nodes", "faults"}
 #: part -> the package parts it may import (itself always); "*" = any
 ALLOWED_PARTS = {
     "paths": set(),
+    "dds_profile": {"paths"},   # the Fast DDS profile's environment variable: a leaf beside paths
     "core": {"paths"},
     "runtime": {"core", "paths"},
     "datasets": {"core", "paths"},
@@ -67,13 +68,13 @@ ALLOWED_PARTS = {
     "bags": {"datasets", "paths"},
     "reporting": set(),
     "learning": {"core", "datasets", "runtime", "paths"},
-    "nodes": {"core", "runtime", "sim", "paths", "learning", "bags"},  # learning: see NODES_WITH_LEARNING
+    "nodes": {"core", "runtime", "sim", "paths", "learning", "bags", "dds_profile"},  # learning: see NODES_WITH_LEARNING
     "scenarios": {"core", "runtime", "sim", "datasets", "paths", "procs", "launch_graph", "reporting", "learning"},
 }
 #: the nodes that may import learning/ (torch): the trainer (and a planning node off the 1 kHz
 #: path, if one says so in docs/architecture.md)
 NODES_WITH_LEARNING = {"trainer", "ik"}
-NO_TORCH = {"core", "runtime", "sim", "datasets", "reporting", "paths", "launch_graph", "bags"}
+NO_TORCH = {"core", "runtime", "sim", "datasets", "reporting", "paths", "launch_graph", "bags", "dds_profile"}
 
 
 def _imports(path: Path) -> list[tuple[str, int]]:
