@@ -72,8 +72,9 @@ from dynlearn_ros.runtime.errors import ModelLoadError
 #: the loader's CPU, up to ~1.5 s of wall time at load 16 on 2 cores)
 LOADER_TIMEOUT_S = 20.0
 #: the loader's start-up (imports onnx and onnxruntime: ~1.3 s of CPU, 14 s of wall time
-#: measured at load 13) until its hello
-LOADER_START_TIMEOUT_S = 60.0
+#: measured at load 13, the process getting ~7 % of a core at load 20) until its hello; a load
+#: waits for it (the running model stays meanwhile)
+LOADER_START_TIMEOUT_S = 120.0
 #: failures in a row after which the controller loads in-process (logged)
 LOADER_MAX_CONSECUTIVE_FAILURES = 3
 #: restarts over the controller's life after which it loads in-process (logged)
