@@ -81,6 +81,13 @@ LOADER_MAX_CONSECUTIVE_FAILURES = 3
 LOADER_MAX_RESTARTS = 10
 #: the largest frame either side accepts (a version's arrays are ~0.1-1 MB)
 MAX_FRAME = 1 << 28
+#: the loader process's nice value: it holds none of the controller's locks, so where it competes
+#: with the ticking thread for a core (the same autogroup on a desktop kernel, the same cores
+#: anywhere) it should lose: at nice 19 its CFS weight is 15 against the tick's 1024. (In the
+#: slot's worker thread the same nice value stalled the tick: a starved thread that holds the
+#: interpreter's lock, runtime/slot.py WORKER_NICE; a process of its own holds nothing.) Under
+#: ``rt_priority`` the ticking thread is SCHED_FIFO and preempts it regardless
+LOADER_NICE = 19
 #: the choices of the controller's ``model_loader`` parameter
 MODEL_LOADERS = ("process", "thread")
 _LEN = struct.Struct("<Q")
@@ -193,6 +200,13 @@ def main() -> int:
     # the protocol owns the real stdout; anything printed by a library goes to stderr
     fd_out = os.dup(1)
     os.dup2(2, 1)
+    nice = int(os.environ.get("DYNLEARN_LOADER_NICE", LOADER_NICE))
+    try:
+        cur = os.getpriority(os.PRIO_PROCESS, 0)
+        if nice > cur:   # only ever lowered (an unprivileged process cannot raise it back)
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError:
+        pass
     try:
         return serve(0, fd_out)
     except KeyboardInterrupt:
@@ -211,18 +225,18 @@ class ProcessLoader:
     (module docstring). ``joint_names`` / ``urdf``: the controller's (every load is for them).
     ``start``: spawn the loader now (the controller's start-up); else at the first load.
     ``log(level, message)``: level "info" / "warning" / "error". ``command``: the loader's argv
-    (tests); ``timeout_s`` / ``start_timeout_s``: :data:`LOADER_TIMEOUT_S`,
+    (tests); ``nice``: the loader's nice value (:data:`LOADER_NICE`; the bench's A/B); ``timeout_s`` / ``start_timeout_s``: :data:`LOADER_TIMEOUT_S`,
     :data:`LOADER_START_TIMEOUT_S`."""
 
     def __init__(self, joint_names: Sequence[str], urdf: str | None, start: bool = True,
                  log: Callable[[str, str], None] | None = None, timeout_s: float = LOADER_TIMEOUT_S,
                  start_timeout_s: float = LOADER_START_TIMEOUT_S, command: Sequence[str] | None = None,
-                 threads: int = 1) -> None:
+                 threads: int = 1, nice: int = LOADER_NICE) -> None:
         from dynlearn_ros.runtime.registry import import_model_runtime
 
         import_model_runtime()
         self.joint_names, self.urdf, self.threads = tuple(joint_names), urdf, threads
-        self.timeout_s, self.start_timeout_s = timeout_s, start_timeout_s
+        self.timeout_s, self.start_timeout_s, self.nice = timeout_s, start_timeout_s, nice
         self.command = list(command) if command else [sys.executable, "-m", "dynlearn_ros.runtime.loader"]
         self._log = log or (lambda level, msg: None)
         self._lock = threading.Lock()   # one load at a time (the slot has one worker)
@@ -248,6 +262,7 @@ class ProcessLoader:
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])   # this package's tree first (a source checkout)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env["DYNLEARN_LOADER_NICE"] = str(self.nice)
         # fork + exec of a fresh interpreter (never a fork that keeps running Python with the
         # parent's threads); close_fds: the loader holds no other descriptor of the controller's,
         # so its stdin closes exactly when the controller's end does
