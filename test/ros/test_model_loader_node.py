@@ -64,4 +64,3 @@ def test_model_loader_thread_starts_no_loader(start_node):
     ctl = start_node("computed_torque", {**LEARNED, "model_loader": "thread"})
     assert ctl.wait_for_output("robot=iiwa", WAIT_S, poll_s=0.01), ctl.output()
     assert _loaders(ctl.pid) == []
-    assert ctl.stop() == 0, ctl.output()
