@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated tick-loop arms, each round runs one loop of each in turn: node (as the "
                              "controller node runs: versions loaded in a loader process), thread (node, with the "
                              "whole load in the slot's worker thread: model_loader thread, before session 11), "
-                             "process_nice0 (node, with the loader process at nice 0 instead of 19), "
+                             "process_nice19 (node, with the loader's loads at nice 19), "
                              "before (thread at Python's 5 ms thread switch interval: before session 9), "
                              "nice (thread, with the slot's worker at nice 19), "
                              "per_version (before, with a session per version: before session 8)")

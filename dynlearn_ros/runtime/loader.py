@@ -81,13 +81,14 @@ LOADER_MAX_CONSECUTIVE_FAILURES = 3
 LOADER_MAX_RESTARTS = 10
 #: the largest frame either side accepts (a version's arrays are ~0.1-1 MB)
 MAX_FRAME = 1 << 28
-#: the loader process's nice value: it holds none of the controller's locks, so where it competes
-#: with the ticking thread for a core (the same autogroup on a desktop kernel, the same cores
-#: anywhere) it should lose: at nice 19 its CFS weight is 15 against the tick's 1024. (In the
-#: slot's worker thread the same nice value stalled the tick: a starved thread that holds the
-#: interpreter's lock, runtime/slot.py WORKER_NICE; a process of its own holds nothing.) Under
-#: ``rt_priority`` the ticking thread is SCHED_FIFO and preempts it regardless
-LOADER_NICE = 19
+#: the loader process's nice value for its loads (0: the controller's). A higher one (19: CFS
+#: weight 15 against the tick's 1024) would make it lose a shared core to the ticking thread, and
+#: unlike the slot's worker thread (runtime/slot.py WORKER_NICE, which stalled the tick while
+#: starved with the interpreter's lock) it holds none of the controller's locks; but a starved
+#: loader's loads take far longer (its start-up at 19 took over 120 s beside a busy thread of its
+#: group), and its effect on the loading window is not measured yet (``bench online --arms
+#: node,process_nice19``, docs/results_closed_loop.md "Session 11"), so the default is 0
+LOADER_NICE = 0
 #: the choices of the controller's ``model_loader`` parameter
 MODEL_LOADERS = ("process", "thread")
 _LEN = struct.Struct("<Q")
