@@ -186,7 +186,10 @@ def serve(fd_in: int, fd_out: int, nice: int | None = None) -> int:
             os.setpriority(os.PRIO_PROCESS, 0, nice)
     except OSError:
         pass
-    write_frame(fd_out, json.dumps({"hello": 1, "pid": os.getpid()}).encode())
+    try:
+        write_frame(fd_out, json.dumps({"hello": 1, "pid": os.getpid()}).encode())
+    except OSError:                 # the controller ended during our start-up
+        return 0
     while True:
         try:
             req = json.loads(bytes(read_frame(fd_in)))
