@@ -42,6 +42,7 @@ from dynlearn_ros.core.config import robot_context, validate
 from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner, StateDifferencer
 from dynlearn_ros.paths import resolve_model_dir
 from dynlearn_ros.runtime import shared_graph
+from dynlearn_ros.runtime.loader import ProcessLoader
 from dynlearn_ros.runtime.onnx_step import OnnxStep
 from dynlearn_ros.runtime.registry import load_inverse_model
 from dynlearn_ros.runtime.shared_graph import ParamStep
@@ -145,16 +146,24 @@ def bench_cycles(x: np.ndarray, y: np.ndarray, chunk: int, out: Path,
 
 
 #: the tick loop's arms: (thread switch interval s, the slot worker's nice value or None = the
-#: priority of the thread that starts it, shared sessions). "node": as the computed_torque node
-#: runs since session 9 (runtime/slot.py CONTROL_SWITCH_INTERVAL_S); "before": as it ran before
-#: (Python's 5 ms); "nice": "node" with the worker at WORKER_NICE (measured, not taken: slot.py);
-#: "per_version": "before" with a session per version (before session 8)
-TICK_ARMS = {"node": (CONTROL_SWITCH_INTERVAL_S, None, True), "before": (0.005, None, True),
-             "nice": (CONTROL_SWITCH_INTERVAL_S, WORKER_NICE, True), "per_version": (0.005, None, False)}
+#: priority of the thread that starts it, shared sessions, where a version is loaded: "process"
+#: (runtime/loader.py) or "thread"). "node": as the computed_torque node runs since session 11
+#: (``model_loader`` process, runtime/slot.py CONTROL_SWITCH_INTERVAL_S); "thread": as it ran in
+#: sessions 9-10 (the load in the slot's worker thread); "before": "thread" at Python's 5 ms;
+#: "nice": "thread" with the worker at WORKER_NICE (measured, not taken: slot.py); "per_version":
+#: "before" with a session per version (before session 8); "process_nice19": "node" with the
+#: loader's loads at nice 19 instead of runtime/loader.py LOADER_NICE (not measured yet)
+TICK_ARMS = {"node": (CONTROL_SWITCH_INTERVAL_S, None, True, "process"),
+             "process_nice19": (CONTROL_SWITCH_INTERVAL_S, None, True, "process_nice19"),
+             "thread": (CONTROL_SWITCH_INTERVAL_S, None, True, "thread"),
+             "before": (0.005, None, True, "thread"),
+             "nice": (CONTROL_SWITCH_INTERVAL_S, WORKER_NICE, True, "thread"),
+             "per_version": (0.005, None, False, "thread")}
 
 
 def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s: float,
-                switch_interval_s: float = 0.005, shared: bool = True, worker_nice: int | None = None) -> dict:
+                switch_interval_s: float = 0.005, shared: bool = True, worker_nice: int | None = None,
+                loader: str = "thread") -> dict:
     """Wall-clock 1 kHz loop with slot swaps every ``swap_every_s``; lateness in and out of swaps.
 
     The slot runs deferred, as in the node: after each tick (after the plant step, which stands
@@ -172,13 +181,19 @@ def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s
     check, prepare) and the ticking thread's ``after_tick`` pieces are timed in wall and thread
     CPU time ("worker_stages", "after_tick_cpu_us"). ``worker_nice``: the slot worker's nice value
     (:data:`~dynlearn_ros.runtime.slot.WORKER_NICE` in the node), None: the loop's own priority.
+    ``loader``: "process", each version is loaded and checked in a loader process and the worker
+    binds its arrays (runtime/loader.py, the node's default since session 11; the loader is
+    started and has loaded ``dirs[0]`` once before the loop, as the node's starts before its first
+    tick; "loader" in the result: its counters and its own CPU per load); "thread", all of the
+    load in the worker thread.
 
     Per part, "placebo": the same part's ticks shifted by 100, 120, ..., 900 ms (into the no-swap
     stretch between two swaps, the windows last < 100 ms), i.e. windows of the same lengths and
     the same clustering that no swap touches: their over-budget counts against the same
     expectation are the noise a part's count is judged against (:func:`summarize_rounds`)."""
     with (contextlib.nullcontext() if shared else shared_graph.per_version_sessions()):
-        return _bench_ticks(dirs, payload_kg, seconds, swap_every_s, switch_interval_s, worker_nice) | {"shared": shared}
+        return _bench_ticks(dirs, payload_kg, seconds, swap_every_s, switch_interval_s, worker_nice,
+                            loader) | {"shared": shared, "loader_kind": loader}
 
 
 #: placebo shifts of a part's ticks (ms, with a swap every 1 s): :func:`bench_ticks`
@@ -186,8 +201,18 @@ PLACEBO_SHIFTS_MS = tuple(range(100, 901, 20))
 
 
 def _bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s: float,
-                 switch_interval_s: float, worker_nice: int | None) -> dict:
+                 switch_interval_s: float, worker_nice: int | None, loader: str = "thread") -> dict:
     cfg, config, spec, ctl, plant = _setup(payload_kg)
+    urdf = str(spec.urdf_path)
+    client = None
+    if loader in ("process", "process_nice19"):
+        client = ProcessLoader(spec.joint_names, urdf, **({"nice": 19} if loader == "process_nice19" else {}))
+        if dirs:
+            client.load("svdkl", dirs[0])   # its start-up and first structure, before the loop
+        load_fn = client.load
+    else:
+        def load_fn(k, p):
+            return load_inverse_model(k, p, spec.joint_names, urdf)
     switch_before = sys.getswitchinterval()
     sys.setswitchinterval(switch_interval_s)
     n, dt = spec.n, config.control_period_s
@@ -198,7 +223,7 @@ def _bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_
     finished_at: list[float] = []
     after_at: list[float] = []
     slot = ModelSlot(ctl.model, "svdkl", config.model_dir,
-                     lambda k, p: _clocked(stages["load"], load_inverse_model, k, p, spec.joint_names, str(spec.urdf_path)),
+                     lambda k, p: _clocked(stages["load"], load_fn, k, p),
                      lambda m: _clocked(stages["check"], check_model, m, spec.joint_names, spec.home),
                      prepare=lambda m: _clocked(stages["prepare"], build_tuning, config, m, ends=finished_at), deferred=True,
                      worker_nice=worker_nice)
@@ -255,6 +280,10 @@ def _bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_
         slot.close()
         plant.close()
         sys.setswitchinterval(switch_before)
+        if client is not None:
+            client.close()
+    loader_rec = None if client is None else {**client.counters(),
+                                              "loader_cpu_ms": _stats([1e3 * c for c in client.loader_cpu_s[1:]])}
     late_a, missed_a, win = np.asarray(late), np.asarray(missed), np.asarray(in_window)
     skipped_a, after_a = np.asarray(skipped), np.asarray(after)
     at_swap = np.asarray(swap_tick)
@@ -301,7 +330,8 @@ def _bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_
                 "compute_us_p99": 1e6 * float(np.percentile(comp[mask], 99)) if m else 0.0}
 
     return {"seconds": seconds, "swap_every_s": swap_every_s, "switch_interval_s": switch_interval_s,
-            "worker_nice": worker_nice, "worker_priority": slot.worker_priority, "swaps": swaps, "requests": nreq,
+            "worker_nice": worker_nice, "worker_priority": slot.worker_priority, "loader": loader_rec,
+            "swaps": swaps, "requests": nreq,
             "refused": slot.refused, "during_swaps": part(win), "no_swap": part(~win),
             # the swap window split: the worker loading (same process: CPU and the GIL) and the
             # swap itself (the tick that swaps the reference, and the one after it)
@@ -491,10 +521,10 @@ def run_bench(payload_kg: float = 12.0, collect_s: float = 6.0, chunk: int = 500
         runs: dict[str, list[dict]] = {a: [] for a in arms}
         for _ in range(max(1, rounds)):
             for arm in arms:
-                si, nice, shared = TICK_ARMS[arm]
+                si, nice, shared, where = TICK_ARMS[arm]
                 runs[arm].append(bench_ticks(pair, payload_kg, tick_s, swap_every_s,
                                              si if switch_interval_s is None else switch_interval_s,
-                                             shared=shared, worker_nice=nice) | {"arm": arm})
+                                             shared=shared, worker_nice=nice, loader=where) | {"arm": arm})
         breakdown = swap_breakdown(pair) if pair else {}
         model_cost = bench_model_cost(cycles["base_dir"], dirs[-1]) if dirs else {}
     return {"payload_kg": payload_kg, "samples": len(x), "chunk": chunk, "probe_runs": PROBE_RUNS,

@@ -26,8 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tick loops of --tick-s each; the summary gives medians and spreads over them")
     parser.add_argument("--arms", default="node",
                         help="comma-separated tick-loop arms, each round runs one loop of each in turn: node (as the "
-                             "controller node runs), before (Python's 5 ms thread switch interval: before session 9), "
-                             "nice (node, with the slot's worker at nice 19), "
+                             "controller node runs: versions loaded in a loader process), thread (node, with the "
+                             "whole load in the slot's worker thread: model_loader thread, before session 11), "
+                             "process_nice19 (node, with the loader's loads at nice 19), "
+                             "before (thread at Python's 5 ms thread switch interval: before session 9), "
+                             "nice (thread, with the slot's worker at nice 19), "
                              "per_version (before, with a session per version: before session 8)")
     parser.add_argument("--compare-per-version", action="store_true",
                         help="add the per_version arm to --arms")

@@ -256,6 +256,13 @@ COMPUTED_TORQUE_SPEC: tuple[ParamSpec, ...] = (
               "the control path and swaps it in when it passes its checks", choices=MODEL_KINDS),
     ParamSpec("model_dir", "string", "", "learned model directory (model.onnx + metadata.json); "
               "relative paths are under the package's models/; a change loads it as model_kind does"),
+    ParamSpec("model_loader", "string", "process", "where a model announced or set at run time is "
+              "loaded and checked: 'process' (a loader process started with the controller does the parse, "
+              "scans, signature and golden replay; the controller binds the checked arrays and checks their "
+              "hashes, finiteness and first golden step; the loader's failures refuse that load, restart it, "
+              "and after repeated ones the controller loads itself) or 'thread' (all of it in the "
+              "controller's worker thread)", choices=("process", "thread"), dynamic=False,
+              reason="the loader process is started (or not) with the controller, before its first tick"),
     ParamSpec("reference", "string", "sine", "built-in reference (a message on reference_trajectory "
               "replaces it)", choices=REFERENCES, dynamic=False,
               reason="the built-in reference starts at the first joint state; send a "
@@ -330,6 +337,7 @@ class ControllerConfig:
     torque_rate_limit: np.ndarray | None   # (n,) N*m/s; 0 on a joint: no limit there; None (empty): none
     model_kind: str
     model_dir: str
+    model_loader: str
     reference: str
     sine_amplitude: np.ndarray
     sine_freq_hz: np.ndarray

@@ -82,6 +82,7 @@ from dynlearn_ros.nodes.params import (  # noqa: E402
 from dynlearn_ros.nodes.runner import run_node  # noqa: E402
 from dynlearn_ros.nodes.trajectory_intake import TrajectoryIntake  # noqa: E402
 from dynlearn_ros.paths import resolve_model_dir  # noqa: E402
+from dynlearn_ros.runtime.loader import ProcessLoader  # noqa: E402
 from dynlearn_ros.runtime.memory import heap_stats  # noqa: E402
 from dynlearn_ros.runtime.registry import ModelLoadError, UnavailableModel, load_inverse_model  # noqa: E402
 from dynlearn_ros.runtime.slot import (  # noqa: E402
@@ -149,6 +150,7 @@ class ComputedTorqueNode(Node):
         self.joint_names = list(config.joint_names)
         self.analytic = build_analytic(config)
         self.model_load_error = ""
+        self.loader = self._start_loader(config)
         model: InverseModel = self.analytic
         if config.model_kind != "analytic":
             model = self._load_initial_model(config.model_kind, config.model_dir)
@@ -162,7 +164,8 @@ class ComputedTorqueNode(Node):
 
         # deferred: the swap's release and warm-up run after a tick's command (slot.after_tick)
         self.slot = ModelSlot(model, config.model_kind, config.model_dir, self._load_model, check,
-                              prepare=lambda m: build_tuning(self.config, m), deferred=True)
+                              prepare=lambda m: build_tuning(self.config, m), deferred=True,
+                              on_close=None if self.loader is None else self.loader.close)
         # the tick takes the interpreter's lock back from the slot's loading worker within this
         sys.setswitchinterval(CONTROL_SWITCH_INTERVAL_S)
         self._syncing = False
@@ -207,8 +210,25 @@ class ComputedTorqueNode(Node):
             sched = self.ctl.schedule
             check_plant_fit(m, res.snapshot(PLANT_FIT_ROWS), sched.sigma_n, self.config.control_period_s)
 
-    def _load_model(self, kind: str, model_dir: str) -> InverseModel:
-        """The slot's loader (worker thread): ``kind`` '' reads the kind from metadata.json."""
+    def _start_loader(self, config) -> ProcessLoader | None:
+        """``model_loader`` 'process': the loader process (runtime/loader.py), spawned now, before
+        the first tick, when a learned model is configured (a controller that starts analytic
+        spawns it at its first model request: most never get one); 'thread': None."""
+        if config.model_loader != "process":
+            return None
+        log = self.get_logger()
+        levels = {"info": log.info, "warning": log.warning, "error": log.error}
+        return ProcessLoader(self.urdf_joints, self._urdf(), start=config.model_kind != "analytic",
+                             log=lambda level, msg: levels[level](msg))
+
+    def _urdf(self) -> str:
+        """The controller's URDF: a model with an analytic base adds its RNEA (and is refused if
+        it was fitted against another robot or URDF, runtime/analytic_base.py)."""
+        return self.config.urdf_path or str(robot_spec(self.config.robot).urdf_path)
+
+    def _load_model(self, kind: str, model_dir: str, here: bool = False) -> InverseModel:
+        """The slot's loader (worker thread): ``kind`` '' reads the kind from metadata.json.
+        Through the loader process unless ``here`` (the start-up's model) or ``model_loader`` thread."""
         if kind == "analytic":
             return self.analytic
         if not model_dir:
@@ -219,14 +239,13 @@ class ComputedTorqueNode(Node):
                 kind = json.loads((path / "metadata.json").read_text())["kind"]
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelLoadError(f"{path}: no model kind in metadata.json ({exc})") from exc
-        # the controller's URDF: a model with an analytic base adds its RNEA (and is refused if
-        # it was fitted against another robot or URDF, runtime/analytic_base.py)
-        urdf = self.config.urdf_path or str(robot_spec(self.config.robot).urdf_path)
-        return load_inverse_model(kind, path, self.urdf_joints, urdf=urdf)
+        if self.loader is not None and not here:
+            return self.loader.load(kind, path)
+        return load_inverse_model(kind, path, self.urdf_joints, urdf=self._urdf())
 
     def _load_initial_model(self, kind: str, model_dir: str) -> InverseModel:
         try:
-            model = self._load_model(kind, model_dir)
+            model = self._load_model(kind, model_dir, here=True)
             self.get_logger().info(f"loaded {kind} model from {resolve_model_dir(model_dir)}")
             return model
         except ModelLoadError as exc:
@@ -627,7 +646,8 @@ class ComputedTorqueNode(Node):
         self._publish(self.status_pub, self.status_msg)
 
     def _publish_diagnostics(self) -> None:
-        counters = {**self.ctl.counters.as_dict(), **self.slot.counters()}
+        counters = {**self.ctl.counters.as_dict(), **self.slot.counters(),
+                    **({} if self.loader is None else self.loader.counters())}
         level = DiagnosticStatus.OK
         if self.ctl.mode is not Mode.NORMAL or self.model_load_error:
             level = DiagnosticStatus.WARN
@@ -659,6 +679,7 @@ class ComputedTorqueNode(Node):
             "model_kind": self.ctl.model.kind,
             "model_load_error": self.model_load_error,
             "model_slot": self.slot.counters(),
+            "model_loader": None if self.loader is None else self.loader.counters(),
             "publish_errors": self.publish_errors,
             # states whose effort showed the plant ran an older command than the newest
             "commands_applied_late": self.applied.late,

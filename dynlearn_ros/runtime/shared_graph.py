@@ -97,9 +97,25 @@ def split_params(proto: Any) -> tuple[bytes, dict[str, np.ndarray]]:
     return proto.SerializeToString(), params
 
 
+def structure_key(structure: bytes, threads: int = 1) -> str:
+    """The cache's key of ``structure`` (bytes of a graph) run with ``threads``."""
+    return hashlib.sha256(structure).hexdigest() + f":{threads}"
+
+
+def cached_session(key: str) -> ort.InferenceSession | None:
+    """The cached session of :func:`structure_key` ``key``, or None (never builds one): the
+    controller's side of a load in the loader process (runtime/loader.py)."""
+    with _lock:
+        sess = _sessions.get(key)
+        if sess is not None:
+            _sessions.move_to_end(key)
+            stats["cache_hits"] += 1
+        return sess
+
+
 def shared_session(structure: bytes, threads: int = 1) -> ort.InferenceSession:
     """The cached session of ``structure`` (bytes of a graph), built on the first request."""
-    key = hashlib.sha256(structure).hexdigest() + f":{threads}"
+    key = structure_key(structure, threads)
     with _lock:
         sess = _sessions.get(key)
         if sess is not None:
@@ -147,9 +163,22 @@ class ParamStep(OnnxStep):
         declared = [i.name for i in proto.graph.input]
         structure, params = split_params(proto)
         self.session = shared_session(structure, threads)
+        #: the structure's cache key (:func:`structure_key`): what a loader process hands over
+        self.structure_key = structure_key(structure, threads)
         self.params = params
         by_name = {a.name: a for a in self.session.get_inputs()}
         self._bind_all([by_name[name] for name in declared], self.session.get_outputs(), params)
+
+    @classmethod
+    def on_session(cls, session: ort.InferenceSession, key: str, params: dict[str, np.ndarray]) -> ParamStep:
+        """A version's step on ``session`` (its structure's, cached under ``key``) with ``params``
+        (name -> float32 array of the session's input shape, bound once onto its own memory, not
+        copied): no file parsed, no session built (runtime/loader.py). The declared inputs are the
+        session's other inputs, in the graph's order (``split_params`` appends the parameters)."""
+        self = cls.__new__(cls)
+        self.session, self.structure_key, self.params = session, key, params
+        self._bind_all([a for a in session.get_inputs() if a.name not in params], session.get_outputs(), params)
+        return self
 
     def declared_inputs(self) -> list:
         """The session's input descriptions without the parameters (the metadata's inputs)."""

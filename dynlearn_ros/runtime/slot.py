@@ -288,19 +288,22 @@ class ModelSlot:
     def __init__(self, active: InverseModel, active_kind: str, active_path: str,
                  loader: Callable[[str, str], InverseModel], check: Callable[[InverseModel], None],
                  prepare: Callable[[InverseModel], Any] = lambda m: None, deferred: bool = False,
-                 worker_nice: int | None = None) -> None:
+                 worker_nice: int | None = None, on_close: Callable[[], None] | None = None) -> None:
         """``deferred``: the ticking thread calls :meth:`after_tick` after each tick's command
         (module docstring); a ready candidate is then swapped in only once it was warmed there,
         and the models a swap lets go are released there, never in :meth:`activated`; and the
         worker thread leaves a real-time policy for SCHED_OTHER and lowers its nice value to
         ``worker_nice`` (:func:`lower_this_thread`; None: it keeps the nice value of the thread that
         started it). Not deferred: ``worker_nice`` unused, the worker keeps its priority.
+        ``on_close``: called by :meth:`close` before it waits for the worker (the node's loader
+        process is stopped there: a load waiting on it ends at once, runtime/loader.py).
         Imports what a load needs here, in the constructing thread (``registry.import_model_runtime``:
         a first import in the worker would hold the GIL for ~1 s against the ticking thread)."""
         from dynlearn_ros.runtime.registry import import_model_runtime
 
         import_model_runtime()
         self.loader, self.check, self.prepare = loader, check, prepare
+        self._on_close = on_close
         self.deferred = deferred
         self.worker_nice = worker_nice if deferred else None
         #: what the worker's :func:`lower_this_thread` did (None until it ran; deferred slots only)
@@ -381,6 +384,8 @@ class ModelSlot:
             self._closed = True
             self._pending = None
             self._wake.notify()
+        if self._on_close is not None:
+            self._on_close()
         if self._worker is not None:
             self._worker.join(timeout)
             return not self._worker.is_alive()

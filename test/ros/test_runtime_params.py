@@ -107,6 +107,7 @@ def test_parameters_applied_between_ticks_or_refused_with_the_reason(peer, start
         ({"payload_margin_kg": 30.0}, "cannot hold it"),   # 30 kg x 9.02 N*m/kg > A2's 176 N*m
         ({"robot": "panda"}, "read-only at run time (restart needed)"),
         ({"control_period_s": 0.002}, "read-only at run time (restart needed)"),
+        ({"model_loader": "thread"}, "read-only at run time (restart needed)"),
         ({"model_kind": "svdkl", "model_dir": "no_such_model"}, "no_such_model"),
     ]
     for values, text in refusals:

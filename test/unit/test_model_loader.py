@@ -1,0 +1,318 @@
+"""The model loader process (runtime/loader.py): a version checked in a process of its own and
+handed over to the controller's shared session. Real versions exported by the online learner
+from the shipped SVDKL model (on the analytic base, as the trainer exports by default), a real
+loader process (``python -m dynlearn_ros.runtime.loader``), real onnxruntime on both sides.
+
+What must hold exactly as with the in-process load: a corrupt file, a NaN model, a model of
+other joints and a version whose golden sequence its arrays do not reproduce are refused (the
+loader's refusal, with the in-process load's error class and reason); a loader that dies, hangs
+or hands over what is not the file's is that load's refusal, the loader is restarted and the
+next version loads; repeated failures fall back to the in-process load; a controller that is
+SIGKILLed leaves no loader behind. No timed assertions: the timeouts below only bound a wait."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from dynlearn_ros.core.config import robot_context
+from dynlearn_ros.core.inverse_model import InverseQuery
+from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner
+from dynlearn_ros.paths import resolve_model_dir
+from dynlearn_ros.runtime import loader as loader_mod
+from dynlearn_ros.runtime import shared_graph
+from dynlearn_ros.runtime.errors import ModelLoadError
+from dynlearn_ros.runtime.loader import LOADER_MAX_CONSECUTIVE_FAILURES, LoaderFailure, ProcessLoader
+from dynlearn_ros.runtime.metadata import ModelMetadata
+from dynlearn_ros.runtime.registry import load_inverse_model
+from dynlearn_ros.runtime.shared_graph import ParamStep
+from dynlearn_ros.runtime.svdkl import SvdklPredictor
+from dynlearn_ros.runtime.validate import open_model_dir
+
+SPEC = robot_context("iiwa").spec
+URDF = str(SPEC.urdf_path)
+#: the bound on a wait for a process to start, load or exit (a loaded 2-core machine: the
+#: loader's imports alone took 14 s of wall time at load 13); never a figure asserted
+WAIT_S = 120.0
+#: float32 rounding of a reordered sum, as in test_shared_graph.py (F ~ 150 terms of eps32 each,
+#: relative to the output's own scale); the base's RNEA is float64 and the same on both sides
+F_TERMS = 150
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory):
+    """Three versions of one learner's track (analytic base + correction), different corrections."""
+    out = tmp_path_factory.mktemp("versions")
+    lr = OnlineLearner(resolve_model_dir("svdkl_iiwa_sim"), out, OnlineConfig(batch=100, holdout=100, base="analytic"))
+    nz = lr.meta.normalization
+    rng = np.random.default_rng(0)
+    paths = []
+    for off in ([0, 6.0, 0, -3.0, 0, 0, 0], [0, 3.0, 0, -1.0, 0, 0, 0], [0, 1.0, 0, 2.0, 0, 0, 0]):
+        x = np.asarray(nz["x_mean"]) + 0.5 * rng.normal(size=(400, 21)) * np.asarray(nz["x_std"])
+        y = lr.base_predict(x)[0] + np.asarray(off)
+        for xi, yi in zip(x, y, strict=True):
+            lr.add(xi, yi)
+        res = lr.cycle()
+        assert res is not None and res.accepted, res
+        paths.append(res.path)
+    return paths
+
+
+@pytest.fixture
+def loader():
+    logs: list[tuple[str, str]] = []
+    ld = ProcessLoader(SPEC.joint_names, URDF, log=lambda level, msg: logs.append((level, msg)),
+                       start_timeout_s=WAIT_S, timeout_s=WAIT_S)
+    ld.logs = logs
+    yield ld
+    ld.close()
+
+
+def _primed(ld: ProcessLoader, path: str):
+    """The controller's process holds the structure's session (as after the track's first
+    version, which the controller loads itself)."""
+    shared_graph.clear_cache()
+    m = ld.load("svdkl", path)
+    assert ld.inprocess == 1 and ld.handovers == 0, ld.counters()
+    return m
+
+
+def _gone(pid: int, timeout_s: float = WAIT_S) -> bool:
+    """Whether process ``pid`` has exited (gone, or a zombie its new parent has not reaped yet)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _predict(model, rows: np.ndarray) -> np.ndarray:
+    q = InverseQuery(SPEC.n)
+    out = np.zeros((len(rows), 2 * SPEC.n))
+    mean, std = np.zeros(SPEC.n), np.zeros(SPEC.n)
+    for i, row in enumerate(rows):
+        q.q[:], q.qd[:], q.qdd_des[:] = row[:7], row[7:14], row[14:]
+        assert model.predict(q, mean, std)
+        out[i, :7], out[i, 7:] = mean, std
+    return out
+
+
+def test_a_handed_over_version_runs_the_outputs_of_a_session_of_its_file(versions, loader):
+    _primed(loader, versions[0])
+    model = loader.load("svdkl", versions[1])
+    assert loader.handovers == 1 and loader.failures == 0, loader.counters()
+    assert isinstance(model.step, ParamStep) and model.step.session is shared_graph.cached_session(model.step.structure_key)
+    assert model.version == ModelMetadata.read(Path(versions[1])).model_version and model.base is not None
+    # known answer: the same file opened with a session of its own, here (float64 RNEA added on both)
+    own = SvdklPredictor(open_model_dir(versions[1], kind="svdkl", urdf=URDF, shared=False), SPEC.joint_names)
+    nz = ModelMetadata.read(Path(versions[1])).normalization
+    rows = np.asarray(nz["x_mean"]) + np.random.default_rng(1).normal(size=(60, 21)) * np.asarray(nz["x_std"])
+    got, ref = _predict(model, rows), _predict(own, rows)
+    # the graph's mean and variance are float32: |d mean| <= F eps32 (|mean| + max |mean|);
+    # std = sqrt(var): half var's relative error
+    for part in (slice(0, 7), slice(7, 14)):
+        g, r = got[:, part], ref[:, part]
+        tol = F_TERMS * EPS32 * (np.abs(r) + np.abs(r).max())
+        assert np.all(np.abs(g - r) <= tol), float(np.abs(g - r).max())
+    # and another version's arrays are not these: the binding holds this version's parameters
+    other = _predict(loader.load("svdkl", versions[2]), rows)
+    assert np.abs(other[:, 1] - got[:, 1]).mean() > 0.5
+
+
+def _copy_with(src: str, dst: Path, name: str, values) -> Path:
+    shutil.copytree(src, dst)
+    proto = onnx.load(str(dst / "model.onnx"))
+    for init in proto.graph.initializer:
+        if init.name == name:
+            init.CopyFrom(numpy_helper.from_array(np.asarray(values, dtype=np.float32), name))
+    onnx.save_model(proto, str(dst / "model.onnx"))
+    return dst
+
+
+def _init(path: str, name: str) -> np.ndarray:
+    return numpy_helper.to_array(next(i for i in onnx.load(f"{path}/model.onnx").graph.initializer if i.name == name))
+
+
+def test_corrupt_nan_other_joints_and_a_mismatching_golden_are_refused_through_the_loader(versions, loader, tmp_path):
+    _primed(loader, versions[0])
+    pid = loader.pid
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(versions[1], corrupt)
+    data = (corrupt / "model.onnx").read_bytes()
+    (corrupt / "model.onnx").write_bytes(data[: len(data) // 2])          # truncated
+    p = _init(versions[1], "oc_p").copy()
+    p[3, 3] = np.nan
+    nan = _copy_with(versions[1], tmp_path / "nan", "oc_p", p)
+    swapped = _copy_with(versions[1], tmp_path / "swapped", "oc_w", _init(versions[0], "oc_w"))   # another version's W
+    other = tmp_path / "other_joints"
+    shutil.copytree(versions[1], other)
+    meta = json.loads((other / "metadata.json").read_text())
+    meta["joint_names"] = [f"other_{j}" for j in meta["joint_names"]]
+    (other / "metadata.json").write_text(json.dumps(meta))
+    cases = [(corrupt, "not a readable ONNX file"), (nan, "non-finite"), (swapped, "golden"), (other, "")]
+    for k, (path, reason) in enumerate(cases, start=1):
+        with pytest.raises(ModelLoadError) as here:     # the in-process load: the reference
+            load_inverse_model("svdkl", path, SPEC.joint_names, urdf=URDF)
+        with pytest.raises(ModelLoadError) as there:
+            loader.load("svdkl", str(path))
+        assert type(there.value) is type(here.value) and str(there.value) == str(here.value), (here.value, there.value)
+        assert reason in str(there.value) and not isinstance(there.value, LoaderFailure)
+        assert loader.refused == k and loader.failures == 0 and loader.pid == pid, loader.counters()
+    assert isinstance(here.value, ModelLoadError)
+    # the loader stays, and the next good version is handed over
+    model = loader.load("svdkl", versions[2])
+    assert isinstance(model.step, ParamStep) and loader.handovers == 1 and loader.pid == pid, loader.counters()
+
+
+def _load_in_thread(ld: ProcessLoader, path: str) -> tuple[threading.Thread, dict]:
+    res: dict = {}
+
+    def run():
+        try:
+            res["model"] = ld.load("svdkl", path)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            res["error"] = exc
+
+    before = ld._next_id
+    t = threading.Thread(target=run)
+    t.start()
+    end = time.monotonic() + WAIT_S
+    while ld._next_id == before and time.monotonic() < end:   # the request is in the loader's pipe
+        time.sleep(0.005)
+    assert ld._next_id == before + 1
+    return t, res
+
+
+def test_a_loader_killed_mid_load_refuses_that_load_and_is_restarted(versions, loader):
+    _primed(loader, versions[0])
+    pid = loader.pid
+    os.kill(pid, signal.SIGSTOP)       # holds the request unanswered: the kill lands mid-load
+    t, res = _load_in_thread(loader, versions[1])
+    os.kill(pid, signal.SIGKILL)
+    t.join(WAIT_S)
+    assert not t.is_alive()
+    assert isinstance(res.get("error"), LoaderFailure) and "closed" in str(res["error"]), res
+    assert loader.failures == 1 and loader.restarts == 1 and loader.pid not in (None, pid), loader.counters()
+    assert any(level == "warning" and "restarted" in msg for level, msg in loader.logs), loader.logs
+    assert _gone(pid)
+    model = loader.load("svdkl", versions[1])      # the restarted loader hands the next one over
+    assert isinstance(model.step, ParamStep) and loader.handovers == 1 and not loader.fallback, loader.counters()
+
+
+def test_a_hung_loader_times_out_that_load_and_is_restarted(versions, loader):
+    _primed(loader, versions[0])
+    pid = loader.pid
+    loader.timeout_s = 1.0             # the stopped loader never answers: only the timeout ends the wait
+    os.kill(pid, signal.SIGSTOP)
+    with pytest.raises(LoaderFailure, match="timeout"):
+        loader.load("svdkl", versions[1])
+    assert loader.failures == 1 and loader.restarts == 1 and loader.pid != pid and _gone(pid), loader.counters()
+    loader.timeout_s = WAIT_S
+    assert isinstance(loader.load("svdkl", versions[2]).step, ParamStep) and loader.handovers == 1
+
+
+#: a real loader that hands over the arrays of another version than the one asked for (a loader
+#: with a bug, or a stale cache): right names, shapes and hashes, not the file's parameters
+WRONG_ARRAYS = textwrap.dedent("""
+    import sys
+    from dynlearn_ros.runtime import loader
+    real = loader._answer
+    def wrong(req):
+        return real(dict(req, path=sys.argv[1]))
+    loader._answer = wrong
+    sys.exit(loader.main())
+""")
+#: a process that says hello and then answers every request with bytes that are not a message
+GARBAGE = textwrap.dedent("""
+    import json, os, sys
+    from dynlearn_ros.runtime import loader
+    out = os.dup(1); os.dup2(2, 1)
+    loader.write_frame(out, json.dumps({"hello": 1}).encode())
+    while True:
+        try:
+            loader.read_frame(0)
+        except loader.LoaderFailure:
+            sys.exit(0)
+        loader.write_frame(out, b"\\xff\\x00 not json")
+""")
+
+
+def test_arrays_that_are_not_the_files_are_refused_by_the_controllers_golden_step(versions):
+    logs: list = []
+    ld = ProcessLoader(SPEC.joint_names, URDF, log=lambda level, msg: logs.append((level, msg)),
+                       command=[sys.executable, "-c", WRONG_ARRAYS, versions[2]], start_timeout_s=WAIT_S,
+                       timeout_s=WAIT_S)
+    try:
+        _primed(ld, versions[0])
+        with pytest.raises(LoaderFailure, match="golden step 0"):
+            ld.load("svdkl", versions[1])   # handed versions[2]'s arrays: its hashes match, the file's golden does not
+        assert ld.failures == 1 and ld.restarts == 1 and ld.handovers == 0, ld.counters()
+        assert isinstance(ld.load("svdkl", versions[2]).step, ParamStep)   # what it hands over is that file's
+    finally:
+        ld.close()
+
+
+def test_repeated_garbage_falls_back_to_the_in_process_load(versions):
+    logs: list = []
+    ld = ProcessLoader(SPEC.joint_names, URDF, log=lambda level, msg: logs.append((level, msg)),
+                       command=[sys.executable, "-c", GARBAGE], start_timeout_s=WAIT_S, timeout_s=WAIT_S)
+    try:
+        shared_graph.clear_cache()
+        for k in range(LOADER_MAX_CONSECUTIVE_FAILURES):
+            with pytest.raises(LoaderFailure, match="not JSON"):
+                ld.load("svdkl", versions[k % 2])
+            assert ld.failures == k + 1
+        assert ld.fallback and ld.restarts == LOADER_MAX_CONSECUTIVE_FAILURES - 1 and ld.pid is None, ld.counters()
+        assert any(level == "error" and "from now on" in msg for level, msg in logs), logs
+        m = ld.load("svdkl", versions[1])          # in the controller's process, every check as before
+        assert m.version == ModelMetadata.read(Path(versions[1])).model_version and ld.inprocess == 1
+        assert not ld.handovers
+    finally:
+        ld.close()
+
+
+CONTROLLER = textwrap.dedent("""
+    import sys, time
+    from dynlearn_ros.core.config import robot_context
+    from dynlearn_ros.runtime.loader import ProcessLoader
+    spec = robot_context("iiwa").spec
+    ld = ProcessLoader(spec.joint_names, str(spec.urdf_path), start_timeout_s=600, timeout_s=600)
+    ld.load("svdkl", sys.argv[1])
+    print(ld.pid, flush=True)
+    time.sleep(600)
+""")
+
+
+def test_a_sigkilled_controller_leaves_no_loader(versions):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(loader_mod.__file__).resolve().parents[2]) + os.pathsep + env.get("PYTHONPATH", "")
+    ctl = subprocess.Popen([sys.executable, "-c", CONTROLLER, versions[0]], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = ctl.stdout.readline()       # after the loader answered one load
+        pid = int(line)
+        assert not _gone(pid, 0.0)
+        ctl.send_signal(signal.SIGKILL)
+        ctl.wait(WAIT_S)
+        assert _gone(pid), f"loader {pid} outlived its SIGKILLed controller"
+    finally:
+        if ctl.poll() is None:
+            ctl.kill()
