@@ -289,17 +289,19 @@ class ModelSlot:
     def __init__(self, active: InverseModel, active_kind: str, active_path: str,
                  loader: Callable[[str, str], InverseModel], check: Callable[[InverseModel], None],
                  prepare: Callable[[InverseModel], Any] = lambda m: None, deferred: bool = False,
-                 worker_nice: int | None = None, trim_after_load: bool = False) -> None:
+                 worker_nice: int | None = None, trim_before_load: bool = False) -> None:
         """``deferred``: the ticking thread calls :meth:`after_tick` after each tick's command
         (module docstring); a ready candidate is then swapped in only once it was warmed there,
         and the models a swap lets go are released there, never in :meth:`activated`; and the
         worker thread leaves a real-time policy for SCHED_OTHER and lowers its nice value to
         ``worker_nice`` (:func:`lower_this_thread`; None: it keeps the nice value of the thread that
         started it). Not deferred: ``worker_nice`` unused, the worker keeps its priority.
-        ``trim_after_load``: the worker calls glibc's ``malloc_trim(0)`` (runtime/memory.py
-        ``trim_heap``) after each request it finished, before it waits for the next: the load's
-        transient memory, freed in the worker's malloc arena, goes back to the kernel instead of
-        staying resident (docs/safety.md, "Memory, eleventh session").
+        ``trim_before_load``: the worker calls glibc's ``malloc_trim(0)`` (runtime/memory.py
+        ``trim_heap``) as it takes each request, before loading: what the previous load and the
+        swap's release freed in the malloc arenas goes back to the kernel instead of staying
+        resident, where it piled up load after load (docs/safety.md, "Memory, eleventh
+        session"). Before the load, not after it: right after a load the tick warms, swaps and
+        releases, and a trim then holding the arena's lock made those ticks slower.
         Imports what a load needs here, in the constructing thread (``registry.import_model_runtime``:
         a first import in the worker would hold the GIL for ~1 s against the ticking thread)."""
         from dynlearn_ros.runtime.registry import import_model_runtime
@@ -310,8 +312,8 @@ class ModelSlot:
         self.worker_nice = worker_nice if deferred else None
         #: what the worker's :func:`lower_this_thread` did (None until it ran; deferred slots only)
         self.worker_priority: dict | None = None
-        self.trim_after_load = trim_after_load
-        #: trim_after_load: malloc_trim calls made and the longest one (ms; in the worker thread)
+        self.trim_before_load = trim_before_load
+        #: trim_before_load: malloc_trim calls made and the longest one (ms; in the worker thread)
         self.trims = 0
         self.trim_max_ms = 0.0
         #: deferred mode: models the swaps let go, released one per :meth:`after_tick`
@@ -403,14 +405,7 @@ class ModelSlot:
             # load's CPU (parse, checks: ~13 ms) would run ahead of ticks on its core. The nice
             # value changes only when asked (worker_nice)
             self.worker_priority = lower_this_thread(self.worker_nice)
-        trim_due = False
         while True:
-            if trim_due:   # the request just finished (ready, refused or dropped): its freed memory back
-                trim_due = False
-                took = trim_heap()
-                if took is not None:
-                    self.trims += 1
-                    self.trim_max_ms = max(self.trim_max_ms, took * 1e3)
             with self._lock:
                 while self._pending is None and not self._closed:
                     self._wake.wait()
@@ -419,7 +414,11 @@ class ModelSlot:
                 kind, path = self._pending
                 self._pending = None
                 self.loading = True
-            trim_due = self.trim_after_load
+            if self.trim_before_load:
+                took = trim_heap()
+                if took is not None:
+                    self.trims += 1
+                    self.trim_max_ms = max(self.trim_max_ms, took * 1e3)
             model = None
             try:
                 model = self.loader(kind, path)

@@ -122,11 +122,13 @@ def _kept_resident_mb() -> float:
     return r["heap_mb"] + sum(r["arena_mb"]) - h["arena_in_use"]
 
 
-def _slot_loads(trim: bool, loads: int) -> float:
+def _slot_loads(trim: bool, loads: int, tmp_path) -> float:
     """``loads`` loads of the shipped SVDKL model by a deferred slot (its worker: load, a check of
     300 predictions), each swapped in and its predecessor released by this thread as the node's
-    tick does; returns the change of :func:`_kept_resident_mb` from before the first load (after
-    a trim) to after the last one (and, with ``trim``, its trim)."""
+    tick does; then one request for a directory without a model, refused by the loader at once
+    (with ``trim``: after the worker's trim, so nothing of the loads is in flight). Returns the
+    change of :func:`_kept_resident_mb` from before the first load (after a trim) to after that
+    refusal."""
     from dynlearn_ros.core.inverse_model import InverseQuery
     from dynlearn_ros.core.robots import robot_spec
     from dynlearn_ros.paths import resolve_model_dir
@@ -141,7 +143,7 @@ def _slot_loads(trim: bool, loads: int) -> float:
 
     slot = ModelSlot(load("svdkl", path), "svdkl", path, load,
                      lambda m: check_model(m, spec.joint_names, spec.home, 1e-3, ticks=300),
-                     deferred=True, trim_after_load=trim)
+                     deferred=True, trim_before_load=trim)
     query = InverseQuery(len(spec.joint_names), dt=1e-3)
     for arr in (query.q, query.q_des, query.q_des_next):
         arr[:] = spec.home
@@ -149,35 +151,41 @@ def _slot_loads(trim: bool, loads: int) -> float:
     k0 = _kept_resident_mb()
     try:
         for i in range(loads):
-            swaps, released, trims = slot.swaps, slot.released, slot.trims
+            swaps, released = slot.swaps, slot.released
             slot.request("svdkl", path)
             deadline = time.monotonic() + 60.0   # a load takes 0.05-2 s, also at load average 20
-            # by count, not by time: swapped in, the model it pushed out released, trimmed
-            while slot.swaps == swaps or (i >= 1 and slot.released == released) or (trim and slot.trims == trims):
-                assert time.monotonic() < deadline, f"load {i + 1}: not swapped, released and trimmed in 60 s"
+            # by count, not by time: swapped in, and the model it pushed out released
+            while slot.swaps == swaps or (i >= 1 and slot.released == released):
+                assert time.monotonic() < deadline, f"load {i + 1}: not swapped and released in 60 s"
                 cand = slot.take_ready()
                 if cand is not None:
                     slot.activated(cand, slot.active.model)
                 slot.after_tick(query)
                 time.sleep(0.001)
             assert not [e for e in slot.poll() if not e.ok]
+        slot.request("svdkl", str(tmp_path))   # no model there: refused by the loader
+        deadline = time.monotonic() + 60.0
+        while not (events := slot.poll()):
+            assert time.monotonic() < deadline, "the request for an empty directory was not refused in 60 s"
+            time.sleep(0.001)
+        assert len(events) == 1 and not events[0].ok, events
+        assert slot.trims == (loads + 1 if trim else 0), slot.trims
         return _kept_resident_mb() - k0
     finally:
         slot.close()
 
 
-def test_slot_trims_what_its_loads_leave_resident():
+def test_slot_trims_what_its_loads_leave_resident(tmp_path):
     """The fix for the controller's creep (docs/safety.md, "Memory, eleventh session"). Without
-    ``trim_after_load``, 10 loads leave the arenas holding 4.2-6.0 MB more resident free memory
+    ``trim_before_load``, 10 loads leave the arenas holding 4.2-6.0 MB more resident free memory
     (measured, 4 runs; rising by ~0.3 MB a load: each load's session build fragments the worker's
     arena a little further). The premise asked here: > 3 MB. With it, the worker's
-    ``malloc_trim(0)`` after each load returns the free pages of every arena; what may stay is the
-    model released after that trim (its onnxruntime session, ~1 MB: the two live sessions' arenas
-    are ~2 MB) and the thread arenas' top chunks, which ``malloc_trim`` does not shrink: < 2 MB
-    (measured -4.6 to +1.1)."""
+    ``malloc_trim(0)`` as it takes a request returns the free pages of every arena; what may stay
+    is the thread arenas' top chunks, which ``malloc_trim`` does not shrink, and partly used
+    pages: < 2 MB, i.e. under half the premise."""
     if heap_stats() is None or arena_residency() is None:
         pytest.skip("no mallinfo2 or no /proc/self/smaps")
-    without = _slot_loads(False, 10)
-    with_trim = _slot_loads(True, 10)
+    without = _slot_loads(False, 10, tmp_path)
+    with_trim = _slot_loads(True, 10, tmp_path)
     assert without > 3.0, f"premise: 10 loads without the trim left only {without:.2f} MB resident and free"
     assert with_trim < 2.0, (without, with_trim)
