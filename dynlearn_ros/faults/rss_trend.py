@@ -193,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with open(a.json) as f:
         out = json.load(f)
     for key, label in (("memory_mb", "RSS"), ("memory_anon_mb", "anonymous RSS"),
-                       ("controller_heap_mb", "C heap, from its /diagnostics")):
+                       ("controller_heap_mb", "C heap, from its /diagnostics"),
+                       ("arenas_mb", "malloc arenas resident, from its smaps")):
         for name, m in out.get(key, {}).items():
             if key == "controller_heap_mb":
                 name = f"controller {name}"

@@ -22,6 +22,7 @@ import numpy as np
 from dynlearn_ros.core.robots import robot_spec
 from dynlearn_ros.faults.rss_trend import linear_slope, rss_trend
 from dynlearn_ros.procs import NodeProcess, ros_domain
+from dynlearn_ros.runtime.memory import arena_residency
 
 ROBOT = "iiwa"
 SHIPPED_MODEL = "svdkl_iiwa_sim"
@@ -261,6 +262,10 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
         # and what the allocator keeps free, sampled with the RSS (a leak raises the first)
         heap_now: dict[str, float] = {}
         heap: dict[str, list[tuple[float, float]]] = {"in_use": [], "free": []}
+        # each node's malloc arenas as the kernel sees them (runtime/memory.py arena_residency, read
+        # from /proc/PID/smaps here, nothing in the node): the main arena's [heap], the thread
+        # arenas' sum and the largest one (resident MB), and how many arenas
+        arenas: dict[str, list[tuple[float, float]]] = {}
 
         def on_diag(m):
             for st in m.status:
@@ -294,6 +299,12 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
                         a = rss_anon_mb(p.pid)
                         if a is not None:
                             anon[k].append((now - t0, a))
+                        r = arena_residency(p.pid)
+                        if r is not None:
+                            for part, v in (("main heap", r["heap_mb"]), ("thread arenas", sum(r["arena_mb"])),
+                                            ("largest thread arena", max(r["arena_mb"], default=0.0)),
+                                            ("arenas (count)", float(r["arenas"]))):
+                                arenas.setdefault(f"{k} {part}", []).append((now - t0, v))
                     for k, v in heap_now.items():
                         heap[k].append((now - t0, v))
                     if now - last_burst >= 2.0 and now - t0 >= 5.0:   # after the bridge's discovery
@@ -389,6 +400,8 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
         "memory_anon_mb": {k: series_summary(v) for k, v in anon.items()},
         # the controller's C allocator (glibc mallinfo2, from its /diagnostics): live and kept-free MB
         "controller_heap_mb": {k: series_summary(v) for k, v in heap.items() if v},
+        # each node's malloc arenas, resident MB (and their count), from its smaps
+        "arenas_mb": {k: series_summary(v) for k, v in arenas.items()},
         "controller_counters": ctl_summary.get("counters", {}), "model_slot": ctl_summary.get("model_slot"),
         "bridge": {k: br_stats.get(k) for k in ("ticks", "deadline_miss_ratio", "command_losses", "brake_steps",
                                                  "stalls", "clamps", "max_abs_qd", "max_abs_qd_per_joint",

@@ -165,7 +165,8 @@ class ComputedTorqueNode(Node):
         # deferred: the swap's release and warm-up run after a tick's command (slot.after_tick)
         self.slot = ModelSlot(model, config.model_kind, config.model_dir, self._load_model, check,
                               prepare=lambda m: build_tuning(self.config, m), deferred=True,
-                              on_close=None if self.loader is None else self.loader.close)
+                              on_close=None if self.loader is None else self.loader.close,
+                              trim_before_load=True)
         # the tick takes the interpreter's lock back from the slot's loading worker within this
         sys.setswitchinterval(CONTROL_SWITCH_INTERVAL_S)
         self._syncing = False

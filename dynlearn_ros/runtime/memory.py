@@ -12,6 +12,10 @@ load / destroy cycles can leave resident.
 what it keeps free, the two parts of a node's anonymous memory that a soak's RSS alone cannot
 tell apart (a leak raises the first; the free memory an arena keeps for reuse, the second).
 
+:func:`arena_residency` reads a process's ``/proc/PID/smaps`` (from inside or from outside the
+process): how many malloc arenas it has and how much of each is resident, the view that tells
+one arena's kept free memory from the rest of a node's anonymous memory.
+
 No ROS, no numpy. On a C library without ``malloc_trim`` / ``mallinfo2`` (musl, macOS, glibc <
 2.33) :func:`trim_heap` and :func:`heap_stats` do nothing and say so (``None``).
 """
@@ -73,11 +77,50 @@ def trim_heap() -> float | None:
 def heap_stats() -> dict[str, float] | None:
     """The C allocator's bytes in MB (1e6), all arenas: ``in_use`` (live blocks: ``uordblks`` +
     the separately mapped ``hblkhd``), ``free`` (kept free inside the arenas: ``fordblks``),
-    ``arenas`` (the arenas' total, ``arena``); None where the C library has no ``mallinfo2``.
+    ``arenas`` (the arenas' total, ``arena``), ``arena_in_use`` (live blocks inside the arenas,
+    ``uordblks``: with :func:`arena_residency`'s resident MB, what the arenas keep resident and
+    free); None where the C library has no ``mallinfo2``.
     It takes each arena's lock in turn (a walk of the free lists, tens of microseconds): call it
     at a status rate, not per tick."""
     fn = _lookup("mallinfo2")
     if fn is None:
         return None
     m = fn()
-    return {"in_use": (m.uordblks + m.hblkhd) / 1e6, "free": m.fordblks / 1e6, "arenas": m.arena / 1e6}
+    return {"in_use": (m.uordblks + m.hblkhd) / 1e6, "free": m.fordblks / 1e6, "arenas": m.arena / 1e6,
+            "arena_in_use": m.uordblks / 1e6}
+
+
+#: glibc's HEAP_MAX_SIZE on 64-bit: each thread arena's heap is a reservation of this size, aligned
+#: to it (an rw part that grows and a PROT_NONE rest)
+ARENA_HEAP_BYTES = 64 << 20
+
+
+def arena_residency(pid: int | str = "self") -> dict | None:
+    """A glibc process's malloc arenas as the kernel sees them (``/proc/PID/smaps``): ``heap_mb``
+    (the main arena's ``[heap]``, anonymous resident MB), ``arena_mb`` (each thread arena heap's
+    anonymous resident MB, in address order) and ``arenas`` (1 for the main arena + the thread
+    heaps). A thread heap is an unnamed mapping at a 64 MiB-aligned address whose rw part and the
+    ``---p`` mapping right after it make 64 MiB; thread stacks, mmapped blocks and Python's own
+    arenas never do. None if the file cannot be read (no such process, not Linux). Reading smaps
+    walks the process's page tables (~1 ms for a node): a status-rate call, from any process."""
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            text = f.read()
+    except OSError:
+        return None
+    maps: list[list] = []   # [start, end, perms, name, anonymous kB]
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if "-" in parts[0] and len(parts) >= 5 and ":" in parts[3]:
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            maps.append([start, end, parts[1], parts[5] if len(parts) > 5 else "", 0])
+        elif parts[0] == "Anonymous:" and maps:
+            maps[-1][4] = int(parts[1])
+    heap_kb = sum(m[4] for m in maps if m[3] == "[heap]")
+    arena_kb = [m[4] for m, nxt in zip(maps[:-1], maps[1:], strict=True)
+                if m[3] == "" and m[0] % ARENA_HEAP_BYTES == 0 and m[2].startswith("rw") and nxt[0] == m[1]
+                and nxt[2] == "---p" and nxt[3] == "" and nxt[1] - m[0] == ARENA_HEAP_BYTES]
+    return {"heap_mb": heap_kb * 1024 / 1e6, "arena_mb": [k * 1024 / 1e6 for k in arena_kb],
+            "arenas": 1 + len(arena_kb)}

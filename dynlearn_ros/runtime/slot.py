@@ -65,6 +65,7 @@ import numpy as np
 
 from dynlearn_ros.core.inverse_model import InverseModel, InverseQuery
 from dynlearn_ros.core.residual import REFERENCE_KEYS
+from dynlearn_ros.runtime.memory import trim_heap
 
 ROLLBACK_AFTER = 20
 #: deferred mode: models let go and not yet released by the ticking thread, at most. The ticking
@@ -288,7 +289,8 @@ class ModelSlot:
     def __init__(self, active: InverseModel, active_kind: str, active_path: str,
                  loader: Callable[[str, str], InverseModel], check: Callable[[InverseModel], None],
                  prepare: Callable[[InverseModel], Any] = lambda m: None, deferred: bool = False,
-                 worker_nice: int | None = None, on_close: Callable[[], None] | None = None) -> None:
+                 worker_nice: int | None = None, on_close: Callable[[], None] | None = None,
+                 trim_before_load: bool = False) -> None:
         """``deferred``: the ticking thread calls :meth:`after_tick` after each tick's command
         (module docstring); a ready candidate is then swapped in only once it was warmed there,
         and the models a swap lets go are released there, never in :meth:`activated`; and the
@@ -297,6 +299,12 @@ class ModelSlot:
         started it). Not deferred: ``worker_nice`` unused, the worker keeps its priority.
         ``on_close``: called by :meth:`close` before it waits for the worker (the node's loader
         process is stopped there: a load waiting on it ends at once, runtime/loader.py).
+        ``trim_before_load``: the worker calls glibc's ``malloc_trim(0)`` (runtime/memory.py
+        ``trim_heap``) as it takes each request, before loading: what the previous load and the
+        swap's release freed in the malloc arenas goes back to the kernel instead of staying
+        resident, where it piled up load after load (docs/safety.md, "Memory, eleventh
+        session"). Before the load, not after it: right after a load the tick warms, swaps and
+        releases, and a trim then holding the arena's lock made those ticks slower.
         Imports what a load needs here, in the constructing thread (``registry.import_model_runtime``:
         a first import in the worker would hold the GIL for ~1 s against the ticking thread)."""
         from dynlearn_ros.runtime.registry import import_model_runtime
@@ -308,6 +316,10 @@ class ModelSlot:
         self.worker_nice = worker_nice if deferred else None
         #: what the worker's :func:`lower_this_thread` did (None until it ran; deferred slots only)
         self.worker_priority: dict | None = None
+        self.trim_before_load = trim_before_load
+        #: trim_before_load: malloc_trim calls made and the longest one (ms; in the worker thread)
+        self.trims = 0
+        self.trim_max_ms = 0.0
         #: deferred mode: models the swaps let go, released one per :meth:`after_tick`
         self._retired: list[InverseModel] = []
         #: deferred mode: the ready model warmed in the ticking thread (identity, not a copy)
@@ -408,6 +420,11 @@ class ModelSlot:
                 kind, path = self._pending
                 self._pending = None
                 self.loading = True
+            if self.trim_before_load:
+                took = trim_heap()
+                if took is not None:
+                    self.trims += 1
+                    self.trim_max_ms = max(self.trim_max_ms, took * 1e3)
             model = None
             try:
                 model = self.loader(kind, path)
@@ -544,6 +561,7 @@ class ModelSlot:
     def counters(self) -> dict:
         return {"model_swaps": self.swaps, "model_refused": self.refused, "model_released": self.released,
                 "model_released_off_tick": self.released_off_tick,
-                "model_refused_plant_fit": self.refused_plant_fit, "model_rollbacks": self.rollbacks,
+                "model_refused_plant_fit": self.refused_plant_fit, "model_heap_trims": self.trims,
+                "model_heap_trim_max_ms": round(self.trim_max_ms, 3), "model_rollbacks": self.rollbacks,
                 "model_version": self.active.version, "model_dir": self.active.path, "model_kind": self.active.kind}
 

@@ -54,9 +54,25 @@ def test_a_short_soak_records_the_controller_s_c_heap_beside_its_rss(tmp_path):
         pytest.skip("the C library has no mallinfo2: no heap figures to record")
     heap = out["controller_heap_mb"]
     in_use, free = heap["in_use"]["series_s_mb"], heap["free"]["series_s_mb"]
-    # the first /diagnostics comes ~1 s after start: every later memory sample carries the figures
-    assert len(in_use) >= len(anon) - 2 and len(free) == len(in_use), (in_use, anon)
+    # from the first /diagnostics on (~1 s after the node's start on a quiet machine, 10 s at load
+    # average 20) every memory sample carries the figures
+    assert in_use, ("no /diagnostics heap figures in the whole soak", anon)
+    assert len(in_use) == sum(t >= in_use[0][0] for t, _ in anon) and len(free) == len(in_use), (in_use, anon)
     # live C blocks of a node with rclpy, numpy, Pinocchio and onnxruntime loaded: MBs (not compared
     # with the RSS: a large block glibc maps counts whole as in use while its untouched pages are
     # not resident)
     assert all(x > 1.0 for _, x in in_use) and all(x >= 0.0 for _, x in free), (in_use, free)
+    # each node's malloc arenas from its smaps (runtime/memory.py arena_residency), every sample;
+    # once the node runs (its first /diagnostics: the interpreter starting has one arena) the main
+    # arena and at least one thread arena (the middleware's threads allocate), their resident MB;
+    # and the controller's slot trims before each model load (each swap but a rollback and each
+    # refusal came from a request the worker took, and trimmed first)
+    running = in_use[0][0]
+    for node in ("controller", "bridge"):
+        count = out["arenas_mb"][f"{node} arenas (count)"]["series_s_mb"]
+        heap_mb = out["arenas_mb"][f"{node} main heap"]["series_s_mb"]
+        assert len(count) == len(heap_mb) == len(anon), (count, anon)
+        assert all(x >= 2 for t, x in count if t >= running), count
+        assert all(x > 1.0 for t, x in heap_mb if t >= running), heap_mb
+    slot = out["model_slot"]
+    assert slot["model_heap_trims"] >= slot["model_swaps"] - slot["model_rollbacks"] + slot["model_refused"], slot
