@@ -116,12 +116,9 @@ def cached_session(key: str) -> ort.InferenceSession | None:
 def shared_session(structure: bytes, threads: int = 1) -> ort.InferenceSession:
     """The cached session of ``structure`` (bytes of a graph), built on the first request."""
     key = structure_key(structure, threads)
-    with _lock:
-        sess = _sessions.get(key)
-        if sess is not None:
-            _sessions.move_to_end(key)
-            stats["cache_hits"] += 1
-            return sess
+    sess = cached_session(key)
+    if sess is not None:
+        return sess
     sess = make_session(structure, threads)   # outside the lock: a build takes ~20 ms
     with _lock:
         have = _sessions.get(key)
