@@ -165,7 +165,7 @@ class NodeProcess:
                  follow_parent: bool = True) -> None:
         target = module if "." in module else f"dynlearn_ros.nodes.{module}"
         self.name = name or target.rsplit(".", 1)[-1]
-        follow = die_with_parent_prefix() if follow_parent and "setpriv" not in prefix[:1] else []
+        follow = die_with_parent_prefix() if follow_parent else []
         self.cmd = [*follow, *prefix, sys.executable, "-m", target, *ros_args(
             params, remaps, name, params_files=[params_file] if params_file else ())]
         self.log_path = Path(log_path)

@@ -50,17 +50,6 @@ def _heaptrack_prefix(name: str, heaptrack: tuple[str, ...], workdir: Path) -> l
     return ["heaptrack", "-o", str(workdir / f"{name}.heaptrack")] if name in heaptrack else []
 
 
-def _die_with_driver_prefix() -> list[str]:
-    """``setpriv --pdeathsig TERM``: the node gets SIGTERM (a clean stop, nodes/runner.py) when the
-    soak's process dies, whatever killed it. Without it a soak killed with SIGKILL (a harness's
-    timeout) left its bridge and controller running on a domain whose claim died with the soak,
-    where a later soak claiming the same domain then found a second publisher on joint_states
-    (docs/safety.md, "The two publishers"). [] where util-linux's setpriv is missing."""
-    import shutil
-
-    return ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
-
-
 def _graph_nodes(node, exclude: tuple[str, ...]) -> list[str]:
     """Every node on the driver's graph ("/ns/name") but ``exclude`` (bare names)."""
     return sorted(f"{ns.rstrip('/')}/{n}" for n, ns in node.get_node_names_and_namespaces() if n not in exclude)
@@ -222,7 +211,7 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
         stats = workdir / "bridge.json"
         ctl = NodeProcess("computed_torque", {"robot": ROBOT, "summary_path": str(summary),
                                               "reference": "hold"}, env, workdir / "controller.log",
-                          prefix=_die_with_driver_prefix() + _heaptrack_prefix("controller", heaptrack, workdir))
+                          prefix=_heaptrack_prefix("controller", heaptrack, workdir))
         started.callback(ctl.stop)
         plant: dict = {}
         payload_range = (0.0, 3.0)
@@ -235,7 +224,7 @@ def run_soak(minutes: float, workdir: Path, seed: int = 0, change_s: float = 3.0
             plant["trace_path"] = str(workdir / "bridge-trace.npz")
         br = NodeProcess("sim_bridge", {"robot": ROBOT, **plant, "stepping": "realtime", "stats_path": str(stats)},
                          env, workdir / "bridge.log",
-                         prefix=_die_with_driver_prefix() + _heaptrack_prefix("bridge", heaptrack, workdir))
+                         prefix=_heaptrack_prefix("bridge", heaptrack, workdir))
         started.callback(br.stop)
         counts = {"commands": 0, "beyond_limits": 0, "non_finite": 0, "max_over_limit": 0.0}
 
