@@ -99,9 +99,10 @@ def check_ik(path: Path) -> str:
     else:
         rec = onnx_meta.get("parity", {})
         tol = float(rec.get("tol", PARITY_TOL))
-        if not (path / onnx_meta.get("file", ONNX_FILE)).is_file():
-            raise ValueError(f"{path}: metadata names {onnx_meta.get('file', ONNX_FILE)!r}, which is missing")
-        err = parity(model, chain, path / onnx_meta.get("file", ONNX_FILE),
+        onnx_file = path / onnx_meta.get("file", ONNX_FILE)
+        if not onnx_file.is_file():
+            raise ValueError(f"{path}: metadata names {onnx_file.name!r}, which is missing")
+        err = parity(model, chain, onnx_file,
                      int(rec.get("golden_configurations", 16)), int(rec.get("seed", 0)))
         if not np.isfinite(err) or err > tol:
             raise ValueError(f"{path}: model.onnx differs from model.pt: onnxruntime vs torch max |diff| "
