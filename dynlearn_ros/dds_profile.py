@@ -10,7 +10,7 @@ the same shape (a native thread, the main thread in ``destroy_node``). With type
 the participant neither announces XTypes type information nor starts that service (its threads
 are gone: test/ros/test_dds_profile_nodes.py), so the crash site cannot run; ROS 2 endpoints
 still match by type name (checked both ways against a participant with Fast DDS's defaults).
-0 crashes in 80 more such rounds (240 processes) with it.
+0 crashes in 120 more such rounds (360 processes) with it.
 
 :func:`apply` points ``FASTDDS_DEFAULT_PROFILES_FILE`` at the package's file when it is unset
 and the middleware is Fast DDS (the default RMW), before the process's first participant: the
