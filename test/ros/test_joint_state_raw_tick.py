@@ -7,7 +7,13 @@ deserialization makes of the same bytes (``_on_state``, what the subscription de
 The sequence has what the safety checks look at: a sine around home at 1 kHz stamps, efforts
 echoing the previous command (on time) or an older one (a late command), a NaN, a short array,
 an unknown joint name, a reordered message with a gripper joint, a repeated and a backwards
-stamp, a position jump. Torques are compared bit for bit, and every counter."""
+stamp, a position jump. Torques are compared bit for bit, and every counter.
+
+The node reads the wall clock (time.monotonic) beside the stamps: the gap between two accepted
+states in wall time decides whether a stamp gap was a held command (core/safety.held_delay), so
+two nodes fed one after the other on a loaded machine could see different gaps and rightly
+command differently (CI, stop 22: a stall of ~1 ms between the two). Both nodes here read one
+step clock instead, advanced 1 ms per state as a 1 kHz driver's arrivals would be."""
 
 from __future__ import annotations
 
@@ -51,17 +57,35 @@ def _sequence():
         yield nm, pos, vel, back, sec, nano
 
 
-def test_raw_state_path_commands_what_the_message_path_commanded(ros_context):
+class _StepClock:
+    """The node module's ``time``: monotonic() is ``now`` (set by the test), the rest is real."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_raw_state_path_commands_what_the_message_path_commanded(ros_context, monkeypatch):
     from rclpy.serialization import deserialize_message, serialize_message
     from sensor_msgs.msg import JointState
 
+    from dynlearn_ros.nodes import computed_torque
     from dynlearn_ros.nodes.computed_torque import ComputedTorqueNode
+
+    clock = _StepClock()
+    monkeypatch.setattr(computed_torque, "time", clock)
 
     raw_node, msg_node = ComputedTorqueNode(), ComputedTorqueNode()
     try:
         sent: dict[str, list[np.ndarray]] = {"raw": [], "msg": []}
         ticked = 0
-        for names, pos, vel, back, sec, nano in _sequence():
+        for k, (names, pos, vel, back, sec, nano) in enumerate(_sequence()):
+            clock.now = 1000.0 + 1e-3 * (k + 1)   # both nodes see this state arrive at the same time
             for key, node in (("raw", raw_node), ("msg", msg_node)):
                 m = JointState()
                 m.header.stamp.sec, m.header.stamp.nanosec = int(sec), int(nano)
