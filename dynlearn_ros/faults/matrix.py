@@ -599,6 +599,28 @@ def row_two_controllers(ctx: Ctx) -> list[Check]:
     ]
 
 
+def fastest_moment(trace_path: Path, vmax: np.ndarray, before: int = 24, after: int = 3) -> dict:
+    """From a bridge trace (sim/trace.py): the step where some joint's |qd| / limit peaked and
+    the steps around it, one line each: "step flags steps_on_cmd qd/limit of that joint | tau
+    (N*m, every joint)". Flags: F fresh command, B braked, S stall after, V velocity stop.
+    What a failed run-away check needs to be explained without the workdir (CI keeps none)."""
+    from dynlearn_ros.sim.trace import BRAKE, FRESH, STALL, VSTOP
+
+    with np.load(trace_path) as z:
+        flags, on_cmd, qd, tau = z["flags"], z["steps_on_cmd"], z["qd"], z["tau"]
+    if qd.shape[0] == 0:
+        return {}
+    ratio = np.abs(qd) / vmax
+    k, j = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    lines = []
+    for i in range(max(0, k - before), min(qd.shape[0], k + after + 1)):
+        f = "".join(c for c, b in (("F", FRESH), ("B", BRAKE), ("S", STALL), ("V", VSTOP)) if flags[i] & b) or "-"
+        lines.append(f"{i} {f} {int(on_cmd[i])} {ratio[i, j] * np.sign(qd[i, j]):+.2f} | "
+                     + " ".join(f"{x:.1f}" for x in tau[i]))
+    return {"step": int(k), "joint": int(j), "qd_over_limit": float(ratio[k, j]),
+            "steps": "step flags steps_on_cmd qd/limit | tau", "lines": lines}
+
+
 def row_realtime_cpu_hog(ctx: Ctx) -> list[Check]:
     """Item 11: realtime bridge + controller (sine) with two busy-loop processes on the two
     cores. Graceful means: no command beyond the limits, short gaps held, long gaps braked, a
@@ -632,6 +654,8 @@ def row_realtime_cpu_hog(ctx: Ctx) -> list[Check]:
     ctx.figures["max_abs_err_rad"] = max(s.get("joint_max_abs_err_rad", [float("nan")]))
     ctx.figures["states_seen"] = _counter(s, "ticks") / max(stats.get("ticks", 1), 1)
     qd_max = np.asarray(stats.get("max_abs_qd_per_joint", [1e9] * ctx.spec.n), dtype=np.float64)
+    if trace_path.is_file() and np.max(qd_max / vmax) >= 0.9:
+        ctx.figures["fastest_moment"] = fastest_moment(trace_path, vmax)
     return [
         Check("no command beyond the plant's limits (bridge clamps = 0)", stats.get("clamps", 1) == 0, str(stats.get("clamps"))),
         Check("no run-away: every joint's max |qd| < its velocity limit", bool(np.all(qd_max < vmax)),

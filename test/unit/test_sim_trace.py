@@ -27,3 +27,29 @@ def test_an_empty_trace_saves_empty_arrays(tmp_path):
     tr.save(tmp_path / "e.npz")
     d = np.load(tmp_path / "e.npz")
     assert d["qd"].shape == (0, 3) and d["flags"].shape == (0,)
+
+
+def test_fastest_moment_names_the_step_and_joint_of_the_largest_velocity_over_its_limit(tmp_path):
+    """faults.matrix.fastest_moment: the peak is taken relative to each joint's own limit (joint 0
+    moves faster in rad/s, joint 1 is closer to its limit), signed, with the steps before it."""
+    from dynlearn_ros.faults.matrix import fastest_moment
+    from dynlearn_ros.sim.trace import VSTOP
+
+    vmax = np.array([3.0, 1.0])
+    tr = StepTrace(2)
+    for k in range(40):
+        qd = np.array([2.0, -0.02 * k])     # joint 1 peaks at the last step: -0.78 of its limit
+        flags = FRESH if k % 5 == 0 else 0
+        if k == 39:
+            flags |= VSTOP
+        tr.add(k * 1_000_000, flags, k % 5, qd, np.array([1.0, -2.5]))
+    tr.save(tmp_path / "t.npz")
+    r = fastest_moment(tmp_path / "t.npz", vmax, before=4, after=3)
+    assert (r["step"], r["joint"]) == (39, 1)
+    assert abs(r["qd_over_limit"] - 0.78) < 1e-6
+    assert len(r["lines"]) == 5                        # 4 before, the peak, none after the end
+    assert r["lines"][-1] == "39 V 4 -0.78 | 1.0 -2.5"
+    assert r["lines"][0].startswith("35 F 0 -0.70")
+    tr2 = StepTrace(2)
+    tr2.save(tmp_path / "e.npz")
+    assert fastest_moment(tmp_path / "e.npz", vmax) == {}
