@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"comma-separated, from {list(CONFIGS)}")
     parser.add_argument("--cycle-s", type=float, default=0.5, help="sim seconds between learner cycles")
     parser.add_argument("--seed", type=int, default=0, help="draw of the learner's random features")
-    parser.add_argument("--learner", default="", help="learner options (OnlineConfig), e.g. 'features=0,linear=0'")
+    parser.add_argument("--learner", default="", help="learner options (OnlineConfig), e.g. 'features=0,linear=0'; "
+                        "a per-joint tuple with ';' between values, e.g. 'k_max=900;900;500;500;100;100;50'")
     parser.add_argument("--payload-margin-kg", type=float, default=15.0,
                         help="controller gain floor: the payload change (kg) every joint must hold within "
                              "half the following-error limit (core/gain_floor.py); 0 = off")

@@ -90,7 +90,9 @@ def parse_phases(text: str) -> list[tuple[float, float]]:
 
 
 def parse_learner(text: str) -> dict:
-    """'key=value,...' -> OnlineConfig overrides (ints, floats, booleans 0/1 / true/false, strings)."""
+    """'key=value,...' -> OnlineConfig overrides (ints, floats, booleans 0/1 / true/false, strings;
+    a tuple of floats with ';' between its values, e.g. 'k_max=900;900;500;500;100;100;50').
+    Raises ValueError naming the option on an unknown key or a value of the wrong kind."""
     from dynlearn_ros.learning.online import OnlineConfig
 
     fields = {f.name: f.type for f in dataclasses.fields(OnlineConfig)}
@@ -100,8 +102,20 @@ def parse_learner(text: str) -> dict:
         if key not in fields:
             raise ValueError(f"learner option {key!r}: not one of {sorted(fields)}")
         kind = str(fields[key])
-        out[key] = (val.lower() in ("1", "true", "yes") if kind == "bool" else int(val) if kind == "int"
-                    else float(val) if kind == "float" else val)
+        try:
+            if kind == "bool":
+                out[key] = val.lower() in ("1", "true", "yes")
+            elif kind == "int":
+                out[key] = int(val)
+            elif kind == "float":
+                out[key] = float(val)
+            elif kind.startswith("tuple[float"):
+                out[key] = tuple(float(v) for v in val.split(";") if v.strip())
+            else:
+                out[key] = val
+        except ValueError:
+            raise ValueError(f"learner option {key}={val!r}: not a {kind}"
+                             + (" (values separated by ';')" if kind.startswith("tuple") else "")) from None
     return out
 
 
@@ -338,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"comma-separated, from {list(CONFIGS)}")
     ap.add_argument("--cycle-s", type=float, default=0.5, help="sim seconds between learner cycles")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--learner", default="", help="OnlineConfig overrides, e.g. 'features=0,linear=0'")
+    ap.add_argument("--learner", default="", help="OnlineConfig overrides, e.g. 'features=0,linear=0'; "
+                    "a per-joint tuple with ';' between values, e.g. 'k_max=900;900;500;500;100;100;50'")
     ap.add_argument("--payload-margin-kg", type=float, default=PAYLOAD_MARGIN_KG,
                     help="controller gain floor: the payload change (kg) every joint must hold "
                          "within half the following-error limit (core/gain_floor.py); 0 = off")
@@ -348,9 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     cfg = load_config(a.config)
     phases = parse_phases(a.phases)
+    learner_opts = parse_learner(a.learner)   # a bad option is refused before any run starts
     runs = {}
     for key in a.configs.split(","):
-        runs[key] = r = run_online(cfg, key, phases, a.cycle_s, a.seed, learner_opts=parse_learner(a.learner),
+        runs[key] = r = run_online(cfg, key, phases, a.cycle_s, a.seed, learner_opts=learner_opts,
                                    payload_margin_kg=a.payload_margin_kg, realized=True)
         print(f"{r['label']}: {'DIVERGED ' if r['diverged'] else ''}{r['wall_s']:.1f} s wall"
               + (f", learner {r['learner']['accepted']} accepted / {r['learner']['rejected']} rejected, "

@@ -65,3 +65,30 @@ def test_realized_table_takes_the_medians_of_the_adapted_cycles_per_phase():
     assert [(r["phase"], r["payload_kg"], r["cycles"]) for r in table] == [(0, 0.0, 5), (1, 5.0, 5)]
     assert table[0]["exact"] == [7.0, 1.0] and table[0]["linearized"] == [14.0, 1.0]
     assert table[1]["exact"] == [17.0, 1.0] and table[1]["sigma"] == [17.0, 1.0]
+
+
+def test_learner_options_parse_each_kind_and_refuse_a_bad_one_with_its_name():
+    from dynlearn_ros.scenarios.online_inproc import parse_learner
+
+    opts = parse_learner("features=0, linear=0,ridge=1e-3,base=analytic,k_max=900;900;500;500;100;100;50")
+    assert opts == {"features": 0, "linear": False, "ridge": 1e-3, "base": "analytic",
+                    "k_max": (900.0, 900.0, 500.0, 500.0, 100.0, 100.0, 50.0)}
+    assert parse_learner("") == {}
+    with pytest.raises(ValueError, match="'kmax'"):
+        parse_learner("kmax=1")
+    with pytest.raises(ValueError, match=r"features='x': not a int"):
+        parse_learner("features=x")
+    with pytest.raises(ValueError, match=r"k_max='900;a'.*separated by ';'"):
+        parse_learner("k_max=900;a")
+
+
+def test_report_online_refuses_a_bad_learner_option_in_one_line_before_any_run(capsys):
+    """Before, k_max could not be given at all (its commas split the option list) and a bad
+    value surfaced deep inside the first run; now: exit 2, one line naming the option, no run."""
+    from dynlearn_ros.cli import main
+
+    rc = main(["report", "online", "--configs", "fixed", "--phases", "0:0.1", "--learner", "k_max=900;oops"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    lines = [ln for ln in err.strip().splitlines() if "error" in ln]
+    assert len(lines) == 1 and "k_max='900;oops'" in lines[0] and "Traceback" not in err
