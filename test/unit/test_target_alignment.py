@@ -10,6 +10,8 @@ perturbation (which outputs may move when one input row moves), and brief traini
 driven by white-noise actions where a one-step shift leaves nothing to learn.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -174,7 +176,22 @@ def _corr(x: np.ndarray, y: np.ndarray) -> float:
 # correlation with a_t - a_{t-1} is -1/sqrt(2): the 0.9 bound fails by far. A correct model's
 # difference correlates with the shifted difference like a_t - a_{t-1} does with a_{t+1} - a_t,
 # i.e. -0.5; we require < -0.3. For "absolute", a correct model is uncorrelated with a_{t+1}
-# (|corr| < 0.2: 400 test rows give a sampling spread of ~0.05).
+# (|corr| < 0.2: the 180 scored test rows give a sampling spread of ~0.075, so 2.7 of it).
+#
+# The test rows are predicted in chunks of the training window (20 rows, the belief reset at each
+# chunk, as training and validation see them), not over whole 200-row episodes: a 5-epoch ac-RKN
+# is not trained to stay stable 10x past its window, and on an AVX512 Xeon (session 12) this one
+# ran its latent mean away after ~86 rows of an episode (predictions ~1e11) while its validation
+# RMSE was 0.095; on the AMD machines of earlier sessions it happened to stay bounded. What the
+# test checks, the alignment of target and inputs, is the same on chunks (10 chunks, 180 rows).
+def _in_chunks(data: TrajectoryData, rows: int) -> TrajectoryData:
+    """The same rows with each episode cut into chunks of ``rows`` (new episode ids)."""
+    ep = np.asarray(data.episode)
+    start = np.r_[0, np.flatnonzero(np.diff(ep)) + 1]
+    pos = np.arange(ep.size) - np.repeat(start, np.diff(np.r_[start, ep.size]))
+    return dataclasses.replace(data, episode=ep * 100_000 + pos // rows)
+
+
 @pytest.mark.parametrize("act_target", ["difference", "absolute"])
 @pytest.mark.parametrize("kind", INVERSE)
 def test_brief_training_learns_the_aligned_inverse_target(kind, act_target):
@@ -185,7 +202,7 @@ def test_brief_training_learns_the_aligned_inverse_target(kind, act_target):
     ckpt = fit(tr, va, tc, progress=False)
     model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["state_dict"])
-    tau_hat, _std, rows = inverse_predict(model, Stats.from_dict(ckpt["stats"]), te)
+    tau_hat, _std, rows = inverse_predict(model, Stats.from_dict(ckpt["stats"]), _in_chunks(te, tc.window))
     a = te.tau
     if act_target == "difference":
         out = tau_hat - a[rows - 1]
