@@ -16,7 +16,13 @@ runtime/validate.py, on its own shared session per structure) and answers either
 error's class and message, exactly as the in-process load raises it) or, for an online version
 on a shared structure (runtime/shared_graph.py), a *hand-over*: the structure's key, the
 version's parameter arrays (:data:`~dynlearn_ros.runtime.shared_graph.PARAM_NAMES`, float32
-bytes) with the sha256 of each, and whether it checked an analytic base.
+bytes) with the sha256 of each, and whether it checked an analytic base. A request may carry the
+controller's recent steps (the slot's plant check, runtime/slot.py check_plant_fit, ~25 ms of
+CPU per candidate): the loader then runs that check on a hand-over's candidate too and answers
+its refusal as PlantFitRefused (the same message as the controller's own check), and the
+controller's slot does not run it again (:meth:`ProcessLoader.plant_checked`). The loads run at
+:data:`LOADER_PRIORITY` (idle: they take what the controller and the other normal tasks leave),
+the start-up at the controller's priority.
 
 What the controller still checks itself (:meth:`ProcessLoader._bind`, cheap: ~1 ms, measured in
 the bench's ``worker_stages``): the message's frame and keys; every array's name, dtype, shape
@@ -37,8 +43,9 @@ later versions of the track are hand-overs), a graph that is not an online versi
 models: a session of their own), and a version whose golden replay needed its own session on
 the loader's side (shared_graph's float32 fallback).
 
-Failures of the loader itself (it died, hung past :data:`LOADER_TIMEOUT_S`, or sent garbage the
-checks above refuse): that load is refused (:class:`LoaderFailure`, a ModelLoadError: the slot
+Failures of the loader itself (it died, hung past :data:`LOADER_TIMEOUT_S` - asleep or stopped;
+a loader still runnable then is starved at its priority, not hung, and is waited for up to
+:data:`LOADER_STARVED_MAX_S` -, or sent garbage the checks above refuse): that load is refused (:class:`LoaderFailure`, a ModelLoadError: the slot
 logs and counts it; the running model stays), the loader is killed and started again at once
 (off the control path: its start-up runs in its own process), and after
 :data:`LOADER_MAX_CONSECUTIVE_FAILURES` failures in a row or :data:`LOADER_MAX_RESTARTS` restarts
@@ -429,7 +436,7 @@ class ProcessLoader:
                 pass
 
     def counters(self) -> dict:
-        return {"loader_handovers": self.handovers, "loader_inprocess": self.inprocess,
+        return {"loader_handovers": self.handovers, "loader_inprocess": self.inprocess, "loader_refused": self.refused,
                 "loader_failures": self.failures, "loader_restarts": self.restarts,
                 "loader_fallback": int(self.fallback), "loader_pid": self.pid or 0,
                 "loader_starved_waits": self.starved_waits, "loader_priority": self.applied_priority}
