@@ -105,6 +105,17 @@ LOADER_PRIORITIES = ("idle", "nice19", "normal")
 #: up to this long in all from the request; a loader asleep or stopped past the timeout is hung. A
 #: slow swap is better than a refusal (the running model stays while it waits)
 LOADER_STARVED_MAX_S = 300.0
+#: a load the loader has not answered this long after the request while it is runnable (waiting
+#: for a core at its low priority: the machine has had no core free for it) is loaded in the
+#: controller's process instead, as ``model_loader`` thread does (counted ``loader_escalations``;
+#: the loader's late answer is read and dropped). Its own load is 10-35 ms of CPU, answered in
+#: ~40 ms (median) when a core is free; 2 s unanswered and runnable means it got < 2 % of a core.
+#: None: never (it is waited for, :data:`LOADER_STARVED_MAX_S`)
+LOADER_ESCALATE_S: float | None = 2.0
+#: the pipe to the loader is asked for this size (Linux F_SETPIPE_SZ; an unprivileged process may
+#: ask up to /proc/sys/fs/pipe-max-size, 1 MiB by default): a request with the plant check's
+#: steps (~0.2 MB) is then written without waiting for the loader to read it
+PIPE_BYTES = 1 << 20
 #: the choices of the controller's ``model_loader`` parameter
 MODEL_LOADERS = ("process", "thread")
 _LEN = struct.Struct("<Q")
@@ -117,20 +128,25 @@ class LoaderFailure(ModelLoadError):
     """The loader process failed this load (died, hung, or sent what the controller refuses)."""
 
 
+class _Starved(Exception):  # noqa: N818 - internal: not an error, a decision (ProcessLoader._due)
+    """The loader is runnable but has not answered within LOADER_ESCALATE_S: load here instead."""
+
+
 # -- the frames (both sides) ------------------------------------------------------------------------
 class Deadline:
-    """When a wait on the loader ends (monotonic s). ``extend()``, asked when it has passed,
-    returns a later time to wait on to (the loader starved, not hung: ProcessLoader._starved) or
-    None (LoaderFailure)."""
+    """When a wait on the loader ends (monotonic s). ``extend(escalate)``, asked when it has passed,
+    returns a later time to wait on to (ProcessLoader._due: within the timeout, or the loader
+    starved, not hung), None (LoaderFailure), or raises (_Starved: load it here instead)."""
 
-    def __init__(self, at: float, extend: Callable[[], float | None] | None = None) -> None:
+    def __init__(self, at: float, extend: Callable[[bool], float | None] | None = None) -> None:
         self.at, self.extend = at, extend
 
-    def left(self, what: str) -> float:
-        """Seconds left (> 0); LoaderFailure naming ``what`` once it has passed for good."""
+    def left(self, what: str, escalate: bool = True) -> float:
+        """Seconds left (> 0); LoaderFailure naming ``what`` once it has passed for good.
+        ``escalate`` False: never _Starved (a frame begun is read or written whole)."""
         left = self.at - time.monotonic()
         if left <= 0 and self.extend is not None:
-            later = self.extend()
+            later = self.extend(escalate)
             if later is not None:
                 self.at = later
                 left = later - time.monotonic()
@@ -160,20 +176,21 @@ def _write_all(fd: int, view: memoryview, deadline: Deadline | None = None) -> N
             k = os.write(fd, view)
         except BlockingIOError:     # a non-blocking pipe that is full: wait for the reader
             left = None if deadline is None else deadline.left(f"the loader took no more of the request, "
-                                                                f"{len(view)} bytes left")
+                                                                f"{len(view)} bytes left", escalate=False)
             select.select([], [fd], [], left)
             continue
         view = view[k:]
 
 
-def _read_exact(fd: int, n: int, deadline: float | Deadline | None) -> bytearray:
-    """``n`` bytes from ``fd``; LoaderFailure at end of file or past ``deadline`` (monotonic s)."""
+def _read_exact(fd: int, n: int, deadline: float | Deadline | None, escalate: bool = True) -> bytearray:
+    """``n`` bytes from ``fd``; LoaderFailure at end of file or past ``deadline`` (monotonic s).
+    ``escalate``: the deadline may end the wait with _Starved before the first byte."""
     dl = _as_deadline(deadline)
     buf = bytearray(n)
     view = memoryview(buf)
     got = 0
     while got < n:
-        if dl is not None and not select.select([fd], [], [], dl.left(f"{got} of {n} bytes"))[0]:
+        if dl is not None and not select.select([fd], [], [], dl.left(f"{got} of {n} bytes", escalate and not got))[0]:
             continue
         try:
             k = os.readv(fd, [view[got:]])
@@ -185,12 +202,13 @@ def _read_exact(fd: int, n: int, deadline: float | Deadline | None) -> bytearray
     return buf
 
 
-def read_frame(fd: int, deadline: float | Deadline | None = None) -> bytearray:
+def read_frame(fd: int, deadline: float | Deadline | None = None, escalate: bool = True) -> bytearray:
+    """One frame; ``escalate``: the deadline may end the wait (_Starved) before its first byte only."""
     dl = _as_deadline(deadline)
-    (n,) = _LEN.unpack(_read_exact(fd, _LEN.size, dl))
+    (n,) = _LEN.unpack(_read_exact(fd, _LEN.size, dl, escalate))
     if n > MAX_FRAME:
         raise LoaderFailure(f"a frame of {n} bytes (more than {MAX_FRAME})")
-    return _read_exact(fd, n, dl)
+    return _read_exact(fd, n, dl, escalate=False)
 
 
 # -- the loader process -----------------------------------------------------------------------------
@@ -337,13 +355,15 @@ class ProcessLoader:
     ``log(level, message)``: level "info" / "warning" / "error". ``command``: the loader's argv
     (tests); ``priority``: the loader's CPU priority for its loads (:data:`LOADER_PRIORITY`; the
     bench's A/B); ``timeout_s`` / ``start_timeout_s``: :data:`LOADER_TIMEOUT_S`,
-    :data:`LOADER_START_TIMEOUT_S`; ``starved_max_s``: :data:`LOADER_STARVED_MAX_S`."""
+    :data:`LOADER_START_TIMEOUT_S`; ``starved_max_s``: :data:`LOADER_STARVED_MAX_S`;
+    ``escalate_s``: :data:`LOADER_ESCALATE_S`."""
 
     def __init__(self, joint_names: Sequence[str], urdf: str | None, start: bool = True,
                  log: Callable[[str, str], None] | None = None, timeout_s: float = LOADER_TIMEOUT_S,
                  start_timeout_s: float = LOADER_START_TIMEOUT_S, command: Sequence[str] | None = None,
                  threads: int = 1, priority: str = LOADER_PRIORITY,
-                 starved_max_s: float = LOADER_STARVED_MAX_S) -> None:
+                 starved_max_s: float = LOADER_STARVED_MAX_S,
+                 escalate_s: float | None = LOADER_ESCALATE_S) -> None:
         from dynlearn_ros.runtime.registry import import_model_runtime
 
         import_model_runtime()
@@ -351,7 +371,7 @@ class ProcessLoader:
         if priority not in LOADER_PRIORITIES:
             raise ValueError(f"loader priority {priority!r}: one of {', '.join(LOADER_PRIORITIES)}")
         self.timeout_s, self.start_timeout_s, self.priority = timeout_s, start_timeout_s, priority
-        self.starved_max_s = starved_max_s
+        self.starved_max_s, self.escalate_s = starved_max_s, escalate_s
         self.command = list(command) if command else [sys.executable, "-m", "dynlearn_ros.runtime.loader"]
         self._log = log or (lambda level, msg: None)
         self._lock = threading.Lock()   # one load at a time (the slot has one worker)
@@ -374,6 +394,10 @@ class ProcessLoader:
         self.applied_priority = ""
         #: loads waited for past ``timeout_s`` because the loader was starved, not hung
         self.starved_waits = 0
+        #: loads done here because the loader was starved past ``escalate_s``; the ids of their
+        #: requests, whose answers are still to come and are dropped
+        self.escalations = 0
+        self._stale: set[int] = set()
         #: the last model handed over whose plant check the loader ran (weak: :meth:`plant_checked`)
         self._plant_checked: weakref.ref | None = None
         #: per hand-over: the loader's thread CPU for the load (s), as it reported it
@@ -395,6 +419,13 @@ class ProcessLoader:
         # the request may be larger than the pipe holds (the plant check's samples): written with
         # a deadline, never a blocking write to a loader that stopped reading
         os.set_blocking(self.proc.stdin.fileno(), False)
+        try:
+            import fcntl
+
+            fcntl.fcntl(self.proc.stdin.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+        except (ImportError, OSError):
+            pass   # the default size: a large request then waits for the loader to read it
+        self._stale = set()
         self._hello = False
         self._started_at = time.monotonic()
 
@@ -439,7 +470,8 @@ class ProcessLoader:
         return {"loader_handovers": self.handovers, "loader_inprocess": self.inprocess, "loader_refused": self.refused,
                 "loader_failures": self.failures, "loader_restarts": self.restarts,
                 "loader_fallback": int(self.fallback), "loader_pid": self.pid or 0,
-                "loader_starved_waits": self.starved_waits, "loader_priority": self.applied_priority}
+                "loader_starved_waits": self.starved_waits, "loader_escalations": self.escalations,
+                "loader_priority": self.applied_priority}
 
     def plant_checked(self, model: InverseModel) -> bool:
         """Whether ``model`` is the last hand-over and the loader put it through the plant check
@@ -461,7 +493,14 @@ class ProcessLoader:
             if self.fallback or self.closed:
                 return self._here(kind, path)
             try:
-                head, blob = self._ask(kind, str(path), plant)
+                try:
+                    head, blob = self._ask(kind, str(path), plant)
+                except _Starved as why:
+                    self._stale.add(self._next_id)
+                    self.escalations += 1
+                    self._in_a_row = 0
+                    self._log("info", f"model loader process: {why}: loading {path} in the controller's process")
+                    return self._here(kind, path)
                 if not head["ok"]:
                     self._in_a_row = 0
                     self.refused += 1
@@ -513,28 +552,41 @@ class ProcessLoader:
         if plant is not None:
             req["plant"], blob_out = encode_plant(*plant)
         asked = time.monotonic()
-        deadline = Deadline(asked + self.timeout_s, lambda: self._starved(asked))
-        try:
-            write_frame(fd_out, json.dumps(req).encode(), deadline)
+        try:   # never given up mid-frame for a starved loader: a partial frame would break the protocol
+            sending = Deadline(asked + self.timeout_s, lambda escalate: self._due(asked, escalate=False))
+            write_frame(fd_out, json.dumps(req).encode(), sending)
             if blob_out is not None:
-                write_frame(fd_out, blob_out, deadline)
+                write_frame(fd_out, blob_out, sending)
         except BrokenPipeError as exc:
             raise LoaderFailure(f"the loader's pipe closed (it exited) before it took the request: {exc}") from exc
         except OSError as exc:
             raise LoaderFailure(f"cannot send the request to the loader: {exc}") from exc
-        try:
-            head = json.loads(bytes(read_frame(fd_in, deadline)))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise LoaderFailure(f"the loader's answer is not JSON: {exc}") from exc
-        if not isinstance(head, dict) or head.get("id") != self._next_id:
-            raise LoaderFailure(f"the loader answered another request: {str(head)[:200]}")
-        blob = read_frame(fd_in, deadline) if head.get("ok") and head.get("handover") else bytearray()
+        first = self.timeout_s if self.escalate_s is None else min(self.escalate_s, self.timeout_s)
+        deadline = Deadline(asked + first, lambda escalate: self._due(asked, escalate))
+        while True:
+            try:
+                head = json.loads(bytes(read_frame(fd_in, deadline)))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise LoaderFailure(f"the loader's answer is not JSON: {exc}") from exc
+            if not isinstance(head, dict):
+                raise LoaderFailure(f"the loader's answer is not a message: {str(head)[:200]}")
+            if head.get("id") in self._stale:     # a request loaded here meanwhile: its answer dropped
+                self._stale.discard(head.get("id"))
+                if head.get("ok") and head.get("handover"):
+                    read_frame(fd_in, deadline, escalate=False)
+                continue
+            if head.get("id") != self._next_id:
+                raise LoaderFailure(f"the loader answered another request: {str(head)[:200]}")
+            break
+        blob = read_frame(fd_in, deadline, escalate=False) if head.get("ok") and head.get("handover") else bytearray()
         return head, blob
 
-    def _starved(self, asked: float) -> float | None:
-        """(A wait past ``timeout_s``) a later deadline if the loader is starved rather than hung:
-        runnable (waiting for a core at its low priority) or in an uninterruptible wait (a slow
-        disk), within ``starved_max_s`` of the request; None if it sleeps or is stopped (hung)."""
+    def _due(self, asked: float, escalate: bool) -> float | None:
+        """(A wait on the loader reached its deadline) what next: raise :class:`_Starved` (load
+        here) if ``escalate`` and the loader is runnable ``escalate_s`` after the request; a
+        later deadline while within ``timeout_s``, or past it while the loader is runnable or in
+        an uninterruptible wait (starved, or on a slow disk: not hung) within ``starved_max_s``;
+        None if it is asleep or stopped past ``timeout_s`` (hung: LoaderFailure)."""
         proc = self.proc
         if proc is None:
             return None
@@ -543,13 +595,25 @@ class ProcessLoader:
         except (OSError, IndexError):
             return None
         now = time.monotonic()
-        if state not in ("R", "D") or now - asked >= self.starved_max_s:
+        waited = now - asked
+        if escalate and self.escalate_s is not None and waited >= self.escalate_s and state == "R":
+            raise _Starved(f"runnable but unanswered {waited:.1f} s after the request (starved at its "
+                           f"priority '{self.applied_priority}')")
+        if waited < self.timeout_s:
+            nxt = asked + self.timeout_s
+            if escalate and self.escalate_s is not None and waited < self.escalate_s:
+                nxt = min(nxt, asked + self.escalate_s)
+            return nxt
+        if state not in ("R", "D") or waited >= self.starved_max_s:
             return None
         self.starved_waits += 1
-        self._log("warning", f"model loader process: no answer {now - asked:.1f} s after the request, still "
+        self._log("warning", f"model loader process: no answer {waited:.1f} s after the request, still "
                   f"runnable (state {state}: starved at its priority '{self.applied_priority}', not hung): waiting "
                   f"up to {self.starved_max_s:.0f} s")
-        return min(now + self.timeout_s, asked + self.starved_max_s)
+        nxt = min(now + self.timeout_s, asked + self.starved_max_s)
+        if escalate and self.escalate_s is not None:    # runnable again later: escalate then
+            nxt = min(nxt, now + max(self.escalate_s, 0.05))
+        return nxt
 
     def _failed(self, exc: Exception) -> None:
         self.failures += 1

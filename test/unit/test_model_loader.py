@@ -363,7 +363,7 @@ def test_a_runnable_loader_past_the_timeout_is_waited_for_and_a_sleeping_one_is_
     hold_s, timeout_s = 4.0, 1.0
     ld = ProcessLoader(SPEC.joint_names, URDF, log=lambda level, msg: logs.append((level, msg)),
                        command=[sys.executable, "-c", SLOW, how, str(hold_s)], start_timeout_s=WAIT_S,
-                       timeout_s=WAIT_S)
+                       timeout_s=WAIT_S, escalate_s=None)
     try:
         _primed(ld, versions[0])        # its hello, and the controller's session of the structure
         ld.timeout_s = timeout_s        # the next load's answer comes after hold_s > timeout_s
@@ -381,7 +381,7 @@ def test_a_runnable_loader_past_the_timeout_is_waited_for_and_a_sleeping_one_is_
 
 def test_a_runnable_loader_is_waited_for_no_longer_than_starved_max_s(versions):
     ld = ProcessLoader(SPEC.joint_names, URDF, command=[sys.executable, "-c", SLOW, "busy", "600"],
-                       start_timeout_s=WAIT_S, timeout_s=WAIT_S, starved_max_s=2.0)
+                       start_timeout_s=WAIT_S, timeout_s=WAIT_S, starved_max_s=2.0, escalate_s=None)
     try:
         shared_graph.clear_cache()
         ld.timeout_s = 0.5
@@ -453,16 +453,42 @@ def test_the_plant_check_runs_in_the_loader_with_the_in_process_checks_verdict(v
 
 
 def test_a_request_larger_than_the_pipe_to_a_stopped_loader_times_out(versions, loader):
-    """The plant check's steps make a request of ~100 kB, more than a pipe holds: a loader that
-    stopped reading ends that load at the timeout (never a blocking write in the worker)."""
+    """A request larger than the pipe holds (the plant check's steps are ~0.2 MB, the pipe asked
+    for 1 MiB; here 2 MB): a loader that stopped reading ends that load at the timeout (never a
+    blocking write in the worker)."""
     from dynlearn_ros.runtime.slot import PLANT_FIT_FACTOR
 
     _primed(loader, versions[0])
-    samples = _plant_samples(load_inverse_model("svdkl", versions[1], SPEC.joint_names, urdf=URDF), rows=1000)
-    assert sum(v.nbytes for v in samples.values()) > 1 << 17
+    samples = _plant_samples(load_inverse_model("svdkl", versions[1], SPEC.joint_names, urdf=URDF), rows=3000)
+    assert sum(v.nbytes for v in samples.values()) > loader_mod.PIPE_BYTES
     pid = loader.pid
     os.kill(pid, signal.SIGSTOP)
     loader.timeout_s = 1.0
     with pytest.raises(LoaderFailure, match="timeout"):
         loader.load("svdkl", versions[1], (samples, np.full(SPEC.n, 1e-3), 1e-3, PLANT_FIT_FACTOR))
     assert loader.failures == 1 and loader.restarts == 1 and _gone(pid), loader.counters()
+
+
+def test_a_loader_starved_past_escalate_s_is_replaced_by_an_in_process_load_and_its_late_answer_dropped(versions):
+    """A loader runnable but unanswered ``escalate_s`` after the request (starved at its idle
+    priority on a machine with no core free): that version is loaded in the controller's process
+    instead (counted, not a failure, the loader kept); its late answer, when it comes, is read and
+    dropped, and the next request gets its own answer (the right version, handed over)."""
+    logs: list = []
+    ld = ProcessLoader(SPEC.joint_names, URDF, log=lambda level, msg: logs.append((level, msg)),
+                       command=[sys.executable, "-c", SLOW, "busy", "3"], start_timeout_s=WAIT_S, timeout_s=WAIT_S,
+                       escalate_s=None)
+    try:
+        _primed(ld, versions[0])
+        pid = ld.pid
+        ld.escalate_s = 0.5
+        model = ld.load("svdkl", versions[1])          # the loader takes 3 s: loaded here after 0.5 s
+        assert model.version == ModelMetadata.read(Path(versions[1])).model_version
+        assert ld.escalations == 1 and ld.inprocess == 2 and ld.failures == 0 and ld.pid == pid, ld.counters()
+        assert ld.last_inprocess and any("in the controller's process" in msg for _, msg in logs), logs
+        ld.escalate_s = None                            # the next one is waited for: first comes the stale answer
+        nxt = ld.load("svdkl", versions[2])
+        assert isinstance(nxt.step, ParamStep) and ld.handovers == 1 and ld.failures == 0, ld.counters()
+        assert nxt.version == ModelMetadata.read(Path(versions[2])).model_version
+    finally:
+        ld.close()
