@@ -167,8 +167,10 @@ def bench_cycles(x: np.ndarray, y: np.ndarray, chunk: int, out: Path,
 #: plant check in the slot's worker thread (session 11's node); "thread": the whole load in the
 #: slot's worker thread (``model_loader`` thread, as sessions 9-10); "before": "thread" at
 #: Python's 5 ms; "nice": "thread" with the worker at WORKER_NICE (measured, not taken: slot.py);
-#: "per_version": "before" with a session per version (before session 8)
+#: "per_version": "before" with a session per version (before session 8); "node_switch50us":
+#: "node" at a 0.05 ms switch interval (session 12's trial of a shorter GIL hand-off)
 TICK_ARMS = {"node": (CONTROL_SWITCH_INTERVAL_S, None, True, "process", LOADER_PRIORITY, True),
+             "node_switch50us": (5e-5, None, True, "process", LOADER_PRIORITY, True),
              "process_nice0": (CONTROL_SWITCH_INTERVAL_S, None, True, "process", "normal", True),
              "process_nice19": (CONTROL_SWITCH_INTERVAL_S, None, True, "process", "nice19", True),
              "plant_in_worker": (CONTROL_SWITCH_INTERVAL_S, None, True, "process", LOADER_PRIORITY, False),
