@@ -162,8 +162,9 @@ def bench_cycles(x: np.ndarray, y: np.ndarray, chunk: int, out: Path,
 #: this process only).
 #: "node": as the computed_torque node runs since session 12 (``model_loader`` process, the
 #: loader at LOADER_PRIORITY, the plant check in the loader, runtime/slot.py
-#: CONTROL_SWITCH_INTERVAL_S); "process_nice0" / "process_nice19": "node" with the loader's loads
-#: at the controller's priority (session 11's) / at nice 19; "plant_in_worker": "node" with the
+#: CONTROL_SWITCH_INTERVAL_S); "process_nice0" / "process_nice19" / "process_idle": "node" with
+#: the loader's loads at the controller's priority (session 11's) / at nice 19 / under SCHED_IDLE
+#: (session 12's runs measured "node" with the loads at idle, the default then); "plant_in_worker": "node" with the
 #: plant check in the slot's worker thread (session 11's node); "thread": the whole load in the
 #: slot's worker thread (``model_loader`` thread, as sessions 9-10); "before": "thread" at
 #: Python's 5 ms; "nice": "thread" with the worker at WORKER_NICE (measured, not taken: slot.py);
@@ -173,6 +174,7 @@ TICK_ARMS = {"node": (CONTROL_SWITCH_INTERVAL_S, None, True, "process", LOADER_P
              "node_switch50us": (5e-5, None, True, "process", LOADER_PRIORITY, True),
              "process_nice0": (CONTROL_SWITCH_INTERVAL_S, None, True, "process", "normal", True),
              "process_nice19": (CONTROL_SWITCH_INTERVAL_S, None, True, "process", "nice19", True),
+             "process_idle": (CONTROL_SWITCH_INTERVAL_S, None, True, "process", "idle", True),
              "plant_in_worker": (CONTROL_SWITCH_INTERVAL_S, None, True, "process", LOADER_PRIORITY, False),
              "thread": (CONTROL_SWITCH_INTERVAL_S, None, True, "thread", LOADER_PRIORITY, False),
              "before": (0.005, None, True, "thread", LOADER_PRIORITY, False),

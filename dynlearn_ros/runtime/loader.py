@@ -21,8 +21,8 @@ controller's recent steps (the slot's plant check, runtime/slot.py check_plant_f
 CPU per candidate): the loader then runs that check on a hand-over's candidate too and answers
 its refusal as PlantFitRefused (the same message as the controller's own check), and the
 controller's slot does not run it again (:meth:`ProcessLoader.plant_checked`). The loads run at
-:data:`LOADER_PRIORITY` (idle: they take what the controller and the other normal tasks leave),
-the start-up at the controller's priority.
+:data:`LOADER_PRIORITY` (nice 19: they take mostly what the controller and the other normal
+tasks leave), the start-up at the controller's priority.
 
 What the controller still checks itself (:meth:`ProcessLoader._bind`, cheap: ~1 ms, measured in
 the bench's ``worker_stages``): the message's frame and keys; every array's name, dtype, shape
@@ -91,14 +91,17 @@ LOADER_MAX_RESTARTS = 10
 #: the largest frame either side accepts (a version's arrays are ~0.1-1 MB)
 MAX_FRAME = 1 << 28
 #: the loader process's CPU priority for its loads (its start-up, the imports, runs at the
-#: controller's): "idle" (Linux SCHED_IDLE: a task of it never preempts a normal task at wake-up
-#: and runs on what the normal tasks leave; where the OS has no SCHED_IDLE, nice 19), "nice19"
-#: (CFS weight 15 against the tick's 1024) or "normal" (the controller's, as in session 11).
-#: Unlike the slot's worker thread at nice 19 (runtime/slot.py WORKER_NICE, which stalled the
-#: tick while starved holding the interpreter's lock) a starved loader holds none of the
-#: controller's locks: its loads only take longer, and a load that is starved is not taken as
-#: hung (:data:`LOADER_STARVED_MAX_S`). Measured: docs/results_closed_loop.md "Session 12"
-LOADER_PRIORITY = "idle"
+#: controller's): "nice19" (CFS weight 15 against the tick's 1024), "idle" (Linux SCHED_IDLE,
+#: weight 3, never preempts a normal task at wake-up; where the OS has none, nice 19) or "normal"
+#: (the controller's, session 11's default). Unlike the slot's worker thread at nice 19
+#: (runtime/slot.py WORKER_NICE, which stalled the tick while starved holding the interpreter's
+#: lock) a starved loader holds none of the controller's locks: its loads only take longer (and a
+#: starved one is escalated, :data:`LOADER_ESCALATE_S`). Why nice 19 (docs/results_closed_loop.md
+#: "Session 12"): in the two runs that had both, its loading window was over budget less often
+#: than at "normal" (session 11 on a lightly loaded machine, session 12 on a quiet one), "idle"
+#: was never better than "normal" on a quiet machine, and beside two busy loops an idle loader's
+#: loads took seconds
+LOADER_PRIORITY = "nice19"
 LOADER_PRIORITIES = ("idle", "nice19", "normal")
 #: a load past :data:`LOADER_TIMEOUT_S` whose loader is still runnable (waiting for a core: starved
 #: by its low priority on a busy machine) or in an uninterruptible wait (a slow disk) is waited for,
