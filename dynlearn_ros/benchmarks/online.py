@@ -42,11 +42,19 @@ from dynlearn_ros.core.config import robot_context, validate
 from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner, StateDifferencer
 from dynlearn_ros.paths import resolve_model_dir
 from dynlearn_ros.runtime import shared_graph
-from dynlearn_ros.runtime.loader import ProcessLoader
+from dynlearn_ros.runtime.loader import LOADER_PRIORITY, ProcessLoader
 from dynlearn_ros.runtime.onnx_step import OnnxStep
 from dynlearn_ros.runtime.registry import load_inverse_model
 from dynlearn_ros.runtime.shared_graph import ParamStep
-from dynlearn_ros.runtime.slot import CONTROL_SWITCH_INTERVAL_S, WORKER_NICE, ModelSlot, check_model
+from dynlearn_ros.runtime.slot import (
+    CONTROL_SWITCH_INTERVAL_S,
+    PLANT_FIT_FACTOR,
+    PLANT_FIT_ROWS,
+    WORKER_NICE,
+    ModelSlot,
+    check_model,
+    check_plant_fit,
+)
 from dynlearn_ros.scenarios.vgain import controller_params
 from dynlearn_ros.scenarios.vgain_config import load_config
 from dynlearn_ros.sim.plant import SimPlant
@@ -147,23 +155,36 @@ def bench_cycles(x: np.ndarray, y: np.ndarray, chunk: int, out: Path,
 
 #: the tick loop's arms: (thread switch interval s, the slot worker's nice value or None = the
 #: priority of the thread that starts it, shared sessions, where a version is loaded: "process"
-#: (runtime/loader.py) or "thread"). "node": as the computed_torque node runs since session 11
-#: (``model_loader`` process, runtime/slot.py CONTROL_SWITCH_INTERVAL_S); "thread": as it ran in
-#: sessions 9-10 (the load in the slot's worker thread); "before": "thread" at Python's 5 ms;
-#: "nice": "thread" with the worker at WORKER_NICE (measured, not taken: slot.py); "per_version":
-#: "before" with a session per version (before session 8); "process_nice19": "node" with the
-#: loader's loads at nice 19 instead of runtime/loader.py LOADER_NICE (not measured yet)
-TICK_ARMS = {"node": (CONTROL_SWITCH_INTERVAL_S, None, True, "process"),
-             "process_nice19": (CONTROL_SWITCH_INTERVAL_S, None, True, "process_nice19"),
-             "thread": (CONTROL_SWITCH_INTERVAL_S, None, True, "thread"),
-             "before": (0.005, None, True, "thread"),
-             "nice": (CONTROL_SWITCH_INTERVAL_S, WORKER_NICE, True, "thread"),
-             "per_version": (0.005, None, False, "thread")}
+#: (runtime/loader.py) or "thread", the loader's priority for its loads (runtime/loader.py
+#: LOADER_PRIORITIES), whether the request carries the plant check's samples to the loader).
+#: Every arm runs the node's slot: its check (five predictions at home and the plant check on the
+#: loop's recent steps, unless the loader ran it) and its ``trim_before_load`` (after a load in
+#: this process only).
+#: "node": as the computed_torque node runs since session 12 (``model_loader`` process, the
+#: loader at LOADER_PRIORITY, the plant check in the loader, runtime/slot.py
+#: CONTROL_SWITCH_INTERVAL_S); "process_nice0" / "process_nice19" / "process_idle": "node" with
+#: the loader's loads at the controller's priority (session 11's) / at nice 19 / under SCHED_IDLE
+#: (session 12's runs measured "node" with the loads at idle, the default then); "plant_in_worker": "node" with the
+#: plant check in the slot's worker thread (session 11's node); "thread": the whole load in the
+#: slot's worker thread (``model_loader`` thread, as sessions 9-10); "before": "thread" at
+#: Python's 5 ms; "nice": "thread" with the worker at WORKER_NICE (measured, not taken: slot.py);
+#: "per_version": "before" with a session per version (before session 8); "node_switch50us":
+#: "node" at a 0.05 ms switch interval (session 12's trial of a shorter GIL hand-off)
+TICK_ARMS = {"node": (CONTROL_SWITCH_INTERVAL_S, None, True, "process", LOADER_PRIORITY, True),
+             "node_switch50us": (5e-5, None, True, "process", LOADER_PRIORITY, True),
+             "process_nice0": (CONTROL_SWITCH_INTERVAL_S, None, True, "process", "normal", True),
+             "process_nice19": (CONTROL_SWITCH_INTERVAL_S, None, True, "process", "nice19", True),
+             "process_idle": (CONTROL_SWITCH_INTERVAL_S, None, True, "process", "idle", True),
+             "plant_in_worker": (CONTROL_SWITCH_INTERVAL_S, None, True, "process", LOADER_PRIORITY, False),
+             "thread": (CONTROL_SWITCH_INTERVAL_S, None, True, "thread", LOADER_PRIORITY, False),
+             "before": (0.005, None, True, "thread", LOADER_PRIORITY, False),
+             "nice": (CONTROL_SWITCH_INTERVAL_S, WORKER_NICE, True, "thread", LOADER_PRIORITY, False),
+             "per_version": (0.005, None, False, "thread", LOADER_PRIORITY, False)}
 
 
 def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s: float,
                 switch_interval_s: float = 0.005, shared: bool = True, worker_nice: int | None = None,
-                loader: str = "thread") -> dict:
+                loader: str = "thread", priority: str = LOADER_PRIORITY, plant_to_loader: bool = True) -> dict:
     """Wall-clock 1 kHz loop with slot swaps every ``swap_every_s``; lateness in and out of swaps.
 
     The slot runs deferred, as in the node: after each tick (after the plant step, which stands
@@ -184,8 +205,13 @@ def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s
     ``loader``: "process", each version is loaded and checked in a loader process and the worker
     binds its arrays (runtime/loader.py, the node's default since session 11; the loader is
     started and has loaded ``dirs[0]`` once before the loop, as the node's starts before its first
-    tick; "loader" in the result: its counters and its own CPU per load); "thread", all of the
-    load in the worker thread.
+    tick; "loader" in the result: its counters and its own CPU per load), its loads at
+    ``priority`` (runtime/loader.py LOADER_PRIORITIES), the plant check's samples sent with each
+    request if ``plant_to_loader`` (the loader checks a hand-over's fit, as in the node);
+    "thread", all of the load in the worker thread. The slot's check is the node's: five
+    predictions at home, then the plant check (runtime/slot.py check_plant_fit, on the loop's
+    recent steps) unless the loader ran it; the slot trims the heap before a load that follows
+    one in this process (``trim_before_load``), as the node's does.
 
     Per part, "placebo": the same part's ticks shifted by 100, 120, ..., 900 ms (into the no-swap
     stretch between two swaps, the windows last < 100 ms), i.e. windows of the same lengths and
@@ -193,7 +219,9 @@ def bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s
     expectation are the noise a part's count is judged against (:func:`summarize_rounds`)."""
     with (contextlib.nullcontext() if shared else shared_graph.per_version_sessions()):
         return _bench_ticks(dirs, payload_kg, seconds, swap_every_s, switch_interval_s, worker_nice,
-                            loader) | {"shared": shared, "loader_kind": loader}
+                            loader, priority, plant_to_loader) | {"shared": shared, "loader_kind": loader,
+                                                                  "loader_priority": priority,
+                                                                  "plant_to_loader": plant_to_loader}
 
 
 #: placebo shifts of a part's ticks (ms, with a swap every 1 s): :func:`bench_ticks`
@@ -201,21 +229,42 @@ PLACEBO_SHIFTS_MS = tuple(range(100, 901, 20))
 
 
 def _bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_s: float,
-                 switch_interval_s: float, worker_nice: int | None, loader: str = "thread") -> dict:
+                 switch_interval_s: float, worker_nice: int | None, loader: str = "thread",
+                 priority: str = LOADER_PRIORITY, plant_to_loader: bool = True) -> dict:
     cfg, config, spec, ctl, plant = _setup(payload_kg)
     urdf = str(spec.urdf_path)
+    dt = config.control_period_s
     client = None
-    if loader in ("process", "process_nice19"):
-        client = ProcessLoader(spec.joint_names, urdf, **({"nice": 19} if loader == "process_nice19" else {}))
+    plant_checks = {"worker": 0, "loader": 0}
+
+    def samples():
+        """The node's plant check inputs (computed_torque ``_plant_samples``)."""
+        snap = ctl.residual.snapshot(PLANT_FIT_ROWS)
+        return None if snap is None else (snap, ctl.schedule.sigma_n, dt, PLANT_FIT_FACTOR)
+
+    if loader == "process":
+        client = ProcessLoader(spec.joint_names, urdf, priority=priority)
         if dirs:
             client.load("svdkl", dirs[0])   # its start-up and first structure, before the loop
-        load_fn = client.load
+
+        def load_fn(k, p):
+            return client.load(k, p, samples() if plant_to_loader else None)
     else:
         def load_fn(k, p):
             return load_inverse_model(k, p, spec.joint_names, urdf)
+
+    def check_fn(m):
+        """The node's check (computed_torque ``check``)."""
+        check_model(m, spec.joint_names, spec.home)
+        if client is not None and client.plant_checked(m):
+            plant_checks["loader"] += 1
+            return
+        snap = ctl.residual.snapshot(PLANT_FIT_ROWS)
+        check_plant_fit(m, snap, ctl.schedule.sigma_n, dt)
+        plant_checks["worker"] += 1
     switch_before = sys.getswitchinterval()
     sys.setswitchinterval(switch_interval_s)
-    n, dt = spec.n, config.control_period_s
+    n = spec.n
     # the worker's stages: (wall s, thread CPU s) per call, a refused load or check included
     stages: dict[str, list[tuple[float, float]]] = {"load": [], "check": [], "prepare": []}
     # when the worker finished each version (its prepare returned; the candidate is ready right
@@ -224,9 +273,10 @@ def _bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_
     after_at: list[float] = []
     slot = ModelSlot(ctl.model, "svdkl", config.model_dir,
                      lambda k, p: _clocked(stages["load"], load_fn, k, p),
-                     lambda m: _clocked(stages["check"], check_model, m, spec.joint_names, spec.home),
+                     lambda m: _clocked(stages["check"], check_fn, m),
                      prepare=lambda m: _clocked(stages["prepare"], build_tuning, config, m, ends=finished_at), deferred=True,
-                     worker_nice=worker_nice)
+                     worker_nice=worker_nice,
+                     trim_before_load=lambda: client is None or client.last_inprocess)   # the node's _trim_due
     q, qd = np.zeros(n), np.zeros(n)
     late, missed, in_window, compute, swap_tick, loading, skipped, after = [], [], [], [], [], [], [], []
     after_s: dict[str, list[float]] = {"released": [], "warmed": []}
@@ -331,7 +381,8 @@ def _bench_ticks(dirs: list[str], payload_kg: float, seconds: float, swap_every_
 
     return {"seconds": seconds, "swap_every_s": swap_every_s, "switch_interval_s": switch_interval_s,
             "worker_nice": worker_nice, "worker_priority": slot.worker_priority, "loader": loader_rec,
-            "swaps": swaps, "requests": nreq,
+            "swaps": swaps, "requests": nreq, "plant_checks": plant_checks,
+            "heap_trims": slot.trims, "heap_trim_max_ms": slot.trim_max_ms,
             "refused": slot.refused, "during_swaps": part(win), "no_swap": part(~win),
             # the swap window split: the worker loading (same process: CPU and the GIL) and the
             # swap itself (the tick that swaps the reference, and the one after it)
@@ -521,10 +572,11 @@ def run_bench(payload_kg: float = 12.0, collect_s: float = 6.0, chunk: int = 500
         runs: dict[str, list[dict]] = {a: [] for a in arms}
         for _ in range(max(1, rounds)):
             for arm in arms:
-                si, nice, shared, where = TICK_ARMS[arm]
+                si, nice, shared, where, prio, plant_there = TICK_ARMS[arm]
                 runs[arm].append(bench_ticks(pair, payload_kg, tick_s, swap_every_s,
                                              si if switch_interval_s is None else switch_interval_s,
-                                             shared=shared, worker_nice=nice, loader=where) | {"arm": arm})
+                                             shared=shared, worker_nice=nice, loader=where, priority=prio,
+                                             plant_to_loader=plant_there) | {"arm": arm})
         breakdown = swap_breakdown(pair) if pair else {}
         model_cost = bench_model_cost(cycles["base_dir"], dirs[-1]) if dirs else {}
     return {"payload_kg": payload_kg, "samples": len(x), "chunk": chunk, "probe_runs": PROBE_RUNS,

@@ -26,9 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tick loops of --tick-s each; the summary gives medians and spreads over them")
     parser.add_argument("--arms", default="node",
                         help="comma-separated tick-loop arms, each round runs one loop of each in turn: node (as the "
-                             "controller node runs: versions loaded in a loader process), thread (node, with the "
-                             "whole load in the slot's worker thread: model_loader thread, before session 11), "
-                             "process_nice19 (node, with the loader's loads at nice 19), "
+                             "controller node runs: versions loaded and plant-checked in a loader process at nice 19), "
+                             "process_nice0 / process_nice19 / process_idle (node, with the loader's loads at the "
+                             "controller's priority / at nice 19 / under SCHED_IDLE), node_switch50us (node at a 0.05 ms thread "
+                             "switch interval), plant_in_worker (node, with the plant check in "
+                             "the slot's worker thread: session 11's node), thread (the whole load and check in the "
+                             "slot's worker thread: model_loader thread, before session 11), "
                              "before (thread at Python's 5 ms thread switch interval: before session 9), "
                              "nice (thread, with the slot's worker at nice 19), "
                              "per_version (before, with a session per version: before session 8)")

@@ -87,6 +87,7 @@ from dynlearn_ros.runtime.memory import heap_stats  # noqa: E402
 from dynlearn_ros.runtime.registry import ModelLoadError, UnavailableModel, load_inverse_model  # noqa: E402
 from dynlearn_ros.runtime.slot import (  # noqa: E402
     CONTROL_SWITCH_INTERVAL_S,
+    PLANT_FIT_FACTOR,
     PLANT_FIT_ROWS,
     ModelSlot,
     check_model,
@@ -160,13 +161,16 @@ class ComputedTorqueNode(Node):
             # the analytic model is the live fallback the tick uses: trusted, never run here
             if m is not self.analytic:
                 check_model(m, self.urdf_joints, spec.home, config.control_period_s)
-                self._check_plant_fit(m)
+                # a hand-over the loader process already put through the plant check (on the
+                # recent steps the request carried): not run again here, in the worker
+                if self.loader is None or not self.loader.plant_checked(m):
+                    self._check_plant_fit(m)
 
         # deferred: the swap's release and warm-up run after a tick's command (slot.after_tick)
         self.slot = ModelSlot(model, config.model_kind, config.model_dir, self._load_model, check,
                               prepare=lambda m: build_tuning(self.config, m), deferred=True,
                               on_close=None if self.loader is None else self.loader.close,
-                              trim_before_load=True)
+                              trim_before_load=self._trim_due)
         # the tick takes the interpreter's lock back from the slot's loading worker within this
         sys.setswitchinterval(CONTROL_SWITCH_INTERVAL_S)
         self._syncing = False
@@ -201,6 +205,24 @@ class ComputedTorqueNode(Node):
         # ... and while commands reach the plant a period late behind on-time stamps (the
         # state's effort is an older command than the newest: docs/safety.md)
         self.applied = AppliedCommandMatch()
+
+    def _trim_due(self) -> bool:
+        """(Worker) the slot's heap trim before a load: after a load in this process only (thread
+        mode, or the loader's in-process loads); a version handed over by the loader process
+        leaves the worker's arena flat (docs/results_closed_loop.md "Session 12")."""
+        return self.loader is None or self.loader.last_inprocess
+
+    def _plant_samples(self) -> tuple | None:
+        """The plant check's inputs (runtime/loader.py ProcessLoader.load ``plant``): the
+        controller's recent steps, sigma_n, the period and the factor; None without the
+        realized-error sigma's record."""
+        res = self.ctl.residual
+        if res is None:
+            return None
+        samples = res.snapshot(PLANT_FIT_ROWS)
+        if samples is None:
+            return None
+        return samples, self.ctl.schedule.sigma_n, self.config.control_period_s, PLANT_FIT_FACTOR
 
     def _check_plant_fit(self, m: InverseModel) -> None:
         """The slot's plant check (worker thread): the candidate on the controller's recent steps
@@ -241,7 +263,7 @@ class ComputedTorqueNode(Node):
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelLoadError(f"{path}: no model kind in metadata.json ({exc})") from exc
         if self.loader is not None and not here:
-            return self.loader.load(kind, path)
+            return self.loader.load(kind, path, self._plant_samples())
         return load_inverse_model(kind, path, self.urdf_joints, urdf=self._urdf())
 
     def _load_initial_model(self, kind: str, model_dir: str) -> InverseModel:

@@ -290,7 +290,7 @@ class ModelSlot:
                  loader: Callable[[str, str], InverseModel], check: Callable[[InverseModel], None],
                  prepare: Callable[[InverseModel], Any] = lambda m: None, deferred: bool = False,
                  worker_nice: int | None = None, on_close: Callable[[], None] | None = None,
-                 trim_before_load: bool = False) -> None:
+                 trim_before_load: bool | Callable[[], bool] = False) -> None:
         """``deferred``: the ticking thread calls :meth:`after_tick` after each tick's command
         (module docstring); a ready candidate is then swapped in only once it was warmed there,
         and the models a swap lets go are released there, never in :meth:`activated`; and the
@@ -304,7 +304,11 @@ class ModelSlot:
         swap's release freed in the malloc arenas goes back to the kernel instead of staying
         resident, where it piled up load after load (docs/safety.md, "Memory, eleventh
         session"). Before the load, not after it: right after a load the tick warms, swaps and
-        releases, and a trim then holding the arena's lock made those ticks slower.
+        releases, and a trim then holding the arena's lock made those ticks slower. A callable:
+        asked before each load whether to trim (the node: only when the previous load ran in
+        this process: a version handed over by the loader process leaves the worker's arena flat,
+        docs/results_closed_loop.md "Session 12", and a trim that walks the main arena holds its
+        lock for up to ~3 ms against the tick's mallocs).
         Imports what a load needs here, in the constructing thread (``registry.import_model_runtime``:
         a first import in the worker would hold the GIL for ~1 s against the ticking thread)."""
         from dynlearn_ros.runtime.registry import import_model_runtime
@@ -420,7 +424,8 @@ class ModelSlot:
                 kind, path = self._pending
                 self._pending = None
                 self.loading = True
-            if self.trim_before_load:
+            due = self.trim_before_load
+            if due() if callable(due) else due:
                 took = trim_heap()
                 if took is not None:
                     self.trims += 1

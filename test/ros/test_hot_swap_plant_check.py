@@ -30,21 +30,22 @@ SPEC = robot_spec("iiwa")
 N = SPEC.n
 
 
-def _wrong_plant_model(out) -> str:
-    """The learner's export for the arm with 15 kg (10 kg more than the base model's plant)."""
+def _wrong_plant_model(out, heavy_kg: float = 15.0) -> str:
+    """The learner's export for the arm with ``heavy_kg`` (15: 10 kg more than the base model's
+    plant; 5: the plant's own payload, a version that fits)."""
     from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner
     from dynlearn_ros.sim.plant import payload_model
 
     lr = OnlineLearner(models_dir() / "svdkl_iiwa_sim", out, OnlineConfig(batch=100, holdout=100, base="model"))
     nz = lr.meta.normalization
     x = np.asarray(nz["x_mean"]) + 0.5 * np.random.default_rng(0).normal(size=(400, 21)) * np.asarray(nz["x_std"])
-    heavy, light = payload_model("iiwa", 15.0), payload_model("iiwa", 5.0)
+    heavy, light = payload_model("iiwa", heavy_kg), payload_model("iiwa", 5.0)
     extra = np.array([heavy.rnea(r[:7], r[7:14], r[14:], np.zeros(7)) - light.rnea(r[:7], r[7:14], r[14:], np.zeros(7))
                       for r in x])
     for xi, yi in zip(x, lr.base_predict(x)[0] + extra, strict=True):
         lr.add(xi, yi)
     res = lr.cycle()
-    assert res is not None and res.accepted and abs(res.payload_kg - 10.0) < 0.5, res
+    assert res is not None and res.accepted and abs(res.payload_kg - (heavy_kg - 5.0)) < 0.5, res
     return res.path
 
 
@@ -82,3 +83,39 @@ def test_a_model_of_another_plant_is_refused_before_activation(ros_context, star
     assert c["tracking_fault"] == 0 and c["model_fallback"] == 0, c
     stats = json.loads(br_json.read_text())
     assert stats["timeouts"] == 0, stats
+
+
+def test_a_handed_over_version_of_another_plant_is_refused_by_the_loaders_plant_check(ros_context, start_node,
+                                                                                       tmp_path):
+    """The same check where the node runs it for a hand-over (runtime/loader.py, session 12): a
+    version of the learner's track that fits (the first of its structure: loaded in the
+    controller's process, checked in its slot) primes the structure; the next version, of another
+    plant, is a hand-over, and the loader process refuses it on the recent steps the request
+    carried: counted as a plant-fit refusal and as the loader's refusal, the running version stays."""
+    from std_msgs.msg import String
+
+    fits = _wrong_plant_model(tmp_path / "fits", heavy_kg=5.0)
+    wrong = _wrong_plant_model(tmp_path / "wrong")
+    g = start_swap_graph(start_node, tmp_path, "plant_check_loader_peer", 600, ctl_params={"residual_window_s": 0.1},
+                         bridge_params={"payload_kg": 5.0})
+    ctl, bridge, announce, ctl_json = g.ctl, g.bridge, g.announce, g.ctl_json
+    peer, rows, spin_until = g.peer, g.peer.rows, g.peer.spin_until
+    width = 8 * N + 5
+    try:
+        before = rows[-1][width - 1]
+        announce.publish(String(data=fits))
+        assert spin_until(lambda: rows[-1][width - 1] > before, 120.0), f"fitting version not swapped in\n{ctl.output()[-3000:]}"
+        announce.publish(String(data=wrong))
+        assert spin_until(lambda: "does not fit the running plant" in ctl.output(), 120.0), ctl.output()[-3000:]
+        spin_until(lambda: False, 0.3)
+        assert bridge.stop() == 0
+    finally:
+        peer.close()
+    assert ctl.stop() == 0
+    summary = json.loads(ctl_json.read_text())
+    slot, ld = summary["model_slot"], summary["model_loader"]
+    assert slot["model_refused_plant_fit"] == 1 and slot["model_refused"] == 1, slot
+    assert slot["model_swaps"] == 1 and slot["model_dir"] == fits, slot
+    # the fitting version loaded here (the structure's first), the other refused by the loader
+    assert ld["loader_inprocess"] == 1 and ld["loader_refused"] == 1 and ld["loader_failures"] == 0, ld
+    assert summary["counters"]["tracking_fault"] == 0, summary["counters"]

@@ -236,8 +236,8 @@ WRONG_ARRAYS = textwrap.dedent("""
     import sys
     from dynlearn_ros.runtime import loader
     real = loader._answer
-    def wrong(req):
-        return real(dict(req, path=sys.argv[1]))
+    def wrong(req, plant=None):
+        return real(dict(req, path=sys.argv[1]), plant)
     loader._answer = wrong
     sys.exit(loader.main())
 """)
@@ -316,3 +316,179 @@ def test_a_sigkilled_controller_leaves_no_loader(versions):
     finally:
         if ctl.poll() is None:
             ctl.kill()
+
+
+# -- session 12: the loads at a low priority, a starved loader, the plant check in the loader -------
+def test_the_loaders_loads_run_at_nice_19_and_at_the_priority_asked(versions, loader):
+    """The default (runtime/loader.py LOADER_PRIORITY "nice19"): the loader's process runs its
+    loads at nice 19 (its start-up at the controller's priority); "idle" is SCHED_IDLE, "normal"
+    the controller's own; its hello says which applied."""
+    _primed(loader, versions[0])
+    assert loader.applied_priority == "nice19", loader.counters()
+    assert os.sched_getscheduler(loader.pid) == os.SCHED_OTHER and os.getpriority(os.PRIO_PROCESS, loader.pid) == 19
+    for prio, policy, nice in (("idle", os.SCHED_IDLE, None), ("normal", os.SCHED_OTHER, os.getpriority(os.PRIO_PROCESS, 0))):
+        ld = ProcessLoader(SPEC.joint_names, URDF, priority=prio, start_timeout_s=WAIT_S, timeout_s=WAIT_S)
+        try:
+            ld.load("svdkl", versions[1])
+            assert ld.applied_priority == prio and os.sched_getscheduler(ld.pid) == policy
+            assert nice is None or os.getpriority(os.PRIO_PROCESS, ld.pid) == nice
+        finally:
+            ld.close()
+    with pytest.raises(ValueError, match="loader priority"):
+        ProcessLoader(SPEC.joint_names, URDF, priority="realtime", start=False)
+
+
+#: a real loader that takes ``HOLD_S`` of wall time before each answer, either busy (runnable:
+#: a loader starved at its low priority looks the same from outside) or asleep (hung)
+SLOW = textwrap.dedent("""
+    import sys, time
+    from dynlearn_ros.runtime import loader
+    real = loader._answer
+    def slow(req, plant=None):
+        end = time.monotonic() + float(sys.argv[2])
+        while time.monotonic() < end:
+            if sys.argv[1] == "sleep":
+                time.sleep(0.05)
+        return real(req, plant)
+    loader._answer = slow
+    sys.exit(loader.main())
+""")
+
+
+@pytest.mark.parametrize("how", ["busy", "sleep"])
+def test_a_runnable_loader_past_the_timeout_is_waited_for_and_a_sleeping_one_is_refused(versions, how):
+    """Past ``timeout_s`` the controller looks at the loader's state: runnable (a loader starved at
+    low priority on a busy machine) is waited for, up to ``starved_max_s``; asleep is hung."""
+    logs: list = []
+    hold_s, timeout_s = 4.0, 1.0
+    ld = ProcessLoader(SPEC.joint_names, URDF, log=lambda level, msg: logs.append((level, msg)),
+                       command=[sys.executable, "-c", SLOW, how, str(hold_s)], start_timeout_s=WAIT_S,
+                       timeout_s=WAIT_S, escalate_s=None)
+    try:
+        _primed(ld, versions[0])        # its hello, and the controller's session of the structure
+        ld.timeout_s = timeout_s        # the next load's answer comes after hold_s > timeout_s
+        if how == "busy":
+            model = ld.load("svdkl", versions[1])
+            assert isinstance(model.step, ParamStep) and ld.handovers == 1 and ld.failures == 0, ld.counters()
+            assert ld.starved_waits >= 1 and any("not hung" in msg for _, msg in logs), logs
+        else:
+            with pytest.raises(LoaderFailure, match="timeout"):
+                ld.load("svdkl", versions[1])
+            assert ld.failures == 1 and ld.starved_waits == 0, ld.counters()
+    finally:
+        ld.close()
+
+
+def test_a_runnable_loader_is_waited_for_no_longer_than_starved_max_s(versions):
+    ld = ProcessLoader(SPEC.joint_names, URDF, command=[sys.executable, "-c", SLOW, "busy", "600"],
+                       start_timeout_s=WAIT_S, timeout_s=WAIT_S, starved_max_s=2.0, escalate_s=None)
+    try:
+        shared_graph.clear_cache()
+        ld.timeout_s = 0.5
+        with pytest.raises(LoaderFailure, match="timeout"):   # its first answer would take 600 s
+            ld.load("svdkl", versions[0])
+        assert ld.failures == 1 and ld.starved_waits >= 1, ld.counters()
+    finally:
+        ld.close()
+
+
+def _plant_samples(model, rows: int = 150, r: float = 0.05) -> dict:
+    """The controller's recent steps (runtime/slot.py check_plant_fit's ``samples``) in which
+    ``model`` was the plant: the applied torque is its prediction at each step's reference query,
+    ma = 0, and the running model's realized error r on every joint."""
+    from dynlearn_ros.core.residual import REFERENCE_KEYS
+
+    n, dt = SPEC.n, 1e-3
+    rng = np.random.default_rng(3)
+    home = np.asarray(SPEC.home, dtype=np.float64)
+    s = {"t": dt * np.arange(rows), "q": home + 0.1 * rng.normal(size=(rows, n)), "qd": 0.3 * rng.normal(size=(rows, n)),
+         "a": rng.normal(size=(rows, n)), "ma": np.zeros((rows, n)), "r": np.full((rows, n), r)}
+    for k in REFERENCE_KEYS:
+        s[k] = s["q"] if k in ("q_des", "q_des_next") else s["qd"] if k in ("qd_des", "qd_des_next") else s["a"]
+    q = InverseQuery(n, dt=dt)
+    mean, std = np.zeros(n), np.zeros(n)
+    s["tau"] = np.zeros((rows, n))
+    model.reset()
+    for i in range(rows):
+        q.q[:], q.qd[:] = s["q"][i], s["qd"][i]
+        for k in REFERENCE_KEYS:
+            getattr(q, k)[:] = s[k][i]
+        if i:
+            q.tau_prev[:] = s["tau"][i - 1]
+        assert model.predict(q, mean, std)
+        s["tau"][i] = mean
+        model.commit(mean)
+    model.reset()
+    return s
+
+
+def test_the_plant_check_runs_in_the_loader_with_the_in_process_checks_verdict(versions, loader):
+    """A request that carries the controller's recent steps: the loader puts a hand-over's
+    candidate through the slot's plant check (runtime/slot.py check_plant_fit). A candidate of
+    another plant is refused there with the in-process check's class and message; one that fits
+    is handed over and marked checked (the node's slot check then skips it); a load without the
+    steps, or one the controller does itself, is not marked."""
+    from dynlearn_ros.runtime.slot import PLANT_FIT_FACTOR, PlantFitRefused, check_plant_fit
+
+    sigma_n = np.full(SPEC.n, 1e-3)
+    here = {p: load_inverse_model("svdkl", p, SPEC.joint_names, urdf=URDF) for p in versions}
+    samples = _plant_samples(here[versions[1]])      # the plant behaves as versions[1] predicts
+    plant = (samples, sigma_n, 1e-3, PLANT_FIT_FACTOR)
+    first = _primed(loader, versions[0])                       # loaded in-process: not the loader's check
+    assert not loader.plant_checked(first) and loader.last_inprocess   # and the slot's heap trim is due
+    # versions[0]'s correction differs from versions[1]'s by 3 N*m on joint 2: refused, as here
+    with pytest.raises(PlantFitRefused) as ref:
+        check_plant_fit(here[versions[0]], samples, sigma_n, 1e-3)
+    loader.load("svdkl", versions[2])                         # another version, so [0] is not cached anywhere
+    with pytest.raises(PlantFitRefused) as there:
+        loader.load("svdkl", versions[0], plant)
+    assert str(there.value) == str(ref.value) and loader.refused == 1 and loader.failures == 0, loader.counters()
+    # versions[1] is the plant: handed over and marked; the in-process check agrees it fits
+    model = loader.load("svdkl", versions[1], plant)
+    assert isinstance(model.step, ParamStep) and loader.plant_checked(model), loader.counters()
+    assert not loader.last_inprocess                                 # a hand-over: no trim due
+    assert check_plant_fit(here[versions[1]], samples, sigma_n, 1e-3)["ratio"] <= PLANT_FIT_FACTOR
+    again = loader.load("svdkl", versions[1])                  # no steps sent: the slot's check runs it
+    assert not loader.plant_checked(again) and not loader.plant_checked(model)
+
+
+def test_a_request_larger_than_the_pipe_to_a_stopped_loader_times_out(versions, loader):
+    """A request larger than the pipe holds (the plant check's steps are ~0.2 MB, the pipe asked
+    for 1 MiB; here 2 MB): a loader that stopped reading ends that load at the timeout (never a
+    blocking write in the worker)."""
+    from dynlearn_ros.runtime.slot import PLANT_FIT_FACTOR
+
+    _primed(loader, versions[0])
+    samples = _plant_samples(load_inverse_model("svdkl", versions[1], SPEC.joint_names, urdf=URDF), rows=3000)
+    assert sum(v.nbytes for v in samples.values()) > loader_mod.PIPE_BYTES
+    pid = loader.pid
+    os.kill(pid, signal.SIGSTOP)
+    loader.timeout_s = 1.0
+    with pytest.raises(LoaderFailure, match="timeout"):
+        loader.load("svdkl", versions[1], (samples, np.full(SPEC.n, 1e-3), 1e-3, PLANT_FIT_FACTOR))
+    assert loader.failures == 1 and loader.restarts == 1 and _gone(pid), loader.counters()
+
+
+def test_a_loader_starved_past_escalate_s_is_replaced_by_an_in_process_load_and_its_late_answer_dropped(versions):
+    """A loader runnable but unanswered ``escalate_s`` after the request (starved at its low
+    priority on a machine with no core free): that version is loaded in the controller's process
+    instead (counted, not a failure, the loader kept); its late answer, when it comes, is read and
+    dropped, and the next request gets its own answer (the right version, handed over)."""
+    logs: list = []
+    ld = ProcessLoader(SPEC.joint_names, URDF, log=lambda level, msg: logs.append((level, msg)),
+                       command=[sys.executable, "-c", SLOW, "busy", "3"], start_timeout_s=WAIT_S, timeout_s=WAIT_S,
+                       escalate_s=None)
+    try:
+        _primed(ld, versions[0])
+        pid = ld.pid
+        ld.escalate_s = 0.5
+        model = ld.load("svdkl", versions[1])          # the loader takes 3 s: loaded here after 0.5 s
+        assert model.version == ModelMetadata.read(Path(versions[1])).model_version
+        assert ld.escalations == 1 and ld.inprocess == 2 and ld.failures == 0 and ld.pid == pid, ld.counters()
+        assert ld.last_inprocess and any("in the controller's process" in msg for _, msg in logs), logs
+        ld.escalate_s = None                            # the next one is waited for: first comes the stale answer
+        nxt = ld.load("svdkl", versions[2])
+        assert isinstance(nxt.step, ParamStep) and ld.handovers == 1 and ld.failures == 0, ld.counters()
+        assert nxt.version == ModelMetadata.read(Path(versions[2])).model_version
+    finally:
+        ld.close()

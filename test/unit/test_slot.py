@@ -357,3 +357,39 @@ def test_a_deferred_worker_started_from_a_real_time_thread_leaves_that_policy():
         pytest.skip("SCHED_FIFO is not permitted here")
     assert out["mine"] == os.SCHED_FIFO, out
     assert out["seen"]["policy"] == os.SCHED_OTHER and out["seen"]["nice"] == out["nice"], out
+
+
+def test_a_trim_predicate_is_asked_before_each_load_and_trims_only_when_it_says_so():
+    """``trim_before_load`` as a callable (the node: after a load in its own process only,
+    runtime/loader.py ``last_inprocess``): asked as the worker takes each request, before the
+    load; a trim only where it answered True."""
+    from dynlearn_ros.runtime.memory import trim_available
+
+    if not trim_available():
+        pytest.skip("no malloc_trim in this C library")
+    answers = [True, False, False, True]
+    asked, loaded = [], []
+    cfg = validate({"reference": "hold"}, CTX)
+    analytic = build_analytic(cfg)
+
+    def due():
+        asked.append(len(loaded))
+        return answers[len(asked) - 1]
+
+    def load(kind, path):
+        loaded.append(path)
+        return analytic
+
+    slot = ModelSlot(analytic, "analytic", "", load, lambda m: None, trim_before_load=due)
+    try:
+        for i, _ in enumerate(answers):
+            slot.request("analytic", f"p{i}")
+            deadline = time.monotonic() + 60.0
+            while len(slot.poll()) == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.001)
+        # asked once per request, each time before that request's load
+        assert asked == [0, 1, 2, 3] and loaded == ["p0", "p1", "p2", "p3"]
+        assert slot.trims == 2, slot.trims
+    finally:
+        slot.close()
