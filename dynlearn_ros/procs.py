@@ -9,6 +9,8 @@ exits.
 * :class:`NodeProcess`: ``python -m <module> --ros-args ...`` with its output in a log file,
   stopped with SIGINT (then SIGKILL), as the tests, the benchmarks and the scenarios run nodes;
   it gets SIGTERM when the process that started it dies (:func:`die_with_parent_prefix`).
+* :func:`pid_alive`, :func:`wait_until`: whether a process still runs, and a polled wait, for
+  the tests and the fault injector that watch processes end.
 """
 
 from __future__ import annotations
@@ -150,6 +152,35 @@ def die_with_parent_prefix() -> list[str]:
     import shutil
 
     return ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited: a zombie (an exited process its parent,
+    often init after a re-parenting, has not reaped yet) answers ``kill(pid, 0)`` but is dead,
+    so its state in ``/proc/<pid>/stat`` is read (the field after the parenthesised name, which
+    may itself hold spaces)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's process: it exists
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def wait_until(cond, timeout_s: float, poll_s: float = 0.05) -> bool:
+    """Poll ``cond()`` every ``poll_s`` s until it is true (True) or ``timeout_s`` s pass (then
+    its last value)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(poll_s)
+    return bool(cond())
 
 
 class NodeProcess:

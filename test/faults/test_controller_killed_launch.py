@@ -15,23 +15,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
 
-from dynlearn_ros.procs import ros_domain
+from dynlearn_ros.procs import ros_domain, wait_until
 
 pytestmark = pytest.mark.ros
-
-
-def _wait(cond, timeout_s: float, poll_s: float = 0.05) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(poll_s)
-    return cond()
 
 
 def _controller_pid(launcher: subprocess.Popen) -> int | None:
@@ -53,11 +43,11 @@ def test_a_killed_controller_ends_the_launch_and_is_named(tmp_path):
                                     text=True)
         try:
             # start-up under load takes up to ~30 s (imports, PyBullet, the model); 120 s is a hang
-            assert _wait(lambda: _controller_pid(launcher) is not None, 120.0), "no controller process"
+            assert wait_until(lambda: _controller_pid(launcher) is not None, 120.0), "no controller process"
             runs = lambda: [p for p in tmp_path.iterdir() if p.name.endswith("-vgain_control")]  # noqa: E731
-            assert _wait(lambda: bool(runs()), 60.0)
+            assert wait_until(lambda: bool(runs()), 60.0)
             log = runs()[0] / "computed_torque.log"
-            assert _wait(lambda: log.is_file() and "robot=" in log.read_text(errors="replace"), 120.0), \
+            assert wait_until(lambda: log.is_file() and "robot=" in log.read_text(errors="replace"), 120.0), \
                 "the controller never logged its start"
             os.kill(_controller_pid(launcher), signal.SIGKILL)
             # the launcher polls every 10 ms and gives the bridge 15 s after SIGINT: 60 s is a hang

@@ -10,23 +10,15 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import psutil
 import pytest
 
+from dynlearn_ros.procs import wait_until
+
 pytestmark = pytest.mark.ros
 
 WAIT_S = 120.0
-
-
-def _wait(cond, timeout_s: float, poll_s: float = 0.05) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(poll_s)
-    return cond()
 
 
 def _loaders(pid: int) -> list[psutil.Process]:
@@ -53,11 +45,11 @@ LEARNED = {"model_kind": "svdkl", "model_dir": "svdkl_iiwa_sim"}
 def test_a_sigkilled_controller_leaves_no_loader(start_node):
     ctl = start_node("computed_torque", LEARNED)
     assert ctl.wait_for_output("robot=iiwa", WAIT_S, poll_s=0.01), ctl.output()
-    assert _wait(lambda: len(_loaders(ctl.pid)) == 1, WAIT_S), ctl.output()
+    assert wait_until(lambda: len(_loaders(ctl.pid)) == 1, WAIT_S), ctl.output()
     (loader,) = _loaders(ctl.pid)
     os.kill(ctl.pid, signal.SIGKILL)
     ctl.proc.wait(WAIT_S)
-    assert _wait(lambda: _gone(loader), WAIT_S), f"loader {loader.pid} outlived its SIGKILLed controller"
+    assert wait_until(lambda: _gone(loader), WAIT_S), f"loader {loader.pid} outlived its SIGKILLed controller"
 
 
 def test_model_loader_thread_starts_no_loader(start_node):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from dynlearn_ros.procs import die_with_parent_prefix
+from dynlearn_ros.procs import die_with_parent_prefix, pid_alive, wait_until
 
 PARENT = textwrap.dedent("""
     import sys, time
@@ -27,18 +27,6 @@ PARENT = textwrap.dedent("""
 """)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:   # a zombie is dead: its parent (init here) has not reaped it yet
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _start(tmp_path, ros_env, follow: bool):
     log, stats = tmp_path / f"bridge-{follow}.log", tmp_path / f"stats-{follow}.json"
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(log), str(stats), "1" if follow else "0"],
@@ -46,7 +34,7 @@ def _start(tmp_path, ros_env, follow: bool):
     pid = int(parent.stdout.readline())
     end = time.monotonic() + 120.0
     while "publishing" not in (log.read_text(errors="replace") if log.exists() else ""):
-        assert time.monotonic() < end and _alive(pid), log.read_text(errors="replace") if log.exists() else "no log"
+        assert time.monotonic() < end and pid_alive(pid), log.read_text(errors="replace") if log.exists() else "no log"
         time.sleep(0.05)
     parent.kill()   # SIGKILL: nothing of the parent runs any more
     parent.wait()
@@ -57,10 +45,8 @@ def _start(tmp_path, ros_env, follow: bool):
 def test_a_node_stops_cleanly_when_its_parent_is_killed(ros_env, tmp_path):
     """Without the prefix (follow_parent=False) this bridge ran on: checked by hand, 2026-12-02."""
     pid, log, stats = _start(tmp_path, ros_env, follow=True)
-    end = time.monotonic() + 30.0   # a clean stop takes < 2 s; the rest is for a loaded machine
-    while _alive(pid) and time.monotonic() < end:
-        time.sleep(0.05)
-    alive = _alive(pid)
+    # a clean stop takes < 2 s; the rest is for a loaded machine
+    alive = not wait_until(lambda: not pid_alive(pid), 30.0)
     if alive:
         os.kill(pid, signal.SIGKILL)
     assert not alive, f"the bridge outlived its killed parent\n{log.read_text(errors='replace')}"

@@ -32,6 +32,7 @@ from dynlearn_ros.core.config import robot_context
 from dynlearn_ros.core.inverse_model import InverseQuery
 from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner
 from dynlearn_ros.paths import resolve_model_dir
+from dynlearn_ros.procs import pid_alive, wait_until
 from dynlearn_ros.runtime import loader as loader_mod
 from dynlearn_ros.runtime import shared_graph
 from dynlearn_ros.runtime.errors import ModelLoadError
@@ -93,16 +94,7 @@ def _primed(ld: ProcessLoader, path: str):
 
 def _gone(pid: int, timeout_s: float = WAIT_S) -> bool:
     """Whether process ``pid`` has exited (gone, or a zombie its new parent has not reaped yet)."""
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            return True
-        if state in ("Z", "X"):
-            return True
-        time.sleep(0.05)
-    return False
+    return wait_until(lambda: not pid_alive(pid), timeout_s)
 
 
 def _predict(model, rows: np.ndarray) -> np.ndarray:

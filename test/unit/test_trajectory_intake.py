@@ -3,13 +3,13 @@ node that was killed with SIGKILL (no chance to send it the stop message)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+
+from dynlearn_ros.procs import pid_alive, wait_until
 
 pytest.importorskip("rclpy")
 
@@ -24,31 +24,15 @@ time.sleep(60)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie still answers kill(0); read its state
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_parser_process_ends_when_its_node_is_killed():
     node = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
     try:
         parser_pid = int(node.stdout.readline())
-        assert _alive(parser_pid)
+        assert pid_alive(parser_pid)
         node.send_signal(signal.SIGKILL)
         node.wait(timeout=10)
         # ORPHAN_CHECK_S = 1 s between checks, plus the interpreter's exit: 10 s is ample
-        deadline = time.monotonic() + 10.0
-        while _alive(parser_pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _alive(parser_pid), "the parser outlived its killed node"
+        assert wait_until(lambda: not pid_alive(parser_pid), 10.0, 0.1), "the parser outlived its killed node"
     finally:
         if node.poll() is None:
             node.kill()
