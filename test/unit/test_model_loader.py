@@ -26,12 +26,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from online_versions import track_versions
 from onnx import numpy_helper
 
 from dynlearn_ros.core.config import robot_context
 from dynlearn_ros.core.inverse_model import InverseQuery
-from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner
-from dynlearn_ros.paths import resolve_model_dir
 from dynlearn_ros.procs import pid_alive, wait_until
 from dynlearn_ros.runtime import loader as loader_mod
 from dynlearn_ros.runtime import shared_graph
@@ -57,20 +56,7 @@ EPS32 = float(np.finfo(np.float32).eps)
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory):
     """Three versions of one learner's track (analytic base + correction), different corrections."""
-    out = tmp_path_factory.mktemp("versions")
-    lr = OnlineLearner(resolve_model_dir("svdkl_iiwa_sim"), out, OnlineConfig(batch=100, holdout=100, base="analytic"))
-    nz = lr.meta.normalization
-    rng = np.random.default_rng(0)
-    paths = []
-    for off in ([0, 6.0, 0, -3.0, 0, 0, 0], [0, 3.0, 0, -1.0, 0, 0, 0], [0, 1.0, 0, 2.0, 0, 0, 0]):
-        x = np.asarray(nz["x_mean"]) + 0.5 * rng.normal(size=(400, 21)) * np.asarray(nz["x_std"])
-        y = lr.base_predict(x)[0] + np.asarray(off)
-        for xi, yi in zip(x, y, strict=True):
-            lr.add(xi, yi)
-        res = lr.cycle()
-        assert res is not None and res.accepted, res
-        paths.append(res.path)
-    return paths
+    return track_versions(tmp_path_factory.mktemp("versions"), "analytic", 3, np.random.default_rng(0))[0]
 
 
 @pytest.fixture

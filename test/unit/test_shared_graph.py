@@ -13,12 +13,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from online_versions import track_versions
 from onnx import numpy_helper
 
 from dynlearn_ros.core.assembly import build_analytic, build_controller, build_tuning, builtin_reference
 from dynlearn_ros.core.config import robot_context, validate
-from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner
-from dynlearn_ros.paths import resolve_model_dir
 from dynlearn_ros.runtime import onnx_step, shared_graph
 from dynlearn_ros.runtime.errors import ModelLoadError
 from dynlearn_ros.runtime.onnx_step import OnnxStep
@@ -44,20 +43,8 @@ EPS32 = float(np.finfo(np.float32).eps)
 def versions(tmp_path_factory):
     """Two versions of one learner's track ("model": base graph + correction), with different
     corrections (two torque offsets learned in turn)."""
-    base = resolve_model_dir("svdkl_iiwa_sim")
-    out = tmp_path_factory.mktemp("versions")
-    lr = OnlineLearner(base, out, OnlineConfig(batch=100, holdout=100, base="model"))
-    nz = lr.meta.normalization
     rng = np.random.default_rng(0)
-    paths = []
-    for off in ([0, 6.0, 0, -3.0, 0, 0, 0], [0, 3.0, 0, -1.0, 0, 0, 0]):
-        x = np.asarray(nz["x_mean"]) + 0.5 * rng.normal(size=(400, 21)) * np.asarray(nz["x_std"])
-        y = lr.base_predict(x)[0] + np.asarray(off)
-        for xi, yi in zip(x, y, strict=True):
-            lr.add(xi, yi)
-        res = lr.cycle()
-        assert res is not None and res.accepted, res
-        paths.append(res.path)
+    paths, nz = track_versions(tmp_path_factory.mktemp("versions"), "model", 2, rng)
     rows = np.asarray(nz["x_mean"]) + rng.normal(size=(100, 21)) * np.asarray(nz["x_std"])
     return paths, rows.astype(np.float32)
 
