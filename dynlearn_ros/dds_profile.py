@@ -24,6 +24,9 @@ from collections.abc import MutableMapping
 
 ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 FILE = "fastdds_profile.xml"
+#: how :func:`apply`'s line ends when the package's own profile is in use (the expected case: a
+#: node logs that line at debug, any other at info)
+APPLIED = "(type propagation off)"
 
 
 def profile_path() -> str | None:
@@ -50,4 +53,4 @@ def apply(environ: MutableMapping[str, str] | None = None) -> str:
     if path is None:
         return f"DDS profile: Fast DDS defaults ({FILE} not found)"
     env[ENV] = path   # unset, or already ours (a parent process set it for its children)
-    return f"DDS profile: {path} (type propagation off)"
+    return f"DDS profile: {path} {APPLIED}"

@@ -104,12 +104,12 @@ def run_node(factory: Callable[[], object], args: list[str] | None = None, *, na
     from rclpy.signals import SignalHandlerOptions
 
     from dynlearn_ros.core.config import ConfigError
-    from dynlearn_ros.dds_profile import apply
+    from dynlearn_ros.dds_profile import APPLIED, apply
     from dynlearn_ros.nodes.params import make_executor
 
     logger = rclpy.logging.get_logger(name)
     profile = apply()   # before the process's participant (dds_profile.py: why)
-    (logger.debug if profile.endswith("(type propagation off)") else logger.info)(profile)
+    (logger.debug if profile.endswith(APPLIED) else logger.info)(profile)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     context = rclpy.get_default_context()
     node = executor = None
