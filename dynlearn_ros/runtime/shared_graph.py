@@ -113,9 +113,9 @@ def cached_session(key: str) -> ort.InferenceSession | None:
         return sess
 
 
-def shared_session(structure: bytes, threads: int = 1) -> ort.InferenceSession:
-    """The cached session of ``structure`` (bytes of a graph), built on the first request."""
-    key = structure_key(structure, threads)
+def shared_session(structure: bytes, threads: int, key: str) -> ort.InferenceSession:
+    """The cached session of ``structure`` (bytes of a graph) run with ``threads``, built on the
+    first request; ``key``: its :func:`structure_key` (the caller's, so a load hashes once)."""
     sess = cached_session(key)
     if sess is not None:
         return sess
@@ -159,9 +159,9 @@ class ParamStep(OnnxStep):
     def __init__(self, proto: Any, threads: int = 1) -> None:   # not OnnxStep.__init__: no file to open
         declared = [i.name for i in proto.graph.input]
         structure, params = split_params(proto)
-        self.session = shared_session(structure, threads)
         #: the structure's cache key (:func:`structure_key`): what a loader process hands over
         self.structure_key = structure_key(structure, threads)
+        self.session = shared_session(structure, threads, self.structure_key)
         self.params = params
         by_name = {a.name: a for a in self.session.get_inputs()}
         self._bind_all([by_name[name] for name in declared], self.session.get_outputs(), params)
