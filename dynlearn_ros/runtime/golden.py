@@ -113,6 +113,15 @@ def load_golden(model_dir: Path, meta: ModelMetadata) -> tuple[dict[str, np.ndar
     return ins, outs
 
 
+def tolerance(ref: np.ndarray) -> np.ndarray:
+    """Per element of one step, the tolerance scale of a recorded output sequence ``ref`` (T, ...)
+    (module docstring): GOLDEN_RTOL * (max_t |ref| + GOLDEN_FLOOR * max |ref|), float64, at least
+    float32's smallest normal (an all-zero output still compares)."""
+    elem = np.max(np.abs(ref.astype(np.float64)), axis=0)
+    scale = GOLDEN_RTOL * (elem + GOLDEN_FLOOR * float(np.max(elem)))
+    return np.where(scale > 0, scale, np.finfo(np.float32).tiny)
+
+
 def compare(got: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray]) -> dict[str, float]:
     """Per output: max over elements of |got - ref| / tolerance scale (module docstring); <= 1
     everywhere means the replay agrees to GOLDEN_RTOL."""
@@ -123,10 +132,7 @@ def compare(got: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray]) -> dic
         if not np.isfinite(g64).all():
             worst[name] = float("inf")
             continue
-        elem = np.max(np.abs(r64), axis=0)
-        scale = GOLDEN_RTOL * (elem + GOLDEN_FLOOR * float(np.max(elem)))
-        scale = np.where(scale > 0, scale, np.finfo(np.float32).tiny)
-        worst[name] = float(np.max(np.abs(g64 - r64) / scale))
+        worst[name] = float(np.max(np.abs(g64 - r64) / tolerance(r64)))
     return worst
 
 

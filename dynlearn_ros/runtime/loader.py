@@ -640,7 +640,7 @@ class ProcessLoader:
 
     def _bind(self, head: dict, blob: bytearray, session: Any, kind: str, model_dir: Path) -> InverseModel:
         """The controller's own checks of a hand-over (module docstring) and the predictor."""
-        from dynlearn_ros.runtime.golden import GOLDEN_FLOOR, GOLDEN_RTOL, load_golden
+        from dynlearn_ros.runtime.golden import load_golden, tolerance
         from dynlearn_ros.runtime.metadata import ModelMetadata
         from dynlearn_ros.runtime.registry import LEARNED_KINDS
         from dynlearn_ros.runtime.shared_graph import PARAM_NAMES, ParamStep
@@ -681,10 +681,8 @@ class ProcessLoader:
         step.run()
         for name, buf in step.outputs.items():
             ref = outs[name].astype(np.float64)
-            elem = np.max(np.abs(ref), axis=0)
-            scale = GOLDEN_RTOL * (elem + GOLDEN_FLOOR * float(np.max(elem)))
             err = np.abs(buf.astype(np.float64) - ref[0])
-            if not np.all(err <= np.maximum(scale, np.finfo(np.float32).tiny)):
+            if not np.all(err <= tolerance(ref)):
                 raise LoaderFailure(f"{model_dir}: the handed-over arrays miss golden step 0 of output '{name}' "
                                     f"(max |diff| {float(np.max(err)):.3g}): not this file's parameters")
         if (meta.base is not None) != (head.get("base_urdf") is not None) or \
