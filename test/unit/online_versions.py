@@ -3,9 +3,12 @@ fitted to the base model's torque plus a constant offset (a different correction
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
 
 from dynlearn_ros.learning.online import OnlineConfig, OnlineLearner
 from dynlearn_ros.paths import resolve_model_dir
@@ -31,3 +34,15 @@ def track_versions(out: Path, base: str, count: int, rng: np.random.Generator) -
         assert res is not None and res.accepted, res
         paths.append(res.path)
     return paths, nz
+
+
+def copy_with_initializer(src: str | Path, dst: Path, name: str, values) -> Path:
+    """A copy of model directory ``src`` at ``dst`` whose model.onnx has initializer ``name``
+    replaced by ``values`` (float32): a version with one parameter tampered with."""
+    shutil.copytree(src, dst)
+    proto = onnx.load(str(dst / "model.onnx"))
+    for init in proto.graph.initializer:
+        if init.name == name:
+            init.CopyFrom(numpy_helper.from_array(np.asarray(values, dtype=np.float32), name))
+    onnx.save_model(proto, str(dst / "model.onnx"))
+    return dst

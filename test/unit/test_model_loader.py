@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from online_versions import track_versions
+from online_versions import copy_with_initializer, track_versions
 from onnx import numpy_helper
 
 from dynlearn_ros.core.config import robot_context
@@ -116,16 +116,6 @@ def test_a_handed_over_version_runs_the_outputs_of_a_session_of_its_file(version
     assert np.abs(other[:, 1] - got[:, 1]).mean() > 0.5
 
 
-def _copy_with(src: str, dst: Path, name: str, values) -> Path:
-    shutil.copytree(src, dst)
-    proto = onnx.load(str(dst / "model.onnx"))
-    for init in proto.graph.initializer:
-        if init.name == name:
-            init.CopyFrom(numpy_helper.from_array(np.asarray(values, dtype=np.float32), name))
-    onnx.save_model(proto, str(dst / "model.onnx"))
-    return dst
-
-
 def _init(path: str, name: str) -> np.ndarray:
     return numpy_helper.to_array(next(i for i in onnx.load(f"{path}/model.onnx").graph.initializer if i.name == name))
 
@@ -139,8 +129,8 @@ def test_corrupt_nan_other_joints_and_a_mismatching_golden_are_refused_through_t
     (corrupt / "model.onnx").write_bytes(data[: len(data) // 2])          # truncated
     p = _init(versions[1], "oc_p").copy()
     p[3, 3] = np.nan
-    nan = _copy_with(versions[1], tmp_path / "nan", "oc_p", p)
-    swapped = _copy_with(versions[1], tmp_path / "swapped", "oc_w", _init(versions[0], "oc_w"))   # another version's W
+    nan = copy_with_initializer(versions[1], tmp_path / "nan", "oc_p", p)
+    swapped = copy_with_initializer(versions[1], tmp_path / "swapped", "oc_w", _init(versions[0], "oc_w"))   # another version's W
     other = tmp_path / "other_joints"
     shutil.copytree(versions[1], other)
     meta = json.loads((other / "metadata.json").read_text())

@@ -6,14 +6,13 @@ SVDKL model, real onnxruntime, a real controller."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from online_versions import track_versions
+from online_versions import copy_with_initializer, track_versions
 from onnx import numpy_helper
 
 from dynlearn_ros.core.assembly import build_analytic, build_controller, build_tuning, builtin_reference
@@ -109,15 +108,6 @@ def test_every_version_of_a_track_runs_on_one_session_with_its_own_parameters(ve
     assert not errs, errs
 
 
-def _with_initializer(src, dst, name, values) -> None:
-    shutil.copytree(src, dst)
-    proto = onnx.load(str(dst / "model.onnx"))
-    for init in proto.graph.initializer:
-        if init.name == name:
-            init.CopyFrom(numpy_helper.from_array(np.asarray(values, dtype=np.float32), name))
-    onnx.save_model(proto, str(dst / "model.onnx"))
-
-
 def test_each_version_is_checked_with_its_own_parameters(versions, tmp_path):
     # the structure's session is cached already: a version whose parameters do not produce its
     # own golden outputs is still refused (the replay runs its binding, not a cached version's)
@@ -127,13 +117,13 @@ def test_each_version_is_checked_with_its_own_parameters(versions, tmp_path):
     from pathlib import Path
 
     w_a = numpy_helper.to_array(next(i for i in onnx.load(f"{paths[0]}/model.onnx").graph.initializer if i.name == "oc_w"))
-    _with_initializer(Path(paths[1]), tmp_path / "swapped_w", "oc_w", w_a)
+    copy_with_initializer(Path(paths[1]), tmp_path / "swapped_w", "oc_w", w_a)
     with pytest.raises(ModelLoadError, match="golden"):
         open_model_dir(tmp_path / "swapped_w", kind="svdkl")
     p = numpy_helper.to_array(next(i for i in onnx.load(f"{paths[1]}/model.onnx").graph.initializer if i.name == "oc_p"))
     p = p.copy()
     p[0, 0] = np.nan
-    _with_initializer(Path(paths[1]), tmp_path / "nan_p", "oc_p", p)
+    copy_with_initializer(Path(paths[1]), tmp_path / "nan_p", "oc_p", p)
     with pytest.raises(ModelLoadError, match="non-finite"):
         open_model_dir(tmp_path / "nan_p", kind="svdkl")
     assert shared_graph.stats["sessions_built"] >= 1
